@@ -1,0 +1,59 @@
+# pystore: `make demo` and `make test` each do the whole set-up on a fresh
+# Debian machine (system packages, a venv, the package), then their job.
+PYTHON ?= python3
+VENV   ?= .venv
+# Separate VENV/BUILD values let several checkouts' builds run side by side.
+BUILD  ?= build
+VPY    := $(VENV)/bin/python
+PIP    := $(VPY) -m pip
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SOURCES := pyproject.toml CMakeLists.txt $(wildcard csrc/*.c csrc/*.h csrc/*.py pystore/*.py pystore/*/*.py protos/*/*/*.proto)
+
+.PHONY: all demo test pytest ctest sysdeps install bench lint sanitize clean
+
+all: install
+
+# System packages: LMDB headers and library, pkg-config, a C compiler.
+sysdeps:
+	@missing=""; \
+	command -v pkg-config >/dev/null 2>&1 || missing="$$missing pkg-config"; \
+	{ command -v pkg-config >/dev/null 2>&1 && pkg-config --exists lmdb; } || missing="$$missing liblmdb-dev"; \
+	command -v cc >/dev/null 2>&1 || missing="$$missing gcc libc6-dev"; \
+	$(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo "make: installing system packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(VENV)/.created:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	touch $@
+
+# The package itself (a wheel built by scikit-build-core + CMake) with the
+# test extras; rebuilt when a source changes.
+$(VENV)/.installed: $(VENV)/.created $(SOURCES)
+	$(MAKE) --no-print-directory sysdeps
+	$(PIP) install -q --config-settings=build-dir=$(BUILD)/{wheel_tag} ".[test]"
+	touch $@
+
+install: sysdeps $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/pystore demo ./.pystore-demo
+
+# C unit tests of the core, built and run by CMake/CTest.
+ctest: sysdeps $(VENV)/.created
+	@command -v cmake >/dev/null 2>&1 || $(PIP) install -q cmake
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cmake -S . -B $(BUILD)/ctest -DPYSTORE_TESTS=ON >/dev/null
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cmake --build $(BUILD)/ctest -j2
+	cd $(BUILD)/ctest && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ctest --output-on-failure
+
+pytest: install
+	cd tests && PYTHONDEVMODE=1 ../$(VENV)/bin/pytest -q -p no:cacheprovider
+
+test: ctest pytest
+
+clean:
+	rm -rf build dist $(VENV) .pystore-demo

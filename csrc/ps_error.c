@@ -1,0 +1,42 @@
+/* ps_error.c -- one description for every code the core returns. */
+#include <lmdb.h>
+
+#include "ps_internal.h"
+
+_Static_assert(PS_LMDB_KEYEXIST == MDB_KEYEXIST, "lmdb code drift");
+_Static_assert(PS_LMDB_NOTFOUND == MDB_NOTFOUND, "lmdb code drift");
+_Static_assert(PS_LMDB_CORRUPTED == MDB_CORRUPTED, "lmdb code drift");
+_Static_assert(PS_LMDB_PANIC == MDB_PANIC, "lmdb code drift");
+_Static_assert(PS_LMDB_VERSION_MISMATCH == MDB_VERSION_MISMATCH, "lmdb code drift");
+_Static_assert(PS_LMDB_INVALID == MDB_INVALID, "lmdb code drift");
+_Static_assert(PS_LMDB_MAP_FULL == MDB_MAP_FULL, "lmdb code drift");
+_Static_assert(PS_LMDB_READERS_FULL == MDB_READERS_FULL, "lmdb code drift");
+_Static_assert(PS_LMDB_TXN_FULL == MDB_TXN_FULL, "lmdb code drift");
+_Static_assert(PS_LMDB_MAP_RESIZED == MDB_MAP_RESIZED, "lmdb code drift");
+_Static_assert(PS_LMDB_BAD_TXN == MDB_BAD_TXN, "lmdb code drift");
+_Static_assert(PS_LMDB_BAD_VALSIZE == MDB_BAD_VALSIZE, "lmdb code drift");
+_Static_assert(PS_LMDB_BAD_DBI == MDB_BAD_DBI, "lmdb code drift");
+
+const char *ps_strerror(int code)
+{
+    switch (code) {
+    case PS_OK: return "success";
+    case PS_ERR_KIND_EMPTY: return "kind is empty";
+    case PS_ERR_KIND_SLASH: return "kind contains '/'";
+    case PS_ERR_KIND_NUL: return "kind contains a NUL character";
+    case PS_ERR_ID_EMPTY: return "id is empty";
+    case PS_ERR_ID_NUL: return "id contains a NUL character";
+    case PS_ERR_KEY_TOO_LONG: return "key kind/id is longer than 511 bytes";
+    case PS_ERR_CLOSED: return "store is closed";
+    case PS_ERR_READONLY: return "store or transaction is read-only";
+    case PS_ERR_BAD_RECORD: return "stored record has a damaged header";
+    case PS_ERR_FORMAT: return "store was written by an unknown format version";
+    case PS_ERR_NOT_A_STORE: return "file is an LMDB environment but not a pystore store";
+    case PS_ERR_VALUE_TOO_LARGE: return "value is larger than a record can hold";
+    case PS_ERR_FORKED: return "store used in a child process after fork()";
+    case PS_ERR_TXN_FAILED: return "transaction failed earlier and must be aborted";
+    case PS_ERR_NOMEM: return "out of memory";
+    case PS_ERR_INVALID_ARG: return "invalid argument";
+    default: return mdb_strerror(code); /* LMDB codes and errno values */
+    }
+}

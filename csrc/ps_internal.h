@@ -1,0 +1,86 @@
+/* ps_internal.h -- structures shared by the core's C files (not public). */
+#ifndef PS_INTERNAL_H
+#define PS_INTERNAL_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <sys/types.h>
+
+#include "pystore_core.h"
+
+#define PS_DEFAULT_MAP_SIZE ((uint64_t)1 << 30)   /* 1 GiB of address space */
+#define PS_MAX_MAP_SIZE ((uint64_t)1 << 44)       /* 16 TiB: growth stops here */
+#define PS_DB_RESOURCES "resources"
+#define PS_DB_META "meta"
+#define PS_META_FORMAT "format_version"
+
+struct ps_env {
+    MDB_env *mdb;
+    MDB_dbi res_dbi;
+    MDB_dbi meta_dbi;
+    /* Read-held by every live transaction, write-held to close the env or
+     * change its map size (LMDB requires no live txn for either). */
+    pthread_rwlock_t life;
+    /* One write transaction per process; held across grow-and-replay so
+     * no other thread's write can slip in between. Error-checking: a
+     * second lock by the same thread returns EDEADLK. */
+    pthread_mutex_t write_mu;
+    int closed;
+    int readonly;
+    pid_t pid;
+};
+
+enum ps_op_type { PS_OP_PUT, PS_OP_DEL, PS_OP_DEL_KIND, PS_OP_META_PUT };
+
+/* One logged write, replayed if the map must grow mid-transaction. */
+typedef struct ps_op {
+    struct ps_op *next;
+    int type;
+    unsigned flags;
+    int64_t updated_ns;
+    size_t key_len;
+    const char *val;      /* borrowed (PS_PUT_BORROW) or points into bytes */
+    size_t val_len;
+    char bytes[];         /* key, then the value when copied */
+} ps_op;
+
+struct ps_txn {
+    ps_env *env;
+    MDB_txn *mdb;
+    int write;
+    int failed;           /* LMDB code that made the txn unusable, or 0 */
+    ps_op *log_head;
+    ps_op *log_tail;
+};
+
+/* ps_key.c */
+int ps_key_build(const char *kind, size_t kind_len, const char *id,
+                 size_t id_len, char *out, size_t *out_len);
+int ps_kind_check(const char *kind, size_t kind_len);
+
+/* ps_buf.c */
+int ps_buf_reserve(ps_buf *buf, size_t extra);
+void ps_put_u32(char *p, uint32_t v);
+void ps_put_i64(char *p, int64_t v);
+uint32_t ps_get_u32(const char *p);
+int64_t ps_get_i64(const char *p);
+
+/* ps_txn.c */
+int ps_txn_usable(ps_txn *txn, int need_write);
+int ps_txn_log(ps_txn *txn, int type, const char *key, size_t key_len,
+               const char *val, size_t val_len, int64_t updated_ns,
+               unsigned flags);
+int ps_txn_recover(ps_txn *txn);
+int ps_txn_note(ps_txn *txn, int rc);
+
+/* ps_ops.c: the raw operations, also used to replay the log. */
+int ps_apply_put(ps_txn *txn, const char *key, size_t key_len,
+                 const char *payload, size_t payload_len, int64_t updated_ns,
+                 unsigned flags);
+int ps_apply_del(ps_txn *txn, const char *key, size_t key_len, int *existed);
+int ps_apply_del_prefix(ps_txn *txn, const char *prefix, size_t prefix_len,
+                        uint64_t *deleted);
+int ps_apply_meta_put(ps_txn *txn, const char *key, size_t key_len,
+                      const char *val, size_t val_len);
+
+#endif

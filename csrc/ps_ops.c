@@ -1,0 +1,364 @@
+/* ps_ops.c -- resource operations: put, get, delete, list, count, kinds. */
+#include <string.h>
+
+#include "ps_internal.h"
+
+/* ---- raw operations (also replayed by ps_txn_recover) ---------------- */
+
+int ps_apply_put(ps_txn *t, const char *key, size_t key_len,
+                 const char *payload, size_t payload_len, int64_t updated_ns,
+                 unsigned flags)
+{
+    MDB_val k = {key_len, (void *)key};
+    MDB_val v = {PS_HEADER_SIZE + payload_len, NULL};
+    unsigned mf = MDB_RESERVE;
+    if (flags & PS_PUT_NOOVERWRITE)
+        mf |= MDB_NOOVERWRITE;
+    int rc = mdb_put(t->mdb, t->env->res_dbi, &k, &v, mf);
+    if (rc)
+        return rc; /* on MDB_KEYEXIST v holds the old value: not ours */
+    char *p = v.mv_data;
+    p[0] = PS_FORMAT_VERSION;
+    p[1] = p[2] = p[3] = 0;
+    ps_put_i64(p + 4, updated_ns);
+    if (payload_len)
+        memcpy(p + PS_HEADER_SIZE, payload, payload_len);
+    return PS_OK;
+}
+
+int ps_apply_del(ps_txn *t, const char *key, size_t key_len, int *existed)
+{
+    MDB_val k = {key_len, (void *)key};
+    int rc = mdb_del(t->mdb, t->env->res_dbi, &k, NULL);
+    *existed = rc == PS_OK;
+    return rc == MDB_NOTFOUND ? PS_OK : rc;
+}
+
+static int has_prefix(const MDB_val *k, const char *prefix, size_t len)
+{
+    return k->mv_size >= len && memcmp(k->mv_data, prefix, len) == 0;
+}
+
+int ps_apply_del_prefix(ps_txn *t, const char *prefix, size_t prefix_len,
+                        uint64_t *deleted)
+{
+    MDB_cursor *cur;
+    *deleted = 0;
+    int rc = mdb_cursor_open(t->mdb, t->env->res_dbi, &cur);
+    if (rc)
+        return rc;
+    MDB_val k = {prefix_len, (void *)prefix}, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == PS_OK && has_prefix(&k, prefix, prefix_len)) {
+        rc = mdb_cursor_del(cur, 0);
+        if (rc)
+            break;
+        (*deleted)++;
+        /* After a delete the cursor stands on the next record. */
+        rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+        if (rc != PS_OK) {
+            k.mv_size = prefix_len;
+            k.mv_data = (void *)prefix;
+            rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        }
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND || rc == PS_OK ? PS_OK : rc;
+}
+
+int ps_apply_meta_put(ps_txn *t, const char *key, size_t key_len,
+                      const char *val, size_t val_len)
+{
+    MDB_val k = {key_len, (void *)key}, v = {val_len, (void *)val};
+    return mdb_put(t->mdb, t->env->meta_dbi, &k, &v, 0);
+}
+
+/* ---- public operations ------------------------------------------------ */
+
+int ps_put(ps_txn *t, const char *kind, size_t kind_len, const char *id,
+           size_t id_len, const char *payload, size_t payload_len,
+           int64_t updated_ns, unsigned flags)
+{
+    int rc = ps_txn_usable(t, 1);
+    if (rc)
+        return rc;
+    if (flags & ~(unsigned)(PS_PUT_NOOVERWRITE | PS_PUT_BORROW))
+        return PS_ERR_INVALID_ARG;
+    if (payload_len > PS_MAX_PAYLOAD)
+        return PS_ERR_VALUE_TOO_LARGE;
+    if (payload == NULL && payload_len)
+        return PS_ERR_INVALID_ARG;
+    char key[PS_MAX_KEY];
+    size_t key_len;
+    rc = ps_key_build(kind, kind_len, id, id_len, key, &key_len);
+    if (rc)
+        return rc;
+    while ((rc = ps_apply_put(t, key, key_len, payload, payload_len,
+                              updated_ns, flags)) == MDB_MAP_FULL) {
+        rc = ps_txn_recover(t);
+        if (rc)
+            return rc;
+    }
+    if (rc == PS_OK)
+        rc = ps_txn_log(t, PS_OP_PUT, key, key_len, payload, payload_len,
+                        updated_ns, flags);
+    return ps_txn_note(t, rc);
+}
+
+int ps_get(ps_txn *t, const char *kind, size_t kind_len, const char *id,
+           size_t id_len, const char **payload, size_t *payload_len,
+           int64_t *updated_ns)
+{
+    int rc = ps_txn_usable(t, 0);
+    if (rc)
+        return rc;
+    if (payload == NULL || payload_len == NULL || updated_ns == NULL)
+        return PS_ERR_INVALID_ARG;
+    char key[PS_MAX_KEY];
+    size_t key_len;
+    rc = ps_key_build(kind, kind_len, id, id_len, key, &key_len);
+    if (rc)
+        return rc;
+    MDB_val k = {key_len, key}, v;
+    rc = mdb_get(t->mdb, t->env->res_dbi, &k, &v);
+    if (rc)
+        return ps_txn_note(t, rc);
+    const char *p = v.mv_data;
+    if (v.mv_size < PS_HEADER_SIZE || p[0] != PS_FORMAT_VERSION)
+        return PS_ERR_BAD_RECORD;
+    *payload = p + PS_HEADER_SIZE;
+    *payload_len = v.mv_size - PS_HEADER_SIZE;
+    *updated_ns = ps_get_i64(p + 4);
+    return PS_OK;
+}
+
+int ps_del(ps_txn *t, const char *kind, size_t kind_len, const char *id,
+           size_t id_len, int *existed)
+{
+    int rc = ps_txn_usable(t, 1);
+    if (rc)
+        return rc;
+    if (existed == NULL)
+        return PS_ERR_INVALID_ARG;
+    char key[PS_MAX_KEY];
+    size_t key_len;
+    rc = ps_key_build(kind, kind_len, id, id_len, key, &key_len);
+    if (rc)
+        return rc;
+    while ((rc = ps_apply_del(t, key, key_len, existed)) == MDB_MAP_FULL) {
+        rc = ps_txn_recover(t);
+        if (rc)
+            return rc;
+    }
+    if (rc == PS_OK && *existed)
+        rc = ps_txn_log(t, PS_OP_DEL, key, key_len, NULL, 0, 0, 0);
+    return ps_txn_note(t, rc);
+}
+
+/* Writes "<kind>/" into out (PS_MAX_KEY bytes). */
+static int kind_prefix(const char *kind, size_t kind_len, char *out,
+                       size_t *out_len)
+{
+    int rc = ps_kind_check(kind, kind_len);
+    if (rc)
+        return rc;
+    memcpy(out, kind, kind_len);
+    out[kind_len] = '/';
+    *out_len = kind_len + 1;
+    return PS_OK;
+}
+
+int ps_del_kind(ps_txn *t, const char *kind, size_t kind_len,
+                uint64_t *deleted)
+{
+    int rc = ps_txn_usable(t, 1);
+    if (rc)
+        return rc;
+    if (deleted == NULL)
+        return PS_ERR_INVALID_ARG;
+    char prefix[PS_MAX_KEY];
+    size_t prefix_len;
+    rc = kind_prefix(kind, kind_len, prefix, &prefix_len);
+    if (rc)
+        return rc;
+    while ((rc = ps_apply_del_prefix(t, prefix, prefix_len, deleted)) == MDB_MAP_FULL) {
+        rc = ps_txn_recover(t);
+        if (rc)
+            return rc;
+    }
+    if (rc == PS_OK && *deleted)
+        rc = ps_txn_log(t, PS_OP_DEL_KIND, prefix, prefix_len, NULL, 0, 0, 0);
+    return ps_txn_note(t, rc);
+}
+
+int ps_count(ps_txn *t, const char *kind, size_t kind_len, uint64_t *count)
+{
+    int rc = ps_txn_usable(t, 0);
+    if (rc)
+        return rc;
+    if (count == NULL)
+        return PS_ERR_INVALID_ARG;
+    char prefix[PS_MAX_KEY];
+    size_t prefix_len;
+    rc = kind_prefix(kind, kind_len, prefix, &prefix_len);
+    if (rc)
+        return rc;
+    MDB_cursor *cur;
+    rc = mdb_cursor_open(t->mdb, t->env->res_dbi, &cur);
+    if (rc)
+        return ps_txn_note(t, rc);
+    uint64_t n = 0;
+    MDB_val k = {prefix_len, prefix}, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         rc == PS_OK && has_prefix(&k, prefix, prefix_len);
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+        n++;
+    mdb_cursor_close(cur);
+    if (rc != PS_OK && rc != MDB_NOTFOUND)
+        return ps_txn_note(t, rc);
+    *count = n;
+    return PS_OK;
+}
+
+static int emit_record(ps_buf *out, const MDB_val *k, size_t prefix_len,
+                       const MDB_val *v)
+{
+    const char *p = v->mv_data;
+    if (v->mv_size < PS_HEADER_SIZE || p[0] != PS_FORMAT_VERSION)
+        return PS_ERR_BAD_RECORD;
+    size_t id_len = k->mv_size - prefix_len;
+    size_t plen = v->mv_size - PS_HEADER_SIZE;
+    int rc = ps_buf_reserve(out, 16 + id_len + plen);
+    if (rc)
+        return rc;
+    char *w = out->data + out->len;
+    ps_put_u32(w, (uint32_t)id_len);
+    ps_put_u32(w + 4, (uint32_t)plen);
+    memcpy(w + 8, p + 4, 8); /* updated_ns, already little-endian */
+    memcpy(w + 16, (const char *)k->mv_data + prefix_len, id_len);
+    memcpy(w + 16 + id_len, p + PS_HEADER_SIZE, plen);
+    out->len += 16 + id_len + plen;
+    out->count++;
+    return PS_OK;
+}
+
+int ps_list(ps_txn *t, const char *kind, size_t kind_len, const char *after,
+            size_t after_len, uint64_t limit, ps_buf *out)
+{
+    int rc = ps_txn_usable(t, 0);
+    if (rc)
+        return rc;
+    if (out == NULL || (after == NULL && after_len))
+        return PS_ERR_INVALID_ARG;
+    char start[PS_MAX_KEY];
+    size_t prefix_len, start_len;
+    rc = kind_prefix(kind, kind_len, start, &prefix_len);
+    if (rc)
+        return rc;
+    start_len = prefix_len;
+    if (after_len) {
+        rc = ps_key_build(kind, kind_len, after, after_len, start, &start_len);
+        if (rc)
+            return rc;
+    }
+    MDB_cursor *cur;
+    rc = mdb_cursor_open(t->mdb, t->env->res_dbi, &cur);
+    if (rc)
+        return ps_txn_note(t, rc);
+    MDB_val k = {start_len, start}, v;
+    uint64_t n = 0;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (rc == PS_OK && after_len && k.mv_size == start_len &&
+        memcmp(k.mv_data, start, start_len) == 0)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT); /* strictly after */
+    while (rc == PS_OK && has_prefix(&k, start, prefix_len) &&
+           (limit == 0 || n < limit)) {
+        rc = emit_record(out, &k, prefix_len, &v);
+        if (rc)
+            break;
+        n++;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        rc = PS_OK;
+    return ps_txn_note(t, rc);
+}
+
+int ps_kinds(ps_txn *t, ps_buf *out)
+{
+    int rc = ps_txn_usable(t, 0);
+    if (rc)
+        return rc;
+    if (out == NULL)
+        return PS_ERR_INVALID_ARG;
+    MDB_cursor *cur;
+    rc = mdb_cursor_open(t->mdb, t->env->res_dbi, &cur);
+    if (rc)
+        return ps_txn_note(t, rc);
+    char next[PS_MAX_KEY];
+    MDB_val k, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (rc == PS_OK) {
+        const char *slash = memchr(k.mv_data, '/', k.mv_size);
+        if (slash == NULL) {
+            rc = PS_ERR_BAD_RECORD; /* every key holds a '/' */
+            break;
+        }
+        size_t kind_len = (size_t)(slash - (const char *)k.mv_data);
+        rc = ps_buf_reserve(out, 4 + kind_len);
+        if (rc)
+            break;
+        ps_put_u32(out->data + out->len, (uint32_t)kind_len);
+        memcpy(out->data + out->len + 4, k.mv_data, kind_len);
+        out->len += 4 + kind_len;
+        out->count++;
+        /* Skip the rest of this kind: '0' is the byte after '/'. */
+        memcpy(next, k.mv_data, kind_len);
+        next[kind_len] = '/' + 1;
+        k.mv_size = kind_len + 1;
+        k.mv_data = next;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    }
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        rc = PS_OK;
+    return ps_txn_note(t, rc);
+}
+
+int ps_meta_get(ps_txn *t, const char *key, size_t key_len, const char **val,
+                size_t *val_len)
+{
+    int rc = ps_txn_usable(t, 0);
+    if (rc)
+        return rc;
+    if (key == NULL || key_len == 0 || key_len > PS_MAX_KEY || val == NULL ||
+        val_len == NULL)
+        return PS_ERR_INVALID_ARG;
+    MDB_val k = {key_len, (void *)key}, v;
+    rc = mdb_get(t->mdb, t->env->meta_dbi, &k, &v);
+    if (rc)
+        return ps_txn_note(t, rc);
+    *val = v.mv_data;
+    *val_len = v.mv_size;
+    return PS_OK;
+}
+
+int ps_meta_put(ps_txn *t, const char *key, size_t key_len, const char *val,
+                size_t val_len)
+{
+    int rc = ps_txn_usable(t, 1);
+    if (rc)
+        return rc;
+    if (key == NULL || key_len == 0 || key_len > PS_MAX_KEY ||
+        (val == NULL && val_len) || val_len > PS_MAX_PAYLOAD)
+        return PS_ERR_INVALID_ARG;
+    while ((rc = ps_apply_meta_put(t, key, key_len, val, val_len)) == MDB_MAP_FULL) {
+        rc = ps_txn_recover(t);
+        if (rc)
+            return rc;
+    }
+    if (rc == PS_OK)
+        rc = ps_txn_log(t, PS_OP_META_PUT, key, key_len, val, val_len, 0, 0);
+    return ps_txn_note(t, rc);
+}

@@ -1,0 +1,247 @@
+/* ps_txn.c -- transactions: locking, the write log, and map growth. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ps_internal.h"
+
+/* Adopt a map size grown by another process (MDB_MAP_RESIZED).  Called
+ * with env->life read-held; returns with it read-held. */
+static int adopt_map_size(ps_env *e, uint64_t grow_from)
+{
+    pthread_rwlock_unlock(&e->life);
+    pthread_rwlock_wrlock(&e->life);
+    int rc = PS_OK;
+    if (e->closed) {
+        rc = PS_ERR_CLOSED;
+    } else if (grow_from == 0) {
+        rc = mdb_env_set_mapsize(e->mdb, 0);
+    } else {
+        MDB_envinfo info;
+        rc = mdb_env_info(e->mdb, &info);
+        if (!rc && info.me_mapsize >= PS_MAX_MAP_SIZE)
+            rc = MDB_MAP_FULL;
+        if (!rc) {
+            uint64_t next = (uint64_t)info.me_mapsize * 2;
+            if (next > PS_MAX_MAP_SIZE)
+                next = PS_MAX_MAP_SIZE;
+            rc = mdb_env_set_mapsize(e->mdb, next);
+        }
+    }
+    pthread_rwlock_unlock(&e->life);
+    pthread_rwlock_rdlock(&e->life);
+    if (!rc && e->closed)
+        rc = PS_ERR_CLOSED;
+    return rc;
+}
+
+static int begin_mdb(ps_env *e, int write, MDB_txn **out)
+{
+    int rc = MDB_MAP_RESIZED;
+    for (int tries = 0; tries < 16 && rc == MDB_MAP_RESIZED; tries++) {
+        rc = mdb_txn_begin(e->mdb, NULL, write ? 0 : MDB_RDONLY, out);
+        if (rc == MDB_MAP_RESIZED) {
+            int rc2 = adopt_map_size(e, 0);
+            if (rc2)
+                return rc2;
+        }
+    }
+    return rc;
+}
+
+int ps_txn_begin(ps_env *e, unsigned flags, ps_txn **out)
+{
+    if (e == NULL || out == NULL || (flags & ~(unsigned)PS_TXN_WRITE))
+        return PS_ERR_INVALID_ARG;
+    *out = NULL;
+    if (getpid() != e->pid)
+        return PS_ERR_FORKED;
+    int write = (flags & PS_TXN_WRITE) != 0;
+    if (write && e->readonly)
+        return PS_ERR_READONLY;
+    ps_txn *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return PS_ERR_NOMEM;
+    int rc = write ? pthread_mutex_lock(&e->write_mu) : 0;
+    if (rc) {
+        free(t);
+        return rc; /* EDEADLK: this thread already holds a write txn */
+    }
+    pthread_rwlock_rdlock(&e->life);
+    rc = e->closed ? PS_ERR_CLOSED : begin_mdb(e, write, &t->mdb);
+    if (rc) {
+        pthread_rwlock_unlock(&e->life);
+        if (write)
+            pthread_mutex_unlock(&e->write_mu);
+        free(t);
+        return rc;
+    }
+    t->env = e;
+    t->write = write;
+    *out = t;
+    return PS_OK;
+}
+
+static void txn_release(ps_txn *t)
+{
+    ps_env *e = t->env;
+    ps_op *op = t->log_head;
+    while (op) {
+        ps_op *next = op->next;
+        free(op);
+        op = next;
+    }
+    if (getpid() == e->pid) {
+        if (t->mdb)
+            mdb_txn_abort(t->mdb);
+        pthread_rwlock_unlock(&e->life);
+        if (t->write)
+            pthread_mutex_unlock(&e->write_mu);
+    }
+    free(t);
+}
+
+void ps_txn_abort(ps_txn *t)
+{
+    if (t != NULL)
+        txn_release(t);
+}
+
+int ps_txn_commit(ps_txn *t)
+{
+    if (t == NULL)
+        return PS_ERR_INVALID_ARG;
+    int rc;
+    if (getpid() != t->env->pid) {
+        rc = PS_ERR_FORKED;
+    } else if (t->failed) {
+        rc = t->failed;
+    } else if (!t->write || t->mdb == NULL) {
+        rc = t->mdb ? PS_OK : PS_ERR_TXN_FAILED;
+    } else {
+        for (;;) {
+            rc = mdb_txn_commit(t->mdb);
+            t->mdb = NULL; /* LMDB frees it whatever the outcome */
+            if (rc != MDB_MAP_FULL)
+                break;
+            rc = ps_txn_recover(t);
+            if (rc)
+                break;
+        }
+    }
+    txn_release(t);
+    return rc;
+}
+
+int ps_txn_usable(ps_txn *t, int need_write)
+{
+    if (t == NULL)
+        return PS_ERR_INVALID_ARG;
+    if (getpid() != t->env->pid)
+        return PS_ERR_FORKED;
+    if (t->failed || t->mdb == NULL)
+        return PS_ERR_TXN_FAILED;
+    if (need_write && !t->write)
+        return PS_ERR_READONLY;
+    return PS_OK;
+}
+
+/* Record the outcome of an operation: codes that leave LMDB's txn in an
+ * error state (or the log incomplete) make the whole txn fail. */
+int ps_txn_note(ps_txn *t, int rc)
+{
+    if (rc == PS_OK || rc == MDB_KEYEXIST || rc == MDB_NOTFOUND)
+        return rc;
+    if (rc <= -31000 && rc > -31100 && rc != PS_ERR_NOMEM)
+        return rc; /* validation: nothing was touched */
+    if (t->write)
+        t->failed = rc;
+    return rc;
+}
+
+int ps_txn_log(ps_txn *t, int type, const char *key, size_t key_len,
+               const char *val, size_t val_len, int64_t updated_ns,
+               unsigned flags)
+{
+    int copy = val_len && !(flags & PS_PUT_BORROW);
+    size_t extra = key_len + (copy ? val_len : 0);
+    if (extra < key_len || extra > SIZE_MAX - sizeof(ps_op))
+        return PS_ERR_NOMEM;
+    ps_op *op = malloc(sizeof(ps_op) + extra);
+    if (op == NULL)
+        return PS_ERR_NOMEM;
+    op->next = NULL;
+    op->type = type;
+    op->flags = flags;
+    op->updated_ns = updated_ns;
+    op->key_len = key_len;
+    memcpy(op->bytes, key, key_len);
+    op->val_len = val_len;
+    if (copy) {
+        memcpy(op->bytes + key_len, val, val_len);
+        op->val = op->bytes + key_len;
+    } else {
+        op->val = val;
+    }
+    if (t->log_tail)
+        t->log_tail->next = op;
+    else
+        t->log_head = op;
+    t->log_tail = op;
+    return PS_OK;
+}
+
+static int replay(ps_txn *t)
+{
+    for (ps_op *op = t->log_head; op; op = op->next) {
+        int rc, existed;
+        uint64_t n;
+        switch (op->type) {
+        case PS_OP_PUT:
+            rc = ps_apply_put(t, op->bytes, op->key_len, op->val, op->val_len,
+                              op->updated_ns, op->flags);
+            break;
+        case PS_OP_DEL:
+            rc = ps_apply_del(t, op->bytes, op->key_len, &existed);
+            break;
+        case PS_OP_DEL_KIND:
+            rc = ps_apply_del_prefix(t, op->bytes, op->key_len, &n);
+            break;
+        case PS_OP_META_PUT:
+            rc = ps_apply_meta_put(t, op->bytes, op->key_len, op->val, op->val_len);
+            break;
+        default:
+            rc = PS_ERR_INVALID_ARG;
+        }
+        if (rc)
+            return rc;
+    }
+    return PS_OK;
+}
+
+/* The map filled up: abort LMDB's txn, grow the map (no other txn of this
+ * process may be live meanwhile), begin again and replay the log.  The
+ * caller keeps env->write_mu the whole time, so no other thread of this
+ * process can write in between. */
+int ps_txn_recover(ps_txn *t)
+{
+    ps_env *e = t->env;
+    for (;;) {
+        if (t->mdb) {
+            mdb_txn_abort(t->mdb);
+            t->mdb = NULL;
+        }
+        int rc = adopt_map_size(e, 1); /* MAP_FULL at PS_MAX_MAP_SIZE */
+        if (!rc)
+            rc = begin_mdb(e, 1, &t->mdb);
+        if (!rc) {
+            rc = replay(t);
+            if (rc == MDB_MAP_FULL)
+                continue; /* still too small: grow again */
+        }
+        if (rc)
+            t->failed = rc;
+        return rc;
+    }
+}

@@ -1,0 +1,170 @@
+"""Thin typed wrappers over the C core: key encoding and one live transaction.
+
+Everything that crosses into C goes through here.  Bytes objects are handed
+to C without copying; payloads written with ``PS_PUT_BORROW`` are kept alive
+by the transaction until it ends, as the core's contract requires.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from ._native import ffi, lib
+from .errors import AlreadyExistsError, InvalidKeyError, NotFoundError, check, error_for
+
+__all__ = ["CTxn", "encode_id", "encode_kind"]
+
+_REC = struct.Struct("<IIq")  # id_len, payload_len, updated_ns
+_U32 = struct.Struct("<I")
+_MAX_PAYLOAD: int = lib.PS_MAX_PAYLOAD
+
+
+def _encode(value: object, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be str, not {type(value).__name__}")
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidKeyError(f"{what} {value!r} is not encodable as UTF-8: {exc.reason}") from None
+
+
+def encode_kind(kind: object) -> bytes:
+    return _encode(kind, "kind")
+
+
+def encode_id(id: object) -> bytes:
+    return _encode(id, "id")
+
+
+class _Out(threading.local):
+    """Per-thread out-parameters, so hot calls allocate nothing in cffi."""
+
+    def __init__(self) -> None:
+        self.ptr: Any = ffi.new("const char **")
+        self.size: Any = ffi.new("size_t *")
+        self.ns: Any = ffi.new("int64_t *")
+        self.u64: Any = ffi.new("uint64_t *")
+        self.int: Any = ffi.new("int *")
+
+
+_out = _Out()
+
+
+def _key_context(kind: bytes, id: bytes | None) -> str:
+    k = kind.decode("utf-8", "replace")
+    return k if id is None else f"{k}/{id.decode('utf-8', 'replace')}"
+
+
+class CTxn:
+    """One live transaction of the core; ends with commit() or abort()."""
+
+    __slots__ = ("_keep", "ptr", "write")
+
+    def __init__(self, env: Any, write: bool) -> None:
+        pp = ffi.new("ps_txn **")
+        check(lib.ps_txn_begin(env, lib.PS_TXN_WRITE if write else 0, pp), "begin transaction")
+        self.ptr: Any = pp[0]
+        self.write = write
+        self._keep: list[bytes] = []
+
+    def commit(self) -> None:
+        ptr, self.ptr = self.ptr, ffi.NULL
+        self._keep.clear()
+        check(lib.ps_txn_commit(ptr), "commit")
+
+    def abort(self) -> None:
+        ptr, self.ptr = self.ptr, ffi.NULL
+        self._keep.clear()
+        if ptr != ffi.NULL:
+            lib.ps_txn_abort(ptr)
+
+    def put(self, kind: bytes, id: bytes, payload: bytes, ns: int, create: bool) -> None:
+        flags = lib.PS_PUT_BORROW | (lib.PS_PUT_NOOVERWRITE if create else 0)
+        rc = lib.ps_put(self.ptr, kind, len(kind), id, len(id), payload, len(payload), ns, flags)
+        if rc:
+            if rc == lib.PS_LMDB_KEYEXIST:
+                raise AlreadyExistsError(f"resource already exists: {_key_context(kind, id)}")
+            raise error_for(rc, _key_context(kind, id))
+        self._keep.append(payload)
+
+    def get(self, kind: bytes, id: bytes) -> tuple[bytes, int]:
+        """Payload (copied) and updated_ns; NotFoundError when absent."""
+        o = _out
+        rc = lib.ps_get(self.ptr, kind, len(kind), id, len(id), o.ptr, o.size, o.ns)
+        if rc:
+            if rc == lib.PS_LMDB_NOTFOUND:
+                raise NotFoundError(f"resource not found: {_key_context(kind, id)}")
+            raise error_for(rc, _key_context(kind, id))
+        return ffi.unpack(o.ptr[0], o.size[0]), int(o.ns[0])
+
+    def delete(self, kind: bytes, id: bytes) -> bool:
+        o = _out
+        rc = lib.ps_del(self.ptr, kind, len(kind), id, len(id), o.int)
+        if rc:
+            raise error_for(rc, _key_context(kind, id))
+        return bool(o.int[0])
+
+    def delete_kind(self, kind: bytes) -> int:
+        o = _out
+        check(lib.ps_del_kind(self.ptr, kind, len(kind), o.u64), _key_context(kind, None))
+        return int(o.u64[0])
+
+    def count(self, kind: bytes) -> int:
+        o = _out
+        check(lib.ps_count(self.ptr, kind, len(kind), o.u64), _key_context(kind, None))
+        return int(o.u64[0])
+
+    def list(
+        self, kind: bytes, after: bytes | None, limit: int
+    ) -> list[tuple[bytes, bytes, int]]:
+        """(id, payload, updated_ns) of up to ``limit`` (0: all) records after ``after``."""
+        buf = ffi.new("ps_buf *")
+        try:
+            a = after if after is not None else ffi.NULL
+            alen = len(after) if after is not None else 0
+            rc = lib.ps_list(self.ptr, kind, len(kind), a, alen, limit, buf)
+            check(rc, _key_context(kind, after))
+            return list(_records(ffi.buffer(buf.data, buf.len), buf.count))
+        finally:
+            lib.ps_buf_free(buf)
+
+    def kinds(self) -> list[str]:
+        buf = ffi.new("ps_buf *")
+        try:
+            check(lib.ps_kinds(self.ptr, buf), "kinds")
+            view = memoryview(ffi.buffer(buf.data, buf.len))
+            out, off = [], 0
+            for _ in range(buf.count):
+                (n,) = _U32.unpack_from(view, off)
+                out.append(bytes(view[off + 4 : off + 4 + n]).decode("utf-8", "replace"))
+                off += 4 + n
+            return out
+        finally:
+            lib.ps_buf_free(buf)
+
+    def meta_get(self, key: bytes) -> bytes | None:
+        o = _out
+        rc = lib.ps_meta_get(self.ptr, key, len(key), o.ptr, o.size)
+        if rc == lib.PS_LMDB_NOTFOUND:
+            return None
+        check(rc, "meta")
+        return ffi.unpack(o.ptr[0], o.size[0])
+
+    def meta_put(self, key: bytes, value: bytes) -> None:
+        check(lib.ps_meta_put(self.ptr, key, len(key), value, len(value)), "meta")
+
+
+def _records(raw: Any, count: int) -> Iterator[tuple[bytes, bytes, int]]:
+    view = memoryview(raw)
+    off = 0
+    unpack = _REC.unpack_from
+    for _ in range(count):
+        id_len, plen, ns = unpack(view, off)
+        start = off + 16
+        yield bytes(view[start : start + id_len]), bytes(
+            view[start + id_len : start + id_len + plen]
+        ), ns
+        off = start + id_len + plen

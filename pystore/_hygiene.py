@@ -1,0 +1,135 @@
+"""Data hygiene: clear the cloud tenancy fields before anything is persisted.
+
+For each message type a *plan* is computed once and cached: which fields to
+clear at this level and which message-typed fields (singular, repeated or
+map values) lead to types that hold such fields.  A type that cannot reach
+a field to strip has no plan, so serializing it costs nothing extra.
+
+Limits: the contents of ``google.protobuf.Any`` (packed bytes) and unknown
+fields are not inspected.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+__all__ = ["Stripper"]
+
+_SINGLE, _REPEATED, _MAP = 0, 1, 2
+
+
+@dataclass(slots=True)
+class _Plan:
+    clear: list[str] = field(default_factory=list)
+    nested: list[tuple[str, int, _Plan]] = field(default_factory=list)
+
+
+def _is_map(fd: FieldDescriptor) -> bool:
+    mt = fd.message_type
+    return mt is not None and mt.GetOptions().map_entry
+
+
+def _message_children(desc: Descriptor) -> list[tuple[FieldDescriptor, int, Descriptor]]:
+    """Message-typed fields of ``desc`` with how they are held and their type."""
+    out = []
+    for fd in desc.fields:
+        if fd.message_type is None:
+            continue
+        if _is_map(fd):
+            value = fd.message_type.fields_by_name["value"]
+            if value.message_type is not None:
+                out.append((fd, _MAP, value.message_type))
+        elif fd.is_repeated:
+            out.append((fd, _REPEATED, fd.message_type))
+        else:
+            out.append((fd, _SINGLE, fd.message_type))
+    return out
+
+
+class Stripper:
+    """Clears the named fields at every depth; one instance per store."""
+
+    def __init__(self, names: frozenset[str]) -> None:
+        self.names = names
+        self._plans: dict[str, _Plan | None] = {}
+        self._lock = threading.Lock()
+
+    def plan(self, desc: Descriptor) -> _Plan | None:
+        """The cached plan for a type, or None when nothing can need stripping."""
+        try:
+            return self._plans[desc.full_name]
+        except KeyError:
+            pass
+        with self._lock:
+            self._build(desc)
+        return self._plans[desc.full_name]
+
+    def _build(self, root: Descriptor) -> None:
+        # Every type reachable from root, then which of them reach a field to strip.
+        reach: dict[str, Descriptor] = {}
+        stack = [root]
+        while stack:
+            d = stack.pop()
+            if d.full_name in reach:
+                continue
+            reach[d.full_name] = d
+            stack.extend(child for _, _, child in _message_children(d))
+        needs = {
+            name for name, d in reach.items() if any(f.name in self.names for f in d.fields)
+        }
+        changed = True
+        while changed:  # fixed point: a type needs stripping if a child does
+            changed = False
+            for name, d in reach.items():
+                if name not in needs and any(
+                    c.full_name in needs for _, _, c in _message_children(d)
+                ):
+                    needs.add(name)
+                    changed = True
+        plans = {name: _Plan() for name in needs}
+        for name in needs:
+            d = reach[name]
+            plan = plans[name]
+            plan.clear = [f.name for f in d.fields if f.name in self.names]
+            plan.nested = [
+                (fd.name, how, plans[child.full_name])
+                for fd, how, child in _message_children(d)
+                if child.full_name in needs and fd.name not in self.names
+            ]
+        for name in reach:
+            self._plans.setdefault(name, plans.get(name))
+
+    def serialize(self, msg: Message) -> bytes:
+        """The message's bytes with the fields cleared; ``msg`` is left unchanged."""
+        plan = self.plan(msg.DESCRIPTOR) if self.names else None
+        if plan is None:
+            return msg.SerializeToString()
+        copy = type(msg)()
+        copy.CopyFrom(msg)
+        _apply(copy, plan)
+        return copy.SerializeToString()
+
+    def strip_in_place(self, msg: Message) -> None:
+        """Clear the fields in ``msg`` itself (for messages pystore owns)."""
+        plan = self.plan(msg.DESCRIPTOR) if self.names else None
+        if plan is not None:
+            _apply(msg, plan)
+
+
+def _apply(msg: Message, plan: _Plan) -> None:
+    for name in plan.clear:
+        msg.ClearField(name)
+    for name, how, sub in plan.nested:
+        if how == _SINGLE:
+            if msg.HasField(name):
+                _apply(getattr(msg, name), sub)
+        elif how == _REPEATED:
+            for item in getattr(msg, name):
+                _apply(item, sub)
+        else:
+            for item in getattr(msg, name).values():
+                _apply(item, sub)

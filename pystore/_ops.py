@@ -1,0 +1,288 @@
+"""The resource operations shared by ``Store`` and ``Transaction``.
+
+``ResourceOps`` implements every data method once, in terms of two hooks:
+``_begin(write)`` hands out a live core transaction and ``_end(txn, ok)``
+finishes it.  A Store begins and commits one transaction per call; a
+Transaction hands out its own open transaction and commits at exit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar, overload
+
+from google.protobuf.message import DecodeError, EncodeError, Message
+
+from ._core import CTxn, encode_id, encode_kind
+from ._hygiene import Stripper
+from .errors import InvalidMessageError, ValueTooLargeError
+from .resource import Resource, ns_to_datetime
+
+__all__ = ["ResourceOps"]
+
+M = TypeVar("M", bound=Message)
+_PAGE = 512
+_MAX_PAYLOAD = 0xFFFFFFFF - 12
+
+
+def _check_message(msg: object) -> Message:
+    if not isinstance(msg, Message):
+        raise TypeError(f"msg must be a protobuf message, not {type(msg).__name__}")
+    return msg
+
+
+def _check_type(msg_type: object, what: str = "msg_type") -> type[Message]:
+    if not (isinstance(msg_type, type) and issubclass(msg_type, Message)):
+        raise TypeError(f"{what} must be a protobuf message class, not {msg_type!r}")
+    return msg_type
+
+
+def _parse(msg: M, data: bytes, where: str) -> M:
+    try:
+        msg.ParseFromString(data)
+    except DecodeError as exc:
+        raise InvalidMessageError(
+            f"{where}: stored bytes do not parse as {msg.DESCRIPTOR.full_name}: {exc}"
+        ) from None
+    return msg
+
+
+class ResourceOps:
+    """Data methods over ``<Kind>/<ID>`` resources (see ``Store`` for the contract)."""
+
+    _stripper: Stripper
+
+    def _begin(self, write: bool) -> CTxn:
+        raise NotImplementedError
+
+    def _end(self, txn: CTxn, ok: bool) -> None:
+        raise NotImplementedError
+
+    # -- encoding ---------------------------------------------------------
+
+    def _payload(self, msg: object, owned: bool = False) -> bytes:
+        """Serialized, stripped bytes; ``owned`` messages are stripped in place."""
+        message = _check_message(msg)
+        try:
+            if owned:
+                self._stripper.strip_in_place(message)
+                data = message.SerializeToString()
+            else:
+                data = self._stripper.serialize(message)
+        except EncodeError as exc:
+            raise InvalidMessageError(f"cannot serialize {message.DESCRIPTOR.full_name}: {exc}") from None
+        if len(data) > _MAX_PAYLOAD:
+            raise ValueTooLargeError(f"serialized message is {len(data)} bytes; a record holds at most {_MAX_PAYLOAD}")
+        return data
+
+    # -- writes -----------------------------------------------------------
+
+    def _put(self, kind: str, id: str, msg: object, create: bool) -> None:
+        kb, ib = encode_kind(kind), encode_id(id)
+        payload = self._payload(msg)
+        t = self._begin(True)
+        ok = False
+        try:
+            t.put(kb, ib, payload, time.time_ns(), create)
+            ok = True
+        finally:
+            self._end(t, ok)
+
+    def save_resource(self, kind: str, id: str, msg: Message) -> None:
+        """Upsert ``kind/id`` with ``msg`` (tenancy fields stripped); stamps updated_at."""
+        self._put(kind, id, msg, False)
+
+    def create_resource(self, kind: str, id: str, msg: Message) -> None:
+        """Like save_resource, but AlreadyExistsError if ``kind/id`` exists."""
+        self._put(kind, id, msg, True)
+
+    def save_resources(self, kind: str, items: Iterable[tuple[str, Message]]) -> int:
+        """Upsert many resources of one kind, all or nothing, in one commit."""
+        kb = encode_kind(kind)
+        batch = []
+        for item in items:
+            if not (isinstance(item, tuple) and len(item) == 2):
+                raise TypeError(f"items must be (id, msg) pairs, got {item!r}")
+            batch.append((encode_id(item[0]), self._payload(item[1])))
+        t = self._begin(True)
+        ok = False
+        try:
+            ns = time.time_ns()
+            for ib, payload in batch:
+                t.put(kb, ib, payload, ns, False)
+            ok = True
+        finally:
+            self._end(t, ok)
+        return len(batch)
+
+    def update_resource(
+        self, kind: str, id: str, msg_type: type[M], fn: Callable[[M], object]
+    ) -> M:
+        """Atomic read-modify-write in one write transaction.
+
+        Reads ``kind/id`` as ``msg_type``, calls ``fn(msg)`` to mutate it and
+        saves it; returns the message as saved.  If ``fn`` raises, nothing
+        changes and the exception propagates.
+        """
+        kb, ib = encode_kind(kind), encode_id(id)
+        cls = _check_type(msg_type)
+        if not callable(fn):
+            raise TypeError("fn must be callable")
+        t = self._begin(True)
+        ok = False
+        try:
+            data, _ = t.get(kb, ib)
+            msg = _parse(cls(), data, f"{kind}/{id}")
+            fn(msg)  # type: ignore[arg-type]
+            payload = self._payload(msg, owned=True)
+            t.put(kb, ib, payload, time.time_ns(), False)
+            ok = True
+        finally:
+            self._end(t, ok)
+        return msg  # type: ignore[return-value]
+
+    def delete_resource(self, kind: str, id: str) -> bool:
+        """Delete ``kind/id``; True if it existed."""
+        kb, ib = encode_kind(kind), encode_id(id)
+        t = self._begin(True)
+        ok = False
+        try:
+            existed = t.delete(kb, ib)
+            ok = True
+        finally:
+            self._end(t, ok)
+        return existed
+
+    def delete_resources_by_kind(self, kind: str) -> int:
+        """Delete every resource of a kind in one write transaction; the count."""
+        kb = encode_kind(kind)
+        t = self._begin(True)
+        ok = False
+        try:
+            n = t.delete_kind(kb)
+            ok = True
+        finally:
+            self._end(t, ok)
+        return n
+
+    # -- reads ------------------------------------------------------------
+
+    @overload
+    def get_resource(self, kind: str, id: str, msg_or_type: type[M]) -> M: ...
+    @overload
+    def get_resource(self, kind: str, id: str, msg_or_type: M) -> M: ...
+
+    def get_resource(self, kind: str, id: str, msg_or_type: M | type[M]) -> M:
+        """Read ``kind/id`` into a message.
+
+        Given an instance, its content is replaced and it is returned; given
+        a message class, a new instance is returned.  NotFoundError if absent.
+        """
+        kb, ib = encode_kind(kind), encode_id(id)
+        if isinstance(msg_or_type, Message):
+            msg = msg_or_type
+        else:
+            msg = _check_type(msg_or_type, "msg_or_type")()  # type: ignore[assignment]
+        data = self._read_one(kb, ib)[0]
+        return _parse(msg, data, f"{kind}/{id}")  # type: ignore[arg-type]
+
+    def get_record(self, kind: str, id: str) -> Resource:
+        """The raw record of ``kind/id``: Resource(id, kind, data, updated_at)."""
+        kb, ib = encode_kind(kind), encode_id(id)
+        data, ns = self._read_one(kb, ib)
+        return Resource(id, kind, data, ns_to_datetime(ns), ns)
+
+    def _read_one(self, kb: bytes, ib: bytes) -> tuple[bytes, int]:
+        t = self._begin(False)
+        ok = False
+        try:
+            result = t.get(kb, ib)
+            ok = True
+        finally:
+            self._end(t, ok)
+        return result
+
+    @overload
+    def list_resources(self, kind: str, msg_type: None = None) -> list[bytes]: ...
+    @overload
+    def list_resources(self, kind: str, msg_type: type[M]) -> list[M]: ...
+
+    def list_resources(self, kind: str, msg_type: type[M] | None = None) -> list[bytes] | list[M]:
+        """Every resource of a kind in key order: raw protobuf bytes, or parsed as ``msg_type``."""
+        kb = encode_kind(kind)
+        cls = None if msg_type is None else _check_type(msg_type)
+        t = self._begin(False)
+        ok = False
+        try:
+            records = t.list(kb, None, 0)
+            ok = True
+        finally:
+            self._end(t, ok)
+        if cls is None:
+            return [payload for _, payload, _ in records]
+        return [
+            _parse(cls(), payload, f"{kind}/{i.decode('utf-8', 'replace')}")
+            for i, payload, _ in records
+        ]  # type: ignore[return-value]
+
+    def iter_resources(
+        self, kind: str, *, after: str | None = None, limit: int | None = None
+    ) -> Iterator[Resource]:
+        """Resources of a kind with ids strictly after ``after``, in key order.
+
+        Reads in pages, each in its own short read transaction, so a slow
+        consumer never pins old pages; a resource saved or deleted during
+        the iteration may or may not be seen.
+        """
+        kb = encode_kind(kind)
+        cursor = None if after is None else encode_id(after) if after != "" else None
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise TypeError(f"limit must be int or None, not {type(limit).__name__}")
+        if limit is not None and limit < 0:
+            raise ValueError("limit must be >= 0")
+        return self._iter(kind, kb, cursor, limit)
+
+    def _iter(
+        self, kind: str, kb: bytes, cursor: bytes | None, limit: int | None
+    ) -> Iterator[Resource]:
+        left = limit
+        while left is None or left > 0:
+            page = _PAGE if left is None else min(_PAGE, left)
+            t = self._begin(False)
+            ok = False
+            try:
+                records = t.list(kb, cursor, page)
+                ok = True
+            finally:
+                self._end(t, ok)
+            for ib, payload, ns in records:
+                yield Resource(ib.decode("utf-8"), kind, payload, ns_to_datetime(ns), ns)
+            if len(records) < page:
+                return
+            cursor = records[-1][0]
+            if left is not None:
+                left -= len(records)
+
+    def count(self, kind: str) -> int:
+        """Number of resources of a kind."""
+        kb = encode_kind(kind)
+        t = self._begin(False)
+        ok = False
+        try:
+            n = t.count(kb)
+            ok = True
+        finally:
+            self._end(t, ok)
+        return n
+
+    def kinds(self) -> list[str]:
+        """Sorted kinds that hold at least one resource."""
+        t = self._begin(False)
+        ok = False
+        try:
+            out = t.kinds()
+            ok = True
+        finally:
+            self._end(t, ok)
+        return out

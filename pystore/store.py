@@ -1,0 +1,185 @@
+"""``Store``: a directory holding one LMDB environment of protobuf resources."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any
+
+from ._core import CTxn
+from ._hygiene import Stripper
+from ._native import ffi, lib
+from ._ops import ResourceOps
+from .errors import (
+    ForkedError,
+    ReadOnlyError,
+    StoreClosedError,
+    StoreError,
+    TransactionError,
+    check,
+)
+
+__all__ = ["Store"]
+
+# Bumped in every child after fork(): a store opened before must not be used.
+_fork_generation = 0
+
+
+def _after_fork_in_child() -> None:
+    global _fork_generation
+    _fork_generation += 1
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _make_dirs(path: str) -> None:
+    """Create ``path`` and missing parents, each new one mode 0700 whatever the umask."""
+    missing = []
+    p = os.path.abspath(path)
+    while not os.path.exists(p):
+        missing.append(p)
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        p = parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, 0o700)
+        except FileExistsError:
+            continue
+        os.chmod(d, 0o700)
+
+
+class Store(ResourceOps):
+    """An embedded store of protobuf resources keyed ``<Kind>/<ID>``.
+
+    ``path`` is a directory (created with parents, mode 0700) that holds
+    LMDB's ``data.mdb`` and ``lock.mdb`` (mode 0600).  ``sync=False`` skips
+    the fsync at commit (safe against a process crash, not a power loss).
+    ``map_size`` is the initial memory map in bytes; the map grows by
+    itself.  ``readonly=True`` opens an existing store, which another
+    process may be writing, and refuses writes.  Fields named in
+    ``strip_fields`` are cleared at every depth before anything is
+    persisted.  A Store may be shared by threads; use it as a context
+    manager or call ``close()``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        sync: bool = True,
+        map_size: int | None = None,
+        readonly: bool = False,
+        strip_fields: Iterable[str] = ("org_id", "project_id"),
+    ) -> None:
+        self._env: Any = None
+        self._closed = True
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be str or os.PathLike, not {type(path).__name__}")
+        fspath = os.fspath(path)
+        if not isinstance(fspath, str):
+            raise TypeError("path must be a str path")
+        if map_size is not None and (isinstance(map_size, bool) or not isinstance(map_size, int)):
+            raise TypeError(f"map_size must be int or None, not {type(map_size).__name__}")
+        if map_size is not None and map_size <= 0:
+            raise ValueError("map_size must be positive")
+        if isinstance(strip_fields, str):
+            raise TypeError("strip_fields must be an iterable of field names, not a str")
+        names = frozenset(strip_fields)
+        if not all(isinstance(n, str) for n in names):
+            raise TypeError("strip_fields must hold str field names")
+        self.path = fspath
+        self.readonly = bool(readonly)
+        self.sync = bool(sync)
+        self._stripper = Stripper(names)
+        if self.readonly:
+            if not os.path.isfile(os.path.join(fspath, "data.mdb")):
+                raise StoreError(f"no store at {fspath!r} (readonly=True never creates one)")
+        else:
+            _make_dirs(fspath)
+        flags = (lib.PS_OPEN_READONLY if self.readonly else 0) | (
+            0 if self.sync else lib.PS_OPEN_NOSYNC
+        )
+        out = ffi.new("ps_env **")
+        check(lib.ps_env_open(os.fsencode(fspath), map_size or 0, flags, out), f"open {fspath!r}")
+        self._env = ffi.gc(out[0], lib.ps_env_free)
+        self._closed = False
+        self._generation = _fork_generation
+        self._tls = threading.local()
+
+    # -- lifecycle --------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the store (idempotent).  Waits for transactions of other
+        threads to finish; every later call raises StoreClosedError."""
+        if self._closed:
+            return
+        if getattr(self._tls, "txn", None) is not None:
+            raise TransactionError("close() inside this thread's open transaction()")
+        self._closed = True
+        lib.ps_env_close(self._env)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("readonly" if self.readonly else "open")
+        return f"<pystore.Store {self.path!r} {state}>"
+
+    # -- transactions -----------------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise StoreClosedError(f"store {self.path!r} is closed")
+        if self._generation != _fork_generation:
+            raise ForkedError(
+                "store was opened before fork(): open a new Store in the child process"
+            )
+        if getattr(self._tls, "txn", None) is not None:
+            raise TransactionError(
+                "this thread holds an open transaction(): use the transaction's "
+                "methods, or finish it first"
+            )
+
+    def _begin(self, write: bool) -> CTxn:
+        self._check_usable()
+        if write and self.readonly:
+            raise ReadOnlyError(f"store {self.path!r} was opened with readonly=True")
+        return CTxn(self._env, write)
+
+    def _end(self, txn: CTxn, ok: bool) -> None:
+        if ok and txn.write:
+            txn.commit()
+        else:
+            txn.abort()
+
+    def transaction(self) -> Transaction:
+        """A write transaction over several resources, as a context manager.
+
+        ``with store.transaction() as t:`` -- ``t`` has the store's data
+        methods; everything commits at exit, or nothing if the block raises.
+        Reads in ``t`` see its own writes.  Other threads' writes wait until
+        it ends; this thread must use ``t``, not the store, until then.
+        """
+        if self.readonly:
+            raise ReadOnlyError(f"store {self.path!r} was opened with readonly=True")
+        return Transaction(self)
+
+
+from .transaction import Transaction  # noqa: E402  (circular: Transaction needs Store)
