@@ -37,6 +37,7 @@ const char *ps_strerror(int code)
     case PS_ERR_TXN_FAILED: return "transaction failed earlier and must be aborted";
     case PS_ERR_NOMEM: return "out of memory";
     case PS_ERR_INVALID_ARG: return "invalid argument";
+    case PS_ERR_TRUNCATED: return "data file is shorter than the pages it claims to hold (truncated)";
     default: return mdb_strerror(code); /* LMDB codes and errno values */
     }
 }

@@ -49,6 +49,7 @@ extern "C" {
 #define PS_ERR_TXN_FAILED      -31013 /* an earlier error made the txn unusable */
 #define PS_ERR_NOMEM           -31014 /* out of memory */
 #define PS_ERR_INVALID_ARG     -31015 /* NULL handle or bad flag */
+#define PS_ERR_TRUNCATED       -31016 /* data file shorter than its pages in use */
 
 /* LMDB codes the core passes through (values fixed by lmdb.h). */
 #define PS_LMDB_KEYEXIST       -30799

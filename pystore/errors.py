@@ -119,6 +119,7 @@ _TABLE: dict[int, tuple[type[StoreError], str]] = {
     lib.PS_ERR_TXN_FAILED: (TransactionError, "an earlier error aborted this transaction"),
     lib.PS_ERR_NOMEM: (StoreError, "out of memory"),
     lib.PS_ERR_INVALID_ARG: (StoreError, ""),
+    lib.PS_ERR_TRUNCATED: (CorruptionError, "data.mdb was cut short: restore it from a backup"),
     lib.PS_LMDB_KEYEXIST: (AlreadyExistsError, ""),
     lib.PS_LMDB_NOTFOUND: (NotFoundError, ""),
     lib.PS_LMDB_PAGE_NOTFOUND: (CorruptionError, "the file is damaged"),
