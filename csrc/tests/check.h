@@ -1,0 +1,30 @@
+/* check.h -- the assertion macros of the C unit tests.  A test file
+ * defines `static int failures;` before including this. */
+#ifndef PS_TEST_CHECK_H
+#define PS_TEST_CHECK_H
+
+#include <stdio.h>
+#include <string.h>
+
+#include "pystore_core.h"
+
+#define CHECK(cond)                                                          \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
+                    #cond);                                                  \
+            failures++;                                                      \
+        }                                                                    \
+    } while (0)
+#define CHECK_RC(expr, want)                                                  \
+    do {                                                                      \
+        int rc_ = (expr);                                                     \
+        if (rc_ != (want)) {                                                  \
+            fprintf(stderr, "%s:%d: %s returned %d (%s), wanted %d\n",        \
+                    __FILE__, __LINE__, #expr, rc_, ps_strerror(rc_), (want)); \
+            failures++;                                                       \
+        }                                                                     \
+    } while (0)
+#define S(x) x, strlen(x)
+
+#endif
