@@ -19,6 +19,7 @@ sysdeps:
 	command -v pkg-config >/dev/null 2>&1 || missing="$$missing pkg-config"; \
 	{ command -v pkg-config >/dev/null 2>&1 && pkg-config --exists lmdb; } || missing="$$missing liblmdb-dev"; \
 	command -v cc >/dev/null 2>&1 || missing="$$missing gcc libc6-dev"; \
+	command -v mdb_load >/dev/null 2>&1 || missing="$$missing lmdb-utils"; \
 	$(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "make: installing system packages:$$missing"; \

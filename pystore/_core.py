@@ -15,7 +15,7 @@ from typing import Any
 from ._native import ffi, lib
 from .errors import AlreadyExistsError, InvalidKeyError, NotFoundError, check, error_for
 
-__all__ = ["CTxn", "encode_id", "encode_kind"]
+__all__ = ["CTxn", "check_key", "encode_id", "encode_kind"]
 
 _REC = struct.Struct("<IIq")  # id_len, payload_len, updated_ns
 _U32 = struct.Struct("<I")
@@ -37,6 +37,11 @@ def encode_kind(kind: object) -> bytes:
 
 def encode_id(id: object) -> bytes:
     return _encode(id, "id")
+
+
+def check_key(kind: bytes, id: bytes) -> None:
+    """Validate an encoded kind and id without touching the store."""
+    check(lib.ps_check_key(kind, len(kind), id, len(id)), _key_context(kind, id))
 
 
 class _Out(threading.local):

@@ -14,7 +14,7 @@ from typing import TypeVar, overload
 
 from google.protobuf.message import DecodeError, EncodeError, Message
 
-from ._core import CTxn, encode_id, encode_kind
+from ._core import CTxn, check_key, encode_id, encode_kind
 from ._hygiene import Stripper
 from .errors import InvalidMessageError, ValueTooLargeError
 from .resource import Resource, ns_to_datetime
@@ -237,6 +237,8 @@ class ResourceOps:
         """
         kb = encode_kind(kind)
         cursor = None if after is None else encode_id(after) if after != "" else None
+        if cursor is not None:
+            check_key(kb, cursor)
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
             raise TypeError(f"limit must be int or None, not {type(limit).__name__}")
         if limit is not None and limit < 0:

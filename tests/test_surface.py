@@ -1,0 +1,71 @@
+"""The public surface the issues name: exact names, signatures and exception tree."""
+
+from __future__ import annotations
+
+import inspect
+
+import pystore
+
+
+def test_exports() -> None:
+    for name in ("Store", "Resource", "StoreError", "NotFoundError", "AlreadyExistsError",
+                 "InvalidKeyError", "StoreClosedError", "ReadOnlyError"):
+        assert name in pystore.__all__ and hasattr(pystore, name)
+
+
+def test_exception_tree() -> None:
+    errors = [getattr(pystore, n) for n in pystore.__all__ if n.endswith("Error")]
+    assert all(issubclass(e, pystore.StoreError) for e in errors)
+    assert issubclass(pystore.NotFoundError, KeyError)
+    assert issubclass(pystore.InvalidKeyError, ValueError)
+    assert issubclass(pystore.StoreOSError, OSError)
+
+
+def test_store_signatures() -> None:
+    sig = inspect.signature(pystore.Store)
+    params = sig.parameters
+    assert list(params) == ["path", "sync", "map_size", "readonly", "strip_fields"]
+    assert params["sync"].kind is inspect.Parameter.KEYWORD_ONLY and params["sync"].default is True
+    assert params["map_size"].default is None and params["readonly"].default is False
+    assert params["strip_fields"].default == ("org_id", "project_id")
+    expected = {
+        "save_resource": ["kind", "id", "msg"],
+        "create_resource": ["kind", "id", "msg"],
+        "get_resource": ["kind", "id", "msg_or_type"],
+        "get_record": ["kind", "id"],
+        "list_resources": ["kind", "msg_type"],
+        "iter_resources": ["kind", "after", "limit"],
+        "count": ["kind"],
+        "kinds": [],
+        "update_resource": ["kind", "id", "msg_type", "fn"],
+        "save_resources": ["kind", "items"],
+        "delete_resource": ["kind", "id"],
+        "delete_resources_by_kind": ["kind"],
+        "transaction": [],
+        "close": [],
+    }
+    for name, args in expected.items():
+        got = list(inspect.signature(getattr(pystore.Store, name)).parameters)[1:]
+        assert got == args, name
+    it = inspect.signature(pystore.Store.iter_resources).parameters
+    assert it["after"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert it["limit"].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def test_transaction_has_the_store_data_methods() -> None:
+    for name in ("save_resource", "create_resource", "get_resource", "get_record",
+                 "delete_resource", "list_resources", "count"):
+        assert callable(getattr(pystore.Transaction, name))
+
+
+def test_resource_fields() -> None:
+    import dataclasses
+
+    assert [f.name for f in dataclasses.fields(pystore.Resource)][:4] == [
+        "id", "kind", "data", "updated_at"]
+
+
+def test_typed_marker_shipped() -> None:
+    from importlib.resources import files
+
+    assert files("pystore").joinpath("py.typed").is_file()
