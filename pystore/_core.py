@@ -66,7 +66,7 @@ def _key_context(kind: bytes, id: bytes | None) -> str:
 class CTxn:
     """One live transaction of the core; ends with commit() or abort()."""
 
-    __slots__ = ("_keep", "ptr", "write")
+    __slots__ = ("_keep", "ptr", "schemas", "write")
 
     def __init__(self, env: Any, write: bool) -> None:
         pp = ffi.new("ps_txn **")
@@ -74,6 +74,8 @@ class CTxn:
         self.ptr: Any = pp[0]
         self.write = write
         self._keep: list[bytes] = []
+        # kind -> descriptor whose schema this txn recorded (see _schema.py)
+        self.schemas: dict[str, Any] | None = None
 
     def commit(self) -> None:
         ptr, self.ptr = self.ptr, ffi.NULL
@@ -85,6 +87,12 @@ class CTxn:
         self._keep.clear()
         if ptr != ffi.NULL:
             lib.ps_txn_abort(ptr)
+
+    def __del__(self) -> None:
+        # Only reached if an asynchronous exception (KeyboardInterrupt) hit
+        # between begin and the caller's try: never leave the write lock held.
+        if getattr(self, "ptr", ffi.NULL) != ffi.NULL:
+            self.abort()
 
     def put(self, kind: bytes, id: bytes, payload: bytes, ns: int, create: bool) -> None:
         flags = lib.PS_PUT_BORROW | (lib.PS_PUT_NOOVERWRITE if create else 0)
