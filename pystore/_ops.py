@@ -16,6 +16,7 @@ from google.protobuf.message import DecodeError, EncodeError, Message
 
 from ._core import CTxn, check_key, encode_id, encode_kind
 from ._hygiene import Stripper
+from ._schema import SchemaRecorder
 from .errors import InvalidMessageError, ValueTooLargeError
 from .resource import Resource, ns_to_datetime
 
@@ -52,6 +53,7 @@ class ResourceOps:
     """Data methods over ``<Kind>/<ID>`` resources (see ``Store`` for the contract)."""
 
     _stripper: Stripper
+    _schemas: SchemaRecorder
 
     def _begin(self, write: bool) -> CTxn:
         raise NotImplementedError
@@ -85,6 +87,7 @@ class ResourceOps:
         ok = False
         try:
             t.put(kb, ib, payload, time.time_ns(), create)
+            self._note_schema(t, kind, kb, msg)  # type: ignore[arg-type]
             ok = True
         finally:
             self._end(t, ok)
@@ -101,16 +104,21 @@ class ResourceOps:
         """Upsert many resources of one kind, all or nothing, in one commit."""
         kb = encode_kind(kind)
         batch = []
+        types: list[Message] = []  # one message per run of the same type
         for item in items:
             if not (isinstance(item, tuple) and len(item) == 2):
                 raise TypeError(f"items must be (id, msg) pairs, got {item!r}")
             batch.append((encode_id(item[0]), self._payload(item[1])))
+            if not types or types[-1].DESCRIPTOR is not item[1].DESCRIPTOR:
+                types.append(item[1])
         t = self._begin(True)
         ok = False
         try:
             ns = time.time_ns()
             for ib, payload in batch:
                 t.put(kb, ib, payload, ns, False)
+            for m in types:
+                self._note_schema(t, kind, kb, m)
             ok = True
         finally:
             self._end(t, ok)
@@ -137,10 +145,40 @@ class ResourceOps:
             fn(msg)  # type: ignore[arg-type]
             payload = self._payload(msg, owned=True)
             t.put(kb, ib, payload, time.time_ns(), False)
+            self._note_schema(t, kind, kb, msg)
             ok = True
         finally:
             self._end(t, ok)
         return msg  # type: ignore[return-value]
+
+    def _note_schema(self, t: CTxn, kind: str, kb: bytes, msg: Message) -> None:
+        """Record ``kind``'s schema in ``t`` unless known (one dict lookup)."""
+        desc = msg.DESCRIPTOR
+        if self._schemas.known.get(kind) is not desc:
+            self._schemas.record(t, kind, kb, desc)
+
+    def _put_raw(self, kind: str, id: str, data: bytes, updated_ns: int) -> None:
+        """Internal (``pystore load``): write a record exactly as given.
+
+        No hygiene and no schema recording: ``data`` and ``updated_ns`` are
+        stored byte for byte.
+        """
+        kb, ib = encode_kind(kind), encode_id(id)
+        if not isinstance(data, bytes):
+            raise TypeError(f"data must be bytes, not {type(data).__name__}")
+        if isinstance(updated_ns, bool) or not isinstance(updated_ns, int):
+            raise TypeError(f"updated_ns must be int, not {type(updated_ns).__name__}")
+        if not -(2**63) <= updated_ns < 2**63:
+            raise ValueError("updated_ns must fit a signed 64-bit integer")
+        if len(data) > _MAX_PAYLOAD:
+            raise ValueTooLargeError(f"record is {len(data)} bytes; a record holds at most {_MAX_PAYLOAD}")
+        t = self._begin(True)
+        ok = False
+        try:
+            t.put(kb, ib, data, updated_ns, False)
+            ok = True
+        finally:
+            self._end(t, ok)
 
     def delete_resource(self, kind: str, id: str) -> bool:
         """Delete ``kind/id``; True if it existed."""

@@ -8,10 +8,12 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
+from ._admin import AdminOps
 from ._core import CTxn
 from ._hygiene import Stripper
 from ._native import ffi, lib
 from ._ops import ResourceOps
+from ._schema import SchemaRecorder
 from .errors import (
     ForkedError,
     ReadOnlyError,
@@ -53,7 +55,7 @@ def _make_dirs(path: str) -> None:
         os.chmod(d, 0o700)
 
 
-class Store(ResourceOps):
+class Store(AdminOps, ResourceOps):
     """An embedded store of protobuf resources keyed ``<Kind>/<ID>``.
 
     ``path`` is a directory (created with parents, mode 0700) that holds
@@ -96,6 +98,7 @@ class Store(ResourceOps):
         self.readonly = bool(readonly)
         self.sync = bool(sync)
         self._stripper = Stripper(names)
+        self._schemas = SchemaRecorder()
         if self.readonly:
             if not os.path.isfile(os.path.join(fspath, "data.mdb")):
                 raise StoreError(f"no store at {fspath!r} (readonly=True never creates one)")
@@ -166,6 +169,8 @@ class Store(ResourceOps):
     def _end(self, txn: CTxn, ok: bool) -> None:
         if ok and txn.write:
             txn.commit()
+            if txn.schemas:
+                self._schemas.settle(txn)
         else:
             txn.abort()
 

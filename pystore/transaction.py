@@ -27,6 +27,7 @@ class Transaction(ResourceOps):
     def __init__(self, store: Store) -> None:
         self._store = store
         self._stripper = store._stripper
+        self._schemas = store._schemas
         self._txn: CTxn | None = None
         self._thread: int | None = None
         self._done = False
@@ -54,6 +55,8 @@ class Transaction(ResourceOps):
         self._store._tls.txn = None
         if exc_type is None:
             txn.commit()
+            if txn.schemas:
+                self._schemas.settle(txn)
         else:
             txn.abort()
 
