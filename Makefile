@@ -56,5 +56,21 @@ pytest: install
 
 test: ctest pytest
 
+# The benchmark suite (bench/, not part of `make test`): the C program on raw
+# liblmdb, then pytest-benchmark over every Python system, then the report
+# (bench/RESULTS.md and, with matplotlib, bench/results.png).
+BENCH_OUT := bench/results
+bench: install
+	$(PIP) install -q $$($(VPY) -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["bench"]))')
+	@command -v cmake >/dev/null 2>&1 || $(PIP) install -q cmake
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cmake -S bench/c -B $(BUILD)/bench-c >/dev/null
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cmake --build $(BUILD)/bench-c
+	mkdir -p $(BENCH_OUT) && rm -f $(BENCH_OUT)/*.json
+	cd bench && ../$(VPY) workload.py results/workload.bin
+	scratch=$$(mktemp -d) && $(BUILD)/bench-c/lmdb_bench $(BENCH_OUT)/workload.bin $$scratch > $(BENCH_OUT)/c.json; \
+	  rc=$$?; rm -rf $$scratch; exit $$rc
+	cd bench && ../$(VPY) -m pytest -q --benchmark-json=results/python.json
+	cd bench && ../$(VPY) report.py results RESULTS.md results.png
+
 clean:
 	rm -rf build dist $(VENV) .pystore-demo

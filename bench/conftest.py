@@ -1,0 +1,71 @@
+"""Fixtures of the benchmark suite: the workload, and each system loaded with it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import workload as wl
+from systems import SYSTEMS, System
+
+RESULTS = os.environ.get("PYSTORE_BENCH_RESULTS", os.path.join(os.path.dirname(__file__), "results"))
+# Facts that are not timings (sizes, memory), written next to the timings.
+FACTS: dict[str, Any] = {}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if FACTS:
+        os.makedirs(RESULTS, exist_ok=True)
+        path = os.path.join(RESULTS, "facts.json")
+        old: dict[str, Any] = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                old = json.load(f)
+        old.update(FACTS)
+        with open(path, "w") as f:
+            json.dump(old, f, indent=1, sort_keys=True)
+
+
+@pytest.fixture(scope="session")
+def workload() -> wl.Workload:
+    return wl.build()
+
+
+@pytest.fixture(scope="session")
+def scratch() -> Iterator[str]:
+    d = tempfile.mkdtemp(prefix="pystore-bench-", dir=os.environ.get("PYSTORE_BENCH_DIR"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", params=list(SYSTEMS))
+def system(request: pytest.FixtureRequest, workload: wl.Workload, scratch: str) -> Iterator[System]:
+    """A system opened without fsync and loaded with the workload (untimed)."""
+    s = SYSTEMS[request.param]()
+    s.open(os.path.join(scratch, s.name))
+    s.load(workload.records, wl.LOAD_CHUNK)
+    FACTS[f"size/{s.name}"] = s.size_on_disk()
+    yield s
+    s.close()
+
+
+@pytest.fixture(params=list(SYSTEMS))
+def system_cls(request: pytest.FixtureRequest) -> type[System]:
+    return SYSTEMS[request.param]
+
+
+def run(benchmark: Any, fn: Any, ops: int, rounds: int, setup: Any = None) -> None:
+    """Time ``fn`` (which does ``ops`` operations) ``rounds`` times; the report divides by ops."""
+    benchmark.extra_info["ops"] = ops
+    prepare = None
+    if setup is not None:
+
+        def prepare() -> None:
+            setup()  # its result is not fn's arguments
+
+    benchmark.pedantic(fn, setup=prepare, rounds=rounds, iterations=1, warmup_rounds=1)
