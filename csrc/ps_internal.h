@@ -10,6 +10,7 @@
 
 #define PS_DEFAULT_MAP_SIZE ((uint64_t)1 << 30)   /* 1 GiB of address space */
 #define PS_MAX_MAP_SIZE ((uint64_t)1 << 44)       /* 16 TiB: growth stops here */
+#define PS_FULL_DISK_SLACK ((uint64_t)1 << 20)   /* less free after EIO: disk full */
 #define PS_DB_RESOURCES "resources"
 #define PS_DB_META "meta"
 #define PS_META_FORMAT "format_version"

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "ps_internal.h"
@@ -108,6 +109,19 @@ void ps_txn_abort(ps_txn *t)
         txn_release(t);
 }
 
+/* LMDB reports a short write as EIO.  A write comes up short when the
+ * filesystem is full, and then hardly any space is left: report ENOSPC
+ * so the caller can tell "free some space" from a failing disk. */
+static int full_disk_errno(ps_env *e, int rc)
+{
+    mdb_filehandle_t fd;
+    struct statvfs sv;
+    if (rc != EIO || mdb_env_get_fd(e->mdb, &fd) || fstatvfs(fd, &sv))
+        return rc;
+    uint64_t blocks = geteuid() == 0 ? sv.f_bfree : sv.f_bavail;
+    return blocks * sv.f_frsize < PS_FULL_DISK_SLACK ? ENOSPC : rc;
+}
+
 int ps_txn_commit(ps_txn *t)
 {
     if (t == NULL)
@@ -129,6 +143,7 @@ int ps_txn_commit(ps_txn *t)
             if (rc)
                 break;
         }
+        rc = full_disk_errno(t->env, rc);
     }
     txn_release(t);
     return rc;
