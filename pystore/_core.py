@@ -79,8 +79,12 @@ class CTxn:
 
     def commit(self) -> None:
         ptr, self.ptr = self.ptr, ffi.NULL
-        self._keep.clear()
-        check(lib.ps_txn_commit(ptr), "commit")
+        try:
+            # Borrowed payloads must outlive the commit: on MDB_MAP_FULL the
+            # core grows the map and replays the log from them.
+            check(lib.ps_txn_commit(ptr), "commit")
+        finally:
+            self._keep.clear()
 
     def abort(self) -> None:
         ptr, self.ptr = self.ptr, ffi.NULL
