@@ -158,6 +158,21 @@ def run_fork(path: str) -> None:
     store.close()
 
 
+def run_probe(path: str, readonly: bool) -> None:
+    """Open a (possibly damaged) store and read everything: one line saying
+    "ok <records>" or "error <class> <code>"; anything else is a failure."""
+    from pystore import StoreError
+
+    try:
+        with Store(path, readonly=readonly) as store:
+            n = 0
+            for kind in store.kinds():
+                n += sum(1 for _ in store.iter_resources(kind))
+        ack("ok", n)
+    except StoreError as exc:
+        ack("error", type(exc).__name__, exc.code)
+
+
 class Child:
     """A worker subprocess whose stdout lines are read one at a time.
 
@@ -223,6 +238,9 @@ def main(argv: list[str]) -> int:
         return 0
     if mode == "fork":
         run_fork(path)
+        return 0
+    if mode == "probe":
+        run_probe(path, argv[3] == "readonly")
         return 0
     if mode == "follow":
         with Store(path, readonly=True) as store:
