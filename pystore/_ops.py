@@ -108,7 +108,9 @@ class ResourceOps:
         for item in items:
             if not (isinstance(item, tuple) and len(item) == 2):
                 raise TypeError(f"items must be (id, msg) pairs, got {item!r}")
-            batch.append((encode_id(item[0]), self._payload(item[1])))
+            ib = encode_id(item[0])
+            check_key(kb, ib)  # all keys valid before the first put: all or nothing
+            batch.append((ib, self._payload(item[1])))
             if not types or types[-1].DESCRIPTOR is not item[1].DESCRIPTOR:
                 types.append(item[1])
         t = self._begin(True)
