@@ -96,6 +96,9 @@ class ReadersFullError(StoreError):
 class StoreOSError(StoreError, OSError):
     """An operating-system error (``errno`` is set)."""
 
+    def __str__(self) -> str:  # the text, not the (errno, text) tuple
+        return str(self.strerror) if self.strerror is not None else OSError.__str__(self)
+
 
 class StorageFullError(StoreOSError):
     """The filesystem is full (ENOSPC/EDQUOT); earlier data stays intact."""

@@ -1,0 +1,401 @@
+"""Records as JSON: decoding with the stored schemas, dump, load and verify.
+
+The dump format (JSON Lines, documented in docs/format.md):
+
+- first line ``{"pystore_dump": 1, "format_version": 1}``;
+- per kind, before its records, if the store holds its schema:
+  ``{"schema": {"kind": K, "type": NAME, "descriptor_set": BASE64}}``;
+- one line per resource: ``{"kind", "id", "updated_at", "updated_ns",
+  "message", "data"}`` where ``message`` is the record decoded to JSON (null
+  if it cannot be) and ``data`` the stored protobuf bytes in base64.
+
+``load`` writes ``data`` and ``updated_ns`` back unchanged, so a round trip
+reproduces every record byte for byte.  A line without ``data`` is encoded
+from its ``message`` with the kind's schema.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as _dt
+import json
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, TYPE_CHECKING, Any
+
+from google.protobuf import empty_pb2, json_format
+from google.protobuf.descriptor import Descriptor
+from google.protobuf.message import DecodeError, Message
+
+from ._core import CTxn, encode_kind
+from ._progress import Progress
+from ._schema import message_class, read_schema, write_schema
+from .errors import CorruptionError, StoreError
+
+if TYPE_CHECKING:
+    from .store import Store
+
+__all__ = ["Decoder", "dump", "format_ns", "load", "record_json", "verify"]
+
+DUMP_VERSION = 1
+_PAGE = 512
+_CHUNK_RECORDS = 1000
+_CHUNK_BYTES = 8 << 20
+
+
+def format_ns(ns: int) -> str:
+    """RFC 3339 UTC time with nanoseconds, e.g. ``2026-11-26T05:10:00.123456789Z``."""
+    secs, frac = divmod(ns, 1_000_000_000)
+    try:
+        base = _dt.datetime.fromtimestamp(secs, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return str(ns)
+    return f"{base}.{frac:09d}Z"
+
+
+_RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$")
+
+
+def parse_time(text: str) -> int:
+    """The inverse of :func:`format_ns`; ValueError if not that shape."""
+    m = _RFC3339.match(text)
+    if not m:
+        raise ValueError(f"updated_at {text!r} is not an RFC 3339 UTC time")
+    base = _dt.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=_dt.UTC)
+    frac = int((m.group(2) or "0").ljust(9, "0"))
+    return int(base.timestamp()) * 1_000_000_000 + frac
+
+
+class Decoder:
+    """Decodes the records of a store with the schemas recorded in it."""
+
+    def __init__(self) -> None:
+        self.schemas: dict[str, tuple[str, bytes] | None] = {}
+        self._classes: dict[str, type[Message] | None] = {}
+        self.errors: dict[str, str] = {}
+
+    def load(self, txn: CTxn, kind: str) -> tuple[str, bytes] | None:
+        if kind not in self.schemas:
+            self.schemas[kind] = read_schema(txn, encode_kind(kind))
+        return self.schemas[kind]
+
+    def cls(self, txn: CTxn, kind: str) -> type[Message] | None:
+        """The message class of ``kind`` (None without a usable schema)."""
+        if kind in self._classes:
+            return self._classes[kind]
+        schema = self.load(txn, kind)
+        cls = None
+        if schema is not None:
+            try:
+                cls = message_class(*schema)
+            except CorruptionError as exc:
+                self.errors[kind] = str(exc)
+        self._classes[kind] = cls
+        return cls
+
+
+def decode(cls: type[Message] | None, data: bytes) -> tuple[Message | None, str]:
+    """(message, "") or (None, why not)."""
+    if cls is None:
+        return None, "no schema recorded for this kind"
+    try:
+        return cls.FromString(data), ""
+    except DecodeError as exc:
+        return None, f"payload does not parse as {cls.DESCRIPTOR.full_name}: {exc}"
+
+
+def to_json(msg: Message) -> dict[str, Any]:
+    """Proto3 JSON with proto field names; map entries sorted by key, so the
+    same record always gives the same text."""
+    out = json_format.MessageToDict(msg, preserving_proto_field_name=True)
+    _sort_maps(out, msg.DESCRIPTOR)
+    return out
+
+
+def _sort_maps(obj: dict[str, Any], desc: Descriptor) -> None:
+    for f in desc.fields:
+        value = obj.get(f.name)
+        sub = f.message_type
+        if value is None or sub is None or sub.full_name.startswith("google.protobuf."):
+            continue
+        if sub.GetOptions().map_entry:
+            items = sorted(value.items())
+            value.clear()
+            value.update(items)
+            vdesc = sub.fields_by_name["value"].message_type
+            if vdesc is not None and not vdesc.full_name.startswith("google.protobuf."):
+                for v in value.values():
+                    _sort_maps(v, vdesc)
+        elif isinstance(value, list):
+            for v in value:
+                _sort_maps(v, sub)
+        else:
+            _sort_maps(value, sub)
+
+
+def record_json(
+    kind: str, id: str, data: bytes, ns: int, cls: type[Message] | None, *, with_data: bool
+) -> dict[str, Any]:
+    """The JSON object of one record (the shape of ``get``, ``list`` and ``dump``)."""
+    out: dict[str, Any] = {"kind": kind, "id": id, "updated_at": format_ns(ns), "updated_ns": ns}
+    msg, why = decode(cls, data)
+    out["message"] = None if msg is None else to_json(msg)
+    if msg is None:
+        out["error"] = why
+    if with_data or msg is None:
+        out["data"] = base64.b64encode(data).decode("ascii")
+    return out
+
+
+def _records(txn: CTxn, kind: str, exact: bool = False) -> Iterator[tuple[str, bytes, int]]:
+    """Every record of ``kind`` in ``txn``, read a page at a time.
+
+    With ``exact``, a page that fails is read again one record at a time,
+    so every record before a damaged one is still yielded.
+    """
+    kb = encode_kind(kind)
+    after: bytes | None = None
+    while True:
+        try:
+            page = txn.list(kb, after, _PAGE)
+        except CorruptionError:
+            if not exact:
+                raise
+            page = []
+            while len(page) < _PAGE:
+                one = txn.list(kb, after if not page else page[-1][0], 1)  # raises at the damage
+                if not one:
+                    break
+                page.append(one[0])
+                yield one[0][0].decode("utf-8", "surrogateescape"), one[0][1], one[0][2]
+            if len(page) < _PAGE:
+                return
+            after = page[-1][0]
+            continue
+        for ib, data, ns in page:
+            yield ib.decode("utf-8", "surrogateescape"), data, ns
+        if len(page) < _PAGE:
+            return
+        after = page[-1][0]
+
+
+def _line(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def dump(store: Store, out: IO[str], kinds: Iterable[str] | None = None) -> int:
+    """Write the dump of ``store`` (or of ``kinds``) to ``out``; the record count.
+
+    One read transaction: the dump is a consistent snapshot even while other
+    processes write.
+    """
+    dec = Decoder()
+    n = 0
+    with store._reading() as t:
+        names = sorted(set(kinds)) if kinds is not None else t.kinds()
+        total = sum(t.count(encode_kind(k)) for k in names)
+        out.write(_line({"pystore_dump": DUMP_VERSION, "format_version": 1}))
+        with Progress("dump", total) as bar:
+            for kind in names:
+                schema = dec.load(t, kind)
+                if schema is not None:
+                    out.write(_line({"schema": {
+                        "kind": kind, "type": schema[0],
+                        "descriptor_set": base64.b64encode(schema[1]).decode("ascii"),
+                    }}))
+                cls = dec.cls(t, kind)
+                for id, data, ns in _records(t, kind):
+                    out.write(_line(record_json(kind, id, data, ns, cls, with_data=True)))
+                    n += 1
+                    bar.update(n)
+    return n
+
+
+class _LoadError(ValueError):
+    pass
+
+
+def _field(obj: dict[str, Any], name: str, typ: type, where: str) -> Any:
+    value = obj.get(name)
+    if not isinstance(value, typ) or isinstance(value, bool):
+        raise _LoadError(f"{where}: {name!r} must be a {typ.__name__}")
+    return value
+
+
+def _b64(text: str, where: str, name: str) -> bytes:
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise _LoadError(f"{where}: {name!r} is not valid base64") from None
+
+
+def _parse_line(
+    obj: Any,
+    where: str,
+    schemas: dict[str, tuple[str, bytes]],
+    store_schema: Callable[[str], tuple[str, bytes] | None] | None = None,
+) -> tuple[str, Any]:
+    """("schema", (kind, name, fds)) | ("record", (kind, id, data, ns)) | ("skip", None)."""
+    if not isinstance(obj, dict):
+        raise _LoadError(f"{where}: expected a JSON object")
+    if "pystore_dump" in obj:
+        if obj["pystore_dump"] != DUMP_VERSION:
+            raise _LoadError(f"{where}: unsupported dump version {obj['pystore_dump']!r}")
+        return "skip", None
+    if "schema" in obj:
+        s = obj["schema"]
+        if not isinstance(s, dict):
+            raise _LoadError(f"{where}: 'schema' must be an object")
+        kind = _field(s, "kind", str, where)
+        name = _field(s, "type", str, where)
+        fds = _b64(_field(s, "descriptor_set", str, where), where, "descriptor_set")
+        try:
+            message_class(name, fds)
+        except CorruptionError as exc:
+            raise _LoadError(f"{where}: {exc}") from None
+        schemas[kind] = (name, fds)
+        return "schema", (kind, name, fds)
+    kind = _field(obj, "kind", str, where)
+    id = _field(obj, "id", str, where)
+    if "updated_ns" in obj:
+        ns = _field(obj, "updated_ns", int, where)
+    elif "updated_at" in obj:
+        try:
+            ns = parse_time(_field(obj, "updated_at", str, where))
+        except ValueError as exc:
+            raise _LoadError(f"{where}: {exc}") from None
+    else:
+        ns = time.time_ns()
+    if obj.get("data") is not None:
+        data = _b64(_field(obj, "data", str, where), where, "data")
+    elif isinstance(obj.get("message"), dict):
+        if kind not in schemas and store_schema is not None:
+            found = store_schema(kind)
+            if found is not None:
+                schemas[kind] = found
+        if kind not in schemas:
+            raise _LoadError(f"{where}: no 'data' and no schema for kind {kind!r} to encode 'message'")
+        msg = message_class(*schemas[kind])()
+        try:
+            json_format.ParseDict(obj["message"], msg)
+        except json_format.ParseError as exc:
+            raise _LoadError(f"{where}: 'message' does not fit {schemas[kind][0]}: {exc}") from None
+        data = msg.SerializeToString()
+    else:
+        raise _LoadError(f"{where}: a record needs 'data' (base64) or 'message' (object)")
+    return "record", (kind, id, data, ns)
+
+
+def _lines(src: IO[str], name: str) -> Iterator[tuple[str, Any, int]]:
+    """(where, parsed JSON, characters read so far) of each non-blank line."""
+    read = 0
+    for no, text in enumerate(src, 1):
+        read += len(text)
+        if not text.strip():
+            continue
+        where = f"{name}:{no}"
+        try:
+            yield where, json.loads(text), read
+        except json.JSONDecodeError as exc:
+            raise _LoadError(f"{where}: not JSON: {exc.msg}") from None
+
+
+def load(store: Store, src: IO[str], name: str = "-", size: int = 0) -> tuple[int, int]:
+    """Load a dump into ``store``: (records, schemas) written.
+
+    One write transaction per chunk of up to 1000 records or 8 MiB, so a
+    failure keeps every earlier chunk; loading is idempotent (upserts).
+    Raises ValueError naming the file and line of bad input.
+    """
+    schemas: dict[str, tuple[str, bytes]] = {}
+    records = nschemas = 0
+    chunk: list[tuple[str, Any]] = []
+    chunk_bytes = 0
+
+    def flush() -> None:
+        nonlocal chunk, chunk_bytes
+        if not chunk:
+            return
+        with store.transaction() as tx:
+            ctxn = tx._begin(True)
+            for what, item in chunk:
+                if what == "schema":
+                    kind, tname, fds = item
+                    write_schema(ctxn, encode_kind(kind), tname.encode("utf-8"), fds)
+                else:
+                    tx._put_raw(*item)
+        for what, item in chunk:
+            if what == "schema":
+                store._schemas.forget(item[0])
+        chunk, chunk_bytes = [], 0
+
+    with Progress("load", size, " B" if size else "") as bar:
+        for where, obj, read in _lines(src, name):
+            what, item = _parse_line(obj, where, schemas, store._schema_of)
+            if what == "skip":
+                continue
+            chunk.append((what, item))
+            if what == "schema":
+                nschemas += 1
+            else:
+                records += 1
+                chunk_bytes += len(item[2])
+            if len(chunk) >= _CHUNK_RECORDS or chunk_bytes >= _CHUNK_BYTES:
+                flush()
+            bar.update(read)
+        flush()
+    return records, nschemas
+
+
+def verify(store: Store, report: IO[str]) -> tuple[int, int]:
+    """Check every record's header and payload: (records checked, problems).
+
+    Each problem is one line on ``report``.  A payload is decoded with its
+    kind's stored schema; a kind without one is checked for well-formed
+    protobuf wire format.
+    """
+    dec = Decoder()
+    checked = problems = 0
+
+    def bad(text: str) -> None:
+        nonlocal problems
+        problems += 1
+        report.write(f"BAD {text}\n")
+
+    with store._reading() as t:
+        try:
+            names = t.kinds()
+        except StoreError as exc:
+            bad(f"the key index: {exc}")
+            return checked, problems
+        total = sum(t.count(encode_kind(k)) for k in names)
+        with Progress("verify", total) as bar:
+            for kind in names:
+                cls = dec.cls(t, kind)
+                if kind in dec.errors:
+                    bad(f"{kind}: {dec.errors[kind]}")
+                check_cls: type[Message] = cls if cls is not None else empty_pb2.Empty
+                last = ""
+                try:
+                    for id, data, _ns in _records(t, kind, exact=True):
+                        checked += 1
+                        bar.update(checked)
+                        last = id
+                        if _has_surrogate(id):
+                            bad(f"{kind}/{id!r}: id is not valid UTF-8")
+                        try:
+                            check_cls.FromString(data)
+                        except DecodeError as exc:
+                            what = "its schema " + check_cls.DESCRIPTOR.full_name if cls else (
+                                "protobuf wire format")
+                            bad(f"{kind}/{id}: payload does not decode ({what}): {exc}")
+                except CorruptionError as exc:
+                    after = f"after id {last!r}" if last else "at its first record"
+                    bad(f"{kind}: damaged record {after}; the rest of the kind is unreadable: {exc}")
+    return checked, problems
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\udc80" <= c <= "\udcff" for c in text)

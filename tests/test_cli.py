@@ -1,0 +1,340 @@
+"""The ``pystore`` console script, run as a real process.
+
+Every read command is also run against a store that another process holds
+open and keeps writing (growing its map), as operators will use it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pty
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from busy_writer import busy_writer
+from support import make_agent
+
+import pystore
+from pystore.samples import agent_pb2, session_pb2
+
+PYSTORE = str(Path(sys.executable).parent / "pystore")
+
+
+def run(*args: object, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PYSTORE, *map(str, args)], input=input, capture_output=True, text=True, timeout=120
+    )
+
+
+def one_line_error(p: subprocess.CompletedProcess[str]) -> str:
+    assert p.stderr.count("\n") == 1 and p.stderr.startswith("pystore: "), p.stderr
+    assert "Traceback" not in p.stderr
+    return p.stderr
+
+
+@pytest.fixture
+def filled(store_path: Path) -> Path:
+    with pystore.Store(store_path, sync=False) as s:
+        s.save_resources("Agent", [(f"agt-{i:03d}", make_agent(i)) for i in range(40)])
+        s.save_resource("Session", "s-1", session_pb2.Session(agent_id="agt-001"))
+        s.save_resource("Session", "s-ü", session_pb2.Session(agent_id="unicode id"))
+        # a record no schema describes exactly: unknown fields, kept as is
+        s._put_raw("Raw", "r1", b"\x08\x96\x01\x12\x03abc\xf8\x3f\x01", 123_456_789)
+        s._put_raw("Raw", "empty", b"", -5)
+    return store_path
+
+
+@pytest.fixture
+def busy(filled: Path) -> Iterator[Path]:
+    """``filled``, held open for writing by another process that keeps writing."""
+    with busy_writer(filled):
+        yield filled
+
+
+def records(path: Path) -> dict[tuple[str, str], tuple[bytes, int]]:
+    out = {}
+    with pystore.Store(path, readonly=True) as s:
+        for kind in s.kinds():
+            for r in s.iter_resources(kind):
+                out[(kind, r.id)] = (r.data, r.updated_ns)
+    return out
+
+
+# -- read commands against a store being written ---------------------------------
+
+
+def test_stats_json_and_text(busy: Path) -> None:
+    p = run("--json", "stats", busy)
+    assert p.returncode == 0, p.stderr
+    st = json.loads(p.stdout)
+    assert st["format_version"] == 1 and st["map_size"] > 0 and st["used_bytes"] > 0
+    assert st["kinds"]["Agent"] == {"count": 40, "type": "pystore.samples.Agent"}
+    assert st["kinds"]["Raw"] == {"count": 2, "type": None}
+    text = run("stats", busy)
+    assert text.returncode == 0
+    assert "format version  1" in text.stdout and "pystore.samples.Session" in text.stdout
+    assert json.loads(run("stats", "--json", busy).stdout)["kinds"]["Session"]["count"] == 2
+
+
+def test_kinds_sorted_one_per_line(busy: Path) -> None:
+    p = run("kinds", busy)
+    assert p.returncode == 0
+    kinds = p.stdout.splitlines()
+    assert kinds == sorted(kinds) and {"Agent", "Session", "Raw", "Pair"} <= set(kinds)
+
+
+def test_list_ids_limit_after_and_json(busy: Path) -> None:
+    p = run("list", busy, "Agent", "--ids", "--limit", 3, "--after", "agt-010")
+    assert p.returncode == 0 and p.stdout.splitlines() == ["agt-011", "agt-012", "agt-013"]
+    p = run("list", busy, "Agent", "--limit", 2)
+    rows = [json.loads(line) for line in p.stdout.splitlines()]
+    assert [r["id"] for r in rows] == ["agt-000", "agt-001"]
+    assert rows[1]["message"]["metadata"]["name"] == "Agent 1"
+    assert "org_id" not in json.dumps(rows)  # stripped before it was saved
+    assert run("list", busy, "Nothing").stdout == ""
+
+
+def test_get_decodes_without_generated_code(busy: Path) -> None:
+    p = run("get", busy, "Session", "s-ü")
+    assert p.returncode == 0, p.stderr
+    obj = json.loads(p.stdout)
+    assert obj["kind"] == "Session" and obj["id"] == "s-ü"
+    assert obj["message"] == {"agent_id": "unicode id"}
+    assert obj["updated_at"].endswith("Z") and isinstance(obj["updated_ns"], int)
+    raw = json.loads(run("get", busy, "Raw", "r1").stdout)
+    assert raw["message"] is None and base64.b64decode(raw["data"]).startswith(b"\x08\x96")
+
+
+def test_get_missing_is_exit_1(busy: Path) -> None:
+    p = run("get", busy, "Agent", "nope")
+    assert p.returncode == 1
+    assert "Agent/nope" in one_line_error(p)
+
+
+def test_dump_is_a_consistent_snapshot_while_written(busy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "dump.jsonl"
+    p = run("dump", busy, "-o", out)
+    assert p.returncode == 0, p.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines[0] == {"pystore_dump": 1, "format_version": 1}
+    pair = {r["id"]: r["message"]["model"] for r in lines if r.get("kind") == "Pair"}
+    assert pair["left"] == pair["right"]  # one read transaction
+    assert sum(1 for r in lines if r.get("kind") == "Agent") == 40
+
+
+def test_verify_and_backup_while_written(busy: Path, tmp_path: Path) -> None:
+    p = run("verify", busy)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "OK" in p.stdout
+    dest = tmp_path / "bk"
+    p = run("backup", busy, dest)
+    assert p.returncode == 0, p.stderr
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o700
+    assert run("verify", dest).returncode == 0
+    with pystore.Store(dest, readonly=True) as copy:
+        assert copy.count("Agent") == 40
+    again = run("backup", busy, dest)
+    assert again.returncode == 1 and "not empty" in one_line_error(again)
+
+
+# -- dump / load ----------------------------------------------------------------
+
+
+def test_dump_load_round_trip_is_byte_for_byte(filled: Path, tmp_path: Path) -> None:
+    dump = run("dump", filled)
+    assert dump.returncode == 0 and dump.stderr == ""
+    src = tmp_path / "all.jsonl"
+    src.write_text(dump.stdout, encoding="utf-8")
+    target = tmp_path / "copy"
+    p = run("load", target, src)
+    assert p.returncode == 0, p.stderr
+    assert "loaded 44 resource(s) and 2 schema(s)" in p.stdout
+    assert records(target) == records(filled)  # payload bytes and updated_ns
+    again = run("dump", target)
+    assert again.stdout == dump.stdout
+    with pystore.Store(filled, readonly=True) as a, pystore.Store(target, readonly=True) as b:
+        for kind in ("Agent", "Session", "Raw"):
+            assert a._schema_of(kind) == b._schema_of(kind)
+
+
+def test_load_in_chunks_from_stdin_and_kind_filter(filled: Path, tmp_path: Path) -> None:
+    with pystore.Store(filled, sync=False) as s:
+        s.save_resources("Bulk", [(f"b{i:05d}", agent_pb2.Agent(model=str(i)))
+                                  for i in range(2500)])
+    dump = run("dump", filled, "--kind", "Bulk")
+    kinds = {json.loads(line).get("kind") for line in dump.stdout.splitlines()[1:]}
+    assert kinds == {"Bulk", None}  # None: the schema line
+    p = run("load", tmp_path / "t", "-", input=dump.stdout)
+    assert p.returncode == 0, p.stderr
+    got = records(tmp_path / "t")
+    assert len(got) == 2500 and got == {k: v for k, v in records(filled).items() if k[0] == "Bulk"}
+
+
+def test_load_encodes_a_hand_written_message_with_the_stored_schema(
+    filled: Path, tmp_path: Path
+) -> None:
+    src = tmp_path / "hand.jsonl"
+    src.write_text(json.dumps({"kind": "Session", "id": "new", "message": {"agent_id": "z"},
+                               "updated_at": "2026-01-02T03:04:05.000000007Z"}) + "\n")
+    assert run("load", filled, src).returncode == 0
+    with pystore.Store(filled, readonly=True) as s:
+        r = s.get_record("Session", "new")
+        assert session_pb2.Session.FromString(r.data).agent_id == "z"
+        assert r.updated_ns % 1_000_000_000 == 7
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("not json\n", "bad.jsonl:1: not JSON"),
+        ('{"kind": "A"}\n', "bad.jsonl:1: 'id' must be a str"),
+        ('{"kind": "A", "id": "x", "data": "!!"}\n', "not valid base64"),
+        ('\n{"kind": "A/B", "id": "x", "data": ""}\n', "may not contain '/'"),
+        ('{"kind": "Nope", "id": "x", "message": {}}\n', "no schema for kind 'Nope'"),
+        ('{"pystore_dump": 99}\n', "unsupported dump version"),
+    ],
+)
+def test_load_rejects_bad_input_with_file_and_line(
+    filled: Path, tmp_path: Path, content: str, needle: str
+) -> None:
+    before = records(filled)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(content)
+    p = run("load", filled, bad)
+    assert p.returncode in (1, 2)
+    assert needle in one_line_error(p)
+    assert records(filled) == before
+
+
+# -- clean, verify, errors ------------------------------------------------------------
+
+
+def test_clean_asks_unless_yes(filled: Path) -> None:
+    no = run("clean", filled, "--kind", "Agent", input="n\n")
+    assert no.returncode == 1 and "[y/N]" in no.stderr
+    assert pystore.Store(filled, readonly=True).count("Agent") == 40
+    eof = run("clean", filled, "--kind", "Agent", input="")
+    assert eof.returncode == 1
+    yes = run("clean", filled, "--kind", "Agent", input="y\n")
+    assert yes.returncode == 0 and "deleted 40" in yes.stdout
+    p = run("clean", filled, "--kind", "Session", "--yes")
+    assert p.returncode == 0 and "deleted 2" in p.stdout and p.stderr == ""
+    with pystore.Store(filled, readonly=True) as s:
+        assert s.kinds() == ["Raw"]
+
+
+def test_verify_fails_on_a_payload_that_does_not_decode(filled: Path) -> None:
+    with pystore.Store(filled) as s:
+        s._put_raw("Agent", "agt-bad", b"\x0a\xff\xff\xff\x0f", 1)  # length past the end
+    p = run("verify", filled)
+    assert p.returncode == 1
+    assert "BAD Agent/agt-bad" in p.stdout and "1 problem" in p.stdout
+
+
+def test_verify_fails_on_a_damaged_header(filled: Path) -> None:
+    marker = b"verify-me-marker-0123456789"
+    with pystore.Store(filled) as s:
+        s.save_resource("Session", "s-2", session_pb2.Session(agent_id=marker.decode()))
+    data = filled / "data.mdb"
+    raw = bytearray(data.read_bytes())
+    at = raw.index(marker)
+    header = at - 2 - 12  # tag and length of field 2, then the 12-byte record header
+    assert raw[header] == 1  # format version byte
+    raw[header] = 0x7F
+    data.write_bytes(bytes(raw))
+    p = run("verify", filled)
+    assert p.returncode == 1
+    assert "BAD Session: damaged record after id 's-1'" in p.stdout
+
+
+def test_missing_store_is_never_created(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    for args in (["stats"], ["kinds"], ["list", "Agent"], ["get", "A", "b"], ["dump"],
+                 ["verify"], ["backup"], ["clean", "--kind", "A", "--yes"]):
+        cmd = [args[0], missing, *args[1:]]
+        if args[0] == "backup":
+            cmd.append(tmp_path / "dest")
+        p = run(*cmd)
+        assert p.returncode == 1, (args, p.stderr)
+        assert "no store at" in one_line_error(p)
+    assert not missing.exists() and not (tmp_path / "dest").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["stats"], ["nosuch", "x"], ["list", "p"], ["list", "p", "K", "--limit", "-1"],
+     ["clean", "p"], ["get", "p", "K"], ["stats", "p", "--bogus"]],
+)
+def test_usage_errors_exit_2_with_one_line(args: list[str]) -> None:
+    p = run(*args)
+    assert p.returncode == 2
+    one_line_error(p)
+
+
+def test_bad_kind_is_a_usage_error(filled: Path) -> None:
+    p = run("list", filled, "A/B")
+    assert p.returncode == 2
+    assert "'/'" in one_line_error(p)
+
+
+def test_not_a_store_is_one_line(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus"
+    bogus.mkdir()
+    (bogus / "data.mdb").write_bytes(b"\0" * 8192)
+    p = run("stats", bogus)
+    assert p.returncode == 1
+    one_line_error(p)
+
+
+def test_python_dash_m_and_demo(tmp_path: Path) -> None:
+    p = subprocess.run([sys.executable, "-m", "pystore", "demo", tmp_path / "demo"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert run("kinds", tmp_path / "demo").stdout.split() == ["Agent", "Session", "Workflow"]
+
+
+def test_pipe_closed_early_is_quiet(filled: Path) -> None:
+    p = subprocess.run(f"'{PYSTORE}' dump '{filled}' | head -c 10 >/dev/null; "
+                       "echo rc=${PIPESTATUS[0]}", shell=True, executable="/bin/bash",
+                       capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in p.stderr and "Exception" not in p.stderr
+
+
+# -- progress: on a terminal only -------------------------------------------------------
+
+
+def _stderr_on_a_pty(args: list[object]) -> tuple[int, bytes]:
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([PYSTORE, *map(str, args)], stdout=subprocess.DEVNULL,
+                                stderr=slave, stdin=subprocess.DEVNULL)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return proc.wait(timeout=120), b"".join(chunks)
+    finally:
+        os.close(master)
+
+
+def test_progress_bar_on_a_terminal_only(filled: Path, tmp_path: Path) -> None:
+    code, err = _stderr_on_a_pty(["dump", filled, "-o", tmp_path / "d.jsonl"])
+    assert code == 0
+    assert b"dump [" in err and b"%" in err
+    piped = run("dump", filled, "-o", tmp_path / "e.jsonl")
+    assert "[" not in piped.stderr and "%" not in piped.stderr
+    code, err = _stderr_on_a_pty(["verify", filled])
+    assert code == 0 and b"verify [" in err
