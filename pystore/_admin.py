@@ -141,7 +141,9 @@ class AdminOps:
             raise StoreError(f"backup destination {target!r} is the store itself")
         if os.path.exists(target):
             if not os.path.isdir(target):
-                raise StoreOSError(errno.ENOTDIR, f"backup destination {target!r} is not a directory")
+                raise StoreOSError(
+                    errno.ENOTDIR, f"backup destination {target!r} is not a directory"
+                )
             if os.listdir(target):
                 raise StoreOSError(
                     errno.ENOTEMPTY,
@@ -153,7 +155,9 @@ class AdminOps:
             try:
                 _make_dirs(target)
             except OSError as exc:
-                raise StoreOSError(exc.errno, f"backup destination {target!r}: {exc.strerror}") from None
+                raise StoreOSError(
+                    exc.errno, f"backup destination {target!r}: {exc.strerror}"
+                ) from None
         check(lib.ps_env_copy(self._env, os.fsencode(target), 1 if compact else 0),
               f"backup to {target!r}")
         return os.stat(os.path.join(target, "data.mdb")).st_size

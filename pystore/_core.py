@@ -7,6 +7,7 @@ by the transaction until it ends, as the core's contract requires.
 
 from __future__ import annotations
 
+import builtins
 import struct
 import threading
 from collections.abc import Iterator
@@ -148,7 +149,7 @@ class CTxn:
         finally:
             lib.ps_buf_free(buf)
 
-    def kinds(self) -> list[str]:
+    def kinds(self) -> builtins.list[str]:  # `list` here is the method above
         buf = ffi.new("ps_buf *")
         try:
             check(lib.ps_kinds(self.ptr, buf), "kinds")
@@ -168,7 +169,8 @@ class CTxn:
         if rc == lib.PS_LMDB_NOTFOUND:
             return None
         check(rc, "meta")
-        return ffi.unpack(o.ptr[0], o.size[0])
+        value: bytes = ffi.unpack(o.ptr[0], o.size[0])
+        return value
 
     def meta_put(self, key: bytes, value: bytes) -> None:
         check(lib.ps_meta_put(self.ptr, key, len(key), value, len(value)), "meta")

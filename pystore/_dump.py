@@ -23,7 +23,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from google.protobuf import empty_pb2, json_format
 from google.protobuf.descriptor import Descriptor
@@ -110,7 +110,7 @@ def to_json(msg: Message) -> dict[str, Any]:
     """Proto3 JSON with proto field names; map entries sorted by key, so the
     same record always gives the same text."""
     out = json_format.MessageToDict(msg, preserving_proto_field_name=True)
-    _sort_maps(out, msg.DESCRIPTOR)
+    _sort_maps(out, cast(Descriptor, msg.DESCRIPTOR))
     return out
 
 
@@ -276,7 +276,9 @@ def _parse_line(
             if found is not None:
                 schemas[kind] = found
         if kind not in schemas:
-            raise _LoadError(f"{where}: no 'data' and no schema for kind {kind!r} to encode 'message'")
+            raise _LoadError(
+                f"{where}: no 'data' and no schema for kind {kind!r} to encode 'message'"
+            )
         msg = message_class(*schemas[kind])()
         try:
             json_format.ParseDict(obj["message"], msg)
@@ -393,7 +395,8 @@ def verify(store: Store, report: IO[str]) -> tuple[int, int]:
                             bad(f"{kind}/{id}: payload does not decode ({what}): {exc}")
                 except CorruptionError as exc:
                     after = f"after id {last!r}" if last else "at its first record"
-                    bad(f"{kind}: damaged record {after}; the rest of the kind is unreadable: {exc}")
+                    bad(f"{kind}: damaged record {after}; "
+                        f"the rest of the kind is unreadable: {exc}")
     return checked, problems
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import cast
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
@@ -105,7 +106,7 @@ class Stripper:
 
     def serialize(self, msg: Message) -> bytes:
         """The message's bytes with the fields cleared; ``msg`` is left unchanged."""
-        plan = self.plan(msg.DESCRIPTOR) if self.names else None
+        plan = self.plan(cast(Descriptor, msg.DESCRIPTOR)) if self.names else None
         if plan is None:
             return msg.SerializeToString()
         copy = type(msg)()
@@ -115,7 +116,7 @@ class Stripper:
 
     def strip_in_place(self, msg: Message) -> None:
         """Clear the fields in ``msg`` itself (for messages pystore owns)."""
-        plan = self.plan(msg.DESCRIPTOR) if self.names else None
+        plan = self.plan(cast(Descriptor, msg.DESCRIPTOR)) if self.names else None
         if plan is not None:
             _apply(msg, plan)
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar, overload
+from typing import TypeVar, cast, overload
 
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, EncodeError, Message
 
 from ._core import CTxn, check_key, encode_id, encode_kind
@@ -73,9 +74,13 @@ class ResourceOps:
             else:
                 data = self._stripper.serialize(message)
         except EncodeError as exc:
-            raise InvalidMessageError(f"cannot serialize {message.DESCRIPTOR.full_name}: {exc}") from None
+            raise InvalidMessageError(
+                f"cannot serialize {message.DESCRIPTOR.full_name}: {exc}"
+            ) from None
         if len(data) > _MAX_PAYLOAD:
-            raise ValueTooLargeError(f"serialized message is {len(data)} bytes; a record holds at most {_MAX_PAYLOAD}")
+            raise ValueTooLargeError(
+                f"serialized message is {len(data)} bytes; a record holds at most {_MAX_PAYLOAD}"
+            )
         return data
 
     # -- writes -----------------------------------------------------------
@@ -155,7 +160,7 @@ class ResourceOps:
 
     def _note_schema(self, t: CTxn, kind: str, kb: bytes, msg: Message) -> None:
         """Record ``kind``'s schema in ``t`` unless known (one dict lookup)."""
-        desc = msg.DESCRIPTOR
+        desc = cast(Descriptor, msg.DESCRIPTOR)  # the upb class is this one at run time
         if self._schemas.known.get(kind) is not desc:
             self._schemas.record(t, kind, kb, desc)
 
@@ -173,7 +178,9 @@ class ResourceOps:
         if not -(2**63) <= updated_ns < 2**63:
             raise ValueError("updated_ns must fit a signed 64-bit integer")
         if len(data) > _MAX_PAYLOAD:
-            raise ValueTooLargeError(f"record is {len(data)} bytes; a record holds at most {_MAX_PAYLOAD}")
+            raise ValueTooLargeError(
+                f"record is {len(data)} bytes; a record holds at most {_MAX_PAYLOAD}"
+            )
         t = self._begin(True)
         ok = False
         try:
@@ -225,7 +232,7 @@ class ResourceOps:
         else:
             msg = _check_type(msg_or_type, "msg_or_type")()  # type: ignore[assignment]
         data = self._read_one(kb, ib)[0]
-        return _parse(msg, data, f"{kind}/{id}")  # type: ignore[arg-type]
+        return _parse(msg, data, f"{kind}/{id}")
 
     def get_record(self, kind: str, id: str) -> Resource:
         """The raw record of ``kind/id``: Resource(id, kind, data, updated_at)."""

@@ -9,6 +9,7 @@ store.  Exit codes: 0 success, 1 not found / failed / verification failed,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -222,10 +223,8 @@ def cmd_backup(a: argparse.Namespace) -> int:
 
             def watch() -> None:
                 while not done.wait(0.1):
-                    try:
+                    with contextlib.suppress(OSError):
                         bar.update(os.stat(target).st_size)
-                    except OSError:
-                        pass
 
             watcher = threading.Thread(target=watch, daemon=True)
             if bar.enabled:

@@ -60,13 +60,16 @@ def run_demo(path: str = "./.pystore-demo", out: TextIO = sys.stdout) -> int:
         say(f"tenancy fields on disk: org_id={got.metadata.org_id!r} "
             f"project_id={got.metadata.project_id!r} (stripped before saving)")
         record = store.get_record("Agent", "agent-2")
-        say(f"record: {len(record.data)} protobuf bytes, updated_at {record.updated_at.isoformat()}")
+        say(f"record: {len(record.data)} protobuf bytes, "
+            f"updated_at {record.updated_at.isoformat()}")
 
         def finish(ex: agent_execution_pb2.AgentExecution) -> None:
             ex.status.phase = agent_execution_pb2.EXECUTION_PHASE_SUCCEEDED
             ex.status.messages.add(role="assistant", content="done")
 
-        store.update_resource("AgentExecution", "exec-1", agent_execution_pb2.AgentExecution, finish)
+        store.update_resource(
+            "AgentExecution", "exec-1", agent_execution_pb2.AgentExecution, finish
+        )
         say("update_resource marked AgentExecution/exec-1 succeeded (atomic read-modify-write)")
 
         for kind in store.kinds():

@@ -155,11 +155,7 @@ def error_for(code: int, context: str = "") -> StoreError:
         text = f"{context}: {text}"
     if hint:
         text = f"{text} ({hint})"
-    exc: StoreError
-    if issubclass(cls, OSError):
-        exc = cls(code, text)
-    else:
-        exc = cls(text)
+    exc: StoreError = cls(code, text) if issubclass(cls, OSError) else cls(text)
     exc.code = code
     return exc
 

@@ -127,7 +127,7 @@ def test_steady_state_is_cached_after_commit(store: pystore.Store) -> None:
 def test_very_long_kind_uses_a_hashed_meta_key(store: pystore.Store) -> None:
     kind = "K" * 505
     store.save_resource(kind, "i", agent_pb2.Agent())
-    tkey, skey = schema_keys(kind.encode())
+    _, skey = schema_keys(kind.encode())
     assert len(skey) <= 511 and b"#" in skey
     with store._reading() as t:
         got = read_schema(t, kind.encode())
