@@ -159,7 +159,8 @@ class CTxn:
                 (n,) = _U32.unpack_from(view, off)
                 out.append(bytes(view[off + 4 : off + 4 + n]).decode("utf-8", "replace"))
                 off += 4 + n
-            return out
+            # Key order is not kind order: "A\x17/x" sorts before "A/x".
+            return sorted(out)
         finally:
             lib.ps_buf_free(buf)
 
