@@ -17,8 +17,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from pystore import AlreadyExistsError, NotFoundError, Store
 from pystore.samples.agent_pb2 import Agent
 
-# A few kinds that are prefixes of each other, to catch prefix-scan mistakes.
-KINDS = st.sampled_from(["A", "Ab", "A0", "Agent", "B"])
+# Kinds that are prefixes of each other, and bytes below "/", to catch
+# prefix-scan and ordering mistakes.
+KINDS = st.sampled_from(["A", "Ab", "A0", "A-", "A.x", "Agent", "B"])
 IDS = st.one_of(
     st.sampled_from(["1", "2", "10", "a/b", "é", "x" * 100]),
     st.text(
