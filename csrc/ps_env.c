@@ -117,6 +117,11 @@ static int env_alloc(ps_env **out)
     pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ERRORCHECK);
     rc = pthread_mutex_init(&e->write_mu, &ma);
     pthread_mutexattr_destroy(&ma);
+    if (!rc) {
+        rc = pthread_mutex_init(&e->pool_mu, NULL);
+        if (rc)
+            pthread_mutex_destroy(&e->write_mu);
+    }
     if (rc) {
         pthread_rwlock_destroy(&e->life);
         free(e);
@@ -194,6 +199,7 @@ void ps_env_close(ps_env *e)
     pthread_rwlock_wrlock(&e->life);
     if (!e->closed) {
         e->closed = 1;
+        ps_pool_drain(e); /* parked read txns die before their env */
         if (e->mdb)
             mdb_env_close(e->mdb);
         e->mdb = NULL;
@@ -209,6 +215,7 @@ void ps_env_free(ps_env *e)
     if (getpid() == e->pid) {
         pthread_rwlock_destroy(&e->life);
         pthread_mutex_destroy(&e->write_mu);
+        pthread_mutex_destroy(&e->pool_mu);
     }
     free(e);
 }

@@ -14,6 +14,7 @@
 #define PS_DB_RESOURCES "resources"
 #define PS_DB_META "meta"
 #define PS_META_FORMAT "format_version"
+#define PS_POOL_MAX 16                            /* parked read txns per env */
 
 struct ps_env {
     MDB_env *mdb;
@@ -29,6 +30,10 @@ struct ps_env {
     int closed;
     int readonly;
     pid_t pid;
+    /* Reset read txns ready for mdb_txn_renew (ps_reader.c). */
+    pthread_mutex_t pool_mu;
+    int pool_len;
+    MDB_txn *pool[PS_POOL_MAX];
 };
 
 enum ps_op_type { PS_OP_PUT, PS_OP_DEL, PS_OP_DEL_KIND, PS_OP_META_PUT };
@@ -73,6 +78,13 @@ int ps_txn_log(ps_txn *txn, int type, const char *key, size_t key_len,
                unsigned flags);
 int ps_txn_recover(ps_txn *txn);
 int ps_txn_note(ps_txn *txn, int rc);
+
+/* ps_reader.c: parked read txns (callers hold env->life read-locked) */
+int ps_pool_renew(ps_env *e, MDB_txn **out);
+void ps_pool_give(ps_env *e, MDB_txn *t);
+void ps_pool_drain(ps_env *e);
+/* ps_txn.c: begin a read txn (parked one first); env->life read-held */
+int ps_begin_read(ps_env *e, MDB_txn **out);
 
 /* ps_ops.c: the raw operations, also used to replay the log. */
 int ps_apply_put(ps_txn *txn, const char *key, size_t key_len,

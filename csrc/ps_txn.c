@@ -39,6 +39,8 @@ static int adopt_map_size(ps_env *e, uint64_t grow_from)
 
 static int begin_mdb(ps_env *e, int write, MDB_txn **out)
 {
+    if (!write && ps_pool_renew(e, out) == PS_OK)
+        return PS_OK;
     int rc = MDB_MAP_RESIZED;
     for (int tries = 0; tries < 16 && rc == MDB_MAP_RESIZED; tries++) {
         rc = mdb_txn_begin(e->mdb, NULL, write ? 0 : MDB_RDONLY, out);
@@ -94,7 +96,9 @@ static void txn_release(ps_txn *t)
         op = next;
     }
     if (getpid() == e->pid) {
-        if (t->mdb)
+        if (t->mdb && !t->write)
+            ps_pool_give(e, t->mdb); /* reset and parked for reuse */
+        else if (t->mdb)
             mdb_txn_abort(t->mdb);
         pthread_rwlock_unlock(&e->life);
         if (t->write)
@@ -259,4 +263,9 @@ int ps_txn_recover(ps_txn *t)
             t->failed = rc;
         return rc;
     }
+}
+
+int ps_begin_read(ps_env *e, MDB_txn **out)
+{
+    return begin_mdb(e, 0, out);
 }

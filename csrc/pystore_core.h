@@ -186,6 +186,22 @@ int ps_meta_put(ps_txn *txn, const char *key, size_t key_len,
 int ps_check_key(const char *kind, size_t kind_len,
                  const char *id, size_t id_len);
 void ps_buf_free(ps_buf *buf);
+
+/* Fast paths (ps_reader.c, ps_wire.c). */
+/* One-call read of kind/id in its own (reused) read txn: the payload is
+ * copied into buf when *payload_len <= cap; otherwise nothing is copied and
+ * the caller retries with a buffer of *payload_len bytes.  Returns
+ * PS_LMDB_NOTFOUND when absent. */
+int ps_get_into(ps_env *env, const char *kind, size_t kind_len,
+                const char *id, size_t id_len, char *buf, size_t cap,
+                size_t *payload_len, int64_t *updated_ns);
+/* Like ps_list, but each record is appended as one element of a repeated
+ * message field number `field` (1..2^29-1) in protobuf wire format (tag,
+ * varint length, payload), so the whole buffer parses as one wrapper
+ * message.  out->count gets the number of records. */
+int ps_list_wire(ps_txn *txn, const char *kind, size_t kind_len,
+                 const char *after, size_t after_len, uint64_t limit,
+                 uint32_t field, ps_buf *out);
 /* CDEF-END */
 
 #ifdef __cplusplus

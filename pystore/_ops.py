@@ -16,6 +16,7 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, EncodeError, Message
 
 from ._core import CTxn, check_key, encode_id, encode_kind
+from ._fast import list_wire, parse_list
 from ._hygiene import Stripper
 from ._schema import SchemaRecorder
 from .errors import InvalidMessageError, ValueTooLargeError
@@ -240,6 +241,10 @@ class ResourceOps:
         data, ns = self._read_one(kb, ib)
         return Resource(id, kind, data, ns_to_datetime(ns), ns)
 
+    def get_bytes(self, kind: str, id: str) -> bytes:
+        """The raw protobuf bytes of ``kind/id``; NotFoundError if absent."""
+        return self._read_one(encode_kind(kind), encode_id(id))[0]
+
     def _read_one(self, kb: bytes, ib: bytes) -> tuple[bytes, int]:
         t = self._begin(False)
         ok = False
@@ -259,6 +264,18 @@ class ResourceOps:
         """Every resource of a kind in key order: raw protobuf bytes, or parsed as ``msg_type``."""
         kb = encode_kind(kind)
         cls = None if msg_type is None else _check_type(msg_type)
+        t = self._begin(False)
+        ok = False
+        try:
+            wire, count = list_wire(t, kb, None, 0)  # one buffer, parsed once below
+            ok = True
+        finally:
+            self._end(t, ok)
+        parsed = parse_list(wire, count, cls)
+        if parsed is not None:
+            return parsed
+        # A record that does not parse (or a list too big for one message):
+        # record by record, so the error names the record.
         t = self._begin(False)
         ok = False
         try:

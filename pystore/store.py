@@ -10,6 +10,7 @@ from typing import Any
 
 from ._admin import AdminOps
 from ._core import CTxn
+from ._fast import env_get
 from ._hygiene import Stripper
 from ._native import ffi, lib
 from ._ops import ResourceOps
@@ -165,6 +166,10 @@ class Store(AdminOps, ResourceOps):
         if write and self.readonly:
             raise ReadOnlyError(f"store {self.path!r} was opened with readonly=True")
         return CTxn(self._env, write)
+
+    def _read_one(self, kb: bytes, ib: bytes) -> tuple[bytes, int]:
+        self._check_usable()
+        return env_get(self._env, kb, ib)  # one C call, reused read txn
 
     def _end(self, txn: CTxn, ok: bool) -> None:
         if ok and txn.write:

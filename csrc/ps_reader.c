@@ -1,0 +1,90 @@
+/* ps_reader.c -- reused read transactions and the one-call read.
+ *
+ * Read transactions are not allocated per call: a finished read txn is
+ * reset (mdb_txn_reset: its snapshot is released, its reader slot kept)
+ * and parked in a small per-env pool; the next reader of any thread renews
+ * one (mdb_txn_renew) instead of mdb_txn_begin + mdb_txn_abort.  The pool
+ * is emptied by ps_env_close() with env->life write-held, so no parked txn
+ * outlives its env. */
+#include <string.h>
+#include <unistd.h>
+
+#include "ps_internal.h"
+
+int ps_pool_renew(ps_env *e, MDB_txn **out)
+{
+    MDB_txn *t = NULL;
+    pthread_mutex_lock(&e->pool_mu);
+    if (e->pool_len > 0)
+        t = e->pool[--e->pool_len];
+    pthread_mutex_unlock(&e->pool_mu);
+    if (t == NULL)
+        return MDB_NOTFOUND;
+    int rc = mdb_txn_renew(t);
+    if (rc) {
+        mdb_txn_abort(t); /* e.g. MDB_MAP_RESIZED: the caller begins afresh */
+        return rc;
+    }
+    *out = t;
+    return PS_OK;
+}
+
+void ps_pool_give(ps_env *e, MDB_txn *t)
+{
+    mdb_txn_reset(t);
+    pthread_mutex_lock(&e->pool_mu);
+    if (e->pool_len < PS_POOL_MAX) {
+        e->pool[e->pool_len++] = t;
+        t = NULL;
+    }
+    pthread_mutex_unlock(&e->pool_mu);
+    if (t != NULL)
+        mdb_txn_abort(t);
+}
+
+void ps_pool_drain(ps_env *e)
+{
+    pthread_mutex_lock(&e->pool_mu);
+    for (int i = 0; i < e->pool_len; i++)
+        mdb_txn_abort(e->pool[i]);
+    e->pool_len = 0;
+    pthread_mutex_unlock(&e->pool_mu);
+}
+
+int ps_get_into(ps_env *e, const char *kind, size_t kind_len, const char *id,
+                size_t id_len, char *buf, size_t cap, size_t *payload_len,
+                int64_t *updated_ns)
+{
+    if (e == NULL || payload_len == NULL || updated_ns == NULL ||
+        (buf == NULL && cap))
+        return PS_ERR_INVALID_ARG;
+    if (getpid() != e->pid)
+        return PS_ERR_FORKED;
+    char key[PS_MAX_KEY];
+    size_t key_len;
+    int rc = ps_key_build(kind, kind_len, id, id_len, key, &key_len);
+    if (rc)
+        return rc;
+    pthread_rwlock_rdlock(&e->life);
+    MDB_txn *txn = NULL;
+    rc = e->closed ? PS_ERR_CLOSED : ps_begin_read(e, &txn);
+    if (!rc) {
+        MDB_val k = {key_len, key}, v;
+        rc = mdb_get(txn, e->res_dbi, &k, &v);
+        if (!rc) {
+            const char *p = v.mv_data;
+            if (v.mv_size < PS_HEADER_SIZE || p[0] != PS_FORMAT_VERSION) {
+                rc = PS_ERR_BAD_RECORD;
+            } else {
+                size_t n = v.mv_size - PS_HEADER_SIZE;
+                *payload_len = n;
+                *updated_ns = ps_get_i64(p + 4);
+                if (n && n <= cap)
+                    memcpy(buf, p + PS_HEADER_SIZE, n);
+            }
+        }
+        ps_pool_give(e, txn);
+    }
+    pthread_rwlock_unlock(&e->life);
+    return rc;
+}

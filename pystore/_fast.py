@@ -1,0 +1,96 @@
+"""Fast paths over the C core: one C call per read, one parse per list.
+
+- :func:`env_get` reads one record with ``ps_get_into``: one C call that
+  renews a parked read transaction, copies the payload into this thread's
+  reusable buffer and parks the transaction again.  No ``ffi.new`` per call.
+- :func:`list_wire` lists a kind as the wire format of a repeated field
+  (see ``_wire.py``), ready for one ``ParseFromString``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from google.protobuf.message import DecodeError, Message
+
+from ._core import CTxn
+from ._native import ffi, lib
+from ._wire import ITEMS_FIELD, MAX_WIRE, bytes_list_class, list_class
+from .errors import NotFoundError, check, error_for
+
+__all__ = ["env_get", "list_wire", "parse_list"]
+
+_KEEP_MAX = 1 << 20  # a per-thread buffer grown past this is not kept
+
+
+class _Tls(threading.local):
+    def __init__(self) -> None:
+        self.cap = 1 << 16
+        self.buf: Any = ffi.new("char[]", self.cap)
+        self.size: Any = ffi.new("size_t *")
+        self.ns: Any = ffi.new("int64_t *")
+
+
+_tls = _Tls()
+
+
+def _context(kind: bytes, id: bytes) -> str:
+    return f"{kind.decode('utf-8', 'replace')}/{id.decode('utf-8', 'replace')}"
+
+
+def env_get(env: Any, kind: bytes, id: bytes) -> tuple[bytes, int]:
+    """Payload (a copy) and updated_ns of ``kind/id``; NotFoundError when absent."""
+    o = _tls
+    while True:
+        cap = o.cap
+        rc = lib.ps_get_into(env, kind, len(kind), id, len(id), o.buf, cap, o.size, o.ns)
+        if rc:
+            if rc == lib.PS_LMDB_NOTFOUND:
+                raise NotFoundError(f"resource not found: {_context(kind, id)}")
+            raise error_for(rc, _context(kind, id))
+        n = o.size[0]
+        if n <= cap:
+            return ffi.unpack(o.buf, n), o.ns[0]
+        # Larger than the buffer: grow (kept only if modest) and read again;
+        # the record may change in between, hence the loop.
+        big = ffi.new("char[]", n)
+        if n <= _KEEP_MAX:
+            o.buf, o.cap = big, n
+        else:
+            rc = lib.ps_get_into(env, kind, len(kind), id, len(id), big, n, o.size, o.ns)
+            if rc == 0 and o.size[0] <= n:
+                return ffi.unpack(big, o.size[0]), o.ns[0]
+            if rc and rc != lib.PS_LMDB_NOTFOUND:
+                raise error_for(rc, _context(kind, id))
+
+
+def list_wire(txn: CTxn, kind: bytes, after: bytes | None, limit: int) -> tuple[bytes, int]:
+    """The records of a kind as repeated field ITEMS_FIELD in wire format, and their count."""
+    buf = ffi.new("ps_buf *")
+    try:
+        a = after if after is not None else ffi.NULL
+        alen = len(after) if after is not None else 0
+        rc = lib.ps_list_wire(txn.ptr, kind, len(kind), a, alen, limit, ITEMS_FIELD, buf)
+        check(rc, kind.decode("utf-8", "replace"))
+        if buf.len == 0:
+            return b"", 0
+        return ffi.unpack(buf.data, buf.len), int(buf.count)
+    finally:
+        lib.ps_buf_free(buf)
+
+
+def parse_list(wire: bytes, count: int, cls: type[Message] | None) -> list[Any] | None:
+    """The ``count`` records in ``wire`` as bytes (cls None) or ``cls`` messages,
+    parsed at once; None if that cannot be done (the caller goes record by record)."""
+    if len(wire) > MAX_WIRE:
+        return None
+    wrapper = bytes_list_class()() if cls is None else list_class(cls.DESCRIPTOR)()
+    try:
+        wrapper.ParseFromString(wire)
+    except (DecodeError, RecursionError):
+        return None
+    items = list(wrapper.items)  # type: ignore[attr-defined]
+    if len(items) != count or (cls is not None and items and type(items[0]) is not cls):
+        return None
+    return items

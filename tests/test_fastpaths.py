@@ -1,0 +1,171 @@
+"""The fast paths of issue 3: one-call gets over reused read transactions,
+lists parsed once through a repeated-field wrapper, and the wire-level
+hygiene; each must behave exactly like the slow path it replaces."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from support import make_agent
+
+import pystore
+from pystore import InvalidMessageError, NotFoundError, StoreClosedError
+from pystore.samples import agent_pb2
+
+
+def test_get_bytes_is_the_stored_payload(store: pystore.Store) -> None:
+    store.save_resource("Agent", "a1", make_agent(1))
+    assert store.get_bytes("Agent", "a1") == store.get_record("Agent", "a1").data
+    got = agent_pb2.Agent.FromString(store.get_bytes("Agent", "a1"))
+    assert got.metadata.name == make_agent(1).metadata.name
+    assert got.metadata.org_id == ""  # stripped before it was stored
+
+
+def test_get_bytes_errors(store: pystore.Store) -> None:
+    with pytest.raises(NotFoundError, match="resource not found: Agent/nope"):
+        store.get_bytes("Agent", "nope")
+    with pytest.raises(TypeError):
+        store.get_bytes("Agent", 1)  # type: ignore[arg-type]
+    with pytest.raises(pystore.InvalidKeyError):
+        store.get_bytes("A/b", "x")
+    store.close()
+    with pytest.raises(StoreClosedError):
+        store.get_bytes("Agent", "a1")
+
+
+@pytest.mark.parametrize("size", [0, 65_535, 65_536, 70_000, 3_000_000])
+def test_get_of_any_size_through_the_reused_buffer(store: pystore.Store, size: int) -> None:
+    msg = agent_pb2.Agent(instructions="x" * size)
+    store.save_resource("Agent", "big", msg)
+    small = agent_pb2.Agent(instructions="y")
+    store.save_resource("Agent", "small", small)
+    for _ in range(2):  # the per-thread buffer grows, then serves smaller reads
+        assert store.get_resource("Agent", "big", agent_pb2.Agent) == msg
+        assert store.get_resource("Agent", "small", agent_pb2.Agent) == small
+        assert store.get_bytes("Agent", "big") == msg.SerializeToString()
+
+
+def test_gets_see_the_latest_commit(store: pystore.Store) -> None:
+    """A reused (parked) read txn is renewed: it never serves an old snapshot."""
+    for n in range(50):
+        store.save_resource("Agent", "a", agent_pb2.Agent(model=f"m{n}"))
+        assert store.get_resource("Agent", "a", agent_pb2.Agent).model == f"m{n}"
+        assert store.count("Agent") == 1
+    store.delete_resource("Agent", "a")
+    with pytest.raises(NotFoundError):
+        store.get_bytes("Agent", "a")
+
+
+def test_transaction_reads_its_own_writes_through_get_bytes(store: pystore.Store) -> None:
+    with store.transaction() as t:
+        t.save_resource("Agent", "a", make_agent(2))
+        assert agent_pb2.Agent.FromString(t.get_bytes("Agent", "a")).metadata.name
+        assert [m.metadata.name for m in t.list_resources("Agent", agent_pb2.Agent)] == [
+            make_agent(2).metadata.name
+        ]
+
+
+def test_list_parsed_at_once_equals_record_by_record(store: pystore.Store) -> None:
+    msgs = {f"id-{n:03d}": make_agent(n) for n in range(300)}
+    store.save_resources("Agent", list(msgs.items()))
+    store.save_resource("AgentExecution", "x", make_agent(999))
+    store.save_resource("Agents", "y", make_agent(998))
+    raw = store.list_resources("Agent")
+    parsed = store.list_resources("Agent", agent_pb2.Agent)
+    records = list(store.iter_resources("Agent"))
+    assert raw == [r.data for r in records]
+    assert parsed == [agent_pb2.Agent.FromString(r.data) for r in records]
+    assert all(type(m) is agent_pb2.Agent for m in parsed)
+    assert [m.metadata.org_id for m in parsed] == [""] * 300
+    parsed[0].model = "changed"  # the messages are ordinary, mutable messages
+    assert parsed[0].model == "changed" and parsed[1].model != "changed"
+    assert store.list_resources("Agent", agent_pb2.Agent)[0].model != "changed"
+
+
+def test_list_with_empty_messages_and_empty_kind(store: pystore.Store) -> None:
+    assert store.list_resources("Nothing") == []
+    assert store.list_resources("Nothing", agent_pb2.Agent) == []
+    store.save_resource("Agent", "e1", agent_pb2.Agent())
+    store.save_resource("Agent", "e2", agent_pb2.Agent(model="m"))
+    assert store.list_resources("Agent") == [b"", agent_pb2.Agent(model="m").SerializeToString()]
+    assert store.list_resources("Agent", agent_pb2.Agent) == [
+        agent_pb2.Agent(),
+        agent_pb2.Agent(model="m"),
+    ]
+
+
+def test_a_bad_record_is_named_by_the_list(store: pystore.Store) -> None:
+    store.save_resource("Agent", "good", make_agent(1))
+    store._put_raw("Agent", "bad", b"\x0a\xff\xff\xff\x0f", 1)  # length past the end
+    assert len(store.list_resources("Agent")) == 2  # raw listing does not parse
+    with pytest.raises(InvalidMessageError, match="Agent/bad"):
+        store.list_resources("Agent", agent_pb2.Agent)
+    assert store.get_resource("Agent", "good", agent_pb2.Agent).metadata.name
+
+
+def _dynamic_type() -> type:
+    """A message class of a private descriptor pool (not the default one)."""
+    pool = descriptor_pool.DescriptorPool()
+    fdp = descriptor_pb2.FileDescriptorProto(name="dyn/thing.proto", package="dyn", syntax="proto3")
+    m = fdp.message_type.add(name="Thing")
+    m.field.add(name="name", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
+                label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+    m.field.add(name="org_id", number=2, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
+                label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+    pool.AddSerializedFile(fdp.SerializeToString())
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("dyn.Thing"))
+
+
+def test_list_of_a_type_from_a_private_pool(store: pystore.Store) -> None:
+    thing = _dynamic_type()
+    for n in range(5):
+        store.save_resource("Thing", f"t{n}", thing(name=f"n{n}", org_id="org"))
+    got = store.list_resources("Thing", thing)
+    assert [t.name for t in got] == [f"n{n}" for n in range(5)]
+    assert all(type(t) is thing and t.org_id == "" for t in got)
+
+
+def test_readers_of_many_threads_then_close(store_path: Path) -> None:
+    """Parked read txns are shared by threads and released by close()."""
+    s = pystore.Store(store_path, sync=False)
+    s.save_resources("Agent", [(f"a{n}", make_agent(n)) for n in range(50)])
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                for n in range(50):
+                    s.get_bytes("Agent", f"a{n}")
+                assert len(s.list_resources("Agent", agent_pb2.Agent)) == 50
+        except StoreClosedError:
+            pass
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(6)]
+    for th in threads:
+        th.start()
+    for n in range(30):
+        s.save_resource("Agent", f"a{n}", make_agent(n + 100))
+    s.close()
+    stop.set()
+    for th in threads:
+        th.join(timeout=60)
+    assert not errors, errors
+    with pystore.Store(store_path, readonly=True) as ro:  # reopened: nothing leaked
+        assert ro.get_resource("Agent", "a0", agent_pb2.Agent) == _stored(make_agent(100))
+
+
+def _stored(msg: agent_pb2.Agent) -> agent_pb2.Agent:
+    out = agent_pb2.Agent()
+    out.CopyFrom(msg)
+    out.metadata.ClearField("org_id")
+    out.metadata.ClearField("project_id")
+    for ref in list(out.skills) + list(out.environments.values()):
+        ref.ClearField("org_id")
+        ref.ClearField("project_id")
+    return out
