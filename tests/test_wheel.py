@@ -1,0 +1,107 @@
+"""The repaired manylinux wheel: self-contained, with LMDB bundled.
+
+Runs only when ``WHEEL`` names a wheel (``make wheel-check`` sets it): the
+wheel is installed into a fresh venv, and the installed package must load
+the liblmdb copy inside the wheel, never the system's, and must run the demo
+with the system library made unreadable (a private mount namespace binds
+/dev/null over it, where the machine allows that).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+WHEEL = os.environ.get("WHEEL", "")
+
+pytestmark = pytest.mark.skipif(
+    not WHEEL, reason="set WHEEL=dist/pystore-...whl (make wheel-check does)"
+)
+
+# What the installed package maps: every file with "lmdb" in its name.
+MAPPED_LMDB = (
+    "import pystore._native\n"
+    "seen = {l.split()[-1] for l in open('/proc/self/maps') if 'lmdb' in l}\n"
+    "print('\\n'.join(sorted(seen)))\n"
+)
+
+
+def clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD", "PYTHONPATH", "VIRTUAL_ENV")}
+    env["PATH"] = "/usr/bin:/bin"
+    return env
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("wheel") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(d)], check=True, env=clean_env())
+    subprocess.run([str(d / "bin" / "python"), "-m", "pip", "install", "-q", WHEEL],
+                   check=True, env=clean_env(), timeout=600)
+    return d
+
+
+def test_wheel_is_manylinux_and_bundles_lmdb() -> None:
+    assert re.search(r"-manylinux_\d+_\d+_x86_64\.whl$", WHEEL), WHEEL
+    names = zipfile.ZipFile(WHEEL).namelist()
+    assert any(re.fullmatch(r"pystore\.libs/liblmdb-[0-9a-f]+\.so[.0-9]*", n) for n in names)
+    assert "pystore/py.typed" in names
+    assert any(n.startswith("pystore/samples/") and n.endswith("_pb2.py") for n in names)
+
+
+def test_fresh_venv_loads_the_bundled_lmdb_only(venv: Path, tmp_path: Path) -> None:
+    py = str(venv / "bin" / "python")
+    out = subprocess.run([py, "-c", MAPPED_LMDB], capture_output=True, text=True,
+                         check=True, env=clean_env(), cwd=tmp_path).stdout.split()
+    assert out, "no liblmdb mapped at all"
+    site = str(venv / "lib")
+    assert all(p.startswith(site) and "/pystore.libs/liblmdb-" in p for p in out), out
+    demo = subprocess.run([str(venv / "bin" / "pystore"), "demo", str(tmp_path / "demo")],
+                          capture_output=True, text=True, env=clean_env(), cwd=tmp_path)
+    assert demo.returncode == 0, demo.stderr
+    assert "closed the store" in demo.stdout
+    stats = subprocess.run([str(venv / "bin" / "pystore"), "kinds", str(tmp_path / "demo")],
+                           capture_output=True, text=True, env=clean_env(), cwd=tmp_path)
+    assert stats.stdout.split() == ["Agent", "Session", "Workflow"]
+
+
+def _system_lmdb() -> list[str]:
+    """Real paths of the system's liblmdb, if it has one."""
+    try:
+        listing = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    except OSError:
+        return []
+    found = re.findall(r"liblmdb\.so[.0-9]*\s.*=>\s*(\S+)", listing)
+    return sorted({os.path.realpath(p) for p in found})
+
+
+def test_runs_with_the_system_lmdb_hidden(venv: Path, tmp_path: Path) -> None:
+    libs = _system_lmdb()
+    if not libs:  # already a machine without liblmdb: the plain run proves it
+        test_fresh_venv_loads_the_bundled_lmdb_only(venv, tmp_path)
+        return
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare(1) to hide the system liblmdb")
+    hide = " && ".join(f"mount --bind /dev/null {p}" for p in libs)
+    probe = ("import ctypes\ntry:\n    ctypes.CDLL('liblmdb.so.0')\nexcept OSError:\n"
+             "    print('hidden')\nelse:\n    print('visible')\n")
+    script = (f"{hide} && {sys.executable} -c \"$PROBE\" && "
+              f"{venv}/bin/pystore demo {tmp_path / 'demo'}")
+    env = clean_env() | {"PROBE": probe}
+    p = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    if p.returncode != 0 and ("Operation not permitted" in p.stderr
+                              or "permission denied" in p.stderr.lower()):
+        pytest.skip(f"cannot make a mount namespace here: {p.stderr.strip()}")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == "hidden", "the system liblmdb was still loadable"
+    assert "closed the store" in p.stdout
