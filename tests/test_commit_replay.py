@@ -5,6 +5,7 @@ transaction whose commit grew the map came back as freed memory)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -12,6 +13,12 @@ from pathlib import Path
 
 from pystore import Store
 from pystore.samples import agent_pb2
+
+
+def _sanitizer_env() -> dict[str, str]:
+    """Under `make sanitize` the child needs the preloaded ASan runtime too."""
+    keep = ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS")
+    return {k: v for k, v in os.environ.items() if k in keep}
 
 
 def test_records_survive_map_growth_at_commit(tmp_path: Path) -> None:
@@ -29,7 +36,7 @@ def test_records_survive_map_growth_at_commit(tmp_path: Path) -> None:
                                     agent_pb2.Agent(instructions=f"{{i}}" * 1000))
     """)
     subprocess.run([sys.executable, "-X", "dev", "-c", code], check=True, timeout=300,
-                   env={"PYTHONMALLOC": "debug", "PATH": "/usr/bin:/bin"})
+                   env={"PYTHONMALLOC": "debug", "PATH": "/usr/bin:/bin", **_sanitizer_env()})
     with Store(path, readonly=True) as s:
         assert s.stats().map_size > 1 << 20  # the map did grow
         bad = [r.id for r in s.iter_resources("Log")
