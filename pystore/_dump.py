@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as _dt
+import functools
 import json
 import re
 import time
@@ -48,11 +49,16 @@ _CHUNK_BYTES = 8 << 20
 def format_ns(ns: int) -> str:
     """RFC 3339 UTC time with nanoseconds, e.g. ``2026-11-26T05:10:00.123456789Z``."""
     secs, frac = divmod(ns, 1_000_000_000)
+    base = _second(secs)
+    return str(ns) if base is None else f"{base}.{frac:09d}Z"
+
+
+@functools.lru_cache(maxsize=64)
+def _second(secs: int) -> str | None:
     try:
-        base = _dt.datetime.fromtimestamp(secs, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return _dt.datetime.fromtimestamp(secs, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     except (OverflowError, OSError, ValueError):
-        return str(ns)
-    return f"{base}.{frac:09d}Z"
+        return None
 
 
 _RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$")
@@ -114,21 +120,57 @@ def to_json(msg: Message) -> dict[str, Any]:
     return out
 
 
-def _sort_maps(obj: dict[str, Any], desc: Descriptor) -> None:
+_MAP, _LIST, _ONE = 0, 1, 2
+# descriptor -> [(field name, how, descriptor to recurse into or None)]
+_map_plans: dict[Descriptor, list[tuple[str, int, Descriptor | None]]] = {}
+
+
+def _may_hold_maps(desc: Descriptor, seen: set[str]) -> bool:
+    if desc.full_name.startswith("google.protobuf."):
+        return False  # well-known types have their own JSON forms
+    if desc.full_name in seen:
+        return True  # recursive type: assume so
+    seen.add(desc.full_name)
+    return bool(_plan(desc, seen))
+
+
+def _plan(
+    desc: Descriptor, seen: set[str] | None = None
+) -> list[tuple[str, int, Descriptor | None]]:
+    plan = _map_plans.get(desc)
+    if plan is not None:
+        return plan
+    seen = {desc.full_name} if seen is None else seen
+    plan = []
     for f in desc.fields:
-        value = obj.get(f.name)
         sub = f.message_type
-        if value is None or sub is None or sub.full_name.startswith("google.protobuf."):
+        if sub is None or sub.full_name.startswith("google.protobuf."):
             continue
         if sub.GetOptions().map_entry:
+            value = sub.fields_by_name["value"].message_type
+            keep = value if value is not None and _may_hold_maps(value, set(seen)) else None
+            plan.append((f.name, _MAP, keep))
+        elif _may_hold_maps(sub, set(seen)):
+            plan.append((f.name, _LIST if f.is_repeated else _ONE, sub))
+    _map_plans[desc] = plan
+    return plan
+
+
+def _sort_maps(obj: dict[str, Any], desc: Descriptor) -> None:
+    for name, how, sub in _plan(desc):
+        value = obj.get(name)
+        if value is None:
+            continue
+        if how == _MAP:
             items = sorted(value.items())
             value.clear()
             value.update(items)
-            vdesc = sub.fields_by_name["value"].message_type
-            if vdesc is not None and not vdesc.full_name.startswith("google.protobuf."):
+            if sub is not None:
                 for v in value.values():
-                    _sort_maps(v, vdesc)
-        elif isinstance(value, list):
+                    _sort_maps(v, sub)
+        elif sub is None:
+            continue
+        elif how == _LIST:
             for v in value:
                 _sort_maps(v, sub)
         else:
