@@ -202,6 +202,15 @@ int ps_get_into(ps_env *env, const char *kind, size_t kind_len,
 int ps_list_wire(ps_txn *txn, const char *kind, size_t kind_len,
                  const char *after, size_t after_len, uint64_t limit,
                  uint32_t field, ps_buf *out);
+/* Copy the serialized message `in` to `out` without the fields `plan`
+ * names, at any depth (plan format: see ps_strip.c).  out_cap must be at
+ * least in_len + PS_STRIP_SLACK.  Returns PS_ERR_BAD_RECORD for input it
+ * does not handle (malformed, groups, deeper than 100), the caller then
+ * strips another way. */
+#define PS_STRIP_DROP 4294967295
+#define PS_STRIP_SLACK 512
+int ps_wire_strip(const uint32_t *plan, size_t plan_len, const char *in,
+                  size_t in_len, char *out, size_t out_cap, size_t *out_len);
 /* CDEF-END */
 
 #ifdef __cplusplus

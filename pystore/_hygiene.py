@@ -18,6 +18,8 @@ from typing import cast
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from ._wirestrip import WirePlan, compile_plan
+
 __all__ = ["Stripper"]
 
 _SINGLE, _REPEATED, _MAP = 0, 1, 2
@@ -58,6 +60,14 @@ class Stripper:
         self.names = names
         self._plans: dict[str, _Plan | None] = {}
         self._lock = threading.Lock()
+        # Per type: the compiled wire plan, or None when nothing needs stripping.
+        self._wire: dict[Descriptor, WirePlan | None] = {}
+
+    def _wire_plan(self, desc: Descriptor) -> WirePlan | None:
+        plan = self.plan(desc) if self.names else None
+        wire = None if plan is None else WirePlan(compile_plan(desc, self.plan))
+        self._wire[desc] = wire
+        return wire
 
     def plan(self, desc: Descriptor) -> _Plan | None:
         """The cached plan for a type, or None when nothing can need stripping."""
@@ -106,9 +116,18 @@ class Stripper:
 
     def serialize(self, msg: Message) -> bytes:
         """The message's bytes with the fields cleared; ``msg`` is left unchanged."""
-        plan = self.plan(cast(Descriptor, msg.DESCRIPTOR)) if self.names else None
-        if plan is None:
+        desc = cast(Descriptor, msg.DESCRIPTOR)
+        try:
+            wire = self._wire[desc]  # the steady state: one dict lookup
+        except KeyError:
+            wire = self._wire_plan(desc)
+        if wire is None:
             return msg.SerializeToString()
+        data = wire.strip(msg.SerializeToString())  # fast path: see _wirestrip.py
+        if data is not None:
+            return data
+        plan = self.plan(desc)
+        assert plan is not None
         copy = type(msg)()
         copy.CopyFrom(msg)
         _apply(copy, plan)

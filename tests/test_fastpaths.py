@@ -169,3 +169,94 @@ def _stored(msg: agent_pb2.Agent) -> agent_pb2.Agent:
         ref.ClearField("org_id")
         ref.ClearField("project_id")
     return out
+
+
+# -- hygiene on the wire ------------------------------------------------------
+
+
+def _node_type() -> type:
+    """message Node { org_id=1; name=2; repeated Node kids=3; map<string,Node> by_name=4;
+    Node one=5; repeated string org_ids=6 }: recursive, so its plan has a cycle."""
+    F = descriptor_pb2.FieldDescriptorProto
+    pool = descriptor_pool.DescriptorPool()
+    fdp = descriptor_pb2.FileDescriptorProto(name="dyn/node.proto", package="dyn", syntax="proto3")
+    m = fdp.message_type.add(name="Node")
+    m.field.add(name="org_id", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    m.field.add(name="name", number=2, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    m.field.add(name="kids", number=3, type=F.TYPE_MESSAGE, label=F.LABEL_REPEATED, type_name=".dyn.Node")
+    entry = m.nested_type.add(name="ByNameEntry")
+    entry.options.map_entry = True
+    entry.field.add(name="key", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    entry.field.add(name="value", number=2, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL,
+                    type_name=".dyn.Node")
+    m.field.add(name="by_name", number=4, type=F.TYPE_MESSAGE, label=F.LABEL_REPEATED,
+                type_name=".dyn.Node.ByNameEntry")
+    m.field.add(name="one", number=5, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL, type_name=".dyn.Node")
+    m.field.add(name="org_ids", number=6, type=F.TYPE_STRING, label=F.LABEL_REPEATED)
+    pool.AddSerializedFile(fdp.SerializeToString())
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("dyn.Node"))
+
+
+def _tree(node: type, depth: int, n: int = 0) -> object:
+    msg = node(org_id=f"org-{n}", name=f"n{n}-" + "x" * (n * 37 % 300))
+    msg.org_ids.extend(["a", "b"])
+    if depth:
+        for k in range(2):
+            msg.kids.append(_tree(node, depth - 1, n * 3 + k + 1))
+        msg.by_name["k"].CopyFrom(_tree(node, depth - 1, n * 5 + 7))
+        msg.one.CopyFrom(_tree(node, depth - 1, n + 11))
+    return msg
+
+
+def _slow_strip(stripper: object, msg: object) -> bytes:
+    copy = type(msg)()  # type: ignore[operator]
+    copy.CopyFrom(msg)  # type: ignore[attr-defined]
+    stripper.strip_in_place(copy)  # type: ignore[attr-defined]
+    return copy.SerializeToString()  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("depth", [0, 1, 3, 5])
+def test_wire_strip_equals_the_message_strip(depth: int) -> None:
+    from pystore._hygiene import Stripper
+
+    node = _node_type()
+    msg = _tree(node, depth)
+    before = msg.SerializeToString()  # type: ignore[attr-defined]
+    stripper = Stripper(frozenset({"org_id", "org_ids"}))
+    fast = stripper.serialize(msg)  # type: ignore[arg-type]
+    assert msg.SerializeToString() == before  # type: ignore[attr-defined]  # caller's message untouched
+    wire = stripper._wire[msg.DESCRIPTOR]  # type: ignore[attr-defined]
+    assert wire.strip(before) == fast  # the C path produced it
+    assert node.FromString(fast) == node.FromString(_slow_strip(stripper, msg))
+    assert b"org-" not in fast and node.FromString(fast).name == msg.name  # type: ignore[attr-defined]
+
+
+def test_wire_strip_keeps_unknown_fields_and_presence() -> None:
+    from pystore._hygiene import Stripper
+
+    stripper = Stripper(frozenset({"org_id", "project_id"}))
+    msg = make_agent(3)
+    # field 99 is unknown to Agent: kept as is, like the slow path keeps it
+    raw = msg.SerializeToString() + b"\x9a\x06\x03abc"
+    with_unknown = agent_pb2.Agent.FromString(raw)
+    fast = stripper.serialize(with_unknown)
+    assert fast.endswith(b"\x9a\x06\x03abc") or b"\x9a\x06\x03abc" in fast
+    got = agent_pb2.Agent.FromString(fast)
+    assert got == agent_pb2.Agent.FromString(_slow_strip(stripper, with_unknown))
+    only_tenancy = agent_pb2.Agent()
+    only_tenancy.metadata.org_id = "org"  # metadata becomes empty but stays present
+    got = agent_pb2.Agent.FromString(stripper.serialize(only_tenancy))
+    assert got.HasField("metadata") and got.metadata.org_id == ""
+
+
+def test_wire_strip_declines_what_it_does_not_handle() -> None:
+    from pystore._wirestrip import WirePlan
+
+    plan = WirePlan([1, 1, 0xFFFFFFFF])  # drop field 1
+    assert plan.strip(b"\x0a\x01x\x10\x05") == b"\x10\x05"
+    assert plan.strip(b"\x0b\x0c") is None  # a group
+    assert plan.strip(b"\x0a\x05x") is None  # length past the end
+    assert plan.strip(b"\x80") is None  # truncated varint
+    assert plan.strip(b"") == b""
+    bad = WirePlan([5, 1])  # a node claiming more pairs than the table holds
+    assert bad.strip(b"\x10\x01") is None

@@ -1,0 +1,155 @@
+/* ps_strip.c -- data hygiene on the wire format.
+ *
+ * ps_wire_strip() copies a serialized protobuf message, leaving out the
+ * fields a plan names (at any depth) and rewriting the lengths of the
+ * sub-messages it descends into.  The caller's message object is never
+ * touched and it is serialized once: no copy of the message is made.
+ *
+ * Plan: an array of u32 nodes.  A node at offset o is plan[o] = n, then n
+ * pairs (field number, action): action PS_STRIP_DROP leaves the field out;
+ * any other action is the offset of the node to apply inside that field's
+ * length-delimited value (a sub-message, repeated element or map entry).
+ * Fields not listed are copied as they are, unknown fields included. */
+#include <string.h>
+
+#include "ps_internal.h"
+
+#define STRIP_MAX_DEPTH 100
+#define NO_ACTION 0xFFFFFFFEu
+
+typedef struct {
+    const uint32_t *plan;
+    size_t plan_len;
+    char *out;
+    size_t cap;
+} strip_ctx;
+
+static int read_varint(const unsigned char *p, size_t len, size_t *pos,
+                       uint64_t *v)
+{
+    uint64_t r = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (*pos >= len)
+            return PS_ERR_BAD_RECORD;
+        unsigned char b = p[(*pos)++];
+        r |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = r;
+            return PS_OK;
+        }
+    }
+    return PS_ERR_BAD_RECORD;
+}
+
+static size_t write_varint(char *w, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        w[n++] = (char)(v | 0x80);
+        v >>= 7;
+    }
+    w[n++] = (char)v;
+    return n;
+}
+
+/* The action for `field` in the node at `node`, or NO_ACTION. */
+static int lookup(const strip_ctx *c, uint32_t node, uint64_t field,
+                  uint32_t *action)
+{
+    if (node >= c->plan_len)
+        return PS_ERR_INVALID_ARG;
+    uint32_t n = c->plan[node];
+    if (n > (c->plan_len - node - 1) / 2)
+        return PS_ERR_INVALID_ARG;
+    *action = NO_ACTION;
+    for (uint32_t i = 0; i < n; i++) {
+        if (c->plan[node + 1 + 2 * i] == field) {
+            *action = c->plan[node + 2 + 2 * i];
+            break;
+        }
+    }
+    return PS_OK;
+}
+
+static int strip_msg(const strip_ctx *c, uint32_t node, const unsigned char *in,
+                     size_t len, size_t w, size_t *w_end, int depth)
+{
+    if (depth > STRIP_MAX_DEPTH)
+        return PS_ERR_BAD_RECORD;
+    size_t pos = 0;
+    while (pos < len) {
+        size_t start = pos;
+        uint64_t tag, n = 0;
+        int rc = read_varint(in, len, &pos, &tag);
+        if (rc)
+            return rc;
+        size_t tag_end = pos;
+        switch (tag & 7) {
+        case 0:
+            rc = read_varint(in, len, &pos, &n);
+            break;
+        case 1:
+            rc = len - pos < 8 ? PS_ERR_BAD_RECORD : PS_OK;
+            pos += rc ? 0 : 8;
+            break;
+        case 5:
+            rc = len - pos < 4 ? PS_ERR_BAD_RECORD : PS_OK;
+            pos += rc ? 0 : 4;
+            break;
+        case 2:
+            rc = read_varint(in, len, &pos, &n);
+            if (!rc && n > len - pos)
+                rc = PS_ERR_BAD_RECORD;
+            if (!rc)
+                pos += n;
+            break;
+        default:
+            rc = PS_ERR_BAD_RECORD; /* groups: left to the slow path */
+        }
+        if (rc)
+            return rc;
+        if ((tag >> 3) == 0)
+            return PS_ERR_BAD_RECORD;
+        uint32_t action;
+        rc = lookup(c, node, tag >> 3, &action);
+        if (rc)
+            return rc;
+        if (action == PS_STRIP_DROP)
+            continue;
+        if (action != NO_ACTION && (tag & 7) == 2) {
+            /* tag, then the stripped body written 5 bytes on, then its
+             * length (<= 5 bytes) in front of it */
+            size_t tl = tag_end - start;
+            if (c->cap - w < tl + 5)
+                return PS_ERR_NOMEM;
+            memcpy(c->out + w, in + start, tl);
+            w += tl;
+            size_t body_end;
+            rc = strip_msg(c, action, in + pos - n, n, w + 5, &body_end, depth + 1);
+            if (rc)
+                return rc;
+            size_t body = body_end - (w + 5);
+            size_t vl = write_varint(c->out + w, body);
+            memmove(c->out + w + vl, c->out + w + 5, body);
+            w += vl + body;
+        } else {
+            size_t fl = pos - start;
+            if (c->cap - w < fl)
+                return PS_ERR_NOMEM;
+            memcpy(c->out + w, in + start, fl);
+            w += fl;
+        }
+    }
+    *w_end = w;
+    return PS_OK;
+}
+
+int ps_wire_strip(const uint32_t *plan, size_t plan_len, const char *in,
+                  size_t in_len, char *out, size_t out_cap, size_t *out_len)
+{
+    if (plan == NULL || plan_len == 0 || (in == NULL && in_len) ||
+        out == NULL || out_len == NULL || in_len > PS_MAX_PAYLOAD)
+        return PS_ERR_INVALID_ARG;
+    strip_ctx c = {plan, plan_len, out, out_cap};
+    return strip_msg(&c, 0, (const unsigned char *)in, in_len, 0, out_len, 0);
+}

@@ -1,0 +1,96 @@
+"""Data hygiene on the serialized bytes (the fast path of ``Stripper.serialize``).
+
+A hygiene plan (``_hygiene._Plan``) is compiled once per message type into
+the flat table of ``ps_wire_strip`` (see csrc/ps_strip.c); the message is
+then serialized once and the C core copies the bytes without the tenancy
+fields.  Before this, each save copied the whole message (``CopyFrom``),
+cleared the fields in the copy and serialized the copy.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from google.protobuf.descriptor import Descriptor
+
+from ._native import ffi, lib
+
+__all__ = ["WirePlan", "compile_plan"]
+
+DROP: int = lib.PS_STRIP_DROP
+_SLACK: int = lib.PS_STRIP_SLACK
+_SINGLE, _REPEATED, _MAP = 0, 1, 2  # as in _hygiene
+_KEEP_MAX = 1 << 20
+
+
+def compile_plan(desc: Descriptor, plan_of: Callable[[Descriptor], Any]) -> list[int]:
+    """The u32 table for ``desc``: node 0 is the root (``plan_of(desc)`` is not None)."""
+    table: list[int] = []
+    offsets: dict[str, int] = {}
+
+    def node(d: Descriptor) -> int:
+        if d.full_name in offsets:
+            return offsets[d.full_name]
+        plan = plan_of(d)
+        off = offsets[d.full_name] = len(table)
+        n = len(plan.clear) + len(plan.nested)
+        table.extend([n] + [0] * (2 * n))
+        i = 0
+        for name in plan.clear:
+            table[off + 1 + 2 * i : off + 3 + 2 * i] = [d.fields_by_name[name].number, DROP]
+            i += 1
+        for name, how, _ in plan.nested:
+            fd = d.fields_by_name[name]
+            child = entry(fd.message_type) if how == _MAP else node(fd.message_type)
+            table[off + 1 + 2 * i : off + 3 + 2 * i] = [fd.number, child]
+            i += 1
+        return off
+
+    def entry(d: Descriptor) -> int:  # a map entry: descend into its value
+        if d.full_name in offsets:
+            return offsets[d.full_name]
+        off = offsets[d.full_name] = len(table)
+        value = d.fields_by_name["value"]
+        table.extend([1, value.number, 0])
+        table[off + 2] = node(value.message_type)
+        return off
+
+    node(desc)
+    return table
+
+
+class _Tls(threading.local):
+    def __init__(self) -> None:
+        self.cap = 1 << 16
+        self.buf: Any = ffi.new("char[]", self.cap)
+        self.size: Any = ffi.new("size_t *")
+
+
+_tls = _Tls()
+
+
+class WirePlan:
+    """One compiled plan; ``strip(data)`` is the stripped bytes, or None when
+    the C core declines (the caller then strips the slow way)."""
+
+    __slots__ = ("_table", "_n")
+
+    def __init__(self, table: list[int]) -> None:
+        self._table: Any = ffi.new("uint32_t[]", table)
+        self._n = len(table)
+
+    def strip(self, data: bytes) -> bytes | None:
+        o = _tls
+        need = len(data) + _SLACK
+        if need > o.cap:
+            buf, cap = ffi.new("char[]", need), need
+            if need <= _KEEP_MAX:
+                o.buf, o.cap = buf, cap
+        else:
+            buf, cap = o.buf, o.cap
+        rc = lib.ps_wire_strip(self._table, self._n, data, len(data), buf, cap, o.size)
+        if rc:
+            return None
+        return ffi.unpack(buf, o.size[0])
