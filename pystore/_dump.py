@@ -227,7 +227,9 @@ def _line(obj: dict[str, Any]) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
-def dump(store: Store, out: IO[str], kinds: Iterable[str] | None = None) -> int:
+def dump(
+    store: Store, out: IO[str], kinds: Iterable[str] | None = None, progress: bool = True
+) -> int:
     """Write the dump of ``store`` (or of ``kinds``) to ``out``; the record count.
 
     One read transaction: the dump is a consistent snapshot even while other
@@ -239,7 +241,7 @@ def dump(store: Store, out: IO[str], kinds: Iterable[str] | None = None) -> int:
         names = sorted(set(kinds)) if kinds is not None else t.kinds()
         total = sum(t.count(encode_kind(k)) for k in names)
         out.write(_line({"pystore_dump": DUMP_VERSION, "format_version": 1}))
-        with Progress("dump", total) as bar:
+        with Progress("dump", total, show=progress) as bar:
             for kind in names:
                 schema = dec.load(t, kind)
                 if schema is not None:
@@ -402,11 +404,15 @@ def verify(store: Store, report: IO[str]) -> tuple[int, int]:
     """
     dec = Decoder()
     checked = problems = 0
+    bars: list[Progress] = []
 
     def bad(text: str) -> None:
         nonlocal problems
         problems += 1
+        for b in bars:
+            b.clear()
         report.write(f"BAD {text}\n")
+        report.flush()
 
     with store._reading() as t:
         try:
@@ -416,6 +422,7 @@ def verify(store: Store, report: IO[str]) -> tuple[int, int]:
             return checked, problems
         total = sum(t.count(encode_kind(k)) for k in names)
         with Progress("verify", total) as bar:
+            bars.append(bar)
             for kind in names:
                 cls = dec.cls(t, kind)
                 if kind in dec.errors:

@@ -19,10 +19,13 @@ class Progress:
     (and CI logs) stay clean.  ``total`` 0 means unknown: a counter is shown.
     """
 
-    def __init__(self, label: str, total: int, unit: str = "", stream: TextIO | None = None):
+    def __init__(
+        self, label: str, total: int, unit: str = "", stream: TextIO | None = None,
+        show: bool = True,
+    ):
         self.stream = sys.stderr if stream is None else stream
         try:
-            self.enabled = self.stream.isatty()
+            self.enabled = show and self.stream.isatty()
         except (AttributeError, ValueError):
             self.enabled = False
         self.label = label
@@ -56,6 +59,11 @@ class Progress:
         self.stream.write("\r" + text + "\x1b[K")
         self.stream.flush()
         self._drawn = True
+
+    def clear(self) -> None:
+        """Erase the bar (before printing a line); the next update redraws it."""
+        self.close()
+        self._last = 0.0
 
     def close(self) -> None:
         if self.enabled and self._drawn:

@@ -163,8 +163,8 @@ def cmd_get(a: argparse.Namespace) -> int:
 
 def cmd_dump(a: argparse.Namespace) -> int:
     with _open_existing(a.path) as s:
-        if a.output is None:
-            n = _dump.dump(s, sys.stdout, a.kind)
+        if a.output is None:  # no bar over the records on a terminal
+            n = _dump.dump(s, sys.stdout, a.kind, progress=not sys.stdout.isatty())
         else:
             fd = os.open(a.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with open(fd, "w", encoding="utf-8") as f:

@@ -144,6 +144,17 @@ def test_verify_and_backup_while_written(busy: Path, tmp_path: Path) -> None:
     assert again.returncode == 1 and "not empty" in one_line_error(again)
 
 
+def test_clean_and_load_while_another_process_writes(busy: Path, tmp_path: Path) -> None:
+    p = run("clean", busy, "--kind", "Agent", "--yes")
+    assert p.returncode == 0 and "deleted 40" in p.stdout
+    src = tmp_path / "one.jsonl"
+    src.write_text(json.dumps({"kind": "Agent", "id": "back", "data": "", "updated_ns": 5}) + "\n")
+    assert run("load", busy, src).returncode == 0
+    with pystore.Store(busy, readonly=True) as s:
+        assert [(r.id, r.data, r.updated_ns) for r in s.iter_resources("Agent")] == [
+            ("back", b"", 5)]
+
+
 # -- dump / load ----------------------------------------------------------------
 
 
