@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar, cast, overload
+from typing import Any, TypeVar, cast, overload
 
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, EncodeError, Message
 
 from ._core import CTxn, check_key, encode_id, encode_kind
 from ._fast import list_wire, parse_list
+from ._group import GroupCommit, Op
 from ._hygiene import Stripper
 from ._schema import SchemaRecorder
 from .errors import InvalidMessageError, ValueTooLargeError
@@ -56,6 +57,10 @@ class ResourceOps:
 
     _stripper: Stripper
     _schemas: SchemaRecorder
+    _group: GroupCommit | None = None  # set by a durable Store
+
+    def _group_write(self, op: Op) -> Any:
+        raise NotImplementedError
 
     def _begin(self, write: bool) -> CTxn:
         raise NotImplementedError
@@ -89,6 +94,9 @@ class ResourceOps:
     def _put(self, kind: str, id: str, msg: object, create: bool) -> None:
         kb, ib = encode_kind(kind), encode_id(id)
         payload = self._payload(msg)
+        if self._group is not None:  # durable Store: share the commit (see _group.py)
+            self._group_write(Op(kind, kb, ib, payload, msg, create))  # type: ignore[arg-type]
+            return
         t = self._begin(True)
         ok = False
         try:
@@ -193,6 +201,8 @@ class ResourceOps:
     def delete_resource(self, kind: str, id: str) -> bool:
         """Delete ``kind/id``; True if it existed."""
         kb, ib = encode_kind(kind), encode_id(id)
+        if self._group is not None:
+            return bool(self._group_write(Op(kind, kb, ib, None)))
         t = self._begin(True)
         ok = False
         try:

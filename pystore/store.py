@@ -11,6 +11,7 @@ from typing import Any
 from ._admin import AdminOps
 from ._core import CTxn
 from ._fast import env_get
+from ._group import GroupCommit, Op
 from ._hygiene import Stripper
 from ._native import ffi, lib
 from ._ops import ResourceOps
@@ -114,6 +115,8 @@ class Store(AdminOps, ResourceOps):
         self._closed = False
         self._generation = _fork_generation
         self._tls = threading.local()
+        if self.sync and not self.readonly:
+            self._group = GroupCommit(self)  # concurrent durable writes share commits
 
     # -- lifecycle --------------------------------------------------------
 
@@ -166,6 +169,11 @@ class Store(AdminOps, ResourceOps):
         if write and self.readonly:
             raise ReadOnlyError(f"store {self.path!r} was opened with readonly=True")
         return CTxn(self._env, write)
+
+    def _group_write(self, op: Op) -> Any:
+        self._check_usable()  # this thread's own checks, before it queues
+        assert self._group is not None
+        return self._group.run(op)
 
     def _read_one(self, kb: bytes, ib: bytes) -> tuple[bytes, int]:
         self._check_usable()

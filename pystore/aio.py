@@ -1,0 +1,191 @@
+"""``AsyncStore``: the asyncio front of a :class:`~pystore.Store` for the daemon.
+
+    astore = await AsyncStore.open(path)            # same options as Store
+    await astore.save_resource("Agent", "a1", msg)  # returns once durable
+    agent = await astore.get_resource("Agent", "a1", Agent)
+    await astore.close()                            # or: async with ...
+
+Writes (``save_resource``, ``create_resource``, ``delete_resource``) are
+validated and serialized in the calling task, then queued: one commit at a
+time runs in a worker thread and takes every write queued so far, so the
+writes of many concurrent tasks share a commit and its fsync (group
+commit).  Each awaits only until the commit holding its write has returned,
+i.e. until it is durable (with ``sync=True``, the default).  A task
+cancelled while it waits does not withdraw its write: it may still commit.
+
+Point reads (``get_*``, ``count``, ``kinds``) are a few microseconds and run
+inline (the C core releases the GIL while LMDB works); lists, batch writes,
+``update_resource`` and ``delete_resources_by_kind`` run in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+from collections.abc import AsyncIterator, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Any, TypeVar
+
+from google.protobuf.message import Message
+
+from ._core import encode_id, encode_kind
+from ._group import Op, commit_ops
+from .errors import StoreClosedError
+from .resource import Resource
+from .store import Store
+
+__all__ = ["AsyncStore"]
+
+M = TypeVar("M", bound=Message)
+T = TypeVar("T")
+
+
+class AsyncStore:
+    """An asyncio front of one Store (see the module docstring)."""
+
+    def __init__(self, store: Store) -> None:
+        if not isinstance(store, Store):
+            raise TypeError(f"store must be a pystore.Store, not {type(store).__name__}")
+        self.store = store
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pystore-commit")
+        self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str], **options: Any) -> AsyncStore:
+        """Open ``Store(path, **options)`` in a worker thread and wrap it."""
+        loop = asyncio.get_running_loop()
+        store = await loop.run_in_executor(None, functools.partial(Store, path, **options))
+        return cls(store)
+
+    async def __aenter__(self) -> AsyncStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Wait for queued writes, then close the store (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._flusher is not None:
+            await asyncio.shield(self._flusher)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer, self.store.close)
+        self._writer.shutdown(wait=True)
+
+    # -- writes shared by one commit -----------------------------------------
+
+    async def _write(self, op: Op) -> Any:
+        if self._closed:
+            raise StoreClosedError(f"store {self.store.path!r} is closed")
+        self.store._check_usable()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((op, fut))
+        if self._flusher is None:
+            self._flusher = loop.create_task(self._flush())
+        return await fut
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                ops = [op for op, _ in batch]
+                try:
+                    await loop.run_in_executor(self._writer, commit_ops, self.store, ops)
+                except BaseException:  # noqa: S110 - recorded in every op
+                    pass
+                for op, fut in batch:
+                    if fut.done():
+                        continue
+                    if op.error is not None:
+                        fut.set_exception(op.error)
+                    else:
+                        fut.set_result(op.result)
+        finally:
+            self._flusher = None
+
+    async def save_resource(self, kind: str, id: str, msg: Message) -> None:
+        """Upsert ``kind/id``; returns once the commit holding it is durable."""
+        kb, ib = encode_kind(kind), encode_id(id)
+        await self._write(Op(kind, kb, ib, self.store._payload(msg), msg, False))
+
+    async def create_resource(self, kind: str, id: str, msg: Message) -> None:
+        """Like save_resource, but AlreadyExistsError if ``kind/id`` exists."""
+        kb, ib = encode_kind(kind), encode_id(id)
+        await self._write(Op(kind, kb, ib, self.store._payload(msg), msg, True))
+
+    async def delete_resource(self, kind: str, id: str) -> bool:
+        """Delete ``kind/id``; True if it existed."""
+        kb, ib = encode_kind(kind), encode_id(id)
+        return bool(await self._write(Op(kind, kb, ib, None)))
+
+    # -- other writes, in the commit thread ----------------------------------
+
+    async def _in_writer(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise StoreClosedError(f"store {self.store.path!r} is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+
+    async def save_resources(self, kind: str, items: Iterable[tuple[str, Message]]) -> int:
+        return await self._in_writer(self.store.save_resources, kind, list(items))
+
+    async def update_resource(self, kind: str, id: str, msg_type: type[M], fn: Callable[[M], object]) -> M:
+        return await self._in_writer(self.store.update_resource, kind, id, msg_type, fn)
+
+    async def delete_resources_by_kind(self, kind: str) -> int:
+        return await self._in_writer(self.store.delete_resources_by_kind, kind)
+
+    # -- reads ---------------------------------------------------------------
+
+    async def get_resource(self, kind: str, id: str, msg_or_type: M | type[M]) -> M:
+        return self.store.get_resource(kind, id, msg_or_type)  # type: ignore[arg-type]
+
+    async def get_bytes(self, kind: str, id: str) -> bytes:
+        return self.store.get_bytes(kind, id)
+
+    async def get_record(self, kind: str, id: str) -> Resource:
+        return self.store.get_record(kind, id)
+
+    async def count(self, kind: str) -> int:
+        return self.store.count(kind)
+
+    async def kinds(self) -> list[str]:
+        return self.store.kinds()
+
+    async def list_resources(self, kind: str, msg_type: type[M] | None = None) -> list[Any]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self.store.list_resources, kind, msg_type)
+
+    async def iter_resources(
+        self, kind: str, *, after: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[Resource]:
+        """Resources of a kind in key order, read a page at a time in a worker thread."""
+        it = self.store.iter_resources(kind, after=after, limit=limit)
+        loop = asyncio.get_running_loop()
+
+        def page() -> list[Resource]:
+            out = []
+            for r in it:
+                out.append(r)
+                if len(out) == 512:
+                    break
+            return out
+
+        while True:
+            chunk = await loop.run_in_executor(None, page)
+            for r in chunk:
+                yield r
+            if len(chunk) < 512:
+                return
