@@ -1,0 +1,232 @@
+"""Atheris fuzz target: random operation sequences on a real store, checked against a model.
+
+Each input is decoded into up to 40 operations with fuzzer-chosen kinds,
+ids (any Unicode, empty, NUL, '/', over-long), payloads (random bytes stored
+as a message field, and random bytes parsed back as a message), batches,
+transactions that commit or roll back, and reopen.  Bad input must raise a
+clear exception (StoreError, TypeError, ValueError) and leave the model
+unchanged; after every input the store must equal the model.
+
+    python fuzz/fuzz_store.py -max_total_time=60 [corpus_dir]
+
+Run by ``make fuzz`` (about 60 s, FUZZ_SECONDS to change).  With the ASan
+build of the module (``make sanitize``), C memory errors abort the run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+
+import atheris
+
+with atheris.instrument_imports(include=["pystore"]):
+    from pystore.samples.agent_pb2 import Agent
+    from pystore.samples.workflow_pb2 import Workflow
+
+    from pystore import (
+        AlreadyExistsError,
+        NotFoundError,
+        Store,
+        StoreError,
+    )
+
+KINDS = ["A", "Ab", "A0", "Agent", "B"]
+CLEAR = (StoreError, TypeError, ValueError)
+
+Key = tuple[str, str]
+
+
+class Rollback(Exception):
+    pass
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="pystore-fuzz-")
+        self.store = Store(self.dir, sync=False, map_size=1 << 20)
+        self.model: dict[Key, bytes] = {}
+
+    # -- decoding ---------------------------------------------------------
+
+    def kind(self, fdp: atheris.FuzzedDataProvider) -> str:
+        if fdp.ConsumeIntInRange(0, 7) == 0:
+            return fdp.ConsumeUnicodeNoSurrogates(fdp.ConsumeIntInRange(0, 8))
+        return KINDS[fdp.ConsumeIntInRange(0, len(KINDS) - 1)]
+
+    def id(self, fdp: atheris.FuzzedDataProvider) -> str:
+        r = fdp.ConsumeIntInRange(0, 9)
+        if r == 0:
+            return "x" * fdp.ConsumeIntInRange(500, 520)  # around the key limit
+        if r < 4:
+            return str(fdp.ConsumeIntInRange(0, 9))
+        return fdp.ConsumeUnicodeNoSurrogates(fdp.ConsumeIntInRange(0, 12))
+
+    def msg(self, fdp: atheris.FuzzedDataProvider) -> Agent:
+        size = fdp.ConsumeIntInRange(0, 3) * fdp.ConsumeIntInRange(0, 3000)
+        return Agent(
+            model=fdp.ConsumeUnicodeNoSurrogates(8),
+            instructions="i" * size,
+            temperature=fdp.ConsumeIntInRange(0, 100) / 8,
+        )
+
+    # -- one input --------------------------------------------------------
+
+    def valid(self, kind: str, id: str | None = None) -> bool:
+        try:
+            kb = kind.encode()
+            ok = bool(kb) and b"/" not in kb and b"\0" not in kb
+            if id is not None:
+                ib = id.encode()
+                ok = ok and bool(ib) and b"\0" not in ib and len(kb) + 1 + len(ib) <= 511
+            return ok and len(kb) + 1 <= 511
+        except UnicodeEncodeError:
+            return False
+
+    def step(self, fdp: atheris.FuzzedDataProvider) -> None:
+        s, m = self.store, self.model
+        op = fdp.ConsumeIntInRange(0, 11)
+        kind = self.kind(fdp)
+        id = self.id(fdp)
+        try:
+            if op == 0:
+                msg = self.msg(fdp)
+                s.save_resource(kind, id, msg)
+                m[kind, id] = msg.SerializeToString()
+            elif op == 1:
+                msg = self.msg(fdp)
+                try:
+                    s.create_resource(kind, id, msg)
+                except AlreadyExistsError:
+                    assert (kind, id) in m
+                    return
+                assert (kind, id) not in m
+                m[kind, id] = msg.SerializeToString()
+            elif op == 2:
+                items = [(self.id(fdp), self.msg(fdp)) for _ in range(fdp.ConsumeIntInRange(0, 6))]
+                s.save_resources(kind, items)
+                m.update({(kind, i): x.SerializeToString() for i, x in items})
+            elif op == 3:
+                existed = s.delete_resource(kind, id)
+                assert existed == ((kind, id) in m)
+                m.pop((kind, id), None)
+            elif op == 4:
+                n = s.delete_resources_by_kind(kind)
+                keys = [k for k in m if k[0] == kind]
+                assert n == len(keys)
+                for k in keys:
+                    del m[k]
+            elif op == 5:
+                got = s.get_bytes(kind, id)
+                assert got == m[kind, id]
+            elif op == 6:
+                # Arbitrary stored bytes parsed as some class: clear error or a message.
+                try:
+                    s.get_resource(kind, id, Workflow if fdp.ConsumeBool() else Agent)
+                except NotFoundError:
+                    assert (kind, id) not in m
+            elif op == 7:
+                after = self.id(fdp) if fdp.ConsumeBool() else None
+                limit = fdp.ConsumeIntInRange(0, 4) if fdp.ConsumeBool() else None
+                got = [r.id for r in s.iter_resources(kind, after=after, limit=limit)]
+                want = sorted((i for k, i in m if k == kind), key=str.encode)
+                if after is not None:
+                    want = [i for i in want if i.encode() > after.encode()]
+                assert got == (want if limit is None else want[:limit])
+            elif op == 8:
+                value = fdp.ConsumeUnicodeNoSurrogates(6)
+                fail = fdp.ConsumeBool()
+
+                def fn(msg: Agent) -> None:
+                    msg.model = value
+                    if fail:
+                        raise Rollback
+
+                try:
+                    got_msg = s.update_resource(kind, id, Agent, fn)
+                except Rollback:
+                    return
+                except NotFoundError:
+                    assert (kind, id) not in m
+                    return
+                m[kind, id] = got_msg.SerializeToString()
+            elif op == 9:
+                self.transaction(fdp, kind)
+            elif op == 10:
+                assert s.count(kind) == sum(1 for k in m if k[0] == kind)
+            else:
+                s.close()
+                self.store = Store(self.dir, sync=False)
+        except NotFoundError:
+            assert (kind, id) not in m or not self.valid(kind, id)
+        except CLEAR as exc:
+            # Rejected input: nothing may have changed (checked after the input).
+            assert not self.valid(kind, id) or op in (2, 6, 7, 9), (op, kind, id, exc)
+
+    def transaction(self, fdp: atheris.FuzzedDataProvider, kind: str) -> None:
+        staged = dict(self.model)
+        commit = fdp.ConsumeBool()
+        try:
+            with self.store.transaction() as t:
+                for _ in range(fdp.ConsumeIntInRange(1, 5)):
+                    id, msg = self.id(fdp), self.msg(fdp)
+                    try:
+                        if fdp.ConsumeBool():
+                            t.save_resource(kind, id, msg)
+                            staged[kind, id] = msg.SerializeToString()
+                        else:
+                            t.delete_resource(kind, id)
+                            staged.pop((kind, id), None)
+                    except CLEAR:
+                        assert not self.valid(kind, id)
+                if not commit:
+                    raise Rollback
+        except Rollback:
+            return
+        self.model = staged
+
+    def check(self) -> None:
+        s, m = self.store, self.model
+        kinds = sorted({k for k, _ in m})
+        assert s.kinds() == kinds, (s.kinds(), kinds)
+        for kind in kinds:
+            want = [m[kind, i] for i in sorted((i for k, i in m if k == kind), key=str.encode)]
+            assert s.list_resources(kind) == want
+
+    def reset(self) -> None:
+        for kind in self.store.kinds():
+            self.store.delete_resources_by_kind(kind)
+        self.model.clear()
+
+
+HARNESS: Harness | None = None
+
+
+def test_one_input(data: bytes) -> None:
+    global HARNESS
+    if HARNESS is None:
+        HARNESS = Harness()
+    fdp = atheris.FuzzedDataProvider(data)
+    HARNESS.reset()
+    for _ in range(fdp.ConsumeIntInRange(1, 40)):
+        if fdp.remaining_bytes() == 0:
+            break
+        HARNESS.step(fdp)
+    HARNESS.check()
+
+
+def main() -> None:
+    atheris.Setup(sys.argv, test_one_input)
+    try:
+        atheris.Fuzz()
+    finally:
+        if HARNESS is not None:
+            HARNESS.store.close()
+            shutil.rmtree(HARNESS.dir, ignore_errors=True)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
