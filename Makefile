@@ -96,5 +96,51 @@ bench: install
 	cd bench && ../$(VPY) -m pytest -q --benchmark-json=results/python.json
 	cd bench && ../$(VPY) report.py results RESULTS.md results.png
 
+# AddressSanitizer + UBSan (the CMake option PYSTORE_SANITIZE): the C unit
+# tests built with both, then the whole Python suite against a module built
+# with both, in its own venv; the interpreter is not instrumented, so libasan
+# is preloaded (LD_PRELOAD, inherited by the tests' child processes) and
+# leak checks are off there (CPython keeps memory until exit by design).
+ASAN_VENV ?= $(VENV)-asan
+LIBASAN   := $(shell cc -print-file-name=libasan.so 2>/dev/null)
+SAN_OPTS  := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+$(ASAN_VENV)/.installed: $(SOURCES)
+	$(MAKE) --no-print-directory sysdeps
+	test -x $(ASAN_VENV)/bin/python || $(PYTHON) -m venv $(ASAN_VENV)
+	$(ASAN_VENV)/bin/python -m pip install -q --upgrade pip
+	$(ASAN_VENV)/bin/python -m pip install -q --config-settings=build-dir=$(BUILD)/asan-{wheel_tag} \
+	  --config-settings=cmake.define.PYSTORE_SANITIZE=ON ".[test]"
+	ldd $(ASAN_VENV)/lib/python3*/site-packages/pystore/_native*.so | grep -q libasan
+	touch $@
+
+sanitize: sysdeps $(VENV)/.created $(ASAN_VENV)/.installed
+	@command -v cmake >/dev/null 2>&1 || $(PIP) install -q cmake
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cmake -S . -B $(BUILD)/asan-ctest -DPYSTORE_TESTS=ON -DPYSTORE_SANITIZE=ON >/dev/null
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cmake --build $(BUILD)/asan-ctest -j2
+	cd $(BUILD)/asan-ctest && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 $(SAN_OPTS) \
+	  PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ctest --output-on-failure
+	cd tests && LD_PRELOAD=$(LIBASAN) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 $(SAN_OPTS) \
+	  PYTHONDEVMODE=1 ../$(ASAN_VENV)/bin/pytest -q -p no:cacheprovider
+
+# Fuzzing with atheris (fuzz/fuzz_store.py): random operation sequences on a
+# real store against a model, FUZZ_SECONDS long; corpus, log and any crash
+# input under $(BUILD)/fuzz/.  FUZZ_ASAN=1 runs it on the ASan-built module.
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     := $(BUILD)/fuzz
+ifeq ($(FUZZ_ASAN),1)
+FUZZ_PY  := LD_PRELOAD=$(LIBASAN) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 $(SAN_OPTS) $(ASAN_VENV)/bin/python
+FUZZ_DEP := $(ASAN_VENV)/.installed
+else
+FUZZ_PY  := $(VPY)
+FUZZ_DEP := install
+endif
+.PHONY: fuzz
+fuzz: $(FUZZ_DEP)
+	$(subst LD_PRELOAD=$(LIBASAN),,$(FUZZ_PY)) -m pip install -q "atheris>=2.3"
+	mkdir -p $(FUZZ_DIR)/corpus
+	$(FUZZ_PY) fuzz/fuzz_store.py -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_DIR)/ \
+	  $(FUZZ_DIR)/corpus > $(FUZZ_DIR)/log 2>&1 || { tail -60 $(FUZZ_DIR)/log; exit 1; }
+	@grep -E "^Done [0-9]+ runs" $(FUZZ_DIR)/log
+
 clean:
 	rm -rf build dist $(VENV) .pystore-demo
