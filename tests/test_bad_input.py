@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pystore.samples.agent_pb2 import Agent
+from pystore.samples.workflow_pb2 import Workflow
 
 from pystore import (
     InvalidKeyError,
@@ -23,8 +25,6 @@ from pystore import (
     StoreError,
     Transaction,
 )
-from pystore.samples.agent_pb2 import Agent
-from pystore.samples.workflow_pb2 import Workflow
 
 BAD_KIND_TYPES: list[object] = [None, 5, b"Agent", ["Agent"], 1.5]
 BAD_KIND_VALUES: list[object] = ["", "A/B", "/", "A\0B", "k" * 600, "\ud800"]
@@ -76,9 +76,13 @@ def _data_cases() -> Iterator[tuple[str, Call, type]]:
         yield "list_resources", lambda s, c=c: s.list_resources("Agent", c), TypeError
     yield from _key_cases("update_resource", (Agent, lambda m: None))
     for c in NOT_CLASSES:
-        yield "update_resource", lambda s, c=c: s.update_resource("Agent", "a1", c, print), TypeError
+        yield "update_resource", lambda s, c=c: s.update_resource("Agent", "a1", c, id), TypeError
     for fn in (None, 5, "fn"):
-        yield "update_resource", lambda s, fn=fn: s.update_resource("Agent", "a1", Agent, fn), TypeError
+        yield (
+            "update_resource",
+            lambda s, fn=fn: s.update_resource("Agent", "a1", Agent, fn),
+            TypeError,
+        )
 
     def boom(msg: Agent) -> None:
         msg.model = "half-done"

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
+from pystore.samples.agent_pb2 import Agent
 from workers import BATCH, DOOMED, TXN_SIZE, Child, payload
 
 from pystore import NotFoundError, Store
-from pystore.samples.agent_pb2 import Agent
 
 ROUNDS = int(os.environ.get("PYSTORE_CRASH_ROUNDS", "15"))
 SEED = int(os.environ.get("PYSTORE_CRASH_SEED", "20261126"))
@@ -77,7 +77,9 @@ def test_save_resource_survives_sigkill(tmp_path: Path, sync: str) -> None:
             got = Agent()
             got.ParseFromString(rec.data)
             assert got == payload("Crash", rec.id)
-        assert store.count("Crash") - len(acked) <= ROUNDS
+        extra = store.count("Crash") - len(acked)
+        assert extra <= ROUNDS
+    print(f"crash-stats save/{sync}: rounds={ROUNDS} acked={len(acked)} in-flight-kept={extra}")
 
 
 def test_save_resources_all_or_nothing_under_sigkill(tmp_path: Path) -> None:
@@ -95,6 +97,7 @@ def test_save_resources_all_or_nothing_under_sigkill(tmp_path: Path) -> None:
         # At most one unacknowledged batch per kill, and it is whole.
         assert len(batches) <= ROUNDS
         assert all(len(ids) == BATCH for ids in batches.values())
+    print(f"crash-stats many: rounds={ROUNDS} acked={len(acked)} in-flight-kept={len(batches)}")
 
 
 def test_transaction_all_or_nothing_under_sigkill(tmp_path: Path) -> None:
@@ -118,6 +121,8 @@ def test_transaction_all_or_nothing_under_sigkill(tmp_path: Path) -> None:
         last = int(store.get_resource("TxnCounter", "last", Agent).model)
         assert f"t{last:07d}" in groups
         assert last == max(int(k[1:]) for k in groups)
+    acked = sum(len(lines) for _, lines in rounds)
+    print(f"crash-stats txn: rounds={ROUNDS} acked={acked} whole-groups={len(groups)}")
 
 
 def test_delete_resources_by_kind_all_or_nothing_under_sigkill(tmp_path: Path) -> None:
@@ -144,3 +149,6 @@ def test_delete_resources_by_kind_all_or_nothing_under_sigkill(tmp_path: Path) -
         with pytest.raises(NotFoundError):
             store.get_record("Doomed99999", "d0000")
         assert kills_mid_delete <= ROUNDS
+    deletes = sum(1 for _, lines in rounds for x in lines if x.startswith("deleted"))
+    print(f"crash-stats delkind: rounds={ROUNDS} acked-deletes={deletes} "
+          f"filled-kind-kept-whole={kills_mid_delete}")

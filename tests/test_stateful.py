@@ -13,9 +13,9 @@ import tempfile
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from pystore.samples.agent_pb2 import Agent
 
 from pystore import AlreadyExistsError, NotFoundError, Store
-from pystore.samples.agent_pb2 import Agent
 
 # Kinds that are prefixes of each other, and bytes below "/", to catch
 # prefix-scan and ordering mistakes.
@@ -156,7 +156,11 @@ class StoreMachine(RuleBasedStateMachine):
                 return
             raise AssertionError("get_resource of a missing key")
 
-    @rule(kind=KINDS, after=st.one_of(st.none(), IDS), limit=st.one_of(st.none(), st.integers(0, 5)))
+    @rule(
+        kind=KINDS,
+        after=st.one_of(st.none(), IDS),
+        limit=st.one_of(st.none(), st.integers(0, 5)),
+    )
     def page(self, kind: str, after: str | None, limit: int | None) -> None:
         ids = sorted((i for k, i in self.model if k == kind), key=lambda s: s.encode())
         if after is not None:

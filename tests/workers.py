@@ -12,9 +12,10 @@ from __future__ import annotations
 import sys
 import time
 
-from pystore import Store
 from pystore.samples.agent_pb2 import Agent
 from pystore.samples.common_pb2 import ResourceMetadata
+
+from pystore import Store
 
 BATCH = 20  # records per save_resources call ("many")
 TXN_SIZE = 10  # records per transaction() ("txn")
@@ -64,7 +65,8 @@ def run_txn(store: Store, start: int) -> None:
 def run_delkind(store: Store, start: int) -> None:
     for i in range(start, start + 1_000_000):
         kind = f"Doomed{i:05d}"
-        store.save_resources(kind, [(f"d{j:04d}", payload(kind, f"d{j:04d}")) for j in range(DOOMED)])
+        ids = [f"d{j:04d}" for j in range(DOOMED)]
+        store.save_resources(kind, [(x, payload(kind, x)) for x in ids])
         ack("filled", i)
         n = store.delete_resources_by_kind(kind)
         ack("deleted", i, n)
@@ -114,8 +116,9 @@ def run_fork(path: str) -> None:
     """Fork with an open store; the child reports what touching it did."""
     import os
 
-    from pystore import ForkedError
     from pystore._native import ffi, lib
+
+    from pystore import ForkedError
 
     store = Store(path)
     store.save_resource("Fork", "before", payload("Fork", "before"))
