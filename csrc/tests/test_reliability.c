@@ -4,6 +4,7 @@
  * crash (SIGBUS, SIGSEGV) fails the test run itself. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +105,40 @@ static void test_intact_sizes(void)
     ps_env_free(env);
 }
 
+/* Sizes over the limits are refused before any byte is read: the payload
+ * pointer below is valid for 1 byte only. */
+static void test_limits(void)
+{
+    char path[4200];
+    store_path(path, sizeof path, "limits");
+    ps_env *env = NULL;
+    CHECK_RC(ps_env_open(path, 0, PS_OPEN_NOSYNC, &env), PS_OK);
+    if (env == NULL)
+        return;
+    char one = 'x';
+    char key[600];
+    memset(key, 'k', sizeof key);
+    ps_txn *t;
+    CHECK_RC(ps_txn_begin(env, PS_TXN_WRITE, &t), PS_OK);
+    CHECK_RC(ps_put(t, S("A"), S("x"), &one, (size_t)PS_MAX_PAYLOAD + 1, 1, 0),
+             PS_ERR_VALUE_TOO_LARGE);
+    CHECK_RC(ps_put(t, S("A"), S("x"), &one, SIZE_MAX, 1, 0), PS_ERR_VALUE_TOO_LARGE);
+    CHECK_RC(ps_put(t, S("A"), S("x"), NULL, 5, 1, 0), PS_ERR_INVALID_ARG);
+    CHECK_RC(ps_put(t, S("A"), key, 510, &one, 1, 1, 0), PS_ERR_KEY_TOO_LONG);
+    CHECK_RC(ps_put(t, S("A"), S("x"), &one, 1, 1, 99), PS_ERR_INVALID_ARG);
+    CHECK_RC(ps_meta_put(t, S("m"), &one, (size_t)PS_MAX_PAYLOAD + 1), PS_ERR_INVALID_ARG);
+    CHECK_RC(ps_meta_put(t, key, 512, &one, 1), PS_ERR_INVALID_ARG);
+    /* None of that spoiled the transaction. */
+    CHECK_RC(ps_put(t, S("A"), S("ok"), &one, 1, 1, 0), PS_OK);
+    CHECK_RC(ps_txn_commit(t), PS_OK);
+    uint64_t n = 0;
+    CHECK_RC(ps_txn_begin(env, 0, &t), PS_OK);
+    CHECK_RC(ps_count(t, S("A"), &n), PS_OK);
+    CHECK(n == 1);
+    ps_txn_abort(t);
+    ps_env_free(env);
+}
+
 static void test_error_table(void)
 {
     for (int code = -31016; code <= -31000; code++) {
@@ -120,6 +155,7 @@ int main(int argc, char **argv)
     mkdir(scratch, 0700);
     test_truncated();
     test_intact_sizes();
+    test_limits();
     test_error_table();
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
