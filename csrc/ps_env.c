@@ -22,30 +22,6 @@ static int chmod_private(const char *dir, const char *name, int strict)
     return 0;
 }
 
-/* LMDB maps data.mdb and trusts its meta page: a file cut shorter than
- * the pages in use would raise SIGBUS on the first read past its end.
- * Refuse it before any page is touched. */
-static int check_file_size(ps_env *e)
-{
-    MDB_envinfo info;
-    MDB_stat st;
-    mdb_filehandle_t fd;
-    struct stat sb;
-    int rc = mdb_env_info(e->mdb, &info);
-    if (!rc)
-        rc = mdb_env_stat(e->mdb, &st);
-    if (!rc)
-        rc = mdb_env_get_fd(e->mdb, &fd);
-    if (rc)
-        return rc;
-    if (fstat(fd, &sb) != 0)
-        return errno;
-    uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
-    if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size < need)
-        return PS_ERR_TRUNCATED;
-    return PS_OK;
-}
-
 static int init_dbs(ps_env *e)
 {
     MDB_txn *txn;
@@ -168,7 +144,7 @@ int ps_env_open(const char *path, uint64_t map_size, unsigned flags,
     if (!rc) {
         int dead = 0;
         mdb_reader_check(e->mdb, &dead); /* clear slots of dead processes */
-        rc = check_file_size(e);
+        rc = ps_check_file(e); /* a truncated file would SIGBUS */
     }
     if (!rc) {
         rc = init_dbs(e);

@@ -71,6 +71,9 @@ void ps_put_i64(char *p, int64_t v);
 uint32_t ps_get_u32(const char *p);
 int64_t ps_get_i64(const char *p);
 
+/* ps_check.c: refuse a data.mdb whose pages in use lie past its end */
+int ps_check_file(ps_env *env);
+
 /* ps_txn.c */
 int ps_txn_usable(ps_txn *txn, int need_write);
 int ps_txn_log(ps_txn *txn, int type, const char *key, size_t key_len,
