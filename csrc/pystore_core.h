@@ -211,6 +211,15 @@ int ps_list_wire(ps_txn *txn, const char *kind, size_t kind_len,
 #define PS_STRIP_SLACK 512
 int ps_wire_strip(const uint32_t *plan, size_t plan_len, const char *in,
                   size_t in_len, char *out, size_t out_cap, size_t *out_len);
+/* ps_put() of n records of one kind in one call.  `data` holds, for each
+ * record in order, its id then its payload; lens[2i] and lens[2i+1] are
+ * their lengths.  With PS_PUT_BORROW, data must stay valid until the txn
+ * ends.  On error *failed_at is the index of the record that failed (the
+ * ones before it are written, as by ps_put). */
+int ps_put_many(ps_txn *txn, const char *kind, size_t kind_len,
+                const char *data, size_t data_len, const uint32_t *lens,
+                size_t n, int64_t updated_ns, unsigned flags,
+                size_t *failed_at);
 /* CDEF-END */
 
 #ifdef __cplusplus

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import threading
+from array import array
 from typing import Any
 
 from google.protobuf.message import DecodeError, Message
@@ -19,7 +20,7 @@ from ._native import ffi, lib
 from ._wire import ITEMS_FIELD, MAX_WIRE, bytes_list_class, list_class
 from .errors import NotFoundError, check, error_for
 
-__all__ = ["env_get", "list_wire", "parse_list"]
+__all__ = ["env_get", "list_wire", "parse_list", "put_many"]
 
 _KEEP_MAX = 1 << 20  # a per-thread buffer grown past this is not kept
 
@@ -30,6 +31,7 @@ class _Tls(threading.local):
         self.buf: Any = ffi.new("char[]", self.cap)
         self.size: Any = ffi.new("size_t *")
         self.ns: Any = ffi.new("int64_t *")
+        self.index: Any = ffi.new("size_t *")
 
 
 _tls = _Tls()
@@ -94,3 +96,20 @@ def parse_list(wire: bytes, count: int, cls: type[Message] | None) -> list[Any] 
     if len(items) != count or (cls is not None and items and type(items[0]) is not cls):
         return None
     return items
+
+
+def put_many(txn: CTxn, kind: bytes, batch: list[tuple[bytes, bytes]], ns: int) -> None:
+    """Upsert (id, payload) pairs of one kind in ``txn`` with one C call."""
+    if not batch:
+        return
+    parts = [x for pair in batch for x in pair]
+    data = b"".join(parts)
+    lens = array("I", [len(x) for x in parts])
+    txn._keep.append(data)  # borrowed by the core until the txn ends
+    o = _tls
+    rc = lib.ps_put_many(
+        txn.ptr, kind, len(kind), data, len(data), ffi.from_buffer("uint32_t[]", lens),
+        len(batch), ns, lib.PS_PUT_BORROW, o.index,
+    )
+    if rc:
+        raise error_for(rc, _context(kind, batch[min(o.index[0], len(batch) - 1)][0]))

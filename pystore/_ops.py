@@ -16,7 +16,7 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, EncodeError, Message
 
 from ._core import CTxn, check_key, encode_id, encode_kind
-from ._fast import list_wire, parse_list
+from ._fast import list_wire, parse_list, put_many
 from ._group import GroupCommit, Op
 from ._hygiene import Stripper
 from ._schema import SchemaRecorder
@@ -123,16 +123,14 @@ class ResourceOps:
             if not (isinstance(item, tuple) and len(item) == 2):
                 raise TypeError(f"items must be (id, msg) pairs, got {item!r}")
             ib = encode_id(item[0])
-            check_key(kb, ib)  # all keys valid before the first put: all or nothing
             batch.append((ib, self._payload(item[1])))
             if not types or types[-1].DESCRIPTOR is not item[1].DESCRIPTOR:
                 types.append(item[1])
         t = self._begin(True)
         ok = False
         try:
-            ns = time.time_ns()
-            for ib, payload in batch:
-                t.put(kb, ib, payload, ns, False)
+            # One C call; every key is checked before the first put (all or nothing).
+            put_many(t, kb, batch, time.time_ns())
             for m in types:
                 self._note_schema(t, kind, kb, m)
             ok = True

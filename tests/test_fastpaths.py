@@ -260,3 +260,16 @@ def test_wire_strip_declines_what_it_does_not_handle() -> None:
     assert plan.strip(b"") == b""
     bad = WirePlan([5, 1])  # a node claiming more pairs than the table holds
     assert bad.strip(b"\x10\x01") is None
+
+
+def test_save_resources_in_one_call_is_all_or_nothing_inside_a_transaction(store: pystore.Store) -> None:
+    items = [(f"id-{n}", make_agent(n)) for n in range(5)]
+    with store.transaction() as t:
+        t.save_resource("Agent", "before", make_agent(9))
+        with pytest.raises(pystore.InvalidKeyError):
+            t.save_resources("Agent", [*items[:3], ("bad\0id", make_agent(3)), *items[3:]])
+        assert t.count("Agent") == 1  # none of the batch, the earlier write kept
+        assert t.save_resources("Agent", items) == 5
+    assert store.count("Agent") == 6
+    assert store.get_resource("Agent", "id-4", agent_pb2.Agent).metadata.name == "Agent 4"
+    assert store.save_resources("Agent", []) == 0

@@ -1,0 +1,47 @@
+/* ps_batch.c -- many writes in one call. */
+#include "ps_internal.h"
+
+int ps_put_many(ps_txn *t, const char *kind, size_t kind_len,
+                const char *data, size_t data_len, const uint32_t *lens,
+                size_t n, int64_t updated_ns, unsigned flags,
+                size_t *failed_at)
+{
+    if (failed_at == NULL || (lens == NULL && n) || (data == NULL && data_len))
+        return PS_ERR_INVALID_ARG;
+    *failed_at = 0;
+    /* Every record checked before the first is written: all or nothing
+     * even inside a transaction that goes on after an error. */
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t id_len = lens[2 * i], payload_len = lens[2 * i + 1];
+        int rc = PS_ERR_INVALID_ARG;
+        if (id_len <= data_len - off && payload_len <= data_len - off - id_len)
+            rc = ps_check_key(kind, kind_len, data + off, id_len);
+        if (!rc && payload_len > PS_MAX_PAYLOAD)
+            rc = PS_ERR_VALUE_TOO_LARGE;
+        if (rc) {
+            *failed_at = i;
+            return rc;
+        }
+        off += id_len + payload_len;
+    }
+    if (off != data_len)
+        return PS_ERR_INVALID_ARG;
+    off = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t id_len = lens[2 * i], payload_len = lens[2 * i + 1];
+        if (id_len > data_len - off || payload_len > data_len - off - id_len) {
+            *failed_at = i;
+            return PS_ERR_INVALID_ARG;
+        }
+        const char *id = data + off;
+        int rc = ps_put(t, kind, kind_len, id, id_len, id + id_len, payload_len,
+                        updated_ns, flags);
+        if (rc) {
+            *failed_at = i;
+            return rc;
+        }
+        off += id_len + payload_len;
+    }
+    return PS_OK;
+}
