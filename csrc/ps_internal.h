@@ -15,6 +15,7 @@
 #define PS_DB_META "meta"
 #define PS_META_FORMAT "format_version"
 #define PS_POOL_MAX 16                            /* parked read txns per env */
+#define PS_READER_CHECK_EVERY 1024                /* commits between stale-reader sweeps */
 
 struct ps_env {
     MDB_env *mdb;
@@ -30,6 +31,10 @@ struct ps_env {
     int closed;
     int readonly;
     pid_t pid;
+    /* Write commits since the last sweep of dead readers' slots (under
+     * write_mu): a long-running writer must not keep pages pinned by
+     * readers that were killed after it opened the store. */
+    unsigned commits;
     /* Reset read txns ready for mdb_txn_renew (ps_reader.c). */
     pthread_mutex_t pool_mu;
     int pool_len;

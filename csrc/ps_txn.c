@@ -148,6 +148,11 @@ int ps_txn_commit(ps_txn *t)
                 break;
         }
         rc = full_disk_errno(t->env, rc);
+        if (rc == PS_OK && ++t->env->commits >= PS_READER_CHECK_EVERY) {
+            int dead;
+            t->env->commits = 0;
+            mdb_reader_check(t->env->mdb, &dead); /* still open: life read-held */
+        }
     }
     txn_release(t);
     return rc;

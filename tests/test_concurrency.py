@@ -247,35 +247,56 @@ def _data_size(path: Path) -> int:
     return os.path.getsize(path / "data.mdb")
 
 
+def _kill_readers_then_rewrite(store: Store, path: Path, big: Agent) -> int:
+    """Three processes die holding read snapshots; then 40 rewrites of ``big``.
+    Returns how much data.mdb grew meanwhile."""
+    store.save_resource("Big", "b", big)
+    readers = [Child("hold", str(path)) for _ in range(3)]
+    for r in readers:
+        assert r.line() == "holding 0"
+    for r in readers:
+        r.kill()
+    before = _data_size(path)
+    for i in range(40):
+        big.model = str(i)
+        store.save_resource("Big", "b", big)
+    return _data_size(path) - before
+
+
+def _rewrites_growth(store: Store, path: Path, big: Agent) -> int:
+    before = _data_size(path)
+    for i in range(200):
+        big.model = str(i)
+        store.save_resource("Big", "b", big)
+    assert store.get_resource("Big", "b", Agent) == big
+    return _data_size(path) - before
+
+
 def test_stale_reader_slots_of_killed_processes_are_cleared_on_open(tmp_path: Path) -> None:
     path = tmp_path / "store"
     big = Agent(instructions="r" * 64_000)
     with Store(path, sync=False) as store:
-        store.save_resource("Big", "b", big)
-        readers = [Child("hold", str(path)) for _ in range(3)]
-        for r in readers:
-            assert r.line() == "holding 0"
-        for r in readers:
-            r.kill()
         # The dead readers still pin the snapshot they held: nothing freed
         # since can be reused and every rewrite takes new pages.
-        before = _data_size(path)
-        for i in range(40):
-            big.model = str(i)
-            store.save_resource("Big", "b", big)
-        pinned_growth = _data_size(path) - before
-        assert pinned_growth > 40 * 60_000
+        assert _kill_readers_then_rewrite(store, path, big) > 40 * 60_000
         # Any process opening the store clears the slots of dead processes.
         opener = Child("follow", str(path), "0")
         assert opener.line() == "count 0"
         opener.finish()
         assert opener.proc.returncode == 0, opener.stderr
-        before = _data_size(path)
-        for i in range(200):
-            big.model = str(i)
-            store.save_resource("Big", "b", big)
-        assert _data_size(path) - before < 1_000_000
-        assert store.get_resource("Big", "b", Agent) == big
+        assert _rewrites_growth(store, path, big) < 1_000_000
+
+
+def test_long_running_writer_clears_stale_reader_slots(tmp_path: Path) -> None:
+    """No other process opens the store: the writer's own commits sweep the
+    reader table every 1024 commits (PS_READER_CHECK_EVERY)."""
+    path = tmp_path / "store"
+    big = Agent(instructions="r" * 64_000)
+    with Store(path, sync=False) as store:
+        assert _kill_readers_then_rewrite(store, path, big) > 40 * 60_000
+        for i in range(1100):
+            store.save_resource("Tick", "t", Agent(model=str(i)))
+        assert _rewrites_growth(store, path, big) < 1_000_000
 
 
 def test_fork_child_gets_forked_error_and_parent_keeps_working(tmp_path: Path) -> None:
