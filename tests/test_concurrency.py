@@ -309,4 +309,4 @@ def test_fork_child_gets_forked_error_and_parent_keeps_working(tmp_path: Path) -
         f"child 0 get:ForkedError:None save:ForkedError:None count:ForkedError:None "
         f"txn:ForkedError:None c-begin:{code}"
     )
-    assert lines[1] == "parent ok 3"
+    assert lines[1] == "parent ok 4"

@@ -113,8 +113,11 @@ def run_hold_writer(path: str) -> None:
 
 
 def run_fork(path: str) -> None:
-    """Fork with an open store; the child reports what touching it did."""
+    """Fork with an open store while another thread holds a write transaction
+    (its locks are copied held into the child); the child reports what
+    touching the store did, and must not hang on those locks."""
     import os
+    import threading
 
     from pystore._native import ffi, lib
 
@@ -122,6 +125,17 @@ def run_fork(path: str) -> None:
 
     store = Store(path)
     store.save_resource("Fork", "before", payload("Fork", "before"))
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.transaction() as t:
+            t.save_resource("Fork", "held", payload("Fork", "held"))
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(30)
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -148,13 +162,15 @@ def run_fork(path: str) -> None:
         os.write(w, " ".join(out).encode())
         os._exit(0)
     os.close(w)
+    release.set()
+    holder.join(30)
     _, status = os.waitpid(pid, 0)
     child = os.read(r, 4096).decode()
     os.close(r)
     store.save_resource("Fork", "after", payload("Fork", "after"))
     ok = all(
         store.get_resource("Fork", x, Agent) == payload("Fork", x)
-        for x in ("before", "after", "child-own")
+        for x in ("before", "after", "child-own", "held")
     )
     ack("child", os.waitstatus_to_exitcode(status), child)
     ack("parent", "ok" if ok else "bad", store.count("Fork"))
