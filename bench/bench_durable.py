@@ -22,7 +22,9 @@ TASKS, PER_TASK = 64, 4
 
 
 @pytest.mark.parametrize("mode", ["1thread", "8threads", "async"])
-def test_durable_concurrency(benchmark: Any, workload: wl.Workload, tmp_path: Any, mode: str) -> None:
+def test_durable_concurrency(
+    benchmark: Any, workload: wl.Workload, tmp_path: Any, mode: str
+) -> None:
     benchmark.group = "durable_concurrency"
     msgs = [m for _, _, m in workload.records[:256]]
     path = str(tmp_path / "durable")

@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 import workload as wl
 from conftest import FACTS, run
-from systems import System
-
 from pystore.samples.agent_pb2 import Agent
+from systems import System
 
 
 def test_save_one(benchmark: Any, system: System, workload: wl.Workload) -> None:
@@ -30,7 +29,9 @@ def test_save_one(benchmark: Any, system: System, workload: wl.Workload) -> None
     run(benchmark, go, len(items), rounds=10)
 
 
-def test_save_durable(benchmark: Any, system_cls: type[System], workload: wl.Workload, tmp_path: Any) -> None:
+def test_save_durable(
+    benchmark: Any, system_cls: type[System], workload: wl.Workload, tmp_path: Any
+) -> None:
     benchmark.group = "save_durable"
     s = system_cls()
     s.open(str(tmp_path / "durable"), durable=True)
@@ -134,7 +135,9 @@ def test_delete_kind(benchmark: Any, system: System, workload: wl.Workload) -> N
 
 
 @pytest.mark.parametrize("n", [1000])
-def test_open_close(benchmark: Any, system_cls: type[System], workload: wl.Workload, tmp_path: Any, n: int) -> None:
+def test_open_close(
+    benchmark: Any, system_cls: type[System], workload: wl.Workload, tmp_path: Any, n: int
+) -> None:
     benchmark.group = "open_close"
     path = str(tmp_path / "oc")
     s = system_cls()

@@ -51,7 +51,9 @@ def _gets(store: pystore.Store, workload: wl.Workload) -> Any:
 
 
 @pytest.mark.parametrize("size", ["50k", "1m"])
-def test_scale_get(benchmark: Any, scale_store: pystore.Store, workload: wl.Workload, size: str) -> None:
+def test_scale_get(
+    benchmark: Any, scale_store: pystore.Store, workload: wl.Workload, size: str
+) -> None:
     """The same 2,000 random gets + parse at 50,000 and at TOTAL records."""
     benchmark.group = "scale_get"
     store = scale_store
@@ -61,7 +63,9 @@ def test_scale_get(benchmark: Any, scale_store: pystore.Store, workload: wl.Work
         n = 0
         while have < TOTAL:
             k = min(CHUNK, TOTAL - have)
-            store.save_resources(BULK_KIND, [(f"blk-{n + i:07d}", msgs[(n + i) % len(msgs)]) for i in range(k)])
+            store.save_resources(
+                BULK_KIND, [(f"blk-{n + i:07d}", msgs[(n + i) % len(msgs)]) for i in range(k)]
+            )
             n += k
             have += k
         FACTS["scale/records"] = have

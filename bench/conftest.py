@@ -13,7 +13,9 @@ import pytest
 import workload as wl
 from systems import SYSTEMS, System
 
-RESULTS = os.environ.get("PYSTORE_BENCH_RESULTS", os.path.join(os.path.dirname(__file__), "results"))
+RESULTS = os.environ.get(
+    "PYSTORE_BENCH_RESULTS", os.path.join(os.path.dirname(__file__), "results")
+)
 # Facts that are not timings (sizes, memory), written next to the timings.
 FACTS: dict[str, Any] = {}
 

@@ -79,7 +79,7 @@ def table(per_op: dict[tuple[str, str], float]) -> list[str]:
         for sysname, _ in SYSTEMS:
             t = per_op.get((op, sysname))
             if t is None or base is None:
-                cells.append("–")
+                cells.append("-")
             elif sysname == "pystore":
                 cells.append(f"**1.00** ({fmt_time(t)})")
             else:
@@ -88,7 +88,9 @@ def table(per_op: dict[tuple[str, str], float]) -> list[str]:
     return lines
 
 
-def targets(per_op: dict[tuple[str, str], float], c: dict[str, Any], facts: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
+def targets(
+    per_op: dict[tuple[str, str], float], c: dict[str, Any], facts: dict[str, Any]
+) -> list[tuple[str, bool | None, str]]:
     """(target, met, numbers) for every target of the issue."""
     out: list[tuple[str, bool | None, str]] = []
 
@@ -98,7 +100,9 @@ def targets(per_op: dict[tuple[str, str], float], c: dict[str, Any], facts: dict
             out.append((target, None, "not measured"))
             return
         r = a / b
-        out.append((target, r <= limit, f"{r:.2f}x ({fmt_time(a)} vs {fmt_time(b)}); limit {limit}x"))
+        out.append(
+            (target, r <= limit, f"{r:.2f}x ({fmt_time(a)} vs {fmt_time(b)}); limit {limit}x")
+        )
 
     ratio("get raw <= 1.15x the C program", "get_raw", "c", 1.15)
     ratio("get + parse <= 1.0x expert py-lmdb", "get_parsed", "lmdb_expert", 1.0)
@@ -108,12 +112,15 @@ def targets(per_op: dict[tuple[str, str], float], c: dict[str, Any], facts: dict
     ser = per_op.get(("serialize_batch", "python"))
     if a is not None and cc is not None and ser is not None:
         limit = 1.2 * cc + ser
-        out.append((
-            "save in one txn <= 1.2x the C program + serializing",
-            a <= limit,
-            f"{a / limit:.2f} of the limit: {fmt_time(a)} vs 1.2 x {fmt_time(cc)} + {fmt_time(ser)} "
-            f"= {fmt_time(limit)} per record",
-        ))
+        out.append(
+            (
+                "save in one txn <= 1.2x the C program + serializing",
+                a <= limit,
+                f"{a / limit:.2f} of the limit: {fmt_time(a)} vs 1.2 x {fmt_time(cc)}"
+                f" + {fmt_time(ser)} "
+                f"= {fmt_time(limit)} per record",
+            )
+        )
     else:
         out.append(("save in one txn <= 1.2x the C program + serializing", None, "not measured"))
     ratio("save one (message in) <= 1.0x expert py-lmdb", "save_one", "lmdb_expert", 1.0)
@@ -122,31 +129,58 @@ def targets(per_op: dict[tuple[str, str], float], c: dict[str, Any], facts: dict
     ps, csize = facts.get("size/pystore"), c.get("size")
     if ps and csize:
         r = ps / csize
-        out.append(("size on disk <= 1.05x the C program", r <= 1.05,
-                    f"{r:.3f}x ({ps / 2**20:.1f} MiB vs {csize / 2**20:.1f} MiB)"))
+        out.append(
+            (
+                "size on disk <= 1.05x the C program",
+                r <= 1.05,
+                f"{r:.3f}x ({ps / 2**20:.1f} MiB vs {csize / 2**20:.1f} MiB)",
+            )
+        )
     else:
         out.append(("size on disk <= 1.05x the C program", None, "not measured"))
     oc = per_op.get(("open_close", "pystore"))
-    out.append(("open + close under 1 ms", None if oc is None else oc < 1e-3,
-                "not measured" if oc is None else f"{fmt_time(oc)}"))
+    out.append(
+        (
+            "open + close under 1 ms",
+            None if oc is None else oc < 1e-3,
+            "not measured" if oc is None else f"{fmt_time(oc)}",
+        )
+    )
     one = per_op.get(("durable_concurrency", "1thread"))
     for what, key in (("8 threads", "8threads"), ("asyncio tasks (AsyncStore)", "async")):
         many = per_op.get(("durable_concurrency", key))
         if one is None or many is None:
-            out.append((f"durable throughput, {what} >= 5x one fsync per save", None, "not measured"))
+            out.append(
+                (f"durable throughput, {what} >= 5x one fsync per save", None, "not measured")
+            )
         else:
             r = one / many
-            out.append((f"durable throughput, {what} >= 5x one fsync per save", r >= 5,
-                        f"{r:.1f}x ({1 / many:,.0f} vs {1 / one:,.0f} saves/s)"))
+            out.append(
+                (
+                    f"durable throughput, {what} >= 5x one fsync per save",
+                    r >= 5,
+                    f"{r:.1f}x ({1 / many:,.0f} vs {1 / one:,.0f} saves/s)",
+                )
+            )
     g1, g2 = per_op.get(("scale_get", "50k")), per_op.get(("scale_get", "1m"))
     if g1 and g2:
-        out.append(("scale: get stays flat at 1,000,000 records (<= 1.5x the 50,000 get)",
-                    g2 / g1 <= 1.5, f"{g2 / g1:.2f}x ({fmt_time(g2)} at 1M vs {fmt_time(g1)} at 50k)"))
+        out.append(
+            (
+                "scale: get stays flat at 1,000,000 records (<= 1.5x the 50,000 get)",
+                g2 / g1 <= 1.5,
+                f"{g2 / g1:.2f}x ({fmt_time(g2)} at 1M vs {fmt_time(g1)} at 50k)",
+            )
+        )
     m1, m2 = facts.get("scale/iter_peak_10k"), facts.get("scale/iter_peak_1m")
     if m1 and m2:
-        out.append(("scale: iteration memory stays flat (peak at 1M <= 1.5x peak at 10k)",
-                    m2 <= 1.5 * m1, f"{m2 / 1024:.0f} KiB at 1M vs {m1 / 1024:.0f} KiB at 10k "
-                    "(tracemalloc peak while iterating all)"))
+        out.append(
+            (
+                "scale: iteration memory stays flat (peak at 1M <= 1.5x peak at 10k)",
+                m2 <= 1.5 * m1,
+                f"{m2 / 1024:.0f} KiB at 1M vs {m1 / 1024:.0f} KiB at 10k "
+                "(tracemalloc peak while iterating all)",
+            )
+        )
     return out
 
 
@@ -193,8 +227,10 @@ def main(argv: list[str]) -> int:
         "(ratio of medians; above 1 means slower than pystore), with the median time per",
         "operation in brackets.  The workload: 5 kinds x 10,000 ~1 KB `Agent` messages",
         "inserted in random order (kinds `Agent` and `AgentExecution` share a prefix).",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()},"
-        f" load average at report time {os.getloadavg()[0]:.2f}. **Measured on a shared 2-core box**"
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores,"
+        f" Python {platform.python_version()},"
+        f" load average at report time {os.getloadavg()[0]:.2f}."
+        " **Measured on a shared 2-core box**"
         " where other builds ran at times: ratios from the same run are meaningful, absolute times"
         " less so.",
         "",
@@ -214,19 +250,37 @@ def main(argv: list[str]) -> int:
     if c.get("size"):
         sizes["c"] = c["size"]
     if sizes:
-        lines += ["", "## Size on disk after the load (50,000 records)", "",
-                  "| system | MiB | vs pystore |", "|---|---|---|"]
+        lines += [
+            "",
+            "## Size on disk after the load (50,000 records)",
+            "",
+            "| system | MiB | vs pystore |",
+            "|---|---|---|",
+        ]
         base = sizes.get("pystore")
         for name, v in sorted(sizes.items()):
-            rel = f"{v / base:.3f}" if base else "–"
+            rel = f"{v / base:.3f}" if base else "-"
             lines.append(f"| {name} | {v / 2**20:.1f} | {rel} |")
-    extra = [(k, v) for k, v in sorted(per_op.items()) if k[0] in ("durable_concurrency", "scale_get", "scale_iter")]
+    extra = [
+        (k, v)
+        for k, v in sorted(per_op.items())
+        if k[0] in ("durable_concurrency", "scale_get", "scale_iter")
+    ]
     if extra:
-        lines += ["", "## Durable concurrency and scale", "", "| measure | time per operation |", "|---|---|"]
+        lines += [
+            "",
+            "## Durable concurrency and scale",
+            "",
+            "| measure | time per operation |",
+            "|---|---|",
+        ]
         lines += [f"| {op} / {s} | {fmt_time(t)} |" for (op, s), t in extra]
     scale_facts = {k: v for k, v in facts.items() if k.startswith("scale/")}
     if scale_facts:
-        lines += ["", "Scale facts: " + ", ".join(f"`{k}` = {v}" for k, v in sorted(scale_facts.items()))]
+        lines += [
+            "",
+            "Scale facts: " + ", ".join(f"`{k}` = {v}" for k, v in sorted(scale_facts.items())),
+        ]
     if chart(per_op, png):
         lines += ["", f"![pystore beside the others]({os.path.basename(png)})"]
     lines.append("")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import lmdb
 from google.protobuf.message import Message
@@ -114,7 +114,7 @@ class LmdbAdr(System):
     ``f"{kind}/{id}"`` keys, collect-then-delete for a kind."""
 
     name, label = "lmdb_adr", "py-lmdb (ADR-style)"
-    env_kwargs: dict[str, Any] = {}
+    env_kwargs: ClassVar[dict[str, Any]] = {}
 
     def open(self, path: str, durable: bool = False) -> None:
         self.path = path
@@ -224,7 +224,7 @@ class LmdbExpert(LmdbAdr):
     zero-copy buffers for parsing, putmulti, a cursor delete loop."""
 
     name, label = "lmdb_expert", "py-lmdb (expert)"
-    env_kwargs = {"writemap": True, "max_spare_txns": 4}
+    env_kwargs: ClassVar[dict[str, Any]] = {"writemap": True, "max_spare_txns": 4}
 
     def _bind(self, env: Any) -> None:
         super()._bind(env)
@@ -382,6 +382,4 @@ class Sqlite(System):
         return disk_bytes(self.path)
 
 
-SYSTEMS: dict[str, type[System]] = {
-    s.name: s for s in (PyStore, LmdbAdr, LmdbExpert, Sqlite)
-}
+SYSTEMS: dict[str, type[System]] = {s.name: s for s in (PyStore, LmdbAdr, LmdbExpert, Sqlite)}

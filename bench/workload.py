@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from google.protobuf.message import Message
 
-from pystore.samples import agent_pb2, common_pb2
+from pystore.samples import agent_pb2
 
 SEED = 20261126
 KINDS = ("Agent", "AgentExecution", "Session", "Skill", "Workflow")
@@ -32,11 +32,44 @@ DURABLE_PER_ROUND = 20
 DELETES_PER_ROUND = 500
 PAGE = 500
 
-_WORDS = (
-    "agent tool call plan step context memory retrieve summarize answer user policy safety "
-    "format json output reason verify source cite draft review schedule notify escalate "
-    "budget limit retry backoff cache index search workflow session model prompt"
-).split()
+_WORDS = [
+    "agent",
+    "tool",
+    "call",
+    "plan",
+    "step",
+    "context",
+    "memory",
+    "retrieve",
+    "summarize",
+    "answer",
+    "user",
+    "policy",
+    "safety",
+    "format",
+    "json",
+    "output",
+    "reason",
+    "verify",
+    "source",
+    "cite",
+    "draft",
+    "review",
+    "schedule",
+    "notify",
+    "escalate",
+    "budget",
+    "limit",
+    "retry",
+    "backoff",
+    "cache",
+    "index",
+    "search",
+    "workflow",
+    "session",
+    "model",
+    "prompt",
+]
 
 
 def _text(rng: random.Random, n_words: int) -> str:
@@ -67,7 +100,7 @@ def make_agent(rng: random.Random, kind: str, id: str) -> agent_pb2.Agent:
         tool.description = _text(rng, 5)
         tool.parameters["timeout"] = str(rng.randrange(1, 60))
         tool.parameters["mode"] = _text(rng, 1)
-    for s in range(2):
+    for _ in range(2):
         ref = a.skills.add()
         ref.kind = "Skill"
         ref.id = f"skl-{rng.randrange(PER_KIND):06d}"
@@ -142,6 +175,8 @@ def write_c_file(w: Workload, path: str) -> None:
 if __name__ == "__main__":
     wl = build()
     sizes = [len(m.SerializeToString()) for _, _, m in wl.records[:1000]]
-    print(f"records={len(wl.records)} mean payload={sum(sizes) / len(sizes):.0f} B", file=sys.stderr)
+    print(
+        f"records={len(wl.records)} mean payload={sum(sizes) / len(sizes):.0f} B", file=sys.stderr
+    )
     if len(sys.argv) > 1:
         write_c_file(wl, sys.argv[1])

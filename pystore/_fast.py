@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import threading
 from array import array
-from typing import Any
+from typing import Any, cast
 
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
 from ._core import CTxn
@@ -87,7 +88,9 @@ def parse_list(wire: bytes, count: int, cls: type[Message] | None) -> list[Any] 
     parsed at once; None if that cannot be done (the caller goes record by record)."""
     if len(wire) > MAX_WIRE:
         return None
-    wrapper = bytes_list_class()() if cls is None else list_class(cls.DESCRIPTOR)()
+    wrapper = (
+        bytes_list_class()() if cls is None else list_class(cast(Descriptor, cls.DESCRIPTOR))()
+    )
     try:
         wrapper.ParseFromString(wire)
     except (DecodeError, RecursionError):
@@ -108,8 +111,16 @@ def put_many(txn: CTxn, kind: bytes, batch: list[tuple[bytes, bytes]], ns: int) 
     txn._keep.append(data)  # borrowed by the core until the txn ends
     o = _tls
     rc = lib.ps_put_many(
-        txn.ptr, kind, len(kind), data, len(data), ffi.from_buffer("uint32_t[]", lens),
-        len(batch), ns, lib.PS_PUT_BORROW, o.index,
+        txn.ptr,
+        kind,
+        len(kind),
+        data,
+        len(data),
+        ffi.from_buffer("uint32_t[]", lens),
+        len(batch),
+        ns,
+        lib.PS_PUT_BORROW,
+        o.index,
     )
     if rc:
         raise error_for(rc, _context(kind, batch[min(o.index[0], len(batch) - 1)][0]))

@@ -321,6 +321,8 @@ class ResourceOps:
         self, kind: str, kb: bytes, cursor: bytes | None, limit: int | None
     ) -> Iterator[Resource]:
         left = limit
+        last_ns: int | None = None
+        last_dt = ns_to_datetime(0)
         while left is None or left > 0:
             page = _PAGE if left is None else min(_PAGE, left)
             t = self._begin(False)
@@ -331,7 +333,9 @@ class ResourceOps:
             finally:
                 self._end(t, ok)
             for ib, payload, ns in records:
-                yield Resource(ib.decode("utf-8"), kind, payload, ns_to_datetime(ns), ns)
+                if ns != last_ns:  # records saved together share a stamp
+                    last_ns, last_dt = ns, ns_to_datetime(ns)
+                yield Resource(ib.decode("utf-8"), kind, payload, last_dt, ns)
             if len(records) < page:
                 return
             cursor = records[-1][0]

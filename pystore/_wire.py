@@ -35,7 +35,9 @@ _bytes_pool = descriptor_pool.DescriptorPool()
 _bytes_cls: type[Message] | None = None
 
 
-def _wrapper_file(name: str, item: _FDP.Type.ValueType, type_name: str, dep: str | None) -> descriptor_pb2.FileDescriptorProto:
+def _wrapper_file(
+    name: str, item: _FDP.Type.ValueType, type_name: str, dep: str | None
+) -> descriptor_pb2.FileDescriptorProto:
     fdp = descriptor_pb2.FileDescriptorProto()
     fdp.name = f"pystore/wrap/{name}.proto"
     fdp.package = _PACKAGE

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf.descriptor import Descriptor
 
@@ -43,7 +43,8 @@ def compile_plan(desc: Descriptor, plan_of: Callable[[Descriptor], Any]) -> list
             i += 1
         for name, how, _ in plan.nested:
             fd = d.fields_by_name[name]
-            child = entry(fd.message_type) if how == _MAP else node(fd.message_type)
+            sub = cast(Descriptor, fd.message_type)
+            child = entry(sub) if how == _MAP else node(sub)
             table[off + 1 + 2 * i : off + 3 + 2 * i] = [fd.number, child]
             i += 1
         return off
@@ -54,7 +55,7 @@ def compile_plan(desc: Descriptor, plan_of: Callable[[Descriptor], Any]) -> list
         off = offsets[d.full_name] = len(table)
         value = d.fields_by_name["value"]
         table.extend([1, value.number, 0])
-        table[off + 2] = node(value.message_type)
+        table[off + 2] = node(cast(Descriptor, value.message_type))
         return off
 
     node(desc)
@@ -75,7 +76,7 @@ class WirePlan:
     """One compiled plan; ``strip(data)`` is the stripped bytes, or None when
     the C core declines (the caller then strips the slow way)."""
 
-    __slots__ = ("_table", "_n")
+    __slots__ = ("_n", "_table")
 
     def __init__(self, table: list[int]) -> None:
         self._table: Any = ffi.new("uint32_t[]", table)
@@ -93,4 +94,5 @@ class WirePlan:
         rc = lib.ps_wire_strip(self._table, self._n, data, len(data), buf, cap, o.size)
         if rc:
             return None
-        return ffi.unpack(buf, o.size[0])
+        out: bytes = ffi.unpack(buf, o.size[0])
+        return out

@@ -21,6 +21,7 @@ inline (the C core releases the GIL while LMDB works); lists, batch writes,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -32,7 +33,7 @@ from google.protobuf.message import Message
 
 from ._core import encode_id, encode_kind
 from ._group import Op, commit_ops
-from .errors import StoreClosedError
+from .errors import StoreClosedError, StoreError
 from .resource import Resource
 from .store import Store
 
@@ -98,14 +99,13 @@ class AsyncStore:
 
     async def _flush(self) -> None:
         loop = asyncio.get_running_loop()
+        batch: list[tuple[Op, asyncio.Future[Any]]] = []
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
                 ops = [op for op, _ in batch]
-                try:
+                with contextlib.suppress(Exception):  # outcomes are recorded in the ops
                     await loop.run_in_executor(self._writer, commit_ops, self.store, ops)
-                except BaseException:  # noqa: S110 - recorded in every op
-                    pass
                 for op, fut in batch:
                     if fut.done():
                         continue
@@ -115,6 +115,13 @@ class AsyncStore:
                         fut.set_result(op.result)
         finally:
             self._flusher = None
+            # Cancelled (the loop is going away): nobody may wait forever.
+            for _, fut in batch + self._pending:
+                if not fut.done():
+                    fut.set_exception(
+                        StoreError("write interrupted: its commit may or may not have happened")
+                    )
+            self._pending = []
 
     async def save_resource(self, kind: str, id: str, msg: Message) -> None:
         """Upsert ``kind/id``; returns once the commit holding it is durable."""
@@ -141,7 +148,9 @@ class AsyncStore:
     async def save_resources(self, kind: str, items: Iterable[tuple[str, Message]]) -> int:
         return await self._in_writer(self.store.save_resources, kind, list(items))
 
-    async def update_resource(self, kind: str, id: str, msg_type: type[M], fn: Callable[[M], object]) -> M:
+    async def update_resource(
+        self, kind: str, id: str, msg_type: type[M], fn: Callable[[M], object]
+    ) -> M:
         return await self._in_writer(self.store.update_resource, kind, id, msg_type, fn)
 
     async def delete_resources_by_kind(self, kind: str) -> int:
@@ -150,7 +159,7 @@ class AsyncStore:
     # -- reads ---------------------------------------------------------------
 
     async def get_resource(self, kind: str, id: str, msg_or_type: M | type[M]) -> M:
-        return self.store.get_resource(kind, id, msg_or_type)  # type: ignore[arg-type]
+        return self.store.get_resource(kind, id, msg_or_type)
 
     async def get_bytes(self, kind: str, id: str) -> bytes:
         return self.store.get_bytes(kind, id)

@@ -44,7 +44,9 @@ def _counting(monkeypatch: pytest.MonkeyPatch, module: Any) -> list[int]:
     return sizes
 
 
-def test_threads_share_commits_and_every_save_lands(store_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_threads_share_commits_and_every_save_lands(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sizes = _counting(monkeypatch, group_mod)
     s = pystore.Store(store_path)  # sync=True: durable, group commit on
     blocker_in, blocker_out = threading.Event(), threading.Event()
@@ -73,7 +75,7 @@ def test_threads_share_commits_and_every_save_lands(store_path: Path, monkeypatc
     while len(s._group._queue) < 7 and time.monotonic() < deadline:  # type: ignore[union-attr]
         time.sleep(0.001)  # one leader is blocked in begin; the others queue
     blocker_out.set()
-    for th in threads + [b]:
+    for th in [*threads, b]:
         th.join(60)
     assert not errors, errors
     assert sorted(sizes) == [1, 7]  # 8 durable saves, 2 commits
@@ -93,9 +95,9 @@ def test_group_keeps_each_writes_outcome(store_path: Path) -> None:
         s.save_resource("A/B", "x", make_agent(1))
     with pytest.raises(TypeError):
         s.save_resource("Agent", "x", b"not a message")  # type: ignore[arg-type]
-    with s.transaction():
-        with pytest.raises(pystore.StoreError):  # this thread holds a txn: refused, no deadlock
-            s.save_resource("Agent", "y", make_agent(1))
+    # this thread holds a txn: refused, no deadlock
+    with s.transaction(), pytest.raises(pystore.StoreError):
+        s.save_resource("Agent", "y", make_agent(1))
     s.close()
     with pytest.raises(StoreClosedError):
         s.save_resource("Agent", "z", make_agent(1))
@@ -114,10 +116,15 @@ def test_async_store_basics(store_path: Path) -> None:
             assert await a.count("Agent") == 2 and await a.kinds() == ["Agent"]
             assert len(await a.list_resources("Agent", agent_pb2.Agent)) == 2
             assert [r.id async for r in a.iter_resources("Agent")] == ["a1", "a2"]
-            assert await a.save_resources("Tool", [(f"t{n}", make_agent(n)) for n in range(600)]) == 600
+            assert (
+                await a.save_resources("Tool", [(f"t{n}", make_agent(n)) for n in range(600)])
+                == 600
+            )
             assert len([r async for r in a.iter_resources("Tool", after="t1")]) == 598
+
             def bump(m: agent_pb2.Agent) -> None:
                 m.model = "bumped"
+
             assert (await a.update_resource("Agent", "a1", agent_pb2.Agent, bump)).model == "bumped"
             assert await a.delete_resource("Agent", "a1") is True
             assert await a.delete_resources_by_kind("Tool") == 600
@@ -144,7 +151,10 @@ def test_async_tasks_share_commits(store_path: Path, monkeypatch: pytest.MonkeyP
             return_exceptions=True,
         )
         assert outcomes[:100] == [None] * 100
-        assert sorted(type(o).__name__ for o in outcomes[100:]) == ["AlreadyExistsError", "NoneType"]
+        assert sorted(type(o).__name__ for o in outcomes[100:]) == [
+            "AlreadyExistsError",
+            "NoneType",
+        ]
         assert await a.count("Agent") == 101
         await a.close()
 

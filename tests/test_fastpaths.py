@@ -111,10 +111,18 @@ def _dynamic_type() -> type:
     pool = descriptor_pool.DescriptorPool()
     fdp = descriptor_pb2.FileDescriptorProto(name="dyn/thing.proto", package="dyn", syntax="proto3")
     m = fdp.message_type.add(name="Thing")
-    m.field.add(name="name", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
-                label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
-    m.field.add(name="org_id", number=2, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
-                label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+    m.field.add(
+        name="name",
+        number=1,
+        type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
+        label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
+    )
+    m.field.add(
+        name="org_id",
+        number=2,
+        type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
+        label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
+    )
     pool.AddSerializedFile(fdp.SerializeToString())
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("dyn.Thing"))
 
@@ -183,15 +191,25 @@ def _node_type() -> type:
     m = fdp.message_type.add(name="Node")
     m.field.add(name="org_id", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
     m.field.add(name="name", number=2, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
-    m.field.add(name="kids", number=3, type=F.TYPE_MESSAGE, label=F.LABEL_REPEATED, type_name=".dyn.Node")
+    m.field.add(
+        name="kids", number=3, type=F.TYPE_MESSAGE, label=F.LABEL_REPEATED, type_name=".dyn.Node"
+    )
     entry = m.nested_type.add(name="ByNameEntry")
     entry.options.map_entry = True
     entry.field.add(name="key", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
-    entry.field.add(name="value", number=2, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL,
-                    type_name=".dyn.Node")
-    m.field.add(name="by_name", number=4, type=F.TYPE_MESSAGE, label=F.LABEL_REPEATED,
-                type_name=".dyn.Node.ByNameEntry")
-    m.field.add(name="one", number=5, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL, type_name=".dyn.Node")
+    entry.field.add(
+        name="value", number=2, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL, type_name=".dyn.Node"
+    )
+    m.field.add(
+        name="by_name",
+        number=4,
+        type=F.TYPE_MESSAGE,
+        label=F.LABEL_REPEATED,
+        type_name=".dyn.Node.ByNameEntry",
+    )
+    m.field.add(
+        name="one", number=5, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL, type_name=".dyn.Node"
+    )
     m.field.add(name="org_ids", number=6, type=F.TYPE_STRING, label=F.LABEL_REPEATED)
     pool.AddSerializedFile(fdp.SerializeToString())
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("dyn.Node"))
@@ -262,7 +280,9 @@ def test_wire_strip_declines_what_it_does_not_handle() -> None:
     assert bad.strip(b"\x10\x01") is None
 
 
-def test_save_resources_in_one_call_is_all_or_nothing_inside_a_transaction(store: pystore.Store) -> None:
+def test_save_resources_in_one_call_is_all_or_nothing_inside_a_transaction(
+    store: pystore.Store,
+) -> None:
     items = [(f"id-{n}", make_agent(n)) for n in range(5)]
     with store.transaction() as t:
         t.save_resource("Agent", "before", make_agent(9))
