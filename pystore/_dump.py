@@ -1,4 +1,4 @@
-"""Records as JSON: decoding with the stored schemas, dump, load and verify.
+"""Records as JSON: decoding with the stored schemas, dump and load.
 
 The dump format (JSON Lines, documented in docs/format.md):
 
@@ -26,19 +26,19 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from google.protobuf import empty_pb2, json_format
+from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
 from ._core import CTxn, encode_kind
 from ._progress import Progress
 from ._schema import message_class, read_schema, write_schema
-from .errors import CorruptionError, StoreError
+from .errors import CorruptionError
 
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["Decoder", "dump", "format_ns", "load", "record_json", "verify"]
+__all__ = ["Decoder", "dump", "format_ns", "load", "record_json"]
 
 DUMP_VERSION = 1
 _PAGE = 512
@@ -191,31 +191,12 @@ def record_json(
     return out
 
 
-def _records(txn: CTxn, kind: str, exact: bool = False) -> Iterator[tuple[str, bytes, int]]:
-    """Every record of ``kind`` in ``txn``, read a page at a time.
-
-    With ``exact``, a page that fails is read again one record at a time,
-    so every record before a damaged one is still yielded.
-    """
+def _records(txn: CTxn, kind: str) -> Iterator[tuple[str, bytes, int]]:
+    """Every record of ``kind`` in ``txn``, read a page at a time."""
     kb = encode_kind(kind)
     after: bytes | None = None
     while True:
-        try:
-            page = txn.list(kb, after, _PAGE)
-        except CorruptionError:
-            if not exact:
-                raise
-            page = []
-            while len(page) < _PAGE:
-                one = txn.list(kb, after if not page else page[-1][0], 1)  # raises at the damage
-                if not one:
-                    break
-                page.append(one[0])
-                yield one[0][0].decode("utf-8", "surrogateescape"), one[0][1], one[0][2]
-            if len(page) < _PAGE:
-                return
-            after = page[-1][0]
-            continue
+        page = txn.list(kb, after, _PAGE)
         for ib, data, ns in page:
             yield ib.decode("utf-8", "surrogateescape"), data, ns
         if len(page) < _PAGE:
@@ -393,61 +374,3 @@ def load(store: Store, src: IO[str], name: str = "-", size: int = 0) -> tuple[in
             bar.update(read)
         flush()
     return records, nschemas
-
-
-def verify(store: Store, report: IO[str]) -> tuple[int, int]:
-    """Check every record's header and payload: (records checked, problems).
-
-    Each problem is one line on ``report``.  A payload is decoded with its
-    kind's stored schema; a kind without one is checked for well-formed
-    protobuf wire format.
-    """
-    dec = Decoder()
-    checked = problems = 0
-    bars: list[Progress] = []
-
-    def bad(text: str) -> None:
-        nonlocal problems
-        problems += 1
-        for b in bars:
-            b.clear()
-        report.write(f"BAD {text}\n")
-        report.flush()
-
-    with store._reading() as t:
-        try:
-            names = t.kinds()
-        except StoreError as exc:
-            bad(f"the key index: {exc}")
-            return checked, problems
-        total = sum(t.count(encode_kind(k)) for k in names)
-        with Progress("verify", total) as bar:
-            bars.append(bar)
-            for kind in names:
-                cls = dec.cls(t, kind)
-                if kind in dec.errors:
-                    bad(f"{kind}: {dec.errors[kind]}")
-                check_cls: type[Message] = cls if cls is not None else empty_pb2.Empty
-                last = ""
-                try:
-                    for id, data, _ns in _records(t, kind, exact=True):
-                        checked += 1
-                        bar.update(checked)
-                        last = id
-                        if _has_surrogate(id):
-                            bad(f"{kind}/{id!r}: id is not valid UTF-8")
-                        try:
-                            check_cls.FromString(data)
-                        except DecodeError as exc:
-                            what = "its schema " + check_cls.DESCRIPTOR.full_name if cls else (
-                                "protobuf wire format")
-                            bad(f"{kind}/{id}: payload does not decode ({what}): {exc}")
-                except CorruptionError as exc:
-                    after = f"after id {last!r}" if last else "at its first record"
-                    bad(f"{kind}: damaged record {after}; "
-                        f"the rest of the kind is unreadable: {exc}")
-    return checked, problems
-
-
-def _has_surrogate(text: str) -> bool:
-    return any("\udc80" <= c <= "\udcff" for c in text)

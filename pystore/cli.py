@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import IO, NoReturn
 
-from . import _dump
+from . import _dump, _verify
 from .errors import InvalidKeyError, NotFoundError, StoreError
 from .store import Store
 
@@ -241,7 +241,7 @@ def cmd_backup(a: argparse.Namespace) -> int:
 
 def cmd_verify(a: argparse.Namespace) -> int:
     with _open_existing(a.path) as s:
-        checked, problems = _dump.verify(s, sys.stdout)
+        checked, problems = _verify.verify(s, sys.stdout)
     if problems:
         _out(f"verify: {problems} problem(s) in {checked} record(s)")
         return FAILED

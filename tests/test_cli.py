@@ -249,20 +249,35 @@ def test_verify_fails_on_a_payload_that_does_not_decode(filled: Path) -> None:
     assert "BAD Agent/agt-bad" in p.stdout and "1 problem" in p.stdout
 
 
-def test_verify_fails_on_a_damaged_header(filled: Path) -> None:
-    marker = b"verify-me-marker-0123456789"
-    with pystore.Store(filled) as s:
-        s.save_resource("Session", "s-2", session_pb2.Session(agent_id=marker.decode()))
-    data = filled / "data.mdb"
+def _damage_header(data: Path, marker: bytes) -> None:
+    """Set the format-version byte of the record whose payload holds ``marker``
+    (in every copy of its page: LMDB leaves older copies in free pages)."""
     raw = bytearray(data.read_bytes())
-    at = raw.index(marker)
-    header = at - 2 - 12  # tag and length of field 2, then the 12-byte record header
-    assert raw[header] == 1  # format version byte
-    raw[header] = 0x7F
+    at = raw.find(marker)
+    assert at >= 0
+    while at >= 0:
+        header = at - 2 - 12  # tag and length of field 2, then the 12-byte record header
+        assert raw[header] == 1  # format version byte
+        raw[header] = 0x7F
+        at = raw.find(marker, at + 1)
     data.write_bytes(bytes(raw))
+
+
+def test_verify_names_each_damaged_header_and_goes_on(filled: Path) -> None:
+    ids = ["s-0", "s-2", "s-2\u00e9x", "s-3", "s-zz"]  # s-1 and s-\u00fc exist already
+    with pystore.Store(filled) as s:
+        for i in ids:
+            s.save_resource("Session", i, session_pb2.Session(agent_id=f"marker-{i}-end"))
+    damaged = ("s-0", "s-2", "s-3", "s-zz")  # the first, one alone, two in a row
+    for i in damaged:
+        _damage_header(filled / "data.mdb", f"marker-{i}-end".encode())
     p = run("verify", filled)
     assert p.returncode == 1
-    assert "BAD Session: damaged record after id 's-1'" in p.stdout
+    bad = [line for line in p.stdout.splitlines() if line.startswith("BAD")]
+    assert bad == [f"BAD Session/{i}: damaged record header" for i in damaged]
+    assert "4 problem(s) in 49 record(s)" in p.stdout
+    dump = run("dump", filled)
+    assert dump.returncode == 1 and "damaged header" in one_line_error(dump)
 
 
 def test_missing_store_is_never_created(tmp_path: Path) -> None:
