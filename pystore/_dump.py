@@ -30,10 +30,10 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
-from ._core import CTxn, encode_kind
+from ._core import CTxn, check_key, encode_id, encode_kind
 from ._progress import Progress
 from ._schema import message_class, read_schema, write_schema
-from .errors import CorruptionError
+from .errors import CorruptionError, InvalidKeyError
 
 if TYPE_CHECKING:
     from .store import Store
@@ -284,8 +284,14 @@ def _parse_line(
         return "schema", (kind, name, fds)
     kind = _field(obj, "kind", str, where)
     id = _field(obj, "id", str, where)
+    try:
+        check_key(encode_kind(kind), encode_id(id))
+    except InvalidKeyError as exc:
+        raise _LoadError(f"{where}: {exc}") from None
     if "updated_ns" in obj:
         ns = _field(obj, "updated_ns", int, where)
+        if not -(2**63) <= ns < 2**63:
+            raise _LoadError(f"{where}: 'updated_ns' must fit a signed 64-bit integer")
     elif "updated_at" in obj:
         try:
             ns = parse_time(_field(obj, "updated_at", str, where))
