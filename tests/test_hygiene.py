@@ -23,7 +23,9 @@ def test_tenancy_fields_absent_from_database_files(store_path: Path) -> None:
     with pystore.Store(store_path) as s:
         s.save_resource("Agent", "a", make_agent(1, org=ORG, project=PROJECT))
         s.create_resource("Agent", "b", make_agent(2, org=ORG, project=PROJECT))
-        s.save_resources("Agent", [(f"m{i}", make_agent(i, org=ORG, project=PROJECT)) for i in range(20)])
+        s.save_resources(
+            "Agent", [(f"m{i}", make_agent(i, org=ORG, project=PROJECT)) for i in range(20)]
+        )
         with s.transaction() as t:
             t.save_resource("Agent", "t", make_agent(3, org=ORG, project=PROJECT))
 
@@ -99,17 +101,22 @@ def test_plan_is_cached_and_none_for_types_without_such_fields() -> None:
 
 
 def _recursive_node_class() -> type:
-    fdp = descriptor_pb2.FileDescriptorProto(name="hygiene_node.proto", package="hyg", syntax="proto3")
+    fdp = descriptor_pb2.FileDescriptorProto(
+        name="hygiene_node.proto", package="hyg", syntax="proto3"
+    )
     node = fdp.message_type.add(name="Node")
     F = descriptor_pb2.FieldDescriptorProto
     node.field.add(name="org_id", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
     node.field.add(name="name", number=2, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
-    node.field.add(name="children", number=3, type=F.TYPE_MESSAGE, label=F.LABEL_REPEATED, type_name=".hyg.Node")
+    node.field.add(name="children", number=3, type=F.TYPE_MESSAGE, label=F.LABEL_REPEATED,
+                   type_name=".hyg.Node")
     entry = node.nested_type.add(name="ByNameEntry")
     entry.options.map_entry = True
     entry.field.add(name="key", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
-    entry.field.add(name="value", number=2, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL, type_name=".hyg.Node")
-    node.field.add(name="by_name", number=4, type=F.TYPE_MESSAGE, label=F.LABEL_REPEATED, type_name=".hyg.Node.ByNameEntry")
+    entry.field.add(name="value", number=2, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL,
+                    type_name=".hyg.Node")
+    node.field.add(name="by_name", number=4, type=F.TYPE_MESSAGE, label=F.LABEL_REPEATED,
+                   type_name=".hyg.Node.ByNameEntry")
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fdp)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("hyg.Node"))

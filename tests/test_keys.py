@@ -51,7 +51,7 @@ def test_bad_id_raises_invalid_key_everywhere(store: pystore.Store, id: str) -> 
     for name, call in _all_methods(store, "Agent", id).items():
         with pytest.raises(pystore.InvalidKeyError):
             call()
-    assert store.count("Agent") == 1, name
+        assert store.count("Agent") == 1, name
 
 
 @pytest.mark.parametrize("bad", [None, 1, b"Agent", 1.5, ["A"], object()])
@@ -154,10 +154,14 @@ def test_bytes_that_do_not_parse_as_the_class_give_typed_error(store: pystore.St
 
 @settings(max_examples=60, deadline=None)
 @given(
-    kind=st.text(st.characters(blacklist_characters="/\x00", blacklist_categories=["Cs"]), min_size=1, max_size=40),
-    id=st.text(st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"]), min_size=1, max_size=60),
+    kind=st.text(st.characters(blacklist_characters="/\x00", blacklist_categories=["Cs"]),
+                 min_size=1, max_size=40),
+    id=st.text(st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"]),
+               min_size=1, max_size=60),
 )
-def test_any_valid_key_round_trips(tmp_path_factory: pytest.TempPathFactory, kind: str, id: str) -> None:
+def test_any_valid_key_round_trips(
+    tmp_path_factory: pytest.TempPathFactory, kind: str, id: str
+) -> None:
     path = tmp_path_factory.mktemp("keys")
     with pystore.Store(path, sync=False) as s:
         s.save_resource(kind, id, agent_pb2.Agent(model=id))

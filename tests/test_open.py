@@ -106,8 +106,8 @@ def test_sync_false_store_persists_across_reopen(store_path: Path) -> None:
 
 def test_foreign_lmdb_environment_is_refused(tmp_path: Path) -> None:
     """An LMDB file with data that pystore did not write is not taken over."""
-    import subprocess
     import shutil
+    import subprocess
 
     if shutil.which("mdb_load") is None:
         pytest.skip("mdb_load (lmdb-utils) not installed")
