@@ -174,6 +174,13 @@ int ps_count(ps_txn *txn, const char *kind, size_t kind_len,
 int ps_list(ps_txn *txn, const char *kind, size_t kind_len,
             const char *after, size_t after_len, uint64_t limit,
             ps_buf *out);
+/* Like ps_list, but each stored value as it is, header unchecked, so a
+ * damaged record can be named (for verification).  Entry layout,
+ * little-endian: u32 id_len, u32 value_len, id bytes, value bytes (the
+ * PS_HEADER_SIZE-byte header, then the payload). */
+int ps_list_raw(ps_txn *txn, const char *kind, size_t kind_len,
+                const char *after, size_t after_len, uint64_t limit,
+                ps_buf *out);
 /* Append to `out` every kind holding at least one resource, sorted.
  * Entry layout: u32 len, bytes. */
 int ps_kinds(ps_txn *txn, ps_buf *out);

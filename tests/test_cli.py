@@ -276,7 +276,8 @@ def test_verify_names_each_damaged_header_and_goes_on(filled: Path) -> None:
     p = run("verify", filled)
     assert p.returncode == 1
     bad = [line for line in p.stdout.splitlines() if line.startswith("BAD")]
-    assert bad == [f"BAD Session/{i}: damaged record header" for i in damaged]
+    assert bad == [f"BAD Session/{i}: damaged record header (format version 127, expected 1)"
+                   for i in damaged]
     assert "4 problem(s) in 49 record(s)" in p.stdout
     dump = run("dump", filled)
     assert dump.returncode == 1 and "damaged header" in one_line_error(dump)
