@@ -21,6 +21,7 @@ import sys
 import tempfile
 
 import atheris
+from google.protobuf.message import DecodeError
 
 with atheris.instrument_imports(include=["pystore"]):
     from pystore.samples.agent_pb2 import Agent
@@ -32,8 +33,15 @@ with atheris.instrument_imports(include=["pystore"]):
         Store,
         StoreError,
     )
+    from pystore._hygiene import Stripper
 
 KINDS = ["A", "Ab", "A0", "Agent", "B"]
+TENANCY = frozenset({"org_id", "project_id"})
+TENANT_AGENT = Agent(
+    metadata={"id": "a", "org_id": "org", "project_id": "proj", "labels": {"k": "v"}},
+    skills=[{"kind": "Skill", "id": "s", "org_id": "org"}],
+    environments={"dev": {"kind": "Env", "id": "e", "project_id": "proj"}},
+).SerializeToString()
 CLEAR = (StoreError, TypeError, ValueError)
 
 Key = tuple[str, str]
@@ -64,6 +72,21 @@ class Harness:
             return str(fdp.ConsumeIntInRange(0, 9))
         return fdp.ConsumeUnicodeNoSurrogates(fdp.ConsumeIntInRange(0, 12))
 
+    def raw_msg(self, fdp: atheris.FuzzedDataProvider) -> tuple[Agent, bytes] | None:
+        """An Agent parsed from fuzzer bytes (unknown fields, nested tenancy
+        fields at odd places) and the bytes the store must keep: the same
+        message with the tenancy fields cleared by the pure-Python path."""
+        msg = Agent()
+        base = TENANT_AGENT if fdp.ConsumeBool() else b""
+        try:  # concatenated messages merge: tenancy fields plus fuzzer bytes
+            msg.ParseFromString(base + fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 200)))
+        except DecodeError:
+            return None
+        expect = Agent()
+        expect.CopyFrom(msg)
+        Stripper(TENANCY).strip_in_place(expect)
+        return msg, expect.SerializeToString()
+
     def msg(self, fdp: atheris.FuzzedDataProvider) -> Agent:
         size = fdp.ConsumeIntInRange(0, 3) * fdp.ConsumeIntInRange(0, 3000)
         return Agent(
@@ -87,7 +110,7 @@ class Harness:
 
     def step(self, fdp: atheris.FuzzedDataProvider) -> None:
         s, m = self.store, self.model
-        op = fdp.ConsumeIntInRange(0, 11)
+        op = fdp.ConsumeIntInRange(0, 12)
         kind = self.kind(fdp)
         id = self.id(fdp)
         try:
@@ -156,6 +179,12 @@ class Harness:
                 self.transaction(fdp, kind)
             elif op == 10:
                 assert s.count(kind) == sum(1 for k in m if k[0] == kind)
+            elif op == 12:
+                raw = self.raw_msg(fdp)
+                if raw is not None:
+                    s.save_resource(kind, id, raw[0])
+                    m[kind, id] = raw[1]
+                    assert s.get_bytes(kind, id) == raw[1]
             else:
                 s.close()
                 self.store = Store(self.dir, sync=False)
