@@ -309,8 +309,8 @@ class ResourceOps:
         """
         kb = encode_kind(kind)
         cursor = None if after is None else encode_id(after) if after != "" else None
-        if cursor is not None:
-            check_key(kb, cursor)
+        # Bad keys fail here, at the call, not at the first next().
+        check_key(kb, cursor if cursor is not None else b"_")
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
             raise TypeError(f"limit must be int or None, not {type(limit).__name__}")
         if limit is not None and limit < 0:

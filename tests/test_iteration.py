@@ -67,6 +67,9 @@ def test_bad_arguments(filled: pystore.Store) -> None:
         filled.iter_resources("Agent", after=5)  # type: ignore[arg-type]
     with pytest.raises(pystore.InvalidKeyError):
         filled.iter_resources("Agent", after="a\x00")
+    for kind in ("", "A/B", "x" * 510):  # raised at the call, before any next()
+        with pytest.raises(pystore.InvalidKeyError):
+            filled.iter_resources(kind)
 
 
 def test_iterator_survives_writes_between_pages(filled: pystore.Store) -> None:
