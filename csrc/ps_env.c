@@ -120,7 +120,7 @@ int ps_env_open(const char *path, uint64_t map_size, unsigned flags,
     if (rc)
         return rc;
     e->readonly = (flags & PS_OPEN_READONLY) != 0;
-    e->pid = getpid();
+    e->pid = ps_getpid();
     rc = mdb_env_create(&e->mdb);
     if (!rc)
         rc = mdb_env_set_maxdbs(e->mdb, 4);
@@ -165,7 +165,7 @@ void ps_env_close(ps_env *e)
 {
     if (e == NULL)
         return;
-    if (getpid() != e->pid) {
+    if (ps_getpid() != e->pid) {
         /* A forked child must not touch the parent's LMDB state or locks
          * (their state was copied mid-flight); just forget the handle. */
         e->closed = 1;
@@ -188,7 +188,7 @@ void ps_env_free(ps_env *e)
     if (e == NULL)
         return;
     ps_env_close(e);
-    if (getpid() == e->pid) {
+    if (ps_getpid() == e->pid) {
         pthread_rwlock_destroy(&e->life);
         pthread_mutex_destroy(&e->write_mu);
         pthread_mutex_destroy(&e->pool_mu);
@@ -235,7 +235,7 @@ int ps_env_copy(ps_env *e, const char *dest, int compact)
 {
     if (e == NULL || dest == NULL)
         return PS_ERR_INVALID_ARG;
-    if (getpid() != e->pid)
+    if (ps_getpid() != e->pid)
         return PS_ERR_FORKED;
     pthread_rwlock_rdlock(&e->life);
     int rc = e->closed ? PS_ERR_CLOSED
@@ -250,7 +250,7 @@ int ps_env_reader_check(ps_env *e, int *cleared)
 {
     if (e == NULL || cleared == NULL)
         return PS_ERR_INVALID_ARG;
-    if (getpid() != e->pid)
+    if (ps_getpid() != e->pid)
         return PS_ERR_FORKED;
     pthread_rwlock_rdlock(&e->life);
     int rc = e->closed ? PS_ERR_CLOSED : mdb_reader_check(e->mdb, cleared);

@@ -87,6 +87,9 @@ int ps_txn_log(ps_txn *txn, int type, const char *key, size_t key_len,
 int ps_txn_recover(ps_txn *txn);
 int ps_txn_note(ps_txn *txn, int rc);
 
+/* ps_pid.c: getpid() without a system call (refreshed after fork) */
+pid_t ps_getpid(void);
+
 /* ps_reader.c: parked read txns (callers hold env->life read-locked) */
 int ps_pool_renew(ps_env *e, MDB_txn **out);
 void ps_pool_give(ps_env *e, MDB_txn *t);

@@ -58,7 +58,7 @@ int ps_get_into(ps_env *e, const char *kind, size_t kind_len, const char *id,
     if (e == NULL || payload_len == NULL || updated_ns == NULL ||
         (buf == NULL && cap))
         return PS_ERR_INVALID_ARG;
-    if (getpid() != e->pid)
+    if (ps_getpid() != e->pid)
         return PS_ERR_FORKED;
     char key[PS_MAX_KEY];
     size_t key_len;

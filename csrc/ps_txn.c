@@ -58,7 +58,7 @@ int ps_txn_begin(ps_env *e, unsigned flags, ps_txn **out)
     if (e == NULL || out == NULL || (flags & ~(unsigned)PS_TXN_WRITE))
         return PS_ERR_INVALID_ARG;
     *out = NULL;
-    if (getpid() != e->pid)
+    if (ps_getpid() != e->pid)
         return PS_ERR_FORKED;
     int write = (flags & PS_TXN_WRITE) != 0;
     if (write && e->readonly)
@@ -95,7 +95,7 @@ static void txn_release(ps_txn *t)
         free(op);
         op = next;
     }
-    if (getpid() == e->pid) {
+    if (ps_getpid() == e->pid) {
         if (t->mdb && !t->write)
             ps_pool_give(e, t->mdb); /* reset and parked for reuse */
         else if (t->mdb)
@@ -131,7 +131,7 @@ int ps_txn_commit(ps_txn *t)
     if (t == NULL)
         return PS_ERR_INVALID_ARG;
     int rc;
-    if (getpid() != t->env->pid) {
+    if (ps_getpid() != t->env->pid) {
         rc = PS_ERR_FORKED;
     } else if (t->failed) {
         rc = t->failed;
@@ -162,7 +162,7 @@ int ps_txn_usable(ps_txn *t, int need_write)
 {
     if (t == NULL)
         return PS_ERR_INVALID_ARG;
-    if (getpid() != t->env->pid)
+    if (ps_getpid() != t->env->pid)
         return PS_ERR_FORKED;
     if (t->failed || t->mdb == NULL)
         return PS_ERR_TXN_FAILED;
