@@ -36,7 +36,7 @@ def test_durable_concurrency(
                 store.save_resource("Agent", f"one-{n}", msgs[n])
 
         try:
-            run(benchmark, go, 40, rounds=5)
+            run(benchmark, go, 40, rounds=7)
         finally:
             store.close()
     elif mode == "8threads":
@@ -54,7 +54,7 @@ def test_durable_concurrency(
                 th.join()
 
         try:
-            run(benchmark, go, THREADS * PER_THREAD, rounds=5)
+            run(benchmark, go, THREADS * PER_THREAD, rounds=7)
             assert store.count("Agent") == THREADS * PER_THREAD
         finally:
             store.close()
@@ -71,7 +71,7 @@ def test_durable_concurrency(
             await asyncio.gather(*(task(t) for t in range(TASKS)))
 
         try:
-            run(benchmark, lambda: loop.run_until_complete(many()), TASKS * PER_TASK, rounds=5)
+            run(benchmark, lambda: loop.run_until_complete(many()), TASKS * PER_TASK, rounds=7)
         finally:
             loop.run_until_complete(astore.close())
             loop.close()

@@ -45,15 +45,30 @@ def scratch() -> Iterator[str]:
     shutil.rmtree(d, ignore_errors=True)
 
 
-@pytest.fixture(scope="session", params=list(SYSTEMS))
-def system(request: pytest.FixtureRequest, workload: wl.Workload, scratch: str) -> Iterator[System]:
-    """A system opened without fsync and loaded with the workload (untimed)."""
-    s = SYSTEMS[request.param]()
-    s.open(os.path.join(scratch, s.name))
-    s.load(workload.records, wl.LOAD_CHUNK)
-    FACTS[f"size/{s.name}"] = s.size_on_disk()
-    yield s
-    s.close()
+@pytest.fixture(scope="session")
+def all_systems(workload: wl.Workload, scratch: str) -> Iterator[dict[str, System]]:
+    """Every system opened without fsync and loaded with the workload (untimed).
+
+    All are open at once so that each operation is measured for every system
+    back to back: on a shared machine the load changes from minute to minute.
+    """
+    opened: dict[str, System] = {}
+    try:
+        for name, cls in SYSTEMS.items():
+            s = cls()
+            s.open(os.path.join(scratch, s.name))
+            opened[name] = s
+            s.load(workload.records, wl.LOAD_CHUNK)
+            FACTS[f"size/{s.name}"] = s.size_on_disk()
+        yield opened
+    finally:
+        for s in opened.values():
+            s.close()
+
+
+@pytest.fixture(params=list(SYSTEMS))
+def system(request: pytest.FixtureRequest, all_systems: dict[str, System]) -> System:
+    return all_systems[request.param]
 
 
 @pytest.fixture(params=list(SYSTEMS))

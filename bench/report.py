@@ -49,13 +49,19 @@ def load(results: str) -> tuple[dict[tuple[str, str], float], dict[str, Any], di
         param = b.get("param") or ""
         system = param.split("-")[0] if param else "python"
         per_op[(b["group"] or name, system)] = b["stats"]["median"] / ops
+    # The C program runs before and after the Python benchmarks; the faster
+    # of its two medians counts (the stricter reference for pystore).
     c: dict[str, Any] = {}
-    cpath = os.path.join(results, "c.json")
-    if os.path.exists(cpath):
+    for name in ("c.json", "c2.json"):
+        cpath = os.path.join(results, name)
+        if not os.path.exists(cpath):
+            continue
         with open(cpath) as f:
-            c = json.load(f)
-        for op, v in c["ops"].items():
-            per_op[(op, "c")] = v["median_s"] / v["ops"]
+            run = json.load(f)
+        c.setdefault("size", run["size"])
+        for op, v in run["ops"].items():
+            t = v["median_s"] / v["ops"]
+            per_op[(op, "c")] = min(t, per_op.get((op, "c"), t))
     facts: dict[str, Any] = {}
     fpath = os.path.join(results, "facts.json")
     if os.path.exists(fpath):
