@@ -42,10 +42,13 @@ def _check_type(msg_type: object, what: str = "msg_type") -> type[Message]:
     return msg_type
 
 
-def _parse(msg: M, data: bytes, where: str) -> M:
+def _parse(msg: M, data: bytes, where: str, id: str | None = None) -> M:
+    """Parse into ``msg``; the error names ``where`` (``where/id`` when id is given,
+    formatted only on error: a hot path)."""
     try:
         msg.ParseFromString(data)
     except DecodeError as exc:
+        where = where if id is None else f"{where}/{id}"
         raise InvalidMessageError(
             f"{where}: stored bytes do not parse as {msg.DESCRIPTOR.full_name}: {exc}"
         ) from None
@@ -241,7 +244,7 @@ class ResourceOps:
         else:
             msg = _check_type(msg_or_type, "msg_or_type")()  # type: ignore[assignment]
         data = self._read_one(kb, ib)[0]
-        return _parse(msg, data, f"{kind}/{id}")
+        return _parse(msg, data, kind, id)
 
     def get_record(self, kind: str, id: str) -> Resource:
         """The raw record of ``kind/id``: Resource(id, kind, data, updated_at)."""
