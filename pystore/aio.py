@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
-from ._core import encode_id, encode_kind
+from ._core import check_key, encode_id, encode_kind
 from ._group import Op, commit_ops
 from .errors import StoreClosedError, StoreError
 from .resource import Resource
@@ -90,6 +90,7 @@ class AsyncStore:
         if self._closed:
             raise StoreClosedError(f"store {self.store.path!r} is closed")
         self.store._check_usable()
+        check_key(op.kb, op.ib)  # a bad key must fail alone, not its whole batch
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         self._pending.append((op, fut))

@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any
 
 from ._admin import AdminOps
-from ._core import CTxn
+from ._core import CTxn, check_key
 from ._fast import env_get
 from ._group import GroupCommit, Op
 from ._hygiene import Stripper
@@ -172,6 +172,7 @@ class Store(AdminOps, ResourceOps):
 
     def _group_write(self, op: Op) -> Any:
         self._check_usable()  # this thread's own checks, before it queues
+        check_key(op.kb, op.ib)  # a bad key must fail alone, not its whole batch
         assert self._group is not None
         return self._group.run(op)
 

@@ -167,3 +167,51 @@ def test_async_tasks_share_commits(store_path: Path, monkeypatch: pytest.MonkeyP
 def test_async_store_requires_a_store() -> None:
     with pytest.raises(TypeError):
         AsyncStore("path")  # type: ignore[arg-type]
+
+
+def test_a_bad_key_fails_alone_and_at_once(store_path: Path) -> None:
+    """Keys are checked before a write queues: a bad one never reaches (and
+    never fails) a shared commit, and does not wait for the write lock."""
+    s = pystore.Store(store_path)
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with s.transaction() as t:
+            t.save_resource("Agent", "held", make_agent(0))
+            held.set()
+            release.wait(60)
+
+    h = threading.Thread(target=holder)
+    h.start()
+    assert held.wait(60)
+    outcome: list[BaseException] = []
+
+    def bad() -> None:
+        try:
+            s.save_resource("Agent", "x" * 600, make_agent(1))  # key over 511 bytes
+        except BaseException as exc:
+            outcome.append(exc)
+
+    b = threading.Thread(target=bad)
+    b.start()
+    b.join(30)  # would block behind the holder if the key were checked in the batch
+    done_before_release = not b.is_alive()
+    release.set()
+    h.join(60)
+    b.join(60)
+    assert done_before_release
+    assert len(outcome) == 1 and isinstance(outcome[0], InvalidKeyError)
+
+    async def main() -> None:
+        a = AsyncStore(s)
+        results = await asyncio.gather(
+            a.save_resource("Agent", "ok", make_agent(2)),
+            a.save_resource("Agent", "bad\0id", make_agent(3)),
+            return_exceptions=True,
+        )
+        assert results[0] is None and isinstance(results[1], InvalidKeyError)
+        await a.close()
+
+    asyncio.run(main())
+    with pystore.Store(store_path, readonly=True) as ro:
+        assert sorted(r.id for r in ro.iter_resources("Agent")) == ["held", "ok"]
