@@ -65,3 +65,14 @@ int64_t ps_get_i64(const char *p)
         u = (u << 8) | q[i];
     return (int64_t)u;
 }
+
+size_t ps_put_varint(char *w, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        w[n++] = (char)(v | 0x80);
+        v >>= 7;
+    }
+    w[n++] = (char)v;
+    return n;
+}

@@ -75,6 +75,7 @@ void ps_put_u32(char *p, uint32_t v);
 void ps_put_i64(char *p, int64_t v);
 uint32_t ps_get_u32(const char *p);
 int64_t ps_get_i64(const char *p);
+size_t ps_put_varint(char *w, uint64_t v); /* w holds 10 bytes; returns length */
 
 /* ps_check.c: refuse a data.mdb whose pages in use lie past its end */
 int ps_check_file(ps_env *env);
@@ -104,6 +105,15 @@ int ps_apply_put(ps_txn *txn, const char *key, size_t key_len,
 int ps_apply_del(ps_txn *txn, const char *key, size_t key_len, int *existed);
 int ps_apply_del_prefix(ps_txn *txn, const char *prefix, size_t prefix_len,
                         uint64_t *deleted);
+/* Called by ps_scan_kind for each record: key, length of "<kind>/", value. */
+typedef int (*ps_emit_fn)(void *ctx, const MDB_val *k, size_t prefix_len,
+                          const MDB_val *v);
+/* Walk the records of a kind whose id sorts strictly after `after` (none:
+ * from the first), at most `limit` (0: all), in key order, calling `emit`
+ * until it returns non-zero.  Checks the txn, kind and `after`. */
+int ps_scan_kind(ps_txn *txn, const char *kind, size_t kind_len,
+                 const char *after, size_t after_len, uint64_t limit,
+                 ps_emit_fn emit, void *ctx);
 int ps_apply_meta_put(ps_txn *txn, const char *key, size_t key_len,
                       const char *val, size_t val_len);
 

@@ -220,35 +220,14 @@ int ps_count(ps_txn *t, const char *kind, size_t kind_len, uint64_t *count)
     return PS_OK;
 }
 
-static int emit_record(ps_buf *out, const MDB_val *k, size_t prefix_len,
-                       const MDB_val *v)
-{
-    const char *p = v->mv_data;
-    if (v->mv_size < PS_HEADER_SIZE || p[0] != PS_FORMAT_VERSION)
-        return PS_ERR_BAD_RECORD;
-    size_t id_len = k->mv_size - prefix_len;
-    size_t plen = v->mv_size - PS_HEADER_SIZE;
-    int rc = ps_buf_reserve(out, 16 + id_len + plen);
-    if (rc)
-        return rc;
-    char *w = out->data + out->len;
-    ps_put_u32(w, (uint32_t)id_len);
-    ps_put_u32(w + 4, (uint32_t)plen);
-    memcpy(w + 8, p + 4, 8); /* updated_ns, already little-endian */
-    memcpy(w + 16, (const char *)k->mv_data + prefix_len, id_len);
-    memcpy(w + 16 + id_len, p + PS_HEADER_SIZE, plen);
-    out->len += 16 + id_len + plen;
-    out->count++;
-    return PS_OK;
-}
-
-int ps_list(ps_txn *t, const char *kind, size_t kind_len, const char *after,
-            size_t after_len, uint64_t limit, ps_buf *out)
+int ps_scan_kind(ps_txn *t, const char *kind, size_t kind_len,
+                 const char *after, size_t after_len, uint64_t limit,
+                 ps_emit_fn emit, void *ctx)
 {
     int rc = ps_txn_usable(t, 0);
     if (rc)
         return rc;
-    if (out == NULL || (after == NULL && after_len))
+    if (after == NULL && after_len)
         return PS_ERR_INVALID_ARG;
     char start[PS_MAX_KEY];
     size_t prefix_len, start_len;
@@ -273,7 +252,7 @@ int ps_list(ps_txn *t, const char *kind, size_t kind_len, const char *after,
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT); /* strictly after */
     while (rc == PS_OK && has_prefix(&k, start, prefix_len) &&
            (limit == 0 || n < limit)) {
-        rc = emit_record(out, &k, prefix_len, &v);
+        rc = emit(ctx, &k, prefix_len, &v);
         if (rc)
             break;
         n++;
@@ -283,6 +262,38 @@ int ps_list(ps_txn *t, const char *kind, size_t kind_len, const char *after,
     if (rc == MDB_NOTFOUND)
         rc = PS_OK;
     return ps_txn_note(t, rc);
+}
+
+static int emit_record(void *ctx, const MDB_val *k, size_t prefix_len,
+                       const MDB_val *v)
+{
+    ps_buf *out = ctx;
+    const char *p = v->mv_data;
+    if (v->mv_size < PS_HEADER_SIZE || p[0] != PS_FORMAT_VERSION)
+        return PS_ERR_BAD_RECORD;
+    size_t id_len = k->mv_size - prefix_len;
+    size_t plen = v->mv_size - PS_HEADER_SIZE;
+    int rc = ps_buf_reserve(out, 16 + id_len + plen);
+    if (rc)
+        return rc;
+    char *w = out->data + out->len;
+    ps_put_u32(w, (uint32_t)id_len);
+    ps_put_u32(w + 4, (uint32_t)plen);
+    memcpy(w + 8, p + 4, 8); /* updated_ns, already little-endian */
+    memcpy(w + 16, (const char *)k->mv_data + prefix_len, id_len);
+    memcpy(w + 16 + id_len, p + PS_HEADER_SIZE, plen);
+    out->len += 16 + id_len + plen;
+    out->count++;
+    return PS_OK;
+}
+
+int ps_list(ps_txn *t, const char *kind, size_t kind_len, const char *after,
+            size_t after_len, uint64_t limit, ps_buf *out)
+{
+    if (out == NULL)
+        return PS_ERR_INVALID_ARG;
+    return ps_scan_kind(t, kind, kind_len, after, after_len, limit,
+                        emit_record, out);
 }
 
 int ps_kinds(ps_txn *t, ps_buf *out)

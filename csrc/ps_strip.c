@@ -41,17 +41,6 @@ static int read_varint(const unsigned char *p, size_t len, size_t *pos,
     return PS_ERR_BAD_RECORD;
 }
 
-static size_t write_varint(char *w, uint64_t v)
-{
-    size_t n = 0;
-    while (v >= 0x80) {
-        w[n++] = (char)(v | 0x80);
-        v >>= 7;
-    }
-    w[n++] = (char)v;
-    return n;
-}
-
 /* The action for `field` in the node at `node`, or NO_ACTION. */
 static int lookup(const strip_ctx *c, uint32_t node, uint64_t field,
                   uint32_t *action)
@@ -129,7 +118,7 @@ static int strip_msg(const strip_ctx *c, uint32_t node, const unsigned char *in,
             if (rc)
                 return rc;
             size_t body = body_end - (w + 5);
-            size_t vl = write_varint(c->out + w, body);
+            size_t vl = ps_put_varint(c->out + w, body);
             memmove(c->out + w + vl, c->out + w + 5, body);
             w += vl + body;
         } else {

@@ -5,6 +5,7 @@ kind is a collection listed by prefix scan.  Cloud tenancy fields
 (``org_id``, ``project_id``) never reach the disk.
 """
 
+from ._admin import KindStats, StoreStats
 from .errors import (
     AlreadyExistsError,
     CorruptionError,
@@ -36,6 +37,7 @@ __all__ = [
     "IncompatibleStoreError",
     "InvalidKeyError",
     "InvalidMessageError",
+    "KindStats",
     "MapFullError",
     "NotFoundError",
     "ReadOnlyError",
@@ -46,6 +48,7 @@ __all__ = [
     "StoreClosedError",
     "StoreError",
     "StoreOSError",
+    "StoreStats",
     "Transaction",
     "TransactionError",
     "ValueTooLargeError",

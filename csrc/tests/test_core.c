@@ -13,24 +13,7 @@
 static int failures;
 static char scratch[4096];
 
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                  \
-            failures++;                                                      \
-        }                                                                    \
-    } while (0)
-#define CHECK_RC(expr, want)                                                  \
-    do {                                                                      \
-        int rc_ = (expr);                                                     \
-        if (rc_ != (want)) {                                                  \
-            fprintf(stderr, "%s:%d: %s returned %d (%s), wanted %d\n",        \
-                    __FILE__, __LINE__, #expr, rc_, ps_strerror(rc_), (want)); \
-            failures++;                                                       \
-        }                                                                     \
-    } while (0)
-#define S(x) x, strlen(x)
+#include "check.h"
 
 static ps_env *fresh(const char *name, uint64_t map_size)
 {
