@@ -22,10 +22,11 @@ static int chmod_private(const char *dir, const char *name, int strict)
     return 0;
 }
 
-static int init_dbs(ps_env *e)
+/* Open (write: create) the store's databases and check its format. */
+static int open_dbs(ps_env *e, int write)
 {
     MDB_txn *txn;
-    int rc = mdb_txn_begin(e->mdb, NULL, e->readonly ? MDB_RDONLY : 0, &txn);
+    int rc = mdb_txn_begin(e->mdb, NULL, write ? 0 : MDB_RDONLY, &txn);
     if (rc)
         return rc;
     rc = mdb_dbi_open(txn, PS_DB_META, 0, &e->meta_dbi);
@@ -36,7 +37,7 @@ static int init_dbs(ps_env *e)
         rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
         if (!rc)
             rc = mdb_stat(txn, main_dbi, &st);
-        if (!rc && (e->readonly || st.ms_entries != 0))
+        if (!rc && (!write || st.ms_entries != 0))
             rc = PS_ERR_NOT_A_STORE;
         if (!rc)
             rc = mdb_dbi_open(txn, PS_DB_META, MDB_CREATE, &e->meta_dbi);
@@ -44,7 +45,7 @@ static int init_dbs(ps_env *e)
         rc = PS_ERR_NOT_A_STORE;
     }
     if (!rc) {
-        rc = mdb_dbi_open(txn, PS_DB_RESOURCES, e->readonly ? 0 : MDB_CREATE,
+        rc = mdb_dbi_open(txn, PS_DB_RESOURCES, write ? MDB_CREATE : 0,
                           &e->res_dbi);
         if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE)
             rc = PS_ERR_NOT_A_STORE;
@@ -52,7 +53,7 @@ static int init_dbs(ps_env *e)
     if (!rc) {
         MDB_val k = {sizeof PS_META_FORMAT - 1, (void *)PS_META_FORMAT}, v;
         rc = mdb_get(txn, e->meta_dbi, &k, &v);
-        if (rc == MDB_NOTFOUND && !e->readonly) {
+        if (rc == MDB_NOTFOUND && write) {
             char ver[4];
             ps_put_u32(ver, PS_FORMAT_VERSION);
             v.mv_size = sizeof ver;
@@ -71,6 +72,17 @@ static int init_dbs(ps_env *e)
     }
     /* Commit even a read-only txn: an aborted txn closes its new dbis. */
     return mdb_txn_commit(txn);
+}
+
+static int init_dbs(ps_env *e)
+{
+    /* A read txn suffices for an existing store, so opening one never waits
+     * for another process's write transaction; only a new store needs the
+     * writer lock to create its databases. */
+    int rc = open_dbs(e, 0);
+    if (rc == PS_ERR_NOT_A_STORE && !e->readonly)
+        rc = open_dbs(e, 1);
+    return rc;
 }
 
 static int env_alloc(ps_env **out)

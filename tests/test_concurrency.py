@@ -104,7 +104,6 @@ def test_blocked_write_does_not_hold_the_gil(tmp_path: Path) -> None:
     process) lets the other Python threads run; if the GIL were held, this
     thread could not run until the other process gave up after 20 s."""
     path = str(tmp_path / "store")
-    # Open first: opening a writable store takes a write transaction itself.
     with Store(path, sync=True) as store:
         holder = Child("holdwrite", path)
         try:
@@ -132,6 +131,32 @@ def test_blocked_write_does_not_hold_the_gil(tmp_path: Path) -> None:
             assert total > 0
         finally:
             holder.kill()
+
+
+def test_opening_an_existing_store_does_not_wait_for_a_writer(tmp_path: Path) -> None:
+    """Another process holds the write lock: a writable Store still opens and
+    reads at once (only creating a new store needs the lock)."""
+    path = str(tmp_path / "store")
+    with Store(path) as store:
+        store.save_resource("Agent", "a", payload("Agent", "a"))
+    holder = Child("holdwrite", path)
+    try:
+        assert holder.line() == "holding"
+        opened: list[int] = []
+
+        def open_and_count() -> None:
+            with Store(path) as s:
+                opened.append(s.count("Agent"))
+
+        th = threading.Thread(target=open_and_count)
+        th.start()
+        th.join(timeout=10)
+        assert not th.is_alive(), "opening waited for the other process's write lock"
+        assert opened == [1]
+        holder.send("commit")
+        assert holder.line() == "committed"
+    finally:
+        holder.kill()
 
 
 def test_fsync_commits_let_other_threads_run(tmp_path: Path) -> None:
