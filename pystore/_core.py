@@ -16,11 +16,11 @@ from typing import Any
 from ._native import ffi, lib
 from .errors import AlreadyExistsError, InvalidKeyError, NotFoundError, check, error_for
 
-__all__ = ["CTxn", "check_key", "encode_id", "encode_kind"]
+__all__ = ["MAX_PAYLOAD", "CTxn", "check_key", "encode_id", "encode_kind"]
 
 _REC = struct.Struct("<IIq")  # id_len, payload_len, updated_ns
 _U32 = struct.Struct("<I")
-_MAX_PAYLOAD: int = lib.PS_MAX_PAYLOAD
+MAX_PAYLOAD: int = lib.PS_MAX_PAYLOAD  # largest protobuf payload a record holds
 
 
 def _encode(value: object, what: str) -> bytes:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar, cast, overload
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, EncodeError, Message
 
-from ._core import CTxn, check_key, encode_id, encode_kind
+from ._core import MAX_PAYLOAD, CTxn, check_key, encode_id, encode_kind
 from ._fast import list_wire, parse_list, put_many
 from ._group import GroupCommit, Op
 from ._hygiene import Stripper
@@ -27,7 +27,6 @@ __all__ = ["ResourceOps"]
 
 M = TypeVar("M", bound=Message)
 _PAGE = 512
-_MAX_PAYLOAD = 0xFFFFFFFF - 12
 
 
 def _check_message(msg: object) -> Message:
@@ -71,6 +70,17 @@ class ResourceOps:
     def _end(self, txn: CTxn, ok: bool) -> None:
         raise NotImplementedError
 
+    def _run(self, write: bool, op: Callable[..., Any], *args: Any) -> Any:
+        """``op(txn, *args)`` in a transaction from ``_begin``, finished by ``_end``."""
+        t = self._begin(write)
+        ok = False
+        try:
+            result = op(t, *args)
+            ok = True
+        finally:
+            self._end(t, ok)
+        return result
+
     # -- encoding ---------------------------------------------------------
 
     def _payload(self, msg: object, owned: bool = False) -> bytes:
@@ -86,9 +96,9 @@ class ResourceOps:
             raise InvalidMessageError(
                 f"cannot serialize {message.DESCRIPTOR.full_name}: {exc}"
             ) from None
-        if len(data) > _MAX_PAYLOAD:
+        if len(data) > MAX_PAYLOAD:
             raise ValueTooLargeError(
-                f"serialized message is {len(data)} bytes; a record holds at most {_MAX_PAYLOAD}"
+                f"serialized message is {len(data)} bytes; a record holds at most {MAX_PAYLOAD}"
             )
         return data
 
@@ -187,42 +197,24 @@ class ResourceOps:
             raise TypeError(f"updated_ns must be int, not {type(updated_ns).__name__}")
         if not -(2**63) <= updated_ns < 2**63:
             raise ValueError("updated_ns must fit a signed 64-bit integer")
-        if len(data) > _MAX_PAYLOAD:
+        if len(data) > MAX_PAYLOAD:
             raise ValueTooLargeError(
-                f"record is {len(data)} bytes; a record holds at most {_MAX_PAYLOAD}"
+                f"record is {len(data)} bytes; a record holds at most {MAX_PAYLOAD}"
             )
-        t = self._begin(True)
-        ok = False
-        try:
-            t.put(kb, ib, data, updated_ns, False)
-            ok = True
-        finally:
-            self._end(t, ok)
+        self._run(True, CTxn.put, kb, ib, data, updated_ns, False)
 
     def delete_resource(self, kind: str, id: str) -> bool:
         """Delete ``kind/id``; True if it existed."""
         kb, ib = encode_kind(kind), encode_id(id)
         if self._group is not None:
             return bool(self._group_write(Op(kind, kb, ib, None)))
-        t = self._begin(True)
-        ok = False
-        try:
-            existed = t.delete(kb, ib)
-            ok = True
-        finally:
-            self._end(t, ok)
+        existed: bool = self._run(True, CTxn.delete, kb, ib)
         return existed
 
     def delete_resources_by_kind(self, kind: str) -> int:
         """Delete every resource of a kind in one write transaction; the count."""
         kb = encode_kind(kind)
-        t = self._begin(True)
-        ok = False
-        try:
-            n = t.delete_kind(kb)
-            ok = True
-        finally:
-            self._end(t, ok)
+        n: int = self._run(True, CTxn.delete_kind, kb)
         return n
 
     # -- reads ------------------------------------------------------------
@@ -257,13 +249,7 @@ class ResourceOps:
         return self._read_one(encode_kind(kind), encode_id(id))[0]
 
     def _read_one(self, kb: bytes, ib: bytes) -> tuple[bytes, int]:
-        t = self._begin(False)
-        ok = False
-        try:
-            result = t.get(kb, ib)
-            ok = True
-        finally:
-            self._end(t, ok)
+        result: tuple[bytes, int] = self._run(False, CTxn.get, kb, ib)
         return result
 
     @overload
@@ -275,25 +261,13 @@ class ResourceOps:
         """Every resource of a kind in key order: raw protobuf bytes, or parsed as ``msg_type``."""
         kb = encode_kind(kind)
         cls = None if msg_type is None else _check_type(msg_type)
-        t = self._begin(False)
-        ok = False
-        try:
-            wire, count = list_wire(t, kb, None, 0)  # one buffer, parsed once below
-            ok = True
-        finally:
-            self._end(t, ok)
+        wire, count = self._run(False, list_wire, kb, None, 0)  # one buffer, parsed once
         parsed = parse_list(wire, count, cls)
         if parsed is not None:
             return parsed
         # A record that does not parse (or a list too big for one message):
         # record by record, so the error names the record.
-        t = self._begin(False)
-        ok = False
-        try:
-            records = t.list(kb, None, 0)
-            ok = True
-        finally:
-            self._end(t, ok)
+        records = self._run(False, CTxn.list, kb, None, 0)
         if cls is None:
             return [payload for _, payload, _ in records]
         return [
@@ -328,13 +302,7 @@ class ResourceOps:
         last_dt = ns_to_datetime(0)
         while left is None or left > 0:
             page = _PAGE if left is None else min(_PAGE, left)
-            t = self._begin(False)
-            ok = False
-            try:
-                records = t.list(kb, cursor, page)
-                ok = True
-            finally:
-                self._end(t, ok)
+            records = self._run(False, CTxn.list, kb, cursor, page)
             for ib, payload, ns in records:
                 if ns != last_ns:  # records saved together share a stamp
                     last_ns, last_dt = ns, ns_to_datetime(ns)
@@ -348,22 +316,10 @@ class ResourceOps:
     def count(self, kind: str) -> int:
         """Number of resources of a kind."""
         kb = encode_kind(kind)
-        t = self._begin(False)
-        ok = False
-        try:
-            n = t.count(kb)
-            ok = True
-        finally:
-            self._end(t, ok)
+        n: int = self._run(False, CTxn.count, kb)
         return n
 
     def kinds(self) -> list[str]:
         """Sorted kinds that hold at least one resource."""
-        t = self._begin(False)
-        ok = False
-        try:
-            out = t.kinds()
-            ok = True
-        finally:
-            self._end(t, ok)
+        out: list[str] = self._run(False, CTxn.kinds)
         return out
