@@ -27,4 +27,14 @@
     } while (0)
 #define S(x) x, strlen(x)
 
+/* Save kind/id = val (updated_ns 42) in a write txn of its own. */
+static inline void put_one(ps_env *env, const char *kind, const char *id,
+                           const char *val)
+{
+    ps_txn *t;
+    CHECK_RC(ps_txn_begin(env, PS_TXN_WRITE, &t), PS_OK);
+    CHECK_RC(ps_put(t, S(kind), S(id), S(val), 42, 0), PS_OK);
+    CHECK_RC(ps_txn_commit(t), PS_OK);
+}
+
 #endif

@@ -29,18 +29,10 @@ static ps_env *fresh(const char *name, uint64_t map_size)
     return env;
 }
 
-static void put1(ps_env *env, const char *kind, const char *id, const char *val)
-{
-    ps_txn *t;
-    CHECK_RC(ps_txn_begin(env, PS_TXN_WRITE, &t), PS_OK);
-    CHECK_RC(ps_put(t, S(kind), S(id), S(val), 42, 0), PS_OK);
-    CHECK_RC(ps_txn_commit(t), PS_OK);
-}
-
 static void test_roundtrip(void)
 {
     ps_env *env = fresh("roundtrip", 0);
-    put1(env, "Agent", "a-1", "hello");
+    put_one(env, "Agent", "a-1", "hello");
     ps_txn *t;
     const char *p;
     size_t n;
@@ -52,7 +44,7 @@ static void test_roundtrip(void)
     CHECK_RC(ps_put(t, S("Agent"), S("a-3"), S("x"), 1, 0), PS_ERR_READONLY);
     ps_txn_abort(t);
     /* empty payload */
-    put1(env, "Agent", "empty", "");
+    put_one(env, "Agent", "empty", "");
     CHECK_RC(ps_txn_begin(env, 0, &t), PS_OK);
     CHECK_RC(ps_get(t, S("Agent"), S("empty"), &p, &n, &ts), PS_OK);
     CHECK(n == 0);
@@ -91,11 +83,11 @@ static uint64_t count(ps_env *env, const char *kind)
 static void test_prefixes_and_kinds(void)
 {
     ps_env *env = fresh("prefix", 0);
-    put1(env, "Agent", "1", "a");
-    put1(env, "Agent", "2", "b");
-    put1(env, "Agents", "1", "c");
-    put1(env, "Agent0", "1", "d");
-    put1(env, "AgentExecution", "1", "e");
+    put_one(env, "Agent", "1", "a");
+    put_one(env, "Agent", "2", "b");
+    put_one(env, "Agents", "1", "c");
+    put_one(env, "Agent0", "1", "d");
+    put_one(env, "AgentExecution", "1", "e");
     CHECK(count(env, "Agent") == 2);
     CHECK(count(env, "Agents") == 1);
     CHECK(count(env, "Agen") == 0);
@@ -199,7 +191,7 @@ static void test_growth(void)
 static void test_closed_and_readonly(void)
 {
     ps_env *env = fresh("closed", 0);
-    put1(env, "A", "1", "x");
+    put_one(env, "A", "1", "x");
     char path[4200];
     snprintf(path, sizeof path, "%s/closed", scratch);
     ps_env *ro = NULL;
@@ -207,7 +199,7 @@ static void test_closed_and_readonly(void)
     ps_txn *t = NULL;
     CHECK_RC(ps_txn_begin(ro, PS_TXN_WRITE, &t), PS_ERR_READONLY);
     CHECK(count(ro, "A") == 1);
-    put1(env, "A", "2", "y");
+    put_one(env, "A", "2", "y");
     CHECK(count(ro, "A") == 2); /* sees the writer's commit */
     ps_env_free(ro);
 

@@ -27,21 +27,13 @@ static ps_env *open_fresh(const char *dir, const char *name)
     return env;
 }
 
-static void put(ps_env *env, const char *kind, const char *id, const char *val)
-{
-    ps_txn *t;
-    CHECK_RC(ps_txn_begin(env, PS_TXN_WRITE, &t), PS_OK);
-    CHECK_RC(ps_put(t, S(kind), S(id), S(val), 42, 0), PS_OK);
-    CHECK_RC(ps_txn_commit(t), PS_OK);
-}
-
 static void test_get_into(ps_env *env)
 {
     char buf[8];
     size_t n = 0;
     int64_t ns = 0;
-    put(env, "Agent", "a1", "hello");
-    put(env, "Agent", "big", "0123456789abcdef");
+    put_one(env, "Agent", "a1", "hello");
+    put_one(env, "Agent", "big", "0123456789abcdef");
     CHECK_RC(ps_get_into(env, S("Agent"), S("a1"), buf, sizeof buf, &n, &ns), PS_OK);
     CHECK(n == 5 && ns == 42 && memcmp(buf, "hello", 5) == 0);
     /* too small: the length comes back, nothing is copied */
@@ -56,7 +48,7 @@ static void test_get_into(ps_env *env)
     for (int i = 0; i < 40; i++) {
         char v[16];
         snprintf(v, sizeof v, "v%d", i);
-        put(env, "Agent", "a1", v);
+        put_one(env, "Agent", "a1", v);
         CHECK_RC(ps_get_into(env, S("Agent"), S("a1"), buf, sizeof buf, &n, &ns), PS_OK);
         CHECK(n == strlen(v) && memcmp(buf, v, n) == 0);
     }
@@ -64,8 +56,8 @@ static void test_get_into(ps_env *env)
 
 static void test_list_wire(ps_env *env)
 {
-    put(env, "AgentX", "z", "other kind");
-    put(env, "Agent", "empty", "");
+    put_one(env, "AgentX", "z", "other kind");
+    put_one(env, "Agent", "empty", "");
     ps_txn *t;
     CHECK_RC(ps_txn_begin(env, 0, &t), PS_OK);
     ps_buf b = {0};
@@ -167,7 +159,7 @@ static void test_parked_txns_and_close(const char *dir)
     ps_env *env = open_fresh(dir, "threads");
     if (env == NULL)
         return;
-    put(env, "Agent", "a1", "hello");
+    put_one(env, "Agent", "a1", "hello");
     pthread_t th[6];
     struct reader_arg args[6];
     for (int i = 0; i < 6; i++) {
