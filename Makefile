@@ -112,7 +112,7 @@ $(ASAN_VENV)/.installed: $(SOURCES)
 	$(ASAN_VENV)/bin/python -m pip install -q --upgrade pip
 	$(ASAN_VENV)/bin/python -m pip install -q --config-settings=build-dir=$(BUILD)/asan-{wheel_tag} \
 	  --config-settings=cmake.define.PYSTORE_SANITIZE=ON ".[test]"
-	ldd $(ASAN_VENV)/lib/python3*/site-packages/pystore/_native*.so | grep -q libasan
+	ldd $(ASAN_VENV)/lib/python3*/site-packages/pystore/_lmdb/_native*.so | grep -q libasan
 	touch $@
 
 sanitize: sysdeps $(VENV)/.created $(ASAN_VENV)/.installed

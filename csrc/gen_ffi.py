@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
     header, out = Path(argv[1]), Path(argv[2])
     ffi = cffi.FFI()
     ffi.cdef(cdef_from_header(header.read_text()))
-    ffi.set_source("pystore._native", '#include "pystore_core.h"\n')
+    ffi.set_source("pystore._lmdb._native", '#include "pystore_core.h"\n')
     ffi.emit_c_code(str(out))
     return 0
 

@@ -33,7 +33,7 @@ with atheris.instrument_imports(include=["pystore"]):
         Store,
         StoreError,
     )
-    from pystore._hygiene import Stripper
+    from pystore._lmdb.hygiene import Stripper
 
 KINDS = ["A", "Ab", "A0", "Agent", "B"]
 TENANCY = frozenset({"org_id", "project_id"})

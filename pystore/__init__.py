@@ -5,9 +5,11 @@ kind is a collection listed by prefix scan.  Cloud tenancy fields
 (``org_id``, ``project_id``) never reach the disk.
 """
 
-from ._admin import KindStats, StoreStats
+from ._lmdb.admin import KindStats, StoreStats
 from .errors import (
     AlreadyExistsError,
+    CompactedError,
+    ConflictError,
     CorruptionError,
     ForkedError,
     IncompatibleStoreError,
@@ -21,10 +23,12 @@ from .errors import (
     StoreClosedError,
     StoreError,
     StoreOSError,
+    StoreUnavailableError,
     TransactionError,
+    UniqueViolationError,
     ValueTooLargeError,
 )
-from .resource import Resource
+from .records import Change, Event, IndexInfo, Page, Resource
 from .store import Store
 from .transaction import Transaction
 
@@ -32,14 +36,20 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AlreadyExistsError",
+    "Change",
+    "CompactedError",
+    "ConflictError",
     "CorruptionError",
+    "Event",
     "ForkedError",
     "IncompatibleStoreError",
+    "IndexInfo",
     "InvalidKeyError",
     "InvalidMessageError",
     "KindStats",
     "MapFullError",
     "NotFoundError",
+    "Page",
     "ReadOnlyError",
     "ReadersFullError",
     "Resource",
@@ -49,8 +59,10 @@ __all__ = [
     "StoreError",
     "StoreOSError",
     "StoreStats",
+    "StoreUnavailableError",
     "Transaction",
     "TransactionError",
+    "UniqueViolationError",
     "ValueTooLargeError",
     "__version__",
 ]

@@ -15,13 +15,13 @@ from typing import Any, TypeVar, cast, overload
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, EncodeError, Message
 
-from ._core import MAX_PAYLOAD, CTxn, check_key, encode_id, encode_kind
-from ._fast import list_wire, parse_list, put_many
-from ._group import GroupCommit, Op
-from ._hygiene import Stripper
-from ._schema import SchemaRecorder
+from ._lmdb.core import MAX_PAYLOAD, CTxn, check_key, encode_id, encode_kind
+from ._lmdb.fast import list_wire, parse_list, put_many
+from ._lmdb.group import GroupCommit, Op
+from ._lmdb.hygiene import Stripper
+from ._lmdb.schema import SchemaRecorder
 from .errors import InvalidMessageError, ValueTooLargeError
-from .resource import Resource, ns_to_datetime
+from .records import Resource, ns_to_datetime
 
 __all__ = ["ResourceOps"]
 

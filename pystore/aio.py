@@ -31,10 +31,10 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
-from ._core import check_key, encode_id, encode_kind
-from ._group import Op, commit_ops
+from ._lmdb.core import check_key, encode_id, encode_kind
+from ._lmdb.group import Op, commit_ops
 from .errors import StoreClosedError, StoreError
-from .resource import Resource
+from .records import Resource
 from .store import Store
 
 __all__ = ["AsyncStore"]

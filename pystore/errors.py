@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import errno as _errno
 
-from ._native import ffi, lib
+from ._lmdb._native import ffi, lib
 
 __all__ = [
     "AlreadyExistsError",
+    "CompactedError",
+    "ConflictError",
     "CorruptionError",
     "ForkedError",
     "IncompatibleStoreError",
@@ -27,7 +29,9 @@ __all__ = [
     "StoreClosedError",
     "StoreError",
     "StoreOSError",
+    "StoreUnavailableError",
     "TransactionError",
+    "UniqueViolationError",
     "ValueTooLargeError",
 ]
 
@@ -47,6 +51,40 @@ class NotFoundError(StoreError, KeyError):
 
 class AlreadyExistsError(StoreError):
     """``create_resource`` found the key already present."""
+
+
+class UniqueViolationError(AlreadyExistsError):
+    """A write would give a second resource the same value of a unique index."""
+
+    def __init__(self, kind: str, index: str, value: object, holder: str) -> None:
+        self.kind, self.index, self.value, self.holder = kind, index, value, holder
+        super().__init__(
+            f"unique index {kind}.{index}: value {value!r} is already held by {kind}/{holder}"
+        )
+
+
+class ConflictError(StoreError):
+    """A conditional write (``if_revision``) found another revision stored.
+
+    ``expected`` is the revision asked for, ``actual`` the stored one (0 when
+    the resource is absent).
+    """
+
+    def __init__(self, kind: str, id: str, expected: int, actual: int) -> None:
+        self.kind, self.id, self.expected, self.actual = kind, id, expected, actual
+        super().__init__(
+            f"conflict on {kind}/{id}: expected revision {expected}, "
+            f"found {actual if actual else 'no resource (0)'}"
+        )
+
+
+class CompactedError(StoreError):
+    """Changes from that revision are no longer kept: list again, then watch
+    from the list's revision (etcd's "compacted", Kubernetes' 410 Gone)."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store's servers could not be reached, or lost quorum, within the timeout."""
 
 
 class InvalidKeyError(StoreError, ValueError):

@@ -8,14 +8,15 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
-from ._admin import AdminOps
-from ._core import CTxn, check_key
-from ._fast import env_get
-from ._group import GroupCommit, Op
-from ._hygiene import Stripper
-from ._native import ffi, lib
+from ._lmdb._native import ffi, lib
+from ._lmdb.admin import AdminOps
+from ._lmdb.core import CTxn, check_key
+from ._lmdb.fast import env_get
+from ._lmdb.files import make_dirs
+from ._lmdb.group import GroupCommit, Op
+from ._lmdb.hygiene import Stripper
+from ._lmdb.schema import SchemaRecorder
 from ._ops import ResourceOps
-from ._schema import SchemaRecorder
 from .errors import (
     ForkedError,
     ReadOnlyError,
@@ -37,24 +38,6 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _make_dirs(path: str) -> None:
-    """Create ``path`` and missing parents, each new one mode 0700 whatever the umask."""
-    missing = []
-    p = os.path.abspath(path)
-    while not os.path.exists(p):
-        missing.append(p)
-        parent = os.path.dirname(p)
-        if parent == p:
-            break
-        p = parent
-    for d in reversed(missing):
-        try:
-            os.mkdir(d, 0o700)
-        except FileExistsError:
-            continue
-        os.chmod(d, 0o700)
 
 
 class Store(AdminOps, ResourceOps):
@@ -105,7 +88,7 @@ class Store(AdminOps, ResourceOps):
             if not os.path.isfile(os.path.join(fspath, "data.mdb")):
                 raise StoreError(f"no store at {fspath!r} (readonly=True never creates one)")
         else:
-            _make_dirs(fspath)
+            make_dirs(fspath)
         flags = (lib.PS_OPEN_READONLY if self.readonly else 0) | (
             0 if self.sync else lib.PS_OPEN_NOSYNC
         )

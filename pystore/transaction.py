@@ -6,7 +6,7 @@ import threading
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from ._core import CTxn
+from ._lmdb.core import CTxn
 from ._ops import ResourceOps
 from .errors import TransactionError
 

@@ -14,7 +14,7 @@ import pytest
 from support import make_agent
 
 import pystore
-import pystore._group as group_mod
+import pystore._lmdb.group as group_mod
 import pystore.aio as aio_mod
 from pystore import AlreadyExistsError, InvalidKeyError, StoreClosedError
 from pystore.aio import AsyncStore

@@ -235,7 +235,7 @@ def _slow_strip(stripper: object, msg: object) -> bytes:
 
 @pytest.mark.parametrize("depth", [0, 1, 3, 5])
 def test_wire_strip_equals_the_message_strip(depth: int) -> None:
-    from pystore._hygiene import Stripper
+    from pystore._lmdb.hygiene import Stripper
 
     node = _node_type()
     msg = _tree(node, depth)
@@ -250,7 +250,7 @@ def test_wire_strip_equals_the_message_strip(depth: int) -> None:
 
 
 def test_wire_strip_keeps_unknown_fields_and_presence() -> None:
-    from pystore._hygiene import Stripper
+    from pystore._lmdb.hygiene import Stripper
 
     stripper = Stripper(frozenset({"org_id", "project_id"}))
     msg = make_agent(3)
@@ -268,7 +268,7 @@ def test_wire_strip_keeps_unknown_fields_and_presence() -> None:
 
 
 def test_wire_strip_declines_what_it_does_not_handle() -> None:
-    from pystore._wirestrip import WirePlan
+    from pystore._lmdb.wirestrip import WirePlan
 
     plan = WirePlan([1, 1, 0xFFFFFFFF])  # drop field 1
     assert plan.strip(b"\x0a\x01x\x10\x05") == b"\x10\x05"

@@ -9,7 +9,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, st
 from support import make_agent
 
 import pystore
-from pystore._hygiene import Stripper
+from pystore._lmdb.hygiene import Stripper
 from pystore.samples import agent_execution_pb2, agent_pb2, common_pb2, session_pb2
 
 ORG, PROJECT = "ORG-SECRET-7f3a", "PROJECT-SECRET-91bc"

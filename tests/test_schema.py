@@ -13,7 +13,7 @@ from google.protobuf import descriptor_pb2, json_format
 from support import make_agent
 
 import pystore
-from pystore._schema import message_class, read_schema, schema_keys
+from pystore._lmdb.schema import message_class, read_schema, schema_keys
 from pystore.samples import agent_execution_pb2, agent_pb2, session_pb2
 
 
@@ -50,7 +50,7 @@ def test_decoding_in_a_process_that_never_imports_the_schema(store_path: Path) -
     code = textwrap.dedent(f"""
         import json, sys
         import pystore
-        from pystore._schema import message_class
+        from pystore._lmdb.schema import message_class
         from google.protobuf import json_format
         with pystore.Store({str(store_path)!r}, readonly=True) as s:
             name, fds = s._schema_of("Session")

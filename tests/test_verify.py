@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import pystore
-from pystore._verify import header_problem, verify
+from pystore.cli.verify import header_problem, verify
 from pystore.samples import session_pb2
 
 WHY = "damaged record header (format version 127, expected 1)"

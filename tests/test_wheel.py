@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(
 
 # What the installed package maps: every file with "lmdb" in its name.
 MAPPED_LMDB = (
-    "import pystore._native\n"
+    "import pystore._lmdb._native\n"
     "seen = {l.split()[-1] for l in open('/proc/self/maps') if 'lmdb' in l}\n"
     "print('\\n'.join(sorted(seen)))\n"
 )

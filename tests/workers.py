@@ -92,7 +92,7 @@ def run_follow(store: Store, expect: int) -> None:
 
 def run_hold_reader(path: str) -> None:
     """Open readonly, hold a read transaction open, then wait to be killed."""
-    from pystore._native import ffi, lib
+    from pystore._lmdb._native import ffi, lib
 
     store = Store(path, readonly=True)
     pp = ffi.new("ps_txn **")
@@ -119,7 +119,7 @@ def run_fork(path: str) -> None:
     import os
     import threading
 
-    from pystore._native import ffi, lib
+    from pystore._lmdb._native import ffi, lib
 
     from pystore import ForkedError
 

@@ -14,14 +14,14 @@ from typing import IO, TYPE_CHECKING
 from google.protobuf import empty_pb2
 from google.protobuf.message import DecodeError, Message
 
-from ._core import CTxn, encode_kind
-from ._dump import Decoder
-from ._native import ffi, lib
-from ._progress import Progress
-from .errors import CorruptionError, StoreError, check
+from .._lmdb._native import ffi, lib
+from .._lmdb.core import CTxn, encode_kind
+from ..errors import CorruptionError, StoreError, check
+from .dump import Decoder
+from .progress import Progress
 
 if TYPE_CHECKING:
-    from .store import Store
+    from ..store import Store
 
 __all__ = ["raw_records", "verify"]
 

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import Message
 
-from .errors import AlreadyExistsError
+from ..errors import AlreadyExistsError
 
 if TYPE_CHECKING:
-    from .store import Store
+    from ..store import Store
 
 __all__ = ["GroupCommit", "Op", "commit_ops"]
 

@@ -16,10 +16,10 @@ from typing import Any, cast
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
-from ._core import CTxn
+from ..errors import NotFoundError, check, error_for
 from ._native import ffi, lib
-from ._wire import ITEMS_FIELD, MAX_WIRE, bytes_list_class, list_class
-from .errors import NotFoundError, check, error_for
+from .core import CTxn
+from .wire import ITEMS_FIELD, MAX_WIRE, bytes_list_class, list_class
 
 __all__ = ["env_get", "list_wire", "parse_list", "put_many"]
 

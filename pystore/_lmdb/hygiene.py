@@ -18,7 +18,7 @@ from typing import cast
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from ._wirestrip import WirePlan, compile_plan
+from .wirestrip import WirePlan, compile_plan
 
 __all__ = ["Stripper"]
 

@@ -13,8 +13,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from ..errors import AlreadyExistsError, InvalidKeyError, NotFoundError, check, error_for
 from ._native import ffi, lib
-from .errors import AlreadyExistsError, InvalidKeyError, NotFoundError, check, error_for
 
 __all__ = ["MAX_PAYLOAD", "CTxn", "check_key", "encode_id", "encode_kind"]
 

@@ -30,8 +30,8 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, FileDescriptor
 from google.protobuf.message import DecodeError, Message
 
-from ._core import CTxn
-from .errors import CorruptionError
+from ..errors import CorruptionError
+from .core import CTxn
 
 __all__ = [
     "SchemaRecorder",

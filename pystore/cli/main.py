@@ -17,9 +17,10 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import IO, NoReturn
 
-from . import _dump, _verify
-from .errors import InvalidKeyError, NotFoundError, StoreError
-from .store import Store
+from ..errors import InvalidKeyError, NotFoundError, StoreError
+from ..store import Store
+from . import dump as _dump
+from . import verify as _verify
 
 __all__ = ["main"]
 
@@ -213,7 +214,7 @@ def cmd_clean(a: argparse.Namespace) -> int:
 
 
 def cmd_backup(a: argparse.Namespace) -> int:
-    from ._progress import Progress
+    from .progress import Progress
 
     with _open_existing(a.path) as s:
         used = s.stats().used_bytes

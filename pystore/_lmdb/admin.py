@@ -9,10 +9,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._core import CTxn, encode_kind
+from ..errors import StoreError, StoreOSError, check
 from ._native import ffi, lib
-from ._schema import read_schema
-from .errors import StoreError, StoreOSError, check
+from .core import CTxn, encode_kind
+from .files import make_dirs
+from .schema import read_schema
 
 __all__ = ["AdminOps", "KindStats", "StoreStats"]
 
@@ -150,10 +151,8 @@ class AdminOps:
                     f"backup destination {target!r} is not empty (choose a new or empty directory)",
                 )
         else:
-            from .store import _make_dirs
-
             try:
-                _make_dirs(target)
+                make_dirs(target)
             except OSError as exc:
                 raise StoreOSError(
                     exc.errno, f"backup destination {target!r}: {exc.strerror}"

@@ -30,13 +30,13 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
-from ._core import CTxn, check_key, encode_id, encode_kind
-from ._progress import Progress
-from ._schema import message_class, read_schema, write_schema
-from .errors import CorruptionError, InvalidKeyError
+from .._lmdb.core import CTxn, check_key, encode_id, encode_kind
+from .._lmdb.schema import message_class, read_schema, write_schema
+from ..errors import CorruptionError, InvalidKeyError
+from .progress import Progress
 
 if TYPE_CHECKING:
-    from .store import Store
+    from ..store import Store
 
 __all__ = ["Decoder", "dump", "format_ns", "load", "record_json"]
 

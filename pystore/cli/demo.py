@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from . import AlreadyExistsError, NotFoundError, Store
-from .samples import agent_execution_pb2, agent_pb2, common_pb2, session_pb2, workflow_pb2
+from .. import AlreadyExistsError, NotFoundError, Store
+from ..samples import agent_execution_pb2, agent_pb2, common_pb2, session_pb2, workflow_pb2
 
 __all__ = ["run_demo"]
 
