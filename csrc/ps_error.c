@@ -38,6 +38,11 @@ const char *ps_strerror(int code)
     case PS_ERR_NOMEM: return "out of memory";
     case PS_ERR_INVALID_ARG: return "invalid argument";
     case PS_ERR_TRUNCATED: return "data file is shorter than the pages it claims to hold (truncated)";
+    case PS_ERR_UNSAFE_FILE: return "data.mdb or lock.mdb is a symlink or not a regular file";
+    case PS_ERR_UNSAFE_DIR: return "store directory is writable by other users and not owned by this user (or sticky)";
+    case PS_ERR_VALUE_BOUNDS: return "stored record's size runs outside its pages (damaged file)";
+    case PS_ERR_SHARED_READONLY: return "store is open in this process on files it cannot write";
+    case PS_ERR_WRONG_THREAD: return "a write transaction must be ended by the thread that began it";
     default: return mdb_strerror(code); /* LMDB codes and errno values */
     }
 }

@@ -5,12 +5,26 @@
 
 /* ---- raw operations (also replayed by ps_txn_recover) ---------------- */
 
+/* A record about to be replaced or deleted: LMDB moves the rest of its
+ * page by the stored size, so a damaged size must stop the write first. */
+static int old_value_check(ps_txn *t, MDB_val *k)
+{
+    MDB_val old;
+    int rc = mdb_get(t->mdb, t->env->res_dbi, k, &old);
+    if (rc == MDB_NOTFOUND)
+        return PS_OK;
+    return rc ? rc : ps_value_check(t->env->sh, &old);
+}
+
 int ps_apply_put(ps_txn *t, const char *key, size_t key_len,
                  const char *payload, size_t payload_len, int64_t updated_ns,
                  unsigned flags)
 {
     MDB_val k = {key_len, (void *)key};
     MDB_val v = {PS_HEADER_SIZE + payload_len, NULL};
+    int rc0 = old_value_check(t, &k);
+    if (rc0)
+        return rc0;
     unsigned mf = MDB_RESERVE;
     if (flags & PS_PUT_NOOVERWRITE)
         mf |= MDB_NOOVERWRITE;
@@ -29,7 +43,10 @@ int ps_apply_put(ps_txn *t, const char *key, size_t key_len,
 int ps_apply_del(ps_txn *t, const char *key, size_t key_len, int *existed)
 {
     MDB_val k = {key_len, (void *)key};
-    int rc = mdb_del(t->mdb, t->env->res_dbi, &k, NULL);
+    int rc = old_value_check(t, &k);
+    if (rc)
+        return rc;
+    rc = mdb_del(t->mdb, t->env->res_dbi, &k, NULL);
     *existed = rc == PS_OK;
     return rc == MDB_NOTFOUND ? PS_OK : rc;
 }
@@ -50,6 +67,9 @@ int ps_apply_del_prefix(ps_txn *t, const char *prefix, size_t prefix_len,
     MDB_val k = {prefix_len, (void *)prefix}, v;
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     while (rc == PS_OK && has_prefix(&k, prefix, prefix_len)) {
+        rc = ps_value_check(t->env->sh, &v);
+        if (rc)
+            break;
         rc = mdb_cursor_del(cur, 0);
         if (rc)
             break;
@@ -123,6 +143,9 @@ int ps_get(ps_txn *t, const char *kind, size_t kind_len, const char *id,
     rc = mdb_get(t->mdb, t->env->res_dbi, &k, &v);
     if (rc)
         return ps_txn_note(t, rc);
+    rc = ps_value_check(t->env->sh, &v);
+    if (rc)
+        return rc;
     const char *p = v.mv_data;
     if (v.mv_size < PS_HEADER_SIZE || p[0] != PS_FORMAT_VERSION)
         return PS_ERR_BAD_RECORD;
@@ -224,6 +247,14 @@ int ps_scan_kind(ps_txn *t, const char *kind, size_t kind_len,
                  const char *after, size_t after_len, uint64_t limit,
                  ps_emit_fn emit, void *ctx)
 {
+    return ps_scan_kind_opts(t, kind, kind_len, after, after_len, limit, 0,
+                             emit, ctx);
+}
+
+int ps_scan_kind_opts(ps_txn *t, const char *kind, size_t kind_len,
+                      const char *after, size_t after_len, uint64_t limit,
+                      unsigned opts, ps_emit_fn emit, void *ctx)
+{
     int rc = ps_txn_usable(t, 0);
     if (rc)
         return rc;
@@ -252,6 +283,14 @@ int ps_scan_kind(ps_txn *t, const char *kind, size_t kind_len,
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT); /* strictly after */
     while (rc == PS_OK && has_prefix(&k, start, prefix_len) &&
            (limit == 0 || n < limit)) {
+        /* Never hand out a value whose stored size runs off its pages. */
+        rc = ps_value_check(t->env->sh, &v);
+        if (rc && (opts & PS_SCAN_DAMAGED)) {
+            v.mv_data = NULL; /* the emitter names the record, reads nothing */
+            rc = PS_OK;
+        }
+        if (rc)
+            break;
         rc = emit(ctx, &k, prefix_len, &v);
         if (rc)
             break;
@@ -271,9 +310,10 @@ static int emit_record(void *ctx, const MDB_val *k, size_t prefix_len,
     const char *p = v->mv_data;
     if (v->mv_size < PS_HEADER_SIZE || p[0] != PS_FORMAT_VERSION)
         return PS_ERR_BAD_RECORD;
+    int rc;
     size_t id_len = k->mv_size - prefix_len;
     size_t plen = v->mv_size - PS_HEADER_SIZE;
-    int rc = ps_buf_reserve(out, 16 + id_len + plen);
+    rc = ps_buf_reserve(out, 16 + id_len + plen);
     if (rc)
         return rc;
     char *w = out->data + out->len;
@@ -350,6 +390,9 @@ int ps_meta_get(ps_txn *t, const char *key, size_t key_len, const char **val,
     rc = mdb_get(t->mdb, t->env->meta_dbi, &k, &v);
     if (rc)
         return ps_txn_note(t, rc);
+    rc = ps_value_check(t->env->sh, &v);
+    if (rc)
+        return rc;
     *val = v.mv_data;
     *val_len = v.mv_size;
     return PS_OK;

@@ -26,6 +26,7 @@ from .errors import (
     StoreUnavailableError,
     TransactionError,
     UniqueViolationError,
+    UnsafePathError,
     ValueTooLargeError,
 )
 from .records import Change, Event, IndexInfo, Page, Resource
@@ -63,6 +64,7 @@ __all__ = [
     "Transaction",
     "TransactionError",
     "UniqueViolationError",
+    "UnsafePathError",
     "ValueTooLargeError",
     "__version__",
 ]

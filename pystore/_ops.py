@@ -1,9 +1,24 @@
 """The resource operations shared by ``Store`` and ``Transaction``.
 
-``ResourceOps`` implements every data method once, in terms of two hooks:
-``_begin(write)`` hands out a live core transaction and ``_end(txn, ok)``
-finishes it.  A Store begins and commits one transaction per call; a
-Transaction hands out its own open transaction and commits at exit.
+``ResourceOps`` implements every data method once, in terms of three hooks:
+``_begin(write)`` hands out a core transaction object, ``_start(txn)``
+begins it, and after ``finish`` (in a ``finally``) ``_after(txn)`` reports
+a failed commit.  A Store begins and commits one transaction per call; a
+Transaction hands out its own open transaction (``finish`` leaves it alone:
+its ``slot`` is empty) and commits at exit.
+
+Every call follows the same interrupt-safe shape (see ``CTxn``)::
+
+    t = self._begin(write)        # no C call: nothing to leak yet
+    ok = False
+    try:
+        self._start(t)            # the core records the txn in t.pp
+        ...
+        ok = True
+    finally:
+        t.commit_asked = ok       # no Python call before the C call
+        finish(t.slot, ok, t.rc)  # ends it, whatever was interrupted
+    self._after(t)
 """
 
 from __future__ import annotations
@@ -15,7 +30,7 @@ from typing import Any, TypeVar, cast, overload
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, EncodeError, Message
 
-from ._lmdb.core import MAX_PAYLOAD, CTxn, check_key, encode_id, encode_kind
+from ._lmdb.core import MAX_PAYLOAD, CTxn, check_key, encode_id, encode_kind, finish
 from ._lmdb.fast import list_wire, parse_list, put_many
 from ._lmdb.group import GroupCommit, Op
 from ._lmdb.hygiene import Stripper
@@ -67,18 +82,31 @@ class ResourceOps:
     def _begin(self, write: bool) -> CTxn:
         raise NotImplementedError
 
-    def _end(self, txn: CTxn, ok: bool) -> None:
+    def _start(self, txn: CTxn) -> None:
+        raise NotImplementedError
+
+    def _after(self, txn: CTxn) -> None:
+        raise NotImplementedError
+
+    def _callback(self) -> object:
+        """Mark this thread as inside a callback of the store (update_resource's fn)."""
+        raise NotImplementedError
+
+    def _callback_done(self, token: object) -> None:
         raise NotImplementedError
 
     def _run(self, write: bool, op: Callable[..., Any], *args: Any) -> Any:
-        """``op(txn, *args)`` in a transaction from ``_begin``, finished by ``_end``."""
+        """``op(txn, *args)`` in a transaction from ``_begin`` (the shape above)."""
         t = self._begin(write)
         ok = False
         try:
+            self._start(t)
             result = op(t, *args)
             ok = True
         finally:
-            self._end(t, ok)
+            t.commit_asked = ok
+            finish(t.slot, ok, t.rc)
+        self._after(t)
         return result
 
     # -- encoding ---------------------------------------------------------
@@ -113,11 +141,14 @@ class ResourceOps:
         t = self._begin(True)
         ok = False
         try:
+            self._start(t)
             t.put(kb, ib, payload, time.time_ns(), create)
             self._note_schema(t, kind, kb, msg)  # type: ignore[arg-type]
             ok = True
         finally:
-            self._end(t, ok)
+            t.commit_asked = ok
+            finish(t.slot, ok, t.rc)
+        self._after(t)
 
     def save_resource(self, kind: str, id: str, msg: Message) -> None:
         """Upsert ``kind/id`` with ``msg`` (tenancy fields stripped); stamps updated_at."""
@@ -142,13 +173,16 @@ class ResourceOps:
         t = self._begin(True)
         ok = False
         try:
+            self._start(t)
             # One C call; every key is checked before the first put (all or nothing).
             put_many(t, kb, batch, time.time_ns())
             for m in types:
                 self._note_schema(t, kind, kb, m)
             ok = True
         finally:
-            self._end(t, ok)
+            t.commit_asked = ok
+            finish(t.slot, ok, t.rc)
+        self._after(t)
         return len(batch)
 
     def update_resource(
@@ -158,7 +192,9 @@ class ResourceOps:
 
         Reads ``kind/id`` as ``msg_type``, calls ``fn(msg)`` to mutate it and
         saves it; returns the message as saved.  If ``fn`` raises, nothing
-        changes and the exception propagates.
+        changes and the exception propagates.  ``fn`` runs inside the write
+        transaction, like the body of ``transaction()``: it must not use the
+        store (that raises TransactionError, never waits).
         """
         kb, ib = encode_kind(kind), encode_id(id)
         cls = _check_type(msg_type)
@@ -167,15 +203,22 @@ class ResourceOps:
         t = self._begin(True)
         ok = False
         try:
+            self._start(t)
             data, _ = t.get(kb, ib)
             msg = _parse(cls(), data, f"{kind}/{id}")
-            fn(msg)  # type: ignore[arg-type]
+            token = self._callback()
+            try:
+                fn(msg)  # type: ignore[arg-type]
+            finally:
+                self._callback_done(token)
             payload = self._payload(msg, owned=True)
             t.put(kb, ib, payload, time.time_ns(), False)
             self._note_schema(t, kind, kb, msg)
             ok = True
         finally:
-            self._end(t, ok)
+            t.commit_asked = ok
+            finish(t.slot, ok, t.rc)
+        self._after(t)
         return msg  # type: ignore[return-value]
 
     def _note_schema(self, t: CTxn, kind: str, kb: bytes, msg: Message) -> None:

@@ -54,6 +54,7 @@ class AsyncStore:
         self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
+        self._closing: asyncio.Future[None] | None = None
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], **options: Any) -> AsyncStore:
@@ -74,10 +75,20 @@ class AsyncStore:
         await self.close()
 
     async def close(self) -> None:
-        """Wait for queued writes, then close the store (idempotent)."""
-        if self._closed:
-            return
+        """Wait for queued writes, then close the store (idempotent).
+
+        The closing runs in its own task: a caller cancelled while it waits
+        does not stop it, and a later ``close()`` waits for the same closing
+        (or starts it again if it was itself cancelled before the store
+        closed), so the store is closed when any ``close()`` returns.
+        """
         self._closed = True
+        task = self._closing
+        if task is None or (task.done() and not self.store.closed):
+            task = self._closing = asyncio.ensure_future(self._close())
+        await asyncio.shield(task)
+
+    async def _close(self) -> None:
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
         loop = asyncio.get_running_loop()

@@ -22,6 +22,7 @@ from .errors import (
     ReadOnlyError,
     StoreClosedError,
     StoreError,
+    StoreOSError,
     TransactionError,
     check,
 )
@@ -39,6 +40,9 @@ def _after_fork_in_child() -> None:
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
+# In Store._tls.txn while this thread runs update_resource()'s fn.
+_IN_CALLBACK = object()
+
 
 class Store(AdminOps, ResourceOps):
     """An embedded store of protobuf resources keyed ``<Kind>/<ID>``.
@@ -52,6 +56,13 @@ class Store(AdminOps, ResourceOps):
     ``strip_fields`` are cleared at every depth before anything is
     persisted.  A Store may be shared by threads; use it as a context
     manager or call ``close()``.
+
+    Several Stores on one directory in one process share one LMDB
+    environment (LMDB allows only one per process), closed with the last
+    of them: ``map_size`` counts only for the first; ``sync`` and
+    ``readonly`` are per Store.  ``data.mdb``/``lock.mdb`` symlinks are
+    refused (UnsafePathError); a writable open makes a directory that
+    others can write 0700 if this user owns it, else refuses it.
     """
 
     def __init__(
@@ -88,7 +99,10 @@ class Store(AdminOps, ResourceOps):
             if not os.path.isfile(os.path.join(fspath, "data.mdb")):
                 raise StoreError(f"no store at {fspath!r} (readonly=True never creates one)")
         else:
-            make_dirs(fspath)
+            try:
+                make_dirs(fspath)
+            except OSError as exc:  # e.g. ENOTDIR: a regular file on the path
+                raise StoreOSError(exc.errno, f"open {fspath!r}: {exc.strerror}") from None
         flags = (lib.PS_OPEN_READONLY if self.readonly else 0) | (
             0 if self.sync else lib.PS_OPEN_NOSYNC
         )
@@ -109,7 +123,9 @@ class Store(AdminOps, ResourceOps):
         if self._closed:
             return
         if getattr(self._tls, "txn", None) is not None:
-            raise TransactionError("close() inside this thread's open transaction()")
+            raise TransactionError(
+                "close() inside this thread's open transaction() or update_resource() callback"
+            )
         self._closed = True
         lib.ps_env_close(self._env)
 
@@ -141,7 +157,13 @@ class Store(AdminOps, ResourceOps):
             raise ForkedError(
                 "store was opened before fork(): open a new Store in the child process"
             )
-        if getattr(self._tls, "txn", None) is not None:
+        held = getattr(self._tls, "txn", None)
+        if held is _IN_CALLBACK:
+            raise TransactionError(
+                "update_resource()'s fn runs inside the write transaction: it must not "
+                "use the store (return, and write after update_resource returns)"
+            )
+        if held is not None:
             raise TransactionError(
                 "this thread holds an open transaction(): use the transaction's "
                 "methods, or finish it first"
@@ -151,7 +173,23 @@ class Store(AdminOps, ResourceOps):
         self._check_usable()
         if write and self.readonly:
             raise ReadOnlyError(f"store {self.path!r} was opened with readonly=True")
-        return CTxn(self._env, write)
+        return CTxn(write)  # begun by _start, inside the caller's try
+
+    def _start(self, txn: CTxn) -> None:
+        txn.begin(self._env)
+
+    def _after(self, txn: CTxn) -> None:
+        txn.check_commit()
+        if txn.schemas and txn.committed:
+            self._schemas.settle(txn)
+
+    def _callback(self) -> object:
+        prev = getattr(self._tls, "txn", None)
+        self._tls.txn = _IN_CALLBACK
+        return prev
+
+    def _callback_done(self, token: object) -> None:
+        self._tls.txn = token
 
     def _group_write(self, op: Op) -> Any:
         self._check_usable()  # this thread's own checks, before it queues
@@ -162,14 +200,6 @@ class Store(AdminOps, ResourceOps):
     def _read_one(self, kb: bytes, ib: bytes) -> tuple[bytes, int]:
         self._check_usable()
         return env_get(self._env, kb, ib)  # one C call, reused read txn
-
-    def _end(self, txn: CTxn, ok: bool) -> None:
-        if ok and txn.write:
-            txn.commit()
-            if txn.schemas:
-                self._schemas.settle(txn)
-        else:
-            txn.abort()
 
     def transaction(self) -> Transaction:
         """A write transaction over several resources, as a context manager.

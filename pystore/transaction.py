@@ -6,7 +6,7 @@ import threading
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from ._lmdb.core import CTxn
+from ._lmdb.core import NO_SLOT, CTxn, finish
 from ._ops import ResourceOps
 from .errors import TransactionError
 
@@ -36,9 +36,17 @@ class Transaction(ResourceOps):
         if self._txn is not None or self._done:
             raise TransactionError("a Transaction can be entered only once")
         txn = self._store._begin(True)
+        txn.slot = NO_SLOT  # per-call code leaves it alone; __exit__ ends it
         self._txn = txn
         self._thread = threading.get_ident()
         self._store._tls.txn = self
+        try:
+            txn.begin(self._store._env)
+        except BaseException:
+            finish(txn.pp, 0, txn.rc)  # first: a C call, before anything else
+            self._txn = None
+            self._store._tls.txn = None
+            raise
         return self
 
     def __exit__(
@@ -50,15 +58,21 @@ class Transaction(ResourceOps):
         txn = self._txn
         if txn is None:
             return
+        if threading.get_ident() != self._thread:
+            # LMDB's write lock belongs to the thread that began the txn.
+            raise TransactionError(
+                "a transaction must be ended by the thread that began it "
+                "(it stays open for that thread)"
+            )
+        ok = exc_type is None
+        txn.commit_asked = ok
+        finish(txn.pp, ok, txn.rc)
         self._txn = None
         self._done = True
         self._store._tls.txn = None
-        if exc_type is None:
-            txn.commit()
-            if txn.schemas:
-                self._schemas.settle(txn)
-        else:
-            txn.abort()
+        txn.check_commit()
+        if txn.schemas and txn.committed:
+            self._schemas.settle(txn)
 
     def _begin(self, write: bool) -> CTxn:
         if self._txn is None:
@@ -69,5 +83,14 @@ class Transaction(ResourceOps):
             raise TransactionError("a transaction must be used by the thread that began it")
         return self._txn
 
-    def _end(self, txn: CTxn, ok: bool) -> None:
+    def _start(self, txn: CTxn) -> None:
+        pass  # begun at __enter__
+
+    def _after(self, txn: CTxn) -> None:
         pass  # errors that spoil the transaction are remembered by the core
+
+    def _callback(self) -> object:
+        return None  # the store already refuses this thread: it holds the transaction
+
+    def _callback_done(self, token: object) -> None:
+        pass

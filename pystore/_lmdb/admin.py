@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import StoreError, StoreOSError, check
 from ._native import ffi, lib
-from .core import CTxn, encode_kind
+from .core import CTxn, encode_kind, finish
 from .files import make_dirs
 from .schema import read_schema
 
@@ -77,7 +77,7 @@ class AdminOps:
     def _begin(self, write: bool) -> CTxn:
         raise NotImplementedError
 
-    def _end(self, txn: CTxn, ok: bool) -> None:
+    def _start(self, txn: CTxn) -> None:
         raise NotImplementedError
 
     @contextmanager
@@ -85,9 +85,10 @@ class AdminOps:
         """One read transaction (a consistent snapshot) for the ``with`` block."""
         t = self._begin(False)
         try:
+            self._start(t)
             yield t
         finally:
-            self._end(t, False)
+            finish(t.slot, 0, t.rc)
 
     def _schema_of(self, kind: str) -> tuple[str, bytes] | None:
         """(message type name, FileDescriptorSet bytes) recorded for ``kind``."""
