@@ -44,6 +44,23 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 _IN_CALLBACK = object()
 
 
+class _ThreadState(threading.local):
+    """Per thread: the open Transaction (a weak reference, so one abandoned
+    by an interrupt that skipped its ``__exit__`` is collected, and its
+    transaction aborted, with the traceback that held it) and its id."""
+
+    txn: Any = None
+    txn_id: int = 0
+
+
+def _held(tls: _ThreadState) -> object:
+    """This thread's open Transaction, _IN_CALLBACK, or None."""
+    held = tls.txn
+    if held is None or held is _IN_CALLBACK:
+        return held
+    return held()
+
+
 class Store(AdminOps, ResourceOps):
     """An embedded store of protobuf resources keyed ``<Kind>/<ID>``.
 
@@ -111,7 +128,7 @@ class Store(AdminOps, ResourceOps):
         self._env = ffi.gc(out[0], lib.ps_env_free)
         self._closed = False
         self._generation = _fork_generation
-        self._tls = threading.local()
+        self._tls = _ThreadState()
         if self.sync and not self.readonly:
             self._group = GroupCommit(self)  # concurrent durable writes share commits
 
@@ -122,7 +139,7 @@ class Store(AdminOps, ResourceOps):
         threads to finish; every later call raises StoreClosedError."""
         if self._closed:
             return
-        if getattr(self._tls, "txn", None) is not None:
+        if _held(self._tls) is not None:
             raise TransactionError(
                 "close() inside this thread's open transaction() or update_resource() callback"
             )
@@ -157,7 +174,7 @@ class Store(AdminOps, ResourceOps):
             raise ForkedError(
                 "store was opened before fork(): open a new Store in the child process"
             )
-        held = getattr(self._tls, "txn", None)
+        held = _held(self._tls)
         if held is _IN_CALLBACK:
             raise TransactionError(
                 "update_resource()'s fn runs inside the write transaction: it must not "
@@ -184,7 +201,7 @@ class Store(AdminOps, ResourceOps):
             self._schemas.settle(txn)
 
     def _callback(self) -> object:
-        prev = getattr(self._tls, "txn", None)
+        prev = self._tls.txn
         self._tls.txn = _IN_CALLBACK
         return prev
 

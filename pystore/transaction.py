@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -30,22 +31,30 @@ class Transaction(ResourceOps):
         self._schemas = store._schemas
         self._txn: CTxn | None = None
         self._thread: int | None = None
+        self._id = id(self)
         self._done = False
+
+    # Interrupt safety: a C call is followed by a check point where a
+    # KeyboardInterrupt can be raised, so every state change of the Python
+    # side comes BEFORE the C call that begins or ends the transaction, and
+    # nothing but stores of attributes stands between them.
 
     def __enter__(self) -> Transaction:
         if self._txn is not None or self._done:
             raise TransactionError("a Transaction can be entered only once")
         txn = self._store._begin(True)
         txn.slot = NO_SLOT  # per-call code leaves it alone; __exit__ ends it
-        self._txn = txn
+        tls = self._store._tls
         self._thread = threading.get_ident()
-        self._store._tls.txn = self
+        self._txn = txn
+        tls.txn_id = self._id
+        tls.txn = weakref.ref(self)
         try:
             txn.begin(self._store._env)
         except BaseException:
-            finish(txn.pp, 0, txn.rc)  # first: a C call, before anything else
             self._txn = None
-            self._store._tls.txn = None
+            tls.txn = None
+            finish(txn.pp, 0, txn.rc)
             raise
         return self
 
@@ -58,7 +67,8 @@ class Transaction(ResourceOps):
         txn = self._txn
         if txn is None:
             return
-        if threading.get_ident() != self._thread:
+        tls = self._store._tls
+        if tls.txn_id != self._id:
             # LMDB's write lock belongs to the thread that began the txn.
             raise TransactionError(
                 "a transaction must be ended by the thread that began it "
@@ -66,10 +76,11 @@ class Transaction(ResourceOps):
             )
         ok = exc_type is None
         txn.commit_asked = ok
-        finish(txn.pp, ok, txn.rc)
         self._txn = None
         self._done = True
-        self._store._tls.txn = None
+        tls.txn = None
+        tls.txn_id = 0
+        finish(txn.pp, ok, txn.rc)
         txn.check_commit()
         if txn.schemas and txn.committed:
             self._schemas.settle(txn)
