@@ -66,6 +66,15 @@ int64_t ps_get_i64(const char *p)
     return (int64_t)u;
 }
 
+uint64_t ps_get_be64(const char *p)
+{
+    const unsigned char *q = (const unsigned char *)p;
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++)
+        u = (u << 8) | q[i];
+    return u;
+}
+
 size_t ps_put_varint(char *w, uint64_t v)
 {
     size_t n = 0;

@@ -14,6 +14,13 @@ int ps_apply_put(ps_txn *t, const char *key, size_t key_len,
     unsigned mf = MDB_RESERVE;
     if (flags & PS_PUT_NOOVERWRITE)
         mf |= MDB_NOOVERWRITE;
+    if (t->env->has_aux) { /* index entries first: a violation writes nothing */
+        int rc = (flags & PS_PUT_NOOVERWRITE)
+                     ? ps_idx_on_create(t, key, key_len, payload, payload_len)
+                     : ps_idx_on_put(t, key, key_len, payload, payload_len);
+        if (rc)
+            return rc;
+    }
     int rc = mdb_put(t->mdb, t->env->res_dbi, &k, &v, mf);
     if (rc)
         return rc; /* on MDB_KEYEXIST v holds the old value: not ours */
@@ -29,6 +36,11 @@ int ps_apply_put(ps_txn *t, const char *key, size_t key_len,
 int ps_apply_del(ps_txn *t, const char *key, size_t key_len, int *existed)
 {
     MDB_val k = {key_len, (void *)key};
+    if (t->env->has_aux) {
+        int rc = ps_idx_on_del(t, key, key_len);
+        if (rc)
+            return rc;
+    }
     int rc = mdb_del(t->mdb, t->env->res_dbi, &k, NULL);
     *existed = rc == PS_OK;
     return rc == MDB_NOTFOUND ? PS_OK : rc;
@@ -44,6 +56,11 @@ int ps_apply_del_prefix(ps_txn *t, const char *prefix, size_t prefix_len,
 {
     MDB_cursor *cur;
     *deleted = 0;
+    if (t->env->has_aux) {
+        int rc = ps_idx_on_del_prefix(t, prefix, prefix_len);
+        if (rc)
+            return rc;
+    }
     int rc = mdb_cursor_open(t->mdb, t->env->res_dbi, &cur);
     if (rc)
         return rc;
@@ -191,6 +208,36 @@ int ps_del_kind(ps_txn *t, const char *kind, size_t kind_len,
     return ps_txn_note(t, rc);
 }
 
+int ps_del_prefix(ps_txn *t, const char *kind, size_t kind_len,
+                  const char *id_prefix, size_t id_prefix_len, uint64_t *deleted)
+{
+    int rc = ps_txn_usable(t, 1);
+    if (rc)
+        return rc;
+    if (deleted == NULL || (id_prefix == NULL && id_prefix_len))
+        return PS_ERR_INVALID_ARG;
+    char prefix[PS_MAX_KEY];
+    size_t prefix_len;
+    rc = kind_prefix(kind, kind_len, prefix, &prefix_len);
+    if (rc)
+        return rc;
+    if (id_prefix_len > PS_MAX_KEY - prefix_len)
+        return PS_ERR_KEY_TOO_LONG;
+    if (id_prefix_len && memchr(id_prefix, '\0', id_prefix_len))
+        return PS_ERR_ID_NUL;
+    if (id_prefix_len)
+        memcpy(prefix + prefix_len, id_prefix, id_prefix_len);
+    prefix_len += id_prefix_len;
+    while ((rc = ps_apply_del_prefix(t, prefix, prefix_len, deleted)) == MDB_MAP_FULL) {
+        rc = ps_txn_recover(t);
+        if (rc)
+            return rc;
+    }
+    if (rc == PS_OK && *deleted)
+        rc = ps_txn_log(t, PS_OP_DEL_KIND, prefix, prefix_len, NULL, 0, 0, 0);
+    return ps_txn_note(t, rc);
+}
+
 int ps_count(ps_txn *t, const char *kind, size_t kind_len, uint64_t *count)
 {
     int rc = ps_txn_usable(t, 0);
@@ -264,7 +311,7 @@ int ps_scan_kind(ps_txn *t, const char *kind, size_t kind_len,
     return ps_txn_note(t, rc);
 }
 
-static int emit_record(void *ctx, const MDB_val *k, size_t prefix_len,
+int ps_emit_record(void *ctx, const MDB_val *k, size_t prefix_len,
                        const MDB_val *v)
 {
     ps_buf *out = ctx;
@@ -293,7 +340,7 @@ int ps_list(ps_txn *t, const char *kind, size_t kind_len, const char *after,
     if (out == NULL)
         return PS_ERR_INVALID_ARG;
     return ps_scan_kind(t, kind, kind_len, after, after_len, limit,
-                        emit_record, out);
+                        ps_emit_record, out);
 }
 
 int ps_kinds(ps_txn *t, ps_buf *out)

@@ -16,7 +16,9 @@ from ._lmdb.files import make_dirs
 from ._lmdb.group import GroupCommit, Op
 from ._lmdb.hygiene import Stripper
 from ._lmdb.schema import SchemaRecorder
+from ._lmdb.index import find_first_env
 from ._ops import ResourceOps
+from ._query import IndexAdminOps
 from .errors import (
     ForkedError,
     ReadOnlyError,
@@ -40,7 +42,7 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class Store(AdminOps, ResourceOps):
+class Store(AdminOps, IndexAdminOps, ResourceOps):
     """An embedded store of protobuf resources keyed ``<Kind>/<ID>``.
 
     ``path`` is a directory (created with parents, mode 0700) that holds
@@ -162,6 +164,10 @@ class Store(AdminOps, ResourceOps):
     def _read_one(self, kb: bytes, ib: bytes) -> tuple[bytes, int]:
         self._check_usable()
         return env_get(self._env, kb, ib)  # one C call, reused read txn
+
+    def _find_first(self, kb: bytes, nb: bytes, value: object, q: Any) -> bytes | None:
+        self._check_usable()
+        return find_first_env(self._env, kb, nb, value, q)  # one C call, reused read txn
 
     def _end(self, txn: CTxn, ok: bool) -> None:
         if ok and txn.write:

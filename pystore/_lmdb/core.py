@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import AlreadyExistsError, InvalidKeyError, NotFoundError, check, error_for
 from ._native import ffi, lib
+from .violation import unique_error
 
 __all__ = ["MAX_PAYLOAD", "CTxn", "check_key", "encode_id", "encode_kind"]
 
@@ -105,6 +106,8 @@ class CTxn:
         if rc:
             if rc == lib.PS_LMDB_KEYEXIST:
                 raise AlreadyExistsError(f"resource already exists: {_key_context(kind, id)}")
+            if rc == lib.PS_ERR_UNIQUE:
+                raise unique_error(self.ptr, kind, _key_context(kind, id))
             raise error_for(rc, _key_context(kind, id))
         self._keep.append(payload)
 
@@ -128,6 +131,12 @@ class CTxn:
     def delete_kind(self, kind: bytes) -> int:
         o = _out
         check(lib.ps_del_kind(self.ptr, kind, len(kind), o.u64), _key_context(kind, None))
+        return int(o.u64[0])
+
+    def delete_prefix(self, kind: bytes, prefix: bytes) -> int:
+        o = _out
+        rc = lib.ps_del_prefix(self.ptr, kind, len(kind), prefix, len(prefix), o.u64)
+        check(rc, _key_context(kind, prefix or None))
         return int(o.u64[0])
 
     def count(self, kind: bytes) -> int:
