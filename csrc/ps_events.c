@@ -285,7 +285,21 @@ int ps_events_delete(ps_txn *t, const char *stream, size_t stream_len,
     return ps_txn_note(t, rc);
 }
 
-int ps_streams(ps_txn *t, ps_buf *out)
+int ps_event_marks(ps_txn *t, const char *stream, size_t stream_len,
+                   uint64_t *hwm, uint64_t *forgotten)
+{
+    if (hwm == NULL || forgotten == NULL)
+        return PS_ERR_INVALID_ARG;
+    *hwm = *forgotten = 0;
+    int rc = ev_usable(t, 0, stream, stream_len);
+    if (rc == MDB_NOTFOUND)
+        return PS_OK;
+    if (rc)
+        return rc;
+    return ps_txn_note(t, get_marks(t, stream, stream_len, hwm, forgotten));
+}
+
+int ps_streams(ps_txn *t, int all_, ps_buf *out)
 {
     int rc = ps_txn_usable(t, 0);
     if (rc)
@@ -318,8 +332,11 @@ int ps_streams(ps_txn *t, ps_buf *out)
         k.mv_size = kl;
         k.mv_data = next;
         rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-        if (rc == PS_OK && k.mv_size == sl + 9 &&
-            memcmp(k.mv_data, next, sl + 1) == 0) {
+        if (rc != PS_OK && rc != MDB_NOTFOUND)
+            break;
+        int has = rc == PS_OK && k.mv_size == sl + 9 &&
+                  memcmp(k.mv_data, next, sl + 1) == 0;
+        if (all_ || has) {
             rc = ps_buf_reserve(out, 4 + sl);
             if (rc)
                 break;
@@ -327,8 +344,6 @@ int ps_streams(ps_txn *t, ps_buf *out)
             memcpy(out->data + out->len + 4, next, sl);
             out->len += 4 + sl;
             out->count++;
-        } else if (rc != PS_OK && rc != MDB_NOTFOUND) {
-            break;
         }
         /* skip to the first key after every "<stream>\0..." */
         next[sl] = 1;

@@ -366,8 +366,13 @@ int ps_event_last(ps_txn *txn, const char *stream, size_t stream_len,
 /* Delete events with seq <= upto (all_ 1: every event); *deleted. */
 int ps_events_delete(ps_txn *txn, const char *stream, size_t stream_len,
                      int all_, uint64_t upto, uint64_t *deleted);
-/* Sorted streams holding at least one event: u32 len, bytes. */
-int ps_streams(ps_txn *txn, ps_buf *out);
+/* Sorted streams holding at least one event (all_ 1: also those whose
+ * events were all deleted): u32 len, bytes. */
+int ps_streams(ps_txn *txn, int all_, ps_buf *out);
+/* A stream's marks: highest seq appended, seq up to which events are
+ * forgotten (both 0 for a new stream). */
+int ps_event_marks(ps_txn *txn, const char *stream, size_t stream_len,
+                   uint64_t *hwm, uint64_t *forgotten);
 /* CDEF-END */
 
 #ifdef __cplusplus

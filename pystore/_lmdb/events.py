@@ -8,7 +8,8 @@ from ..errors import InvalidKeyError, check
 from ._native import ffi, lib
 from .core import CTxn
 
-__all__ = ["MAX_SEQ", "append", "check_seq", "delete", "encode_stream", "last", "read", "streams"]
+__all__ = ["MAX_SEQ", "append", "check_seq", "delete", "encode_stream", "last", "marks", "read",
+           "streams"]
 
 MAX_SEQ: int = lib.PS_MAX_SEQ
 _EV = struct.Struct("<QqI")
@@ -84,10 +85,17 @@ def delete(txn: CTxn, stream: bytes, upto: int | None) -> int:
     return int(out[0])
 
 
-def streams(txn: CTxn) -> list[str]:
+def marks(txn: CTxn, stream: bytes) -> tuple[int, int]:
+    """(highest seq appended, seq up to which events are forgotten)."""
+    hwm, forgot = ffi.new("uint64_t *"), ffi.new("uint64_t *")
+    check(lib.ps_event_marks(txn.ptr, stream, len(stream), hwm, forgot), _ctx(stream))
+    return int(hwm[0]), int(forgot[0])
+
+
+def streams(txn: CTxn, all_: bool = False) -> list[str]:
     buf = ffi.new("ps_buf *")
     try:
-        check(lib.ps_streams(txn.ptr, buf), "streams")
+        check(lib.ps_streams(txn.ptr, int(all_), buf), "streams")
         raw = ffi.unpack(buf.data, buf.len) if buf.len else b""
         out, off = [], 0
         for _ in range(buf.count):
