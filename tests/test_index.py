@@ -577,3 +577,31 @@ def test_store_written_before_indexes_existed(tmp_path: Path) -> None:
         st.create_index(kind, "i", field="metadata.id", msg_type=Agent)
         assert st.count(kind) == n
         assert consistent(st) == []
+
+
+def test_async_store_has_the_query_methods(store_path: Path) -> None:
+    import asyncio
+
+    from pystore.aio import AsyncStore
+
+    async def main() -> None:
+        async with await AsyncStore.open(store_path) as a:
+            assert await a.create_index("Session", "agent", field="agent_id",
+                                        msg_type=Session) == 0
+            await a.save_resource("Session", "s1", sess("x"))
+            await a.save_resource("Session", "s2", sess("x"))
+            assert await a.find_ids("Session", "agent", "x") == ["s1", "s2"]
+            assert (await a.find("Session", "agent", "x", Session, after="s1"))[0] == sess("x")
+            assert (await a.find_one("Session", "agent", "x", Session)).agent_id == "x"
+            assert await a.count_index("Session", "agent", "x") == 2
+            assert [i.name for i in await a.indexes()] == ["agent"]
+            assert await a.delete_resources_by_prefix("Session", "s2") == 1
+            assert await a.append_events("st", [(2, sess()), (1, sess())]) == 2
+            assert await a.append_event("st", sess()) == 3
+            assert [e.seq for e in await a.read_events("st", after=1)] == [2, 3]
+            assert await a.last_seq("st") == 3 and await a.streams() == ["st"]
+            assert await a.delete_events("st", upto=2) == 2
+            await a.drop_index("Session", "agent")
+            assert await a.indexes() == []
+
+    asyncio.run(main())
