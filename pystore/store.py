@@ -15,8 +15,8 @@ from ._lmdb.fast import env_get
 from ._lmdb.files import make_dirs
 from ._lmdb.group import GroupCommit, Op
 from ._lmdb.hygiene import Stripper
-from ._lmdb.schema import SchemaRecorder
 from ._lmdb.index import find_first_env
+from ._lmdb.schema import SchemaRecorder
 from ._ops import ResourceOps
 from ._query import IndexAdminOps
 from .errors import (

@@ -9,6 +9,7 @@ of the id, so a reader can rebuild the expected index answers from a scan.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
@@ -43,10 +44,9 @@ def run(store: Store, start: int) -> None:
             t.save_resource("Session", f"s{i + 21:07d}", payload(i + 21))
             t.delete_resource("Session", f"s{i + 3:07d}")
         store.delete_resources_by_prefix("Session", f"s{i + 10:06d}"[:-1])
-        try:  # a clash with an existing slug (when the unique index exists)
+        # a clash with an existing slug (when the unique index exists)
+        with contextlib.suppress(UniqueViolationError):
             store.save_resource("Session", "clash", payload(i))
-        except UniqueViolationError:
-            pass
         store.delete_resource("Session", "clash")
         ack("round", i)
         i += 30

@@ -10,7 +10,7 @@ import pytest
 from pystore.samples.common_pb2 import ResourceMetadata
 from pystore.samples.session_pb2 import Session
 
-from pystore import Event, InvalidKeyError, InvalidMessageError, Store, StoreError
+from pystore import Event, InvalidKeyError, InvalidMessageError, ReadOnlyError, Store, StoreError
 
 
 def ev(i: int, org: str = "") -> Session:
@@ -158,11 +158,10 @@ def test_streams_are_apart_from_kinds(store: Store) -> None:
 
 
 def test_events_in_a_transaction(store: Store) -> None:
-    with pytest.raises(RuntimeError):
-        with store.transaction() as t:
-            t.append_events("x", [(1, ev(1))])
-            assert t.read_events("x")[0].seq == 1 and t.last_seq("x") == 1
-            raise RuntimeError
+    with pytest.raises(RuntimeError), store.transaction() as t:
+        t.append_events("x", [(1, ev(1))])
+        assert t.read_events("x")[0].seq == 1 and t.last_seq("x") == 1
+        raise RuntimeError
     assert store.read_events("x") == [] and store.last_seq("x") == 0
     with store.transaction() as t:
         assert t.append_event("x", ev(1)) == 1
@@ -179,7 +178,7 @@ def test_events_survive_reopen_and_readonly(store_path: Path) -> None:
     with Store(store_path, readonly=True) as ro:
         assert [e.seq for e in ro.read_events("x")] == [2]
         assert ro.last_seq("x") == 2 and ro.streams() == ["x"]
-        with pytest.raises(Exception):
+        with pytest.raises(ReadOnlyError):
             ro.append_event("x", ev(3))
     with Store(store_path) as st:
         assert st.append_events("x", [(1, ev(1))]) == 0

@@ -22,7 +22,9 @@ def encode_stream(stream: object) -> bytes:
     try:
         b = stream.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise InvalidKeyError(f"stream {stream!r} is not encodable as UTF-8: {exc.reason}") from None
+        raise InvalidKeyError(
+            f"stream {stream!r} is not encodable as UTF-8: {exc.reason}"
+        ) from None
     if not b:
         raise InvalidKeyError("stream is empty (a stream is a non-empty str)")
     if b"\0" in b:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
@@ -75,7 +75,7 @@ def _scalar(fd: FieldDescriptor, path: str, what: str) -> int:
             FieldDescriptor.TYPE_GROUP: "a group",
         }.get(fd.type, "of an unsupported type")
         raise ValueError(f"cannot index field {path!r}: {what} {fd.full_name} is {reason}")
-    return kind
+    return int(kind)
 
 
 def compile_plan(desc: Descriptor, path: str) -> list[int]:
@@ -104,11 +104,12 @@ def compile_plan(desc: Descriptor, path: str) -> list[int]:
                     "(only message fields can be passed through)"
                 )
             plan += [fd.number, lib.PS_IDX_MSG_REPEATED if fd.is_repeated else lib.PS_IDX_MSG]
-            d = fd.message_type
+            d = cast(Descriptor, fd.message_type)
             continue
         if _is_map(fd):
-            key = fd.message_type.fields_by_name["key"]
-            value = fd.message_type.fields_by_name["value"]
+            entry = cast(Descriptor, fd.message_type)
+            key = entry.fields_by_name["key"]
+            value = entry.fields_by_name["value"]
             if key.type != FieldDescriptor.TYPE_STRING:
                 raise ValueError(
                     f"cannot index field {path!r}: only maps with string keys are indexed"
@@ -173,7 +174,7 @@ def make_def(kind: bytes, name: bytes, field: str, type_name: str, unique: bool,
 
 
 def parse_def(blob: bytes) -> IndexDef:
-    ver, unique, _, id_, pl, kl, nl, fl, tl = _HEAD.unpack_from(blob, 0)
+    _ver, unique, _, id_, pl, kl, nl, fl, tl = _HEAD.unpack_from(blob, 0)
     off = _HEAD.size
     plan = struct.unpack_from(f"<{pl}I", blob, off)
     off += 4 * pl
@@ -181,7 +182,8 @@ def parse_def(blob: bytes) -> IndexDef:
     for n in (kl, nl, fl, tl):
         parts.append(blob[off : off + n].decode("utf-8", "replace"))
         off += n
-    return IndexDef(id_, bool(unique), tuple(plan), *parts, blob)
+    kind, name, field, type_name = parts
+    return IndexDef(id_, bool(unique), tuple(plan), kind, name, field, type_name, blob)
 
 
 # -- queries -------------------------------------------------------------------
@@ -213,7 +215,8 @@ def query_args(value: object) -> Query | None:
     if isinstance(value, bytes):
         return lib.PS_Q_BYTES, value, 0, mkey
     raise TypeError(
-        f"an index value is a str, bytes, bool, int or (str, value) tuple, not {type(value).__name__}"
+        "an index value is a str, bytes, bool, int or (str, value) tuple, "
+        f"not {type(value).__name__}"
     )
 
 

@@ -265,7 +265,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "stats": cmd_stats, "kinds": cmd_kinds, "list": cmd_list, "get": cmd_get,
     "dump": cmd_dump, "load": cmd_load, "clean": cmd_clean, "backup": cmd_backup,
     "verify": cmd_verify, "demo": cmd_demo,
-    **{name: (lambda a, f=f: f(a, _open_existing)) for name, f in _query.COMMANDS.items()},
+    **{name: _query.bind(f, _open_existing) for name, f in _query.COMMANDS.items()},
 }
 
 

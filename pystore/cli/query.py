@@ -13,6 +13,7 @@ import argparse
 import base64
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf.descriptor import FieldDescriptor
@@ -27,7 +28,7 @@ from . import dump as _dump
 if TYPE_CHECKING:
     from ..store import Store
 
-__all__ = ["add_commands", "COMMANDS"]
+__all__ = ["COMMANDS", "add_commands", "bind"]
 
 
 def add_commands(cmd: Any) -> None:
@@ -141,10 +142,12 @@ def cmd_find(a: argparse.Namespace, open_store: Any) -> int:
         dec = _dump.Decoder()
         with s._reading() as t:
             cls = dec.cls(t, a.kind)
+        q = _ix.query_args(value)
+        if q is None:
+            return 0
         with s._reading() as t:
-            rows = _ix.find(t, d.kind.encode(), d.name.encode(), value, _ix.query_args(value),
-                            None, 0, lib.PS_FIND_RECORDS)
-        raw, count = rows
+            raw, count = _ix.find(t, d.kind.encode(), d.name.encode(), value, q, None, 0,
+                                  lib.PS_FIND_RECORDS)
         off = 0
         for _ in range(count):
             id_len = int.from_bytes(raw[off : off + 4], "little")
@@ -203,6 +206,11 @@ def cmd_reindex(a: argparse.Namespace, open_store: Any) -> int:
         n = s.rebuild_index(a.kind, a.name)
     _out(f"rebuilt index {a.kind}.{a.name}: {n} entries")
     return 0
+
+
+def bind(fn: Any, open_store: Any) -> Callable[[argparse.Namespace], int]:
+    """``fn`` with the CLI's store opener (main.py passes its own)."""
+    return lambda a: int(fn(a, open_store))
 
 
 COMMANDS = {"find": cmd_find, "indexes": cmd_indexes, "events": cmd_events,
