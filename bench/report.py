@@ -266,7 +266,7 @@ def main(argv: list[str]) -> int:
     for target, met, numbers in tg:
         mark = "not measured" if met is None else ("**met**" if met else "not met")
         if target.startswith("(beside)"):
-            mark = "–"
+            mark = "beside"
         lines.append(f"| {target} | {mark} | {numbers} |")
     sizes = {k.split("/", 1)[1]: v for k, v in facts.items() if k.startswith("size/")}
     if c.get("size"):
