@@ -451,3 +451,50 @@ int ps_history_load(ps_txn *t, const char *kind, size_t kind_len,
     free(rec);
     return ps_txn_note(t, rc);
 }
+
+int ps_history_ids(ps_txn *t, const char *kind, size_t kind_len,
+                   const char *after, size_t after_len, uint64_t limit,
+                   ps_buf *out)
+{
+    int rc = ps_txn_usable(t, 0);
+    if (rc)
+        return rc;
+    if (out == NULL || (after == NULL && after_len))
+        return PS_ERR_INVALID_ARG;
+    char start[PS_MAX_KEY];
+    size_t prefix_len, start_len;
+    rc = ps_kind_prefix(kind, kind_len, start, &prefix_len);
+    if (!rc && after_len)
+        rc = ps_key_build(kind, kind_len, after, after_len, start, &start_len);
+    else
+        start_len = prefix_len;
+    if (rc)
+        return rc;
+    MDB_cursor *cur;
+    rc = mdb_cursor_open(t->mdb, t->env->history_dbi, &cur);
+    if (rc)
+        return ps_txn_note(t, rc);
+    MDB_val k = {start_len, start}, v;
+    uint64_t n = 0;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (rc == PS_OK && after_len && k.mv_size == start_len &&
+        memcmp(k.mv_data, start, start_len) == 0)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    while (rc == PS_OK && k.mv_size > prefix_len &&
+           memcmp(k.mv_data, start, prefix_len) == 0 && (limit == 0 || n < limit)) {
+        size_t id_len = k.mv_size - prefix_len;
+        rc = ps_buf_reserve(out, 4 + id_len);
+        if (rc)
+            break;
+        ps_put_u32(out->data + out->len, (uint32_t)id_len);
+        memcpy(out->data + out->len + 4, (const char *)k.mv_data + prefix_len, id_len);
+        out->len += 4 + id_len;
+        out->count++;
+        n++;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        rc = PS_OK;
+    return ps_txn_note(t, rc);
+}

@@ -327,6 +327,12 @@ int ps_get_at(ps_txn *txn, const char *kind, size_t kind_len,
 /* Drop the kept versions of kind/id; *dropped gets their number. */
 int ps_history_delete(ps_txn *txn, const char *kind, size_t kind_len,
                       const char *id, size_t id_len, uint64_t *dropped);
+/* Append to `out` the ids of a kind that have kept versions (live or
+ * deleted), in key order, after `after` (NULL: from the first), at most
+ * `limit` (0: all).  Entry layout: u32 LE id_len, id bytes. */
+int ps_history_ids(ps_txn *txn, const char *kind, size_t kind_len,
+                   const char *after, size_t after_len, uint64_t limit,
+                   ps_buf *out);
 /* For loading a dump: reserve n revision labels below this txn's own
  * revision (call before its first change); *first gets the lowest. */
 int ps_txn_reserve(ps_txn *txn, uint64_t n, uint64_t *first);
