@@ -23,7 +23,8 @@ def test_public_signatures() -> None:
 
     p = params(Store.save_resource)
     assert list(p)[1:] == ["kind", "id", "msg", "if_revision"]
-    assert p["if_revision"].kind is inspect.Parameter.KEYWORD_ONLY and p["if_revision"].default is None
+    assert p["if_revision"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert p["if_revision"].default is None
     p = params(Store.delete_resource)
     assert list(p)[1:] == ["kind", "id", "if_revision"]
     assert p["if_revision"].kind is inspect.Parameter.KEYWORD_ONLY
@@ -37,7 +38,8 @@ def test_public_signatures() -> None:
     assert params(Store)["keep_changes"].default == 100_000
     assert list(params(Store.set_history))[1:] == ["kind", "keep"]
     p = params(Store.history)
-    assert list(p)[1:] == ["kind", "id", "limit"] and p["limit"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert list(p)[1:] == ["kind", "id", "limit"]
+    assert p["limit"].kind is inspect.Parameter.KEYWORD_ONLY
     assert list(params(Store.get_record_at))[1:] == ["kind", "id", "revision"]
     assert list(params(Store.delete_history))[1:] == ["kind", "id"]
     assert list(params(Store.revision))[1:] == [] and list(params(Store.snapshot))[1:] == []
@@ -156,7 +158,10 @@ def test_exactly_one_of_n_conditional_writers_wins(store_path: Path, sync: bool)
             wins: list[int] = []
             conflicts: list[ConflictError] = []
 
-            def writer(i: int, expected: int = base) -> None:
+            def writer(
+                i: int, expected: int = base, barrier: threading.Barrier = barrier,
+                wins: list[int] = wins, conflicts: list[ConflictError] = conflicts,
+            ) -> None:
                 barrier.wait()
                 try:
                     wins.append(s.save_resource("A", "x", Agent(model=str(i)),
