@@ -62,11 +62,11 @@ def test_writable_open_upgrades_in_place_and_loses_nothing(tmp_path: Path) -> No
 def test_cli_upgrade_then_dump_matches(tmp_path: Path) -> None:
     path = _copy(tmp_path)
     cli = [sys.executable, "-m", "pystore"]
-    p = subprocess.run(cli + ["stats", str(path)], capture_output=True, text=True, timeout=60)
+    p = subprocess.run([*cli, "stats", str(path)], capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and "upgrade" in p.stderr and len(p.stderr.splitlines()) == 1
-    p = subprocess.run(cli + ["upgrade", str(path)], capture_output=True, text=True, timeout=60)
+    p = subprocess.run([*cli, "upgrade", str(path)], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and "format version 2" in p.stdout, p.stderr
-    p = subprocess.run(cli + ["dump", str(path)], capture_output=True, text=True, timeout=60)
+    p = subprocess.run([*cli, "dump", str(path)], capture_output=True, text=True, timeout=60)
     got = [json.loads(x) for x in p.stdout.splitlines()[1:]]
     want = [json.loads(x) for x in (FIXTURE / "dump.jsonl").read_text().splitlines()[1:]]
     assert got == want
