@@ -53,7 +53,7 @@ class RevMachine(RuleBasedStateMachine):
         keep = self.keep.get(key[0], 0)
         if old is None or keep == 0 or old[0] == rev:
             return
-        versions = self.kept.setdefault(key, []) + [old]
+        versions = [*self.kept.get(key, []), old]
         self.kept[key] = versions[-keep:]
 
     def _put(self, key: tuple[str, str], data: bytes, rev: int) -> None:
