@@ -44,6 +44,9 @@ const char *ps_strerror(int code)
     case PS_ERR_STREAM: return "stream name is empty, holds a NUL character or is too long";
     case PS_ERR_SEQ: return "seq is outside 1..2**63-1";
     case PS_ERR_TRUNCATED: return "data file is shorter than the pages it claims to hold (truncated)";
+    case PS_ERR_CONFLICT: return "the stored revision is not the one the write was conditional on";
+    case PS_ERR_COMPACTED: return "changes from that revision are no longer kept (compacted)";
+    case PS_ERR_NEEDS_UPGRADE: return "store was written by format 1 and must be upgraded before it can be read";
     default: return mdb_strerror(code); /* LMDB codes and errno values */
     }
 }

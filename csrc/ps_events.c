@@ -96,6 +96,8 @@ int ps_apply_ev_append(ps_txn *t, const char *key, size_t key_len,
         memcpy(p + PS_EV_HEADER, payload, payload_len);
     if (seq > hwm)
         rc = put_marks(t, key, sl, seq, forgot);
+    if (!rc) /* an append is a change: "kind" = the stream, "id" = u64 BE seq */
+        rc = ps_change_add(t, PS_CHANGE_APPEND, key, key_len, sl, ns);
     if (!rc)
         *added = 1;
     return rc;

@@ -17,7 +17,7 @@ from google.protobuf.message import DecodeError, Message
 
 from ._lmdb import events as _ev
 from ._lmdb import index as _ix
-from ._lmdb.core import CTxn, check_key, encode_id, encode_kind
+from ._lmdb.core import CTxn, check_key, encode_id, encode_kind, records_of
 from ._lmdb.fast import parse_list
 from .errors import InvalidMessageError, NotFoundError
 from .records import Event, IndexInfo, ns_to_datetime
@@ -56,12 +56,6 @@ def _parse(cls: type[M], data: bytes, where: str) -> M:
 
 class QueryOps:
     """Index lookups and event streams (see ``Store`` for the contract)."""
-
-    def _begin(self, write: bool) -> CTxn:
-        raise NotImplementedError
-
-    def _end(self, txn: CTxn, ok: bool) -> None:
-        raise NotImplementedError
 
     def _run(self, write: bool, op: Callable[..., Any], *args: Any) -> Any:
         raise NotImplementedError
@@ -110,15 +104,7 @@ class QueryOps:
         self, kb: bytes, nb: bytes, value: object, q: Any, after: bytes | None, limit: int
     ) -> list[tuple[str, bytes]]:
         raw, count = self._run(False, _ix.find, kb, nb, value, q, after, limit, 1)
-        out, off = [], 0
-        for _ in range(count):
-            id_len = int.from_bytes(raw[off : off + 4], "little")
-            plen = int.from_bytes(raw[off + 4 : off + 8], "little")
-            start = off + 16
-            out.append((raw[start : start + id_len].decode("utf-8"),
-                        raw[start + id_len : start + id_len + plen]))
-            off = start + id_len + plen
-        return out
+        return [(i.decode("utf-8"), payload) for i, payload, *_ in records_of(raw, count)]
 
     def find_ids(self, kind: str, index: str, value: object) -> list[str]:
         """Ids of the resources whose ``index`` holds ``value``, in id order."""

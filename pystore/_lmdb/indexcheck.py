@@ -36,7 +36,7 @@ def check_indexes(txn: CTxn, kind: str | None = None) -> list[str]:
         except StoreError as exc:
             problems.append(f"{where}: cannot list {d.kind}: {exc}")
             continue
-        for id_, payload, _ in records:
+        for id_, payload, *_ in records:
             for enc in _ix.extract(d.plan, payload):
                 expected.add((enc, id_))
         actual = _ix.entries(txn, k, d.name.encode("utf-8"))

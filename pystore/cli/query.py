@@ -21,6 +21,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from .._lmdb import events as _ev
 from .._lmdb import index as _ix
 from .._lmdb._native import lib
+from .._lmdb.core import records_of
 from ..errors import NotFoundError
 from ..records import ns_to_datetime
 from . import dump as _dump
@@ -148,15 +149,8 @@ def cmd_find(a: argparse.Namespace, open_store: Any) -> int:
         with s._reading() as t:
             raw, count = _ix.find(t, d.kind.encode(), d.name.encode(), value, q, None, 0,
                                   lib.PS_FIND_RECORDS)
-        off = 0
-        for _ in range(count):
-            id_len = int.from_bytes(raw[off : off + 4], "little")
-            plen = int.from_bytes(raw[off + 4 : off + 8], "little")
-            ns = int.from_bytes(raw[off + 8 : off + 16], "little", signed=True)
-            start = off + 16
-            id_ = raw[start : start + id_len].decode("utf-8", "replace")
-            data = raw[start + id_len : start + id_len + plen]
-            off = start + id_len + plen
+        for ib, data, ns, *_ in records_of(raw, count):
+            id_ = ib.decode("utf-8", "replace")
             _out(_line(_dump.record_json(a.kind, id_, data, ns, cls, with_data=False)))
     return 0
 
