@@ -17,6 +17,7 @@ from pystore.samples.agent_pb2 import Agent
 from pystore.samples.workflow_pb2 import Workflow
 
 from pystore import (
+    ConflictError,
     InvalidKeyError,
     NotFoundError,
     ReadOnlyError,
@@ -121,6 +122,25 @@ def _data_cases() -> Iterator[tuple[str, Call, type]]:
     ]:
         yield "iter_resources", lambda s, kw=kw: list(s.iter_resources("Agent", **kw)), exc
     yield "kinds", lambda s: s.kinds(5), TypeError
+    # revisions and history (issue 9)
+    for rev, exc in [("1", TypeError), (True, TypeError), (-1, ValueError), (1.0, TypeError)]:
+        yield ("save_resource",
+               lambda s, r=rev: s.save_resource("Agent", "a1", good, if_revision=r), exc)
+        yield ("delete_resource",
+               lambda s, r=rev: s.delete_resource("Agent", "a1", if_revision=r), exc)
+        yield "get_record_at", lambda s, r=rev: s.get_record_at("Agent", "a1", r), exc
+        yield "set_history", lambda s, r=rev: s.set_history("Agent", r), exc
+        yield "history", lambda s, r=rev: s.history("Agent", "a1", limit=r), exc
+    yield "save_resource", lambda s: s.save_resource("Agent", "a1", good, if_revision=999), \
+        ConflictError
+    yield "delete_resource", lambda s: s.delete_resource("Agent", "a1", if_revision=0), \
+        ConflictError
+    yield "get_record_at", lambda s: s.get_record_at("Agent", "a1", 999), NotFoundError
+    yield from _key_cases("get_record_at", (1,))
+    yield from _key_cases("history")
+    yield from _key_cases("delete_history")
+    yield from _kind_cases("set_history", (1,))
+    yield from _kind_cases("history_keep")
 
 
 def _store_cases(tmp_path: Path) -> Iterator[tuple[str, Call, type]]:
@@ -136,6 +156,15 @@ def _store_cases(tmp_path: Path) -> Iterator[tuple[str, Call, type]]:
     yield "backup", lambda s: s.backup(tmp_path / "full-dir"), StoreError
     yield "transaction", lambda s: s.transaction(1), TypeError
     yield "close", lambda s: s.close(1), TypeError
+    yield "snapshot", lambda s: s.snapshot(1), TypeError
+    yield "revision", lambda s: s.revision(1), TypeError
+    for kw, exc in [({"after": -1}, ValueError), ({"after": "0"}, TypeError),
+                    ({"limit": -1}, ValueError), ({"kinds": "Agent"}, TypeError),
+                    ({"kinds": ["A/b"]}, ValueError)]:
+        yield "changes", lambda s, kw=kw: s.changes(**kw), exc
+    for kw, exc in [({"after": -1}, ValueError), ({"timeout": -1}, ValueError),
+                    ({"timeout": "1"}, TypeError), ({"kinds": 5}, TypeError)]:
+        yield "watch", lambda s, kw=kw: s.watch(**kw), exc
 
 
 def _snapshot(store: Store) -> dict[str, list[tuple[str, bytes, int]]]:

@@ -46,12 +46,14 @@ class StoreStats:
     max_readers: int
     num_readers: int
     kinds: dict[str, KindStats] = field(default_factory=dict)
+    revision: int = 0  # the last committed revision
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the shape of ``pystore --json stats``)."""
         return {
             "path": self.path,
             "format_version": self.format_version,
+            "revision": self.revision,
             "entries": self.entries,
             "map_size": self.map_size,
             "used_bytes": self.used_bytes,
@@ -77,7 +79,7 @@ class AdminOps:
     def _begin(self, write: bool) -> CTxn:
         raise NotImplementedError
 
-    def _end(self, txn: CTxn, ok: bool) -> None:
+    def _end(self, txn: CTxn, ok: bool) -> int:
         raise NotImplementedError
 
     @contextmanager
@@ -122,6 +124,7 @@ class AdminOps:
             max_readers=int(info.max_readers),
             num_readers=int(info.num_readers),
             kinds=kinds,
+            revision=int(info.revision),
         )
 
     def backup(self, dest: str | os.PathLike[str], compact: bool = True) -> int:
