@@ -66,9 +66,11 @@ pytest: install
 test: ctest pytest
 
 # Static checks: mypy --strict over the package, ruff over the repository
-# (tools from the `lint` extra).
+# (tools from the `lint` extra).  The etcd messages' types (a .pyi generated
+# by protoc, git-ignored) are written into the source tree for mypy first.
 lint: $(VENV)/.created
 	$(PIP) install -q $$($(VPY) -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["lint"]))')
+	$(VPY) -m grpc_tools.protoc -Iprotos --pyi_out=. protos/pystore/_etcd/etcd_api.proto
 	$(VENV)/bin/mypy --strict pystore
 	$(VENV)/bin/ruff check
 

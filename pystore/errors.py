@@ -27,6 +27,7 @@ __all__ = [
     "StoreClosedError",
     "StoreError",
     "StoreOSError",
+    "StoreUnavailableError",
     "TransactionError",
     "ValueTooLargeError",
 ]
@@ -164,3 +165,7 @@ def check(code: int, context: str = "") -> None:
     """Raise the exception for ``code`` unless it is 0."""
     if code:
         raise error_for(code, context)
+
+
+class StoreUnavailableError(StoreError):
+    """The cluster could not be reached or lost quorum within the timeout."""
