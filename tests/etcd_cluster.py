@@ -233,21 +233,25 @@ class EtcdCluster:
             m._log = None
 
     def stop(self) -> None:
-        """SIGTERM every member started here, SIGKILL those alive after 5 s."""
-        running = [m for m in self.members if m.running]
-        for m in running:
-            assert m.proc is not None
+        """SIGTERM every member started here, SIGKILL those alive after 5 s.
+
+        One at a time: a leader stopping hands its leadership over first,
+        which stalls when every follower is shutting down at the same moment.
+        """
+        deadline = time.monotonic() + STOP_GRACE
+        for m in self.members:
+            if m.proc is None or not m.running:
+                continue
             with contextlib.suppress(ProcessLookupError):
                 m.proc.terminate()
-        deadline = time.monotonic() + STOP_GRACE
-        for m in running:
-            assert m.proc is not None
             try:
                 m.proc.wait(max(deadline - time.monotonic(), 0.0))
             except subprocess.TimeoutExpired:
+                pass
+        for m in self.members:
+            if m.proc is not None and m.running:
                 m.proc.kill()
                 m.proc.wait()
-        for m in self.members:
             self._reap(m)
 
     def log_tail(self, m: Member, n: int = 20) -> str:

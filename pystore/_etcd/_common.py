@@ -53,6 +53,8 @@ MEMBER_LIST = "/etcdserverpb.Cluster/MemberList"
 # to 1 s, with jitter, never past the call's deadline.
 BACKOFF_FIRST = 0.05
 BACKOFF_MAX = 1.0
+# Lower bound of one attempt's timeout (see first_attempt_timeout).
+ATTEMPT_MIN = 1.0
 
 
 class EtcdCompactedError(StoreError):
@@ -152,6 +154,15 @@ def backoff_delays(deadline: float) -> Iterator[float]:
             return
         yield min(left, delay * (0.5 + random.random() / 2))
         delay = min(delay * 2, BACKOFF_MAX)
+
+
+def first_attempt_timeout(budget: float) -> float:
+    """The first attempt's share of a safe call's deadline.  A request that a
+    member forwarded to a leader that just died is answered only after etcd's
+    own request timeout (about 7 s); giving up on that attempt early and
+    sending again reaches the new leader instead.  Each attempt that runs out
+    doubles the share, so a slow but healthy call still completes."""
+    return max(ATTEMPT_MIN, budget / 4)
 
 
 # -- request builders -------------------------------------------------------
@@ -319,6 +330,15 @@ def unavailable(
         "(members down or quorum lost)"
     )
     return StoreUnavailableError(f"{text}: {detail}" if detail else text)
+
+
+def ambiguous(endpoints: Sequence[str], detail: str) -> StoreUnavailableError:
+    """UNAVAILABLE on a call that is not retried (a conditional write): it
+    may or may not have been applied."""
+    return StoreUnavailableError(
+        f"etcd cluster at {','.join(endpoints)} failed the request: {detail} "
+        "(not retried: it may or may not have been applied; read to find out)"
+    )
 
 
 def map_error(

@@ -116,22 +116,29 @@ class AsyncEtcdClient:
         budget = self._timeout if timeout is None else timeout
         deadline = time.monotonic() + budget
         delays = c.backoff_delays(deadline)
+        attempt = c.first_attempt_timeout(budget)
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise c.unavailable(self._endpoints, budget)
+            this = min(left, attempt) if retry else left
             try:
-                return await stub(request, timeout=left)
+                return await stub(request, timeout=this)
             except grpc.RpcError as exc:
                 code, details = rpc_status(exc)
                 if self._closed:
                     raise StoreClosedError("etcd client was closed during the call") from None
+                if retry and code == grpc.StatusCode.DEADLINE_EXCEEDED and this < left:
+                    attempt *= 2  # only this attempt's share of the deadline passed
+                    continue
                 if retry and c.is_retryable(code):
                     delay = next(delays, None)
                     if delay is None:
                         raise c.unavailable(self._endpoints, budget, details) from None
                     await asyncio.sleep(delay)
                     continue
+                if code == grpc.StatusCode.UNAVAILABLE:
+                    raise c.ambiguous(self._endpoints, details) from None
                 raise c.map_error(code, details, self._endpoints, budget) from None
 
     async def range(
@@ -313,6 +320,7 @@ class AsyncWatch:
         self._closed = False
         self._call: grpc.aio.StreamStreamCall[object, pb.WatchResponse] | None = None
         self.watch_id = 0
+        self.reconnects = 0  # streams re-created after a lost member
         self.next_revision = create.start_revision
 
     async def _connect(self) -> None:
@@ -406,6 +414,7 @@ class AsyncWatch:
                 self.close()
                 raise c.map_error(code, detail, self._client.endpoints, self._timeout)
             call.cancel()
+            self.reconnects += 1
             await self._connect()
 
     async def request_progress(self) -> None:

@@ -161,22 +161,29 @@ class EtcdClient:
         budget = self._timeout if timeout is None else timeout
         deadline = time.monotonic() + budget
         delays = c.backoff_delays(deadline)
+        attempt = c.first_attempt_timeout(budget)
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise c.unavailable(self._endpoints, budget)
+            this = min(left, attempt) if retry else left
             try:
-                return stub(request, timeout=left)
+                return stub(request, timeout=this)
             except grpc.RpcError as exc:
                 code, details = rpc_status(exc)
                 if self._closed:
                     raise StoreClosedError("etcd client was closed during the call") from None
+                if retry and code == grpc.StatusCode.DEADLINE_EXCEEDED and this < left:
+                    attempt *= 2  # only this attempt's share of the deadline passed
+                    continue
                 if retry and c.is_retryable(code):
                     delay = next(delays, None)
                     if delay is None:
                         raise c.unavailable(self._endpoints, budget, details) from None
                     time.sleep(delay)
                     continue
+                if code == grpc.StatusCode.UNAVAILABLE:
+                    raise c.ambiguous(self._endpoints, details) from None
                 raise c.map_error(code, details, self._endpoints, budget) from None
 
     # -- KV -------------------------------------------------------------------
@@ -423,6 +430,7 @@ class Watch:
         self._requests: queue.SimpleQueue[pb.WatchRequest | None] = queue.SimpleQueue()
         self._call: grpc._CallIterator[pb.WatchResponse] | None = None
         self.watch_id = 0
+        self.reconnects = 0  # streams re-created after a lost member
         # The next revision the caller has not seen (0: "from now", until created).
         self.next_revision = create.start_revision
         self._connect()
@@ -526,6 +534,7 @@ class Watch:
                 self.close()
                 raise c.map_error(code, detail, self._client.endpoints, self._timeout)
             self._requests.put(None)
+            self.reconnects += 1
             self._connect()
 
     def request_progress(self) -> None:
