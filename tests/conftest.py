@@ -33,7 +33,6 @@ def store(store_path: Path) -> Iterator[pystore.Store]:
 import os as _os  # noqa: E402
 import re as _re  # noqa: E402
 import uuid as _uuid  # noqa: E402
-
 from typing import TYPE_CHECKING  # noqa: E402
 
 from etcd_cluster import EtcdCluster, missing_reason  # noqa: E402

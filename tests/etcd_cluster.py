@@ -41,6 +41,19 @@ def missing_reason() -> str | None:
     return None
 
 
+def need_etcd_extra() -> None:
+    """Skip the calling test module when grpcio is missing, or fail it under
+    PYSTORE_REQUIRE_ETCD=1 (CI)."""
+    import pytest
+
+    try:
+        import grpc  # noqa: F401
+    except ImportError as exc:
+        if os.environ.get("PYSTORE_REQUIRE_ETCD") == "1":
+            raise
+        pytest.skip(f"the etcd extra is not installed: {exc}", allow_module_level=True)
+
+
 def free_ports(n: int) -> list[int]:
     """``n`` distinct free TCP ports on 127.0.0.1 (bound together, then released)."""
     socks = []
@@ -244,10 +257,8 @@ class EtcdCluster:
                 continue
             with contextlib.suppress(ProcessLookupError):
                 m.proc.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 m.proc.wait(max(deadline - time.monotonic(), 0.0))
-            except subprocess.TimeoutExpired:
-                pass
         for m in self.members:
             if m.proc is not None and m.running:
                 m.proc.kill()

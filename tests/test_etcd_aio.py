@@ -6,9 +6,9 @@ import asyncio
 import time
 
 import pytest
-from etcd_cluster import EtcdCluster, free_ports
+from etcd_cluster import EtcdCluster, free_ports, need_etcd_extra
 
-pytest.importorskip("grpc")
+need_etcd_extra()
 
 from pystore._etcd import _common as c  # noqa: E402
 from pystore._etcd.aio_client import AsyncEtcdClient  # noqa: E402

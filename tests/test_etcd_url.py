@@ -34,7 +34,8 @@ def test_options_and_tls() -> None:
     assert (u.tls, u.cacert, u.cert, u.key, u.server_name) == (
         True, "/ca.pem", "/c.pem", "/k.pem", "etcd",
     )  # fmt: skip
-    assert (u.timeout, u.serializable, u.max_txn_ops, u.max_request_bytes) == (2.5, True, 1000, None)
+    limits = (u.timeout, u.serializable, u.max_txn_ops, u.max_request_bytes)
+    assert limits == (2.5, True, 1000, None)
     assert parse_url("ETCDS://h:1/r").tls
 
 
