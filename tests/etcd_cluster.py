@@ -18,7 +18,10 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pystore._etcd.client import EtcdClient
 
 HOST = "127.0.0.1"
 HEALTHY_WITHIN = 30.0  # seconds for a (re)started cluster to answer Status
@@ -68,6 +71,40 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
+@dataclass(frozen=True)
+class TestCerts:
+    """A throw-away CA with a server certificate for 127.0.0.1 and a client one."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def make_test_certs(d: Path) -> TestCerts:
+    """Made by the openssl CLI (EC P-256 keys, valid one day)."""
+    d.mkdir(parents=True, exist_ok=True)
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+        "-subj", "/CN=pystore-test-ca")  # fmt: skip
+    for name, usage in (("server", "serverAuth"), ("client", "clientAuth")):
+        (d / f"{name}.ext").write_text(
+            f"subjectAltName=IP:{HOST}\nextendedKeyUsage={usage}\n"
+        )
+        run("req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr",
+            "-subj", f"/CN=pystore-test-{name}")  # fmt: skip
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{name}.pem", "-days", "1",
+            "-extfile", f"{name}.ext")  # fmt: skip
+    return TestCerts(d / "ca.pem", d / "server.pem", d / "server.key",
+                     d / "client.pem", d / "client.key")  # fmt: skip
+
+
 @dataclass
 class Member:
     name: str
@@ -99,9 +136,16 @@ class Member:
 class EtcdCluster:
     """``size`` etcd members under ``base``; ``extra_args`` go to every member."""
 
-    def __init__(self, base: Path, size: int = 3, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        base: Path,
+        size: int = 3,
+        extra_args: tuple[str, ...] = (),
+        tls: TestCerts | None = None,
+    ) -> None:
         self.base = base
         self.extra_args = extra_args
+        self.tls = tls  # clients must present a certificate of tls.ca
         ports = free_ports(2 * size)
         self.members = [
             Member(
@@ -122,8 +166,21 @@ class EtcdCluster:
         return [m.endpoint for m in self.members]
 
     def url(self, root: str = "/pystore/test", **options: str) -> str:
+        scheme = "etcd"
+        if self.tls is not None:
+            scheme = "etcds"
+            options = {"cacert": str(self.tls.ca), "cert": str(self.tls.client_cert),
+                       "key": str(self.tls.client_key), **options}  # fmt: skip
         query = "&".join(f"{k}={v}" for k, v in options.items())
-        return f"etcd://{','.join(self.endpoints)}{root}" + (f"?{query}" if query else "")
+        return f"{scheme}://{','.join(self.endpoints)}{root}" + (f"?{query}" if query else "")
+
+    def probe(self, timeout: float) -> EtcdClient:
+        """A client over every member (with the client certificate under TLS)."""
+        from pystore._etcd.client import EtcdClient
+
+        if self.tls is None:
+            return EtcdClient(self.endpoints, timeout=timeout)
+        return EtcdClient.from_url(self.url(timeout=str(timeout)))
 
     @property
     def pids(self) -> list[int]:
@@ -133,12 +190,19 @@ class EtcdCluster:
 
     def _spawn(self, m: Member, state: str) -> None:
         initial = ",".join(f"{x.name}={x.peer_url}" for x in self.members)
+        scheme = "http"
+        tls_args: list[str] = []
+        if self.tls is not None:
+            scheme = "https"
+            tls_args = ["--cert-file", str(self.tls.server_cert),
+                        "--key-file", str(self.tls.server_key),
+                        "--trusted-ca-file", str(self.tls.ca), "--client-cert-auth"]  # fmt: skip
         cmd = [
             "etcd",
             "--name", m.name,
             "--data-dir", str(m.data_dir),
-            "--listen-client-urls", f"http://{m.endpoint}",
-            "--advertise-client-urls", f"http://{m.endpoint}",
+            "--listen-client-urls", f"{scheme}://{m.endpoint}",
+            "--advertise-client-urls", f"{scheme}://{m.endpoint}",
             "--listen-peer-urls", m.peer_url,
             "--initial-advertise-peer-urls", m.peer_url,
             "--initial-cluster", initial,
@@ -146,6 +210,7 @@ class EtcdCluster:
             "--initial-cluster-state", state,
             "--logger", "zap",
             "--log-level", "warn",
+            *tls_args,
             *self.extra_args,
         ]  # fmt: skip
         m._log = open(m.log_path, "ab")  # noqa: SIM115 (closed in _reap)
@@ -166,11 +231,9 @@ class EtcdCluster:
 
     def wait_healthy(self, timeout: float = HEALTHY_WITHIN) -> None:
         """Wait until every running member answers Status and knows a leader."""
-        from pystore._etcd.client import EtcdClient
-
         deadline = time.monotonic() + timeout
         pending = [m for m in self.members if m.running]
-        with EtcdClient(self.endpoints, timeout=timeout) as probe:
+        with self.probe(timeout) as probe:
             while pending:
                 for m in list(pending):
                     if not m.running:
@@ -190,10 +253,8 @@ class EtcdCluster:
 
     def leader(self, timeout: float = HEALTHY_WITHIN) -> Member:
         """The member that leads now (asked of the running members)."""
-        from pystore._etcd.client import EtcdClient
-
         deadline = time.monotonic() + timeout
-        with EtcdClient(self.endpoints, timeout=timeout) as probe:
+        with self.probe(timeout) as probe:
             while time.monotonic() < deadline:
                 for m in self.members:
                     if not m.running:

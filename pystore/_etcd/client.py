@@ -53,8 +53,12 @@ def credentials_for(url: EtcdURL) -> grpc.ChannelCredentials | None:
 def rpc_status(exc: grpc.RpcError) -> tuple[grpc.StatusCode | None, str]:
     """The status code and details of a failed call (None when it has none)."""
     code = exc.code() if callable(getattr(exc, "code", None)) else None
-    details = exc.details() if callable(getattr(exc, "details", None)) else None
-    return code, details or ""
+    details = (exc.details() if callable(getattr(exc, "details", None)) else None) or ""
+    if code == grpc.StatusCode.UNKNOWN and "context deadline exceeded" in details:
+        # etcd passes the Go context's own error on when the deadline we sent
+        # runs out inside the server first (a read waiting for quorum, say).
+        code = grpc.StatusCode.DEADLINE_EXCEEDED
+    return code, details
 
 
 class EtcdClient:
