@@ -270,6 +270,16 @@ class EtcdCluster:
                 time.sleep(0.05)
         raise RuntimeError(f"no etcd leader within {timeout} s")
 
+    def sync(self, timeout: float = HEALTHY_WITHIN) -> None:
+        """A linearizable read on every running member: each has applied all
+        that was committed before this call (a follower may lag otherwise)."""
+        from pystore._etcd.client import EtcdClient
+
+        for m in self.members:
+            if m.running:
+                with EtcdClient([m.endpoint], timeout=timeout) as one:
+                    one.range(b"\0")
+
     def kill(self, m: Member, sig: int = signal.SIGKILL) -> None:
         """Stop one member with ``sig`` and reap it."""
         if m.proc is None or not m.running:

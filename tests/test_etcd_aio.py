@@ -62,6 +62,7 @@ def test_compacted_watch(etcd_cluster: EtcdCluster, etcd_root: bytes) -> None:
             first = (await client.put(etcd_root + b"c", b"1")).header.revision
             last = (await client.put(etcd_root + b"c", b"2")).header.revision
             await client.compact(last)
+            await asyncio.to_thread(etcd_cluster.sync)
             w = await client.watch(etcd_root, start_revision=first)
             with pytest.raises(c.EtcdCompactedError) as info:
                 await w.__anext__()

@@ -38,7 +38,9 @@ def keys(resp: pb.RangeResponse) -> list[bytes]:
 # -- KV ---------------------------------------------------------------------------
 
 
-def test_put_get_range_delete(etcd_client: EtcdClient, etcd_root: bytes) -> None:
+def test_put_get_range_delete(
+    etcd_cluster: EtcdCluster, etcd_client: EtcdClient, etcd_root: bytes
+) -> None:
     r = etcd_root
     first = etcd_client.put(r + b"a/1", b"one")
     assert first.header.revision > 0
@@ -56,6 +58,7 @@ def test_put_get_range_delete(etcd_client: EtcdClient, etcd_root: bytes) -> None
     assert len(ko.kvs) == 3 and all(kv.value == b"" for kv in ko.kvs)
     desc = etcd_client.range(r, c.prefix_end(r), sort_order=pb.RangeRequest.DESCEND)
     assert keys(desc)[0] == r + b"b/1"
+    etcd_cluster.sync()  # a serializable read is member-local: may lag otherwise
     ser = etcd_client.range(r + b"a/1", serializable=True)
     assert ser.kvs[0].value == b"one"
 
@@ -114,8 +117,11 @@ def test_txn_compare_create_only_and_cas(etcd_client: EtcdClient, etcd_root: byt
     )
     assert not stale.succeeded
     assert stale.responses[0].response_range.kvs[0].value == b"v2"
-    assert etcd_client.txn([c.cmp_version(k, "==", 2), c.cmp_value(k, "==", b"v2")]).succeeded
-    assert not etcd_client.txn([c.cmp_mod(k, "<", current.mod_revision)]).succeeded
+    # etcd serves a Txn without linearizable ops member-locally (it may lag):
+    # a Range op makes it linearizable.
+    read = [c.op_range(k)]
+    assert etcd_client.txn([c.cmp_version(k, "==", 2), c.cmp_value(k, "==", b"v2")], read).succeeded
+    assert not etcd_client.txn([c.cmp_mod(k, "<", current.mod_revision)], read).succeeded
     with pytest.raises(ValueError, match="operator"):
         c.cmp_mod(k, "=", 1)
 
@@ -222,9 +228,15 @@ def test_watch_progress_and_close_from_another_thread(
 ) -> None:
     w = etcd_client.watch(etcd_root, c.prefix_end(etcd_root), progress_notify=True)
     head = etcd_client.put(b"/pystore-test/elsewhere", b"x").header.revision
-    w.request_progress()
-    resp = next(w)
-    assert not resp.events and resp.header.revision >= head
+    deadline = time.monotonic() + 10
+    while True:  # the member serving the watch may not have applied `head` yet
+        w.request_progress()
+        resp = next(w)
+        assert not resp.events and resp.header.revision > 0
+        if resp.header.revision >= head:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     assert w.next_revision > head
     threading.Timer(0.3, w.close).start()
     t0 = time.monotonic()
@@ -233,12 +245,15 @@ def test_watch_progress_and_close_from_another_thread(
     w.close()  # idempotent
 
 
-def test_compaction_gives_the_compacted_error(etcd_client: EtcdClient, etcd_root: bytes) -> None:
+def test_compaction_gives_the_compacted_error(
+    etcd_cluster: EtcdCluster, etcd_client: EtcdClient, etcd_root: bytes
+) -> None:
     first = etcd_client.put(etcd_root + b"c", b"1").header.revision
     for i in range(5):
         etcd_client.put(etcd_root + b"c", b"%d" % i)
     last = etcd_client.put(etcd_root + b"c", b"last").header.revision
     etcd_client.compact(last, physical=True)
+    etcd_cluster.sync()  # every member has applied the compaction
     with pytest.raises(c.EtcdCompactedError) as info:
         w = etcd_client.watch(etcd_root, c.prefix_end(etcd_root), start_revision=first)
         next(w)
@@ -298,8 +313,13 @@ def test_kill_leader_during_writes_loses_no_acknowledged_put(
     missing = [k for ks in acked for k in ks if k not in stored]
     assert not missing
     etcd_cluster.restart(leader)  # rejoins and catches up
-    st = etcd_client.status(leader.endpoint)
-    assert st.leader == new_leader.member_id
+    assert etcd_client.status(leader.endpoint).leader in {m.member_id for m in etcd_cluster.members}
+    last = acked[0][-1]
+    with EtcdClient([leader.endpoint]) as rejoined:
+        deadline = time.monotonic() + 10
+        while rejoined.get(last, serializable=True) is None:
+            assert time.monotonic() < deadline, "the restarted member did not catch up"
+            time.sleep(0.01)
 
 
 def _all(client: EtcdClient, prefix: bytes) -> list[pb.KeyValue]:
@@ -318,6 +338,12 @@ def test_lost_quorum_fails_within_the_timeout_then_recovers(
     etcd_cluster: EtcdCluster, etcd_client: EtcdClient, etcd_root: bytes
 ) -> None:
     etcd_client.put(etcd_root + b"k", b"before")
+    survivor = etcd_cluster.members[2]
+    with EtcdClient([survivor.endpoint]) as local:  # acknowledged by 2 of 3: wait for the 3rd
+        deadline = time.monotonic() + 10
+        while local.get(etcd_root + b"k", serializable=True) is None:
+            assert time.monotonic() < deadline, "the third member never applied the put"
+            time.sleep(0.01)
     down = etcd_cluster.members[:2]
     for m in down:
         etcd_cluster.kill(m)
@@ -334,7 +360,7 @@ def test_lost_quorum_fails_within_the_timeout_then_recovers(
             elapsed = time.monotonic() - t0
             assert elapsed < 2.0 + 1.0, elapsed
             assert "2 s" in str(info.value) and etcd_cluster.members[0].endpoint in str(info.value)
-        # A member-local (serializable) read still answers from the survivor.
+        # A member-local (serializable) read still answers, from the survivor.
         kv = short.get(etcd_root + b"k", serializable=True)
         assert kv is not None and kv.value == b"before"
     for m in down:

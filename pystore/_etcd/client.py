@@ -277,7 +277,11 @@ class EtcdClient:
         """If every ``compare`` holds, run ``success``, else ``failure``, as
         one atomic revision.  ``retry``: repeat on UNAVAILABLE; by default
         only a read-only transaction is (a write that did commit before the
-        failure could otherwise be judged again against its own result)."""
+        failure could otherwise be judged again against its own result).
+
+        etcd serves a Txn with no ops, or only serializable ranges,
+        member-locally: its compares may see a lagging member.  Include a
+        (linearizable) ``op_range`` to compare against the latest state."""
         req = c.txn_request(compare, success, failure)
         c.check_limits(req, self.max_txn_ops, self.max_request_bytes)
         again = c.txn_is_read_only(req) if retry is None else retry
