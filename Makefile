@@ -13,7 +13,10 @@ SOURCES := pyproject.toml CMakeLists.txt $(wildcard csrc/*.c csrc/*.h csrc/*.py 
 
 all: install
 
-# System packages: LMDB headers and library, pkg-config, a C compiler.
+# System packages: LMDB headers and library, pkg-config, a C compiler, and
+# etcd (Debian's etcd-server) for the etcd backend's cluster tests.  Debian's
+# postinst may try to start a system etcd on the default port 2379: it is
+# stopped and disabled again (the tests start their own members on free ports).
 sysdeps:
 	@missing=""; \
 	command -v pkg-config >/dev/null 2>&1 || missing="$$missing pkg-config"; \
@@ -21,10 +24,15 @@ sysdeps:
 	command -v cc >/dev/null 2>&1 || missing="$$missing gcc libc6-dev"; \
 	command -v mdb_load >/dev/null 2>&1 || missing="$$missing lmdb-utils"; \
 	$(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	command -v etcd >/dev/null 2>&1 || missing="$$missing etcd-server"; \
 	if [ -n "$$missing" ]; then \
 	  echo "make: installing system packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	  case "$$missing" in *etcd-server*) \
+	    { command -v systemctl >/dev/null 2>&1 && $(SUDO) systemctl disable --now etcd >/dev/null 2>&1; } || true; \
+	    { command -v service >/dev/null 2>&1 && $(SUDO) service etcd stop >/dev/null 2>&1; } || true;; \
+	  esac; \
 	fi
 
 $(VENV)/.created:
@@ -33,10 +41,11 @@ $(VENV)/.created:
 	touch $@
 
 # The package itself (a wheel built by scikit-build-core + CMake) with the
-# test extras; rebuilt when a source changes.
+# test extras and the etcd extra (grpcio, for the etcd client's tests);
+# rebuilt when a source changes.
 $(VENV)/.installed: $(VENV)/.created $(SOURCES)
 	$(MAKE) --no-print-directory sysdeps
-	$(PIP) install -q --config-settings=build-dir=$(BUILD)/{wheel_tag} ".[test]"
+	$(PIP) install -q --config-settings=build-dir=$(BUILD)/{wheel_tag} ".[test,etcd]"
 	touch $@
 
 install: sysdeps $(VENV)/.installed
@@ -57,9 +66,11 @@ pytest: install
 test: ctest pytest
 
 # Static checks: mypy --strict over the package, ruff over the repository
-# (tools from the `lint` extra).
+# (tools from the `lint` extra).  The etcd messages' types (a .pyi generated
+# by protoc, git-ignored) are written into the source tree for mypy first.
 lint: $(VENV)/.created
 	$(PIP) install -q $$($(VPY) -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["lint"]))')
+	$(VPY) -m grpc_tools.protoc -Iprotos --pyi_out=. protos/pystore/_etcd/etcd_api.proto
 	$(VENV)/bin/mypy --strict pystore
 	$(VENV)/bin/ruff check
 
