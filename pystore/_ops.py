@@ -20,6 +20,7 @@ from ._lmdb.fast import list_wire, parse_list, put_many
 from ._lmdb.group import GroupCommit, Op
 from ._lmdb.hygiene import Stripper
 from ._lmdb.schema import SchemaRecorder
+from ._query import QueryOps
 from .errors import InvalidMessageError, ValueTooLargeError
 from .history import HistoryOps
 from .records import Resource, ns_to_datetime
@@ -65,7 +66,7 @@ def _parse(msg: M, data: bytes, where: str, id: str | None = None) -> M:
     return msg
 
 
-class ResourceOps(HistoryOps):
+class ResourceOps(QueryOps, HistoryOps):
     """Data methods over ``<Kind>/<ID>`` resources (see ``Store`` for the contract)."""
 
     _stripper: Stripper

@@ -35,7 +35,7 @@ from ._lmdb.core import check_key, encode_id, encode_kind
 from ._lmdb.group import Op, commit_ops
 from ._ops import _check_revision
 from .errors import StoreClosedError, StoreError
-from .records import Change, Resource
+from .records import Change, Event, IndexInfo, Resource
 from .store import Store
 from .watch import Watcher
 
@@ -169,6 +169,7 @@ class AsyncStore:
         after: int | None = None,
         *,
         kinds: Iterable[str] | None = None,
+        streams: Iterable[str] | None = None,
         timeout: float | None = None,
     ) -> AsyncIterator[Change]:
         """Store.watch as an async iterator: the waiting runs in a worker thread a
@@ -179,7 +180,7 @@ class AsyncStore:
             if timeout < 0:
                 raise ValueError("timeout must be >= 0")
         loop = asyncio.get_running_loop()
-        watcher = await loop.run_in_executor(None, Watcher, self.store, after, kinds)
+        watcher = await loop.run_in_executor(None, Watcher, self.store, after, kinds, streams)
         idle_since = loop.time()
         while True:
             wait = _WATCH_STEP_S
@@ -212,6 +213,69 @@ class AsyncStore:
 
     async def delete_resources_by_kind(self, kind: str) -> int:
         return await self._in_writer(self.store.delete_resources_by_kind, kind)
+
+    async def delete_resources_by_prefix(self, kind: str, id_prefix: str) -> int:
+        return await self._in_writer(self.store.delete_resources_by_prefix, kind, id_prefix)
+
+    async def create_index(
+        self, kind: str, name: str, *, field: str, msg_type: type[Message], unique: bool = False
+    ) -> int:
+        return await self._in_writer(
+            functools.partial(self.store.create_index, kind, name, field=field,
+                              msg_type=msg_type, unique=unique)
+        )
+
+    async def drop_index(self, kind: str, name: str) -> None:
+        await self._in_writer(self.store.drop_index, kind, name)
+
+    async def append_events(self, stream: str, events: Iterable[tuple[int, Message]]) -> int:
+        return await self._in_writer(self.store.append_events, stream, list(events))
+
+    async def append_event(self, stream: str, msg: Message) -> int:
+        return await self._in_writer(self.store.append_event, stream, msg)
+
+    async def delete_events(self, stream: str, *, upto: int | None = None) -> int:
+        return await self._in_writer(functools.partial(self.store.delete_events, stream,
+                                                       upto=upto))
+
+    # -- index and event reads (worker threads) -------------------------------
+
+    async def _in_reader(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise StoreClosedError(f"store {self.store.path!r} is closed")
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    async def find(
+        self, kind: str, index: str, value: object, msg_type: type[M] | None = None, *,
+        after: str | None = None, limit: int | None = None,
+    ) -> list[Any]:
+        return await self._in_reader(functools.partial(
+            self.store.find, kind, index, value, msg_type, after=after, limit=limit))
+
+    async def find_ids(self, kind: str, index: str, value: object) -> list[str]:
+        return await self._in_reader(self.store.find_ids, kind, index, value)
+
+    async def find_one(self, kind: str, index: str, value: object, msg_type: type[M]) -> M:
+        return await self._in_reader(self.store.find_one, kind, index, value, msg_type)
+
+    async def count_index(self, kind: str, index: str, value: object) -> int:
+        return await self._in_reader(self.store.count_index, kind, index, value)
+
+    async def indexes(self, kind: str | None = None) -> list[IndexInfo]:
+        return await self._in_reader(self.store.indexes, kind)
+
+    async def read_events(
+        self, stream: str, msg_type: type[M] | None = None, *, after: int = 0,
+        limit: int | None = None,
+    ) -> list[Event]:
+        return await self._in_reader(functools.partial(
+            self.store.read_events, stream, msg_type, after=after, limit=limit))
+
+    async def last_seq(self, stream: str) -> int:
+        return await self._in_reader(self.store.last_seq, stream)
+
+    async def streams(self) -> list[str]:
+        return await self._in_reader(self.store.streams)
 
     # -- reads ---------------------------------------------------------------
 

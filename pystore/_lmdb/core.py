@@ -22,6 +22,7 @@ from ..errors import (
     error_for,
 )
 from ._native import ffi, lib
+from .violation import unique_error
 
 __all__ = ["MAX_PAYLOAD", "CTxn", "check_key", "encode_id", "encode_kind"]
 
@@ -136,6 +137,8 @@ class CTxn:
         if rc:
             if rc == lib.PS_LMDB_KEYEXIST:
                 raise AlreadyExistsError(f"resource already exists: {_key_context(kind, id)}")
+            if rc == lib.PS_ERR_UNIQUE:
+                raise unique_error(self.ptr, kind, _key_context(kind, id))
             raise _write_error(rc, kind, id, if_revision)
         self._keep.append(payload)
 
@@ -160,6 +163,12 @@ class CTxn:
     def delete_kind(self, kind: bytes) -> int:
         o = _out
         check(lib.ps_del_kind(self.ptr, kind, len(kind), o.u64), _key_context(kind, None))
+        return int(o.u64[0])
+
+    def delete_prefix(self, kind: bytes, prefix: bytes) -> int:
+        o = _out
+        rc = lib.ps_del_prefix(self.ptr, kind, len(kind), prefix, len(prefix), o.u64)
+        check(rc, _key_context(kind, prefix or None))
         return int(o.u64[0])
 
     def count(self, kind: bytes) -> int:
@@ -230,3 +239,8 @@ def _records(raw: Any, count: int) -> Iterator[tuple[bytes, bytes, int, int]]:
             view[start + id_len : start + id_len + plen]
         ), ns, rev
         off = start + id_len + plen
+
+
+def records_of(raw: bytes, count: int) -> list[tuple[bytes, bytes, int, int]]:
+    """The ``count`` entries of a buffer in ps_list's layout."""
+    return list(_records(raw, count))

@@ -20,6 +20,7 @@ from typing import IO, NoReturn
 from ..errors import InvalidKeyError, NotFoundError, StoreError
 from ..store import Store
 from . import dump as _dump
+from . import query as _query
 from . import verify as _verify
 
 __all__ = ["main"]
@@ -85,6 +86,7 @@ def _parser() -> _Parser:
     c.add_argument("dest", metavar="DEST", help="a new or empty directory")
     c = cmd("verify", "decode every record's header and payload; exit 1 if any fails")
     c.add_argument("path", metavar="PATH")
+    _query.add_commands(cmd)
     c = cmd("watch", "print each change as it is committed, until interrupted")
     c.add_argument("path", metavar="PATH")
     c.add_argument("--kind", action="append", metavar="KIND", help="only this kind (repeatable)")
@@ -191,13 +193,16 @@ def cmd_load(a: argparse.Namespace) -> int:
     else:
         src = open(a.file, encoding="utf-8")  # noqa: SIM115  (closed below)
         size = os.fstat(src.fileno()).st_size
+    extras = {"index": 0, "event": 0}
     try:
         with Store(a.path) as s:
-            records, schemas = _dump.load(s, src, a.file, size)
+            records, schemas = _dump.load(s, src, a.file, size, extras)
     finally:
         if src is not sys.stdin:
             src.close()
     _out(f"loaded {records} resource(s) and {schemas} schema(s) into {a.path}")
+    if extras["index"] or extras["event"]:
+        _out(f"loaded {extras['index']} index(es) and {extras['event']} event(s)")
     return OK
 
 
@@ -284,6 +289,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "stats": cmd_stats, "kinds": cmd_kinds, "list": cmd_list, "get": cmd_get,
     "dump": cmd_dump, "load": cmd_load, "clean": cmd_clean, "backup": cmd_backup,
     "verify": cmd_verify, "watch": cmd_watch, "upgrade": cmd_upgrade, "demo": cmd_demo,
+    **{name: _query.bind(f, _open_existing) for name, f in _query.COMMANDS.items()},
 }
 
 
