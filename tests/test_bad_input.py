@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pystore.samples.agent_pb2 import Agent
-from pystore.samples.workflow_pb2 import Workflow
 
 from pystore import (
     InvalidKeyError,
@@ -25,6 +23,8 @@ from pystore import (
     StoreError,
     Transaction,
 )
+from pystore.samples.agent_pb2 import Agent
+from pystore.samples.workflow_pb2 import Workflow
 
 BAD_KIND_TYPES: list[object] = [None, 5, b"Agent", ["Agent"], 1.5]
 BAD_KIND_VALUES: list[object] = ["", "A/B", "/", "A\0B", "k" * 600, "\ud800"]

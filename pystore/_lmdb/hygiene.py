@@ -37,7 +37,7 @@ def is_repeated(fd: FieldDescriptor) -> bool:
     flag = getattr(fd, "is_repeated", None)
     if flag is not None:
         return bool(flag)
-    return bool(fd.label == FieldDescriptor.LABEL_REPEATED)
+    return bool(getattr(fd, "label", None) == FieldDescriptor.LABEL_REPEATED)
 
 
 def _is_map(fd: FieldDescriptor) -> bool:
