@@ -22,7 +22,15 @@ static int chmod_private(const char *dir, const char *name, int strict)
     return 0;
 }
 
-/* Open (write: create) the store's databases and check its format. */
+static int open_db(MDB_txn *txn, const char *name, int write, MDB_dbi *dbi)
+{
+    int rc = mdb_dbi_open(txn, name, write ? MDB_CREATE : 0, dbi);
+    return rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE ? PS_ERR_NOT_A_STORE : rc;
+}
+
+/* Open (write: create) the store's databases and check its format.  A
+ * format-1 store is upgraded in this txn when `write`, else refused with
+ * PS_ERR_NEEDS_UPGRADE. */
 static int open_dbs(ps_env *e, int write)
 {
     MDB_txn *txn;
@@ -44,12 +52,9 @@ static int open_dbs(ps_env *e, int write)
     } else if (rc == MDB_INCOMPATIBLE) {
         rc = PS_ERR_NOT_A_STORE;
     }
-    if (!rc) {
-        rc = mdb_dbi_open(txn, PS_DB_RESOURCES, write ? MDB_CREATE : 0,
-                          &e->res_dbi);
-        if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE)
-            rc = PS_ERR_NOT_A_STORE;
-    }
+    if (!rc)
+        rc = open_db(txn, PS_DB_RESOURCES, write, &e->res_dbi);
+    uint32_t format = 0;
     if (!rc) {
         MDB_val k = {sizeof PS_META_FORMAT - 1, (void *)PS_META_FORMAT}, v;
         rc = mdb_get(txn, e->meta_dbi, &k, &v);
@@ -59,13 +64,24 @@ static int open_dbs(ps_env *e, int write)
             v.mv_size = sizeof ver;
             v.mv_data = ver;
             rc = mdb_put(txn, e->meta_dbi, &k, &v, 0);
+            format = PS_FORMAT_VERSION;
         } else if (rc == MDB_NOTFOUND) {
             rc = PS_ERR_NOT_A_STORE;
         } else if (!rc) {
-            if (v.mv_size != 4 || ps_get_u32(v.mv_data) != PS_FORMAT_VERSION)
+            format = v.mv_size == 4 ? ps_get_u32(v.mv_data) : 0;
+            if (format == 1)
+                rc = write ? PS_OK : PS_ERR_NEEDS_UPGRADE;
+            else if (format != PS_FORMAT_VERSION)
                 rc = PS_ERR_FORMAT;
         }
     }
+    /* Databases of format 2 (a format-1 store gets them at its upgrade). */
+    if (!rc)
+        rc = open_db(txn, PS_DB_CHANGES, write, &e->changes_dbi);
+    if (!rc)
+        rc = open_db(txn, PS_DB_HISTORY, write, &e->history_dbi);
+    if (!rc && format == 1)
+        rc = ps_upgrade_v1(e, txn);
     if (rc) {
         mdb_txn_abort(txn);
         return rc;
@@ -78,10 +94,24 @@ static int init_dbs(ps_env *e)
 {
     /* A read txn suffices for an existing store, so opening one never waits
      * for another process's write transaction; only a new store needs the
-     * writer lock to create its databases. */
+     * writer lock to create its databases, and a format-1 store to be
+     * upgraded (its upgrade is one txn: it happens whole or not at all). */
     int rc = open_dbs(e, 0);
-    if (rc == PS_ERR_NOT_A_STORE && !e->readonly)
-        rc = open_dbs(e, 1);
+    if ((rc == PS_ERR_NOT_A_STORE || rc == PS_ERR_NEEDS_UPGRADE) && !e->readonly) {
+        for (int tries = 0; tries < 24; tries++) {
+            rc = open_dbs(e, 1);
+            if (rc != MDB_MAP_FULL)
+                break;
+            MDB_envinfo info; /* the upgrade needs a bigger map */
+            rc = mdb_env_info(e->mdb, &info);
+            if (!rc && info.me_mapsize >= PS_MAX_MAP_SIZE)
+                rc = MDB_MAP_FULL;
+            if (!rc)
+                rc = mdb_env_set_mapsize(e->mdb, info.me_mapsize * 2);
+            if (rc)
+                break;
+        }
+    }
     return rc;
 }
 
@@ -116,6 +146,7 @@ static int env_alloc(ps_env **out)
         return rc;
     }
     e->closed = 1;
+    e->keep_changes = PS_DEFAULT_KEEP_CHANGES;
     *out = e;
     return PS_OK;
 }
@@ -135,7 +166,7 @@ int ps_env_open(const char *path, uint64_t map_size, unsigned flags,
     e->pid = ps_getpid();
     rc = mdb_env_create(&e->mdb);
     if (!rc)
-        rc = mdb_env_set_maxdbs(e->mdb, 4);
+        rc = mdb_env_set_maxdbs(e->mdb, PS_MAX_DBS);
     if (!rc)
         rc = mdb_env_set_maxreaders(e->mdb, 1024);
     if (!rc && (map_size || !e->readonly))
@@ -238,6 +269,7 @@ int ps_env_get_info(ps_env *e, ps_env_info *out)
         out->max_readers = ei.me_maxreaders;
         out->num_readers = ei.me_numreaders;
         out->format_version = PS_FORMAT_VERSION;
+        rc = ps_meta_u64(t->mdb, e->meta_dbi, PS_META_REVISION, &out->revision);
     }
     ps_txn_abort(t);
     return rc;

@@ -38,6 +38,9 @@ const char *ps_strerror(int code)
     case PS_ERR_NOMEM: return "out of memory";
     case PS_ERR_INVALID_ARG: return "invalid argument";
     case PS_ERR_TRUNCATED: return "data file is shorter than the pages it claims to hold (truncated)";
+    case PS_ERR_CONFLICT: return "the stored revision is not the one the write was conditional on";
+    case PS_ERR_COMPACTED: return "changes from that revision are no longer kept (compacted)";
+    case PS_ERR_NEEDS_UPGRADE: return "store was written by format 1 and must be upgraded before it can be read";
     default: return mdb_strerror(code); /* LMDB codes and errno values */
     }
 }

@@ -13,7 +13,17 @@
 #define PS_FULL_DISK_SLACK ((uint64_t)1 << 20)   /* less free after EIO: disk full */
 #define PS_DB_RESOURCES "resources"
 #define PS_DB_META "meta"
+#define PS_DB_CHANGES "changes"
+#define PS_DB_HISTORY "history"
 #define PS_META_FORMAT "format_version"
+#define PS_META_REVISION "revision"
+#define PS_META_COMPACTED "changes.compacted"
+#define PS_META_HISTORY "history/"                /* + kind: keep count */
+#define PS_MAX_DBS 16                             /* room for later databases */
+#define PS_CHANGE_KEY 12                          /* u64 BE revision, u32 BE index */
+#define PS_CHANGE_HEAD 16                         /* op, flags, reserved, updated_ns, kind_len */
+#define PS_HIST_CACHE 4                           /* kinds whose keep count a txn caches */
+#define PS_HIST_CACHE_KIND 64                     /* longest kind it caches */
 #define PS_POOL_MAX 16                            /* parked read txns per env */
 #define PS_READER_CHECK_EVERY 1024                /* commits between stale-reader sweeps */
 
@@ -21,6 +31,9 @@ struct ps_env {
     MDB_env *mdb;
     MDB_dbi res_dbi;
     MDB_dbi meta_dbi;
+    MDB_dbi changes_dbi;  /* change log (ps_changes.c) */
+    MDB_dbi history_dbi;  /* kept versions (ps_history.c) */
+    uint64_t keep_changes;
     /* Read-held by every live transaction, write-held to close the env or
      * change its map size (LMDB requires no live txn for either). */
     pthread_rwlock_t life;
@@ -41,7 +54,10 @@ struct ps_env {
     MDB_txn *pool[PS_POOL_MAX];
 };
 
-enum ps_op_type { PS_OP_PUT, PS_OP_DEL, PS_OP_DEL_KIND, PS_OP_META_PUT };
+enum ps_op_type {
+    PS_OP_PUT, PS_OP_DEL, PS_OP_DEL_KIND, PS_OP_META_PUT,
+    PS_OP_HIST_DEL, PS_OP_HIST_LOAD, PS_OP_RESERVE
+};
 
 /* One logged write, replayed if the map must grow mid-transaction. */
 typedef struct ps_op {
@@ -49,6 +65,7 @@ typedef struct ps_op {
     int type;
     unsigned flags;
     int64_t updated_ns;
+    uint64_t arg;         /* expected revision (PS_PUT_IF_REVISION), n, label */
     size_t key_len;
     const char *val;      /* borrowed (PS_PUT_BORROW) or points into bytes */
     size_t val_len;
@@ -62,6 +79,18 @@ struct ps_txn {
     int failed;           /* LMDB code that made the txn unusable, or 0 */
     ps_op *log_head;
     ps_op *log_tail;
+    /* Revision state (ps_changes.c); reset when the log is replayed. */
+    uint64_t rev;         /* this txn's revision, 0 until taken */
+    uint32_t changes;     /* changes logged so far (the next change's index) */
+    int rev_reserved;     /* ps_txn_reserve: commit the revision even unchanged */
+    uint64_t conflict;    /* actual revision of the last PS_ERR_CONFLICT */
+    /* Keep counts of history read in this txn (ps_history.c). */
+    int hist_n;
+    struct {
+        size_t len;
+        uint64_t keep;
+        char kind[PS_HIST_CACHE_KIND];
+    } hist[PS_HIST_CACHE];
 };
 
 /* ps_key.c */
@@ -98,11 +127,13 @@ void ps_pool_drain(ps_env *e);
 /* ps_txn.c: begin a read txn (parked one first); env->life read-held */
 int ps_begin_read(ps_env *e, MDB_txn **out);
 
-/* ps_ops.c: the raw operations, also used to replay the log. */
+/* ps_ops.c: the raw operations, also used to replay the log.  `expected`
+ * is checked when flags hold PS_PUT_IF_REVISION. */
 int ps_apply_put(ps_txn *txn, const char *key, size_t key_len,
                  const char *payload, size_t payload_len, int64_t updated_ns,
-                 unsigned flags);
-int ps_apply_del(ps_txn *txn, const char *key, size_t key_len, int *existed);
+                 unsigned flags, uint64_t expected);
+int ps_apply_del(ps_txn *txn, const char *key, size_t key_len, unsigned flags,
+                 uint64_t expected, int *existed);
 int ps_apply_del_prefix(ps_txn *txn, const char *prefix, size_t prefix_len,
                         uint64_t *deleted);
 /* Called by ps_scan_kind for each record: key, length of "<kind>/", value. */
@@ -116,5 +147,52 @@ int ps_scan_kind(ps_txn *txn, const char *kind, size_t kind_len,
                  ps_emit_fn emit, void *ctx);
 int ps_apply_meta_put(ps_txn *txn, const char *key, size_t key_len,
                       const char *val, size_t val_len);
+int ps_txn_log_arg(ps_txn *txn, int type, const char *key, size_t key_len,
+                   const char *val, size_t val_len, int64_t updated_ns,
+                   unsigned flags, uint64_t arg);
+/* Build the key kind/id, or "<kind>/" (id NULL). */
+int ps_kind_prefix(const char *kind, size_t kind_len, char *out, size_t *out_len);
+
+/* ps_changes.c: the write-path hooks of revisions and the change log.
+ * ps_rev_take: this txn's revision (taken from meta at the first call).
+ * ps_change_add: log one change of this txn (op PS_CHANGE_*); key is
+ * "<kind>/<id>" (or "<kind>/" for a kind), kind_len its kind's length.
+ * ps_rev_finish: before commit: meta `revision` and log trimming.
+ * ps_rev_reset: forget the state before a replay. */
+int ps_rev_take(ps_txn *txn, uint64_t *rev);
+int ps_change_add(ps_txn *txn, int op, const char *key, size_t key_len,
+                  size_t kind_len, int64_t updated_ns);
+int ps_rev_finish(ps_txn *txn);
+void ps_rev_reset(ps_txn *txn);
+int ps_meta_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *out);
+int64_t ps_now_ns(void);
+/* The revision in a stored record's header (the caller checked its size). */
+uint64_t ps_record_rev(const char *value);
+void ps_put_u64(char *p, uint64_t v);
+uint64_t ps_get_u64(const char *p);
+void ps_put_be64(char *p, uint64_t v);
+uint64_t ps_get_be64(const char *p);
+void ps_put_be32(char *p, uint32_t v);
+uint32_t ps_get_be32(const char *p);
+/* Write a record header (version, flags 0, updated_ns, revision) at p. */
+void ps_header_write(char *p, int64_t updated_ns, uint64_t rev);
+
+/* ps_history.c: the write-path hooks of version history.
+ * ps_hist_keep_of: the keep count of the kind of `key` (cached per txn).
+ * ps_hist_push: keep `old` (a stored record of key) as its newest version.
+ * ps_hist_drop_prefix: drop the kept versions of every key with a prefix. */
+int ps_hist_keep_of(ps_txn *txn, const char *key, size_t kind_len,
+                    uint64_t *keep);
+int ps_hist_push(ps_txn *txn, const char *key, size_t key_len,
+                 const char *old, size_t old_len, uint64_t keep);
+int ps_hist_drop_prefix(ps_txn *txn, const char *prefix, size_t prefix_len);
+int ps_apply_hist_del(ps_txn *txn, const char *key, size_t key_len,
+                      uint64_t *dropped);
+int ps_apply_hist_load(ps_txn *txn, const char *key, size_t key_len,
+                       const char *record, size_t record_len);
+int ps_apply_reserve(ps_txn *txn, uint64_t n, uint64_t *first);
+
+/* ps_upgrade.c: rewrite a format-1 store as format 2 in `txn`. */
+int ps_upgrade_v1(ps_env *env, MDB_txn *txn);
 
 #endif

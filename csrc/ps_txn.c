@@ -128,8 +128,15 @@ static int full_disk_errno(ps_env *e, int rc)
 
 int ps_txn_commit(ps_txn *t)
 {
+    return ps_txn_commit_rev(t, NULL);
+}
+
+int ps_txn_commit_rev(ps_txn *t, uint64_t *revision)
+{
     if (t == NULL)
         return PS_ERR_INVALID_ARG;
+    if (revision)
+        *revision = 0;
     int rc;
     if (ps_getpid() != t->env->pid) {
         rc = PS_ERR_FORKED;
@@ -139,8 +146,12 @@ int ps_txn_commit(ps_txn *t)
         rc = t->mdb ? PS_OK : PS_ERR_TXN_FAILED;
     } else {
         for (;;) {
-            rc = mdb_txn_commit(t->mdb);
-            t->mdb = NULL; /* LMDB frees it whatever the outcome */
+            /* meta `revision` and change-log trimming, in this LMDB txn */
+            rc = ps_rev_finish(t);
+            if (rc == PS_OK) {
+                rc = mdb_txn_commit(t->mdb);
+                t->mdb = NULL; /* LMDB frees it whatever the outcome */
+            }
             if (rc != MDB_MAP_FULL)
                 break;
             rc = ps_txn_recover(t);
@@ -148,6 +159,8 @@ int ps_txn_commit(ps_txn *t)
                 break;
         }
         rc = full_disk_errno(t->env, rc);
+        if (rc == PS_OK && revision)
+            ps_txn_pending(t, revision);
         if (rc == PS_OK && ++t->env->commits >= PS_READER_CHECK_EVERY) {
             int dead;
             t->env->commits = 0;
@@ -188,6 +201,14 @@ int ps_txn_log(ps_txn *t, int type, const char *key, size_t key_len,
                const char *val, size_t val_len, int64_t updated_ns,
                unsigned flags)
 {
+    return ps_txn_log_arg(t, type, key, key_len, val, val_len, updated_ns,
+                          flags, 0);
+}
+
+int ps_txn_log_arg(ps_txn *t, int type, const char *key, size_t key_len,
+                   const char *val, size_t val_len, int64_t updated_ns,
+                   unsigned flags, uint64_t arg)
+{
     int copy = val_len && !(flags & PS_PUT_BORROW);
     size_t extra = key_len + (copy ? val_len : 0);
     if (extra < key_len || extra > SIZE_MAX - sizeof(ps_op))
@@ -199,6 +220,7 @@ int ps_txn_log(ps_txn *t, int type, const char *key, size_t key_len,
     op->type = type;
     op->flags = flags;
     op->updated_ns = updated_ns;
+    op->arg = arg;
     op->key_len = key_len;
     memcpy(op->bytes, key, key_len);
     op->val_len = val_len;
@@ -218,16 +240,27 @@ int ps_txn_log(ps_txn *t, int type, const char *key, size_t key_len,
 
 static int replay(ps_txn *t)
 {
+    ps_rev_reset(t); /* a new LMDB txn: the revision is taken again */
     for (ps_op *op = t->log_head; op; op = op->next) {
         int rc, existed;
         uint64_t n;
         switch (op->type) {
         case PS_OP_PUT:
             rc = ps_apply_put(t, op->bytes, op->key_len, op->val, op->val_len,
-                              op->updated_ns, op->flags);
+                              op->updated_ns, op->flags, op->arg);
             break;
         case PS_OP_DEL:
-            rc = ps_apply_del(t, op->bytes, op->key_len, &existed);
+            rc = ps_apply_del(t, op->bytes, op->key_len, op->flags, op->arg,
+                              &existed);
+            break;
+        case PS_OP_HIST_DEL:
+            rc = ps_apply_hist_del(t, op->bytes, op->key_len, &n);
+            break;
+        case PS_OP_HIST_LOAD:
+            rc = ps_apply_hist_load(t, op->bytes, op->key_len, op->val, op->val_len);
+            break;
+        case PS_OP_RESERVE:
+            rc = ps_apply_reserve(t, op->arg, &n);
             break;
         case PS_OP_DEL_KIND:
             rc = ps_apply_del_prefix(t, op->bytes, op->key_len, &n);

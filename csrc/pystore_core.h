@@ -50,6 +50,10 @@ extern "C" {
 #define PS_ERR_NOMEM           -31014 /* out of memory */
 #define PS_ERR_INVALID_ARG     -31015 /* NULL handle or bad flag */
 #define PS_ERR_TRUNCATED       -31016 /* data file shorter than its pages in use */
+/* Revisions (ps_changes.c, ps_history.c, ps_upgrade.c); -31040..-31049. */
+#define PS_ERR_CONFLICT        -31040 /* if_revision did not match the stored one */
+#define PS_ERR_COMPACTED       -31041 /* changes from that revision were trimmed */
+#define PS_ERR_NEEDS_UPGRADE   -31042 /* format-1 store opened read-only */
 
 /* LMDB codes the core passes through (values fixed by lmdb.h). */
 #define PS_LMDB_KEYEXIST       -30799
@@ -74,11 +78,20 @@ extern "C" {
 
 /* On-disk record: PS_HEADER_SIZE header bytes, then the protobuf payload.
  * Header: u8 version (PS_FORMAT_VERSION), u8 flags (0), u16 reserved (0),
- * i64 little-endian updated_at in ns since the Unix epoch. */
-#define PS_FORMAT_VERSION 1
-#define PS_HEADER_SIZE 12
+ * i64 little-endian updated_at in ns since the Unix epoch, u64
+ * little-endian revision of the write that produced this version. */
+#define PS_FORMAT_VERSION 2
+#define PS_HEADER_SIZE 20
 #define PS_MAX_KEY 511
-#define PS_MAX_PAYLOAD 4294967283 /* 0xffffffff - PS_HEADER_SIZE */
+#define PS_MAX_PAYLOAD 4294967275 /* 0xffffffff - PS_HEADER_SIZE */
+
+/* Change log operations (the first byte of a change's value). */
+#define PS_CHANGE_PUT           1
+#define PS_CHANGE_DELETE        2
+#define PS_CHANGE_DELETE_KIND   3
+#define PS_CHANGE_APPEND        4 /* reserved for event streams */
+#define PS_CHANGE_DELETE_PREFIX 5 /* reserved for prefix deletes */
+#define PS_DEFAULT_KEEP_CHANGES 100000
 
 /* ps_env_open flags */
 #define PS_OPEN_READONLY 1  /* open an existing store, refuse writes */
@@ -91,6 +104,8 @@ extern "C" {
 #define PS_PUT_NOOVERWRITE 1 /* fail with PS_LMDB_KEYEXIST if the key exists */
 #define PS_PUT_BORROW      2 /* the payload stays valid until the txn ends;
                                 the core keeps a pointer instead of a copy */
+#define PS_PUT_IF_REVISION 4 /* ps_put_if: write only if the stored record's
+                                revision equals `expected` (0: absent) */
 
 typedef struct ps_env ps_env;
 typedef struct ps_txn ps_txn;
@@ -112,6 +127,7 @@ typedef struct ps_env_info {
     uint32_t max_readers;
     uint32_t num_readers;
     uint32_t format_version;
+    uint64_t revision;     /* last committed revision (0: none yet) */
 } ps_env_info;
 
 /* Describes any code returned by the core.  The string is static. */
@@ -170,7 +186,7 @@ int ps_count(ps_txn *txn, const char *kind, size_t kind_len,
 /* Append to `out` the resources of a kind whose id sorts strictly after
  * `after` (after NULL: from the first), at most `limit` (0: all), in key
  * order.  Entry layout, little-endian: u32 id_len, u32 payload_len,
- * i64 updated_ns, id bytes, payload bytes. */
+ * i64 updated_ns, u64 revision, id bytes, payload bytes. */
 int ps_list(ps_txn *txn, const char *kind, size_t kind_len,
             const char *after, size_t after_len, uint64_t limit,
             ps_buf *out);
@@ -246,6 +262,104 @@ int ps_put_many(ps_txn *txn, const char *kind, size_t kind_len,
                 const char *data, size_t data_len, const uint32_t *lens,
                 size_t n, int64_t updated_ns, unsigned flags,
                 size_t *failed_at);
+
+/* ---- Revisions, conditional writes, the change log (ps_changes.c) ----
+ * Every write transaction that changes a record takes one revision,
+ * meta `revision` + 1, at its first change; every record it writes and
+ * every change it logs carries it; ps_txn_commit stores it in meta
+ * `revision` in the same LMDB transaction.  A txn that changed nothing
+ * writes no revision. */
+
+/* Like ps_put; with PS_PUT_IF_REVISION in flags, writes only if the stored
+ * record's revision is `expected` (0: only if absent), else returns
+ * PS_ERR_CONFLICT with *actual = the stored revision (0 when absent) and
+ * changes nothing.  actual may be NULL. */
+int ps_put_if(ps_txn *txn, const char *kind, size_t kind_len,
+              const char *id, size_t id_len,
+              const char *payload, size_t payload_len,
+              int64_t updated_ns, unsigned flags, uint64_t expected,
+              uint64_t *actual);
+/* Like ps_del; with if_revision non-zero, deletes only if the stored
+ * record's revision is `expected` (0: only if absent, which deletes
+ * nothing), else PS_ERR_CONFLICT with *actual set. */
+int ps_del_if(ps_txn *txn, const char *kind, size_t kind_len,
+              const char *id, size_t id_len, int if_revision,
+              uint64_t expected, uint64_t *actual, int *existed);
+/* ps_get that also hands out the record's revision. */
+int ps_get_rev(ps_txn *txn, const char *kind, size_t kind_len,
+               const char *id, size_t id_len, const char **payload,
+               size_t *payload_len, int64_t *updated_ns, uint64_t *revision);
+/* ps_get_into that also hands out the record's revision. */
+int ps_get_into_rev(ps_env *env, const char *kind, size_t kind_len,
+                    const char *id, size_t id_len, char *buf, size_t cap,
+                    size_t *payload_len, int64_t *updated_ns,
+                    uint64_t *revision);
+/* The last committed revision, in one call over a reused read txn. */
+int ps_revision(ps_env *env, uint64_t *revision);
+/* The last committed revision as this txn sees it (a read txn: its
+ * snapshot; a write txn: before its own changes). */
+int ps_txn_revision(ps_txn *txn, uint64_t *revision);
+/* The revision this write txn's changes carry; 0 while it changed nothing. */
+int ps_txn_pending(ps_txn *txn, uint64_t *revision);
+/* ps_txn_commit that hands out the revision it committed (0: none). */
+int ps_txn_commit_rev(ps_txn *txn, uint64_t *revision);
+/* How many of the newest revisions the change log keeps at least (>= 1);
+ * writers of this env trim older ones, keeping at most twice as many. */
+int ps_env_set_keep_changes(ps_env *env, uint64_t keep);
+/* Append to `out` the logged changes after position (after_rev,
+ * after_idx) -- after_idx UINT32_MAX: after the whole revision -- in log
+ * order, of the given kinds only (nkinds 0: all; `kinds` holds their bytes
+ * back to back, kind_lens their lengths), at most `limit` (0: all).
+ * Entry layout, little-endian: u64 revision, u32 index, u32 value_len,
+ * value (u8 op, u8 flags, u16 reserved, i64 updated_ns, u32 kind_len,
+ * kind, then the id: the rest).  *next_rev and *next_idx get the position to
+ * continue from (the txn's last revision when the log was read to its
+ * end).  PS_ERR_COMPACTED when changes after that position were trimmed;
+ * *compacted gets the highest trimmed revision either way. */
+int ps_changes(ps_txn *txn, uint64_t after_rev, uint32_t after_idx,
+               const char *kinds, const uint32_t *kind_lens, size_t nkinds,
+               uint64_t limit, ps_buf *out, uint64_t *next_rev,
+               uint32_t *next_idx, uint64_t *compacted);
+
+/* ---- Version history (ps_history.c) ------------------------------------
+ * A kind with a keep count > 0 (meta `history/<kind>`) keeps the last
+ * `keep` superseded versions of each resource, written in the same txn as
+ * the write that supersedes them; a delete moves the last version there.
+ * None of these calls takes a revision. */
+
+/* Set / read a kind's keep count (0: keep none). */
+int ps_history_set(ps_txn *txn, const char *kind, size_t kind_len,
+                   uint64_t keep);
+int ps_history_keep(ps_txn *txn, const char *kind, size_t kind_len,
+                    uint64_t *keep);
+/* Append to `out` the versions of kind/id, newest first: the live one
+ * (when it exists), then the kept ones; at most `limit` (0: all).  Entry
+ * layout, little-endian: u64 revision, i64 updated_ns, u32 payload_len,
+ * payload. */
+int ps_history(ps_txn *txn, const char *kind, size_t kind_len,
+               const char *id, size_t id_len, uint64_t limit, ps_buf *out);
+/* The version of kind/id written at `revision` (live or kept); the payload
+ * points into the map (valid as for ps_get).  PS_LMDB_NOTFOUND if not kept. */
+int ps_get_at(ps_txn *txn, const char *kind, size_t kind_len,
+              const char *id, size_t id_len, uint64_t revision,
+              const char **payload, size_t *payload_len, int64_t *updated_ns);
+/* Drop the kept versions of kind/id; *dropped gets their number. */
+int ps_history_delete(ps_txn *txn, const char *kind, size_t kind_len,
+                      const char *id, size_t id_len, uint64_t *dropped);
+/* Append to `out` the ids of a kind that have kept versions (live or
+ * deleted), in key order, after `after` (NULL: from the first), at most
+ * `limit` (0: all).  Entry layout: u32 LE id_len, id bytes. */
+int ps_history_ids(ps_txn *txn, const char *kind, size_t kind_len,
+                   const char *after, size_t after_len, uint64_t limit,
+                   ps_buf *out);
+/* For loading a dump: reserve n revision labels below this txn's own
+ * revision (call before its first change); *first gets the lowest. */
+int ps_txn_reserve(ps_txn *txn, uint64_t n, uint64_t *first);
+/* For loading a dump: append a kept version of kind/id, written at
+ * `revision` (a label from ps_txn_reserve) with its stamp and payload. */
+int ps_history_load(ps_txn *txn, const char *kind, size_t kind_len,
+                    const char *id, size_t id_len, const char *payload,
+                    size_t payload_len, int64_t updated_ns, uint64_t revision);
 /* CDEF-END */
 
 #ifdef __cplusplus

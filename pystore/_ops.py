@@ -23,6 +23,7 @@ from ._lmdb.group import GroupCommit, Op
 from ._lmdb.hygiene import Stripper
 from ._lmdb.schema import SchemaRecorder
 from .errors import InvalidMessageError, NotFoundError, ValueTooLargeError
+from .history import HistoryOps
 from .records import Resource, ns_to_datetime
 
 __all__ = ["ResourceOps"]
@@ -41,6 +42,16 @@ def _check_type(msg_type: object, what: str = "msg_type") -> type[Message]:
     if not (isinstance(msg_type, type) and issubclass(msg_type, Message)):
         raise TypeError(f"{what} must be a protobuf message class, not {msg_type!r}")
     return msg_type
+
+
+def _check_revision(if_revision: object) -> int | None:
+    if if_revision is None:
+        return None
+    if isinstance(if_revision, bool) or not isinstance(if_revision, int):
+        raise TypeError(f"if_revision must be int or None, not {type(if_revision).__name__}")
+    if not 0 <= if_revision < 2**64:
+        raise ValueError("if_revision must be >= 0 (0: only if absent)")
+    return if_revision
 
 
 def _parse(msg: M, data: bytes, where: str, id: str | None = None) -> M:
@@ -83,7 +94,7 @@ def check_update_result(result: object, msg: Message) -> None:
     )
 
 
-class ResourceOps(KindOps):
+class ResourceOps(KindOps, HistoryOps):
     """Data methods over ``<Kind>/<ID>`` resources (see ``Store`` for the contract)."""
 
     _stripper: Stripper
@@ -96,7 +107,8 @@ class ResourceOps(KindOps):
     def _begin(self, write: bool) -> CTxn:
         raise NotImplementedError
 
-    def _end(self, txn: CTxn, ok: bool) -> None:
+    def _end(self, txn: CTxn, ok: bool) -> int:
+        """Finish ``txn``; the revision its writes committed (or will commit) at."""
         raise NotImplementedError
 
     def _run(self, write: bool, op: Callable[..., Any], *args: Any) -> Any:
@@ -133,28 +145,41 @@ class ResourceOps(KindOps):
 
     # -- writes -----------------------------------------------------------
 
-    def _put(self, kind: str, id: str, msg: object, create: bool) -> None:
+    def _put(
+        self, kind: str, id: str, msg: object, create: bool, if_revision: int | None = None
+    ) -> int:
         kb, ib = encode_kind(kind), encode_id(id)
         payload = self._payload(msg)
         if self._group is not None:  # durable Store: share the commit (see _group.py)
-            self._group_write(Op(kind, kb, ib, payload, msg, create))  # type: ignore[arg-type]
-            return
+            rev: int = self._group_write(
+                Op(kind, kb, ib, payload, msg, create, if_revision)  # type: ignore[arg-type]
+            )
+            return rev
         t = self._begin(True)
         ok = False
         try:
-            t.put(kb, ib, payload, time.time_ns(), create)
+            t.put(kb, ib, payload, time.time_ns(), create, if_revision)
             self._note_schema(t, kind, kb, msg)  # type: ignore[arg-type]
             ok = True
         finally:
-            self._end(t, ok)
+            rev = self._end(t, ok)
+        return rev
 
-    def save_resource(self, kind: str, id: str, msg: Message) -> None:
-        """Upsert ``kind/id`` with ``msg`` (tenancy fields stripped); stamps updated_at."""
-        self._put(kind, id, msg, False)
+    def save_resource(
+        self, kind: str, id: str, msg: Message, *, if_revision: int | None = None
+    ) -> int:
+        """Upsert ``kind/id`` with ``msg`` (tenancy fields stripped); stamps updated_at.
 
-    def create_resource(self, kind: str, id: str, msg: Message) -> None:
+        Returns the revision it committed at (inside ``transaction()``: the
+        revision the transaction commits at).  ``if_revision=N`` writes only
+        if the stored record's revision is N (0: only if absent), else
+        ConflictError and nothing changes.
+        """
+        return self._put(kind, id, msg, False, _check_revision(if_revision))
+
+    def create_resource(self, kind: str, id: str, msg: Message) -> int:
         """Like save_resource, but AlreadyExistsError if ``kind/id`` exists."""
-        self._put(kind, id, msg, True)
+        return self._put(kind, id, msg, True)
 
     def save_resources(self, kind: str, items: Iterable[tuple[str, Message]]) -> int:
         """Upsert many resources of one kind, all or nothing, in one commit."""
@@ -202,9 +227,6 @@ class ResourceOps(KindOps):
         kb, ib = encode_kind(kind), encode_id(id)
         cls = _check_type(msg_type)
         check_update_fn(fn)
-        desc = cls.DESCRIPTOR
-        if self._schemas.read_ok.get(kind) is not desc:
-            self._check_read_type(kind, kb, desc)  # type: ignore[arg-type]
         t = self._begin(True)
         ok = False
         try:
@@ -250,12 +272,14 @@ class ResourceOps(KindOps):
             )
         self._run(True, CTxn.put, kb, ib, data, updated_ns, False)
 
-    def delete_resource(self, kind: str, id: str) -> bool:
-        """Delete ``kind/id``; True if it existed."""
+    def delete_resource(self, kind: str, id: str, *, if_revision: int | None = None) -> bool:
+        """Delete ``kind/id``; True if it existed.  ``if_revision=N`` deletes only
+        if the stored record's revision is N, else ConflictError."""
         kb, ib = encode_kind(kind), encode_id(id)
+        expected = _check_revision(if_revision)
         if self._group is not None:
-            return bool(self._group_write(Op(kind, kb, ib, None)))
-        existed: bool = self._run(True, CTxn.delete, kb, ib)
+            return bool(self._group_write(Op(kind, kb, ib, None, if_revision=expected)))
+        existed: bool = self._run(True, CTxn.delete, kb, ib, expected)
         return existed
 
     def delete_resources_by_kind(self, kind: str) -> int:
@@ -289,17 +313,17 @@ class ResourceOps(KindOps):
         return _parse(msg, data, kind, id)
 
     def get_record(self, kind: str, id: str) -> Resource:
-        """The raw record of ``kind/id``: Resource(id, kind, data, updated_at)."""
+        """The raw record of ``kind/id``: Resource(id, kind, data, updated_at, revision)."""
         kb, ib = encode_kind(kind), encode_id(id)
-        data, ns = self._read_one(kb, ib)
-        return Resource(id, kind, data, ns_to_datetime(ns), ns)
+        data, ns, rev = self._read_one(kb, ib)
+        return Resource(id, kind, data, ns_to_datetime(ns), ns, rev)
 
     def get_bytes(self, kind: str, id: str) -> bytes:
         """The raw protobuf bytes of ``kind/id``; NotFoundError if absent."""
         return self._read_one(encode_kind(kind), encode_id(id))[0]
 
-    def _read_one(self, kb: bytes, ib: bytes) -> tuple[bytes, int]:
-        result: tuple[bytes, int] = self._run(False, CTxn.get, kb, ib)
+    def _read_one(self, kb: bytes, ib: bytes) -> tuple[bytes, int, int]:
+        result: tuple[bytes, int, int] = self._run(False, CTxn.get, kb, ib)
         return result
 
     @overload
@@ -324,10 +348,10 @@ class ResourceOps(KindOps):
         # record by record, so the error names the record.
         records = self._run(False, CTxn.list, kb, None, 0)
         if cls is None:
-            return [payload for _, payload, _ in records]
+            return [r[1] for r in records]
         return [
             _parse(cls(), payload, f"{kind}/{i.decode('utf-8', 'replace')}")
-            for i, payload, _ in records
+            for i, payload, _, _ in records
         ]  # type: ignore[return-value]
 
     def iter_resources(
@@ -370,12 +394,12 @@ class ResourceOps(KindOps):
         while left is None or left > 0:
             page = _PAGE if left is None else min(_PAGE, left)
             records = self._run(False, CTxn.list, kb, cursor, page)
-            for ib, payload, ns in records:
+            for ib, payload, ns, rev in records:
                 if ns != last_ns:  # records saved together share a stamp
                     last_ns, last_dt = ns, ns_to_datetime(ns)
                 id = ib.decode("utf-8")
                 yield Resource(
-                    id, kind, payload, last_dt, ns,
+                    id, kind, payload, last_dt, ns, rev,
                     message=None if cls is None else _parse(cls(), payload, kind, id),
                 )
             if len(records) < page:

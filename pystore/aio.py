@@ -38,15 +38,18 @@ from google.protobuf.message import Message
 
 from ._lmdb.core import check_key, encode_id, encode_kind
 from ._lmdb.group import Op, commit_ops
+from ._ops import _check_revision
 from .aio_views import AsyncStoreViews
 from .errors import StoreClosedError, StoreError
-from .records import Resource
+from .records import Change, Resource
 from .store import Store
+from .watch import Watcher
 
 __all__ = ["AsyncStore"]
 
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
+_WATCH_STEP_S = 0.25  # longest a watch waits in a worker thread per step
 
 
 class _Opening:
@@ -169,20 +172,73 @@ class AsyncStore(AsyncStoreViews):
                     )
             self._pending = []
 
-    async def save_resource(self, kind: str, id: str, msg: Message) -> None:
-        """Upsert ``kind/id``; returns once the commit holding it is durable."""
+    async def save_resource(
+        self, kind: str, id: str, msg: Message, *, if_revision: int | None = None
+    ) -> int:
+        """Upsert ``kind/id``; returns its revision once the commit holding it is
+        durable.  ``if_revision`` as for Store.save_resource."""
         kb, ib = encode_kind(kind), encode_id(id)
-        await self._write(Op(kind, kb, ib, self.store._payload(msg), msg, False))
+        expected = _check_revision(if_revision)
+        return int(await self._write(
+            Op(kind, kb, ib, self.store._payload(msg), msg, False, expected)
+        ))
 
-    async def create_resource(self, kind: str, id: str, msg: Message) -> None:
+    async def create_resource(self, kind: str, id: str, msg: Message) -> int:
         """Like save_resource, but AlreadyExistsError if ``kind/id`` exists."""
         kb, ib = encode_kind(kind), encode_id(id)
-        await self._write(Op(kind, kb, ib, self.store._payload(msg), msg, True))
+        return int(await self._write(Op(kind, kb, ib, self.store._payload(msg), msg, True)))
 
-    async def delete_resource(self, kind: str, id: str) -> bool:
+    async def delete_resource(
+        self, kind: str, id: str, *, if_revision: int | None = None
+    ) -> bool:
         """Delete ``kind/id``; True if it existed."""
         kb, ib = encode_kind(kind), encode_id(id)
-        return bool(await self._write(Op(kind, kb, ib, None)))
+        expected = _check_revision(if_revision)
+        return bool(await self._write(Op(kind, kb, ib, None, if_revision=expected)))
+
+    # -- the change feed ------------------------------------------------------
+
+    async def revision(self) -> int:
+        return self.store.revision()
+
+    async def changes(
+        self, after: int = 0, *, kinds: Iterable[str] | None = None, limit: int | None = None
+    ) -> list[Change]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            None, functools.partial(self.store.changes, after, kinds=kinds, limit=limit)
+        )
+
+    async def watch(
+        self,
+        after: int | None = None,
+        *,
+        kinds: Iterable[str] | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[Change]:
+        """Store.watch as an async iterator: the waiting runs in a worker thread a
+        quarter second at a time, so an abandoned iterator frees it soon."""
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+                raise TypeError(f"timeout must be a number or None, not {type(timeout).__name__}")
+            if timeout < 0:
+                raise ValueError("timeout must be >= 0")
+        loop = asyncio.get_running_loop()
+        watcher = await loop.run_in_executor(None, Watcher, self.store, after, kinds)
+        idle_since = loop.time()
+        while True:
+            wait = _WATCH_STEP_S
+            if timeout is not None:
+                wait = min(wait, max(0.0, idle_since + timeout - loop.time()))
+            batch = await loop.run_in_executor(None, watcher.poll, wait)
+            if batch is None:
+                return
+            if batch:
+                for ch in batch:
+                    yield ch
+                idle_since = loop.time()
+            elif timeout is not None and loop.time() - idle_since >= timeout:
+                return
 
     # -- other writes, in the commit thread ----------------------------------
 

@@ -239,7 +239,7 @@ class AsyncSnapshot(_AsyncReads):
 
     async def __aenter__(self) -> AsyncSnapshot:
         self._owner._check_open()
-        snap = self._owner.store.snapshot()  # type: ignore[attr-defined]
+        snap = self._owner.store.snapshot()
         await _run_in(None, snap.__enter__)
         self._snap = snap
         self.revision = int(getattr(snap, "revision", 0))

@@ -161,6 +161,15 @@ _TABLE: dict[int, tuple[type[StoreError], str]] = {
     lib.PS_ERR_NOMEM: (StoreError, "out of memory"),
     lib.PS_ERR_INVALID_ARG: (StoreError, ""),
     lib.PS_ERR_TRUNCATED: (CorruptionError, "data.mdb was cut short: restore it from a backup"),
+    lib.PS_ERR_CONFLICT: (ConflictError, ""),
+    lib.PS_ERR_COMPACTED: (
+        CompactedError, "list again, then watch from the list's revision"
+    ),
+    lib.PS_ERR_NEEDS_UPGRADE: (
+        IncompatibleStoreError,
+        "open it once without readonly=True (or run `pystore upgrade PATH`) to upgrade it "
+        "in place to format 2",
+    ),
     lib.PS_LMDB_KEYEXIST: (AlreadyExistsError, ""),
     lib.PS_LMDB_NOTFOUND: (NotFoundError, ""),
     lib.PS_LMDB_PAGE_NOTFOUND: (CorruptionError, "the file is damaged"),
@@ -193,7 +202,13 @@ def error_for(code: int, context: str = "") -> StoreError:
         text = f"{context}: {text}"
     if hint:
         text = f"{text} ({hint})"
-    exc: StoreError = cls(code, text) if issubclass(cls, OSError) else cls(text)
+    if issubclass(cls, OSError):
+        exc: StoreError = cls(code, text)
+    elif cls is ConflictError:  # raised with its fields by the write paths
+        exc = StoreError.__new__(ConflictError)
+        StoreError.__init__(exc, text)
+    else:
+        exc = cls(text)
     exc.code = code
     return exc
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
@@ -25,6 +26,7 @@ from .errors import (
     TransactionError,
     check,
 )
+from .watch import ChangeFeed, signal_for
 
 __all__ = ["Store"]
 
@@ -40,7 +42,7 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class Store(AdminOps, ResourceOps):
+class Store(AdminOps, ChangeFeed, ResourceOps):
     """An embedded store of protobuf resources keyed ``<Kind>/<ID>``.
 
     ``path`` is a directory (created with parents, mode 0700) that holds
@@ -50,8 +52,9 @@ class Store(AdminOps, ResourceOps):
     itself.  ``readonly=True`` opens an existing store, which another
     process may be writing, and refuses writes.  Fields named in
     ``strip_fields`` are cleared at every depth before anything is
-    persisted.  A Store may be shared by threads; use it as a context
-    manager or call ``close()``.
+    persisted.  The change log keeps at least the newest ``keep_changes``
+    revisions (and at most twice as many).  A Store may be shared by
+    threads; use it as a context manager or call ``close()``.
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class Store(AdminOps, ResourceOps):
         map_size: int | None = None,
         readonly: bool = False,
         strip_fields: Iterable[str] = ("org_id", "project_id"),
+        keep_changes: int = 100_000,
     ) -> None:
         self._env: Any = None
         self._closed = True
@@ -74,6 +78,10 @@ class Store(AdminOps, ResourceOps):
             raise TypeError(f"map_size must be int or None, not {type(map_size).__name__}")
         if map_size is not None and map_size <= 0:
             raise ValueError("map_size must be positive")
+        if isinstance(keep_changes, bool) or not isinstance(keep_changes, int):
+            raise TypeError(f"keep_changes must be int, not {type(keep_changes).__name__}")
+        if not 1 <= keep_changes < 2**63:
+            raise ValueError("keep_changes must be >= 1")
         if isinstance(strip_fields, str):
             raise TypeError("strip_fields must be an iterable of field names, not a str")
         names = frozenset(strip_fields)
@@ -95,6 +103,10 @@ class Store(AdminOps, ResourceOps):
         out = ffi.new("ps_env **")
         check(lib.ps_env_open(os.fsencode(fspath), map_size or 0, flags, out), f"open {fspath!r}")
         self._env = ffi.gc(out[0], lib.ps_env_free)
+        check(lib.ps_env_set_keep_changes(self._env, keep_changes), "keep_changes")
+        self.keep_changes = keep_changes
+        self._signal = signal_for(fspath)
+        self._snapshots: weakref.WeakSet[Snapshot] = weakref.WeakSet()
         self._closed = False
         self._generation = _fork_generation
         self._tls = threading.local()
@@ -111,7 +123,10 @@ class Store(AdminOps, ResourceOps):
         if getattr(self._tls, "txn", None) is not None:
             raise TransactionError("close() inside this thread's open transaction()")
         self._closed = True
+        for snap in list(self._snapshots):  # each holds a read txn close would wait for
+            snap.close()
         lib.ps_env_close(self._env)
+        self._signal.notify()  # watchers of this store end
 
     @property
     def closed(self) -> bool:
@@ -159,17 +174,31 @@ class Store(AdminOps, ResourceOps):
         assert self._group is not None
         return self._group.run(op)
 
-    def _read_one(self, kb: bytes, ib: bytes) -> tuple[bytes, int]:
+    def _read_one(self, kb: bytes, ib: bytes) -> tuple[bytes, int, int]:
         self._check_usable()
         return env_get(self._env, kb, ib)  # one C call, reused read txn
 
-    def _end(self, txn: CTxn, ok: bool) -> None:
+    def _end(self, txn: CTxn, ok: bool) -> int:
         if ok and txn.write:
-            txn.commit()
+            rev = txn.commit()
+            if rev:
+                self._signal.notify()  # this process's watchers wake at once
             if txn.schemas:
                 self._schemas.settle(txn)
-        else:
-            txn.abort()
+            return rev
+        txn.abort()
+        return 0
+
+    def snapshot(self) -> Snapshot:
+        """One consistent read view, as a context manager.
+
+        ``with store.snapshot() as snap:`` -- ``snap`` has the store's read
+        methods, all answered from one LMDB read transaction, and
+        ``snap.revision``, the revision it sees.  ``store.watch(after=
+        snap.revision)`` then follows every later change, with no gap.
+        """
+        self._check_usable()
+        return Snapshot(self)
 
     def transaction(self) -> Transaction:
         """A write transaction over several resources, as a context manager.
@@ -184,4 +213,5 @@ class Store(AdminOps, ResourceOps):
         return Transaction(self)
 
 
+from .snapshot import Snapshot  # noqa: E402  (circular: Snapshot needs Store)
 from .transaction import Transaction  # noqa: E402  (circular: Transaction needs Store)

@@ -21,8 +21,11 @@ class Transaction(ResourceOps):
 
     It has the store's data methods.  It is bound to the thread that
     entered it, commits when the ``with`` block ends normally and rolls
-    back when it raises.
+    back when it raises.  After the block, ``revision`` is the revision
+    it committed at (0 if it changed nothing or rolled back).
     """
+
+    revision: int = 0
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -54,7 +57,9 @@ class Transaction(ResourceOps):
         self._done = True
         self._store._tls.txn = None
         if exc_type is None:
-            txn.commit()
+            self.revision = txn.commit()
+            if self.revision:
+                self._store._signal.notify()
             if txn.schemas:
                 self._schemas.settle(txn)
         else:
@@ -69,5 +74,6 @@ class Transaction(ResourceOps):
             raise TransactionError("a transaction must be used by the thread that began it")
         return self._txn
 
-    def _end(self, txn: CTxn, ok: bool) -> None:
-        pass  # errors that spoil the transaction are remembered by the core
+    def _end(self, txn: CTxn, ok: bool) -> int:
+        # errors that spoil the transaction are remembered by the core
+        return txn.pending() if ok else 0

@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from pystore import (
+    ConflictError,
     InvalidKeyError,
+    InvalidMessageError,
     NotFoundError,
     ReadOnlyError,
     Store,
@@ -53,6 +55,10 @@ def _kind_cases(method: str, extra: tuple[object, ...] = ()) -> Iterator[tuple[s
         yield method, lambda s, k=k: getattr(s, method)(k, *extra), TypeError
     for k in BAD_KIND_VALUES:
         yield method, lambda s, k=k: getattr(s, method)(k, *extra), InvalidKeyError
+
+
+async def _async_fn(msg: Agent) -> None:
+    msg.model = "async"
 
 
 def _data_cases() -> Iterator[tuple[str, Call, type]]:
@@ -121,6 +127,43 @@ def _data_cases() -> Iterator[tuple[str, Call, type]]:
     ]:
         yield "iter_resources", lambda s, kw=kw: list(s.iter_resources("Agent", **kw)), exc
     yield "kinds", lambda s: s.kinds(5), TypeError
+    # per-kind helpers and collections (issue 11)
+    yield from _key_cases("exists")
+    yield from _kind_cases("list_ids")
+    for kw, exc in [({"after": 5}, TypeError), ({"prefix": b"a"}, TypeError),
+                    ({"prefix": "a\0"}, InvalidKeyError), ({"after": "a\0"}, InvalidKeyError),
+                    ({"limit": -1}, ValueError), ({"limit": True}, TypeError)]:
+        yield "list_ids", lambda s, kw=kw: s.list_ids("Agent", **kw), exc
+    yield from _kind_cases("collection", (Agent,))
+    for c in NOT_CLASSES:
+        yield "collection", lambda s, c=c: s.collection("Agent", c), TypeError
+        if c is not None:
+            yield "iter_resources", lambda s, c=c: s.iter_resources("Agent", c), TypeError
+    yield "collection", lambda s: s.collection("Agent", Workflow), InvalidMessageError
+    yield "get_resource", lambda s: s.get_resource("Agent", "a1", Workflow), InvalidMessageError
+    yield "update_resource", lambda s: s.update_resource("Agent", "a1", Agent, _async_fn), \
+        TypeError
+    yield "update_resource", lambda s: s.update_resource("Agent", "a1", Agent, lambda m: Agent()), \
+        TypeError
+    # revisions and history (issue 9)
+    for rev, exc in [("1", TypeError), (True, TypeError), (-1, ValueError), (1.0, TypeError)]:
+        yield ("save_resource",
+               lambda s, r=rev: s.save_resource("Agent", "a1", good, if_revision=r), exc)
+        yield ("delete_resource",
+               lambda s, r=rev: s.delete_resource("Agent", "a1", if_revision=r), exc)
+        yield "get_record_at", lambda s, r=rev: s.get_record_at("Agent", "a1", r), exc
+        yield "set_history", lambda s, r=rev: s.set_history("Agent", r), exc
+        yield "history", lambda s, r=rev: s.history("Agent", "a1", limit=r), exc
+    yield "save_resource", lambda s: s.save_resource("Agent", "a1", good, if_revision=999), \
+        ConflictError
+    yield "delete_resource", lambda s: s.delete_resource("Agent", "a1", if_revision=0), \
+        ConflictError
+    yield "get_record_at", lambda s: s.get_record_at("Agent", "a1", 999), NotFoundError
+    yield from _key_cases("get_record_at", (1,))
+    yield from _key_cases("history")
+    yield from _key_cases("delete_history")
+    yield from _kind_cases("set_history", (1,))
+    yield from _kind_cases("history_keep")
 
 
 def _store_cases(tmp_path: Path) -> Iterator[tuple[str, Call, type]]:
@@ -136,6 +179,15 @@ def _store_cases(tmp_path: Path) -> Iterator[tuple[str, Call, type]]:
     yield "backup", lambda s: s.backup(tmp_path / "full-dir"), StoreError
     yield "transaction", lambda s: s.transaction(1), TypeError
     yield "close", lambda s: s.close(1), TypeError
+    yield "snapshot", lambda s: s.snapshot(1), TypeError
+    yield "revision", lambda s: s.revision(1), TypeError
+    for kw, exc in [({"after": -1}, ValueError), ({"after": "0"}, TypeError),
+                    ({"limit": -1}, ValueError), ({"kinds": "Agent"}, TypeError),
+                    ({"kinds": ["A/b"]}, ValueError)]:
+        yield "changes", lambda s, kw=kw: s.changes(**kw), exc
+    for kw, exc in [({"after": -1}, ValueError), ({"timeout": -1}, ValueError),
+                    ({"timeout": "1"}, TypeError), ({"kinds": 5}, TypeError)]:
+        yield "watch", lambda s, kw=kw: s.watch(**kw), exc
 
 
 def _snapshot(store: Store) -> dict[str, list[tuple[str, bytes, int]]]:

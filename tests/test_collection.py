@@ -74,7 +74,8 @@ def test_pages_and_tokens(agents: pystore.Collection[Agent]) -> None:
     assert agents.page(13).next_token is None
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     stable=st.sets(st.text("abc", min_size=1, max_size=4), max_size=25),
     churn=st.lists(st.tuples(st.booleans(), st.text("abcd", min_size=1, max_size=4)),
@@ -117,9 +118,8 @@ def test_recorded_type_is_checked(store: pystore.Store) -> None:
     for call in (lambda: store.get_resource("Agent", "a", Session),
                  lambda: store.get_resource("Agent", "a", Session()),
                  lambda: store.list_resources("Agent", Session),
-                 lambda: store.iter_resources("Agent", Session),
-                 lambda: store.update_resource("Agent", "a", Session, lambda s: None)):
-        with pytest.raises(pystore.InvalidMessageError, match="Agent.*Session"):
+                 lambda: store.iter_resources("Agent", Session)):
+        with pytest.raises(pystore.InvalidMessageError, match=r"Agent.*Session"):
             call()
     assert store.get_resource("Agent", "a", Agent).model == "m"  # the right type still reads
     assert store.list_resources("Agent") == [store.get_bytes("Agent", "a")]  # raw: no type

@@ -113,8 +113,8 @@ def _damage_header(path: Path, kind: str) -> None:
     assert at > 0
     with open(path / "data.mdb", "r+b") as f:
         while at > 0:
-            start = at - 12
-            assert data[start] == 1 and data[start + 1 : start + 4] == b"\0\0\0"
+            start = at - 20
+            assert data[start] == 2 and data[start + 1 : start + 4] == b"\0\0\0"
             f.seek(start)
             f.write(b"\x7f")
             at = data.find(payload_start, at + 1)

@@ -52,12 +52,14 @@ class StoreStats:
     kinds: dict[str, KindStats] = field(default_factory=dict)
     data_bytes: int = 0
     reclaimable_bytes: int = 0
+    revision: int = 0  # the last committed revision
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the shape of ``pystore --json stats``)."""
         return {
             "path": self.path,
             "format_version": self.format_version,
+            "revision": self.revision,
             "entries": self.entries,
             "map_size": self.map_size,
             "used_bytes": self.used_bytes,
@@ -85,7 +87,7 @@ class AdminOps:
     def _begin(self, write: bool) -> CTxn:
         raise NotImplementedError
 
-    def _end(self, txn: CTxn, ok: bool) -> None:
+    def _end(self, txn: CTxn, ok: bool) -> int:
         raise NotImplementedError
 
     @contextmanager
@@ -133,6 +135,7 @@ class AdminOps:
             kinds=kinds,
             data_bytes=live * psize,
             reclaimable_bytes=max(0, file_bytes - live * psize),
+            revision=int(info.revision),
         )
 
     def backup(self, dest: str | os.PathLike[str], compact: bool = True) -> int:

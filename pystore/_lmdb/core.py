@@ -13,12 +13,19 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import AlreadyExistsError, InvalidKeyError, NotFoundError, check, error_for
+from ..errors import (
+    AlreadyExistsError,
+    ConflictError,
+    InvalidKeyError,
+    NotFoundError,
+    check,
+    error_for,
+)
 from ._native import ffi, lib
 
 __all__ = ["MAX_PAYLOAD", "CTxn", "check_key", "encode_id", "encode_kind"]
 
-_REC = struct.Struct("<IIq")  # id_len, payload_len, updated_ns
+_REC = struct.Struct("<IIqQ")  # id_len, payload_len, updated_ns, revision
 _U32 = struct.Struct("<I")
 MAX_PAYLOAD: int = lib.PS_MAX_PAYLOAD  # largest protobuf payload a record holds
 
@@ -54,6 +61,7 @@ class _Out(threading.local):
         self.ns: Any = ffi.new("int64_t *")
         self.u64: Any = ffi.new("uint64_t *")
         self.int: Any = ffi.new("int *")
+        self.rev: Any = ffi.new("uint64_t *")
 
 
 _out = _Out()
@@ -78,14 +86,29 @@ class CTxn:
         # kind -> descriptor whose schema this txn recorded (see _schema.py)
         self.schemas: dict[str, Any] | None = None
 
-    def commit(self) -> None:
+    def commit(self) -> int:
+        """Commit; the revision committed (0 when the txn changed nothing)."""
         ptr, self.ptr = self.ptr, ffi.NULL
+        rev = _out.rev
         try:
             # Borrowed payloads must outlive the commit: on MDB_MAP_FULL the
             # core grows the map and replays the log from them.
-            check(lib.ps_txn_commit(ptr), "commit")
+            check(lib.ps_txn_commit_rev(ptr, rev), "commit")
+            return int(rev[0])
         finally:
             self._keep.clear()
+
+    def pending(self) -> int:
+        """The revision this write txn's changes carry (0 while none)."""
+        o = _out
+        check(lib.ps_txn_pending(self.ptr, o.rev), "revision")
+        return int(o.rev[0])
+
+    def revision(self) -> int:
+        """The last committed revision this txn sees."""
+        o = _out
+        check(lib.ps_txn_revision(self.ptr, o.rev), "revision")
+        return int(o.rev[0])
 
     def abort(self) -> None:
         ptr, self.ptr = self.ptr, ffi.NULL
@@ -99,24 +122,32 @@ class CTxn:
         if getattr(self, "ptr", ffi.NULL) != ffi.NULL:
             self.abort()
 
-    def put(self, kind: bytes, id: bytes, payload: bytes, ns: int, create: bool) -> None:
+    def put(
+        self, kind: bytes, id: bytes, payload: bytes, ns: int, create: bool,
+        if_revision: int | None = None,
+    ) -> None:
         flags = lib.PS_PUT_BORROW | (lib.PS_PUT_NOOVERWRITE if create else 0)
-        rc = lib.ps_put(self.ptr, kind, len(kind), id, len(id), payload, len(payload), ns, flags)
+        if if_revision is None:
+            rc = lib.ps_put(self.ptr, kind, len(kind), id, len(id), payload, len(payload), ns,
+                            flags)
+        else:
+            rc = lib.ps_put_if(self.ptr, kind, len(kind), id, len(id), payload, len(payload),
+                               ns, flags | lib.PS_PUT_IF_REVISION, if_revision, _out.rev)
         if rc:
             if rc == lib.PS_LMDB_KEYEXIST:
                 raise AlreadyExistsError(f"resource already exists: {_key_context(kind, id)}")
-            raise error_for(rc, _key_context(kind, id))
+            raise _write_error(rc, kind, id, if_revision)
         self._keep.append(payload)
 
-    def get(self, kind: bytes, id: bytes) -> tuple[bytes, int]:
-        """Payload (copied) and updated_ns; NotFoundError when absent."""
+    def get(self, kind: bytes, id: bytes) -> tuple[bytes, int, int]:
+        """Payload (copied), updated_ns and revision; NotFoundError when absent."""
         o = _out
-        rc = lib.ps_get(self.ptr, kind, len(kind), id, len(id), o.ptr, o.size, o.ns)
+        rc = lib.ps_get_rev(self.ptr, kind, len(kind), id, len(id), o.ptr, o.size, o.ns, o.rev)
         if rc:
             if rc == lib.PS_LMDB_NOTFOUND:
                 raise NotFoundError(f"resource not found: {_key_context(kind, id)}")
             raise error_for(rc, _key_context(kind, id))
-        return ffi.unpack(o.ptr[0], o.size[0]), int(o.ns[0])
+        return ffi.unpack(o.ptr[0], o.size[0]), int(o.ns[0]), int(o.rev[0])
 
     def exists(self, kind: bytes, id: bytes) -> bool:
         """Whether kind/id is stored (nothing is copied)."""
@@ -128,11 +159,12 @@ class CTxn:
             raise error_for(rc, _key_context(kind, id))
         return True
 
-    def delete(self, kind: bytes, id: bytes) -> bool:
+    def delete(self, kind: bytes, id: bytes, if_revision: int | None = None) -> bool:
         o = _out
-        rc = lib.ps_del(self.ptr, kind, len(kind), id, len(id), o.int)
+        rc = lib.ps_del_if(self.ptr, kind, len(kind), id, len(id), if_revision is not None,
+                           if_revision or 0, o.rev, o.int)
         if rc:
-            raise error_for(rc, _key_context(kind, id))
+            raise _write_error(rc, kind, id, if_revision)
         return bool(o.int[0])
 
     def delete_kind(self, kind: bytes) -> int:
@@ -147,8 +179,9 @@ class CTxn:
 
     def list(
         self, kind: bytes, after: bytes | None, limit: int
-    ) -> list[tuple[bytes, bytes, int]]:
-        """(id, payload, updated_ns) of up to ``limit`` (0: all) records after ``after``."""
+    ) -> list[tuple[bytes, bytes, int, int]]:
+        """(id, payload, updated_ns, revision) of up to ``limit`` (0: all) records
+        after ``after``."""
         buf = ffi.new("ps_buf *")
         try:
             a = after if after is not None else ffi.NULL
@@ -216,14 +249,23 @@ class CTxn:
         check(lib.ps_meta_put(self.ptr, key, len(key), value, len(value)), "meta")
 
 
-def _records(raw: Any, count: int) -> Iterator[tuple[bytes, bytes, int]]:
+def _write_error(rc: int, kind: bytes, id: bytes, if_revision: int | None) -> Exception:
+    if rc == lib.PS_ERR_CONFLICT and if_revision is not None:
+        return ConflictError(
+            kind.decode("utf-8", "replace"), id.decode("utf-8", "replace"),
+            if_revision, int(_out.rev[0]),
+        )
+    return error_for(rc, _key_context(kind, id))
+
+
+def _records(raw: Any, count: int) -> Iterator[tuple[bytes, bytes, int, int]]:
     view = memoryview(raw)
     off = 0
     unpack = _REC.unpack_from
     for _ in range(count):
-        id_len, plen, ns = unpack(view, off)
-        start = off + 16
+        id_len, plen, ns, rev = unpack(view, off)
+        start = off + 24
         yield bytes(view[start : start + id_len]), bytes(
             view[start + id_len : start + id_len + plen]
-        ), ns
+        ), ns, rev
         off = start + id_len + plen

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import Message
 
-from ..errors import AlreadyExistsError
+from ..errors import AlreadyExistsError, ConflictError
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -33,7 +33,8 @@ __all__ = ["GroupCommit", "Op", "commit_ops"]
 
 @dataclass(slots=True)
 class Op:
-    """One queued write: a put (payload not None) or a delete."""
+    """One queued write: a put (payload not None; result: its revision) or a
+    delete (result: whether it existed)."""
 
     kind: str
     kb: bytes
@@ -41,6 +42,7 @@ class Op:
     payload: bytes | None
     msg: Message | None = None
     create: bool = False
+    if_revision: int | None = None
     done: bool = False
     result: Any = None
     error: BaseException | None = None
@@ -58,20 +60,24 @@ def commit_ops(store: Store, ops: list[Op]) -> None:
         ok = False
         try:
             ns = time.time_ns()
+            puts = []
             for op in ops:
-                if op.payload is None:
-                    op.result = t.delete(op.kb, op.ib)
-                    continue
                 try:
-                    t.put(op.kb, op.ib, op.payload, ns, op.create)
-                except AlreadyExistsError as exc:  # this write alone fails
+                    if op.payload is None:
+                        op.result = t.delete(op.kb, op.ib, op.if_revision)
+                        continue
+                    t.put(op.kb, op.ib, op.payload, ns, op.create, op.if_revision)
+                except (AlreadyExistsError, ConflictError) as exc:  # this write alone fails
                     op.error = exc
                     continue
+                puts.append(op)
                 if op.msg is not None:
                     store._note_schema(t, op.kind, op.kb, op.msg)
             ok = True
         finally:
-            store._end(t, ok)
+            rev = store._end(t, ok)
+        for op in puts:  # a put's result: the revision of the commit holding it
+            op.result = rev
     except BaseException as exc:
         for op in ops:  # nothing of this transaction was applied
             op.error, op.result = exc, None

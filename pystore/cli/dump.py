@@ -2,9 +2,12 @@
 
 The dump format (JSON Lines, documented in docs/format.md):
 
-- first line ``{"pystore_dump": 1, "format_version": 1}``;
+- first line ``{"pystore_dump": 1, "format_version": 2}``;
 - per kind, before its records, if the store holds its schema:
   ``{"schema": {"kind": K, "type": NAME, "descriptor_set": BASE64}}``;
+- per kind with a history keep count: ``{"history_keep": {"kind": K, "keep": N}}``,
+  then its kept versions, oldest first per id:
+  ``{"history": {"kind", "id", "revision", "updated_at", "updated_ns", "data"}}``;
 - one line per resource: ``{"kind", "id", "updated_at", "updated_ns",
   "message", "data"}`` where ``message`` is the record decoded to JSON (null
   if it cannot be) and ``data`` the stored protobuf bytes in base64.
@@ -30,10 +33,11 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
+from .._lmdb import revs
 from .._lmdb.core import CTxn, check_key, encode_id, encode_kind
 from .._lmdb.hygiene import is_repeated
 from .._lmdb.schema import message_class, read_schema, write_schema
-from ..errors import CorruptionError, InvalidKeyError
+from ..errors import CorruptionError, InvalidKeyError, NotFoundError
 from .progress import Progress
 
 if TYPE_CHECKING:
@@ -198,11 +202,41 @@ def _records(txn: CTxn, kind: str) -> Iterator[tuple[str, bytes, int]]:
     after: bytes | None = None
     while True:
         page = txn.list(kb, after, _PAGE)
-        for ib, data, ns in page:
+        for ib, data, ns, _ in page:
             yield ib.decode("utf-8", "surrogateescape"), data, ns
         if len(page) < _PAGE:
             return
         after = page[-1][0]
+
+
+def _history_lines(txn: CTxn, kind: str) -> Iterator[dict[str, Any]]:
+    """The history lines of ``kind``: its keep count, then every kept version
+    (of live and deleted resources), oldest first per id."""
+    kb = encode_kind(kind)
+    keep = revs.history_keep(txn, kb)
+    if keep:
+        yield {"history_keep": {"kind": kind, "keep": keep}}
+    after: bytes | None = None
+    while True:
+        ids = revs.history_ids(txn, kb, after, _PAGE)
+        for ib in ids:
+            id = ib.decode("utf-8", "surrogateescape")
+            versions = revs.history(txn, kind, kb, id, ib, 0)
+            try:
+                live = txn.get(kb, ib)[2]
+            except NotFoundError:
+                live = None
+            for r in reversed(versions):
+                if r.revision == live:
+                    continue
+                yield {"history": {
+                    "kind": kind, "id": id, "revision": r.revision,
+                    "updated_at": format_ns(r.updated_ns), "updated_ns": r.updated_ns,
+                    "data": base64.b64encode(r.data).decode("ascii"),
+                }}
+        if len(ids) < _PAGE:
+            return
+        after = ids[-1]
 
 
 def _line(obj: dict[str, Any]) -> str:
@@ -222,7 +256,7 @@ def dump(
     with store._reading() as t:
         names = sorted(set(kinds)) if kinds is not None else t.kinds()
         total = sum(t.count(encode_kind(k)) for k in names)
-        out.write(_line({"pystore_dump": DUMP_VERSION, "format_version": 1}))
+        out.write(_line({"pystore_dump": DUMP_VERSION, "format_version": 2}))
         with Progress("dump", total, show=progress) as bar:
             for kind in names:
                 schema = dec.load(t, kind)
@@ -231,6 +265,8 @@ def dump(
                         "kind": kind, "type": schema[0],
                         "descriptor_set": base64.b64encode(schema[1]).decode("ascii"),
                     }}))
+                for obj in _history_lines(t, kind):
+                    out.write(_line(obj))
                 cls = dec.cls(t, kind)
                 for id, data, ns in _records(t, kind):
                     out.write(_line(record_json(kind, id, data, ns, cls, with_data=True)))
@@ -263,7 +299,8 @@ def _parse_line(
     schemas: dict[str, tuple[str, bytes]],
     store_schema: Callable[[str], tuple[str, bytes] | None] | None = None,
 ) -> tuple[str, Any]:
-    """("schema", (kind, name, fds)) | ("record", (kind, id, data, ns)) | ("skip", None)."""
+    """("schema", (kind, name, fds)) | ("record", (kind, id, data, ns)) |
+    ("history", (kind, id, data, ns)) | ("history_keep", (kind, keep)) | ("skip", None)."""
     if not isinstance(obj, dict):
         raise _LoadError(f"{where}: expected a JSON object")
     if "pystore_dump" in obj:
@@ -283,6 +320,27 @@ def _parse_line(
             raise _LoadError(f"{where}: {exc}") from None
         schemas[kind] = (name, fds)
         return "schema", (kind, name, fds)
+    if "history_keep" in obj:
+        h = obj["history_keep"]
+        if not isinstance(h, dict):
+            raise _LoadError(f"{where}: 'history_keep' must be an object")
+        kind = _field(h, "kind", str, where)
+        keep = _field(h, "keep", int, where)
+        if not 0 <= keep < 2**64:
+            raise _LoadError(f"{where}: 'keep' must be >= 0")
+        try:
+            check_key(encode_kind(kind), b"_")
+        except InvalidKeyError as exc:
+            raise _LoadError(f"{where}: {exc}") from None
+        return "history_keep", (kind, keep)
+    if "history" in obj:
+        h = obj["history"]
+        if not isinstance(h, dict) or not isinstance(h.get("data"), str):
+            raise _LoadError(f"{where}: 'history' must be an object with 'data' (base64)")
+        _, item = _parse_line(
+            {k: v for k, v in h.items() if k != "revision"}, where, schemas, store_schema
+        )
+        return "history", item
     kind = _field(obj, "kind", str, where)
     id = _field(obj, "id", str, where)
     try:
@@ -354,10 +412,19 @@ def load(store: Store, src: IO[str], name: str = "-", size: int = 0) -> tuple[in
             return
         with store.transaction() as tx:
             ctxn = tx._begin(True)
+            # Kept versions get revisions of their own, below the chunk's.
+            n_hist = sum(1 for what, _ in chunk if what == "history")
+            label = revs.reserve(ctxn, n_hist) if n_hist else 0
             for what, item in chunk:
                 if what == "schema":
                     kind, tname, fds = item
                     write_schema(ctxn, encode_kind(kind), tname.encode("utf-8"), fds)
+                elif what == "history_keep":
+                    revs.history_set(ctxn, encode_kind(item[0]), item[1])
+                elif what == "history":
+                    kind, id, data, ns = item
+                    revs.history_load(ctxn, encode_kind(kind), encode_id(id), data, ns, label)
+                    label += 1
                 else:
                     tx._put_raw(*item)
         for what, item in chunk:
@@ -373,8 +440,10 @@ def load(store: Store, src: IO[str], name: str = "-", size: int = 0) -> tuple[in
             chunk.append((what, item))
             if what == "schema":
                 nschemas += 1
-            else:
+            elif what == "record":
                 records += 1
+                chunk_bytes += len(item[2])
+            elif what == "history":
                 chunk_bytes += len(item[2])
             if len(chunk) >= _CHUNK_RECORDS or chunk_bytes >= _CHUNK_BYTES:
                 flush()

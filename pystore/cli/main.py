@@ -1,7 +1,7 @@
 """The ``pystore`` command line (console script and ``python -m pystore``).
 
-Read commands (stats, kinds, list, get, dump, backup, verify) open the store
-read-only: they work while another process writes it and never create a
+Read commands (stats, kinds, list, get, dump, backup, verify, watch) open the
+store read-only: they work while another process writes it and never create a
 store.  Exit codes: 0 success (also when the reader of the output went
 away: ``pystore list ... | head``), 1 not found / permission denied /
 failed / verification failed, 2 usage error.  Errors are one line on
@@ -103,6 +103,15 @@ def _parser() -> _Parser:
     c.add_argument("dest", metavar="DEST", help="a new or empty directory")
     c = cmd("verify", "decode every record's header and payload; exit 1 if any fails")
     c.add_argument("path", metavar="PATH")
+    c = cmd("watch", "print each change as it is committed, until interrupted")
+    c.add_argument("path", metavar="PATH")
+    c.add_argument("--kind", action="append", metavar="KIND", help="only this kind (repeatable)")
+    c.add_argument("--after", type=_count, metavar="N",
+                   help="first replay every change after revision N")
+    c.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                   help="one JSON object per line")
+    c = cmd("upgrade", "upgrade a store of an older format in place (one transaction)")
+    c.add_argument("path", metavar="PATH")
     c = cmd("demo", "run the README's main job on a local store")
     c.add_argument("path", metavar="PATH", nargs="?", default="./.pystore-demo")
     return p
@@ -165,6 +174,7 @@ def cmd_stats(a: argparse.Namespace) -> int:
         return OK
     _out(f"store           {st.path}")
     _out(f"format version  {st.format_version}")
+    _out(f"revision        {st.revision}")
     _out(f"resources       {st.entries} in {len(st.kinds)} kind(s)")
     _out(f"map size        {_size(st.map_size)}")
     _out(f"file size       {_size(st.file_bytes)} (data.mdb; high-water mark "
@@ -344,6 +354,20 @@ def cmd_verify(a: argparse.Namespace) -> int:
     return OK
 
 
+def cmd_watch(a: argparse.Namespace) -> int:
+    from .watch import watch
+
+    with _open_existing(a.path) as s:
+        return watch(s, a.kind, a.after, a.json, _out)
+
+
+def cmd_upgrade(a: argparse.Namespace) -> int:
+    with _open_existing(a.path, readonly=False) as s:
+        st = s.stats()
+    _out(f"{a.path}: format version {st.format_version}, revision {st.revision}")
+    return OK
+
+
 def cmd_demo(a: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -359,7 +383,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "stats": cmd_stats, "kinds": cmd_kinds, "list": cmd_list, "get": cmd_get,
     "delete": cmd_delete,
     "dump": cmd_dump, "load": cmd_load, "clean": cmd_clean, "backup": cmd_backup,
-    "verify": cmd_verify, "demo": cmd_demo,
+    "verify": cmd_verify, "watch": cmd_watch, "upgrade": cmd_upgrade, "demo": cmd_demo,
 }
 
 
