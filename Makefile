@@ -125,7 +125,7 @@ wheel-check: wheel install
 # venv per interpreter, the wheel with its test extra, then a subset of the
 # suite (the wheel's own checks, the ADR's operations, collections, async).
 MATRIX_PYTHONS ?= $(foreach v,3.11 3.12 3.13,$(firstword $(wildcard $(HOME)/.pyenv/versions/$(v).*/bin/python$(v))))
-MATRIX_TESTS   ?= test_wheel.py test_basic.py test_collection.py test_async.py
+MATRIX_TESTS   ?= test_wheel.py test_basic.py test_collection.py test_async_parity.py
 wheel-matrix: wheel
 	@test $(words $(MATRIX_PYTHONS)) -eq 3 || { echo "make: wheel-matrix needs CPython 3.11, 3.12 and 3.13 (found: $(MATRIX_PYTHONS))"; exit 1; }
 	whl="$(CURDIR)/$$(ls dist/pystore_lmdb-*manylinux*.whl)" && for py in $(MATRIX_PYTHONS); do \

@@ -178,15 +178,16 @@ class Collection(Generic[M]):
     ) -> list[M]:
         """Messages whose index ``index`` holds ``value``, in id order (ids
         strictly after ``after``, at most ``limit``)."""
-        found: list[M] = self._ops.find(
-            self.kind, index, value, self.msg_type, after=after, limit=limit
-        )
+        ops: Any = self._ops  # the query methods (issue 10) are the owner's
+        found: list[M] = ops.find(self.kind, index, value, self.msg_type, after=after, limit=limit)
         return found
 
     def find_one(self, index: str, value: object) -> M:
         """The first message (by id) whose index ``index`` holds ``value``;
         NotFoundError if none."""
-        return self._ops.find_one(self.kind, index, value, self.msg_type)
+        ops: Any = self._ops
+        one: M = ops.find_one(self.kind, index, value, self.msg_type)
+        return one
 
     def watch(self, after: int | None = None, *, timeout: float | None = None) -> Iterator[Change]:
         """Changes of this kind committed after revision ``after`` (None: from

@@ -148,3 +148,25 @@ def test_stats_backup_and_typed_iteration(store_path: Path, tmp_path: Path) -> N
                                                               for i in range(3)]
 
     asyncio.run(main())
+
+
+def test_async_snapshot_and_collection_writes(store_path: Path) -> None:
+    async def main() -> None:
+        async with AsyncStore.open(store_path) as s:
+            agents = s.collection("Agent", Agent)
+            r1 = await agents.save("a", Agent(model="old"))
+            assert r1 == s.store.revision()
+            with pytest.raises(pystore.ConflictError):
+                await agents.save("a", Agent(), if_revision=r1 + 50)
+            async with s.snapshot() as snap:
+                assert snap.revision == r1
+                await agents.save("a", Agent(model="new"))
+                assert (await snap.get_resource("Agent", "a", Agent)).model == "old"
+                assert await snap.collection("Agent", Agent).ids() == ["a"]
+                assert await snap.count("Agent") == 1 and await snap.kinds() == ["Agent"]
+            assert await agents.create("b", Agent()) > r1
+            assert await agents.delete("b") and not await agents.exists("b")
+            seen = [ch.id async for ch in agents.watch(after=r1, timeout=0.2)]
+            assert seen == ["a", "b", "b"]
+
+    asyncio.run(main())

@@ -197,3 +197,48 @@ def test_transaction_collection_reads_its_writes_and_rolls_back(store: pystore.S
         t.collection("Agent", Agent).update("t1", lambda a: setattr(a, "model", "u"))
         raise RuntimeError
     assert store.get_resource("Agent", "t1", Agent).model == "t"
+
+
+def test_writes_return_revisions_and_honour_if_revision(store: pystore.Store) -> None:
+    c = store.collection("Agent", Agent)
+    r1 = c.save("a", Agent(model="1"))
+    assert isinstance(r1, int) and r1 == store.revision()
+    with pytest.raises(pystore.ConflictError):
+        c.save("a", Agent(model="x"), if_revision=r1 + 100)
+    r2 = c.save("a", Agent(model="2"), if_revision=r1)
+    assert r2 > r1 and c.get("a").model == "2"
+    with pytest.raises(pystore.AlreadyExistsError):
+        c.create("a", Agent())
+    r3 = c.create("b", Agent())
+    assert r3 > r2
+    with pytest.raises(pystore.ConflictError):
+        c.delete("a", if_revision=r1)
+    assert c.delete("a", if_revision=r2) and not c.delete("a") and c.ids() == ["b"]
+
+
+def test_watch_yields_this_kinds_changes(store: pystore.Store) -> None:
+    c = store.collection("Agent", Agent)
+    start = store.revision()
+    rev = c.save("a", Agent())
+    store.save_resource("Session", "s", Session())
+    c.delete("a")
+    changes = list(c.watch(after=start, timeout=0.2))
+    assert [(ch.op, ch.kind, ch.id) for ch in changes] == [("put", "Agent", "a"),
+                                                           ("delete", "Agent", "a")]
+    assert changes[0].revision == rev
+
+
+def test_snapshot_collection_reads_one_view(store: pystore.Store) -> None:
+    c = store.collection("Agent", Agent)
+    c.save("a", Agent(model="old"))
+    with store.snapshot() as snap:
+        sc = snap.collection("Agent", Agent)
+        c.save("a", Agent(model="new"))
+        c.save("b", Agent())
+        assert sc.get("a").model == "old" and sc.ids() == ["a"] and sc.count() == 1
+        with pytest.raises(pystore.ReadOnlyError):
+            sc.save("c", Agent())
+        # watching from the snapshot's revision misses nothing after it
+        changes = list(sc.watch(timeout=0.2))
+        assert [(ch.id, ch.op) for ch in changes] == [("a", "put"), ("b", "put")]
+    assert c.get("a").model == "new"
