@@ -9,8 +9,8 @@ PIP    := $(VPY) -m pip
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SOURCES := pyproject.toml CMakeLists.txt $(wildcard csrc/*.c csrc/*.h csrc/*.py pystore/*.py pystore/*/*.py protos/*/*/*.proto)
 
-.PHONY: all demo test pytest ctest sysdeps install bench lint wheel wheel-check wheel-matrix \
-	protobuf-floor lmdb-src sanitize clean
+.PHONY: all demo test pytest ctest sysdeps install bench bench-rev lint wheel wheel-check \
+	wheel-matrix protobuf-floor lmdb-src sanitize clean
 
 all: install
 
@@ -162,6 +162,20 @@ bench: install
 	scratch=$$(mktemp -d) && $(BUILD)/bench-c/lmdb_bench $(BENCH_OUT)/workload.bin $$scratch > $(BENCH_OUT)/c2.json; \
 	  rc=$$?; rm -rf $$scratch; exit $$rc
 	cd bench && ../$(VPY) report.py results RESULTS.md results.png
+	$(MAKE) --no-print-directory bench-rev
+
+# Revisions (issue 9): the write cost of format 2 against a build of the code
+# before it (BASE_REF, format 1) in the same run, watch latency in and across
+# processes, the CPU of an idle watcher (bench/bench_rev.py).
+BASE_REF ?= aac2457
+BENCH_ROUNDS ?= 5
+bench-rev: install
+	rm -rf $(BUILD)/bench-base $(BUILD)/bench-base-src && mkdir -p $(BUILD)/bench-base-src $(BENCH_OUT)
+	git archive $(BASE_REF) | tar -x -C $(BUILD)/bench-base-src
+	$(PIP) install -q --no-deps --target $(BUILD)/bench-base \
+	  --config-settings=build-dir=$(CURDIR)/$(BUILD)/bench-base-build $(BUILD)/bench-base-src
+	$(VPY) bench/bench_rev.py $(CURDIR)/$(BUILD)/bench-base $(BENCH_OUT)/rev.json $(BENCH_ROUNDS) \
+	  | tee $(BENCH_OUT)/rev.md
 
 # AddressSanitizer + UBSan (the CMake option PYSTORE_SANITIZE): the C unit
 # tests built with both, then the whole Python suite against a module built

@@ -1,11 +1,14 @@
 /* ps_changes.c -- store revisions and the change log.
  *
- * Meta `revision` (u64 LE) holds the last committed revision.  A write
- * txn takes its revision, meta `revision` + 1, at its first change
- * (ps_rev_take); every record and change it writes carries it, and
- * ps_rev_finish stores it back in the same LMDB txn just before commit.
- * LMDB has one writer at a time across processes, so revisions are never
- * reused, even across crashes (nothing of an uncommitted txn survives).
+ * The last committed revision is the greater of the newest key of the
+ * change log and meta `revision` (u64 LE), which is only written by a txn
+ * that takes a revision without logging a change (ps_txn_reserve, the
+ * upgrade): a commit then dirties no meta page, and trimming never removes
+ * the newest revision (keep_changes >= 1).  A write txn takes its
+ * revision, the last + 1, at its first change (ps_rev_take); every record
+ * and change it writes carries it.  LMDB has one writer at a time across
+ * processes, so revisions are never reused, even across crashes (nothing
+ * of an uncommitted txn survives).
  *
  * The change log is the database `changes`: key u64 BE revision + u32 BE
  * index of the change within its txn, so keys only grow (MDB_APPEND);
@@ -43,6 +46,27 @@ int ps_meta_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *out)
     return PS_OK;
 }
 
+int ps_last_revision(MDB_txn *txn, ps_env *e, uint64_t *out)
+{
+    uint64_t meta, logged = 0;
+    int rc = ps_meta_u64(txn, e->meta_dbi, PS_META_REVISION, &meta);
+    if (rc)
+        return rc;
+    MDB_cursor *cur;
+    rc = mdb_cursor_open(txn, e->changes_dbi, &cur);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc == PS_OK && k.mv_size == PS_CHANGE_KEY)
+        logged = ps_get_be64(k.mv_data);
+    mdb_cursor_close(cur);
+    if (rc != PS_OK && rc != MDB_NOTFOUND)
+        return rc;
+    *out = meta > logged ? meta : logged;
+    return PS_OK;
+}
+
 static int meta_put_u64(ps_txn *t, const char *key, uint64_t value)
 {
     char b[8];
@@ -57,13 +81,42 @@ void ps_rev_reset(ps_txn *t)
     t->changes = 0;
     t->rev_reserved = 0;
     t->hist_n = 0;
+    t->last_known = 0; /* a new LMDB txn: another process may have written */
+}
+
+void ps_rev_begin(ps_txn *t)
+{
+    ps_env *e = t->env;
+    if (e->cache_txnid == 0 || mdb_txn_id(t->mdb) != e->cache_txnid + 1)
+        return;
+    t->last_known = 1;
+    t->last_rev = e->cache_rev;
+    t->hist_n = e->cache_hist_n;
+    memcpy(t->hist, e->cache_hist, sizeof t->hist);
+}
+
+void ps_rev_committed(ps_txn *t, size_t txnid)
+{
+    ps_env *e = t->env;
+    int known = 1;
+    if (t->changes || t->rev_reserved)
+        e->cache_rev = t->rev;
+    else if (t->rev)
+        e->cache_rev = t->rev - 1;
+    else if (t->last_known)
+        e->cache_rev = t->last_rev;
+    else
+        known = 0;
+    e->cache_txnid = known ? txnid : 0;
+    e->cache_hist_n = t->hist_set ? 0 : t->hist_n;
+    memcpy(e->cache_hist, t->hist, sizeof e->cache_hist);
 }
 
 int ps_rev_take(ps_txn *t, uint64_t *rev)
 {
     if (t->rev == 0) {
-        uint64_t last;
-        int rc = ps_meta_u64(t->mdb, t->env->meta_dbi, PS_META_REVISION, &last);
+        uint64_t last = t->last_rev;
+        int rc = t->last_known ? PS_OK : ps_last_revision(t->mdb, t->env, &last);
         if (rc)
             return rc;
         if (last >= UINT64_MAX - 1)
@@ -118,6 +171,11 @@ static int trim(ps_txn *t)
     if (rev <= keep)
         return PS_OK;
     uint64_t cutoff = rev - keep, slack = keep / 8 ? keep / 8 : 1;
+    /* The oldest logged revision this process read from a committed log:
+     * never too high (trims only raise it), so a skip on its say-so is
+     * always right, and the cursor is only opened when a trim may be due. */
+    if (t->env->log_first && rev - t->env->log_first + 1 <= keep + slack)
+        return PS_OK;
     MDB_cursor *cur;
     int rc = mdb_cursor_open(t->mdb, t->env->changes_dbi, &cur);
     if (rc)
@@ -126,6 +184,7 @@ static int trim(ps_txn *t)
     rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     if (rc == PS_OK && k.mv_size == PS_CHANGE_KEY) {
         uint64_t first = ps_get_be64(k.mv_data);
+        t->env->log_first = first;
         if (first > cutoff || rev - first + 1 <= keep + slack) {
             mdb_cursor_close(cur);
             return PS_OK;
@@ -156,12 +215,11 @@ static int trim(ps_txn *t)
 
 int ps_rev_finish(ps_txn *t)
 {
-    if (t->changes == 0 && !t->rev_reserved)
-        return PS_OK; /* changed nothing: no revision */
-    int rc = meta_put_u64(t, PS_META_REVISION, t->rev);
-    if (rc || t->changes == 0)
-        return rc;
-    return trim(t);
+    if (t->changes)
+        return trim(t); /* the log carries the revision */
+    if (t->rev_reserved) /* a revision without a change: meta carries it */
+        return meta_put_u64(t, PS_META_REVISION, t->rev);
+    return PS_OK; /* changed nothing: no revision */
 }
 
 int ps_revision(ps_env *e, uint64_t *revision)
@@ -174,7 +232,7 @@ int ps_revision(ps_env *e, uint64_t *revision)
     MDB_txn *txn = NULL;
     int rc = e->closed ? PS_ERR_CLOSED : ps_begin_read(e, &txn);
     if (!rc) {
-        rc = ps_meta_u64(txn, e->meta_dbi, PS_META_REVISION, revision);
+        rc = ps_last_revision(txn, e, revision);
         ps_pool_give(e, txn);
     }
     pthread_rwlock_unlock(&e->life);
@@ -188,8 +246,7 @@ int ps_txn_revision(ps_txn *t, uint64_t *revision)
         return rc;
     if (revision == NULL)
         return PS_ERR_INVALID_ARG;
-    return ps_txn_note(t, ps_meta_u64(t->mdb, t->env->meta_dbi,
-                                      PS_META_REVISION, revision));
+    return ps_txn_note(t, ps_last_revision(t->mdb, t->env, revision));
 }
 
 int ps_txn_pending(ps_txn *t, uint64_t *revision)
@@ -236,7 +293,7 @@ int ps_changes(ps_txn *t, uint64_t after_rev, uint32_t after_idx,
     uint64_t comp, head;
     rc = ps_meta_u64(t->mdb, t->env->meta_dbi, PS_META_COMPACTED, &comp);
     if (!rc)
-        rc = ps_meta_u64(t->mdb, t->env->meta_dbi, PS_META_REVISION, &head);
+        rc = ps_last_revision(t->mdb, t->env, &head);
     if (rc)
         return ps_txn_note(t, rc);
     *compacted = comp;

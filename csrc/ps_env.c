@@ -269,7 +269,7 @@ int ps_env_get_info(ps_env *e, ps_env_info *out)
         out->max_readers = ei.me_maxreaders;
         out->num_readers = ei.me_numreaders;
         out->format_version = PS_FORMAT_VERSION;
-        rc = ps_meta_u64(t->mdb, e->meta_dbi, PS_META_REVISION, &out->revision);
+        rc = ps_last_revision(t->mdb, e, &out->revision);
     }
     ps_txn_abort(t);
     return rc;

@@ -213,7 +213,7 @@ int ps_apply_reserve(ps_txn *t, uint64_t n, uint64_t *first)
     if (t->rev != 0)
         return PS_ERR_INVALID_ARG; /* only before the txn's first change */
     uint64_t last;
-    int rc = ps_meta_u64(t->mdb, t->env->meta_dbi, PS_META_REVISION, &last);
+    int rc = ps_last_revision(t->mdb, t->env, &last);
     if (rc)
         return rc;
     if (n > UINT64_MAX - 3 - last)
@@ -242,6 +242,7 @@ int ps_history_set(ps_txn *t, const char *kind, size_t kind_len, uint64_t keep)
     ps_put_u64(val, keep);
     rc = ps_meta_put(t, key, key_len, val, sizeof val);
     t->hist_n = 0; /* forget cached keep counts */
+    t->hist_set = 1;
     return rc;
 }
 

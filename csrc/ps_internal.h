@@ -19,13 +19,20 @@
 #define PS_META_REVISION "revision"
 #define PS_META_COMPACTED "changes.compacted"
 #define PS_META_HISTORY "history/"                /* + kind: keep count */
-#define PS_MAX_DBS 16                             /* room for later databases */
+#define PS_MAX_DBS 8                              /* room for later databases; 16 made every write txn ~5 us slower (LMDB) */
 #define PS_CHANGE_KEY 12                          /* u64 BE revision, u32 BE index */
 #define PS_CHANGE_HEAD 16                         /* op, flags, reserved, updated_ns, kind_len */
 #define PS_HIST_CACHE 4                           /* kinds whose keep count a txn caches */
 #define PS_HIST_CACHE_KIND 64                     /* longest kind it caches */
 #define PS_POOL_MAX 16                            /* parked read txns per env */
 #define PS_READER_CHECK_EVERY 1024                /* commits between stale-reader sweeps */
+
+/* A kind's history keep count, cached (ps_history.c). */
+typedef struct ps_hist_slot {
+    size_t len;
+    uint64_t keep;
+    char kind[PS_HIST_CACHE_KIND];
+} ps_hist_slot;
 
 struct ps_env {
     MDB_env *mdb;
@@ -34,6 +41,14 @@ struct ps_env {
     MDB_dbi changes_dbi;  /* change log (ps_changes.c) */
     MDB_dbi history_dbi;  /* kept versions (ps_history.c) */
     uint64_t keep_changes;
+    uint64_t log_first;   /* oldest logged revision seen (under write_mu) */
+    /* What this process's last commit left (under write_mu): valid for a
+     * write txn whose LMDB txn id follows cache_txnid, i.e. when no other
+     * process committed since (ps_changes.c). */
+    size_t cache_txnid;
+    uint64_t cache_rev;
+    int cache_hist_n;
+    ps_hist_slot cache_hist[PS_HIST_CACHE];
     /* Read-held by every live transaction, write-held to close the env or
      * change its map size (LMDB requires no live txn for either). */
     pthread_rwlock_t life;
@@ -84,13 +99,12 @@ struct ps_txn {
     uint32_t changes;     /* changes logged so far (the next change's index) */
     int rev_reserved;     /* ps_txn_reserve: commit the revision even unchanged */
     uint64_t conflict;    /* actual revision of the last PS_ERR_CONFLICT */
+    int last_known;       /* last_rev holds the last committed revision */
+    uint64_t last_rev;
     /* Keep counts of history read in this txn (ps_history.c). */
     int hist_n;
-    struct {
-        size_t len;
-        uint64_t keep;
-        char kind[PS_HIST_CACHE_KIND];
-    } hist[PS_HIST_CACHE];
+    int hist_set;         /* this txn changed a keep count */
+    ps_hist_slot hist[PS_HIST_CACHE];
 };
 
 /* ps_key.c */
@@ -164,7 +178,13 @@ int ps_change_add(ps_txn *txn, int op, const char *key, size_t key_len,
                   size_t kind_len, int64_t updated_ns);
 int ps_rev_finish(ps_txn *txn);
 void ps_rev_reset(ps_txn *txn);
+/* ps_rev_begin: a write txn adopts the env's cache when still valid;
+ * ps_rev_committed: the env's cache after this txn committed as `txnid`. */
+void ps_rev_begin(ps_txn *txn);
+void ps_rev_committed(ps_txn *txn, size_t txnid);
 int ps_meta_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *out);
+/* The last committed revision as `txn` sees it. */
+int ps_last_revision(MDB_txn *txn, ps_env *env, uint64_t *out);
 int64_t ps_now_ns(void);
 /* The revision in a stored record's header (the caller checked its size). */
 uint64_t ps_record_rev(const char *value);

@@ -82,6 +82,8 @@ int ps_txn_begin(ps_env *e, unsigned flags, ps_txn **out)
     }
     t->env = e;
     t->write = write;
+    if (write)
+        ps_rev_begin(t);
     *out = t;
     return PS_OK;
 }
@@ -145,10 +147,12 @@ int ps_txn_commit_rev(ps_txn *t, uint64_t *revision)
     } else if (!t->write || t->mdb == NULL) {
         rc = t->mdb ? PS_OK : PS_ERR_TXN_FAILED;
     } else {
+        size_t txnid = 0;
         for (;;) {
             /* meta `revision` and change-log trimming, in this LMDB txn */
             rc = ps_rev_finish(t);
             if (rc == PS_OK) {
+                txnid = mdb_txn_id(t->mdb);
                 rc = mdb_txn_commit(t->mdb);
                 t->mdb = NULL; /* LMDB frees it whatever the outcome */
             }
@@ -159,6 +163,8 @@ int ps_txn_commit_rev(ps_txn *t, uint64_t *revision)
                 break;
         }
         rc = full_disk_errno(t->env, rc);
+        if (rc == PS_OK)
+            ps_rev_committed(t, txnid);
         if (rc == PS_OK && revision)
             ps_txn_pending(t, revision);
         if (rc == PS_OK && ++t->env->commits >= PS_READER_CHECK_EVERY) {

@@ -19,7 +19,7 @@
 int ps_upgrade_v1(ps_env *e, MDB_txn *txn)
 {
     uint64_t last;
-    int rc = ps_meta_u64(txn, e->meta_dbi, PS_META_REVISION, &last);
+    int rc = ps_last_revision(txn, e, &last);
     if (rc)
         return rc;
     uint64_t rev = last + 1;

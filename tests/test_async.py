@@ -150,7 +150,9 @@ def test_async_tasks_share_commits(store_path: Path, monkeypatch: pytest.MonkeyP
             a.create_resource("Agent", "dup", make_agent(2)),
             return_exceptions=True,
         )
-        assert all(isinstance(o, int) and o > 0 for o in outcomes[:100])  # revisions
+        # each save returns the revision of the commit holding it (shared commits share one)
+        assert all(isinstance(o, int) and o >= 1 for o in outcomes[:100])
+        assert len(set(outcomes[:100])) < 100
         assert sorted(type(o).__name__ for o in outcomes[100:]) == [
             "AlreadyExistsError",
             "int",

@@ -276,7 +276,9 @@ def test_watch_in_another_process_sees_every_change(store_path: Path, after: int
         for i in range(1, 20):
             s.save_resource("A", str(i), Agent())
         s.save_resource("A", "last", Agent())
-        out, _ = p.communicate(timeout=30)
+        p.wait(timeout=30)
+        out = p.stdout.read()  # not communicate(): it would skip what readline buffered
+        p.stdout.close()
         lines = out.split("\n")[:-1]
         first = 1 if after == 0 else 2
         assert lines == [f"{c.revision} {c.op} {c.id}" for c in s.changes(first - 1)]
