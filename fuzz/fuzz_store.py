@@ -27,9 +27,6 @@ import atheris
 from google.protobuf.message import DecodeError
 
 with atheris.instrument_imports(include=["pystore"]):
-    from pystore.samples.agent_pb2 import Agent
-    from pystore.samples.workflow_pb2 import Workflow
-
     from pystore import (
         AlreadyExistsError,
         ConflictError,
@@ -38,6 +35,8 @@ with atheris.instrument_imports(include=["pystore"]):
         StoreError,
     )
     from pystore._lmdb.hygiene import Stripper
+    from pystore.samples.agent_pb2 import Agent
+    from pystore.samples.workflow_pb2 import Workflow
 
 KINDS = ["A", "Ab", "A0", "Agent", "B"]
 TENANCY = frozenset({"org_id", "project_id"})
