@@ -49,6 +49,8 @@ $(VENV)/.created:
 # root too; the tests run from tests/ against the installed package.
 $(VENV)/.installed: $(VENV)/.created $(SOURCES)
 	$(MAKE) --no-print-directory sysdeps
+	@# a venv made before the rename to pystore-lmdb holds the old distribution
+	$(PIP) uninstall -q -y pystore 2>/dev/null || true
 	$(PIP) install -q --config-settings=build-dir=$(BUILD)/{wheel_tag} ".[test,etcd]"
 	site=$$($(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])') && \
 	  rm -f pystore/_lmdb/_native*.so && cp $$site/pystore/_lmdb/_native*.so pystore/_lmdb/ && \
