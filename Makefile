@@ -88,7 +88,8 @@ lint: install
 
 # LMDB's sources (Debian's source package of the liblmdb the system has),
 # fetched with apt-get through a private configuration under $(BUILD)/apt
-# (deb-src of the system's suite; nothing in /etc is changed).
+# (deb-src of the sources the system is configured with; nothing in /etc is
+# changed).
 LMDB_SRC := $(BUILD)/lmdb-src
 APT_DIR  := $(CURDIR)/$(BUILD)/apt
 APT_OPTS := -o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=$(APT_DIR)/parts \
@@ -96,8 +97,10 @@ APT_OPTS := -o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=$(APT_DIR
 $(LMDB_SRC)/mdb.c:
 	rm -rf $(APT_DIR) $(LMDB_SRC) && mkdir -p $(APT_DIR)/parts $(APT_DIR)/lists/partial \
 	  $(APT_DIR)/cache/archives/partial $(LMDB_SRC)
-	. /etc/os-release && printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-	  "$$VERSION_CODENAME" > $(APT_DIR)/parts/src.sources
+	@# the system's own package sources, as deb-src (deb822 files and/or a classic list)
+	cat /etc/apt/sources.list.d/*.sources 2>/dev/null | sed 's/^Types: deb$$/Types: deb-src/' \
+	  > $(APT_DIR)/parts/src.sources
+	sed -n 's/^deb /deb-src /p' /etc/apt/sources.list > $(APT_DIR)/parts/src.list 2>/dev/null || true
 	apt-get $(APT_OPTS) -qq update
 	cd $(APT_DIR) && apt-get $(APT_OPTS) -qq source --download-only \
 	  lmdb=$$(dpkg-query -W -f='$${source:Version}' liblmdb0) 2>&1 | grep -v unsandboxed || true
