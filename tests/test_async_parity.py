@@ -170,3 +170,20 @@ def test_async_snapshot_and_collection_writes(store_path: Path) -> None:
             assert seen == ["a", "b", "b"]
 
     asyncio.run(main())
+
+
+def test_async_collection_find(store_path: Path) -> None:
+    async def main() -> None:
+        async with AsyncStore.open(store_path, sync=False) as s:
+            await s.save_resources("Agent", [(f"a{i}", Agent(model=str(i % 2))) for i in range(6)])
+            await s.create_index("Agent", "by_model", field="model", msg_type=Agent)
+            agents = s.collection("Agent", Agent)
+            assert inspect.iscoroutinefunction(agents.find)
+            found = await agents.find("by_model", "1")
+            assert [a.model for a in found] == ["1", "1", "1"]
+            assert len(await agents.find("by_model", "1", after="a1", limit=1)) == 1
+            assert (await agents.find_one("by_model", "0")).model == "0"
+            with pytest.raises(pystore.NotFoundError):
+                await agents.find_one("by_model", "7")
+
+    asyncio.run(main())

@@ -242,3 +242,35 @@ def test_snapshot_collection_reads_one_view(store: pystore.Store) -> None:
         changes = list(sc.watch(timeout=0.2))
         assert [(ch.id, ch.op) for ch in changes] == [("a", "put"), ("b", "put")]
     assert c.get("a").model == "new"
+
+
+def test_find_and_find_one_by_index(agents: pystore.Collection[Agent],
+                                    store: pystore.Store) -> None:
+    store.create_index("Agent", "by_model", field="model", msg_type=Agent)
+    store.create_index("Agent", "slug", field="metadata.name", msg_type=Agent, unique=True)
+    agents.save("x1", Agent(model="3", metadata={"name": "x-one"}))
+    found = agents.find("by_model", "3")
+    assert [a.model for a in found] == ["3", "3"] and all(isinstance(a, Agent) for a in found)
+    assert [a.metadata.name for a in agents.find("by_model", "3", after="a03")] == ["x-one"]
+    assert len(agents.find("by_model", "3", limit=1)) == 1
+    assert agents.find("by_model", "nothing") == []
+    assert agents.find_one("slug", "x-one").model == "3"
+    with pytest.raises(pystore.NotFoundError):
+        agents.find_one("slug", "nobody")
+    with pytest.raises(pystore.NotFoundError):
+        agents.find("no_such_index", "3")
+    # the same through a transaction (its own writes) and a snapshot (its view)
+    with store.transaction() as t:
+        tx = t.collection("Agent", Agent)
+        tx.save("x2", Agent(model="3", metadata={"name": "x-two"}))
+        assert len(tx.find("by_model", "3")) == 3
+        assert tx.find_one("slug", "x-two").model == "3"
+    with store.snapshot() as snap:
+        view = snap.collection("Agent", Agent)
+        agents.delete("x2")
+        assert len(view.find("by_model", "3")) == 3
+        assert view.find_one("slug", "x-two").model == "3"
+    assert len(agents.find("by_model", "3")) == 2
+    with pytest.raises(pystore.UniqueViolationError):
+        agents.save("x3", Agent(metadata={"name": "x-one"}))
+    assert not agents.exists("x3")
