@@ -341,7 +341,7 @@ def test_python_dash_m_and_demo(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr
     assert "a retried batch added only 0 (last seq 3)" in again.stdout
     with pystore.Store(tmp_path / "demo", readonly=True) as s:
-        assert [v.revision for v in s.history("Workflow", "wf-1")][0] == s.get_record(
+        assert s.history("Workflow", "wf-1")[0].revision == s.get_record(
             "Workflow", "wf-1").revision
         assert s.find_ids("Agent", "slug", "agent-1") == ["agent-1"]
 
