@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import workload as wl
 from conftest import run
-from pystore.samples.agent_pb2 import Agent
 
 import pystore
+from pystore.samples.agent_pb2 import Agent
 
 N = int(os.environ.get("PYSTORE_BENCH_QUERY_N", "100000"))
 OWNERS = N // 100  # each owner holds 100 resources

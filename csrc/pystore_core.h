@@ -204,6 +204,25 @@ int ps_list(ps_txn *txn, const char *kind, size_t kind_len,
 int ps_list_raw(ps_txn *txn, const char *kind, size_t kind_len,
                 const char *after, size_t after_len, uint64_t limit,
                 ps_buf *out);
+/* Append to `out` the ids (only: no payload is read or copied) of a kind
+ * that start with `prefix` (prefix_len 0: any) and sort strictly after
+ * `after` (after_len 0: from the first), at most `limit` (0: all), in key
+ * order.  Entry layout: u32 id_len, id bytes.  (ps_ids.c) */
+int ps_list_ids(ps_txn *txn, const char *kind, size_t kind_len,
+                const char *after, size_t after_len,
+                const char *prefix, size_t prefix_len, uint64_t limit,
+                ps_buf *out);
+/* Space accounting of the snapshot `txn` sees, in pages of page_size
+ * bytes: high_pages is the high-water mark of the file (pages ever used),
+ * free_pages those on LMDB's free list (and the list's own tree), live_pages
+ * the rest: what a compacted copy writes.  (ps_space.c) */
+typedef struct ps_space {
+    uint64_t page_size;
+    uint64_t high_pages;
+    uint64_t free_pages;
+    uint64_t live_pages;
+} ps_space;
+int ps_txn_space(ps_txn *txn, ps_space *out);
 /* Append to `out` every kind holding at least one resource, sorted.
  * Entry layout: u32 len, bytes. */
 int ps_kinds(ps_txn *txn, ps_buf *out);

@@ -14,10 +14,9 @@ import subprocess
 import sys
 import threading
 
+from pystore import Store, UniqueViolationError
 from pystore.samples.common_pb2 import ResourceMetadata
 from pystore.samples.session_pb2 import Session
-
-from pystore import Store, UniqueViolationError
 
 
 def payload(i: int) -> Session:

@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pystore.samples.agent_pb2 import Agent
-from pystore.samples.workflow_pb2 import Workflow
 
 from pystore import (
     ConflictError,
     InvalidKeyError,
+    InvalidMessageError,
     NotFoundError,
     ReadOnlyError,
     Store,
@@ -26,6 +25,8 @@ from pystore import (
     StoreError,
     Transaction,
 )
+from pystore.samples.agent_pb2 import Agent
+from pystore.samples.workflow_pb2 import Workflow
 
 BAD_KIND_TYPES: list[object] = [None, 5, b"Agent", ["Agent"], 1.5]
 BAD_KIND_VALUES: list[object] = ["", "A/B", "/", "A\0B", "k" * 600, "\ud800"]
@@ -54,6 +55,10 @@ def _kind_cases(method: str, extra: tuple[object, ...] = ()) -> Iterator[tuple[s
         yield method, lambda s, k=k: getattr(s, method)(k, *extra), TypeError
     for k in BAD_KIND_VALUES:
         yield method, lambda s, k=k: getattr(s, method)(k, *extra), InvalidKeyError
+
+
+async def _async_fn(msg: Agent) -> None:
+    msg.model = "async"
 
 
 def _data_cases() -> Iterator[tuple[str, Call, type]]:
@@ -122,6 +127,24 @@ def _data_cases() -> Iterator[tuple[str, Call, type]]:
     ]:
         yield "iter_resources", lambda s, kw=kw: list(s.iter_resources("Agent", **kw)), exc
     yield "kinds", lambda s: s.kinds(5), TypeError
+    # per-kind helpers and collections (issue 11)
+    yield from _key_cases("exists")
+    yield from _kind_cases("list_ids")
+    for kw, exc in [({"after": 5}, TypeError), ({"prefix": b"a"}, TypeError),
+                    ({"prefix": "a\0"}, InvalidKeyError), ({"after": "a\0"}, InvalidKeyError),
+                    ({"limit": -1}, ValueError), ({"limit": True}, TypeError)]:
+        yield "list_ids", lambda s, kw=kw: s.list_ids("Agent", **kw), exc
+    yield from _kind_cases("collection", (Agent,))
+    for c in NOT_CLASSES:
+        yield "collection", lambda s, c=c: s.collection("Agent", c), TypeError
+        if c is not None:
+            yield "iter_resources", lambda s, c=c: s.iter_resources("Agent", c), TypeError
+    yield "collection", lambda s: s.collection("Agent", Workflow), InvalidMessageError
+    yield "get_resource", lambda s: s.get_resource("Agent", "a1", Workflow), InvalidMessageError
+    yield "update_resource", lambda s: s.update_resource("Agent", "a1", Agent, _async_fn), \
+        TypeError
+    yield "update_resource", lambda s: s.update_resource("Agent", "a1", Agent, lambda m: Agent()), \
+        TypeError
     yield from _query_cases()
 
 

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from pystore.samples.agent_execution_pb2 import AgentExecution, ExecutionStatus
-from pystore.samples.session_pb2 import Session
 
 from pystore import Store
+from pystore.samples.agent_execution_pb2 import AgentExecution, ExecutionStatus
+from pystore.samples.session_pb2 import Session
 
 
 def run(*args: object) -> subprocess.CompletedProcess[str]:

@@ -7,10 +7,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from pystore.samples.common_pb2 import ResourceMetadata
-from pystore.samples.session_pb2 import Session
 
 from pystore import Event, InvalidKeyError, InvalidMessageError, ReadOnlyError, Store, StoreError
+from pystore.samples.common_pb2 import ResourceMetadata
+from pystore.samples.session_pb2 import Session
 
 
 def ev(i: int, org: str = "") -> Session:

@@ -6,10 +6,6 @@ from pathlib import Path
 
 import pytest
 from index_types import All, Inner
-from pystore.samples.agent_execution_pb2 import AgentExecution, ExecutionStatus, ToolCall
-from pystore.samples.agent_pb2 import Agent
-from pystore.samples.common_pb2 import ResourceMetadata
-from pystore.samples.session_pb2 import Session
 
 import pystore
 from pystore import (
@@ -23,6 +19,10 @@ from pystore import (
     UniqueViolationError,
 )
 from pystore._lmdb.indexcheck import check_indexes
+from pystore.samples.agent_execution_pb2 import AgentExecution, ExecutionStatus, ToolCall
+from pystore.samples.agent_pb2 import Agent
+from pystore.samples.common_pb2 import ResourceMetadata
+from pystore.samples.session_pb2 import Session
 
 
 def sess(agent: str = "", execs: tuple[str, ...] = (), ctx: dict[str, str] | None = None,

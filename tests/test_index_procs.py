@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 from index_workers import Child, payload
-from pystore.samples.session_pb2 import Session
 
 from pystore import Store
 from pystore._lmdb.indexcheck import check_indexes
+from pystore.samples.session_pb2 import Session
 
 
 def _problems(store: Store) -> list[str]:

@@ -7,9 +7,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from pystore.samples.session_pb2 import Session
-
 from pystore import Change, Store
+from pystore.samples.session_pb2 import Session
 
 
 def test_appends_are_changes_with_stream_and_seq(store: Store) -> None:

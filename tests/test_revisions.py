@@ -7,10 +7,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from pystore.samples.agent_pb2 import Agent
 
 import pystore
 from pystore import Change, CompactedError, ConflictError, Store, StoreError
+from pystore.samples.agent_pb2 import Agent
 
 
 def ops(changes: list[Change]) -> list[tuple[int, str, str | None, str | None]]:

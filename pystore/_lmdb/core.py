@@ -152,6 +152,16 @@ class CTxn:
             raise error_for(rc, _key_context(kind, id))
         return ffi.unpack(o.ptr[0], o.size[0]), int(o.ns[0]), int(o.rev[0])
 
+    def exists(self, kind: bytes, id: bytes) -> bool:
+        """Whether kind/id is stored (nothing is copied)."""
+        o = _out
+        rc = lib.ps_get(self.ptr, kind, len(kind), id, len(id), o.ptr, o.size, o.ns)
+        if rc == lib.PS_LMDB_NOTFOUND:
+            return False
+        if rc:
+            raise error_for(rc, _key_context(kind, id))
+        return True
+
     def delete(self, kind: bytes, id: bytes, if_revision: int | None = None) -> bool:
         o = _out
         rc = lib.ps_del_if(self.ptr, kind, len(kind), id, len(id), if_revision is not None,
@@ -190,6 +200,35 @@ class CTxn:
             return list(_records(ffi.buffer(buf.data, buf.len), buf.count))
         finally:
             lib.ps_buf_free(buf)
+
+    def list_ids(
+        self, kind: bytes, after: bytes | None, prefix: bytes | None, limit: int
+    ) -> builtins.list[str]:
+        """Ids (no payloads) of up to ``limit`` (0: all) records starting with
+        ``prefix``, strictly after ``after``, in key order."""
+        buf = ffi.new("ps_buf *")
+        try:
+            a = after if after else ffi.NULL
+            p = prefix if prefix else ffi.NULL
+            rc = lib.ps_list_ids(self.ptr, kind, len(kind), a, len(after or b""), p,
+                                 len(prefix or b""), limit, buf)
+            check(rc, _key_context(kind, after))
+            view = memoryview(ffi.buffer(buf.data, buf.len))
+            out, off = [], 0
+            unpack = _U32.unpack_from
+            for _ in range(buf.count):
+                (n,) = unpack(view, off)
+                out.append(str(view[off + 4 : off + 4 + n], "utf-8"))
+                off += 4 + n
+            return out
+        finally:
+            lib.ps_buf_free(buf)
+
+    def space(self) -> tuple[int, int, int, int]:
+        """(page size, high-water pages, free pages, live pages) of this snapshot."""
+        sp = ffi.new("ps_space *")
+        check(lib.ps_txn_space(self.ptr, sp), "space")
+        return int(sp.page_size), int(sp.high_pages), int(sp.free_pages), int(sp.live_pages)
 
     def kinds(self) -> builtins.list[str]:  # `list` here is the method above
         buf = ffi.new("ps_buf *")

@@ -41,6 +41,7 @@ from google.protobuf.message import DecodeError, Message
 
 from .._lmdb import revs
 from .._lmdb.core import CTxn, check_key, encode_id, encode_kind
+from .._lmdb.hygiene import is_repeated
 from .._lmdb.index import parse_def
 from .._lmdb.schema import message_class, read_schema, write_schema
 from ..errors import CorruptionError, InvalidKeyError, NotFoundError
@@ -162,7 +163,7 @@ def _plan(
             keep = value if value is not None and _may_hold_maps(value, set(seen)) else None
             plan.append((f.name, _MAP, keep))
         elif _may_hold_maps(sub, set(seen)):
-            plan.append((f.name, _LIST if f.is_repeated else _ONE, sub))
+            plan.append((f.name, _LIST if is_repeated(f) else _ONE, sub))
     _map_plans[desc] = plan
     return plan
 
