@@ -256,7 +256,8 @@ static size_t entry_key(uint32_t id, const char *enc, size_t enc_len, char *out)
     out[1] = (char)(id >> 16);
     out[2] = (char)(id >> 8);
     out[3] = (char)id;
-    memcpy(out + 4, enc, enc_len);
+    if (enc_len) /* the start of an index's range passes no value (NULL) */
+        memcpy(out + 4, enc, enc_len);
     return 4 + enc_len;
 }
 
