@@ -76,3 +76,54 @@ size_t ps_put_varint(char *w, uint64_t v)
     w[n++] = (char)v;
     return n;
 }
+
+void ps_put_u64(char *p, uint64_t v)
+{
+    ps_put_i64(p, (int64_t)v);
+}
+
+uint64_t ps_get_u64(const char *p)
+{
+    return (uint64_t)ps_get_i64(p);
+}
+
+void ps_put_be64(char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (char)((v >> (8 * (7 - i))) & 0xff);
+}
+
+uint64_t ps_get_be64(const char *p)
+{
+    const unsigned char *q = (const unsigned char *)p;
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++)
+        u = (u << 8) | q[i];
+    return u;
+}
+
+void ps_put_be32(char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (char)((v >> (8 * (3 - i))) & 0xff);
+}
+
+uint32_t ps_get_be32(const char *p)
+{
+    const unsigned char *q = (const unsigned char *)p;
+    return (uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 | (uint32_t)q[2] << 8 |
+           (uint32_t)q[3];
+}
+
+void ps_header_write(char *p, int64_t updated_ns, uint64_t rev)
+{
+    p[0] = PS_FORMAT_VERSION;
+    p[1] = p[2] = p[3] = 0;
+    ps_put_i64(p + 4, updated_ns);
+    ps_put_u64(p + 12, rev);
+}
+
+uint64_t ps_record_rev(const char *value)
+{
+    return ps_get_u64(value + 12);
+}

@@ -29,7 +29,15 @@ static int chmod_data(ps_env *e)
 /* mdb_dbi_open may be used by one transaction at a time per process. */
 static pthread_mutex_t dbi_mu = PTHREAD_MUTEX_INITIALIZER;
 
-/* Open (write: create) the store's databases and check its format. */
+static int open_db(MDB_txn *txn, const char *name, int write, MDB_dbi *dbi)
+{
+    int rc = mdb_dbi_open(txn, name, write ? MDB_CREATE : 0, dbi);
+    return rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE ? PS_ERR_NOT_A_STORE : rc;
+}
+
+/* Open (write: create) the store's databases and check its format.  A
+ * format-1 store is upgraded in this txn when `write`, else refused with
+ * PS_ERR_NEEDS_UPGRADE. */
 static int open_dbs(ps_env *e, int write)
 {
     MDB_txn *txn;
@@ -53,10 +61,21 @@ static int open_dbs(ps_env *e, int write)
     } else if (rc == MDB_INCOMPATIBLE) {
         rc = PS_ERR_NOT_A_STORE;
     }
+    if (!rc)
+        rc = open_db(txn, PS_DB_RESOURCES, write, &e->res_dbi);
+    uint32_t format = 0;
     if (!rc) {
-        rc = mdb_dbi_open(txn, PS_DB_RESOURCES, write ? MDB_CREATE : 0,
-                          &e->res_dbi);
-        if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE)
+        /* Index entries and event streams (added after format 1 stores
+         * were first written: created by the first writable open). */
+        unsigned f = write ? MDB_CREATE : 0;
+        rc = mdb_dbi_open(txn, PS_DB_INDEX, f | MDB_DUPSORT, &e->idx_dbi);
+        if (!rc)
+            rc = mdb_dbi_open(txn, PS_DB_EVENTS, f, &e->ev_dbi);
+        if (!rc)
+            e->has_aux = 1;
+        else if (rc == MDB_NOTFOUND)
+            rc = write || e->readonly ? PS_OK : PS_ERR_NOT_A_STORE;
+        else if (rc == MDB_INCOMPATIBLE)
             rc = PS_ERR_NOT_A_STORE;
     }
     if (!rc) {
@@ -68,13 +87,24 @@ static int open_dbs(ps_env *e, int write)
             v.mv_size = sizeof ver;
             v.mv_data = ver;
             rc = mdb_put(txn, e->meta_dbi, &k, &v, 0);
+            format = PS_FORMAT_VERSION;
         } else if (rc == MDB_NOTFOUND) {
             rc = PS_ERR_NOT_A_STORE;
         } else if (!rc) {
-            if (v.mv_size != 4 || ps_get_u32(v.mv_data) != PS_FORMAT_VERSION)
+            format = v.mv_size == 4 ? ps_get_u32(v.mv_data) : 0;
+            if (format == 1)
+                rc = write ? PS_OK : PS_ERR_NEEDS_UPGRADE;
+            else if (format != PS_FORMAT_VERSION)
                 rc = PS_ERR_FORMAT;
         }
     }
+    /* Databases of format 2 (a format-1 store gets them at its upgrade). */
+    if (!rc)
+        rc = open_db(txn, PS_DB_CHANGES, write, &e->changes_dbi);
+    if (!rc)
+        rc = open_db(txn, PS_DB_HISTORY, write, &e->history_dbi);
+    if (!rc && format == 1)
+        rc = ps_upgrade_v1(e, txn);
     if (rc) {
         mdb_txn_abort(txn);
         return rc;
@@ -102,14 +132,48 @@ static int open_dbs_gated(ps_env *e, int write)
     return rc;
 }
 
+/* With the env held alone: double the map (a format-1 upgrade needs it). */
+static int double_map(ps_shared *sh, void *arg)
+{
+    (void)arg;
+    MDB_envinfo info;
+    int rc = mdb_env_info(sh->mdb, &info);
+    if (!rc && info.me_mapsize >= PS_MAX_MAP_SIZE)
+        rc = MDB_MAP_FULL;
+    if (!rc)
+        rc = mdb_env_set_mapsize(sh->mdb, info.me_mapsize * 2);
+    if (!rc)
+        rc = ps_bounds_refresh(sh);
+    return rc;
+}
+
+static int grow_gated(ps_env *e)
+{
+    int rc = ps_gate_enter(e);
+    if (rc)
+        return rc;
+    rc = ps_gate_alone(e, double_map, NULL);
+    ps_gate_exit(e, 1);
+    return rc;
+}
+
 static int init_dbs(ps_env *e)
 {
     /* A read txn suffices for an existing store, so opening one never waits
      * for another process's write transaction; only a new store needs the
-     * writer lock to create its databases. */
+     * writer lock to create its databases, and a format-1 store to be
+     * upgraded (its upgrade is one txn: it happens whole or not at all). */
     int rc = open_dbs_gated(e, 0);
-    if (rc == PS_ERR_NOT_A_STORE && !e->readonly)
-        rc = open_dbs_gated(e, 1);
+    if ((rc == PS_ERR_NOT_A_STORE || rc == PS_ERR_NEEDS_UPGRADE) && !e->readonly) {
+        for (int tries = 0; tries < 24; tries++) {
+            rc = open_dbs_gated(e, 1);
+            if (rc != MDB_MAP_FULL)
+                break;
+            rc = grow_gated(e); /* the upgrade needs a bigger map */
+            if (rc)
+                break;
+        }
+    }
     return rc;
 }
 
@@ -147,7 +211,7 @@ static int shared_open(ps_shared *sh, const char *path, unsigned flags,
         return rc;
     rc = mdb_env_create(&sh->mdb);
     if (!rc)
-        rc = mdb_env_set_maxdbs(sh->mdb, 4);
+        rc = mdb_env_set_maxdbs(sh->mdb, PS_MAX_DBS);
     if (!rc)
         rc = mdb_env_set_maxreaders(sh->mdb, PS_MAX_READERS);
     if (!rc && (map_size || !readonly))
@@ -188,6 +252,7 @@ int ps_env_open(const char *path, uint64_t map_size, unsigned flags,
     e->readonly = (flags & PS_OPEN_READONLY) != 0;
     e->nosync = (flags & PS_OPEN_NOSYNC) != 0;
     e->pid = ps_getpid();
+    e->keep_changes = PS_DEFAULT_KEEP_CHANGES;
     e->closed = e->closing = 1;
     int rc = ps_paths_check(path, !e->readonly);
     ps_shared *sh = NULL;
@@ -218,6 +283,7 @@ int ps_env_open(const char *path, uint64_t map_size, unsigned flags,
             ps_shared_release(sh);
             ps_shared_unref(sh);
         }
+        ps_idxset_free(e->idx_set);
         free(e);
         return rc;
     }
@@ -251,6 +317,8 @@ void ps_env_free(ps_env *e)
     ps_env_close(e);
     if (e->sh && ps_getpid() == e->pid)
         ps_shared_unref(e->sh);
+    if (ps_getpid() == e->pid)
+        ps_idxset_free(e->idx_set);
     free(e);
 }
 
@@ -284,6 +352,7 @@ int ps_env_get_info(ps_env *e, ps_env_info *out)
         out->max_readers = ei.me_maxreaders;
         out->num_readers = ei.me_numreaders;
         out->format_version = PS_FORMAT_VERSION;
+        rc = ps_last_revision(t->mdb, e, &out->revision);
     }
     ps_txn_abort(t);
     return rc;

@@ -13,10 +13,33 @@
 #define PS_FULL_DISK_SLACK ((uint64_t)1 << 20)   /* less free after EIO: disk full */
 #define PS_DB_RESOURCES "resources"
 #define PS_DB_META "meta"
+#define PS_DB_INDEX "index"
+#define PS_DB_EVENTS "events"
+#define PS_META_IDX_GEN "index.generation"
+#define PS_META_IDX_NEXT "index.next_id"
+#define PS_META_IDX_PREFIX "index/"
+#define PS_DB_CHANGES "changes"
+#define PS_DB_HISTORY "history"
 #define PS_META_FORMAT "format_version"
+#define PS_META_REVISION "revision"
+#define PS_META_COMPACTED "changes.compacted"
+#define PS_META_HISTORY "history/"                /* + kind: keep count */
+#define PS_MAX_DBS 8                              /* room for later databases; 16 made every write txn ~5 us slower (LMDB) */
+#define PS_CHANGE_KEY 12                          /* u64 BE revision, u32 BE index */
+#define PS_CHANGE_HEAD 16                         /* op, flags, reserved, updated_ns, kind_len */
+#define PS_HIST_CACHE 4                           /* kinds whose keep count a txn caches */
+#define PS_HIST_CACHE_KIND 64                     /* longest kind it caches */
 #define PS_MAX_READERS 1024
 #define PS_POOL_MAX 16                            /* parked read txns per env */
 #define PS_READER_CHECK_EVERY 1024                /* commits between stale-reader sweeps */
+
+typedef struct ps_idxset ps_idxset;
+/* A kind's history keep count, cached (ps_history.c). */
+typedef struct ps_hist_slot {
+    size_t len;
+    uint64_t keep;
+    char kind[PS_HIST_CACHE_KIND];
+} ps_hist_slot;
 
 /* One LMDB environment per store directory per process, shared by every
  * ps_env handle opened on it (ps_registry.c).  LMDB forbids opening an
@@ -67,6 +90,30 @@ struct ps_env {
     MDB_env *mdb;             /* sh->mdb, for brevity */
     MDB_dbi res_dbi;
     MDB_dbi meta_dbi;
+    MDB_dbi idx_dbi;      /* index entries (dupsort); valid if has_aux */
+    MDB_dbi ev_dbi;       /* event streams; valid if has_aux */
+    int has_aux;          /* 0: a read-only open of a store without them */
+    /* Index definitions as of meta generation idx_gen (ps_index.c); used
+     * and replaced only under write_mu.  Caches like these are per handle
+     * and are checked against the LMDB txn id, so several handles on one
+     * shared environment keep them right. */
+    ps_idxset *idx_set;
+    uint64_t idx_gen;
+    /* The LMDB id a write txn must have for idx_gen to be current without
+     * reading meta (0: read it): set by the txn that read it, moved on by
+     * each commit of this handle that saw it current (ps_index.c). */
+    size_t idx_next_txnid;
+    MDB_dbi changes_dbi;  /* change log (ps_changes.c) */
+    MDB_dbi history_dbi;  /* kept versions (ps_history.c) */
+    uint64_t keep_changes;
+    uint64_t log_first;   /* oldest logged revision seen (under write_mu) */
+    /* What this handle's last commit left (under write_mu): valid for a
+     * write txn whose LMDB txn id follows cache_txnid, i.e. when nothing
+     * else committed since (ps_changes.c). */
+    size_t cache_txnid;
+    uint64_t cache_rev;
+    int cache_hist_n;
+    ps_hist_slot cache_hist[PS_HIST_CACHE];
     int closed;
     int closing;              /* close() started: new transactions fail */
     unsigned live;            /* this handle's live transactions (gate_mu) */
@@ -75,7 +122,12 @@ struct ps_env {
     pid_t pid;
 };
 
-enum ps_op_type { PS_OP_PUT, PS_OP_DEL, PS_OP_DEL_KIND, PS_OP_META_PUT };
+enum ps_op_type {
+    PS_OP_PUT, PS_OP_DEL, PS_OP_DEL_KIND, PS_OP_META_PUT,
+    PS_OP_IDX_CREATE, PS_OP_IDX_DROP, PS_OP_IDX_REBUILD, PS_OP_DEL_PREFIX,
+    PS_OP_EV_APPEND, PS_OP_EV_DELETE,
+    PS_OP_HIST_DEL, PS_OP_HIST_LOAD, PS_OP_RESERVE
+};
 
 /* One logged write, replayed if the map must grow mid-transaction. */
 typedef struct ps_op {
@@ -83,6 +135,7 @@ typedef struct ps_op {
     int type;
     unsigned flags;
     int64_t updated_ns;
+    uint64_t arg;         /* expected revision (PS_PUT_IF_REVISION), n, label */
     size_t key_len;
     const char *val;      /* borrowed (PS_PUT_BORROW) or points into bytes */
     size_t val_len;
@@ -97,6 +150,28 @@ struct ps_txn {
     int failed;           /* LMDB code that made the txn unusable, or 0 */
     ps_op *log_head;
     ps_op *log_tail;
+    /* Index definitions this txn writes by (ps_index.c): env's set, or a
+     * set of its own after create/drop (installed in env at commit). */
+    ps_idxset *idx;
+    int idx_own;
+    int idx_ready;
+    uint64_t idx_gen;
+    size_t idx_txnid;     /* this LMDB txn's id, taken when idx_ready */
+    /* Details of the last PS_ERR_UNIQUE (ps_txn_violation). */
+    char *viol;
+    size_t viol_name_len, viol_holder_len, viol_value_len;
+    unsigned viol_mode;
+    /* Revision state (ps_changes.c); reset when the log is replayed. */
+    uint64_t rev;         /* this txn's revision, 0 until taken */
+    uint32_t changes;     /* changes logged so far (the next change's index) */
+    int rev_reserved;     /* ps_txn_reserve: commit the revision even unchanged */
+    uint64_t conflict;    /* actual revision of the last PS_ERR_CONFLICT */
+    int last_known;       /* last_rev holds the last committed revision */
+    uint64_t last_rev;
+    /* Keep counts of history read in this txn (ps_history.c). */
+    int hist_n;
+    int hist_set;         /* this txn changed a keep count */
+    ps_hist_slot hist[PS_HIST_CACHE];
 };
 
 /* ps_key.c */
@@ -171,13 +246,15 @@ int ps_begin_read(ps_env *e, MDB_txn **out);
 /* ps_txn.c: begin an LMDB txn of handle e, adopting a grown map */
 int ps_begin_mdb(ps_env *e, int write, MDB_txn **out);
 
-/* ps_ops.c: the raw operations, also used to replay the log. */
+/* ps_ops.c: the raw operations, also used to replay the log.  `expected`
+ * is checked when flags hold PS_PUT_IF_REVISION. */
 int ps_apply_put(ps_txn *txn, const char *key, size_t key_len,
                  const char *payload, size_t payload_len, int64_t updated_ns,
-                 unsigned flags);
-int ps_apply_del(ps_txn *txn, const char *key, size_t key_len, int *existed);
+                 unsigned flags, uint64_t expected);
+int ps_apply_del(ps_txn *txn, const char *key, size_t key_len, unsigned flags,
+                 uint64_t expected, int *existed);
 int ps_apply_del_prefix(ps_txn *txn, const char *prefix, size_t prefix_len,
-                        uint64_t *deleted);
+                        int change_op, uint64_t *deleted);
 /* Called by ps_scan_kind for each record: key, length of "<kind>/", value. */
 typedef int (*ps_emit_fn)(void *ctx, const MDB_val *k, size_t prefix_len,
                           const MDB_val *v);
@@ -189,6 +266,126 @@ int ps_scan_kind(ps_txn *txn, const char *kind, size_t kind_len,
                  ps_emit_fn emit, void *ctx);
 int ps_apply_meta_put(ps_txn *txn, const char *key, size_t key_len,
                       const char *val, size_t val_len);
+int ps_txn_log_arg(ps_txn *txn, int type, const char *key, size_t key_len,
+                   const char *val, size_t val_len, int64_t updated_ns,
+                   unsigned flags, uint64_t arg);
+/* Build the key kind/id, or "<kind>/" (id NULL). */
+int ps_kind_prefix(const char *kind, size_t kind_len, char *out, size_t *out_len);
+
+/* ps_changes.c: the write-path hooks of revisions and the change log.
+ * ps_rev_take: this txn's revision (taken from meta at the first call).
+ * ps_change_add: log one change of this txn (op PS_CHANGE_*); key is
+ * "<kind>/<id>" (or "<kind>/" for a kind), kind_len its kind's length.
+ * ps_rev_finish: before commit: meta `revision` and log trimming.
+ * ps_rev_reset: forget the state before a replay. */
+int ps_rev_take(ps_txn *txn, uint64_t *rev);
+int ps_change_add(ps_txn *txn, int op, const char *key, size_t key_len,
+                  size_t kind_len, int64_t updated_ns);
+int ps_rev_finish(ps_txn *txn);
+void ps_rev_reset(ps_txn *txn);
+/* ps_rev_begin: a write txn adopts the env's cache when still valid;
+ * ps_rev_committed: the env's cache after this txn committed as `txnid`. */
+void ps_rev_begin(ps_txn *txn);
+void ps_rev_committed(ps_txn *txn, size_t txnid);
+int ps_meta_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *out);
+/* The last committed revision as `txn` sees it. */
+int ps_last_revision(MDB_txn *txn, ps_env *env, uint64_t *out);
+int64_t ps_now_ns(void);
+/* The revision in a stored record's header (the caller checked its size). */
+uint64_t ps_record_rev(const char *value);
+void ps_put_u64(char *p, uint64_t v);
+uint64_t ps_get_u64(const char *p);
+void ps_put_be64(char *p, uint64_t v);
+uint64_t ps_get_be64(const char *p);
+void ps_put_be32(char *p, uint32_t v);
+uint32_t ps_get_be32(const char *p);
+/* Write a record header (version, flags 0, updated_ns, revision) at p. */
+void ps_header_write(char *p, int64_t updated_ns, uint64_t rev);
+
+/* ps_history.c: the write-path hooks of version history.
+ * ps_hist_keep_of: the keep count of the kind of `key` (cached per txn).
+ * ps_hist_push: keep `old` (a stored record of key) as its newest version.
+ * ps_hist_drop_prefix: drop the kept versions of every key with a prefix. */
+int ps_hist_keep_of(ps_txn *txn, const char *key, size_t kind_len,
+                    uint64_t *keep);
+int ps_hist_push(ps_txn *txn, const char *key, size_t key_len,
+                 const char *old, size_t old_len, uint64_t keep);
+int ps_hist_drop_prefix(ps_txn *txn, const char *prefix, size_t prefix_len);
+int ps_apply_hist_del(ps_txn *txn, const char *key, size_t key_len,
+                      uint64_t *dropped);
+int ps_apply_hist_load(ps_txn *txn, const char *key, size_t key_len,
+                       const char *record, size_t record_len);
+int ps_apply_reserve(ps_txn *txn, uint64_t n, uint64_t *first);
+
+/* ps_upgrade.c: rewrite a format-1 store as format 2 in `txn`. */
+int ps_upgrade_v1(ps_env *env, MDB_txn *txn);
+
+/* ps_index.c: index upkeep, called by the raw operations above.  `old`:
+ * the stored record of key as the caller just read it in this txn, with
+ * no write since (mv_data NULL: absent), or NULL: looked up here. */
+int ps_idx_on_put(ps_txn *txn, const char *key, size_t key_len,
+                  const char *payload, size_t payload_len, const MDB_val *old);
+int ps_idx_on_create(ps_txn *txn, const char *key, size_t key_len,
+                     const char *payload, size_t payload_len, const MDB_val *old);
+int ps_idx_on_del(ps_txn *txn, const char *key, size_t key_len);
+int ps_idx_on_del_prefix(ps_txn *txn, const char *prefix, size_t prefix_len);
+void ps_idx_committed(ps_txn *txn);
+void ps_idx_txn_reset(ps_txn *txn); /* free the txn's own view */
+void ps_idxset_free(ps_idxset *s);
+int ps_apply_idx_create(ps_txn *txn, const char *def, size_t def_len,
+                        uint64_t *entries, int *created);
+int ps_apply_idx_drop(ps_txn *txn, const char *key, size_t key_len);
+int ps_apply_idx_rebuild(ps_txn *txn, const char *key, size_t key_len,
+                         uint64_t *entries);
+
+/* ps_extract.c: values of a plan in a payload */
+typedef struct ps_vals {
+    ps_buf buf;       /* entries: u32 enc_len, enc, u32 raw_len, raw */
+    size_t *offs;     /* entry offsets, sorted by enc and unique after sort */
+    size_t n, cap;
+} ps_vals;
+int ps_vals_extract(const uint32_t *plan, size_t plan_len, const char *p,
+                    size_t len, ps_vals *out);
+void ps_vals_free(ps_vals *v);
+void ps_vals_get(const ps_vals *v, size_t i, const char **enc, size_t *enc_len,
+                 const char **raw, size_t *raw_len);
+int ps_plan_check(const uint32_t *plan, size_t plan_len, unsigned *final_mode);
+/* the encoding of a raw value body (exact, or tag + SHA-256) */
+size_t ps_enc_body(const char *raw, size_t raw_len, char *out);
+
+/* ps_sha256.c */
+void ps_sha256(const void *data, size_t len, unsigned char out[32]);
+
+/* ps_index.c: a definition, parsed (pointers into its own copy) */
+typedef struct ps_idxdef {
+    char *blob;
+    size_t blob_len;
+    uint32_t id;
+    int unique;
+    const char *kind, *name, *field, *type;
+    size_t kind_len, name_len, field_len, type_len;
+    const uint32_t *plan;   /* aligned copy */
+    size_t plan_len;
+    unsigned mode;          /* the final step's mode */
+} ps_idxdef;
+int ps_idxdef_parse(const char *blob, size_t len, ps_idxdef *out);
+void ps_idxdef_free(ps_idxdef *d);
+/* read kind's definition `name` from meta into *out (free it) */
+int ps_idxdef_get(ps_txn *txn, const char *kind, size_t kind_len,
+                  const char *name, size_t name_len, ps_idxdef *out);
+int ps_idx_meta_key(const char *kind, size_t kind_len, const char *name,
+                    size_t name_len, char *out, size_t *out_len);
+
+/* ps_ops.c */
+int ps_emit_record(void *ctx, const MDB_val *k, size_t prefix_len,
+                   const MDB_val *v);
+
+/* ps_events.c */
+int ps_apply_ev_append(ps_txn *txn, const char *key, size_t key_len,
+                       uint64_t seq, const char *payload, size_t payload_len,
+                       int64_t ns, int *added);
+int ps_apply_ev_delete(ps_txn *txn, const char *stream, size_t stream_len,
+                       int all_, uint64_t upto, uint64_t *deleted);
 /* ps_scan_kind with options: PS_SCAN_DAMAGED hands a record whose value
  * fails ps_value_check to `emit` with v->mv_data NULL (instead of failing
  * the scan with PS_ERR_VALUE_BOUNDS), so it can be named. */

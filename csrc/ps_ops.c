@@ -16,39 +16,115 @@ static int old_value_check(ps_txn *t, MDB_val *k)
     return rc ? rc : ps_value_check(t->env->sh, &old);
 }
 
-int ps_apply_put(ps_txn *t, const char *key, size_t key_len,
-                 const char *payload, size_t payload_len, int64_t updated_ns,
-                 unsigned flags)
+/* The stored record of key, when a conditional write or the kind's history
+ * needs it (*old NULL when absent).  Checks `expected` if asked to. */
+static int prior_version(ps_txn *t, const char *key, size_t key_len,
+                         unsigned flags, uint64_t expected, int want,
+                         const char **old, size_t *old_len)
 {
-    MDB_val k = {key_len, (void *)key};
-    MDB_val v = {PS_HEADER_SIZE + payload_len, NULL};
-    int rc0 = old_value_check(t, &k);
-    if (rc0)
-        return rc0;
-    unsigned mf = MDB_RESERVE;
-    if (flags & PS_PUT_NOOVERWRITE)
-        mf |= MDB_NOOVERWRITE;
-    int rc = mdb_put(t->mdb, t->env->res_dbi, &k, &v, mf);
-    if (rc)
-        return rc; /* on MDB_KEYEXIST v holds the old value: not ours */
-    char *p = v.mv_data;
-    p[0] = PS_FORMAT_VERSION;
-    p[1] = p[2] = p[3] = 0;
-    ps_put_i64(p + 4, updated_ns);
-    if (payload_len)
-        memcpy(p + PS_HEADER_SIZE, payload, payload_len);
+    *old = NULL;
+    *old_len = 0;
+    if (!want && !(flags & PS_PUT_IF_REVISION))
+        return PS_OK;
+    MDB_val k = {key_len, (void *)key}, v;
+    int rc = mdb_get(t->mdb, t->env->res_dbi, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        rc = PS_OK;
+    else if (rc)
+        return rc;
+    else if (v.mv_size < PS_HEADER_SIZE || ((char *)v.mv_data)[0] != PS_FORMAT_VERSION)
+        return PS_ERR_BAD_RECORD;
+    else {
+        *old = v.mv_data;
+        *old_len = v.mv_size;
+    }
+    if (flags & PS_PUT_IF_REVISION) {
+        uint64_t actual = *old ? ps_record_rev(*old) : 0;
+        if (actual != expected) {
+            t->conflict = actual;
+            return PS_ERR_CONFLICT;
+        }
+    }
     return PS_OK;
 }
 
-int ps_apply_del(ps_txn *t, const char *key, size_t key_len, int *existed)
+static size_t key_kind_len(const char *key, size_t key_len)
 {
-    MDB_val k = {key_len, (void *)key};
-    int rc = old_value_check(t, &k);
+    const char *slash = memchr(key, '/', key_len);
+    return slash ? (size_t)(slash - key) : key_len;
+}
+
+int ps_apply_put(ps_txn *t, const char *key, size_t key_len,
+                 const char *payload, size_t payload_len, int64_t updated_ns,
+                 unsigned flags, uint64_t expected)
+{
+    size_t kind_len = key_kind_len(key, key_len);
+    uint64_t keep = 0, rev;
+    MDB_val k0 = {key_len, (void *)key};
+    int rc = old_value_check(t, &k0); /* before anything reads the old record */
+    if (!rc && !(flags & PS_PUT_NOOVERWRITE))
+        rc = ps_hist_keep_of(t, key, kind_len, &keep);
+    const char *old;
+    size_t old_len;
+    if (!rc)
+        rc = prior_version(t, key, key_len, flags, expected, keep > 0, &old, &old_len);
+    /* index entries: checks first, a violation writes nothing; the old
+     * record goes along when prior_version read it (nothing written since) */
+    MDB_val ov = {old_len, (void *)old};
+    const MDB_val *known = keep > 0 || (flags & PS_PUT_IF_REVISION) ? &ov : NULL;
+    if (!rc && t->env->has_aux)
+        rc = (flags & PS_PUT_NOOVERWRITE)
+                 ? ps_idx_on_create(t, key, key_len, payload, payload_len, known)
+                 : ps_idx_on_put(t, key, key_len, payload, payload_len, known);
+    if (!rc)
+        rc = ps_rev_take(t, &rev);
+    if (!rc && old && keep)
+        rc = ps_hist_push(t, key, key_len, old, old_len, keep);
     if (rc)
         return rc;
+    MDB_val k = {key_len, (void *)key};
+    MDB_val v = {PS_HEADER_SIZE + payload_len, NULL};
+    unsigned mf = MDB_RESERVE;
+    if (flags & PS_PUT_NOOVERWRITE)
+        mf |= MDB_NOOVERWRITE;
+    rc = mdb_put(t->mdb, t->env->res_dbi, &k, &v, mf);
+    if (rc)
+        return rc; /* on MDB_KEYEXIST v holds the old value: not ours */
+    char *p = v.mv_data;
+    ps_header_write(p, updated_ns, rev);
+    if (payload_len)
+        memcpy(p + PS_HEADER_SIZE, payload, payload_len);
+    return ps_change_add(t, PS_CHANGE_PUT, key, key_len, kind_len, updated_ns);
+}
+
+int ps_apply_del(ps_txn *t, const char *key, size_t key_len, unsigned flags,
+                 uint64_t expected, int *existed)
+{
+    size_t kind_len = key_kind_len(key, key_len);
+    uint64_t keep = 0;
+    *existed = 0;
+    MDB_val k0 = {key_len, (void *)key};
+    int rc = old_value_check(t, &k0); /* before anything reads the old record */
+    if (!rc)
+        rc = ps_hist_keep_of(t, key, kind_len, &keep);
+    const char *old;
+    size_t old_len;
+    if (!rc)
+        rc = prior_version(t, key, key_len, flags, expected, keep > 0, &old, &old_len);
+    if (!rc && old && keep)
+        rc = ps_hist_push(t, key, key_len, old, old_len, keep);
+    if (!rc && t->env->has_aux)
+        rc = ps_idx_on_del(t, key, key_len);
+    if (rc)
+        return rc;
+    MDB_val k = {key_len, (void *)key};
     rc = mdb_del(t->mdb, t->env->res_dbi, &k, NULL);
-    *existed = rc == PS_OK;
-    return rc == MDB_NOTFOUND ? PS_OK : rc;
+    if (rc == MDB_NOTFOUND)
+        return PS_OK;
+    if (rc)
+        return rc;
+    *existed = 1;
+    return ps_change_add(t, PS_CHANGE_DELETE, key, key_len, kind_len, ps_now_ns());
 }
 
 static int has_prefix(const MDB_val *k, const char *prefix, size_t len)
@@ -57,10 +133,15 @@ static int has_prefix(const MDB_val *k, const char *prefix, size_t len)
 }
 
 int ps_apply_del_prefix(ps_txn *t, const char *prefix, size_t prefix_len,
-                        uint64_t *deleted)
+                        int change_op, uint64_t *deleted)
 {
     MDB_cursor *cur;
     *deleted = 0;
+    if (t->env->has_aux) {
+        int rc = ps_idx_on_del_prefix(t, prefix, prefix_len);
+        if (rc)
+            return rc;
+    }
     int rc = mdb_cursor_open(t->mdb, t->env->res_dbi, &cur);
     if (rc)
         return rc;
@@ -83,7 +164,15 @@ int ps_apply_del_prefix(ps_txn *t, const char *prefix, size_t prefix_len,
         }
     }
     mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND || rc == PS_OK ? PS_OK : rc;
+    if (rc != MDB_NOTFOUND && rc != PS_OK)
+        return rc;
+    /* A kind's kept versions go with it (a prefix of "<kind>/" only). */
+    rc = ps_hist_drop_prefix(t, prefix, prefix_len);
+    /* one change for the whole delete: the kind, or the kind and the prefix */
+    if (rc == PS_OK && *deleted)
+        rc = ps_change_add(t, change_op, prefix, prefix_len, key_kind_len(prefix, prefix_len),
+                           ps_now_ns());
+    return rc;
 }
 
 int ps_apply_meta_put(ps_txn *t, const char *key, size_t key_len,
@@ -95,14 +184,15 @@ int ps_apply_meta_put(ps_txn *t, const char *key, size_t key_len,
 
 /* ---- public operations ------------------------------------------------ */
 
-int ps_put(ps_txn *t, const char *kind, size_t kind_len, const char *id,
-           size_t id_len, const char *payload, size_t payload_len,
-           int64_t updated_ns, unsigned flags)
+int ps_put_if(ps_txn *t, const char *kind, size_t kind_len, const char *id,
+              size_t id_len, const char *payload, size_t payload_len,
+              int64_t updated_ns, unsigned flags, uint64_t expected,
+              uint64_t *actual)
 {
     int rc = ps_txn_usable(t, 1);
     if (rc)
         return rc;
-    if (flags & ~(unsigned)(PS_PUT_NOOVERWRITE | PS_PUT_BORROW))
+    if (flags & ~(unsigned)(PS_PUT_NOOVERWRITE | PS_PUT_BORROW | PS_PUT_IF_REVISION))
         return PS_ERR_INVALID_ARG;
     if (payload_len > PS_MAX_PAYLOAD)
         return PS_ERR_VALUE_TOO_LARGE;
@@ -114,20 +204,32 @@ int ps_put(ps_txn *t, const char *kind, size_t kind_len, const char *id,
     if (rc)
         return rc;
     while ((rc = ps_apply_put(t, key, key_len, payload, payload_len,
-                              updated_ns, flags)) == MDB_MAP_FULL) {
+                              updated_ns, flags, expected)) == MDB_MAP_FULL) {
         rc = ps_txn_recover(t);
         if (rc)
             return rc;
     }
+    if (rc == PS_ERR_CONFLICT && actual)
+        *actual = t->conflict;
     if (rc == PS_OK)
-        rc = ps_txn_log(t, PS_OP_PUT, key, key_len, payload, payload_len,
-                        updated_ns, flags);
+        rc = ps_txn_log_arg(t, PS_OP_PUT, key, key_len, payload, payload_len,
+                            updated_ns, flags, expected);
     return ps_txn_note(t, rc);
 }
 
-int ps_get(ps_txn *t, const char *kind, size_t kind_len, const char *id,
-           size_t id_len, const char **payload, size_t *payload_len,
-           int64_t *updated_ns)
+int ps_put(ps_txn *t, const char *kind, size_t kind_len, const char *id,
+           size_t id_len, const char *payload, size_t payload_len,
+           int64_t updated_ns, unsigned flags)
+{
+    if (flags & PS_PUT_IF_REVISION)
+        return PS_ERR_INVALID_ARG; /* that needs ps_put_if */
+    return ps_put_if(t, kind, kind_len, id, id_len, payload, payload_len,
+                     updated_ns, flags, 0, NULL);
+}
+
+int ps_get_rev(ps_txn *t, const char *kind, size_t kind_len, const char *id,
+               size_t id_len, const char **payload, size_t *payload_len,
+               int64_t *updated_ns, uint64_t *revision)
 {
     int rc = ps_txn_usable(t, 0);
     if (rc)
@@ -152,11 +254,22 @@ int ps_get(ps_txn *t, const char *kind, size_t kind_len, const char *id,
     *payload = p + PS_HEADER_SIZE;
     *payload_len = v.mv_size - PS_HEADER_SIZE;
     *updated_ns = ps_get_i64(p + 4);
+    if (revision)
+        *revision = ps_record_rev(p);
     return PS_OK;
 }
 
-int ps_del(ps_txn *t, const char *kind, size_t kind_len, const char *id,
-           size_t id_len, int *existed)
+int ps_get(ps_txn *t, const char *kind, size_t kind_len, const char *id,
+           size_t id_len, const char **payload, size_t *payload_len,
+           int64_t *updated_ns)
+{
+    return ps_get_rev(t, kind, kind_len, id, id_len, payload, payload_len,
+                      updated_ns, NULL);
+}
+
+int ps_del_if(ps_txn *t, const char *kind, size_t kind_len, const char *id,
+              size_t id_len, int if_revision, uint64_t expected,
+              uint64_t *actual, int *existed)
 {
     int rc = ps_txn_usable(t, 1);
     if (rc)
@@ -168,18 +281,27 @@ int ps_del(ps_txn *t, const char *kind, size_t kind_len, const char *id,
     rc = ps_key_build(kind, kind_len, id, id_len, key, &key_len);
     if (rc)
         return rc;
-    while ((rc = ps_apply_del(t, key, key_len, existed)) == MDB_MAP_FULL) {
+    unsigned flags = if_revision ? PS_PUT_IF_REVISION : 0;
+    while ((rc = ps_apply_del(t, key, key_len, flags, expected, existed)) == MDB_MAP_FULL) {
         rc = ps_txn_recover(t);
         if (rc)
             return rc;
     }
+    if (rc == PS_ERR_CONFLICT && actual)
+        *actual = t->conflict;
     if (rc == PS_OK && *existed)
-        rc = ps_txn_log(t, PS_OP_DEL, key, key_len, NULL, 0, 0, 0);
+        rc = ps_txn_log_arg(t, PS_OP_DEL, key, key_len, NULL, 0, 0, flags, expected);
     return ps_txn_note(t, rc);
 }
 
+int ps_del(ps_txn *t, const char *kind, size_t kind_len, const char *id,
+           size_t id_len, int *existed)
+{
+    return ps_del_if(t, kind, kind_len, id, id_len, 0, 0, NULL, existed);
+}
+
 /* Writes "<kind>/" into out (PS_MAX_KEY bytes). */
-static int kind_prefix(const char *kind, size_t kind_len, char *out,
+int ps_kind_prefix(const char *kind, size_t kind_len, char *out,
                        size_t *out_len)
 {
     int rc = ps_kind_check(kind, kind_len);
@@ -201,16 +323,48 @@ int ps_del_kind(ps_txn *t, const char *kind, size_t kind_len,
         return PS_ERR_INVALID_ARG;
     char prefix[PS_MAX_KEY];
     size_t prefix_len;
-    rc = kind_prefix(kind, kind_len, prefix, &prefix_len);
+    rc = ps_kind_prefix(kind, kind_len, prefix, &prefix_len);
     if (rc)
         return rc;
-    while ((rc = ps_apply_del_prefix(t, prefix, prefix_len, deleted)) == MDB_MAP_FULL) {
+    while ((rc = ps_apply_del_prefix(t, prefix, prefix_len, PS_CHANGE_DELETE_KIND,
+                                     deleted)) == MDB_MAP_FULL) {
         rc = ps_txn_recover(t);
         if (rc)
             return rc;
     }
-    if (rc == PS_OK && *deleted)
+    if (rc == PS_OK) /* even with nothing deleted: kept versions may have gone */
         rc = ps_txn_log(t, PS_OP_DEL_KIND, prefix, prefix_len, NULL, 0, 0, 0);
+    return ps_txn_note(t, rc);
+}
+
+int ps_del_prefix(ps_txn *t, const char *kind, size_t kind_len,
+                  const char *id_prefix, size_t id_prefix_len, uint64_t *deleted)
+{
+    int rc = ps_txn_usable(t, 1);
+    if (rc)
+        return rc;
+    if (deleted == NULL || (id_prefix == NULL && id_prefix_len))
+        return PS_ERR_INVALID_ARG;
+    char prefix[PS_MAX_KEY];
+    size_t prefix_len;
+    rc = ps_kind_prefix(kind, kind_len, prefix, &prefix_len);
+    if (rc)
+        return rc;
+    if (id_prefix_len > PS_MAX_KEY - prefix_len)
+        return PS_ERR_KEY_TOO_LONG;
+    if (id_prefix_len && memchr(id_prefix, '\0', id_prefix_len))
+        return PS_ERR_ID_NUL;
+    if (id_prefix_len)
+        memcpy(prefix + prefix_len, id_prefix, id_prefix_len);
+    prefix_len += id_prefix_len;
+    while ((rc = ps_apply_del_prefix(t, prefix, prefix_len, PS_CHANGE_DELETE_PREFIX,
+                                     deleted)) == MDB_MAP_FULL) {
+        rc = ps_txn_recover(t);
+        if (rc)
+            return rc;
+    }
+    if (rc == PS_OK)
+        rc = ps_txn_log(t, PS_OP_DEL_PREFIX, prefix, prefix_len, NULL, 0, 0, 0);
     return ps_txn_note(t, rc);
 }
 
@@ -223,7 +377,7 @@ int ps_count(ps_txn *t, const char *kind, size_t kind_len, uint64_t *count)
         return PS_ERR_INVALID_ARG;
     char prefix[PS_MAX_KEY];
     size_t prefix_len;
-    rc = kind_prefix(kind, kind_len, prefix, &prefix_len);
+    rc = ps_kind_prefix(kind, kind_len, prefix, &prefix_len);
     if (rc)
         return rc;
     MDB_cursor *cur;
@@ -262,7 +416,7 @@ int ps_scan_kind_opts(ps_txn *t, const char *kind, size_t kind_len,
         return PS_ERR_INVALID_ARG;
     char start[PS_MAX_KEY];
     size_t prefix_len, start_len;
-    rc = kind_prefix(kind, kind_len, start, &prefix_len);
+    rc = ps_kind_prefix(kind, kind_len, start, &prefix_len);
     if (rc)
         return rc;
     start_len = prefix_len;
@@ -303,26 +457,25 @@ int ps_scan_kind_opts(ps_txn *t, const char *kind, size_t kind_len,
     return ps_txn_note(t, rc);
 }
 
-static int emit_record(void *ctx, const MDB_val *k, size_t prefix_len,
+int ps_emit_record(void *ctx, const MDB_val *k, size_t prefix_len,
                        const MDB_val *v)
 {
     ps_buf *out = ctx;
     const char *p = v->mv_data;
     if (v->mv_size < PS_HEADER_SIZE || p[0] != PS_FORMAT_VERSION)
         return PS_ERR_BAD_RECORD;
-    int rc;
     size_t id_len = k->mv_size - prefix_len;
     size_t plen = v->mv_size - PS_HEADER_SIZE;
-    rc = ps_buf_reserve(out, 16 + id_len + plen);
+    int rc = ps_buf_reserve(out, 24 + id_len + plen);
     if (rc)
         return rc;
     char *w = out->data + out->len;
     ps_put_u32(w, (uint32_t)id_len);
     ps_put_u32(w + 4, (uint32_t)plen);
-    memcpy(w + 8, p + 4, 8); /* updated_ns, already little-endian */
-    memcpy(w + 16, (const char *)k->mv_data + prefix_len, id_len);
-    memcpy(w + 16 + id_len, p + PS_HEADER_SIZE, plen);
-    out->len += 16 + id_len + plen;
+    memcpy(w + 8, p + 4, 16); /* updated_ns and revision, little-endian */
+    memcpy(w + 24, (const char *)k->mv_data + prefix_len, id_len);
+    memcpy(w + 24 + id_len, p + PS_HEADER_SIZE, plen);
+    out->len += 24 + id_len + plen;
     out->count++;
     return PS_OK;
 }
@@ -333,7 +486,7 @@ int ps_list(ps_txn *t, const char *kind, size_t kind_len, const char *after,
     if (out == NULL)
         return PS_ERR_INVALID_ARG;
     return ps_scan_kind(t, kind, kind_len, after, after_len, limit,
-                        emit_record, out);
+                        ps_emit_record, out);
 }
 
 int ps_kinds(ps_txn *t, ps_buf *out)

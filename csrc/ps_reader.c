@@ -55,6 +55,15 @@ int ps_get_into(ps_env *e, const char *kind, size_t kind_len, const char *id,
                 size_t id_len, char *buf, size_t cap, size_t *payload_len,
                 int64_t *updated_ns)
 {
+    return ps_get_into_rev(e, kind, kind_len, id, id_len, buf, cap,
+                           payload_len, updated_ns, NULL);
+}
+
+int ps_get_into_rev(ps_env *e, const char *kind, size_t kind_len,
+                    const char *id, size_t id_len, char *buf, size_t cap,
+                    size_t *payload_len, int64_t *updated_ns,
+                    uint64_t *revision)
+{
     if (e == NULL || payload_len == NULL || updated_ns == NULL ||
         (buf == NULL && cap))
         return PS_ERR_INVALID_ARG;
@@ -86,6 +95,8 @@ int ps_get_into(ps_env *e, const char *kind, size_t kind_len, const char *id,
                 size_t n = v.mv_size - PS_HEADER_SIZE;
                 *payload_len = n;
                 *updated_ns = ps_get_i64(p + 4);
+                if (revision)
+                    *revision = ps_record_rev(p);
                 if (n && n <= cap)
                     memcpy(buf, p + PS_HEADER_SIZE, n);
             }

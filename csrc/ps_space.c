@@ -1,79 +1,52 @@
-/* ps_space.c -- a full filesystem is reported as full, never a crash.
+/* ps_space.c -- how much of data.mdb holds live data (`pystore stats`).
  *
- * LMDB sizes lock.mdb with ftruncate() and then writes its reader table
- * through a shared memory map: on a full filesystem (tmpfs, ext4) the
- * first store to a page that cannot be allocated raises SIGBUS.  So the
- * lock file is created and its blocks allocated with posix_fallocate()
- * before LMDB opens it: a full disk is then ENOSPC, at open.
- *
- * LMDB reports a short write(2) as EIO.  A write comes up short when the
- * filesystem fills up in its middle; filesystems also keep reserves an
- * ordinary write cannot use (ext4: 5% for root plus up to 2% or 4096
- * clusters that nobody but the filesystem itself may use), so the free
- * space left after such a failure can be well above zero.  f_bavail,
- * the space left for unprivileged users, excludes every reserve: when
- * LMDB says EIO and that is (almost) nothing, the disk is full. */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <unistd.h>
+ * LMDB never shrinks its file: pages freed by deletes and by copy-on-write
+ * go to the free list (LMDB's FREE_DBI, database 0) and are reused later.
+ * A compacted copy (mdb_env_copy2 with MDB_CP_COMPACT) writes the two meta
+ * pages and the pages of the live B-trees only, i.e. everything below the
+ * high-water mark except the free pages and the free list's own tree. */
+#include <string.h>
 
 #include "ps_internal.h"
 
-/* LMDB 0.9's lock file on a 64-bit build: a 128-byte header (two cache
- * lines: reader mutex and counters, writer mutex) and one 64-byte slot per
- * reader, the first inside MDB_txninfo.  LMDB derives maxreaders from the
- * size of an existing lock file, so this must be exact. */
-#define LOCK_HEADER 192u
-#define LOCK_SLOT 64u
-
-int ps_space_prepare_lock(const char *dir, unsigned max_readers)
+int ps_txn_space(ps_txn *t, ps_space *out)
 {
-    char path[4096];
-    int n = snprintf(path, sizeof path, "%s/lock.mdb", dir);
-    if (n < 0 || (size_t)n >= sizeof path)
-        return ENAMETOOLONG;
-    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0600);
-    if (fd < 0) {
-        if (errno == ELOOP)
-            return PS_ERR_UNSAFE_FILE;
-        return PS_OK; /* e.g. EACCES on a read-only store: LMDB decides */
-    }
-    struct stat st;
-    int rc = fstat(fd, &st) != 0 ? errno : PS_OK;
-    if (!rc && !S_ISREG(st.st_mode))
-        rc = PS_ERR_UNSAFE_FILE;
-    if (!rc && st.st_uid == geteuid())
-        (void)fchmod(fd, 0600);
-    if (!rc) {
-        off_t want = (off_t)LOCK_HEADER + (off_t)(max_readers - 1) * LOCK_SLOT;
-        if (st.st_size > want)
-            want = st.st_size; /* made by another LMDB build: keep it */
-        int err = posix_fallocate(fd, 0, want);
-        if (err == ENOSPC || err == EDQUOT)
-            rc = ENOSPC;
-        /* other errors (EOPNOTSUPP, EBADF on read-only files): LMDB's own
-         * ftruncate decides, as before */
-    }
-    close(fd);
-    return rc;
-}
-
-int ps_space_errno(ps_shared *sh, const char *dir, int rc)
-{
-    if (rc != EIO)
+    int rc = ps_txn_usable(t, 0);
+    if (rc)
         return rc;
-    struct statvfs sv;
-    int ok = -1;
-    mdb_filehandle_t fd;
-    if (sh && sh->mdb && mdb_env_get_fd(sh->mdb, &fd) == 0)
-        ok = fstatvfs(fd, &sv);
-    else if (dir)
-        ok = statvfs(dir, &sv);
-    if (ok != 0)
-        return rc;
-    return (uint64_t)sv.f_bavail * sv.f_frsize < PS_FULL_DISK_SLACK ? ENOSPC : rc;
+    if (out == NULL)
+        return PS_ERR_INVALID_ARG;
+    MDB_envinfo ei;
+    MDB_stat fs;
+    rc = mdb_env_info(t->env->mdb, &ei);
+    if (!rc)
+        rc = mdb_stat(t->mdb, 0, &fs); /* the free list's own tree */
+    if (rc)
+        return ps_txn_note(t, rc);
+    MDB_cursor *cur;
+    rc = mdb_cursor_open(t->mdb, 0, &cur);
+    if (rc)
+        return ps_txn_note(t, rc);
+    /* Each free-list record: a txn id -> an ID list whose first word is
+     * its number of page numbers. */
+    uint64_t free_pages = 0;
+    MDB_val k, v;
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == PS_OK) {
+        if (v.mv_size < sizeof(size_t))
+            continue;
+        size_t count;
+        memcpy(&count, v.mv_data, sizeof count);
+        free_pages += count;
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND)
+        return ps_txn_note(t, rc);
+    uint64_t high = (uint64_t)ei.me_last_pgno + 1;
+    uint64_t freedb = fs.ms_branch_pages + fs.ms_leaf_pages + fs.ms_overflow_pages;
+    memset(out, 0, sizeof *out);
+    out->page_size = fs.ms_psize;
+    out->high_pages = high;
+    out->free_pages = free_pages + freedb <= high ? free_pages + freedb : high;
+    out->live_pages = high - out->free_pages;
+    return PS_OK;
 }

@@ -86,6 +86,8 @@ int ps_txn_begin(ps_env *e, unsigned flags, ps_txn **out)
     t->env = e;
     t->write = write;
     t->thread = pthread_self();
+    if (write)
+        ps_rev_begin(t);
     *out = t;
     return PS_OK;
 }
@@ -93,6 +95,9 @@ int ps_txn_begin(ps_env *e, unsigned flags, ps_txn **out)
 static void txn_release(ps_txn *t)
 {
     ps_env *e = t->env;
+    ps_idx_txn_reset(t);
+    free(t->viol);
+    t->viol = NULL;
     ps_op *op = t->log_head;
     while (op) {
         ps_op *next = op->next;
@@ -121,10 +126,12 @@ void ps_txn_abort(ps_txn *t)
     txn_release(t);
 }
 
-int ps_txn_finish(ps_txn **slot, int commit, int *rc_out)
+int ps_txn_finish(ps_txn **slot, int commit, int *rc_out, uint64_t *rev_out)
 {
     if (slot == NULL)
         return PS_ERR_INVALID_ARG;
+    if (rev_out)
+        *rev_out = 0;
     ps_txn *t = *slot;
     int rc = PS_OK;
     if (t != NULL && t->write && ps_getpid() == t->env->pid &&
@@ -133,7 +140,7 @@ int ps_txn_finish(ps_txn **slot, int commit, int *rc_out)
     } else if (t != NULL) {
         *slot = NULL;
         if (commit) {
-            rc = ps_txn_commit(t);
+            rc = ps_txn_commit_rev(t, rev_out);
         } else {
             txn_release(t);
         }
@@ -145,8 +152,15 @@ int ps_txn_finish(ps_txn **slot, int commit, int *rc_out)
 
 int ps_txn_commit(ps_txn *t)
 {
+    return ps_txn_commit_rev(t, NULL);
+}
+
+int ps_txn_commit_rev(ps_txn *t, uint64_t *revision)
+{
     if (t == NULL)
         return PS_ERR_INVALID_ARG;
+    if (revision)
+        *revision = 0;
     int rc;
     if (t->write && ps_getpid() == t->env->pid &&
         !pthread_equal(t->thread, pthread_self())) {
@@ -158,9 +172,15 @@ int ps_txn_commit(ps_txn *t)
     } else if (!t->write || t->mdb == NULL) {
         rc = t->mdb ? PS_OK : PS_ERR_TXN_FAILED;
     } else {
+        size_t txnid = 0;
         for (;;) {
-            rc = mdb_txn_commit(t->mdb);
-            t->mdb = NULL; /* LMDB frees it whatever the outcome */
+            /* meta `revision` and change-log trimming, in this LMDB txn */
+            rc = ps_rev_finish(t);
+            if (rc == PS_OK) {
+                txnid = mdb_txn_id(t->mdb);
+                rc = mdb_txn_commit(t->mdb);
+                t->mdb = NULL; /* LMDB frees it whatever the outcome */
+            }
             if (rc != MDB_MAP_FULL)
                 break;
             rc = ps_txn_recover(t);
@@ -168,6 +188,12 @@ int ps_txn_commit(ps_txn *t)
                 break;
         }
         rc = ps_space_errno(t->env->sh, NULL, rc);
+        if (rc == PS_OK) {
+            ps_idx_committed(t); /* this txn's index definitions are the env's now */
+            ps_rev_committed(t, txnid);
+        }
+        if (rc == PS_OK && revision)
+            ps_txn_pending(t, revision);
         if (rc == PS_OK && ++t->env->sh->commits >= PS_READER_CHECK_EVERY) {
             int dead;
             t->env->sh->commits = 0;
@@ -208,6 +234,14 @@ int ps_txn_log(ps_txn *t, int type, const char *key, size_t key_len,
                const char *val, size_t val_len, int64_t updated_ns,
                unsigned flags)
 {
+    return ps_txn_log_arg(t, type, key, key_len, val, val_len, updated_ns,
+                          flags, 0);
+}
+
+int ps_txn_log_arg(ps_txn *t, int type, const char *key, size_t key_len,
+                   const char *val, size_t val_len, int64_t updated_ns,
+                   unsigned flags, uint64_t arg)
+{
     int copy = val_len && !(flags & PS_PUT_BORROW);
     size_t extra = key_len + (copy ? val_len : 0);
     if (extra < key_len || extra > SIZE_MAX - sizeof(ps_op))
@@ -219,6 +253,7 @@ int ps_txn_log(ps_txn *t, int type, const char *key, size_t key_len,
     op->type = type;
     op->flags = flags;
     op->updated_ns = updated_ns;
+    op->arg = arg;
     op->key_len = key_len;
     memcpy(op->bytes, key, key_len);
     op->val_len = val_len;
@@ -238,22 +273,55 @@ int ps_txn_log(ps_txn *t, int type, const char *key, size_t key_len,
 
 static int replay(ps_txn *t)
 {
+    ps_rev_reset(t); /* a new LMDB txn: the revision is taken again */
     for (ps_op *op = t->log_head; op; op = op->next) {
-        int rc, existed;
+        int rc, existed, created;
         uint64_t n;
         switch (op->type) {
         case PS_OP_PUT:
             rc = ps_apply_put(t, op->bytes, op->key_len, op->val, op->val_len,
-                              op->updated_ns, op->flags);
+                              op->updated_ns, op->flags, op->arg);
             break;
         case PS_OP_DEL:
-            rc = ps_apply_del(t, op->bytes, op->key_len, &existed);
+            rc = ps_apply_del(t, op->bytes, op->key_len, op->flags, op->arg,
+                              &existed);
+            break;
+        case PS_OP_HIST_DEL:
+            rc = ps_apply_hist_del(t, op->bytes, op->key_len, &n);
+            break;
+        case PS_OP_HIST_LOAD:
+            rc = ps_apply_hist_load(t, op->bytes, op->key_len, op->val, op->val_len);
+            break;
+        case PS_OP_RESERVE:
+            rc = ps_apply_reserve(t, op->arg, &n);
             break;
         case PS_OP_DEL_KIND:
-            rc = ps_apply_del_prefix(t, op->bytes, op->key_len, &n);
+            rc = ps_apply_del_prefix(t, op->bytes, op->key_len, PS_CHANGE_DELETE_KIND, &n);
+            break;
+        case PS_OP_DEL_PREFIX:
+            rc = ps_apply_del_prefix(t, op->bytes, op->key_len, PS_CHANGE_DELETE_PREFIX, &n);
             break;
         case PS_OP_META_PUT:
             rc = ps_apply_meta_put(t, op->bytes, op->key_len, op->val, op->val_len);
+            break;
+        case PS_OP_IDX_CREATE:
+            rc = ps_apply_idx_create(t, op->bytes, op->key_len, &n, &created);
+            break;
+        case PS_OP_IDX_DROP:
+            rc = ps_apply_idx_drop(t, op->bytes, op->key_len);
+            break;
+        case PS_OP_IDX_REBUILD:
+            rc = ps_apply_idx_rebuild(t, op->bytes, op->key_len, &n);
+            break;
+        case PS_OP_EV_APPEND:
+            rc = ps_apply_ev_append(t, op->bytes, op->key_len,
+                                    ps_get_be64(op->bytes + op->key_len - 8),
+                                    op->val, op->val_len, op->updated_ns, &existed);
+            break;
+        case PS_OP_EV_DELETE: /* stream NUL u64 BE upto, u8 all */
+            rc = ps_apply_ev_delete(t, op->bytes, op->key_len - 10,
+                                    op->bytes[op->key_len - 1],
+                                    ps_get_be64(op->bytes + op->key_len - 9), &n);
             break;
         default:
             rc = PS_ERR_INVALID_ARG;
@@ -276,6 +344,7 @@ int ps_txn_recover(ps_txn *t)
             mdb_txn_abort(t->mdb);
             t->mdb = NULL;
         }
+        ps_idx_txn_reset(t); /* the replay rebuilds this txn's view */
         int rc = ps_gate_alone(e, resize_map, &grow_flag); /* MAP_FULL at the max */
         if (!rc)
             rc = ps_begin_mdb(e, 1, &t->mdb);

@@ -1,28 +1,14 @@
 """The resource operations shared by ``Store`` and ``Transaction``.
 
-``ResourceOps`` implements every data method once, in terms of three hooks:
-``_begin(write)`` hands out a core transaction object, ``_start(txn)``
-begins it, and after ``finish`` (in a ``finally``) ``_after(txn)`` reports
-a failed commit.  A Store begins and commits one transaction per call; a
-Transaction hands out its own open transaction (``finish`` leaves it alone:
-its ``slot`` is empty) and commits at exit.
-
-Every call follows the same interrupt-safe shape (see ``CTxn``)::
-
-    t = self._begin(write)        # no C call: nothing to leak yet
-    ok = False
-    try:
-        self._start(t)            # the core records the txn in t.pp
-        ...
-        ok = True
-    finally:
-        t.commit_asked = ok       # no Python call before the C call
-        finish(t.slot, ok, t.rc)  # ends it, whatever was interrupted
-    self._after(t)
+``ResourceOps`` implements every data method once, in terms of two hooks:
+``_begin(write)`` hands out a live core transaction and ``_end(txn, ok)``
+finishes it.  A Store begins and commits one transaction per call; a
+Transaction hands out its own open transaction and commits at exit.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar, cast, overload
@@ -30,12 +16,15 @@ from typing import Any, TypeVar, cast, overload
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, EncodeError, Message
 
-from ._lmdb.core import MAX_PAYLOAD, CTxn, check_key, encode_id, encode_kind, finish
+from ._kindops import KindOps, check_limit
+from ._lmdb.core import MAX_PAYLOAD, NO_SLOT, CTxn, check_key, encode_id, encode_kind, finish
 from ._lmdb.fast import list_wire, parse_list, put_many
 from ._lmdb.group import GroupCommit, Op
 from ._lmdb.hygiene import Stripper
 from ._lmdb.schema import SchemaRecorder
-from .errors import InvalidMessageError, ValueTooLargeError
+from ._query import QueryOps
+from .errors import InvalidMessageError, NotFoundError, ValueTooLargeError
+from .history import HistoryOps
 from .records import Resource, ns_to_datetime
 
 __all__ = ["ResourceOps"]
@@ -56,6 +45,16 @@ def _check_type(msg_type: object, what: str = "msg_type") -> type[Message]:
     return msg_type
 
 
+def _check_revision(if_revision: object) -> int | None:
+    if if_revision is None:
+        return None
+    if isinstance(if_revision, bool) or not isinstance(if_revision, int):
+        raise TypeError(f"if_revision must be int or None, not {type(if_revision).__name__}")
+    if not 0 <= if_revision < 2**64:
+        raise ValueError("if_revision must be >= 0 (0: only if absent)")
+    return if_revision
+
+
 def _parse(msg: M, data: bytes, where: str, id: str | None = None) -> M:
     """Parse into ``msg``; the error names ``where`` (``where/id`` when id is given,
     formatted only on error: a hot path)."""
@@ -69,7 +68,34 @@ def _parse(msg: M, data: bytes, where: str, id: str | None = None) -> M:
     return msg
 
 
-class ResourceOps:
+def check_update_fn(fn: object) -> None:
+    """``update`` functions are plain callables that mutate their argument."""
+    if not callable(fn):
+        raise TypeError("fn must be callable")
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        type(fn).__call__  # an object with an async __call__
+    ):
+        raise TypeError(
+            "fn is a coroutine function: an update runs inside the write transaction "
+            "and cannot await; pass a plain function that mutates the message"
+        )
+
+
+def check_update_result(result: object, msg: Message) -> None:
+    """``fn`` may return None or its argument; anything else is refused."""
+    if result is None or result is msg:
+        return
+    if inspect.iscoroutine(result):
+        result.close()  # never awaited, on purpose
+        raise TypeError("fn returned a coroutine: an update function cannot be async")
+    what = "another message object" if isinstance(result, Message) else type(result).__name__
+    raise TypeError(
+        f"fn returned {what}; it must mutate the message it is given and return None "
+        "(or that same message): nothing was written"
+    )
+
+
+class ResourceOps(KindOps, QueryOps, HistoryOps):
     """Data methods over ``<Kind>/<ID>`` resources (see ``Store`` for the contract)."""
 
     _stripper: Stripper
@@ -82,22 +108,49 @@ class ResourceOps:
     def _begin(self, write: bool) -> CTxn:
         raise NotImplementedError
 
-    def _start(self, txn: CTxn) -> None:
+    def _end(self, txn: CTxn, ok: bool) -> int:
+        """Finish ``txn``; the revision its writes committed (or will commit) at."""
         raise NotImplementedError
 
-    def _after(self, txn: CTxn) -> None:
-        raise NotImplementedError
+    # The interrupt-safe shape of every call (see ``CTxn``):
+    #
+    #     t = self._prepare(write)      # no C call: nothing to leak yet
+    #     ok = False
+    #     try:
+    #         self._start(t)            # the core records the txn in t.pp
+    #         ...
+    #         ok = True
+    #     finally:
+    #         t.commit_asked = ok       # no Python call before the C call
+    #         finish(t.slot, ok, t.rc, t.revp)  # ends it, whatever was interrupted
+    #     rev = self._after(t)          # a failed commit's error; the revision
+    #
+    # A Transaction hands out its own open txn (its slot is empty, so the
+    # finally leaves it alone) and commits at its exit.
+
+    # Defaults for views that hand out a txn of their own (a Snapshot): its
+    # _begin refuses writes; the per-call finally leaves the txn alone.
+    def _prepare(self, write: bool) -> CTxn:
+        t = self._begin(write)
+        t.slot = NO_SLOT
+        return t
+
+    def _start(self, txn: CTxn) -> None:
+        pass
+
+    def _after(self, txn: CTxn) -> int:
+        return self._end(txn, True)
 
     def _callback(self) -> object:
-        """Mark this thread as inside a callback of the store (update_resource's fn)."""
+        """Mark this thread as inside update_resource()'s fn (see Store)."""
         raise NotImplementedError
 
     def _callback_done(self, token: object) -> None:
         raise NotImplementedError
 
     def _run(self, write: bool, op: Callable[..., Any], *args: Any) -> Any:
-        """``op(txn, *args)`` in a transaction from ``_begin`` (the shape above)."""
-        t = self._begin(write)
+        """``op(txn, *args)`` in a transaction (the shape above)."""
+        t = self._prepare(write)
         ok = False
         try:
             self._start(t)
@@ -105,7 +158,7 @@ class ResourceOps:
             ok = True
         finally:
             t.commit_asked = ok
-            finish(t.slot, ok, t.rc)
+            finish(t.slot, ok, t.rc, t.revp)
         self._after(t)
         return result
 
@@ -132,31 +185,43 @@ class ResourceOps:
 
     # -- writes -----------------------------------------------------------
 
-    def _put(self, kind: str, id: str, msg: object, create: bool) -> None:
+    def _put(
+        self, kind: str, id: str, msg: object, create: bool, if_revision: int | None = None
+    ) -> int:
         kb, ib = encode_kind(kind), encode_id(id)
         payload = self._payload(msg)
         if self._group is not None:  # durable Store: share the commit (see _group.py)
-            self._group_write(Op(kind, kb, ib, payload, msg, create))  # type: ignore[arg-type]
-            return
-        t = self._begin(True)
+            rev: int = self._group_write(
+                Op(kind, kb, ib, payload, msg, create, if_revision)  # type: ignore[arg-type]
+            )
+            return rev
+        t = self._prepare(True)
         ok = False
         try:
             self._start(t)
-            t.put(kb, ib, payload, time.time_ns(), create)
+            t.put(kb, ib, payload, time.time_ns(), create, if_revision)
             self._note_schema(t, kind, kb, msg)  # type: ignore[arg-type]
             ok = True
         finally:
             t.commit_asked = ok
-            finish(t.slot, ok, t.rc)
-        self._after(t)
+            finish(t.slot, ok, t.rc, t.revp)
+        return self._after(t)
 
-    def save_resource(self, kind: str, id: str, msg: Message) -> None:
-        """Upsert ``kind/id`` with ``msg`` (tenancy fields stripped); stamps updated_at."""
-        self._put(kind, id, msg, False)
+    def save_resource(
+        self, kind: str, id: str, msg: Message, *, if_revision: int | None = None
+    ) -> int:
+        """Upsert ``kind/id`` with ``msg`` (tenancy fields stripped); stamps updated_at.
 
-    def create_resource(self, kind: str, id: str, msg: Message) -> None:
+        Returns the revision it committed at (inside ``transaction()``: the
+        revision the transaction commits at).  ``if_revision=N`` writes only
+        if the stored record's revision is N (0: only if absent), else
+        ConflictError and nothing changes.
+        """
+        return self._put(kind, id, msg, False, _check_revision(if_revision))
+
+    def create_resource(self, kind: str, id: str, msg: Message) -> int:
         """Like save_resource, but AlreadyExistsError if ``kind/id`` exists."""
-        self._put(kind, id, msg, True)
+        return self._put(kind, id, msg, True)
 
     def save_resources(self, kind: str, items: Iterable[tuple[str, Message]]) -> int:
         """Upsert many resources of one kind, all or nothing, in one commit."""
@@ -170,7 +235,7 @@ class ResourceOps:
             batch.append((ib, self._payload(item[1])))
             if not types or types[-1].DESCRIPTOR is not item[1].DESCRIPTOR:
                 types.append(item[1])
-        t = self._begin(True)
+        t = self._prepare(True)
         ok = False
         try:
             self._start(t)
@@ -181,43 +246,59 @@ class ResourceOps:
             ok = True
         finally:
             t.commit_asked = ok
-            finish(t.slot, ok, t.rc)
+            finish(t.slot, ok, t.rc, t.revp)
         self._after(t)
         return len(batch)
 
     def update_resource(
-        self, kind: str, id: str, msg_type: type[M], fn: Callable[[M], object]
+        self,
+        kind: str,
+        id: str,
+        msg_type: type[M],
+        fn: Callable[[M], object],
+        *,
+        create: bool = False,
     ) -> M:
         """Atomic read-modify-write in one write transaction.
 
         Reads ``kind/id`` as ``msg_type``, calls ``fn(msg)`` to mutate it and
         saves it; returns the message as saved.  If ``fn`` raises, nothing
-        changes and the exception propagates.  ``fn`` runs inside the write
-        transaction, like the body of ``transaction()``: it must not use the
-        store (that raises TransactionError, never waits).
+        changes and the exception propagates.  NotFoundError if absent, unless
+        ``create=True``: then ``fn`` gets a new empty message.  ``fn`` must be a
+        plain function returning None (or its argument): a coroutine function,
+        or one returning another object, is refused with TypeError and
+        nothing is written.  ``fn`` runs inside the write transaction, like
+        the body of ``transaction()``: it must not use the store (that
+        raises TransactionError, never waits).
         """
         kb, ib = encode_kind(kind), encode_id(id)
         cls = _check_type(msg_type)
-        if not callable(fn):
-            raise TypeError("fn must be callable")
-        t = self._begin(True)
+        check_update_fn(fn)
+        t = self._prepare(True)
         ok = False
         try:
             self._start(t)
-            data, _ = t.get(kb, ib)
-            msg = _parse(cls(), data, f"{kind}/{id}")
-            token = self._callback()
             try:
-                fn(msg)  # type: ignore[arg-type]
+                data = t.get(kb, ib)[0]
+            except NotFoundError:
+                if not create:
+                    raise
+                msg = cls()
+            else:
+                msg = _parse(cls(), data, f"{kind}/{id}")
+            token = self._callback()  # fn is the body of a transaction: no store calls
+            try:
+                result = fn(msg)  # type: ignore[arg-type]
             finally:
                 self._callback_done(token)
+            check_update_result(result, msg)
             payload = self._payload(msg, owned=True)
             t.put(kb, ib, payload, time.time_ns(), False)
             self._note_schema(t, kind, kb, msg)
             ok = True
         finally:
             t.commit_asked = ok
-            finish(t.slot, ok, t.rc)
+            finish(t.slot, ok, t.rc, t.revp)
         self._after(t)
         return msg  # type: ignore[return-value]
 
@@ -246,12 +327,14 @@ class ResourceOps:
             )
         self._run(True, CTxn.put, kb, ib, data, updated_ns, False)
 
-    def delete_resource(self, kind: str, id: str) -> bool:
-        """Delete ``kind/id``; True if it existed."""
+    def delete_resource(self, kind: str, id: str, *, if_revision: int | None = None) -> bool:
+        """Delete ``kind/id``; True if it existed.  ``if_revision=N`` deletes only
+        if the stored record's revision is N, else ConflictError."""
         kb, ib = encode_kind(kind), encode_id(id)
+        expected = _check_revision(if_revision)
         if self._group is not None:
-            return bool(self._group_write(Op(kind, kb, ib, None)))
-        existed: bool = self._run(True, CTxn.delete, kb, ib)
+            return bool(self._group_write(Op(kind, kb, ib, None, if_revision=expected)))
+        existed: bool = self._run(True, CTxn.delete, kb, ib, expected)
         return existed
 
     def delete_resources_by_kind(self, kind: str) -> int:
@@ -278,21 +361,24 @@ class ResourceOps:
             msg = msg_or_type
         else:
             msg = _check_type(msg_or_type, "msg_or_type")()  # type: ignore[assignment]
+        desc = msg.DESCRIPTOR
+        if self._schemas.read_ok.get(kind) is not desc:  # the hot path: one lookup
+            self._check_read_type(kind, kb, desc)  # type: ignore[arg-type]
         data = self._read_one(kb, ib)[0]
         return _parse(msg, data, kind, id)
 
     def get_record(self, kind: str, id: str) -> Resource:
-        """The raw record of ``kind/id``: Resource(id, kind, data, updated_at)."""
+        """The raw record of ``kind/id``: Resource(id, kind, data, updated_at, revision)."""
         kb, ib = encode_kind(kind), encode_id(id)
-        data, ns = self._read_one(kb, ib)
-        return Resource(id, kind, data, ns_to_datetime(ns), ns)
+        data, ns, rev = self._read_one(kb, ib)
+        return Resource(id, kind, data, ns_to_datetime(ns), ns, rev)
 
     def get_bytes(self, kind: str, id: str) -> bytes:
         """The raw protobuf bytes of ``kind/id``; NotFoundError if absent."""
         return self._read_one(encode_kind(kind), encode_id(id))[0]
 
-    def _read_one(self, kb: bytes, ib: bytes) -> tuple[bytes, int]:
-        result: tuple[bytes, int] = self._run(False, CTxn.get, kb, ib)
+    def _read_one(self, kb: bytes, ib: bytes) -> tuple[bytes, int, int]:
+        result: tuple[bytes, int, int] = self._run(False, CTxn.get, kb, ib)
         return result
 
     @overload
@@ -301,9 +387,14 @@ class ResourceOps:
     def list_resources(self, kind: str, msg_type: type[M]) -> list[M]: ...
 
     def list_resources(self, kind: str, msg_type: type[M] | None = None) -> list[bytes] | list[M]:
-        """Every resource of a kind in key order: raw protobuf bytes, or parsed as ``msg_type``."""
+        """Every resource of a kind in key order: raw protobuf bytes, or parsed as ``msg_type``.
+
+        InvalidMessageError if the store recorded another type for ``kind``.
+        """
         kb = encode_kind(kind)
         cls = None if msg_type is None else _check_type(msg_type)
+        if cls is not None and self._schemas.read_ok.get(kind) is not cls.DESCRIPTOR:
+            self._check_read_type(kind, kb, cls.DESCRIPTOR)  # type: ignore[arg-type]
         wire, count = self._run(False, list_wire, kb, None, 0)  # one buffer, parsed once
         parsed = parse_list(wire, count, cls)
         if parsed is not None:
@@ -312,33 +403,45 @@ class ResourceOps:
         # record by record, so the error names the record.
         records = self._run(False, CTxn.list, kb, None, 0)
         if cls is None:
-            return [payload for _, payload, _ in records]
+            return [r[1] for r in records]
         return [
             _parse(cls(), payload, f"{kind}/{i.decode('utf-8', 'replace')}")
-            for i, payload, _ in records
+            for i, payload, _, _ in records
         ]  # type: ignore[return-value]
 
     def iter_resources(
-        self, kind: str, *, after: str | None = None, limit: int | None = None
+        self,
+        kind: str,
+        msg_type: type[Message] | None = None,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
     ) -> Iterator[Resource]:
         """Resources of a kind with ids strictly after ``after``, in key order.
 
-        Reads in pages, each in its own short read transaction, so a slow
-        consumer never pins old pages; a resource saved or deleted during
-        the iteration may or may not be seen.
+        With ``msg_type`` each Resource's ``message`` is the parsed message
+        (InvalidMessageError if the store recorded another type for the
+        kind).  Reads in pages, each in its own short read transaction, so a
+        slow consumer never pins old pages; a resource saved or deleted
+        during the iteration may or may not be seen.
         """
         kb = encode_kind(kind)
         cursor = None if after is None else encode_id(after) if after != "" else None
-        # Bad keys fail here, at the call, not at the first next().
+        # Bad keys, types and limits fail here, at the call, not at the first next().
         check_key(kb, cursor if cursor is not None else b"_")
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
-            raise TypeError(f"limit must be int or None, not {type(limit).__name__}")
-        if limit is not None and limit < 0:
-            raise ValueError("limit must be >= 0")
-        return self._iter(kind, kb, cursor, limit)
+        limit = check_limit(limit)
+        cls = None if msg_type is None else _check_type(msg_type)
+        if cls is not None and self._schemas.read_ok.get(kind) is not cls.DESCRIPTOR:
+            self._check_read_type(kind, kb, cls.DESCRIPTOR)  # type: ignore[arg-type]
+        return self._iter(kind, kb, cursor, limit, cls)
 
     def _iter(
-        self, kind: str, kb: bytes, cursor: bytes | None, limit: int | None
+        self,
+        kind: str,
+        kb: bytes,
+        cursor: bytes | None,
+        limit: int | None,
+        cls: type[Message] | None = None,
     ) -> Iterator[Resource]:
         left = limit
         last_ns: int | None = None
@@ -346,10 +449,14 @@ class ResourceOps:
         while left is None or left > 0:
             page = _PAGE if left is None else min(_PAGE, left)
             records = self._run(False, CTxn.list, kb, cursor, page)
-            for ib, payload, ns in records:
+            for ib, payload, ns, rev in records:
                 if ns != last_ns:  # records saved together share a stamp
                     last_ns, last_dt = ns, ns_to_datetime(ns)
-                yield Resource(ib.decode("utf-8"), kind, payload, last_dt, ns)
+                id = ib.decode("utf-8")
+                yield Resource(
+                    id, kind, payload, last_dt, ns, rev,
+                    message=None if cls is None else _parse(cls(), payload, kind, id),
+                )
             if len(records) < page:
                 return
             cursor = records[-1][0]

@@ -1,9 +1,12 @@
 """``AsyncStore``: the asyncio front of a :class:`~pystore.Store` for the daemon.
 
-    astore = await AsyncStore.open(path)            # same options as Store
-    await astore.save_resource("Agent", "a1", msg)  # returns once durable
-    agent = await astore.get_resource("Agent", "a1", Agent)
-    await astore.close()                            # or: async with ...
+    async with AsyncStore.open(path) as astore:     # same options as Store
+        await astore.save_resource("Agent", "a1", msg)  # returns once durable
+        agent = await astore.get_resource("Agent", "a1", Agent)
+        agents = astore.collection("Agent", Agent)      # coroutine methods
+        async with astore.transaction() as t:           # on the writer thread
+            await t.delete_resource("Agent", "a1")
+    # or: astore = await AsyncStore.open(path); ...; await astore.close()
 
 Writes (``save_resource``, ``create_resource``, ``delete_resource``) are
 validated and serialized in the calling task, then queued: one commit at a
@@ -13,9 +16,15 @@ commit).  Each awaits only until the commit holding its write has returned,
 i.e. until it is durable (with ``sync=True``, the default).  A task
 cancelled while it waits does not withdraw its write: it may still commit.
 
-Point reads (``get_*``, ``count``, ``kinds``) are a few microseconds and run
-inline (the C core releases the GIL while LMDB works); lists, batch writes,
-``update_resource`` and ``delete_resources_by_kind`` run in worker threads.
+Point reads (``get_*``, ``exists``, ``count``, ``kinds``, ``revision``)
+are a few microseconds and run inline (the C core releases the GIL while
+LMDB works); lists, index lookups, events, history, ``stats``, ``backup``
+and snapshots run in worker threads; every other write (batches,
+``update_resource``, kind and prefix deletes, index and history
+administration, event appends) and transactions run on the writer thread.
+The reads and those writes are written once for AsyncStore, its
+transactions and snapshots (:mod:`pystore.aio_ops`); see
+:mod:`pystore.aio_views` for transactions and snapshots.
 """
 
 from __future__ import annotations
@@ -24,26 +33,59 @@ import asyncio
 import contextlib
 import functools
 import os
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 from google.protobuf.message import Message
 
 from ._lmdb.core import check_key, encode_id, encode_kind
 from ._lmdb.group import Op, commit_ops
+from ._ops import _check_revision
+from .aio_views import AsyncStoreViews
 from .errors import StoreClosedError, StoreError
-from .records import Resource
+from .records import Change
 from .store import Store
+from .watch import Watcher
 
 __all__ = ["AsyncStore"]
 
-M = TypeVar("M", bound=Message)
-T = TypeVar("T")
+_WATCH_STEP_S = 0.25  # longest a watch waits in a worker thread per step
 
 
-class AsyncStore:
+class _Opening:
+    """What ``AsyncStore.open()`` returns: ``await`` it for the store, or use
+    it in ``async with`` (the store is closed at the end of the block)."""
+
+    def __init__(self, path: str | os.PathLike[str], options: dict[str, Any]) -> None:
+        self._path, self._options = path, options
+        self._store: AsyncStore | None = None
+
+    async def _open(self) -> AsyncStore:
+        loop = asyncio.get_running_loop()
+        store = await loop.run_in_executor(
+            None, functools.partial(Store, self._path, **self._options))
+        return AsyncStore(store)
+
+    def __await__(self) -> Generator[Any, None, AsyncStore]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> AsyncStore:
+        self._store = await self._open()
+        return self._store
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._store is not None:
+            await self._store.close()
+
+
+class AsyncStore(AsyncStoreViews):
     """An asyncio front of one Store (see the module docstring)."""
 
     def __init__(self, store: Store) -> None:
@@ -54,16 +96,22 @@ class AsyncStore:
         self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
+        # Held by an open transaction(): writer-thread work waits for it.
+        self._gate = asyncio.Lock()
         self._closing: asyncio.Future[None] | None = None
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str], **options: Any) -> AsyncStore:
-        """Open ``Store(path, **options)`` in a worker thread and wrap it."""
-        loop = asyncio.get_running_loop()
-        store = await loop.run_in_executor(None, functools.partial(Store, path, **options))
-        return cls(store)
+    def open(cls, path: str | os.PathLike[str], **options: Any) -> _Opening:
+        """Open ``Store(path, **options)`` in a worker thread and wrap it:
+        ``async with AsyncStore.open(path) as s:`` or ``s = await AsyncStore.open(path)``."""
+        return _Opening(path, options)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(f"store {self.store.path!r} is closed")
 
     async def __aenter__(self) -> AsyncStore:
+        """``async with AsyncStore(store)``: closes the store at the end."""
         return self
 
     async def __aexit__(
@@ -72,6 +120,7 @@ class AsyncStore:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Close the store (see :meth:`close`)."""
         await self.close()
 
     async def close(self) -> None:
@@ -116,8 +165,9 @@ class AsyncStore:
             while self._pending:
                 batch, self._pending = self._pending, []
                 ops = [op for op, _ in batch]
-                with contextlib.suppress(Exception):  # outcomes are recorded in the ops
-                    await loop.run_in_executor(self._writer, commit_ops, self.store, ops)
+                async with self._gate:  # not while a transaction() holds the writer
+                    with contextlib.suppress(Exception):  # outcomes are recorded in the ops
+                        await loop.run_in_executor(self._writer, commit_ops, self.store, ops)
                 for op, fut in batch:
                     if fut.done():
                         continue
@@ -135,78 +185,82 @@ class AsyncStore:
                     )
             self._pending = []
 
-    async def save_resource(self, kind: str, id: str, msg: Message) -> None:
-        """Upsert ``kind/id``; returns once the commit holding it is durable."""
+    async def save_resource(
+        self, kind: str, id: str, msg: Message, *, if_revision: int | None = None
+    ) -> int:
+        """Upsert ``kind/id``; returns its revision once the commit holding it is
+        durable.  ``if_revision`` as for Store.save_resource."""
         kb, ib = encode_kind(kind), encode_id(id)
-        await self._write(Op(kind, kb, ib, self.store._payload(msg), msg, False))
+        expected = _check_revision(if_revision)
+        return int(await self._write(
+            Op(kind, kb, ib, self.store._payload(msg), msg, False, expected)
+        ))
 
-    async def create_resource(self, kind: str, id: str, msg: Message) -> None:
+    async def create_resource(self, kind: str, id: str, msg: Message) -> int:
         """Like save_resource, but AlreadyExistsError if ``kind/id`` exists."""
         kb, ib = encode_kind(kind), encode_id(id)
-        await self._write(Op(kind, kb, ib, self.store._payload(msg), msg, True))
+        return int(await self._write(Op(kind, kb, ib, self.store._payload(msg), msg, True)))
 
-    async def delete_resource(self, kind: str, id: str) -> bool:
+    async def delete_resource(
+        self, kind: str, id: str, *, if_revision: int | None = None
+    ) -> bool:
         """Delete ``kind/id``; True if it existed."""
         kb, ib = encode_kind(kind), encode_id(id)
-        return bool(await self._write(Op(kind, kb, ib, None)))
+        expected = _check_revision(if_revision)
+        return bool(await self._write(Op(kind, kb, ib, None, if_revision=expected)))
 
-    # -- other writes, in the commit thread ----------------------------------
+    # -- the change feed ------------------------------------------------------
 
-    async def _in_writer(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._closed:
-            raise StoreClosedError(f"store {self.store.path!r} is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` has begun (calls then raise StoreClosedError)."""
+        return self._closed or self.store.closed
 
-    async def save_resources(self, kind: str, items: Iterable[tuple[str, Message]]) -> int:
-        return await self._in_writer(self.store.save_resources, kind, list(items))
+    async def revision(self) -> int:
+        """The revision of the last committed write (0 for a new store); inline."""
+        return await self._point(self.store.revision)
 
-    async def update_resource(
-        self, kind: str, id: str, msg_type: type[M], fn: Callable[[M], object]
-    ) -> M:
-        return await self._in_writer(self.store.update_resource, kind, id, msg_type, fn)
+    async def changes(
+        self,
+        after: int = 0,
+        *,
+        kinds: Iterable[str] | None = None,
+        streams: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> list[Change]:
+        """Committed changes with revision > ``after``, oldest first (see
+        ``Store.changes``), read in a worker thread."""
+        return await self._call(self.store.changes, after, kinds=kinds, streams=streams,
+                                limit=limit)
 
-    async def delete_resources_by_kind(self, kind: str) -> int:
-        return await self._in_writer(self.store.delete_resources_by_kind, kind)
-
-    # -- reads ---------------------------------------------------------------
-
-    async def get_resource(self, kind: str, id: str, msg_or_type: M | type[M]) -> M:
-        return self.store.get_resource(kind, id, msg_or_type)
-
-    async def get_bytes(self, kind: str, id: str) -> bytes:
-        return self.store.get_bytes(kind, id)
-
-    async def get_record(self, kind: str, id: str) -> Resource:
-        return self.store.get_record(kind, id)
-
-    async def count(self, kind: str) -> int:
-        return self.store.count(kind)
-
-    async def kinds(self) -> list[str]:
-        return self.store.kinds()
-
-    async def list_resources(self, kind: str, msg_type: type[M] | None = None) -> list[Any]:
+    async def watch(
+        self,
+        after: int | None = None,
+        *,
+        kinds: Iterable[str] | None = None,
+        streams: Iterable[str] | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[Change]:
+        """Store.watch as an async iterator: the waiting runs in a worker thread a
+        quarter second at a time, so an abandoned iterator frees it soon."""
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+                raise TypeError(f"timeout must be a number or None, not {type(timeout).__name__}")
+            if timeout < 0:
+                raise ValueError("timeout must be >= 0")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self.store.list_resources, kind, msg_type)
-
-    async def iter_resources(
-        self, kind: str, *, after: str | None = None, limit: int | None = None
-    ) -> AsyncIterator[Resource]:
-        """Resources of a kind in key order, read a page at a time in a worker thread."""
-        it = self.store.iter_resources(kind, after=after, limit=limit)
-        loop = asyncio.get_running_loop()
-
-        def page() -> list[Resource]:
-            out = []
-            for r in it:
-                out.append(r)
-                if len(out) == 512:
-                    break
-            return out
-
+        watcher = await loop.run_in_executor(None, Watcher, self.store, after, kinds, streams)
+        idle_since = loop.time()
         while True:
-            chunk = await loop.run_in_executor(None, page)
-            for r in chunk:
-                yield r
-            if len(chunk) < 512:
+            wait = _WATCH_STEP_S
+            if timeout is not None:
+                wait = min(wait, max(0.0, idle_since + timeout - loop.time()))
+            batch = await loop.run_in_executor(None, watcher.poll, wait)
+            if batch is None:
+                return
+            if batch:
+                for ch in batch:
+                    yield ch
+                idle_since = loop.time()
+            elif timeout is not None and loop.time() - idle_since >= timeout:
                 return

@@ -177,6 +177,20 @@ _TABLE: dict[int, tuple[type[StoreError], str]] = {
         ReadOnlyError, "another Store of this process opened it read-only on unwritable files"
     ),
     lib.PS_ERR_WRONG_THREAD: (TransactionError, ""),
+    lib.PS_ERR_UNIQUE: (AlreadyExistsError, "a unique index holds the value"),
+    lib.PS_ERR_INDEX_EXISTS: (StoreError, "drop the index first to change its definition"),
+    lib.PS_ERR_INDEX_DEF: (CorruptionError, "an index definition is damaged"),
+    lib.PS_ERR_STREAM: (InvalidKeyError, "a stream is a non-empty str without NUL, <= 500 bytes"),
+    lib.PS_ERR_SEQ: (StoreError, "seq must be in 1..2**63-1"),
+    lib.PS_ERR_CONFLICT: (ConflictError, ""),
+    lib.PS_ERR_COMPACTED: (
+        CompactedError, "list again, then watch from the list's revision"
+    ),
+    lib.PS_ERR_NEEDS_UPGRADE: (
+        IncompatibleStoreError,
+        "open it once without readonly=True (or run `pystore upgrade PATH`) to upgrade it "
+        "in place to format 2",
+    ),
     lib.PS_LMDB_KEYEXIST: (AlreadyExistsError, ""),
     lib.PS_LMDB_NOTFOUND: (NotFoundError, ""),
     lib.PS_LMDB_PAGE_NOTFOUND: (CorruptionError, "the file is damaged"),
@@ -209,7 +223,13 @@ def error_for(code: int, context: str = "") -> StoreError:
         text = f"{context}: {text}"
     if hint:
         text = f"{text} ({hint})"
-    exc: StoreError = cls(code, text) if issubclass(cls, OSError) else cls(text)
+    if issubclass(cls, OSError):
+        exc: StoreError = cls(code, text)
+    elif cls is ConflictError:  # raised with its fields by the write paths
+        exc = StoreError.__new__(ConflictError)
+        StoreError.__init__(exc, text)
+    else:
+        exc = cls(text)
     exc.code = code
     return exc
 

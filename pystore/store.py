@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
 from ._lmdb._native import ffi, lib
 from ._lmdb.admin import AdminOps
-from ._lmdb.core import CTxn, check_key
+from ._lmdb.core import CTxn, check_key, finish
 from ._lmdb.fast import env_get
 from ._lmdb.files import make_dirs
 from ._lmdb.group import GroupCommit, Op
 from ._lmdb.hygiene import Stripper
+from ._lmdb.index import find_first_env
 from ._lmdb.schema import SchemaRecorder
 from ._ops import ResourceOps
+from ._query import IndexAdminOps
 from .errors import (
     ForkedError,
     ReadOnlyError,
@@ -26,6 +29,7 @@ from .errors import (
     TransactionError,
     check,
 )
+from .watch import ChangeFeed, signal_for
 
 __all__ = ["Store"]
 
@@ -61,7 +65,7 @@ def _held(tls: _ThreadState) -> object:
     return held()
 
 
-class Store(AdminOps, ResourceOps):
+class Store(AdminOps, IndexAdminOps, ChangeFeed, ResourceOps):
     """An embedded store of protobuf resources keyed ``<Kind>/<ID>``.
 
     ``path`` is a directory (created with parents, mode 0700) that holds
@@ -71,8 +75,9 @@ class Store(AdminOps, ResourceOps):
     itself.  ``readonly=True`` opens an existing store, which another
     process may be writing, and refuses writes.  Fields named in
     ``strip_fields`` are cleared at every depth before anything is
-    persisted.  A Store may be shared by threads; use it as a context
-    manager or call ``close()``.
+    persisted.  The change log keeps at least the newest ``keep_changes``
+    revisions (and at most twice as many).  A Store may be shared by
+    threads; use it as a context manager or call ``close()``.
 
     Several Stores on one directory in one process share one LMDB
     environment (LMDB allows only one per process), closed with the last
@@ -90,6 +95,7 @@ class Store(AdminOps, ResourceOps):
         map_size: int | None = None,
         readonly: bool = False,
         strip_fields: Iterable[str] = ("org_id", "project_id"),
+        keep_changes: int = 100_000,
     ) -> None:
         self._env: Any = None
         self._closed = True
@@ -102,6 +108,10 @@ class Store(AdminOps, ResourceOps):
             raise TypeError(f"map_size must be int or None, not {type(map_size).__name__}")
         if map_size is not None and map_size <= 0:
             raise ValueError("map_size must be positive")
+        if isinstance(keep_changes, bool) or not isinstance(keep_changes, int):
+            raise TypeError(f"keep_changes must be int, not {type(keep_changes).__name__}")
+        if not 1 <= keep_changes < 2**63:
+            raise ValueError("keep_changes must be >= 1")
         if isinstance(strip_fields, str):
             raise TypeError("strip_fields must be an iterable of field names, not a str")
         names = frozenset(strip_fields)
@@ -126,6 +136,10 @@ class Store(AdminOps, ResourceOps):
         out = ffi.new("ps_env **")
         check(lib.ps_env_open(os.fsencode(fspath), map_size or 0, flags, out), f"open {fspath!r}")
         self._env = ffi.gc(out[0], lib.ps_env_free)
+        check(lib.ps_env_set_keep_changes(self._env, keep_changes), "keep_changes")
+        self.keep_changes = keep_changes
+        self._signal = signal_for(fspath)
+        self._snapshots: weakref.WeakSet[Snapshot] = weakref.WeakSet()
         self._closed = False
         self._generation = _fork_generation
         self._tls = _ThreadState()
@@ -144,7 +158,10 @@ class Store(AdminOps, ResourceOps):
                 "close() inside this thread's open transaction() or update_resource() callback"
             )
         self._closed = True
+        for snap in list(self._snapshots):  # each holds a read txn close would wait for
+            snap.close()
         lib.ps_env_close(self._env)
+        self._signal.notify()  # watchers of this store end
 
     @property
     def closed(self) -> bool:
@@ -186,19 +203,25 @@ class Store(AdminOps, ResourceOps):
                 "methods, or finish it first"
             )
 
-    def _begin(self, write: bool) -> CTxn:
+    def _prepare(self, write: bool) -> CTxn:
+        """A transaction object, not begun yet: ``_start`` begins it inside
+        the caller's ``try`` (see ``CTxn`` on interrupt safety)."""
         self._check_usable()
         if write and self.readonly:
             raise ReadOnlyError(f"store {self.path!r} was opened with readonly=True")
-        return CTxn(write)  # begun by _start, inside the caller's try
+        return CTxn(write)
 
     def _start(self, txn: CTxn) -> None:
         txn.begin(self._env)
 
-    def _after(self, txn: CTxn) -> None:
-        txn.check_commit()
+    def _after(self, txn: CTxn) -> int:
+        """After ``finish``: a failed commit's error, else the revision."""
+        rev = txn.check_commit()
+        if rev:
+            self._signal.notify()  # this process's watchers wake at once
         if txn.schemas and txn.committed:
             self._schemas.settle(txn)
+        return rev
 
     def _callback(self) -> object:
         prev = self._tls.txn
@@ -208,15 +231,42 @@ class Store(AdminOps, ResourceOps):
     def _callback_done(self, token: object) -> None:
         self._tls.txn = token
 
+    def _begin(self, write: bool) -> CTxn:
+        """A begun transaction (for callers that hold it in a ``with``)."""
+        t = self._prepare(write)
+        t.begin(self._env)
+        return t
+
     def _group_write(self, op: Op) -> Any:
         self._check_usable()  # this thread's own checks, before it queues
         check_key(op.kb, op.ib)  # a bad key must fail alone, not its whole batch
         assert self._group is not None
         return self._group.run(op)
 
-    def _read_one(self, kb: bytes, ib: bytes) -> tuple[bytes, int]:
+    def _read_one(self, kb: bytes, ib: bytes) -> tuple[bytes, int, int]:
         self._check_usable()
         return env_get(self._env, kb, ib)  # one C call, reused read txn
+
+    def _find_first(self, kb: bytes, nb: bytes, value: object, q: Any) -> bytes | None:
+        self._check_usable()
+        return find_first_env(self._env, kb, nb, value, q)  # one C call, reused read txn
+
+    def _end(self, txn: CTxn, ok: bool) -> int:
+        commit = ok and txn.write
+        txn.commit_asked = commit
+        finish(txn.slot, commit, txn.rc, txn.revp)
+        return self._after(txn)
+
+    def snapshot(self) -> Snapshot:
+        """One consistent read view, as a context manager.
+
+        ``with store.snapshot() as snap:`` -- ``snap`` has the store's read
+        methods, all answered from one LMDB read transaction, and
+        ``snap.revision``, the revision it sees.  ``store.watch(after=
+        snap.revision)`` then follows every later change, with no gap.
+        """
+        self._check_usable()
+        return Snapshot(self)
 
     def transaction(self) -> Transaction:
         """A write transaction over several resources, as a context manager.
@@ -231,4 +281,5 @@ class Store(AdminOps, ResourceOps):
         return Transaction(self)
 
 
+from .snapshot import Snapshot  # noqa: E402  (circular: Snapshot needs Store)
 from .transaction import Transaction  # noqa: E402  (circular: Transaction needs Store)

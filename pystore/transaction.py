@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ._lmdb.core import NO_SLOT, CTxn, finish
 from ._ops import ResourceOps
+from ._query import IndexAdminOps
 from .errors import TransactionError
 
 if TYPE_CHECKING:
@@ -17,13 +18,16 @@ if TYPE_CHECKING:
 __all__ = ["Transaction"]
 
 
-class Transaction(ResourceOps):
+class Transaction(IndexAdminOps, ResourceOps):
     """A write transaction of a Store; see ``Store.transaction()``.
 
     It has the store's data methods.  It is bound to the thread that
     entered it, commits when the ``with`` block ends normally and rolls
-    back when it raises.
+    back when it raises.  After the block, ``revision`` is the revision
+    it committed at (0 if it changed nothing or rolled back).
     """
+
+    revision: int = 0
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -42,7 +46,7 @@ class Transaction(ResourceOps):
     def __enter__(self) -> Transaction:
         if self._txn is not None or self._done:
             raise TransactionError("a Transaction can be entered only once")
-        txn = self._store._begin(True)
+        txn = self._store._prepare(True)
         txn.slot = NO_SLOT  # per-call code leaves it alone; __exit__ ends it
         tls = self._store._tls
         self._thread = threading.get_ident()
@@ -54,7 +58,7 @@ class Transaction(ResourceOps):
         except BaseException:
             self._txn = None
             tls.txn = None
-            finish(txn.pp, 0, txn.rc)
+            finish(txn.pp, 0, txn.rc, txn.revp)
             raise
         return self
 
@@ -80,8 +84,10 @@ class Transaction(ResourceOps):
         self._done = True
         tls.txn = None
         tls.txn_id = 0
-        finish(txn.pp, ok, txn.rc)
-        txn.check_commit()
+        finish(txn.pp, ok, txn.rc, txn.revp)
+        self.revision = txn.check_commit()
+        if self.revision:
+            self._store._signal.notify()
         if txn.schemas and txn.committed:
             self._schemas.settle(txn)
 
@@ -94,11 +100,17 @@ class Transaction(ResourceOps):
             raise TransactionError("a transaction must be used by the thread that began it")
         return self._txn
 
-    def _start(self, txn: CTxn) -> None:
-        pass  # begun at __enter__
+    def _end(self, txn: CTxn, ok: bool) -> int:
+        # errors that spoil the transaction are remembered by the core
+        return txn.pending() if ok else 0
 
-    def _after(self, txn: CTxn) -> None:
-        pass  # errors that spoil the transaction are remembered by the core
+    _prepare = _begin  # the transaction's own txn, begun at __enter__
+
+    def _start(self, txn: CTxn) -> None:
+        pass
+
+    def _after(self, txn: CTxn) -> int:
+        return txn.pending()  # the revision this transaction will commit at
 
     def _callback(self) -> object:
         return None  # the store already refuses this thread: it holds the transaction

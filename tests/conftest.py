@@ -22,3 +22,53 @@ def store(store_path: Path) -> Iterator[pystore.Store]:
         yield s
     finally:
         s.close()
+
+
+# ---- etcd: a real 3-member cluster (tests/etcd_cluster.py) -------------------
+# `etcd_cluster` (session): the running cluster; `etcd_client`: a client over
+# all members, the cluster restarted first if an earlier test stopped members;
+# `etcd_root`: a key root of its own per test (bytes ending in b"/").  Without
+# etcd (or grpcio) the tests skip, unless PYSTORE_REQUIRE_ETCD=1 (CI).
+
+import os as _os  # noqa: E402
+import re as _re  # noqa: E402
+import uuid as _uuid  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
+
+from etcd_cluster import EtcdCluster, missing_reason  # noqa: E402
+
+if TYPE_CHECKING:
+    from pystore._etcd.client import EtcdClient
+
+
+@pytest.fixture(scope="session")
+def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
+    reason = missing_reason()
+    if reason is not None:
+        if _os.environ.get("PYSTORE_REQUIRE_ETCD") == "1":
+            pytest.fail(f"PYSTORE_REQUIRE_ETCD=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+    cluster = EtcdCluster(tmp_path_factory.mktemp("etcd"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def etcd_root(request: pytest.FixtureRequest) -> bytes:
+    name = _re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name)[:60]
+    return f"/pystore-test/{name}-{_uuid.uuid4().hex[:8]}/".encode()
+
+
+@pytest.fixture
+def etcd_client(etcd_cluster: EtcdCluster) -> Iterator[EtcdClient]:
+    from pystore._etcd.client import EtcdClient
+
+    etcd_cluster.ensure_running()
+    client = EtcdClient(etcd_cluster.endpoints, timeout=10.0)
+    try:
+        yield client
+    finally:
+        client.close()

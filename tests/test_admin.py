@@ -19,7 +19,7 @@ def test_stats_counts_kinds_and_reports_sizes(store: pystore.Store) -> None:
     store.save_resources("Agent", [(f"a{i}", make_agent(i)) for i in range(5)])
     store.save_resource("Session", "s", session_pb2.Session())
     st = store.stats()
-    assert st.format_version == 1
+    assert st.format_version == 2 and st.revision == 2
     assert st.entries == 6
     assert {k: v.count for k, v in st.kinds.items()} == {"Agent": 5, "Session": 1}
     assert st.kinds["Agent"].type_name == "pystore.samples.Agent"

@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import pty
+import re
 import stat
 import subprocess
 import sys
@@ -73,12 +74,14 @@ def test_stats_json_and_text(busy: Path) -> None:
     p = run("--json", "stats", busy)
     assert p.returncode == 0, p.stderr
     st = json.loads(p.stdout)
-    assert st["format_version"] == 1 and st["map_size"] > 0 and st["used_bytes"] > 0
+    assert st["format_version"] == 2 and st["revision"] >= 1
+    assert st["map_size"] > 0 and st["used_bytes"] > 0
     assert st["kinds"]["Agent"] == {"count": 40, "type": "pystore.samples.Agent"}
     assert st["kinds"]["Raw"] == {"count": 2, "type": None}
     text = run("stats", busy)
     assert text.returncode == 0
-    assert "format version  1" in text.stdout and "pystore.samples.Session" in text.stdout
+    assert "format version  2" in text.stdout and "pystore.samples.Session" in text.stdout
+    assert re.search(r"^revision +[1-9]", text.stdout, re.M)
     assert json.loads(run("stats", "--json", busy).stdout)["kinds"]["Session"]["count"] == 2
 
 
@@ -123,7 +126,7 @@ def test_dump_is_a_consistent_snapshot_while_written(busy: Path, tmp_path: Path)
     assert p.returncode == 0, p.stderr
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert lines[0] == {"pystore_dump": 1, "format_version": 1}
+    assert lines[0] == {"pystore_dump": 1, "format_version": 2}
     pair = {r["id"]: r["message"]["model"] for r in lines if r.get("kind") == "Pair"}
     assert pair["left"] == pair["right"]  # one read transaction
     assert sum(1 for r in lines if r.get("kind") == "Agent") == 40
@@ -258,8 +261,8 @@ def _damage_header(data: Path, marker: bytes) -> None:
     at = raw.find(marker)
     assert at >= 0
     while at >= 0:
-        header = at - 2 - 12  # tag and length of field 2, then the 12-byte record header
-        assert raw[header] == 1  # format version byte
+        header = at - 2 - 20  # tag and length of field 2, then the 20-byte record header
+        assert raw[header] == 2  # format version byte
         raw[header] = 0x7F
         at = raw.find(marker, at + 1)
     data.write_bytes(bytes(raw))
@@ -276,7 +279,7 @@ def test_verify_names_each_damaged_header_and_goes_on(filled: Path) -> None:
     p = run("verify", filled)
     assert p.returncode == 1
     bad = [line for line in p.stdout.splitlines() if line.startswith("BAD")]
-    assert bad == [f"BAD Session/{i}: damaged record header (format version 127, expected 1)"
+    assert bad == [f"BAD Session/{i}: damaged record header (format version 127, expected 2)"
                    for i in damaged]
     assert "4 problem(s) in 49 record(s)" in p.stdout
     dump = run("dump", filled)
@@ -327,6 +330,20 @@ def test_python_dash_m_and_demo(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert run("kinds", tmp_path / "demo").stdout.split() == ["Agent", "Session", "Workflow"]
+    for line in ("find_one by the unique slug index -> 'Agent 3'",
+                 "a stale conditional save is refused: conflict on Agent/agent-3",
+                 "Workflow/wf-1 history: 2 version(s)",
+                 "appended 2 event(s); a retried batch added only 1 (last seq 3)"):
+        assert line in p.stdout, p.stdout
+    # a second run on the same store works too (the index exists, events are seen)
+    again = subprocess.run([sys.executable, "-m", "pystore", "demo", tmp_path / "demo"],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "a retried batch added only 0 (last seq 3)" in again.stdout
+    with pystore.Store(tmp_path / "demo", readonly=True) as s:
+        assert s.history("Workflow", "wf-1")[0].revision == s.get_record(
+            "Workflow", "wf-1").revision
+        assert s.find_ids("Agent", "slug", "agent-1") == ["agent-1"]
 
 
 def test_pipe_closed_early_is_quiet(filled: Path) -> None:

@@ -8,12 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
-from pystore._lmdb.schema import descriptor_set
-from pystore.samples.agent_pb2 import Agent
 
 import pystore
 from pystore import Store
+from pystore._lmdb.schema import descriptor_set
 from pystore.cli.main import main
+from pystore.samples.agent_pb2 import Agent
 
 
 def _schema_line(kind: str = "Agent") -> str:

@@ -7,6 +7,7 @@ impossible.  Opens run in a child process so a SIGBUS fails the test.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -17,10 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pystore.samples.agent_pb2 import Agent
 
 import pystore
 from pystore import Store
+from pystore.samples.agent_pb2 import Agent
 
 
 def _mount(args: list[str], mnt: Path) -> None:
@@ -154,10 +155,8 @@ def test_backup_is_private_while_written(tmp_path: Path) -> None:
         def watch() -> None:
             target = dest / "data.mdb"
             while not done.is_set():
-                try:
+                with contextlib.suppress(OSError):
                     seen.add(os.stat(target).st_mode & 0o777)
-                except OSError:
-                    pass
 
         old = os.umask(0)
         try:

@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-from pystore.samples.agent_pb2 import Agent
 
 import pystore
 from pystore import Store
+from pystore.samples.agent_pb2 import Agent
 
 PAGE = 4096
 

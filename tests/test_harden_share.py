@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
-from pystore.samples.agent_pb2 import Agent
 
 import pystore
 from pystore import Store
+from pystore.samples.agent_pb2 import Agent
 
 
 def child(code: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

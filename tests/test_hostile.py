@@ -14,10 +14,10 @@ import stat
 from pathlib import Path
 
 import pytest
-from pystore.samples.agent_pb2 import Agent
 from workers import Child
 
 from pystore import CorruptionError, Store
+from pystore.samples.agent_pb2 import Agent
 
 PAGE = 4096
 MARKED = {"Small": "m", "Big": "b"}  # kind -> id of a record found by its bytes
@@ -113,8 +113,8 @@ def _damage_header(path: Path, kind: str) -> None:
     assert at > 0
     with open(path / "data.mdb", "r+b") as f:
         while at > 0:
-            start = at - 12
-            assert data[start] == 1 and data[start + 1 : start + 4] == b"\0\0\0"
+            start = at - 20
+            assert data[start] == 2 and data[start + 1 : start + 4] == b"\0\0\0"
             f.seek(start)
             f.write(b"\x7f")
             at = data.find(payload_start, at + 1)
@@ -150,7 +150,6 @@ def test_unknown_format_version(tmp_path: Path) -> None:
     _good_store(path, 3)
     with Store(path) as store:
         t = store._begin(True)
-        store._start(t)
         t.meta_put(b"format_version", (99).to_bytes(4, "little"))
         t.commit()
     assert _probe(path, readonly=True) == "error IncompatibleStoreError -31009"

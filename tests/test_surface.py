@@ -24,22 +24,25 @@ def test_exception_tree() -> None:
 def test_store_signatures() -> None:
     sig = inspect.signature(pystore.Store)
     params = sig.parameters
-    assert list(params) == ["path", "sync", "map_size", "readonly", "strip_fields"]
+    assert list(params) == ["path", "sync", "map_size", "readonly", "strip_fields", "keep_changes"]
     assert params["sync"].kind is inspect.Parameter.KEYWORD_ONLY and params["sync"].default is True
     assert params["map_size"].default is None and params["readonly"].default is False
     assert params["strip_fields"].default == ("org_id", "project_id")
     expected = {
-        "save_resource": ["kind", "id", "msg"],
+        "save_resource": ["kind", "id", "msg", "if_revision"],
         "create_resource": ["kind", "id", "msg"],
         "get_resource": ["kind", "id", "msg_or_type"],
         "get_record": ["kind", "id"],
         "list_resources": ["kind", "msg_type"],
-        "iter_resources": ["kind", "after", "limit"],
+        "iter_resources": ["kind", "msg_type", "after", "limit"],
         "count": ["kind"],
         "kinds": [],
-        "update_resource": ["kind", "id", "msg_type", "fn"],
+        "update_resource": ["kind", "id", "msg_type", "fn", "create"],
+        "exists": ["kind", "id"],
+        "list_ids": ["kind", "after", "limit", "prefix"],
+        "collection": ["kind", "msg_type"],
         "save_resources": ["kind", "items"],
-        "delete_resource": ["kind", "id"],
+        "delete_resource": ["kind", "id", "if_revision"],
         "delete_resources_by_kind": ["kind"],
         "transaction": [],
         "close": [],

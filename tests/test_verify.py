@@ -14,7 +14,7 @@ import pystore
 from pystore.cli.verify import header_problem, verify
 from pystore.samples import session_pb2
 
-WHY = "damaged record header (format version 127, expected 1)"
+WHY = "damaged record header (format version 127, expected 2)"
 ALPHABET = ["a", "b", "z", "0", "9", "-", "\u00e9", "\u00fc", "\u4e2d", "~"]
 
 
@@ -27,8 +27,8 @@ def _damage(data: Path, marker: bytes) -> None:
     at = raw.find(marker)
     assert at >= 0
     while at >= 0:  # every copy, LMDB keeps old page copies in free pages
-        header = at - 2 - 12  # field tag + length, then the 12-byte record header
-        assert raw[header] == 1
+        header = at - 2 - 20  # field tag + length, then the 20-byte record header
+        assert raw[header] == 2
         raw[header] = 0x7F
         at = raw.find(marker, at + 1)
     data.write_bytes(bytes(raw))
@@ -84,5 +84,5 @@ def test_short_value_and_bad_payload_are_named(tmp_path: Path) -> None:
         assert verify(s, out) == (3, 1)
     assert out.getvalue().startswith("BAD S/b: payload does not decode (its schema "
                                       "pystore.samples.Session)")
-    assert header_problem(b"\x01" * 11).startswith("damaged record header (11 bytes")
-    assert header_problem(b"\x01" + b"\x00" * 11) == ""
+    assert header_problem(b"\x02" * 19).startswith("damaged record header (19 bytes")
+    assert header_problem(b"\x02" + b"\x00" * 19) == ""

@@ -106,8 +106,8 @@ static void test_prefixes_and_kinds(void)
     CHECK(buf.count == 2);
     ps_buf_free(&buf);
     CHECK_RC(ps_list(t, S("Agent"), S("1"), 0, &buf), PS_OK);
-    CHECK(buf.count == 1 && buf.len == 16 + 1 + 1);
-    CHECK(buf.len >= 18 && buf.data[16] == '2' && buf.data[17] == 'b');
+    CHECK(buf.count == 1 && buf.len == 24 + 1 + 1);
+    CHECK(buf.len >= 26 && buf.data[24] == '2' && buf.data[25] == 'b');
     ps_buf_free(&buf);
     CHECK_RC(ps_list(t, S("Agent"), NULL, 0, 1, &buf), PS_OK);
     CHECK(buf.count == 1);

@@ -31,8 +31,12 @@ class StoreStats:
     """What ``Store.stats()`` reports.
 
     Sizes are bytes: ``map_size`` is the current memory map (the file may
-    grow up to it), ``used_bytes`` the pages in use, ``file_bytes`` the size
-    of ``data.mdb`` on disk.
+    grow up to it), ``used_bytes`` the pages below LMDB's high-water mark,
+    ``file_bytes`` the size of ``data.mdb`` on disk, ``data_bytes`` the
+    pages that hold live data (the high-water mark less the pages on LMDB's
+    free list: what a compacted ``backup()`` writes) and
+    ``reclaimable_bytes`` what such a backup would save
+    (``file_bytes - data_bytes``, never below 0).
     """
 
     path: str
@@ -46,16 +50,22 @@ class StoreStats:
     max_readers: int
     num_readers: int
     kinds: dict[str, KindStats] = field(default_factory=dict)
+    data_bytes: int = 0
+    reclaimable_bytes: int = 0
+    revision: int = 0  # the last committed revision
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the shape of ``pystore --json stats``)."""
         return {
             "path": self.path,
             "format_version": self.format_version,
+            "revision": self.revision,
             "entries": self.entries,
             "map_size": self.map_size,
             "used_bytes": self.used_bytes,
             "file_bytes": self.file_bytes,
+            "data_bytes": self.data_bytes,
+            "reclaimable_bytes": self.reclaimable_bytes,
             "page_size": self.page_size,
             "depth": self.depth,
             "readers": {"max": self.max_readers, "active": self.num_readers},
@@ -77,18 +87,24 @@ class AdminOps:
     def _begin(self, write: bool) -> CTxn:
         raise NotImplementedError
 
+    def _end(self, txn: CTxn, ok: bool) -> int:
+        raise NotImplementedError
+
+    def _prepare(self, write: bool) -> CTxn:
+        raise NotImplementedError
+
     def _start(self, txn: CTxn) -> None:
         raise NotImplementedError
 
     @contextmanager
     def _reading(self) -> Iterator[CTxn]:
         """One read transaction (a consistent snapshot) for the ``with`` block."""
-        t = self._begin(False)
+        t = self._prepare(False)
         try:
             self._start(t)
             yield t
         finally:
-            finish(t.slot, 0, t.rc)
+            finish(t.slot, 0, t.rc, ffi.NULL)
 
     def _schema_of(self, kind: str) -> tuple[str, bytes] | None:
         """(message type name, FileDescriptorSet bytes) recorded for ``kind``."""
@@ -103,6 +119,7 @@ class AdminOps:
         check(lib.ps_env_get_info(self._env, info), "stats")
         kinds: dict[str, KindStats] = {}
         with self._reading() as t:
+            psize, _, _, live = t.space()
             for kind in t.kinds():
                 kb = encode_kind(kind)
                 schema = read_schema(t, kb)
@@ -123,6 +140,9 @@ class AdminOps:
             max_readers=int(info.max_readers),
             num_readers=int(info.num_readers),
             kinds=kinds,
+            data_bytes=live * psize,
+            reclaimable_bytes=max(0, file_bytes - live * psize),
+            revision=int(info.revision),
         )
 
     def backup(self, dest: str | os.PathLike[str], compact: bool = True) -> int:

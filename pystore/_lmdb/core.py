@@ -13,12 +13,21 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import AlreadyExistsError, InvalidKeyError, NotFoundError, check, error_for
+from ..errors import (
+    AlreadyExistsError,
+    ConflictError,
+    InvalidKeyError,
+    NotFoundError,
+    TransactionError,
+    check,
+    error_for,
+)
 from ._native import ffi, lib
+from .violation import unique_error
 
 __all__ = ["MAX_PAYLOAD", "CTxn", "check_key", "encode_id", "encode_kind"]
 
-_REC = struct.Struct("<IIq")  # id_len, payload_len, updated_ns
+_REC = struct.Struct("<IIqQ")  # id_len, payload_len, updated_ns, revision
 _U32 = struct.Struct("<I")
 MAX_PAYLOAD: int = lib.PS_MAX_PAYLOAD  # largest protobuf payload a record holds
 
@@ -54,6 +63,7 @@ class _Out(threading.local):
         self.ns: Any = ffi.new("int64_t *")
         self.u64: Any = ffi.new("uint64_t *")
         self.int: Any = ffi.new("int *")
+        self.rev: Any = ffi.new("uint64_t *")
 
 
 _out = _Out()
@@ -78,20 +88,22 @@ class CTxn:
 
     Interrupt safety: the core writes the live ``ps_txn *`` into
     ``self.pp`` (memory this object owns) before ``ps_txn_begin`` returns,
-    and ``finish(slot, commit, rc)`` ends it and clears the slot in one C
-    call.  So the object is created (no C call) before the ``try`` whose
-    ``finally`` finishes it, and ``begin()`` runs inside that ``try``:
-    wherever a KeyboardInterrupt lands, the ``finally`` ends exactly the
-    transaction that was begun, and ``rc`` tells whether a commit happened.
-    ``slot`` is what per-call code finishes: ``pp`` for a transaction of
-    its own, ``NO_SLOT`` for a ``Transaction``'s (which ends at its exit).
+    and ``finish(slot, commit, rc, revp)`` ends it and clears the slot in
+    one C call, writing the outcome into ``rc``/``revp``.  So the object is
+    created (no C call) before the ``try`` whose ``finally`` finishes it,
+    and ``begin()`` runs inside that ``try``: wherever a KeyboardInterrupt
+    lands, the ``finally`` ends exactly the transaction that was begun, and
+    ``committed`` tells whether a commit happened.  ``slot`` is what
+    per-call code finishes: ``pp`` for a transaction of its own,
+    ``NO_SLOT`` for a ``Transaction``'s (which ends at its exit).
     """
 
-    __slots__ = ("_keep", "commit_asked", "pp", "rc", "schemas", "slot", "write")
+    __slots__ = ("_keep", "commit_asked", "pp", "rc", "revp", "schemas", "slot", "write")
 
     def __init__(self, write: bool, owned: bool = True) -> None:
         self.pp: Any = ffi.new("ps_txn **")
         self.rc: Any = ffi.new("int *", PENDING)
+        self.revp: Any = ffi.new("uint64_t *")
         self.slot: Any = self.pp if owned else NO_SLOT
         self.write = write
         self.commit_asked = False
@@ -100,6 +112,8 @@ class CTxn:
         self.schemas: dict[str, Any] | None = None
 
     def begin(self, env: Any) -> None:
+        if self.pp[0] != ffi.NULL:
+            raise TransactionError("this transaction was begun already")
         rc = _begin_txn(env, lib.PS_TXN_WRITE if self.write else 0, self.pp)
         if rc:
             raise error_for(rc, "begin transaction")
@@ -113,25 +127,40 @@ class CTxn:
         """True once a commit of this txn succeeded."""
         return self.commit_asked and self.rc[0] == 0
 
-    def check_commit(self) -> None:
-        """Raise the error of a failed commit (after ``finish``)."""
+    def check_commit(self) -> int:
+        """After ``finish``: raise the error of a failed commit, else the
+        revision committed (0: none, or not a commit)."""
         self._keep.clear()
         rc = self.rc[0]
         if self.commit_asked and rc not in (0, PENDING):
             raise error_for(rc, "commit")
+        return int(self.revp[0]) if self.commit_asked else 0
 
-    def commit(self) -> None:
+    def commit(self) -> int:
+        """Commit; the revision committed (0 when the txn changed nothing)."""
         # Borrowed payloads must outlive the commit: on MDB_MAP_FULL the
         # core grows the map and replays the log from them.
         self.commit_asked = True
-        rc = finish(self.pp, 1, self.rc)
+        rc = finish(self.pp, 1, self.rc, self.revp)
         if rc == lib.PS_ERR_WRONG_THREAD:
             self.commit_asked = False
             raise error_for(rc, "commit")
-        self.check_commit()
+        return self.check_commit()
+
+    def pending(self) -> int:
+        """The revision this write txn's changes carry (0 while none)."""
+        o = _out
+        check(lib.ps_txn_pending(self.ptr, o.rev), "revision")
+        return int(o.rev[0])
+
+    def revision(self) -> int:
+        """The last committed revision this txn sees."""
+        o = _out
+        check(lib.ps_txn_revision(self.ptr, o.rev), "revision")
+        return int(o.rev[0])
 
     def abort(self) -> None:
-        finish(self.pp, 0, self.rc)
+        finish(self.pp, 0, self.rc, ffi.NULL)
         self._keep.clear()
 
     def __del__(self) -> None:
@@ -139,37 +168,64 @@ class CTxn:
         # its finally (e.g. a generator never closed): never leave a lock.
         pp = getattr(self, "pp", None)
         if pp is not None and pp[0] != ffi.NULL:
-            finish(pp, 0, ffi.NULL)
+            finish(pp, 0, ffi.NULL, ffi.NULL)
 
-    def put(self, kind: bytes, id: bytes, payload: bytes, ns: int, create: bool) -> None:
+    def put(
+        self, kind: bytes, id: bytes, payload: bytes, ns: int, create: bool,
+        if_revision: int | None = None,
+    ) -> None:
         flags = lib.PS_PUT_BORROW | (lib.PS_PUT_NOOVERWRITE if create else 0)
-        rc = lib.ps_put(self.ptr, kind, len(kind), id, len(id), payload, len(payload), ns, flags)
+        if if_revision is None:
+            rc = lib.ps_put(self.ptr, kind, len(kind), id, len(id), payload, len(payload), ns,
+                            flags)
+        else:
+            rc = lib.ps_put_if(self.ptr, kind, len(kind), id, len(id), payload, len(payload),
+                               ns, flags | lib.PS_PUT_IF_REVISION, if_revision, _out.rev)
         if rc:
             if rc == lib.PS_LMDB_KEYEXIST:
                 raise AlreadyExistsError(f"resource already exists: {_key_context(kind, id)}")
-            raise error_for(rc, _key_context(kind, id))
+            if rc == lib.PS_ERR_UNIQUE:
+                raise unique_error(self.ptr, kind, _key_context(kind, id))
+            raise _write_error(rc, kind, id, if_revision)
         self._keep.append(payload)
 
-    def get(self, kind: bytes, id: bytes) -> tuple[bytes, int]:
-        """Payload (copied) and updated_ns; NotFoundError when absent."""
+    def get(self, kind: bytes, id: bytes) -> tuple[bytes, int, int]:
+        """Payload (copied), updated_ns and revision; NotFoundError when absent."""
         o = _out
-        rc = lib.ps_get(self.ptr, kind, len(kind), id, len(id), o.ptr, o.size, o.ns)
+        rc = lib.ps_get_rev(self.ptr, kind, len(kind), id, len(id), o.ptr, o.size, o.ns, o.rev)
         if rc:
             if rc == lib.PS_LMDB_NOTFOUND:
                 raise NotFoundError(f"resource not found: {_key_context(kind, id)}")
             raise error_for(rc, _key_context(kind, id))
-        return ffi.unpack(o.ptr[0], o.size[0]), int(o.ns[0])
+        return ffi.unpack(o.ptr[0], o.size[0]), int(o.ns[0]), int(o.rev[0])
 
-    def delete(self, kind: bytes, id: bytes) -> bool:
+    def exists(self, kind: bytes, id: bytes) -> bool:
+        """Whether kind/id is stored (nothing is copied)."""
         o = _out
-        rc = lib.ps_del(self.ptr, kind, len(kind), id, len(id), o.int)
+        rc = lib.ps_get(self.ptr, kind, len(kind), id, len(id), o.ptr, o.size, o.ns)
+        if rc == lib.PS_LMDB_NOTFOUND:
+            return False
         if rc:
             raise error_for(rc, _key_context(kind, id))
+        return True
+
+    def delete(self, kind: bytes, id: bytes, if_revision: int | None = None) -> bool:
+        o = _out
+        rc = lib.ps_del_if(self.ptr, kind, len(kind), id, len(id), if_revision is not None,
+                           if_revision or 0, o.rev, o.int)
+        if rc:
+            raise _write_error(rc, kind, id, if_revision)
         return bool(o.int[0])
 
     def delete_kind(self, kind: bytes) -> int:
         o = _out
         check(lib.ps_del_kind(self.ptr, kind, len(kind), o.u64), _key_context(kind, None))
+        return int(o.u64[0])
+
+    def delete_prefix(self, kind: bytes, prefix: bytes) -> int:
+        o = _out
+        rc = lib.ps_del_prefix(self.ptr, kind, len(kind), prefix, len(prefix), o.u64)
+        check(rc, _key_context(kind, prefix or None))
         return int(o.u64[0])
 
     def count(self, kind: bytes) -> int:
@@ -179,8 +235,9 @@ class CTxn:
 
     def list(
         self, kind: bytes, after: bytes | None, limit: int
-    ) -> list[tuple[bytes, bytes, int]]:
-        """(id, payload, updated_ns) of up to ``limit`` (0: all) records after ``after``."""
+    ) -> list[tuple[bytes, bytes, int, int]]:
+        """(id, payload, updated_ns, revision) of up to ``limit`` (0: all) records
+        after ``after``."""
         buf = ffi.new("ps_buf *")
         try:
             a = after if after is not None else ffi.NULL
@@ -192,6 +249,35 @@ class CTxn:
             return list(_records(ffi.buffer(buf.data, buf.len), buf.count))
         finally:
             lib.ps_buf_free(buf)
+
+    def list_ids(
+        self, kind: bytes, after: bytes | None, prefix: bytes | None, limit: int
+    ) -> builtins.list[str]:
+        """Ids (no payloads) of up to ``limit`` (0: all) records starting with
+        ``prefix``, strictly after ``after``, in key order."""
+        buf = ffi.new("ps_buf *")
+        try:
+            a = after if after else ffi.NULL
+            p = prefix if prefix else ffi.NULL
+            rc = lib.ps_list_ids(self.ptr, kind, len(kind), a, len(after or b""), p,
+                                 len(prefix or b""), limit, buf)
+            check(rc, _key_context(kind, after))
+            view = memoryview(ffi.buffer(buf.data, buf.len))
+            out, off = [], 0
+            unpack = _U32.unpack_from
+            for _ in range(buf.count):
+                (n,) = unpack(view, off)
+                out.append(str(view[off + 4 : off + 4 + n], "utf-8"))
+                off += 4 + n
+            return out
+        finally:
+            lib.ps_buf_free(buf)
+
+    def space(self) -> tuple[int, int, int, int]:
+        """(page size, high-water pages, free pages, live pages) of this snapshot."""
+        sp = ffi.new("ps_space *")
+        check(lib.ps_txn_space(self.ptr, sp), "space")
+        return int(sp.page_size), int(sp.high_pages), int(sp.free_pages), int(sp.live_pages)
 
     def kinds(self) -> builtins.list[str]:  # `list` here is the method above
         buf = ffi.new("ps_buf *")
@@ -221,6 +307,15 @@ class CTxn:
         check(lib.ps_meta_put(self.ptr, key, len(key), value, len(value)), "meta")
 
 
+def _write_error(rc: int, kind: bytes, id: bytes, if_revision: int | None) -> Exception:
+    if rc == lib.PS_ERR_CONFLICT and if_revision is not None:
+        return ConflictError(
+            kind.decode("utf-8", "replace"), id.decode("utf-8", "replace"),
+            if_revision, int(_out.rev[0]),
+        )
+    return error_for(rc, _key_context(kind, id))
+
+
 def damaged_id(txn: CTxn, kind: bytes, after: bytes | None) -> bytes | None:
     """The first record of ``kind`` after ``after`` whose stored size runs
     outside its pages (``ps_list_raw`` names it), to name it in an error."""
@@ -246,14 +341,19 @@ def damaged_id(txn: CTxn, kind: bytes, after: bytes | None) -> bytes | None:
             lib.ps_buf_free(buf)
 
 
-def _records(raw: Any, count: int) -> Iterator[tuple[bytes, bytes, int]]:
+def _records(raw: Any, count: int) -> Iterator[tuple[bytes, bytes, int, int]]:
     view = memoryview(raw)
     off = 0
     unpack = _REC.unpack_from
     for _ in range(count):
-        id_len, plen, ns = unpack(view, off)
-        start = off + 16
+        id_len, plen, ns, rev = unpack(view, off)
+        start = off + 24
         yield bytes(view[start : start + id_len]), bytes(
             view[start + id_len : start + id_len + plen]
-        ), ns
+        ), ns, rev
         off = start + id_len + plen
+
+
+def records_of(raw: bytes, count: int) -> list[tuple[bytes, bytes, int, int]]:
+    """The ``count`` entries of a buffer in ps_list's layout."""
+    return list(_records(raw, count))

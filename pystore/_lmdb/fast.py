@@ -19,13 +19,14 @@ from google.protobuf.message import DecodeError, Message
 from ..errors import NotFoundError, check, error_for
 from ._native import ffi, lib
 from .core import CTxn, damaged_id
+from .violation import unique_error
 from .wire import ITEMS_FIELD, MAX_WIRE, bytes_list_class, list_class
 
 __all__ = ["env_get", "list_wire", "parse_list", "put_many"]
 
 _KEEP_MAX = 1 << 20  # a per-thread buffer grown past this is not kept
 # Bound once: attribute lookups on the cffi lib cost as much as a small call.
-_get_into = lib.ps_get_into
+_get_into = lib.ps_get_into_rev
 _unpack = ffi.unpack
 _NOTFOUND: int = lib.PS_LMDB_NOTFOUND
 
@@ -33,8 +34,9 @@ _NOTFOUND: int = lib.PS_LMDB_NOTFOUND
 class _Tls(threading.local):
     def __init__(self) -> None:
         # One attribute: each access to a threading.local costs ~0.1 us.
-        self.get: tuple[Any, int, Any, Any] = (
+        self.get: tuple[Any, int, Any, Any, Any] = (
             ffi.new("char[]", 1 << 16), 1 << 16, ffi.new("size_t *"), ffi.new("int64_t *"),
+            ffi.new("uint64_t *"),
         )
         self.index: Any = ffi.new("size_t *")
 
@@ -46,34 +48,36 @@ def _context(kind: bytes, id: bytes) -> str:
     return f"{kind.decode('utf-8', 'replace')}/{id.decode('utf-8', 'replace')}"
 
 
-def env_get(env: Any, kind: bytes, id: bytes) -> tuple[bytes, int]:
-    """Payload (a copy) and updated_ns of ``kind/id``; NotFoundError when absent."""
-    buf, cap, size, ns = _tls.get
-    rc = _get_into(env, kind, len(kind), id, len(id), buf, cap, size, ns)
+def env_get(env: Any, kind: bytes, id: bytes) -> tuple[bytes, int, int]:
+    """Payload (a copy), updated_ns and revision of ``kind/id``; NotFoundError
+    when absent."""
+    buf, cap, size, ns, rev = _tls.get
+    rc = _get_into(env, kind, len(kind), id, len(id), buf, cap, size, ns, rev)
     if rc:
         if rc == _NOTFOUND:
             raise NotFoundError(f"resource not found: {_context(kind, id)}")
         raise error_for(rc, _context(kind, id))
     n = size[0]
     if n <= cap:
-        return _unpack(buf, n), ns[0]
+        return _unpack(buf, n), ns[0], rev[0]
     return _get_large(env, kind, id, n)
 
 
-def _get_large(env: Any, kind: bytes, id: bytes, n: int) -> tuple[bytes, int]:
+def _get_large(env: Any, kind: bytes, id: bytes, n: int) -> tuple[bytes, int, int]:
     """A record larger than this thread's buffer: grow it (kept only if
     modest) and read again; the record may change in between, hence the loop."""
     while True:
         buf, size, ns = ffi.new("char[]", n), ffi.new("size_t *"), ffi.new("int64_t *")
+        rev = ffi.new("uint64_t *")
         if n <= _KEEP_MAX:
-            _tls.get = (buf, n, size, ns)
-        rc = _get_into(env, kind, len(kind), id, len(id), buf, n, size, ns)
+            _tls.get = (buf, n, size, ns, rev)
+        rc = _get_into(env, kind, len(kind), id, len(id), buf, n, size, ns, rev)
         if rc:
             if rc == _NOTFOUND:
                 raise NotFoundError(f"resource not found: {_context(kind, id)}")
             raise error_for(rc, _context(kind, id))
         if size[0] <= n:
-            return _unpack(buf, size[0]), ns[0]
+            return _unpack(buf, size[0]), ns[0], rev[0]
         n = size[0]
 
 
@@ -135,4 +139,7 @@ def put_many(txn: CTxn, kind: bytes, batch: list[tuple[bytes, bytes]], ns: int) 
         o.index,
     )
     if rc:
-        raise error_for(rc, _context(kind, batch[min(o.index[0], len(batch) - 1)][0]))
+        where = _context(kind, batch[min(o.index[0], len(batch) - 1)][0])
+        if rc == lib.PS_ERR_UNIQUE:
+            raise unique_error(txn.ptr, kind, where)
+        raise error_for(rc, where)

@@ -9,7 +9,7 @@ after the commit that holds its write has returned, i.e. after its data is
 durable.  Each write keeps its own outcome: a ``create_resource`` that
 finds its key taken fails alone; an error that spoils the transaction
 (e.g. the disk is full) fails every write of that commit, none of which is
-then applied.
+then applied.  A put's result is the revision of the commit holding it.
 
 ``commit_ops`` is also what ``AsyncStore`` uses for its batches.
 
@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import Message
 
-from ..errors import AlreadyExistsError
+from ..errors import AlreadyExistsError, ConflictError
 from .core import CTxn, finish
 
 if TYPE_CHECKING:
@@ -57,7 +57,8 @@ class Batch(list["Op"]):
 
 @dataclass(slots=True)
 class Op:
-    """One queued write: a put (payload not None) or a delete."""
+    """One queued write: a put (payload not None; result: its revision) or a
+    delete (result: whether it existed)."""
 
     kind: str
     kb: bytes
@@ -65,6 +66,7 @@ class Op:
     payload: bytes | None
     msg: Message | None = None
     create: bool = False
+    if_revision: int | None = None
     done: bool = False
     result: Any = None
     error: BaseException | None = None
@@ -81,7 +83,7 @@ def _settle(ops: list[Op], t: CTxn | None, exc: BaseException | None) -> bool:
     """Give each op its outcome from the txn; False if the caller must retry
     (the txn was aborted by an interrupt, not by a failure of its own)."""
     if t is not None and t.committed:
-        return True  # per-op results and AlreadyExistsError were set as applied
+        return True  # per-op results and per-op errors were set as applied
     for op in ops:
         op.result = None
     if exc is None or not isinstance(exc, Exception):
@@ -100,22 +102,24 @@ def commit_ops(store: Store, ops: list[Op]) -> None:
     """
     for op in ops:
         op.error, op.result = None, None
-    t = store._begin(True)
+    t = store._prepare(True)
     if isinstance(ops, Batch):
         ops.txn = t
     ok = False
+    puts = []
     try:
         store._start(t)
         ns = time.time_ns()
         for op in ops:
-            if op.payload is None:
-                op.result = t.delete(op.kb, op.ib)
-                continue
             try:
-                t.put(op.kb, op.ib, op.payload, ns, op.create)
-            except AlreadyExistsError as exc:  # this write alone fails
+                if op.payload is None:
+                    op.result = t.delete(op.kb, op.ib, op.if_revision)
+                    continue
+                t.put(op.kb, op.ib, op.payload, ns, op.create, op.if_revision)
+            except (AlreadyExistsError, ConflictError) as exc:  # this write alone fails
                 op.error = exc
                 continue
+            puts.append(op)
             if op.msg is not None:
                 store._note_schema(t, op.kind, op.kb, op.msg)
         ok = True
@@ -126,14 +130,16 @@ def commit_ops(store: Store, ops: list[Op]) -> None:
         raise
     finally:
         t.commit_asked = ok
-        finish(t.slot, ok, t.rc)
+        finish(t.slot, ok, t.rc, t.revp)
     try:
-        store._after(t)
+        rev = store._after(t)
     except BaseException as exc:
         _settle(ops, t, exc)
         for op in ops:
             op.done = True
         raise
+    for op in puts:  # a put's result: the revision of the commit holding it
+        op.result = rev
     for op in ops:
         op.done = True
 

@@ -2,12 +2,20 @@
 
 The dump format (JSON Lines, documented in docs/format.md):
 
-- first line ``{"pystore_dump": 1, "format_version": 1}``;
+- first line ``{"pystore_dump": 1, "format_version": 2}``;
 - per kind, before its records, if the store holds its schema:
   ``{"schema": {"kind": K, "type": NAME, "descriptor_set": BASE64}}``;
+- per kind with a history keep count: ``{"history_keep": {"kind": K, "keep": N}}``,
+  then its kept versions, oldest first per id:
+  ``{"history": {"kind", "id", "revision", "updated_at", "updated_ns", "data"}}``;
 - one line per resource: ``{"kind", "id", "updated_at", "updated_ns",
   "message", "data"}`` where ``message`` is the record decoded to JSON (null
-  if it cannot be) and ``data`` the stored protobuf bytes in base64.
+  if it cannot be) and ``data`` the stored protobuf bytes in base64;
+- after the records, one ``{"index": {...,"definition": BASE64}}`` line per
+  index definition of the dumped kinds, and (for a whole dump) per stream
+  ``{"stream": {"name", "forgotten"}}`` when some events were deleted, then
+  ``{"event": {"stream", "seq", "recorded_ns", "recorded_at", "data"}}``
+  per event.
 
 ``load`` writes ``data`` and ``updated_ns`` back unchanged, so a round trip
 reproduces every record byte for byte.  A line without ``data`` is encoded
@@ -22,6 +30,7 @@ import datetime as _dt
 import functools
 import json
 import re
+import struct
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -30,9 +39,12 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
+from .._lmdb import revs
 from .._lmdb.core import CTxn, check_key, encode_id, encode_kind
+from .._lmdb.hygiene import is_repeated
+from .._lmdb.index import parse_def
 from .._lmdb.schema import message_class, read_schema, write_schema
-from ..errors import CorruptionError, InvalidKeyError
+from ..errors import CorruptionError, InvalidKeyError, NotFoundError
 from .progress import Progress
 
 if TYPE_CHECKING:
@@ -151,7 +163,7 @@ def _plan(
             keep = value if value is not None and _may_hold_maps(value, set(seen)) else None
             plan.append((f.name, _MAP, keep))
         elif _may_hold_maps(sub, set(seen)):
-            plan.append((f.name, _LIST if f.is_repeated else _ONE, sub))
+            plan.append((f.name, _LIST if is_repeated(f) else _ONE, sub))
     _map_plans[desc] = plan
     return plan
 
@@ -197,11 +209,41 @@ def _records(txn: CTxn, kind: str) -> Iterator[tuple[str, bytes, int]]:
     after: bytes | None = None
     while True:
         page = txn.list(kb, after, _PAGE)
-        for ib, data, ns in page:
+        for ib, data, ns, _ in page:
             yield ib.decode("utf-8", "surrogateescape"), data, ns
         if len(page) < _PAGE:
             return
         after = page[-1][0]
+
+
+def _history_lines(txn: CTxn, kind: str) -> Iterator[dict[str, Any]]:
+    """The history lines of ``kind``: its keep count, then every kept version
+    (of live and deleted resources), oldest first per id."""
+    kb = encode_kind(kind)
+    keep = revs.history_keep(txn, kb)
+    if keep:
+        yield {"history_keep": {"kind": kind, "keep": keep}}
+    after: bytes | None = None
+    while True:
+        ids = revs.history_ids(txn, kb, after, _PAGE)
+        for ib in ids:
+            id = ib.decode("utf-8", "surrogateescape")
+            versions = revs.history(txn, kind, kb, id, ib, 0)
+            try:
+                live = txn.get(kb, ib)[2]
+            except NotFoundError:
+                live = None
+            for r in reversed(versions):
+                if r.revision == live:
+                    continue
+                yield {"history": {
+                    "kind": kind, "id": id, "revision": r.revision,
+                    "updated_at": format_ns(r.updated_ns), "updated_ns": r.updated_ns,
+                    "data": base64.b64encode(r.data).decode("ascii"),
+                }}
+        if len(ids) < _PAGE:
+            return
+        after = ids[-1]
 
 
 def _line(obj: dict[str, Any]) -> str:
@@ -221,7 +263,7 @@ def dump(
     with store._reading() as t:
         names = sorted(set(kinds)) if kinds is not None else t.kinds()
         total = sum(t.count(encode_kind(k)) for k in names)
-        out.write(_line({"pystore_dump": DUMP_VERSION, "format_version": 1}))
+        out.write(_line({"pystore_dump": DUMP_VERSION, "format_version": 2}))
         with Progress("dump", total, show=progress) as bar:
             for kind in names:
                 schema = dec.load(t, kind)
@@ -230,11 +272,16 @@ def dump(
                         "kind": kind, "type": schema[0],
                         "descriptor_set": base64.b64encode(schema[1]).decode("ascii"),
                     }}))
+                for obj in _history_lines(t, kind):
+                    out.write(_line(obj))
                 cls = dec.cls(t, kind)
                 for id, data, ns in _records(t, kind):
                     out.write(_line(record_json(kind, id, data, ns, cls, with_data=True)))
                     n += 1
                     bar.update(n)
+        from .query import dump_extras  # (query imports this module)
+
+        dump_extras(store, t, out, names if kinds is not None else None)
     return n
 
 
@@ -263,13 +310,17 @@ def _parse_line(
     store_schema: Callable[[str], tuple[str, bytes] | None] | None = None,
     strip: Callable[[Message], bytes] | None = None,
 ) -> tuple[str, Any]:
-    """("schema", (kind, name, fds)) | ("record", (kind, id, data, ns)) | ("skip", None)."""
+    """("schema", (kind, name, fds)) | ("record", (kind, id, data, ns)) |
+    ("history", (kind, id, data, ns)) | ("history_keep", (kind, keep)) | ("skip", None)."""
     if not isinstance(obj, dict):
         raise _LoadError(f"{where}: expected a JSON object")
     if "pystore_dump" in obj:
         if obj["pystore_dump"] != DUMP_VERSION:
             raise _LoadError(f"{where}: unsupported dump version {obj['pystore_dump']!r}")
         return "skip", None
+    for extra in ("index", "stream", "event"):
+        if extra in obj:
+            return _parse_extra(extra, obj[extra], where)
     if "schema" in obj:
         s = obj["schema"]
         if not isinstance(s, dict):
@@ -287,6 +338,27 @@ def _parse_line(
             raise _LoadError(f"{where}: {exc}") from None
         schemas[kind] = (name, fds)
         return "schema", (kind, name, fds)
+    if "history_keep" in obj:
+        h = obj["history_keep"]
+        if not isinstance(h, dict):
+            raise _LoadError(f"{where}: 'history_keep' must be an object")
+        kind = _field(h, "kind", str, where)
+        keep = _field(h, "keep", int, where)
+        if not 0 <= keep < 2**64:
+            raise _LoadError(f"{where}: 'keep' must be >= 0")
+        try:
+            check_key(encode_kind(kind), b"_")
+        except InvalidKeyError as exc:
+            raise _LoadError(f"{where}: {exc}") from None
+        return "history_keep", (kind, keep)
+    if "history" in obj:
+        h = obj["history"]
+        if not isinstance(h, dict) or not isinstance(h.get("data"), str):
+            raise _LoadError(f"{where}: 'history' must be an object with 'data' (base64)")
+        _, item = _parse_line(
+            {k: v for k, v in h.items() if k != "revision"}, where, schemas, store_schema
+        )
+        return "history", item
     kind = _field(obj, "kind", str, where)
     id = _field(obj, "id", str, where)
     try:
@@ -330,6 +402,32 @@ def _parse_line(
     return "record", (kind, id, data, ns)
 
 
+def _parse_extra(what: str, obj: Any, where: str) -> tuple[str, Any]:
+    """An index definition, a stream's forgotten mark or an event line."""
+    if not isinstance(obj, dict):
+        raise _LoadError(f"{where}: {what!r} must be an object")
+    if what == "index":
+        blob = _b64(_field(obj, "definition", str, where), where, "definition")
+        try:
+            parse_def(blob)
+        except (struct.error, ValueError) as exc:
+            raise _LoadError(f"{where}: bad index definition: {exc}") from None
+        return "index", blob
+    if what == "stream":
+        name = _field(obj, "name", str, where)
+        forgotten = _field(obj, "forgotten", int, where)
+        if not 0 <= forgotten < 2**63:
+            raise _LoadError(f"{where}: 'forgotten' must be in 0..2**63-1")
+        return "stream", (name, forgotten)
+    stream = _field(obj, "stream", str, where)
+    seq = _field(obj, "seq", int, where)
+    ns = _field(obj, "recorded_ns", int, where)
+    if not 1 <= seq < 2**63 or not -(2**63) <= ns < 2**63:
+        raise _LoadError(f"{where}: 'seq' or 'recorded_ns' out of range")
+    data = _b64(_field(obj, "data", str, where), where, "data")
+    return "event", (stream, seq, data, ns)
+
+
 def _lines(src: IO[str], name: str) -> Iterator[tuple[str, Any, int]]:
     """(where, parsed JSON, characters read so far) of each non-blank line."""
     read = 0
@@ -347,7 +445,10 @@ def _lines(src: IO[str], name: str) -> Iterator[tuple[str, Any, int]]:
         yield where, obj, read
 
 
-def load(store: Store, src: IO[str], name: str = "-", size: int = 0) -> tuple[int, int]:
+def load(
+    store: Store, src: IO[str], name: str = "-", size: int = 0,
+    extras: dict[str, int] | None = None,
+) -> tuple[int, int]:
     """Load a dump into ``store``: (records, schemas) written.
 
     One write transaction per chunk of up to 1000 records or 8 MiB, so a
@@ -365,10 +466,25 @@ def load(store: Store, src: IO[str], name: str = "-", size: int = 0) -> tuple[in
             return
         with store.transaction() as tx:
             ctxn = tx._begin(True)
+            # Kept versions get revisions of their own, below the chunk's.
+            n_hist = sum(1 for what, _ in chunk if what == "history")
+            label = revs.reserve(ctxn, n_hist) if n_hist else 0
             for what, item in chunk:
                 if what == "schema":
                     kind, tname, fds = item
                     write_schema(ctxn, encode_kind(kind), tname.encode("utf-8"), fds)
+                elif what == "index":
+                    tx._create_index_raw(item)
+                elif what == "stream":
+                    tx.delete_events(item[0], upto=item[1])
+                elif what == "event":
+                    tx._append_raw(*item)
+                elif what == "history_keep":
+                    revs.history_set(ctxn, encode_kind(item[0]), item[1])
+                elif what == "history":
+                    kind, id, data, ns = item
+                    revs.history_load(ctxn, encode_kind(kind), encode_id(id), data, ns, label)
+                    label += 1
                 else:
                     tx._put_raw(*item)
         for what, item in chunk:
@@ -389,9 +505,15 @@ def load(store: Store, src: IO[str], name: str = "-", size: int = 0) -> tuple[in
             chunk.append((what, item))
             if what == "schema":
                 nschemas += 1
-            else:
+            elif what == "record":
                 records += 1
                 chunk_bytes += len(item[2])
+            elif what == "history":
+                chunk_bytes += len(item[2])
+            elif what in ("index", "event", "stream"):
+                if extras is not None and what != "stream":
+                    extras[what] += 1
+                chunk_bytes += len(item[2]) if what == "event" else 0
             if len(chunk) >= _CHUNK_RECORDS or chunk_bytes >= _CHUNK_BYTES:
                 flush()
             bar.update(read)

@@ -1,0 +1,258 @@
+"""The parts of ``AsyncStore`` beyond group-committed writes and the change
+feed: ``transaction()``, ``snapshot()``, ``collection()``, ``stats()``,
+``backup()`` and where its shared reads and writes (:mod:`pystore.aio_ops`)
+run, plus the objects the first two hand out.
+
+    async with astore.transaction() as t:       # on the store's writer thread
+        await t.save_resource("Agent", "a1", msg)
+        agent = await t.get_resource("Agent", "a1", Agent)   # sees t's writes
+    async with astore.snapshot() as snap:       # one consistent read view
+        agents = await snap.list_resources("Agent", Agent)
+
+An ``AsyncTransaction`` runs each of its operations on the store's single
+writer thread (LMDB binds a write transaction to its thread), commits when
+the ``async with`` block ends and rolls back when it raises (a cancelled
+task included).  While it is open, the store's group-committed writes and
+other writer-thread calls wait for it.  An ``AsyncSnapshot`` answers every
+read from one LMDB read transaction, in worker threads.  Both have the read
+methods of their synchronous twins (``AsyncReads``); a transaction also has
+every write of ``Transaction`` (``AsyncWrites`` and the three below).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+from collections.abc import Callable
+from concurrent.futures import Executor
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from google.protobuf.message import Message
+
+from ._lmdb.admin import StoreStats
+from .aio_collection import AsyncCollection, AsyncOwner
+from .aio_ops import AsyncReads, AsyncWrites
+from .errors import ReadOnlyError, StoreClosedError, TransactionError
+
+if TYPE_CHECKING:
+    from .snapshot import Snapshot
+    from .store import Store
+    from .transaction import Transaction
+
+__all__ = ["AsyncSnapshot", "AsyncStoreViews", "AsyncTransaction"]
+
+M = TypeVar("M", bound=Message)
+T = TypeVar("T")
+
+
+async def _run_in(executor: Executor | None, fn: Callable[..., T], *args: Any,
+                  **kwargs: Any) -> T:
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(executor, functools.partial(fn, *args, **kwargs))
+
+
+class AsyncTransaction(AsyncWrites, AsyncReads):
+    """``async with astore.transaction() as t:`` -- a Transaction whose
+    operations run on the store's writer thread; see the module docstring.
+
+    ``t`` has every method of :class:`~pystore.transaction.Transaction` as a
+    coroutine.  After the block, ``revision`` is the revision it committed
+    at (0 if it changed nothing or rolled back), as ``Transaction.revision``.
+    """
+
+    revision: int = 0
+
+    def __init__(self, owner: AsyncStoreViews) -> None:
+        self._owner = owner
+        self._txn: Transaction | None = None
+        self._done = False
+
+    def _sync(self) -> Transaction:
+        if self._txn is None:
+            raise TransactionError(
+                "transaction is finished" if self._done else "use the transaction in async with"
+            )
+        return self._txn
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        self._sync()
+        return await _run_in(self._owner._writer, fn, *args, **kwargs)
+
+    async def _write_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await self._call(fn, *args, **kwargs)  # the gate is ours already
+
+    async def __aenter__(self) -> AsyncTransaction:
+        if self._txn is not None or self._done:
+            raise TransactionError("an AsyncTransaction can be entered only once")
+        owner = self._owner
+        owner._check_open()
+        await owner._gate.acquire()
+        try:
+            txn = owner.store.transaction()
+            await _run_in(owner._writer, txn.__enter__)
+        except BaseException:
+            owner._gate.release()
+            raise
+        self._txn = txn
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        txn, self._txn, self._done = self._txn, None, True
+        if txn is None:
+            return
+        try:
+            # Commit (or roll back) on the thread that holds the transaction;
+            # shielded: a cancellation here must not leave it open.
+            await asyncio.shield(_run_in(self._owner._writer, txn.__exit__, exc_type, exc, tb))
+        finally:
+            self._owner._gate.release()
+            self.revision = txn.revision
+
+    async def save_resource(
+        self, kind: str, id: str, msg: Message, *, if_revision: int | None = None
+    ) -> int:
+        """Upsert ``kind/id`` in the transaction; the revision it commits at
+        (see ``Store.save_resource`` for ``if_revision``)."""
+        return await self._call(self._sync().save_resource, kind, id, msg,
+                                if_revision=if_revision)
+
+    async def create_resource(self, kind: str, id: str, msg: Message) -> int:
+        """Create ``kind/id`` in the transaction; AlreadyExistsError if present."""
+        return await self._call(self._sync().create_resource, kind, id, msg)
+
+    async def delete_resource(
+        self, kind: str, id: str, *, if_revision: int | None = None
+    ) -> bool:
+        """Delete ``kind/id`` in the transaction; True if it existed."""
+        return await self._call(self._sync().delete_resource, kind, id, if_revision=if_revision)
+
+
+class AsyncSnapshot(AsyncReads):
+    """``async with astore.snapshot() as snap:`` -- one consistent read view
+    (``Store.snapshot()``) with coroutine reads, run in worker threads.
+
+    ``snap`` has every read method of :class:`~pystore.snapshot.Snapshot` as
+    a coroutine; ``revision`` (an attribute, as on ``Snapshot``) is the
+    revision it sees, set on entering.  Writes raise ReadOnlyError.
+    """
+
+    revision: int = 0
+
+    def __init__(self, owner: AsyncStoreViews) -> None:
+        self._owner = owner
+        self._snap: Snapshot | None = None
+
+    @property
+    def _watch_owner(self) -> AsyncStoreViews:
+        return self._owner
+
+    def _sync(self) -> Snapshot:
+        if self._snap is None:
+            raise StoreClosedError("snapshot is closed (use it inside its async with block)")
+        return self._snap
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        self._sync()
+        return await _run_in(None, fn, *args, **kwargs)
+
+    async def __aenter__(self) -> AsyncSnapshot:
+        self._owner._check_open()
+        snap = self._owner.store.snapshot()
+        await _run_in(None, snap.__enter__)
+        self._snap = snap
+        self.revision = snap.revision
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """End the read view (idempotent); later reads raise StoreClosedError."""
+        snap, self._snap = self._snap, None
+        if snap is not None:
+            snap.close()
+
+    async def save_resource(
+        self, kind: str, id: str, msg: Message, *, if_revision: int | None = None
+    ) -> int:
+        """Always ReadOnlyError: write through the store."""
+        raise ReadOnlyError("a snapshot is read-only: write through the store")
+
+    async def create_resource(self, kind: str, id: str, msg: Message) -> int:
+        """Always ReadOnlyError: write through the store."""
+        raise ReadOnlyError("a snapshot is read-only: write through the store")
+
+    async def delete_resource(
+        self, kind: str, id: str, *, if_revision: int | None = None
+    ) -> bool:
+        """Always ReadOnlyError: write through the store."""
+        raise ReadOnlyError("a snapshot is read-only: write through the store")
+
+
+class AsyncStoreViews(AsyncWrites, AsyncReads):
+    """Mixed into ``AsyncStore`` (which provides the attributes below): where
+    its calls run, and the views it hands out."""
+
+    store: Store
+    _writer: Executor
+    _gate: asyncio.Lock
+
+    def _check_open(self) -> None:
+        raise NotImplementedError
+
+    def _sync(self) -> Store:
+        self._check_open()
+        return self.store
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a synchronous store call in a worker thread."""
+        self._check_open()
+        return await _run_in(None, fn, *args, **kwargs)
+
+    async def _point(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A point read, inline: a few microseconds, the GIL released in C."""
+        self._check_open()
+        return fn(*args, **kwargs)
+
+    async def _write_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """On the writer thread, once no transaction() holds it."""
+        self._check_open()
+        async with self._gate:
+            return await _run_in(self._writer, fn, *args, **kwargs)
+
+    def transaction(self) -> AsyncTransaction:
+        """``async with astore.transaction() as t:`` -- ``t``'s methods are
+        coroutines run on the writer thread; commit at exit, roll back on error."""
+        if self.store.readonly:
+            raise ReadOnlyError(f"store {self.store.path!r} was opened with readonly=True")
+        return AsyncTransaction(self)
+
+    def snapshot(self) -> AsyncSnapshot:
+        """``async with astore.snapshot() as snap:`` -- one consistent read view
+        with coroutine reads and ``snap.revision``."""
+        return AsyncSnapshot(self)
+
+    def collection(self, kind: str, msg_type: type[M]) -> AsyncCollection[M]:
+        """The typed handle of one kind (a plain call); its methods are coroutines.
+        InvalidMessageError if the store recorded another type for ``kind``."""
+        return AsyncCollection(cast(AsyncOwner, self), self.store.collection(kind, msg_type))
+
+    async def stats(self) -> StoreStats:
+        """``Store.stats()`` in a worker thread."""
+        return await self._call(self.store.stats)
+
+    async def backup(self, dest: str | os.PathLike[str], compact: bool = True) -> int:
+        """``Store.backup(dest)`` in a worker thread; the size of the copy."""
+        return await self._call(self.store.backup, dest, compact)

@@ -1,0 +1,96 @@
+"""``Snapshot``: one consistent read view of a Store (one LMDB read transaction)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ._lmdb.core import CTxn
+from ._ops import ResourceOps
+from .errors import ReadOnlyError, StoreClosedError
+
+if TYPE_CHECKING:
+    from .store import Store
+
+__all__ = ["Snapshot"]
+
+
+class Snapshot(ResourceOps):
+    """A read-only view of a Store as of one revision; see ``Store.snapshot()``.
+
+    It has the store's read methods (``get_resource``, ``get_record``,
+    ``get_bytes``, ``list_resources``, ``iter_resources``, ``count``,
+    ``kinds``, ``history``, ``get_record_at``), all answered from the same
+    LMDB read transaction; ``revision`` is the revision it sees.  Threads
+    may share it (calls take turns).  While it is open, LMDB cannot reuse
+    the pages it sees, so keep it short.  Closing the store closes it.
+    """
+
+    revision: int
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._stripper = store._stripper
+        self._schemas = store._schemas
+        self._lock = threading.Lock()
+        self._txn: CTxn | None = None
+        self._used = False
+
+    def __enter__(self) -> Snapshot:
+        if self._used:
+            raise StoreClosedError("a Snapshot can be entered only once")
+        self._used = True
+        txn = self._store._begin(False)
+        try:
+            self.revision = txn.revision()
+        except BaseException:
+            txn.abort()
+            raise
+        self._txn = txn
+        self._store._snapshots.add(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the read transaction (idempotent); later reads raise StoreClosedError."""
+        with self._lock:
+            txn, self._txn = self._txn, None
+            if txn is not None:
+                txn.abort()
+        self._store._snapshots.discard(self)
+
+    def __repr__(self) -> str:
+        state = "open" if self._txn is not None else "closed"
+        rev = getattr(self, "revision", "?")
+        return f"<pystore.Snapshot {self._store.path!r} revision {rev} {state}>"
+
+    def _begin(self, write: bool) -> CTxn:
+        if write:
+            raise ReadOnlyError("a snapshot is read-only: write through the store")
+        self._lock.acquire()
+        if self._txn is None:
+            self._lock.release()
+            raise StoreClosedError("snapshot is closed (use it inside its with block)")
+        return self._txn
+
+    def _end(self, txn: CTxn, ok: bool) -> int:
+        self._lock.release()
+        return 0
+
+    def _run(self, write: bool, op: Callable[..., Any], *args: Any) -> Any:
+        # Reads in the snapshot's own read txn (it ends at the block's exit),
+        # under its lock: not the interrupt-safe begin/finish shape of a Store.
+        t = self._begin(write)
+        try:
+            return op(t, *args)
+        finally:
+            self._end(t, False)

@@ -1,0 +1,127 @@
+"""Version history: set_history, history, get_record_at, delete_history, and
+dump/load carrying it (issue 9)."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pystore import NotFoundError, Store
+from pystore.cli import dump as dump_mod
+from pystore.samples.agent_pb2 import Agent
+
+
+def models(store: Store, kind: str, id: str, **kw: int) -> list[tuple[int, str]]:
+    return [(r.revision, Agent.FromString(r.data).model) for r in store.history(kind, id, **kw)]
+
+
+def test_history_keeps_the_last_versions(store: Store) -> None:
+    assert store.history_keep("V") == 0
+    store.save_resource("V", "a", Agent(model="0"))
+    store.save_resource("V", "a", Agent(model="1"))
+    assert models(store, "V", "a") == [(2, "1")]  # keep 0: only the live one
+    before = store.revision()
+    store.set_history("V", 2)
+    assert store.revision() == before and store.history_keep("V") == 2
+    for i in range(2, 6):
+        store.save_resource("V", "a", Agent(model=str(i)))
+    assert models(store, "V", "a") == [(6, "5"), (5, "4"), (4, "3")]
+    assert models(store, "V", "a", limit=2) == [(6, "5"), (5, "4")]
+    assert store.history("V", "a", limit=0) == []
+    old = store.get_record_at("V", "a", 4)
+    assert Agent.FromString(old.data).model == "3" and old.revision == 4
+    assert old.updated_ns < store.get_record("V", "a").updated_ns
+    assert store.get_record_at("V", "a", 6) == store.get_record("V", "a")
+    with pytest.raises(NotFoundError):
+        store.get_record_at("V", "a", 3)
+    assert store.history("V", "missing") == []
+    # other kinds keep nothing
+    store.save_resource("W", "a", Agent())
+    store.save_resource("W", "a", Agent())
+    assert len(store.history("W", "a")) == 1
+
+
+def test_delete_moves_the_last_version_into_history(store: Store) -> None:
+    store.set_history("V", 3)
+    store.save_resource("V", "a", Agent(model="1"))
+    store.save_resource("V", "a", Agent(model="2"))
+    store.delete_resource("V", "a")
+    assert models(store, "V", "a") == [(2, "2"), (1, "1")]
+    store.save_resource("V", "a", Agent(model="3"))
+    assert models(store, "V", "a") == [(4, "3"), (2, "2"), (1, "1")]
+    before = store.revision()
+    assert store.delete_history("V", "a") == 2
+    assert store.revision() == before
+    assert models(store, "V", "a") == [(4, "3")]
+    assert store.delete_history("V", "a") == 0
+
+
+def test_kind_delete_drops_history_and_txn_versions_are_not_kept(store: Store) -> None:
+    store.set_history("V", 5)
+    store.save_resource("V", "a", Agent(model="1"))
+    with store.transaction() as t:
+        t.save_resource("V", "a", Agent(model="2"))
+        t.save_resource("V", "a", Agent(model="3"))  # "2" was never committed
+        assert [r.revision for r in t.history("V", "a")] == [2, 1]
+    assert models(store, "V", "a") == [(2, "3"), (1, "1")]
+    store.save_resource("V", "b", Agent())
+    store.save_resource("V", "b", Agent())
+    assert store.delete_resources_by_kind("V") == 2
+    assert store.history("V", "a") == [] and store.history("V", "b") == []
+    with pytest.raises(NotFoundError):
+        store.get_record_at("V", "a", 1)
+
+
+def test_keep_count_is_persisted_and_seen_by_other_processes(store_path: Path) -> None:
+    with Store(store_path, sync=False) as s:
+        s.save_resource("V", "a", Agent(model="1"))
+        script = textwrap.dedent("""
+            import sys, pystore
+            with pystore.Store(sys.argv[1]) as s:
+                s.set_history("V", 4)
+        """)
+        subprocess.run([sys.executable, "-c", script, str(store_path)], check=True, timeout=60)
+        s.save_resource("V", "a", Agent(model="2"))  # this process sees keep=4 at once
+        assert models(s, "V", "a") == [(2, "2"), (1, "1")]
+    with Store(store_path, readonly=True) as ro:
+        assert ro.history_keep("V") == 4 and len(ro.history("V", "a")) == 2
+        with ro.snapshot() as snap:
+            assert [r.revision for r in snap.history("V", "a")] == [2, 1]
+
+
+def test_dump_and_load_carry_history(store_path: Path, tmp_path: Path) -> None:
+    with Store(store_path, sync=False) as s:
+        s.set_history("V", 3)
+        for i in range(4):
+            s.save_resource("V", "a", Agent(model=f"a{i}"))
+        s.save_resource("V", "gone", Agent(model="g0"))
+        s.save_resource("V", "gone", Agent(model="g1"))
+        s.delete_resource("V", "gone")
+        s.save_resource("P", "plain", Agent(model="p"))
+        before = {id: [(r.data, r.updated_ns) for r in s.history("V", id)] for id in ("a", "gone")}
+        out = io.StringIO()
+        dump_mod.dump(s, out, progress=False)
+    text = out.getvalue()
+    assert '"history_keep"' in text and text.count('"history"') == 3 + 2
+    with Store(tmp_path / "copy", sync=False) as c:
+        c.save_resource("X", "x", Agent())  # the loaded store has revisions of its own
+        dump_mod.load(c, io.StringIO(text))
+        assert c.history_keep("V") == 3
+        for id in ("a", "gone"):
+            got = c.history("V", id)
+            assert [(r.data, r.updated_ns) for r in got] == before[id]
+            revs = [r.revision for r in got]
+            assert revs == sorted(revs, reverse=True) and len(set(revs)) == len(revs)
+            assert all(c.get_record_at("V", id, r.revision).data == r.data for r in got)
+        live, *kept = c.history("V", "a")
+        assert live.revision == c.revision() > max(r.revision for r in kept)
+        again = io.StringIO()
+        dump_mod.dump(c, again, progress=False)
+    strip = [line for line in again.getvalue().splitlines() if '"X"' not in line]
+    assert [ln for ln in strip if '"history"' not in ln] == [
+        ln for ln in text.splitlines() if '"history"' not in ln]
