@@ -65,6 +65,16 @@ def _parse(msg: M, data: bytes, where: str, id: str | None = None) -> M:
     return msg
 
 
+def _op(t: CTxn, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` (a ``CTxn`` method or a function over a ``CTxn``), or the other
+    backend's version of it when ``t`` is not the C core's (the etcd backend's
+    ``EtcdTxn.OPS``, see docs/architecture.md, "The backend seam")."""
+    if t.__class__ is CTxn:
+        return fn
+    table: dict[Callable[..., Any], Callable[..., Any]] = t.OPS  # type: ignore[attr-defined]
+    return table.get(fn, fn)
+
+
 class ResourceOps(HistoryOps):
     """Data methods over ``<Kind>/<ID>`` resources (see ``Store`` for the contract)."""
 
@@ -85,6 +95,7 @@ class ResourceOps(HistoryOps):
     def _run(self, write: bool, op: Callable[..., Any], *args: Any) -> Any:
         """``op(txn, *args)`` in a transaction from ``_begin``, finished by ``_end``."""
         t = self._begin(write)
+        op = _op(t, op)
         ok = False
         try:
             result = op(t, *args)
@@ -168,7 +179,7 @@ class ResourceOps(HistoryOps):
         ok = False
         try:
             # One C call; every key is checked before the first put (all or nothing).
-            put_many(t, kb, batch, time.time_ns())
+            _op(t, put_many)(t, kb, batch, time.time_ns())
             for m in types:
                 self._note_schema(t, kind, kb, m)
             ok = True

@@ -1,0 +1,371 @@
+"""``EtcdTxn``: the ``CTxn`` method set over etcd, as a buffered optimistic
+transaction (etcd's STM, "serializable snapshot").
+
+* Reads go to the cluster at the transaction's pinned revision (the header
+  revision of its first read) and, in a write transaction, record the key's
+  ``mod_revision`` (0 when absent) as a compare.
+* Writes are buffered by key (the last write of a key wins, so etcd never
+  sees a key twice in one Txn).
+* ``commit()`` is ONE etcd Txn: every recorded compare, then every write
+  (plus the history copies of versioned kinds, see ``history.py``).  A
+  compare that fails raises ``ConflictError`` (``AlreadyExistsError`` for a
+  create), and nothing is written.
+
+``ResourceOps`` drives it through the same calls as the C core's ``CTxn``;
+module-level functions it calls with a ``CTxn`` first argument
+(``list_wire``, ``put_many``, the history functions) are looked up in
+``OPS`` instead.  A "blind" transaction (one Store call) sends its
+conditions (``create``, ``if_revision``) as compares without reading
+first: one round trip; an interactive one (``transaction()``) reads, so it
+raises at the call like LMDB.
+"""
+
+from __future__ import annotations
+
+import builtins
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .._lmdb.core import MAX_PAYLOAD, check_key
+from ..errors import (
+    AlreadyExistsError,
+    ConflictError,
+    NotFoundError,
+    StoreUnavailableError,
+    TransactionError,
+    ValueTooLargeError,
+)
+from . import _common as c
+from . import etcd_api_pb2 as pb
+from .history import prepare
+from .layout import decode_record, encode_ns, encode_record
+
+if TYPE_CHECKING:
+    from .store import EtcdStore
+
+__all__ = ["EtcdTxn"]
+
+_PAGE = 1000  # keys per Range when reading a whole kind (pinned, so consistent)
+_ATTEMPTS = 20  # commits repeated after a stale keep count / history read
+
+
+class _Stale(Exception):
+    """A compare the backend added itself (keep count, history read) failed:
+    prepare again and send again."""
+
+
+def _ctx(kind: bytes, id: bytes) -> tuple[str, str]:
+    return kind.decode("utf-8", "replace"), id.decode("utf-8", "replace")
+
+
+class EtcdTxn:
+    """One transaction on an etcd store; ends with commit() or abort()."""
+
+    OPS: ClassVar[dict[Callable[..., Any], Callable[..., Any]]] = {}  # filled below
+
+    def __init__(
+        self, store: EtcdStore, write: bool, *, interactive: bool = False, revision: int = 0
+    ) -> None:
+        self.store = store
+        self.client = store._client
+        self.lay = store._layout
+        self.write = write
+        self.interactive = interactive
+        self.pin = revision
+        # key -> (expected mod_revision, why: "read" | "create" | "if", kind, id)
+        self.conds: dict[bytes, tuple[int, str, bytes, bytes]] = {}
+        self.writes: dict[bytes, bytes | None] = {}  # key -> value (None: delete)
+        self.dropped: dict[bytes, int] = {}  # kind -> updated_ns of its delete_kind
+        self.meta: dict[bytes, bytes] = {}
+        self.schemas: dict[str, Any] | None = None
+        self.response: pb.TxnResponse | None = None
+        self.ptr = True  # "live", as CTxn's (tests look at nothing else)
+
+    # -- reads ------------------------------------------------------------
+
+    def range(self, key: bytes, end: bytes = b"", **kw: Any) -> pb.RangeResponse:
+        resp = self.client.range(
+            key, end, revision=self.pin, serializable=self.store._serializable, **kw
+        )
+        if not self.pin:
+            self.pin = resp.header.revision
+        return resp
+
+    def revision(self) -> int:
+        """The revision this transaction reads at (pinned by its first read)."""
+        if not self.pin:
+            self.range(self.lay.meta_key(b"format"), keys_only=True)
+        return self.pin
+
+    def pending(self) -> int:
+        return 0  # etcd tells a revision only when the Txn commits
+
+    def _lookup(self, key: bytes, kind: bytes, id: bytes) -> pb.KeyValue | None:
+        kv = None
+        if kind not in self.dropped:
+            resp = self.range(key)
+            kv = resp.kvs[0] if resp.kvs else None
+        if self.write and key not in self.conds:
+            self.conds[key] = (kv.mod_revision if kv else 0, "read", kind, id)
+        return kv
+
+    def get(self, kind: bytes, id: bytes) -> tuple[bytes, int, int]:
+        check_key(kind, id)
+        key = self.lay.key(kind, id)
+        if key in self.writes:
+            value = self.writes[key]
+            if value is None:
+                raise NotFoundError(f"resource not found: {'/'.join(_ctx(kind, id))}")
+            payload, ns = decode_record(value, key)
+            return payload, ns, 0
+        kv = self._lookup(key, kind, id)
+        if kv is None:
+            raise NotFoundError(f"resource not found: {'/'.join(_ctx(kind, id))}")
+        payload, ns = decode_record(kv.value, key)
+        return payload, ns, kv.mod_revision
+
+    def list(
+        self, kind: bytes, after: bytes | None, limit: int
+    ) -> builtins.list[tuple[bytes, bytes, int, int]]:
+        """(id, payload, updated_ns, revision) of up to ``limit`` (0: all)
+        records after ``after``, at the pinned revision (own writes not merged)."""
+        check_key(kind, after if after else b"_")
+        if kind in self.dropped:
+            return []
+        prefix = self.lay.kind_prefix(kind)
+        start = prefix + after + b"\0" if after else prefix
+        end = c.prefix_end(prefix)
+        out: builtins.list[tuple[bytes, bytes, int, int]] = []
+        n = len(prefix)
+        while True:
+            want = _PAGE if not limit else min(_PAGE, limit - len(out))
+            resp = self.range(start, end, limit=want)
+            for kv in resp.kvs:
+                payload, ns = decode_record(kv.value, kv.key)
+                out.append((kv.key[n:], payload, ns, kv.mod_revision))
+            if not resp.more or not resp.kvs or (limit and len(out) >= limit):
+                return out
+            start = resp.kvs[-1].key + b"\0"
+
+    def count(self, kind: bytes) -> int:
+        check_key(kind, b"_")
+        if kind in self.dropped:
+            return 0
+        prefix = self.lay.kind_prefix(kind)
+        return int(self.range(prefix, c.prefix_end(prefix), count_only=True).count)
+
+    def kinds(self) -> builtins.list[str]:
+        """Kinds holding a resource: a skip-scan, one Range per kind."""
+        base = self.lay.res
+        start, end = base, c.prefix_end(base)
+        out = []
+        while True:
+            resp = self.range(start, end, limit=1, keys_only=True)
+            if not resp.kvs:
+                break
+            kind = resp.kvs[0].key[len(base) :].split(b"/", 1)[0]
+            if kind not in self.dropped:
+                out.append(kind.decode("utf-8", "replace"))
+            start = base + kind + b"0"  # b"0" is the byte after b"/"
+        return sorted(out)
+
+    def meta_get(self, key: bytes) -> bytes | None:
+        if key in self.meta:
+            return self.meta[key]
+        resp = self.range(self.lay.meta_key(key))
+        return resp.kvs[0].value if resp.kvs else None
+
+    def meta_put(self, key: bytes, value: bytes) -> None:
+        self._writable()
+        self.meta[key] = value
+
+    # -- writes -----------------------------------------------------------
+
+    def _writable(self) -> None:
+        if not self.write:
+            raise TransactionError("write in a read transaction")
+
+    def put(
+        self, kind: bytes, id: bytes, payload: bytes, ns: int, create: bool,
+        if_revision: int | None = None,
+    ) -> None:
+        self._writable()
+        check_key(kind, id)
+        if len(payload) > MAX_PAYLOAD:
+            raise ValueTooLargeError(f"serialized message is {len(payload)} bytes")
+        if kind in self.dropped:
+            raise TransactionError(
+                f"etcd: this transaction deleted kind {kind.decode('utf-8', 'replace')!r} "
+                "with delete_resources_by_kind and cannot write into it too (one etcd Txn "
+                "cannot delete a range and put a key inside it)"
+            )
+        key = self.lay.key(kind, id)
+        self._condition(key, kind, id, create, if_revision)
+        self.writes[key] = encode_record(payload, ns)
+
+    def _condition(
+        self, key: bytes, kind: bytes, id: bytes, create: bool, if_revision: int | None
+    ) -> None:
+        if not create and if_revision is None:
+            return
+        if not self.interactive:  # one Store call: the condition is a compare
+            self.conds[key] = (0, "create", kind, id) if create else (if_revision or 0, "if",
+                                                                       kind, id)
+            return
+        if key in self.writes:  # written earlier in this transaction
+            exists = self.writes[key] is not None
+            actual = -1 if exists else 0
+        else:
+            kv = self._lookup(key, kind, id)
+            exists, actual = kv is not None, kv.mod_revision if kv else 0
+        if create and exists:
+            raise AlreadyExistsError(f"resource already exists: {'/'.join(_ctx(kind, id))}")
+        if if_revision is not None and actual != if_revision:
+            k, i = _ctx(kind, id)
+            raise ConflictError(k, i, if_revision, max(actual, 0))
+
+    def delete(self, kind: bytes, id: bytes, if_revision: int | None = None) -> bool:
+        """Buffer a delete; True if the resource exists (as this transaction sees it)."""
+        self._writable()
+        check_key(kind, id)
+        key = self.lay.key(kind, id)
+        if key in self.writes:
+            exists, actual = self.writes[key] is not None, -1
+        else:
+            kv = self._lookup(key, kind, id)
+            exists, actual = kv is not None, kv.mod_revision if kv else 0
+        if if_revision is not None and actual != if_revision:
+            k, i = _ctx(kind, id)
+            raise ConflictError(k, i, if_revision, max(actual, 0))
+        if exists:
+            self.writes[key] = None
+        return exists
+
+    def delete_kind(self, kind: bytes) -> int:
+        """Buffer the delete of a whole kind (one DeleteRange and its marker);
+        the count this transaction sees."""
+        self._writable()
+        n = self.count(kind)
+        prefix = self.lay.kind_prefix(kind)
+        for key in [k for k in self.writes if k.startswith(prefix)]:
+            del self.writes[key]  # one Txn cannot put a key inside a range it deletes
+        self.dropped[kind] = time.time_ns()
+        return n
+
+    # -- end --------------------------------------------------------------
+
+    def abort(self) -> None:
+        self.ptr = False
+
+    def commit(self) -> int:
+        """Send everything as one Txn; the revision it committed at (0: nothing to do)."""
+        self.ptr = False
+        if not self.writes and not self.meta and not self.dropped:
+            return 0
+        for attempt in range(_ATTEMPTS):
+            hist_cmps, hist_ops = prepare(self, attempt > 0)
+            try:
+                return self._send(hist_cmps, hist_ops)
+            except _Stale:
+                continue
+        raise StoreUnavailableError(
+            "etcd: the history of the written kinds kept changing under this write "
+            f"({_ATTEMPTS} attempts)"
+        )
+
+    def _send(
+        self, extra_cmps: builtins.list[tuple[bytes, int]], extra_ops: builtins.list[pb.RequestOp]
+    ) -> int:
+        lay = self.lay
+        compares = [c.cmp_mod(k, "==", v[0]) for k, v in self.conds.items()]
+        compares += [c.cmp_mod(k, "==", rev) for k, rev in extra_cmps]
+        success: builtins.list[pb.RequestOp] = []
+        for kind, ns in self.dropped.items():
+            prefix = lay.kind_prefix(kind)
+            success.append(c.op_put(lay.marker(kind), encode_ns(ns)))
+            success.append(c.op_delete(prefix, c.prefix_end(prefix)))
+        changed = bool(self.dropped)
+        for key, value in self.writes.items():
+            success.append(c.op_delete(key) if value is None else c.op_put(key, value))
+            changed = changed or key.startswith(lay.res)
+        if changed:
+            success.append(c.op_put(lay.last, b""))
+        for key, value in self.meta.items():
+            success.append(c.op_put(lay.meta_key(key), value))
+        success += extra_ops
+        cmp_keys = [*self.conds, *(k for k, _ in extra_cmps)]
+        failure = [c.op_range(k, keys_only=True) for k in cmp_keys]
+        user = bool(self.conds)  # a conditional write is never sent twice
+        resp = self.client.txn(compares, success, failure, retry=not user)
+        self.response = resp
+        if resp.succeeded:
+            return int(resp.header.revision)
+        for i, key in enumerate(cmp_keys):
+            kvs = resp.responses[i].response_range.kvs
+            actual = kvs[0].mod_revision if kvs else 0
+            expected = compares[i].mod_revision
+            if actual == expected:
+                continue
+            if i >= len(self.conds):
+                raise _Stale()
+            _, why, kind, id = self.conds[key]
+            k, d = _ctx(kind, id)
+            if why == "create":
+                raise AlreadyExistsError(f"resource already exists: {k}/{d}")
+            raise ConflictError(k, d, expected, actual)
+        raise _Stale()  # compared again in between: try again
+
+
+def list_wire(txn: EtcdTxn, kind: bytes, after: bytes | None, limit: int) -> tuple[bytes, int]:
+    """The records as a repeated field 1 in wire format (as ``ps_list_wire``)."""
+    parts = []
+    records = txn.list(kind, after, limit)
+    for _, payload, _, _ in records:
+        parts.append(b"\x0a" + _varint(len(payload)) + payload)
+    return b"".join(parts), len(records)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def put_many(txn: EtcdTxn, kind: bytes, batch: builtins.list[tuple[bytes, bytes]], ns: int) -> None:
+    for ib, _ in batch:  # every key checked before the first is buffered
+        check_key(kind, ib)
+    for ib, payload in batch:
+        txn.put(kind, ib, payload, ns, False)
+
+
+def ops_table() -> dict[Callable[..., Any], Callable[..., Any]]:
+    """The CTxn-level callables ``ResourceOps`` passes to ``_run``, mapped to
+    their etcd versions (see ``EtcdTxn.OPS``)."""
+    from .._lmdb import fast, revs
+    from .._lmdb.core import CTxn
+    from . import history as h
+
+    return {
+        CTxn.get: EtcdTxn.get,
+        CTxn.put: EtcdTxn.put,
+        CTxn.delete: EtcdTxn.delete,
+        CTxn.delete_kind: EtcdTxn.delete_kind,
+        CTxn.count: EtcdTxn.count,
+        CTxn.list: EtcdTxn.list,
+        CTxn.kinds: EtcdTxn.kinds,
+        fast.list_wire: list_wire,
+        fast.put_many: put_many,
+        revs.history: h.history,
+        revs.get_at: h.get_at,
+        revs.history_set: h.history_set,
+        revs.history_keep: h.history_keep,
+        revs.history_delete: h.history_delete,
+        revs.history_ids: h.history_ids,
+    }
+
+
+EtcdTxn.OPS = ops_table()

@@ -1,0 +1,316 @@
+"""The contract suite: every shared behaviour of ``Store``, proven on both
+backends (``any_store`` runs each test on LMDB and on the 3-member etcd
+cluster).  Documented differences are marked ``lmdb_only``/``etcd_only``
+with the reason (README, "Backends")."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from pystore.samples.agent_pb2 import Agent
+
+import pystore
+from pystore import (
+    AlreadyExistsError,
+    ConflictError,
+    InvalidKeyError,
+    NotFoundError,
+    ReadOnlyError,
+    Store,
+    StoreClosedError,
+    TransactionError,
+)
+
+
+def _tenant(m: Agent) -> Agent:
+    m.metadata.org_id = "secret-org"
+    return m
+
+
+def test_is_a_store(any_store: Store, backend: str) -> None:
+    assert isinstance(any_store, Store)
+    assert type(any_store).__name__ == ("Store" if backend == "lmdb" else "EtcdStore")
+
+
+def test_crud(any_store: Store) -> None:
+    s = any_store
+    r1 = s.save_resource("Agent", "a", _tenant(Agent(model="one")))
+    assert r1 > 0
+    got = s.get_resource("Agent", "a", Agent)
+    assert got.model == "one" and got.metadata.org_id == ""  # tenancy stripped
+    rec = s.get_record("Agent", "a")
+    assert rec.revision == r1 and rec.kind == "Agent" and rec.id == "a"
+    assert Agent.FromString(s.get_bytes("Agent", "a")).model == "one"
+    r2 = s.save_resource("Agent", "a", Agent(model="two"))
+    assert r2 > r1 and s.get_record("Agent", "a").revision == r2
+    assert s.count("Agent") == 1 and s.kinds() == ["Agent"]
+    assert s.delete_resource("Agent", "a") is True
+    assert s.delete_resource("Agent", "a") is False
+    with pytest.raises(NotFoundError):
+        s.get_resource("Agent", "a", Agent)
+    with pytest.raises(KeyError):  # NotFoundError is a KeyError
+        s.get_record("Agent", "a")
+    assert s.count("Agent") == 0 and s.kinds() == []
+
+
+def test_get_into_instance_and_bad_keys(any_store: Store) -> None:
+    any_store.save_resource("Agent", "x", Agent(model="n"))
+    msg = Agent(model="stale")
+    assert any_store.get_resource("Agent", "x", msg) is msg and msg.model == "n"
+    with pytest.raises(InvalidKeyError):
+        any_store.save_resource("Ag/ent", "x", Agent())
+    with pytest.raises(InvalidKeyError):
+        any_store.get_resource("Agent", "", Agent)
+    with pytest.raises(TypeError):
+        any_store.save_resource("Agent", "x", b"not a message")  # type: ignore[arg-type]
+
+
+def test_list_iter_kinds(any_store: Store) -> None:
+    s = any_store
+    for i in range(30):
+        s.save_resource("A", f"{i:03d}", Agent(model=str(i)))
+    s.save_resource("B", "x", Agent())
+    s.save_resource("AA", "y", Agent())
+    names = [m.model for m in s.list_resources("A", Agent)]
+    assert names == [str(i) for i in range(30)]
+    raw = s.list_resources("A")
+    assert [Agent.FromString(b).model for b in raw] == names
+    assert [r.id for r in s.iter_resources("A", after="025")] == ["026", "027", "028", "029"]
+    assert [r.id for r in s.iter_resources("A", limit=3)] == ["000", "001", "002"]
+    assert s.kinds() == ["A", "AA", "B"]
+    assert s.count("A") == 30 and s.count("Nope") == 0
+
+
+def test_create(any_store: Store) -> None:
+    any_store.create_resource("Agent", "c", Agent(model="first"))
+    with pytest.raises(AlreadyExistsError):
+        any_store.create_resource("Agent", "c", Agent(model="second"))
+    assert any_store.get_resource("Agent", "c", Agent).model == "first"
+
+
+def test_if_revision(any_store: Store) -> None:
+    s = any_store
+    with pytest.raises(ConflictError) as ei:
+        s.save_resource("Agent", "k", Agent(), if_revision=5)
+    assert ei.value.actual == 0 and ei.value.expected == 5
+    r = s.save_resource("Agent", "k", Agent(model="a"), if_revision=0)
+    with pytest.raises(ConflictError) as ei:
+        s.save_resource("Agent", "k", Agent(model="b"), if_revision=0)
+    assert ei.value.actual == r
+    r2 = s.save_resource("Agent", "k", Agent(model="b"), if_revision=r)
+    assert r2 > r
+    with pytest.raises(ConflictError):
+        s.delete_resource("Agent", "k", if_revision=r)
+    assert s.delete_resource("Agent", "k", if_revision=r2) is True
+    assert not s.kinds()
+
+
+def test_revision_moves_forward(any_store: Store) -> None:
+    before = any_store.revision()
+    r = any_store.save_resource("Agent", "a", Agent())
+    assert r > before and any_store.revision() >= r
+
+
+def test_batch(any_store: Store) -> None:
+    n = any_store.save_resources("Agent", [(f"{i}", Agent(model=str(i))) for i in range(100)])
+    assert n == 100 and any_store.count("Agent") == 100
+    with pytest.raises(InvalidKeyError):  # all or nothing
+        any_store.save_resources("Agent", [("new", Agent()), ("", Agent())])
+    assert any_store.count("Agent") == 100
+
+
+@pytest.mark.lmdb_only("etcd takes at most 128 operations in one Txn (TransactionError)")
+def test_big_batch(any_store: Store) -> None:
+    assert any_store.save_resources("A", [(f"{i}", Agent()) for i in range(200)]) == 200
+
+
+@pytest.mark.etcd_only("etcd takes at most 128 operations in one Txn")
+def test_big_batch_refused(any_store: Store) -> None:
+    with pytest.raises(TransactionError, match="128"):
+        any_store.save_resources("A", [(f"{i}", Agent()) for i in range(200)])
+    assert any_store.count("A") == 0
+
+
+def test_update(any_store: Store) -> None:
+    any_store.save_resource("Agent", "u", Agent(model="x"))
+    out = any_store.update_resource("Agent", "u", Agent, lambda m: setattr(m, "model", "y"))
+    assert out.model == "y" and any_store.get_resource("Agent", "u", Agent).model == "y"
+    with pytest.raises(NotFoundError):
+        any_store.update_resource("Agent", "nope", Agent, lambda m: None)
+
+    def boom(m: Agent) -> None:
+        raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError):
+        any_store.update_resource("Agent", "u", Agent, boom)
+    assert any_store.get_resource("Agent", "u", Agent).model == "y"
+
+
+def test_concurrent_updates_lose_nothing(any_store: Store) -> None:
+    any_store.save_resource("Agent", "n", Agent(model="0"))
+
+    def bump(m: Agent) -> None:
+        m.model = str(int(m.model) + 1)
+
+    def worker() -> None:
+        for _ in range(10):
+            any_store.update_resource("Agent", "n", Agent, bump)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert any_store.get_resource("Agent", "n", Agent).model == "40"
+
+
+def test_transaction_commit_and_rollback(any_store: Store) -> None:
+    with any_store.transaction() as t:
+        t.save_resource("A", "1", Agent(model="1"))
+        t.save_resource("B", "2", Agent(model="2"))
+        assert t.get_resource("A", "1", Agent).model == "1"  # own writes
+        with pytest.raises(AlreadyExistsError):
+            t.create_resource("A", "1", Agent())
+    assert t.revision > 0
+    assert any_store.get_record("A", "1").revision == any_store.get_record("B", "2").revision
+    with pytest.raises(RuntimeError), any_store.transaction() as t2:
+        t2.delete_resource("A", "1")
+        raise RuntimeError("roll back")
+    assert any_store.count("A") == 1
+
+
+@pytest.mark.etcd_only("LMDB has one writer at a time: a transaction never conflicts")
+def test_transaction_conflict_at_commit(any_store: Store) -> None:
+    any_store.save_resource("A", "1", Agent(model="0"))
+    with pytest.raises(ConflictError), any_store.transaction() as t:
+        m = t.get_resource("A", "1", Agent)
+        t.save_resource("A", "2", Agent(model=m.model))
+        other = Store(any_store.path, timeout=10.0)
+        try:
+            other.save_resource("A", "1", Agent(model="changed"))
+        finally:
+            other.close()
+    assert any_store.count("A") == 1  # nothing of t was written
+
+
+@pytest.mark.etcd_only("LMDB calls fn exactly once (a single writer)")
+def test_update_fn_may_run_again(any_store: Store) -> None:
+    any_store.save_resource("A", "1", Agent(model="0"))
+    calls = []
+    other = Store(any_store.path, timeout=10.0)
+
+    def fn(m: Agent) -> None:
+        calls.append(m.model)
+        if len(calls) == 1:  # a writer slips in between the read and the write
+            other.save_resource("A", "1", Agent(model="1"))
+        m.model += "+"
+
+    try:
+        assert any_store.update_resource("A", "1", Agent, fn).model == "1+"
+    finally:
+        other.close()
+    assert calls == ["0", "1"]
+
+
+def test_snapshot_is_pinned(any_store: Store) -> None:
+    any_store.save_resource("A", "1", Agent(model="old"))
+    with any_store.snapshot() as snap:
+        any_store.save_resource("A", "1", Agent(model="new"))
+        any_store.save_resource("A", "2", Agent())
+        assert snap.get_resource("A", "1", Agent).model == "old"
+        assert snap.count("A") == 1 and len(snap.list_resources("A")) == 1
+        assert snap.revision < any_store.revision()
+        with pytest.raises(ReadOnlyError):
+            snap.save_resource("A", "3", Agent())
+    with pytest.raises(StoreClosedError):
+        snap.get_resource("A", "1", Agent)
+
+
+def test_changes_and_delete_kind(any_store: Store) -> None:
+    start = any_store.revision()
+    r1 = any_store.save_resource("A", "1", Agent())
+    any_store.save_resource("B", "1", Agent())
+    any_store.delete_resource("A", "1")
+    any_store.save_resources("C", [("x", Agent()), ("y", Agent())])
+    assert any_store.delete_resources_by_kind("C") == 2
+    assert any_store.delete_resources_by_kind("C") == 0
+    ch = any_store.changes(start)
+    assert [(c.op, c.kind, c.id) for c in ch] == [
+        ("put", "A", "1"), ("put", "B", "1"), ("delete", "A", "1"),
+        ("put", "C", "x"), ("put", "C", "y"), ("delete_kind", "C", None),
+    ]
+    assert ch[0].revision == r1
+    assert [c.id for c in any_store.changes(start, kinds=["B"])] == ["1"]
+    assert len(any_store.changes(start, limit=2)) == 2
+    assert any_store.changes(any_store.revision()) == []
+
+
+def test_watch_follows_writes(any_store: Store) -> None:
+    start = any_store.revision()
+    got: list[pystore.Change] = []
+
+    def writer() -> None:
+        for i in range(5):
+            any_store.save_resource("W", str(i), Agent())
+
+    t = threading.Thread(target=writer)
+    t.start()
+    for c in any_store.watch(after=start, timeout=5.0):
+        got.append(c)
+        if len(got) == 5:
+            break
+    t.join()
+    assert [c.id for c in got] == ["0", "1", "2", "3", "4"]
+    assert list(any_store.watch(after=any_store.revision(), timeout=0.2)) == []
+
+
+def test_watch_ends_when_closed(any_store: Store) -> None:
+    it = any_store.watch(timeout=30)
+    threading.Timer(0.3, any_store.close).start()
+    assert list(it) == []
+
+
+def test_closed_store(any_store: Store) -> None:
+    any_store.close()
+    any_store.close()
+    with pytest.raises(StoreClosedError):
+        any_store.get_resource("A", "1", Agent)
+    with pytest.raises(StoreClosedError):
+        any_store.save_resource("A", "1", Agent())
+
+
+def test_readonly_refuses_writes(any_store: Store) -> None:
+    any_store.save_resource("A", "1", Agent())
+    ro = Store(any_store.path, readonly=True)
+    try:
+        assert ro.count("A") == 1
+        with pytest.raises(ReadOnlyError):
+            ro.save_resource("A", "2", Agent())
+        with pytest.raises(ReadOnlyError):
+            ro.transaction()
+    finally:
+        ro.close()
+
+
+def test_schema_recorded(any_store: Store) -> None:
+    any_store.save_resource("A", "1", Agent())
+    st = any_store.stats()
+    assert st.kinds["A"].count == 1 and st.kinds["A"].type_name == Agent.DESCRIPTOR.full_name
+    assert st.revision >= any_store.get_record("A", "1").revision
+
+
+def test_history(any_store: Store) -> None:
+    s = any_store
+    s.set_history("V", 2)
+    assert s.history_keep("V") == 2
+    revs = [s.save_resource("V", "a", Agent(model=str(i))) for i in range(4)]
+    hist = s.history("V", "a")
+    assert [(r.revision, Agent.FromString(r.data).model) for r in hist] == [
+        (revs[3], "3"), (revs[2], "2"), (revs[1], "1")]
+    assert Agent.FromString(s.get_record_at("V", "a", revs[2]).data).model == "2"
+    with pytest.raises(NotFoundError):
+        s.get_record_at("V", "a", revs[0])
+    s.delete_resource("V", "a")
+    assert [r.revision for r in s.history("V", "a")] == [revs[3], revs[2]]
+    assert s.delete_history("V", "a") == 2 and s.history("V", "a") == []
