@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import workload as wl
 from conftest import FACTS, run
-from pystore.samples.agent_pb2 import Agent
 from systems import System
+
+from pystore.samples.agent_pb2 import Agent
 
 
 def test_save_one(benchmark: Any, system: System, workload: wl.Workload) -> None:

@@ -110,9 +110,8 @@ def write_cost(base: str, rounds: int) -> dict[str, dict[str, float]]:
 
 
 def same_process_latency(n: int = 200) -> list[float]:
-    from pystore.samples.agent_pb2 import Agent
-
     from pystore import Store
+    from pystore.samples.agent_pb2 import Agent
 
     with tempfile.TemporaryDirectory() as d, Store(d + "/s", sync=False) as s:
         lat: list[float] = []
@@ -139,9 +138,8 @@ def same_process_latency(n: int = 200) -> list[float]:
 
 
 def cross_process_latency(n: int = 100) -> list[float]:
-    from pystore.samples.agent_pb2 import Agent
-
     from pystore import Store
+    from pystore.samples.agent_pb2 import Agent
 
     with tempfile.TemporaryDirectory() as d:
         with Store(d + "/s", sync=False) as s:

@@ -168,6 +168,20 @@ def targets(
                     f"{r:.1f}x ({1 / many:,.0f} vs {1 / one:,.0f} saves/s)",
                 )
             )
+    q = per_op.get
+    for target, op, other, limit in (
+        ("find_one by a unique index <= 2x get_resource by id (100,000 resources)",
+         "q_point", "get", 2.0),
+        ("find of 100 matches <= 1.5x list_resources of 100 records", "q_find100", "list", 1.5),
+        ("save one with 3 indexes <= 1.3x without", "q_save", "plain", 1.3),
+    ):
+        ratio(target, op, other, limit)
+    for op, what in (("q_point", "one lookup"), ("q_find100", "100 matches")):
+        a, scan = q((op, "pystore")), q((op, "scan"))
+        if a and scan:
+            out.append((f"(beside) the full-scan way, {what}: list + parse + filter", None,
+                        f"{fmt_time(scan)} vs {fmt_time(a)} through the index "
+                        f"({scan / a:,.0f}x slower)"))
     g1, g2 = per_op.get(("scale_get", "50k")), per_op.get(("scale_get", "1m"))
     if g1 and g2:
         out.append(
@@ -244,13 +258,15 @@ def main(argv: list[str]) -> int:
         "",
         *table(per_op),
         "",
-        "## Targets of issue 3",
+        "## Targets of issues 3 and 10",
         "",
         "| target | met | numbers |",
         "|---|---|---|",
     ]
     for target, met, numbers in tg:
         mark = "not measured" if met is None else ("**met**" if met else "not met")
+        if target.startswith("(beside)"):
+            mark = "beside"
         lines.append(f"| {target} | {mark} | {numbers} |")
     sizes = {k.split("/", 1)[1]: v for k, v in facts.items() if k.startswith("size/")}
     if c.get("size"):
@@ -270,12 +286,13 @@ def main(argv: list[str]) -> int:
     extra = [
         (k, v)
         for k, v in sorted(per_op.items())
-        if k[0] in ("durable_concurrency", "scale_get", "scale_iter")
+        if k[0] in ("durable_concurrency", "scale_get", "scale_iter", "q_point", "q_find100",
+                    "q_save")
     ]
     if extra:
         lines += [
             "",
-            "## Durable concurrency and scale",
+            "## Durable concurrency, scale and queries (issue 10)",
             "",
             "| measure | time per operation |",
             "|---|---|",

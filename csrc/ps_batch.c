@@ -39,6 +39,10 @@ int ps_put_many(ps_txn *t, const char *kind, size_t kind_len,
                         updated_ns, flags);
         if (rc) {
             *failed_at = i;
+            /* records before it are written: the batch is all or nothing,
+             * so the transaction can only be aborted now */
+            if (i > 0 && !t->failed)
+                t->failed = PS_ERR_TXN_FAILED;
             return rc;
         }
         off += id_len + payload_len;

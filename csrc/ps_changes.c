@@ -265,11 +265,9 @@ int ps_env_set_keep_changes(ps_env *e, uint64_t keep)
     return PS_OK;
 }
 
-static int kind_wanted(const char *kind, size_t len, const char *kinds,
-                       const uint32_t *lens, size_t n)
+static int name_in(const char *kind, size_t len, const char *kinds,
+                   const uint32_t *lens, size_t n)
 {
-    if (n == 0)
-        return 1;
     size_t off = 0;
     for (size_t i = 0; i < n; i++) {
         if (lens[i] == len && memcmp(kinds + off, kind, len) == 0)
@@ -279,8 +277,24 @@ static int kind_wanted(const char *kind, size_t len, const char *kinds,
     return 0;
 }
 
+/* Neither filter: every change; else resource changes of `kinds` and
+ * appends to `streams` (an append's "kind" field holds its stream). */
+static int change_wanted(const char *p, const char *kinds, const uint32_t *kind_lens,
+                         size_t nkinds, const char *streams,
+                         const uint32_t *stream_lens, size_t nstreams)
+{
+    if (nkinds == 0 && nstreams == 0)
+        return 1;
+    const char *name = p + PS_CHANGE_HEAD;
+    size_t len = ps_get_u32(p + 12);
+    if ((unsigned char)p[0] == PS_CHANGE_APPEND)
+        return nstreams && name_in(name, len, streams, stream_lens, nstreams);
+    return nkinds && name_in(name, len, kinds, kind_lens, nkinds);
+}
+
 int ps_changes(ps_txn *t, uint64_t after_rev, uint32_t after_idx,
                const char *kinds, const uint32_t *kind_lens, size_t nkinds,
+               const char *streams, const uint32_t *stream_lens, size_t nstreams,
                uint64_t limit, ps_buf *out, uint64_t *next_rev,
                uint32_t *next_idx, uint64_t *compacted)
 {
@@ -288,7 +302,8 @@ int ps_changes(ps_txn *t, uint64_t after_rev, uint32_t after_idx,
     if (rc)
         return rc;
     if (out == NULL || next_rev == NULL || next_idx == NULL ||
-        compacted == NULL || (nkinds && (kinds == NULL || kind_lens == NULL)))
+        compacted == NULL || (nkinds && (kinds == NULL || kind_lens == NULL)) ||
+        (nstreams && (streams == NULL || stream_lens == NULL)))
         return PS_ERR_INVALID_ARG;
     uint64_t comp, head;
     rc = ps_meta_u64(t->mdb, t->env->meta_dbi, PS_META_COMPACTED, &comp);
@@ -323,8 +338,8 @@ int ps_changes(ps_txn *t, uint64_t after_rev, uint32_t after_idx,
         }
         uint64_t r = ps_get_be64(k.mv_data);
         uint32_t i = ps_get_be32((const char *)k.mv_data + 8);
-        if (kind_wanted(p + PS_CHANGE_HEAD, ps_get_u32(p + 12), kinds,
-                        kind_lens, nkinds)) {
+        if (change_wanted(p, kinds, kind_lens, nkinds, streams, stream_lens,
+                          nstreams)) {
             rc = ps_buf_reserve(out, 16 + v.mv_size);
             if (rc)
                 break;

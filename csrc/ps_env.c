@@ -56,6 +56,20 @@ static int open_dbs(ps_env *e, int write)
         rc = open_db(txn, PS_DB_RESOURCES, write, &e->res_dbi);
     uint32_t format = 0;
     if (!rc) {
+        /* Index entries and event streams (added after format 1 stores
+         * were first written: created by the first writable open). */
+        unsigned f = write ? MDB_CREATE : 0;
+        rc = mdb_dbi_open(txn, PS_DB_INDEX, f | MDB_DUPSORT, &e->idx_dbi);
+        if (!rc)
+            rc = mdb_dbi_open(txn, PS_DB_EVENTS, f, &e->ev_dbi);
+        if (!rc)
+            e->has_aux = 1;
+        else if (rc == MDB_NOTFOUND)
+            rc = write || e->readonly ? PS_OK : PS_ERR_NOT_A_STORE;
+        else if (rc == MDB_INCOMPATIBLE)
+            rc = PS_ERR_NOT_A_STORE;
+    }
+    if (!rc) {
         MDB_val k = {sizeof PS_META_FORMAT - 1, (void *)PS_META_FORMAT}, v;
         rc = mdb_get(txn, e->meta_dbi, &k, &v);
         if (rc == MDB_NOTFOUND && write) {
@@ -235,6 +249,7 @@ void ps_env_free(ps_env *e)
         pthread_rwlock_destroy(&e->life);
         pthread_mutex_destroy(&e->write_mu);
         pthread_mutex_destroy(&e->pool_mu);
+        ps_idxset_free(e->idx_set);
     }
     free(e);
 }

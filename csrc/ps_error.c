@@ -37,6 +37,12 @@ const char *ps_strerror(int code)
     case PS_ERR_TXN_FAILED: return "transaction failed earlier and must be aborted";
     case PS_ERR_NOMEM: return "out of memory";
     case PS_ERR_INVALID_ARG: return "invalid argument";
+    case PS_ERR_UNIQUE: return "a unique index already holds that value for another resource";
+    case PS_ERR_INDEX_EXISTS: return "an index of that name exists with another definition";
+    case PS_ERR_INDEX_DEF: return "index definition is malformed";
+    case PS_ERR_INDEX_QUERY: return "query value does not fit the index's field type";
+    case PS_ERR_STREAM: return "stream name is empty, holds a NUL character or is too long";
+    case PS_ERR_SEQ: return "seq is outside 1..2**63-1";
     case PS_ERR_TRUNCATED: return "data file is shorter than the pages it claims to hold (truncated)";
     case PS_ERR_CONFLICT: return "the stored revision is not the one the write was conditional on";
     case PS_ERR_COMPACTED: return "changes from that revision are no longer kept (compacted)";

@@ -13,6 +13,11 @@
 #define PS_FULL_DISK_SLACK ((uint64_t)1 << 20)   /* less free after EIO: disk full */
 #define PS_DB_RESOURCES "resources"
 #define PS_DB_META "meta"
+#define PS_DB_INDEX "index"
+#define PS_DB_EVENTS "events"
+#define PS_META_IDX_GEN "index.generation"
+#define PS_META_IDX_NEXT "index.next_id"
+#define PS_META_IDX_PREFIX "index/"
 #define PS_DB_CHANGES "changes"
 #define PS_DB_HISTORY "history"
 #define PS_META_FORMAT "format_version"
@@ -27,6 +32,7 @@
 #define PS_POOL_MAX 16                            /* parked read txns per env */
 #define PS_READER_CHECK_EVERY 1024                /* commits between stale-reader sweeps */
 
+typedef struct ps_idxset ps_idxset;
 /* A kind's history keep count, cached (ps_history.c). */
 typedef struct ps_hist_slot {
     size_t len;
@@ -38,6 +44,13 @@ struct ps_env {
     MDB_env *mdb;
     MDB_dbi res_dbi;
     MDB_dbi meta_dbi;
+    MDB_dbi idx_dbi;      /* index entries (dupsort); valid if has_aux */
+    MDB_dbi ev_dbi;       /* event streams; valid if has_aux */
+    int has_aux;          /* 0: a read-only open of a store without them */
+    /* Index definitions as of meta generation idx_gen (ps_index.c); used
+     * and replaced only under write_mu. */
+    ps_idxset *idx_set;
+    uint64_t idx_gen;
     MDB_dbi changes_dbi;  /* change log (ps_changes.c) */
     MDB_dbi history_dbi;  /* kept versions (ps_history.c) */
     uint64_t keep_changes;
@@ -71,6 +84,8 @@ struct ps_env {
 
 enum ps_op_type {
     PS_OP_PUT, PS_OP_DEL, PS_OP_DEL_KIND, PS_OP_META_PUT,
+    PS_OP_IDX_CREATE, PS_OP_IDX_DROP, PS_OP_IDX_REBUILD, PS_OP_DEL_PREFIX,
+    PS_OP_EV_APPEND, PS_OP_EV_DELETE,
     PS_OP_HIST_DEL, PS_OP_HIST_LOAD, PS_OP_RESERVE
 };
 
@@ -94,6 +109,16 @@ struct ps_txn {
     int failed;           /* LMDB code that made the txn unusable, or 0 */
     ps_op *log_head;
     ps_op *log_tail;
+    /* Index definitions this txn writes by (ps_index.c): env's set, or a
+     * set of its own after create/drop (installed in env at commit). */
+    ps_idxset *idx;
+    int idx_own;
+    int idx_ready;
+    uint64_t idx_gen;
+    /* Details of the last PS_ERR_UNIQUE (ps_txn_violation). */
+    char *viol;
+    size_t viol_name_len, viol_holder_len, viol_value_len;
+    unsigned viol_mode;
     /* Revision state (ps_changes.c); reset when the log is replayed. */
     uint64_t rev;         /* this txn's revision, 0 until taken */
     uint32_t changes;     /* changes logged so far (the next change's index) */
@@ -149,7 +174,7 @@ int ps_apply_put(ps_txn *txn, const char *key, size_t key_len,
 int ps_apply_del(ps_txn *txn, const char *key, size_t key_len, unsigned flags,
                  uint64_t expected, int *existed);
 int ps_apply_del_prefix(ps_txn *txn, const char *prefix, size_t prefix_len,
-                        uint64_t *deleted);
+                        int change_op, uint64_t *deleted);
 /* Called by ps_scan_kind for each record: key, length of "<kind>/", value. */
 typedef int (*ps_emit_fn)(void *ctx, const MDB_val *k, size_t prefix_len,
                           const MDB_val *v);
@@ -214,5 +239,70 @@ int ps_apply_reserve(ps_txn *txn, uint64_t n, uint64_t *first);
 
 /* ps_upgrade.c: rewrite a format-1 store as format 2 in `txn`. */
 int ps_upgrade_v1(ps_env *env, MDB_txn *txn);
+
+/* ps_index.c: index upkeep, called by the raw operations above */
+int ps_idx_on_put(ps_txn *txn, const char *key, size_t key_len,
+                  const char *payload, size_t payload_len);
+int ps_idx_on_create(ps_txn *txn, const char *key, size_t key_len,
+                     const char *payload, size_t payload_len);
+int ps_idx_on_del(ps_txn *txn, const char *key, size_t key_len);
+int ps_idx_on_del_prefix(ps_txn *txn, const char *prefix, size_t prefix_len);
+void ps_idx_committed(ps_txn *txn);
+void ps_idx_txn_reset(ps_txn *txn); /* free the txn's own view */
+void ps_idxset_free(ps_idxset *s);
+int ps_apply_idx_create(ps_txn *txn, const char *def, size_t def_len,
+                        uint64_t *entries, int *created);
+int ps_apply_idx_drop(ps_txn *txn, const char *key, size_t key_len);
+int ps_apply_idx_rebuild(ps_txn *txn, const char *key, size_t key_len,
+                         uint64_t *entries);
+
+/* ps_extract.c: values of a plan in a payload */
+typedef struct ps_vals {
+    ps_buf buf;       /* entries: u32 enc_len, enc, u32 raw_len, raw */
+    size_t *offs;     /* entry offsets, sorted by enc and unique after sort */
+    size_t n, cap;
+} ps_vals;
+int ps_vals_extract(const uint32_t *plan, size_t plan_len, const char *p,
+                    size_t len, ps_vals *out);
+void ps_vals_free(ps_vals *v);
+void ps_vals_get(const ps_vals *v, size_t i, const char **enc, size_t *enc_len,
+                 const char **raw, size_t *raw_len);
+int ps_plan_check(const uint32_t *plan, size_t plan_len, unsigned *final_mode);
+/* the encoding of a raw value body (exact, or tag + SHA-256) */
+size_t ps_enc_body(const char *raw, size_t raw_len, char *out);
+
+/* ps_sha256.c */
+void ps_sha256(const void *data, size_t len, unsigned char out[32]);
+
+/* ps_index.c: a definition, parsed (pointers into its own copy) */
+typedef struct ps_idxdef {
+    char *blob;
+    size_t blob_len;
+    uint32_t id;
+    int unique;
+    const char *kind, *name, *field, *type;
+    size_t kind_len, name_len, field_len, type_len;
+    const uint32_t *plan;   /* aligned copy */
+    size_t plan_len;
+    unsigned mode;          /* the final step's mode */
+} ps_idxdef;
+int ps_idxdef_parse(const char *blob, size_t len, ps_idxdef *out);
+void ps_idxdef_free(ps_idxdef *d);
+/* read kind's definition `name` from meta into *out (free it) */
+int ps_idxdef_get(ps_txn *txn, const char *kind, size_t kind_len,
+                  const char *name, size_t name_len, ps_idxdef *out);
+int ps_idx_meta_key(const char *kind, size_t kind_len, const char *name,
+                    size_t name_len, char *out, size_t *out_len);
+
+/* ps_ops.c */
+int ps_emit_record(void *ctx, const MDB_val *k, size_t prefix_len,
+                   const MDB_val *v);
+
+/* ps_events.c */
+int ps_apply_ev_append(ps_txn *txn, const char *key, size_t key_len,
+                       uint64_t seq, const char *payload, size_t payload_len,
+                       int64_t ns, int *added);
+int ps_apply_ev_delete(ps_txn *txn, const char *stream, size_t stream_len,
+                       int all_, uint64_t upto, uint64_t *deleted);
 
 #endif

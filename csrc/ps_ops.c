@@ -55,6 +55,10 @@ int ps_apply_put(ps_txn *t, const char *key, size_t key_len,
     size_t old_len;
     if (!rc)
         rc = prior_version(t, key, key_len, flags, expected, keep > 0, &old, &old_len);
+    if (!rc && t->env->has_aux) /* index entries: checks first, a violation writes nothing */
+        rc = (flags & PS_PUT_NOOVERWRITE)
+                 ? ps_idx_on_create(t, key, key_len, payload, payload_len)
+                 : ps_idx_on_put(t, key, key_len, payload, payload_len);
     if (!rc)
         rc = ps_rev_take(t, &rev);
     if (!rc && old && keep)
@@ -89,6 +93,8 @@ int ps_apply_del(ps_txn *t, const char *key, size_t key_len, unsigned flags,
         rc = prior_version(t, key, key_len, flags, expected, keep > 0, &old, &old_len);
     if (!rc && old && keep)
         rc = ps_hist_push(t, key, key_len, old, old_len, keep);
+    if (!rc && t->env->has_aux)
+        rc = ps_idx_on_del(t, key, key_len);
     if (rc)
         return rc;
     MDB_val k = {key_len, (void *)key};
@@ -107,10 +113,15 @@ static int has_prefix(const MDB_val *k, const char *prefix, size_t len)
 }
 
 int ps_apply_del_prefix(ps_txn *t, const char *prefix, size_t prefix_len,
-                        uint64_t *deleted)
+                        int change_op, uint64_t *deleted)
 {
     MDB_cursor *cur;
     *deleted = 0;
+    if (t->env->has_aux) {
+        int rc = ps_idx_on_del_prefix(t, prefix, prefix_len);
+        if (rc)
+            return rc;
+    }
     int rc = mdb_cursor_open(t->mdb, t->env->res_dbi, &cur);
     if (rc)
         return rc;
@@ -134,9 +145,10 @@ int ps_apply_del_prefix(ps_txn *t, const char *prefix, size_t prefix_len,
         return rc;
     /* A kind's kept versions go with it (a prefix of "<kind>/" only). */
     rc = ps_hist_drop_prefix(t, prefix, prefix_len);
+    /* one change for the whole delete: the kind, or the kind and the prefix */
     if (rc == PS_OK && *deleted)
-        rc = ps_change_add(t, PS_CHANGE_DELETE_KIND, prefix, prefix_len,
-                           prefix_len - 1, ps_now_ns());
+        rc = ps_change_add(t, change_op, prefix, prefix_len, key_kind_len(prefix, prefix_len),
+                           ps_now_ns());
     return rc;
 }
 
@@ -288,13 +300,45 @@ int ps_del_kind(ps_txn *t, const char *kind, size_t kind_len,
     rc = ps_kind_prefix(kind, kind_len, prefix, &prefix_len);
     if (rc)
         return rc;
-    while ((rc = ps_apply_del_prefix(t, prefix, prefix_len, deleted)) == MDB_MAP_FULL) {
+    while ((rc = ps_apply_del_prefix(t, prefix, prefix_len, PS_CHANGE_DELETE_KIND,
+                                     deleted)) == MDB_MAP_FULL) {
         rc = ps_txn_recover(t);
         if (rc)
             return rc;
     }
     if (rc == PS_OK) /* even with nothing deleted: kept versions may have gone */
         rc = ps_txn_log(t, PS_OP_DEL_KIND, prefix, prefix_len, NULL, 0, 0, 0);
+    return ps_txn_note(t, rc);
+}
+
+int ps_del_prefix(ps_txn *t, const char *kind, size_t kind_len,
+                  const char *id_prefix, size_t id_prefix_len, uint64_t *deleted)
+{
+    int rc = ps_txn_usable(t, 1);
+    if (rc)
+        return rc;
+    if (deleted == NULL || (id_prefix == NULL && id_prefix_len))
+        return PS_ERR_INVALID_ARG;
+    char prefix[PS_MAX_KEY];
+    size_t prefix_len;
+    rc = ps_kind_prefix(kind, kind_len, prefix, &prefix_len);
+    if (rc)
+        return rc;
+    if (id_prefix_len > PS_MAX_KEY - prefix_len)
+        return PS_ERR_KEY_TOO_LONG;
+    if (id_prefix_len && memchr(id_prefix, '\0', id_prefix_len))
+        return PS_ERR_ID_NUL;
+    if (id_prefix_len)
+        memcpy(prefix + prefix_len, id_prefix, id_prefix_len);
+    prefix_len += id_prefix_len;
+    while ((rc = ps_apply_del_prefix(t, prefix, prefix_len, PS_CHANGE_DELETE_PREFIX,
+                                     deleted)) == MDB_MAP_FULL) {
+        rc = ps_txn_recover(t);
+        if (rc)
+            return rc;
+    }
+    if (rc == PS_OK)
+        rc = ps_txn_log(t, PS_OP_DEL_PREFIX, prefix, prefix_len, NULL, 0, 0, 0);
     return ps_txn_note(t, rc);
 }
 
@@ -371,7 +415,7 @@ int ps_scan_kind(ps_txn *t, const char *kind, size_t kind_len,
     return ps_txn_note(t, rc);
 }
 
-static int emit_record(void *ctx, const MDB_val *k, size_t prefix_len,
+int ps_emit_record(void *ctx, const MDB_val *k, size_t prefix_len,
                        const MDB_val *v)
 {
     ps_buf *out = ctx;
@@ -400,7 +444,7 @@ int ps_list(ps_txn *t, const char *kind, size_t kind_len, const char *after,
     if (out == NULL)
         return PS_ERR_INVALID_ARG;
     return ps_scan_kind(t, kind, kind_len, after, after_len, limit,
-                        emit_record, out);
+                        ps_emit_record, out);
 }
 
 int ps_kinds(ps_txn *t, ps_buf *out)

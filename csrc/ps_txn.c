@@ -91,6 +91,9 @@ int ps_txn_begin(ps_env *e, unsigned flags, ps_txn **out)
 static void txn_release(ps_txn *t)
 {
     ps_env *e = t->env;
+    ps_idx_txn_reset(t);
+    free(t->viol);
+    t->viol = NULL;
     ps_op *op = t->log_head;
     while (op) {
         ps_op *next = op->next;
@@ -163,8 +166,10 @@ int ps_txn_commit_rev(ps_txn *t, uint64_t *revision)
                 break;
         }
         rc = full_disk_errno(t->env, rc);
-        if (rc == PS_OK)
+        if (rc == PS_OK) {
+            ps_idx_committed(t); /* this txn's index definitions are the env's now */
             ps_rev_committed(t, txnid);
+        }
         if (rc == PS_OK && revision)
             ps_txn_pending(t, revision);
         if (rc == PS_OK && ++t->env->commits >= PS_READER_CHECK_EVERY) {
@@ -248,7 +253,7 @@ static int replay(ps_txn *t)
 {
     ps_rev_reset(t); /* a new LMDB txn: the revision is taken again */
     for (ps_op *op = t->log_head; op; op = op->next) {
-        int rc, existed;
+        int rc, existed, created;
         uint64_t n;
         switch (op->type) {
         case PS_OP_PUT:
@@ -269,10 +274,32 @@ static int replay(ps_txn *t)
             rc = ps_apply_reserve(t, op->arg, &n);
             break;
         case PS_OP_DEL_KIND:
-            rc = ps_apply_del_prefix(t, op->bytes, op->key_len, &n);
+            rc = ps_apply_del_prefix(t, op->bytes, op->key_len, PS_CHANGE_DELETE_KIND, &n);
+            break;
+        case PS_OP_DEL_PREFIX:
+            rc = ps_apply_del_prefix(t, op->bytes, op->key_len, PS_CHANGE_DELETE_PREFIX, &n);
             break;
         case PS_OP_META_PUT:
             rc = ps_apply_meta_put(t, op->bytes, op->key_len, op->val, op->val_len);
+            break;
+        case PS_OP_IDX_CREATE:
+            rc = ps_apply_idx_create(t, op->bytes, op->key_len, &n, &created);
+            break;
+        case PS_OP_IDX_DROP:
+            rc = ps_apply_idx_drop(t, op->bytes, op->key_len);
+            break;
+        case PS_OP_IDX_REBUILD:
+            rc = ps_apply_idx_rebuild(t, op->bytes, op->key_len, &n);
+            break;
+        case PS_OP_EV_APPEND:
+            rc = ps_apply_ev_append(t, op->bytes, op->key_len,
+                                    ps_get_be64(op->bytes + op->key_len - 8),
+                                    op->val, op->val_len, op->updated_ns, &existed);
+            break;
+        case PS_OP_EV_DELETE: /* stream NUL u64 BE upto, u8 all */
+            rc = ps_apply_ev_delete(t, op->bytes, op->key_len - 10,
+                                    op->bytes[op->key_len - 1],
+                                    ps_get_be64(op->bytes + op->key_len - 9), &n);
             break;
         default:
             rc = PS_ERR_INVALID_ARG;
@@ -295,6 +322,7 @@ int ps_txn_recover(ps_txn *t)
             mdb_txn_abort(t->mdb);
             t->mdb = NULL;
         }
+        ps_idx_txn_reset(t); /* the replay rebuilds this txn's view */
         int rc = adopt_map_size(e, 1); /* MAP_FULL at PS_MAX_MAP_SIZE */
         if (!rc)
             rc = begin_mdb(e, 1, &t->mdb);

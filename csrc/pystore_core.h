@@ -50,6 +50,13 @@ extern "C" {
 #define PS_ERR_NOMEM           -31014 /* out of memory */
 #define PS_ERR_INVALID_ARG     -31015 /* NULL handle or bad flag */
 #define PS_ERR_TRUNCATED       -31016 /* data file shorter than its pages in use */
+#define PS_ERR_UNIQUE          -31017 /* a unique index already holds the value
+                                         for another resource (ps_txn_violation) */
+#define PS_ERR_INDEX_EXISTS    -31018 /* an index of that name has another definition */
+#define PS_ERR_INDEX_DEF       -31019 /* an index definition (plan) is malformed */
+#define PS_ERR_INDEX_QUERY     -31020 /* query value of the wrong type for the index */
+#define PS_ERR_STREAM          -31021 /* stream name empty, holds NUL or too long */
+#define PS_ERR_SEQ             -31022 /* seq outside 1..2^63-1 */
 /* Revisions (ps_changes.c, ps_history.c, ps_upgrade.c); -31040..-31049. */
 #define PS_ERR_CONFLICT        -31040 /* if_revision did not match the stored one */
 #define PS_ERR_COMPACTED       -31041 /* changes from that revision were trimmed */
@@ -197,6 +204,25 @@ int ps_list(ps_txn *txn, const char *kind, size_t kind_len,
 int ps_list_raw(ps_txn *txn, const char *kind, size_t kind_len,
                 const char *after, size_t after_len, uint64_t limit,
                 ps_buf *out);
+/* Append to `out` the ids (only: no payload is read or copied) of a kind
+ * that start with `prefix` (prefix_len 0: any) and sort strictly after
+ * `after` (after_len 0: from the first), at most `limit` (0: all), in key
+ * order.  Entry layout: u32 id_len, id bytes.  (ps_ids.c) */
+int ps_list_ids(ps_txn *txn, const char *kind, size_t kind_len,
+                const char *after, size_t after_len,
+                const char *prefix, size_t prefix_len, uint64_t limit,
+                ps_buf *out);
+/* Space accounting of the snapshot `txn` sees, in pages of page_size
+ * bytes: high_pages is the high-water mark of the file (pages ever used),
+ * free_pages those on LMDB's free list (and the list's own tree), live_pages
+ * the rest: what a compacted copy writes.  (ps_space.c) */
+typedef struct ps_space {
+    uint64_t page_size;
+    uint64_t high_pages;
+    uint64_t free_pages;
+    uint64_t live_pages;
+} ps_space;
+int ps_txn_space(ps_txn *txn, ps_space *out);
 /* Append to `out` every kind holding at least one resource, sorted.
  * Entry layout: u32 len, bytes. */
 int ps_kinds(ps_txn *txn, ps_buf *out);
@@ -244,6 +270,144 @@ int ps_put_many(ps_txn *txn, const char *kind, size_t kind_len,
                 size_t n, int64_t updated_ns, unsigned flags,
                 size_t *failed_at);
 
+/* ---- Secondary indexes (ps_index.c, ps_extract.c, ps_find.c) ----------
+ * An index of a kind is a plan (u32 array, see ps_extract.c) that picks
+ * values out of each record's serialized payload.  Entries live in the
+ * dupsort database "index": key = u32 big-endian index id + encoded value,
+ * data = the resource id.  Every put/delete of the kind (also in batches,
+ * prefix and kind deletes, and on map-growth replay) keeps them in the same
+ * LMDB transaction.  Definitions live in meta ("index/<kind>/<name>"). */
+#define PS_IDX_STRING   1
+#define PS_IDX_BYTES    2
+#define PS_IDX_BOOL     3
+#define PS_IDX_INT32    4
+#define PS_IDX_INT64    5
+#define PS_IDX_UINT32   6
+#define PS_IDX_UINT64   7
+#define PS_IDX_SINT32   8
+#define PS_IDX_SINT64   9
+#define PS_IDX_FIXED32  10
+#define PS_IDX_FIXED64  11
+#define PS_IDX_SFIXED32 12
+#define PS_IDX_SFIXED64 13
+#define PS_IDX_ENUM     14
+#define PS_IDX_SCALAR_MASK 255
+#define PS_IDX_REPEATED 256   /* final step: repeated scalar */
+#define PS_IDX_MAP      512   /* final step: map<string, scalar> entry */
+#define PS_IDX_MSG      1     /* path step: singular message */
+#define PS_IDX_MSG_REPEATED 2 /* path step: repeated message */
+#define PS_IDX_MAX_STEPS 32
+#define PS_IDX_EXACT_MAX 255  /* longer encoded values are stored as a digest */
+#define PS_IDX_DEF_VERSION 1
+
+/* Query value types (ps_find and friends). */
+#define PS_Q_TEXT 1   /* s: UTF-8 of a str (string fields) */
+#define PS_Q_BYTES 2  /* s: bytes (bytes fields) */
+#define PS_Q_INT 3    /* num: an integer in -2^63..2^63-1 */
+#define PS_Q_BIGUINT 4 /* num: an integer in 2^63..2^64-1, minus 2^64 */
+#define PS_Q_BOOL 5   /* num: 0 or 1 */
+
+/* ps_find modes */
+#define PS_FIND_IDS 0      /* entries: u32 id_len, id */
+#define PS_FIND_RECORDS 1  /* entries as ps_list's */
+#define PS_FIND_WIRE 2     /* records as ps_list_wire's field 1 elements */
+
+/* Create index `def` (a definition blob, see ps_index.c) in a write txn:
+ * backfills the kind's records and sets *entries.  An existing index of
+ * that kind and name with the same type, field and unique flag is kept
+ * (*created 0); another definition gives PS_ERR_INDEX_EXISTS.  A unique
+ * index over duplicates gives PS_ERR_UNIQUE (then abort the txn). */
+int ps_index_create(ps_txn *txn, const char *def, size_t def_len,
+                    uint64_t *entries, int *created);
+/* Drop kind's index `name` and its entries; PS_LMDB_NOTFOUND if absent. */
+int ps_index_drop(ps_txn *txn, const char *kind, size_t kind_len,
+                  const char *name, size_t name_len);
+/* Rebuild the entries of an index from the kind's records; *entries. */
+int ps_index_rebuild(ps_txn *txn, const char *kind, size_t kind_len,
+                     const char *name, size_t name_len, uint64_t *entries);
+/* Append every definition (of `kind`, or all if kind is NULL) to `out`:
+ * u32 def_len, def bytes, u64 entry count (little-endian). */
+int ps_index_list(ps_txn *txn, const char *kind, size_t kind_len,
+                  ps_buf *out);
+/* Append to `out` the entries of an index, in key order: u32 value_len,
+ * encoded value, u32 id_len, id.  For verification. */
+int ps_index_entries(ps_txn *txn, const char *kind, size_t kind_len,
+                     const char *name, size_t name_len, ps_buf *out);
+/* The distinct encoded values `plan` extracts from `payload`, sorted:
+ * out entries u32 len, bytes; out->count their number.  A payload that
+ * does not parse gives no values (and PS_OK). */
+int ps_index_extract(const uint32_t *plan, size_t plan_len,
+                     const char *payload, size_t payload_len, ps_buf *out);
+/* Encode a query value for an index whose final step is `mode` into `out`
+ * (PS_IDX_EXACT_MAX + 1 bytes at least); *match 0 if no stored value can
+ * ever equal it (out of the field's range); PS_ERR_INDEX_QUERY if the
+ * value's type does not fit the field.  map: mkey non-NULL. */
+int ps_index_encode(unsigned mode, unsigned qtype, const char *s, size_t s_len,
+                    int64_t num, const char *mkey, size_t mkey_len, char *out,
+                    size_t *out_len, int *match);
+/* Resources of `kind` whose index `name` holds the query value, in id
+ * order, ids strictly after `after` (NULL: from the first), at most
+ * `limit` (0: all), appended to `out` as `mode` says.  PS_LMDB_NOTFOUND
+ * if there is no such index. */
+int ps_find(ps_txn *txn, const char *kind, size_t kind_len,
+            const char *name, size_t name_len, unsigned qtype,
+            const char *s, size_t s_len, int64_t num, const char *mkey,
+            size_t mkey_len, const char *after, size_t after_len,
+            uint64_t limit, unsigned mode, ps_buf *out);
+/* Number of resources whose index holds the value. */
+int ps_find_count(ps_txn *txn, const char *kind, size_t kind_len,
+                  const char *name, size_t name_len, unsigned qtype,
+                  const char *s, size_t s_len, int64_t num, const char *mkey,
+                  size_t mkey_len, uint64_t *count);
+/* One-call find of the first match in its own (reused) read txn, copied
+ * as ps_get_into copies.  *found 0 when nothing matches; PS_LMDB_NOTFOUND
+ * when there is no such index. */
+int ps_find_first_into(ps_env *env, const char *kind, size_t kind_len,
+                       const char *name, size_t name_len, unsigned qtype,
+                       const char *s, size_t s_len, int64_t num,
+                       const char *mkey, size_t mkey_len, char *buf,
+                       size_t cap, size_t *payload_len, int *found);
+/* After PS_ERR_UNIQUE: the index name, the holder's id and the raw value
+ * (before encoding; map: u32 BE key_len, key, value) and the index's final
+ * mode.  Pointers stay valid until the txn's next write or its end. */
+int ps_txn_violation(ps_txn *txn, const char **name, size_t *name_len,
+                     const char **holder, size_t *holder_len,
+                     const char **value, size_t *value_len, unsigned *mode);
+/* Delete the resources of `kind` whose id starts with `prefix` (empty:
+ * the whole kind), with their index entries; *deleted gets the count. */
+int ps_del_prefix(ps_txn *txn, const char *kind, size_t kind_len,
+                  const char *prefix, size_t prefix_len, uint64_t *deleted);
+
+/* ---- Event streams (ps_events.c) ---------------------------------------
+ * Database "events": key = stream + NUL + u64 big-endian seq, value =
+ * PS_HEADER_SIZE header (recorded_ns) + payload; key = stream + NUL holds
+ * the stream's marks: u64 LE highest seq appended, u64 LE seqs up to which
+ * events are forgotten (deleted; never appended again). */
+#define PS_MAX_STREAM 500
+#define PS_MAX_SEQ 9223372036854775807
+/* Append (stream, seq); seq 0 takes the next (last_seq + 1).  *added 0
+ * when the seq is present or forgotten (nothing written).  *seq_out gets
+ * the seq. */
+int ps_event_append(ps_txn *txn, const char *stream, size_t stream_len,
+                    uint64_t seq, const char *payload, size_t payload_len,
+                    int64_t recorded_ns, unsigned flags, uint64_t *seq_out,
+                    int *added);
+/* Events of a stream with seq > after, at most limit (0: all), in seq
+ * order: u64 seq, i64 recorded_ns, u32 payload_len, payload (LE). */
+int ps_events_read(ps_txn *txn, const char *stream, size_t stream_len,
+                   uint64_t after, uint64_t limit, ps_buf *out);
+int ps_event_last(ps_txn *txn, const char *stream, size_t stream_len,
+                  uint64_t *last);
+/* Delete events with seq <= upto (all_ 1: every event); *deleted. */
+int ps_events_delete(ps_txn *txn, const char *stream, size_t stream_len,
+                     int all_, uint64_t upto, uint64_t *deleted);
+/* Sorted streams holding at least one event (all_ 1: also those whose
+ * events were all deleted): u32 len, bytes. */
+int ps_streams(ps_txn *txn, int all_, ps_buf *out);
+/* A stream's marks: highest seq appended, seq up to which events are
+ * forgotten (both 0 for a new stream). */
+int ps_event_marks(ps_txn *txn, const char *stream, size_t stream_len,
+                   uint64_t *hwm, uint64_t *forgotten);
 /* ---- Revisions, conditional writes, the change log (ps_changes.c) ----
  * Every write transaction that changes a record takes one revision,
  * meta `revision` + 1, at its first change; every record it writes and
@@ -289,8 +453,11 @@ int ps_txn_commit_rev(ps_txn *txn, uint64_t *revision);
 int ps_env_set_keep_changes(ps_env *env, uint64_t keep);
 /* Append to `out` the logged changes after position (after_rev,
  * after_idx) -- after_idx UINT32_MAX: after the whole revision -- in log
- * order, of the given kinds only (nkinds 0: all; `kinds` holds their bytes
- * back to back, kind_lens their lengths), at most `limit` (0: all).
+ * order, at most `limit` (0: all).  With neither filter every change;
+ * else resource changes of the given kinds and appends to the given
+ * streams (`kinds` holds their bytes back to back, kind_lens their
+ * lengths; the same for streams).  An append's entry holds its stream as
+ * the kind and the u64 big-endian seq as the id.
  * Entry layout, little-endian: u64 revision, u32 index, u32 value_len,
  * value (u8 op, u8 flags, u16 reserved, i64 updated_ns, u32 kind_len,
  * kind, then the id: the rest).  *next_rev and *next_idx get the position to
@@ -299,6 +466,7 @@ int ps_env_set_keep_changes(ps_env *env, uint64_t keep);
  * *compacted gets the highest trimmed revision either way. */
 int ps_changes(ps_txn *txn, uint64_t after_rev, uint32_t after_idx,
                const char *kinds, const uint32_t *kind_lens, size_t nkinds,
+               const char *streams, const uint32_t *stream_lens, size_t nstreams,
                uint64_t limit, ps_buf *out, uint64_t *next_rev,
                uint32_t *next_idx, uint64_t *compacted);
 

@@ -3,9 +3,12 @@
 Each input is decoded into up to 40 operations with fuzzer-chosen kinds,
 ids (any Unicode, empty, NUL, '/', over-long), payloads (random bytes stored
 as a message field, and random bytes parsed back as a message), batches,
-transactions that commit or roll back, and reopen.  Bad input must raise a
-clear exception (StoreError, TypeError, ValueError) and leave the model
-unchanged; after every input the store must equal the model.
+transactions that commit or roll back, conditional writes (``if_revision``
+right, wrong or 0), and reopen.  Bad input must raise a clear exception
+(StoreError, TypeError, ValueError) and leave the model unchanged; the store
+revision never goes down and grows with every write that changed something;
+after every input the store must equal the model, and the index on
+``Agent.model`` must equal a full scan.
 
     python fuzz/fuzz_store.py -max_total_time=60 [corpus_dir]
 
@@ -24,16 +27,16 @@ import atheris
 from google.protobuf.message import DecodeError
 
 with atheris.instrument_imports(include=["pystore"]):
-    from pystore.samples.agent_pb2 import Agent
-    from pystore.samples.workflow_pb2 import Workflow
-
     from pystore import (
         AlreadyExistsError,
+        ConflictError,
         NotFoundError,
         Store,
         StoreError,
     )
     from pystore._lmdb.hygiene import Stripper
+    from pystore.samples.agent_pb2 import Agent
+    from pystore.samples.workflow_pb2 import Workflow
 
 KINDS = ["A", "Ab", "A0", "Agent", "B"]
 TENANCY = frozenset({"org_id", "project_id"})
@@ -55,7 +58,9 @@ class Harness:
     def __init__(self) -> None:
         self.dir = tempfile.mkdtemp(prefix="pystore-fuzz-")
         self.store = Store(self.dir, sync=False, map_size=1 << 20)
+        self.store.create_index("Agent", "by_model", field="model", msg_type=Agent)
         self.model: dict[Key, bytes] = {}
+        self.revision = self.store.revision()
 
     # -- decoding ---------------------------------------------------------
 
@@ -110,11 +115,14 @@ class Harness:
 
     def step(self, fdp: atheris.FuzzedDataProvider) -> None:
         s, m = self.store, self.model
-        op = fdp.ConsumeIntInRange(0, 12)
+        op = fdp.ConsumeIntInRange(0, 13)
         kind = self.kind(fdp)
         id = self.id(fdp)
+        before = dict(m)
         try:
-            if op == 0:
+            if op == 13:
+                self.conditional(fdp, kind, id)
+            elif op == 0:
                 msg = self.msg(fdp)
                 s.save_resource(kind, id, msg)
                 m[kind, id] = msg.SerializeToString()
@@ -193,6 +201,34 @@ class Harness:
         except CLEAR as exc:
             # Rejected input: nothing may have changed (checked after the input).
             assert not self.valid(kind, id) or op in (2, 6, 7, 9), (op, kind, id, exc)
+        finally:
+            rev = self.store.revision()
+            assert rev >= self.revision, (rev, self.revision)
+            if self.model != before:  # something changed: a new revision
+                assert rev > self.revision, (op, rev, self.revision)
+            self.revision = rev
+
+    def conditional(self, fdp: atheris.FuzzedDataProvider, kind: str, id: str) -> None:
+        """save or delete with if_revision: the stored one, a wrong one, or 0."""
+        s, m = self.store, self.model
+        actual = s.get_record(kind, id).revision if (kind, id) in m else 0
+        choice = fdp.ConsumeIntInRange(0, 2)
+        expected = actual if choice == 0 else 0 if choice == 1 else actual + 1
+        try:
+            if fdp.ConsumeBool():
+                msg = self.msg(fdp)
+                rev = s.save_resource(kind, id, msg, if_revision=expected)
+                assert rev > actual and s.get_record(kind, id).revision == rev
+                m[kind, id] = msg.SerializeToString()
+            else:
+                existed = s.delete_resource(kind, id, if_revision=expected)
+                assert existed == ((kind, id) in m)
+                m.pop((kind, id), None)
+        except ConflictError as exc:
+            assert expected != actual, (expected, actual)
+            assert (exc.expected, exc.actual) == (expected, actual)
+            return
+        assert expected == actual, (expected, actual)
 
     def transaction(self, fdp: atheris.FuzzedDataProvider, kind: str) -> None:
         staged = dict(self.model)
@@ -223,6 +259,14 @@ class Harness:
         for kind in kinds:
             want = [m[kind, i] for i in sorted((i for k, i in m if k == kind), key=str.encode)]
             assert s.list_resources(kind) == want
+        by_model: dict[str, list[str]] = {}
+        for (kind, id), data in m.items():
+            if kind == "Agent":
+                by_model.setdefault(Agent.FromString(data).model, []).append(id)
+        by_model.pop("", None)  # the default value makes no entry
+        for value, ids in by_model.items():
+            assert s.find_ids("Agent", "by_model", value) == sorted(ids, key=str.encode)
+        assert s.indexes("Agent")[0].entries == sum(len(v) for v in by_model.values())
 
     def reset(self) -> None:
         for kind in self.store.kinds():

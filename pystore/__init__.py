@@ -6,6 +6,7 @@ kind is a collection listed by prefix scan.  Cloud tenancy fields
 """
 
 from ._lmdb.admin import KindStats, StoreStats
+from .collection import Collection
 from .errors import (
     AlreadyExistsError,
     CompactedError,
@@ -37,6 +38,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AlreadyExistsError",
     "Change",
+    "Collection",
     "CompactedError",
     "ConflictError",
     "CorruptionError",

@@ -8,6 +8,7 @@ Transaction hands out its own open transaction and commits at exit.
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar, cast, overload
@@ -15,12 +16,15 @@ from typing import Any, TypeVar, cast, overload
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, EncodeError, Message
 
+from ._kindops import KindOps, check_limit
 from ._lmdb.core import MAX_PAYLOAD, CTxn, check_key, encode_id, encode_kind
 from ._lmdb.fast import list_wire, parse_list, put_many
 from ._lmdb.group import GroupCommit, Op
 from ._lmdb.hygiene import Stripper
 from ._lmdb.schema import SchemaRecorder
-from .errors import InvalidMessageError, ValueTooLargeError
+from ._query import QueryOps
+from ._seam import op_for
+from .errors import InvalidMessageError, NotFoundError, ValueTooLargeError
 from .history import HistoryOps
 from .records import Resource, ns_to_datetime
 
@@ -65,17 +69,34 @@ def _parse(msg: M, data: bytes, where: str, id: str | None = None) -> M:
     return msg
 
 
-def _op(t: CTxn, fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` (a ``CTxn`` method or a function over a ``CTxn``), or the other
-    backend's version of it when ``t`` is not the C core's (the etcd backend's
-    ``EtcdTxn.OPS``, see docs/architecture.md, "The backend seam")."""
-    if t.__class__ is CTxn:
-        return fn
-    table: dict[Callable[..., Any], Callable[..., Any]] = t.OPS  # type: ignore[attr-defined]
-    return table.get(fn, fn)
+def check_update_fn(fn: object) -> None:
+    """``update`` functions are plain callables that mutate their argument."""
+    if not callable(fn):
+        raise TypeError("fn must be callable")
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        type(fn).__call__  # an object with an async __call__
+    ):
+        raise TypeError(
+            "fn is a coroutine function: an update runs inside the write transaction "
+            "and cannot await; pass a plain function that mutates the message"
+        )
 
 
-class ResourceOps(HistoryOps):
+def check_update_result(result: object, msg: Message) -> None:
+    """``fn`` may return None or its argument; anything else is refused."""
+    if result is None or result is msg:
+        return
+    if inspect.iscoroutine(result):
+        result.close()  # never awaited, on purpose
+        raise TypeError("fn returned a coroutine: an update function cannot be async")
+    what = "another message object" if isinstance(result, Message) else type(result).__name__
+    raise TypeError(
+        f"fn returned {what}; it must mutate the message it is given and return None "
+        "(or that same message): nothing was written"
+    )
+
+
+class ResourceOps(KindOps, QueryOps, HistoryOps):
     """Data methods over ``<Kind>/<ID>`` resources (see ``Store`` for the contract)."""
 
     _stripper: Stripper
@@ -95,7 +116,7 @@ class ResourceOps(HistoryOps):
     def _run(self, write: bool, op: Callable[..., Any], *args: Any) -> Any:
         """``op(txn, *args)`` in a transaction from ``_begin``, finished by ``_end``."""
         t = self._begin(write)
-        op = _op(t, op)
+        op = op_for(t, op)
         ok = False
         try:
             result = op(t, *args)
@@ -179,7 +200,7 @@ class ResourceOps(HistoryOps):
         ok = False
         try:
             # One C call; every key is checked before the first put (all or nothing).
-            _op(t, put_many)(t, kb, batch, time.time_ns())
+            op_for(t, put_many)(t, kb, batch, time.time_ns())
             for m in types:
                 self._note_schema(t, kind, kb, m)
             ok = True
@@ -188,24 +209,39 @@ class ResourceOps(HistoryOps):
         return len(batch)
 
     def update_resource(
-        self, kind: str, id: str, msg_type: type[M], fn: Callable[[M], object]
+        self,
+        kind: str,
+        id: str,
+        msg_type: type[M],
+        fn: Callable[[M], object],
+        *,
+        create: bool = False,
     ) -> M:
         """Atomic read-modify-write in one write transaction.
 
         Reads ``kind/id`` as ``msg_type``, calls ``fn(msg)`` to mutate it and
         saves it; returns the message as saved.  If ``fn`` raises, nothing
-        changes and the exception propagates.
+        changes and the exception propagates.  NotFoundError if absent, unless
+        ``create=True``: then ``fn`` gets a new empty message.  ``fn`` must be a
+        plain function returning None (or its argument): a coroutine function,
+        or one returning another object, is refused with TypeError and
+        nothing is written.
         """
         kb, ib = encode_kind(kind), encode_id(id)
         cls = _check_type(msg_type)
-        if not callable(fn):
-            raise TypeError("fn must be callable")
+        check_update_fn(fn)
         t = self._begin(True)
         ok = False
         try:
-            data = t.get(kb, ib)[0]
-            msg = _parse(cls(), data, f"{kind}/{id}")
-            fn(msg)  # type: ignore[arg-type]
+            try:
+                data = t.get(kb, ib)[0]
+            except NotFoundError:
+                if not create:
+                    raise
+                msg = cls()
+            else:
+                msg = _parse(cls(), data, f"{kind}/{id}")
+            check_update_result(fn(msg), msg)  # type: ignore[arg-type]
             payload = self._payload(msg, owned=True)
             t.put(kb, ib, payload, time.time_ns(), False)
             self._note_schema(t, kind, kb, msg)
@@ -273,6 +309,9 @@ class ResourceOps(HistoryOps):
             msg = msg_or_type
         else:
             msg = _check_type(msg_or_type, "msg_or_type")()  # type: ignore[assignment]
+        desc = msg.DESCRIPTOR
+        if self._schemas.read_ok.get(kind) is not desc:  # the hot path: one lookup
+            self._check_read_type(kind, kb, desc)  # type: ignore[arg-type]
         data = self._read_one(kb, ib)[0]
         return _parse(msg, data, kind, id)
 
@@ -296,9 +335,14 @@ class ResourceOps(HistoryOps):
     def list_resources(self, kind: str, msg_type: type[M]) -> list[M]: ...
 
     def list_resources(self, kind: str, msg_type: type[M] | None = None) -> list[bytes] | list[M]:
-        """Every resource of a kind in key order: raw protobuf bytes, or parsed as ``msg_type``."""
+        """Every resource of a kind in key order: raw protobuf bytes, or parsed as ``msg_type``.
+
+        InvalidMessageError if the store recorded another type for ``kind``.
+        """
         kb = encode_kind(kind)
         cls = None if msg_type is None else _check_type(msg_type)
+        if cls is not None and self._schemas.read_ok.get(kind) is not cls.DESCRIPTOR:
+            self._check_read_type(kind, kb, cls.DESCRIPTOR)  # type: ignore[arg-type]
         wire, count = self._run(False, list_wire, kb, None, 0)  # one buffer, parsed once
         parsed = parse_list(wire, count, cls)
         if parsed is not None:
@@ -314,26 +358,38 @@ class ResourceOps(HistoryOps):
         ]  # type: ignore[return-value]
 
     def iter_resources(
-        self, kind: str, *, after: str | None = None, limit: int | None = None
+        self,
+        kind: str,
+        msg_type: type[Message] | None = None,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
     ) -> Iterator[Resource]:
         """Resources of a kind with ids strictly after ``after``, in key order.
 
-        Reads in pages, each in its own short read transaction, so a slow
-        consumer never pins old pages; a resource saved or deleted during
-        the iteration may or may not be seen.
+        With ``msg_type`` each Resource's ``message`` is the parsed message
+        (InvalidMessageError if the store recorded another type for the
+        kind).  Reads in pages, each in its own short read transaction, so a
+        slow consumer never pins old pages; a resource saved or deleted
+        during the iteration may or may not be seen.
         """
         kb = encode_kind(kind)
         cursor = None if after is None else encode_id(after) if after != "" else None
-        # Bad keys fail here, at the call, not at the first next().
+        # Bad keys, types and limits fail here, at the call, not at the first next().
         check_key(kb, cursor if cursor is not None else b"_")
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
-            raise TypeError(f"limit must be int or None, not {type(limit).__name__}")
-        if limit is not None and limit < 0:
-            raise ValueError("limit must be >= 0")
-        return self._iter(kind, kb, cursor, limit)
+        limit = check_limit(limit)
+        cls = None if msg_type is None else _check_type(msg_type)
+        if cls is not None and self._schemas.read_ok.get(kind) is not cls.DESCRIPTOR:
+            self._check_read_type(kind, kb, cls.DESCRIPTOR)  # type: ignore[arg-type]
+        return self._iter(kind, kb, cursor, limit, cls)
 
     def _iter(
-        self, kind: str, kb: bytes, cursor: bytes | None, limit: int | None
+        self,
+        kind: str,
+        kb: bytes,
+        cursor: bytes | None,
+        limit: int | None,
+        cls: type[Message] | None = None,
     ) -> Iterator[Resource]:
         left = limit
         last_ns: int | None = None
@@ -344,7 +400,11 @@ class ResourceOps(HistoryOps):
             for ib, payload, ns, rev in records:
                 if ns != last_ns:  # records saved together share a stamp
                     last_ns, last_dt = ns, ns_to_datetime(ns)
-                yield Resource(ib.decode("utf-8"), kind, payload, last_dt, ns, rev)
+                id = ib.decode("utf-8")
+                yield Resource(
+                    id, kind, payload, last_dt, ns, rev,
+                    message=None if cls is None else _parse(cls(), payload, kind, id),
+                )
             if len(records) < page:
                 return
             cursor = records[-1][0]

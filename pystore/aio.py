@@ -1,9 +1,12 @@
 """``AsyncStore``: the asyncio front of a :class:`~pystore.Store` for the daemon.
 
-    astore = await AsyncStore.open(path)            # same options as Store
-    await astore.save_resource("Agent", "a1", msg)  # returns once durable
-    agent = await astore.get_resource("Agent", "a1", Agent)
-    await astore.close()                            # or: async with ...
+    async with AsyncStore.open(path) as astore:     # same options as Store
+        await astore.save_resource("Agent", "a1", msg)  # returns once durable
+        agent = await astore.get_resource("Agent", "a1", Agent)
+        agents = astore.collection("Agent", Agent)      # coroutine methods
+        async with astore.transaction() as t:           # on the writer thread
+            await t.delete_resource("Agent", "a1")
+    # or: astore = await AsyncStore.open(path); ...; await astore.close()
 
 Writes (``save_resource``, ``create_resource``, ``delete_resource``) are
 validated and serialized in the calling task, then queued: one commit at a
@@ -13,9 +16,11 @@ commit).  Each awaits only until the commit holding its write has returned,
 i.e. until it is durable (with ``sync=True``, the default).  A task
 cancelled while it waits does not withdraw its write: it may still commit.
 
-Point reads (``get_*``, ``count``, ``kinds``) are a few microseconds and run
-inline (the C core releases the GIL while LMDB works); lists, batch writes,
-``update_resource`` and ``delete_resources_by_kind`` run in worker threads.
+Point reads (``get_*``, ``exists``, ``count``, ``kinds``) are a few
+microseconds and run inline (the C core releases the GIL while LMDB works);
+lists, ``stats``, ``backup`` and snapshots run in worker threads; batch
+writes, ``update_resource``, ``delete_resources_by_kind`` and transactions
+run on the writer thread (see :mod:`pystore.aio_views`).
 """
 
 from __future__ import annotations
@@ -24,18 +29,19 @@ import asyncio
 import contextlib
 import functools
 import os
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from google.protobuf.message import Message
 
 from ._lmdb.core import check_key, encode_id, encode_kind
 from ._lmdb.group import Op, commit_ops
 from ._ops import _check_revision
+from .aio_views import AsyncStoreViews
 from .errors import StoreClosedError, StoreError
-from .records import Change, Resource
+from .records import Change, Event, IndexInfo, Resource
 from .store import Store
 from .watch import Watcher
 
@@ -46,7 +52,38 @@ T = TypeVar("T")
 _WATCH_STEP_S = 0.25  # longest a watch waits in a worker thread per step
 
 
-class AsyncStore:
+class _Opening:
+    """What ``AsyncStore.open()`` returns: ``await`` it for the store, or use
+    it in ``async with`` (the store is closed at the end of the block)."""
+
+    def __init__(self, path: str | os.PathLike[str], options: dict[str, Any]) -> None:
+        self._path, self._options = path, options
+        self._store: AsyncStore | None = None
+
+    async def _open(self) -> AsyncStore:
+        loop = asyncio.get_running_loop()
+        store = await loop.run_in_executor(
+            None, functools.partial(Store, self._path, **self._options))
+        return AsyncStore(store)
+
+    def __await__(self) -> Generator[Any, None, AsyncStore]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> AsyncStore:
+        self._store = await self._open()
+        return self._store
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._store is not None:
+            await self._store.close()
+
+
+class AsyncStore(AsyncStoreViews):
     """An asyncio front of one Store (see the module docstring)."""
 
     def __init__(self, store: Store) -> None:
@@ -57,15 +94,21 @@ class AsyncStore:
         self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
+        # Held by an open transaction(): writer-thread work waits for it.
+        self._gate = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str], **options: Any) -> AsyncStore:
-        """Open ``Store(path, **options)`` in a worker thread and wrap it."""
-        loop = asyncio.get_running_loop()
-        store = await loop.run_in_executor(None, functools.partial(Store, path, **options))
-        return cls(store)
+    def open(cls, path: str | os.PathLike[str], **options: Any) -> _Opening:
+        """Open ``Store(path, **options)`` in a worker thread and wrap it:
+        ``async with AsyncStore.open(path) as s:`` or ``s = await AsyncStore.open(path)``."""
+        return _Opening(path, options)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(f"store {self.store.path!r} is closed")
 
     async def __aenter__(self) -> AsyncStore:
+        """``async with AsyncStore(store)``: closes the store at the end."""
         return self
 
     async def __aexit__(
@@ -74,6 +117,7 @@ class AsyncStore:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Close the store (see :meth:`close`)."""
         await self.close()
 
     async def close(self) -> None:
@@ -108,8 +152,9 @@ class AsyncStore:
             while self._pending:
                 batch, self._pending = self._pending, []
                 ops = [op for op, _ in batch]
-                with contextlib.suppress(Exception):  # outcomes are recorded in the ops
-                    await loop.run_in_executor(self._writer, commit_ops, self.store, ops)
+                async with self._gate:  # not while a transaction() holds the writer
+                    with contextlib.suppress(Exception):  # outcomes are recorded in the ops
+                        await loop.run_in_executor(self._writer, commit_ops, self.store, ops)
                 for op, fut in batch:
                     if fut.done():
                         continue
@@ -169,6 +214,7 @@ class AsyncStore:
         after: int | None = None,
         *,
         kinds: Iterable[str] | None = None,
+        streams: Iterable[str] | None = None,
         timeout: float | None = None,
     ) -> AsyncIterator[Change]:
         """Store.watch as an async iterator: the waiting runs in a worker thread a
@@ -179,7 +225,7 @@ class AsyncStore:
             if timeout < 0:
                 raise ValueError("timeout must be >= 0")
         loop = asyncio.get_running_loop()
-        watcher = await loop.run_in_executor(None, Watcher, self.store, after, kinds)
+        watcher = await loop.run_in_executor(None, Watcher, self.store, after, kinds, streams)
         idle_since = loop.time()
         while True:
             wait = _WATCH_STEP_S
@@ -197,48 +243,151 @@ class AsyncStore:
 
     # -- other writes, in the commit thread ----------------------------------
 
-    async def _in_writer(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._closed:
-            raise StoreClosedError(f"store {self.store.path!r} is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+    async def _in_writer(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        self._check_open()
+        async with self._gate:  # not while a transaction() holds the writer
+            return await asyncio.get_running_loop().run_in_executor(
+                self._writer, functools.partial(fn, *args, **kwargs))
 
     async def save_resources(self, kind: str, items: Iterable[tuple[str, Message]]) -> int:
+        """Upsert many resources of one kind in one commit (writer thread); the count."""
         return await self._in_writer(self.store.save_resources, kind, list(items))
 
     async def update_resource(
-        self, kind: str, id: str, msg_type: type[M], fn: Callable[[M], object]
+        self, kind: str, id: str, msg_type: type[M], fn: Callable[[M], object], *,
+        create: bool = False,
     ) -> M:
-        return await self._in_writer(self.store.update_resource, kind, id, msg_type, fn)
+        """Atomic read-modify-write on the writer thread (see
+        ``Store.update_resource``); a coroutine function ``fn`` is refused with
+        TypeError at the call."""
+        from ._ops import check_update_fn
+
+        check_update_fn(fn)
+        return await self._in_writer(self.store.update_resource, kind, id, msg_type, fn,
+                                     create=create)
 
     async def delete_resources_by_kind(self, kind: str) -> int:
+        """Delete every resource of a kind (writer thread); the count."""
         return await self._in_writer(self.store.delete_resources_by_kind, kind)
+
+    async def delete_resources_by_prefix(self, kind: str, id_prefix: str) -> int:
+        return await self._in_writer(self.store.delete_resources_by_prefix, kind, id_prefix)
+
+    async def create_index(
+        self, kind: str, name: str, *, field: str, msg_type: type[Message], unique: bool = False
+    ) -> int:
+        return await self._in_writer(
+            functools.partial(self.store.create_index, kind, name, field=field,
+                              msg_type=msg_type, unique=unique)
+        )
+
+    async def drop_index(self, kind: str, name: str) -> None:
+        await self._in_writer(self.store.drop_index, kind, name)
+
+    async def append_events(self, stream: str, events: Iterable[tuple[int, Message]]) -> int:
+        return await self._in_writer(self.store.append_events, stream, list(events))
+
+    async def append_event(self, stream: str, msg: Message) -> int:
+        return await self._in_writer(self.store.append_event, stream, msg)
+
+    async def delete_events(self, stream: str, *, upto: int | None = None) -> int:
+        return await self._in_writer(functools.partial(self.store.delete_events, stream,
+                                                       upto=upto))
+
+    # -- index and event reads (worker threads) -------------------------------
+
+    async def _in_reader(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise StoreClosedError(f"store {self.store.path!r} is closed")
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    async def find(
+        self, kind: str, index: str, value: object, msg_type: type[M] | None = None, *,
+        after: str | None = None, limit: int | None = None,
+    ) -> list[Any]:
+        return await self._in_reader(functools.partial(
+            self.store.find, kind, index, value, msg_type, after=after, limit=limit))
+
+    async def find_ids(self, kind: str, index: str, value: object) -> list[str]:
+        return await self._in_reader(self.store.find_ids, kind, index, value)
+
+    async def find_one(self, kind: str, index: str, value: object, msg_type: type[M]) -> M:
+        return await self._in_reader(self.store.find_one, kind, index, value, msg_type)
+
+    async def count_index(self, kind: str, index: str, value: object) -> int:
+        return await self._in_reader(self.store.count_index, kind, index, value)
+
+    async def indexes(self, kind: str | None = None) -> list[IndexInfo]:
+        return await self._in_reader(self.store.indexes, kind)
+
+    async def read_events(
+        self, stream: str, msg_type: type[M] | None = None, *, after: int = 0,
+        limit: int | None = None,
+    ) -> list[Event]:
+        return await self._in_reader(functools.partial(
+            self.store.read_events, stream, msg_type, after=after, limit=limit))
+
+    async def last_seq(self, stream: str) -> int:
+        return await self._in_reader(self.store.last_seq, stream)
+
+    async def streams(self) -> list[str]:
+        return await self._in_reader(self.store.streams)
 
     # -- reads ---------------------------------------------------------------
 
+    @overload
+    async def get_resource(self, kind: str, id: str, msg_or_type: type[M]) -> M: ...
+    @overload
+    async def get_resource(self, kind: str, id: str, msg_or_type: M) -> M: ...
+
     async def get_resource(self, kind: str, id: str, msg_or_type: M | type[M]) -> M:
+        """``kind/id`` as a message (see ``Store.get_resource``); inline."""
+        self._check_open()
         return self.store.get_resource(kind, id, msg_or_type)
 
     async def get_bytes(self, kind: str, id: str) -> bytes:
+        """The raw protobuf bytes of ``kind/id``; inline."""
+        self._check_open()
         return self.store.get_bytes(kind, id)
 
     async def get_record(self, kind: str, id: str) -> Resource:
+        """The raw record of ``kind/id`` (see ``Store.get_record``); inline."""
+        self._check_open()
         return self.store.get_record(kind, id)
 
     async def count(self, kind: str) -> int:
+        """Number of resources of a kind; inline."""
+        self._check_open()
         return self.store.count(kind)
 
     async def kinds(self) -> list[str]:
+        """Sorted kinds holding at least one resource; inline."""
+        self._check_open()
         return self.store.kinds()
 
-    async def list_resources(self, kind: str, msg_type: type[M] | None = None) -> list[Any]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self.store.list_resources, kind, msg_type)
+    @overload
+    async def list_resources(self, kind: str, msg_type: None = None) -> list[bytes]: ...
+    @overload
+    async def list_resources(self, kind: str, msg_type: type[M]) -> list[M]: ...
+
+    async def list_resources(
+        self, kind: str, msg_type: type[M] | None = None
+    ) -> list[bytes] | list[M]:
+        """Every resource of a kind in key order (bytes, or messages of
+        ``msg_type``), read in a worker thread."""
+        return await self._call(self.store.list_resources, kind, msg_type)
 
     async def iter_resources(
-        self, kind: str, *, after: str | None = None, limit: int | None = None
+        self,
+        kind: str,
+        msg_type: type[Message] | None = None,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
     ) -> AsyncIterator[Resource]:
-        """Resources of a kind in key order, read a page at a time in a worker thread."""
-        it = self.store.iter_resources(kind, after=after, limit=limit)
+        """Resources of a kind in key order (with ``msg_type``: ``.message``
+        set), read a page at a time in a worker thread."""
+        it = self.store.iter_resources(kind, msg_type, after=after, limit=limit)
         loop = asyncio.get_running_loop()
 
         def page() -> list[Resource]:

@@ -161,6 +161,11 @@ _TABLE: dict[int, tuple[type[StoreError], str]] = {
     lib.PS_ERR_NOMEM: (StoreError, "out of memory"),
     lib.PS_ERR_INVALID_ARG: (StoreError, ""),
     lib.PS_ERR_TRUNCATED: (CorruptionError, "data.mdb was cut short: restore it from a backup"),
+    lib.PS_ERR_UNIQUE: (AlreadyExistsError, "a unique index holds the value"),
+    lib.PS_ERR_INDEX_EXISTS: (StoreError, "drop the index first to change its definition"),
+    lib.PS_ERR_INDEX_DEF: (CorruptionError, "an index definition is damaged"),
+    lib.PS_ERR_STREAM: (InvalidKeyError, "a stream is a non-empty str without NUL, <= 500 bytes"),
+    lib.PS_ERR_SEQ: (StoreError, "seq must be in 1..2**63-1"),
     lib.PS_ERR_CONFLICT: (ConflictError, ""),
     lib.PS_ERR_COMPACTED: (
         CompactedError, "list again, then watch from the list's revision"

@@ -17,8 +17,10 @@ from ._lmdb.fast import env_get
 from ._lmdb.files import make_dirs
 from ._lmdb.group import GroupCommit, Op
 from ._lmdb.hygiene import Stripper
+from ._lmdb.index import find_first_env
 from ._lmdb.schema import SchemaRecorder
 from ._ops import ResourceOps
+from ._query import IndexAdminOps
 from .errors import (
     ForkedError,
     ReadOnlyError,
@@ -43,7 +45,7 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class Store(AdminOps, ChangeFeed, ResourceOps):
+class Store(AdminOps, IndexAdminOps, ChangeFeed, ResourceOps):
     """An embedded store of protobuf resources keyed ``<Kind>/<ID>``.
 
     ``path`` is a directory (created with parents, mode 0700) that holds
@@ -208,6 +210,10 @@ class Store(AdminOps, ChangeFeed, ResourceOps):
     def _read_one(self, kb: bytes, ib: bytes) -> tuple[bytes, int, int]:
         self._check_usable()
         return env_get(self._env, kb, ib)  # one C call, reused read txn
+
+    def _find_first(self, kb: bytes, nb: bytes, value: object, q: Any) -> bytes | None:
+        self._check_usable()
+        return find_first_env(self._env, kb, nb, value, q)  # one C call, reused read txn
 
     def _end(self, txn: CTxn, ok: bool) -> int:
         if ok and txn.write:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ._lmdb.core import CTxn
 from ._ops import ResourceOps
+from ._query import IndexAdminOps
 from .errors import TransactionError
 
 if TYPE_CHECKING:
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["Transaction"]
 
 
-class Transaction(ResourceOps):
+class Transaction(IndexAdminOps, ResourceOps):
     """A write transaction of a Store; see ``Store.transaction()``.
 
     It has the store's data methods.  It is bound to the thread that

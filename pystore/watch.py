@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._lmdb.core import encode_kind
+from ._lmdb.events import encode_stream
 from ._lmdb.revs import END, env_revision, read_changes
 from .errors import StoreClosedError
 from .records import Change
@@ -93,6 +94,14 @@ def _kinds(kinds: Iterable[str] | None) -> list[bytes] | None:
     return out
 
 
+def _streams(streams: Iterable[str] | None) -> list[bytes] | None:
+    if streams is None:
+        return None
+    if isinstance(streams, str):
+        raise TypeError("streams must be an iterable of streams, not a str")
+    return [encode_stream(s) for s in streams]
+
+
 def _check_rev(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{what} must be int, not {type(value).__name__}")
@@ -104,9 +113,13 @@ def _check_rev(value: object, what: str) -> int:
 class Watcher:
     """Follows the change log from a position; ``poll`` hands out the next changes."""
 
-    def __init__(self, store: Store, after: int | None, kinds: Iterable[str] | None) -> None:
+    def __init__(
+        self, store: Store, after: int | None, kinds: Iterable[str] | None,
+        streams: Iterable[str] | None = None,
+    ) -> None:
         self._store = store
         self._kinds = _kinds(kinds)
+        self._streams = _streams(streams)
         start = store.revision() if after is None else _check_rev(after, "after")
         self._rev, self._idx = start, END
         self._signal = store._signal
@@ -116,7 +129,7 @@ class Watcher:
     def _read(self) -> list[Change]:
         with self._store._reading() as t:
             batch, self._rev, self._idx = read_changes(
-                t, self._rev, self._idx, self._kinds, _PAGE
+                t, self._rev, self._idx, self._kinds, _PAGE, self._streams
             )
         return batch
 
@@ -158,19 +171,27 @@ class ChangeFeed:
         return env_revision(self._env)
 
     def changes(
-        self, after: int = 0, *, kinds: Iterable[str] | None = None, limit: int | None = None
+        self,
+        after: int = 0,
+        *,
+        kinds: Iterable[str] | None = None,
+        streams: Iterable[str] | None = None,
+        limit: int | None = None,
     ) -> list[Change]:
-        """Committed changes with revision > ``after``, oldest first (of ``kinds``
-        only, at most ``limit``).  CompactedError if the log no longer holds them."""
+        """Committed changes with revision > ``after``, oldest first, at most
+        ``limit``.  With neither ``kinds`` nor ``streams`` every change; else
+        the resource changes of ``kinds`` and the appends to ``streams``
+        (both: the union).  CompactedError if the log no longer holds them."""
         rev, idx = _check_rev(after, "after"), END
         if limit is not None:
             _check_rev(limit, "limit")
         names = _kinds(kinds)
+        snames = _streams(streams)
         out: list[Change] = []
         with self._reading() as t:  # type: ignore[attr-defined]
             while limit is None or len(out) < limit:
                 want = _PAGE if limit is None else min(_PAGE, limit - len(out))
-                batch, rev, idx = read_changes(t, rev, idx, names, want)
+                batch, rev, idx = read_changes(t, rev, idx, names, want, snames)
                 out.extend(batch)
                 if idx == END:
                     break
@@ -181,6 +202,7 @@ class ChangeFeed:
         after: int | None = None,
         *,
         kinds: Iterable[str] | None = None,
+        streams: Iterable[str] | None = None,
         timeout: float | None = None,
     ) -> Iterator[Change]:
         """Every change after ``after`` (None: from now), then each new one as it
@@ -191,7 +213,7 @@ class ChangeFeed:
                 raise TypeError(f"timeout must be a number or None, not {type(timeout).__name__}")
             if timeout < 0:
                 raise ValueError("timeout must be >= 0")
-        watcher = Watcher(self, after, kinds)  # type: ignore[arg-type]
+        watcher = Watcher(self, after, kinds, streams)  # type: ignore[arg-type]
         return _follow(watcher, timeout)
 
 

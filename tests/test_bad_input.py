@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pystore.samples.agent_pb2 import Agent
-from pystore.samples.workflow_pb2 import Workflow
 
 from pystore import (
     ConflictError,
     InvalidKeyError,
+    InvalidMessageError,
     NotFoundError,
     ReadOnlyError,
     Store,
@@ -26,6 +25,8 @@ from pystore import (
     StoreError,
     Transaction,
 )
+from pystore.samples.agent_pb2 import Agent
+from pystore.samples.workflow_pb2 import Workflow
 
 BAD_KIND_TYPES: list[object] = [None, 5, b"Agent", ["Agent"], 1.5]
 BAD_KIND_VALUES: list[object] = ["", "A/B", "/", "A\0B", "k" * 600, "\ud800"]
@@ -54,6 +55,10 @@ def _kind_cases(method: str, extra: tuple[object, ...] = ()) -> Iterator[tuple[s
         yield method, lambda s, k=k: getattr(s, method)(k, *extra), TypeError
     for k in BAD_KIND_VALUES:
         yield method, lambda s, k=k: getattr(s, method)(k, *extra), InvalidKeyError
+
+
+async def _async_fn(msg: Agent) -> None:
+    msg.model = "async"
 
 
 def _data_cases() -> Iterator[tuple[str, Call, type]]:
@@ -122,6 +127,100 @@ def _data_cases() -> Iterator[tuple[str, Call, type]]:
     ]:
         yield "iter_resources", lambda s, kw=kw: list(s.iter_resources("Agent", **kw)), exc
     yield "kinds", lambda s: s.kinds(5), TypeError
+    # per-kind helpers and collections (issue 11)
+    yield from _key_cases("exists")
+    yield from _kind_cases("list_ids")
+    for kw, exc in [({"after": 5}, TypeError), ({"prefix": b"a"}, TypeError),
+                    ({"prefix": "a\0"}, InvalidKeyError), ({"after": "a\0"}, InvalidKeyError),
+                    ({"limit": -1}, ValueError), ({"limit": True}, TypeError)]:
+        yield "list_ids", lambda s, kw=kw: s.list_ids("Agent", **kw), exc
+    yield from _kind_cases("collection", (Agent,))
+    for c in NOT_CLASSES:
+        yield "collection", lambda s, c=c: s.collection("Agent", c), TypeError
+        if c is not None:
+            yield "iter_resources", lambda s, c=c: s.iter_resources("Agent", c), TypeError
+    yield "collection", lambda s: s.collection("Agent", Workflow), InvalidMessageError
+    yield "get_resource", lambda s: s.get_resource("Agent", "a1", Workflow), InvalidMessageError
+    yield "update_resource", lambda s: s.update_resource("Agent", "a1", Agent, _async_fn), \
+        TypeError
+    yield "update_resource", lambda s: s.update_resource("Agent", "a1", Agent, lambda m: Agent()), \
+        TypeError
+    yield from _query_cases()
+
+
+BAD_STREAMS: list[tuple[object, type]] = [
+    (None, TypeError), (5, TypeError), (b"x", TypeError), ("", InvalidKeyError),
+    ("a\0", InvalidKeyError), ("\udfff", InvalidKeyError), ("x" * 501, InvalidKeyError),
+]
+
+
+def _query_cases() -> Iterator[tuple[str, Call, type]]:
+    """Indexes and event streams (issue 10)."""
+    good = Agent(model="new")
+    for m in ("find", "find_ids", "count_index"):
+        yield from _kind_cases(m, ("i", "x"))
+        for name, exc in [(None, TypeError), (5, TypeError), ("", InvalidKeyError),
+                          ("a\0", InvalidKeyError)]:
+            yield m, lambda s, m=m, n=name: getattr(s, m)("Agent", n, "x"), exc
+        for v in (None, 1.5, ["x"], ("k",), (1, "v"), Agent()):
+            yield m, lambda s, m=m, v=v: getattr(s, m)("Agent", "i", v), TypeError
+        yield m, lambda s, m=m: getattr(s, m)("Agent", "missing", "x"), NotFoundError
+    for c in NOT_CLASSES[1:]:
+        yield "find", lambda s, c=c: s.find("Agent", "i", "x", c), TypeError
+    for kw, exc in [({"after": 5}, TypeError), ({"after": "a\0"}, InvalidKeyError),
+                    ({"limit": -1}, ValueError), ({"limit": "3"}, TypeError)]:
+        yield "find", lambda s, kw=kw: s.find("Agent", "i", "x", **kw), exc
+    yield from _kind_cases("find_one", ("i", "x", Agent))
+    for c in NOT_CLASSES:
+        yield "find_one", lambda s, c=c: s.find_one("Agent", "i", "x", c), TypeError
+    yield "find_one", lambda s: s.find_one("Agent", "missing", "x", Agent), NotFoundError
+    for k in BAD_KIND_TYPES[1:]:  # None: every kind
+        yield "indexes", lambda s, k=k: s.indexes(k), TypeError
+    for k in BAD_KIND_VALUES:
+        yield "indexes", lambda s, k=k: s.indexes(k), InvalidKeyError
+    yield from _kind_cases("delete_resources_by_prefix", ("a",))
+    for p, exc in [(None, TypeError), (5, TypeError), (b"a", TypeError),
+                   ("a\0", InvalidKeyError), ("\udfff", InvalidKeyError),
+                   ("i" * 600, InvalidKeyError)]:
+        yield ("delete_resources_by_prefix",
+               lambda s, p=p: s.delete_resources_by_prefix("Agent", p), exc)
+
+    def create(s: Any, kind: object = "Agent", name: object = "i", **kw: Any) -> object:
+        args = {"field": "model", "msg_type": Agent, **kw}
+        return s.create_index(kind, name, **args)
+
+    for k in BAD_KIND_TYPES:
+        yield "create_index", lambda s, k=k: create(s, k), TypeError
+    for k in BAD_KIND_VALUES:
+        yield "create_index", lambda s, k=k: create(s, k), InvalidKeyError
+    for kw, exc in [({"name": None}, TypeError), ({"name": ""}, InvalidKeyError),
+                    ({"field": None}, TypeError), ({"field": "nope"}, ValueError),
+                    ({"field": "temperature"}, ValueError), ({"field": "metadata"}, ValueError),
+                    ({"msg_type": Agent()}, TypeError), ({"msg_type": "Agent"}, TypeError),
+                    ({"unique": "yes"}, TypeError)]:
+        yield "create_index", lambda s, kw=kw: create(s, **kw), exc
+    for m in ("drop_index", "rebuild_index"):
+        yield from _kind_cases(m, ("i",))
+        yield m, lambda s, m=m: getattr(s, m)("Agent", None), TypeError
+        yield m, lambda s, m=m: getattr(s, m)("Agent", "missing"), NotFoundError
+    for m, extra in [("append_events", ([(1, good)],)), ("append_event", (good,)),
+                     ("read_events", ()), ("last_seq", ()), ("delete_events", ())]:
+        for st, exc in BAD_STREAMS:
+            yield m, lambda s, m=m, st=st, e=extra: getattr(s, m)(st, *e), exc
+    for evs, exc in [(None, TypeError), ([(0, good)], ValueError), ([(2**63, good)], ValueError),
+                     ([(True, good)], TypeError), ([("1", good)], TypeError),
+                     ([(1, "x")], TypeError), ([(1,)], TypeError), ([good], TypeError)]:
+        yield "append_events", lambda s, e=evs: s.append_events("st", e), exc
+    for msg in NOT_MESSAGES:
+        yield "append_event", lambda s, msg=msg: s.append_event("st", msg), TypeError
+    for c in NOT_CLASSES[1:]:
+        yield "read_events", lambda s, c=c: s.read_events("st", c), TypeError
+    for kw, exc in [({"after": -1}, ValueError), ({"after": "1"}, TypeError),
+                    ({"limit": -1}, ValueError), ({"limit": 1.5}, TypeError)]:
+        yield "read_events", lambda s, kw=kw: s.read_events("st", **kw), exc
+    for upto, exc in [(-1, ValueError), ("3", TypeError), (2**63, ValueError)]:
+        yield "delete_events", lambda s, u=upto: s.delete_events("st", upto=u), exc
+    yield "streams", lambda s: s.streams(5), TypeError
     # revisions and history (issue 9)
     for rev, exc in [("1", TypeError), (True, TypeError), (-1, ValueError), (1.0, TypeError)]:
         yield ("save_resource",

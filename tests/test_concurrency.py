@@ -9,10 +9,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from pystore.samples.agent_pb2 import Agent
 from workers import Child, payload
 
 from pystore import Store, StoreClosedError
+from pystore.samples.agent_pb2 import Agent
 
 THREADS = 8
 OPS = 1500

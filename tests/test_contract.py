@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-from pystore.samples.agent_pb2 import Agent
 
 import pystore
 from pystore import (
@@ -21,6 +20,7 @@ from pystore import (
     StoreClosedError,
     TransactionError,
 )
+from pystore.samples.agent_pb2 import Agent
 
 
 def _tenant(m: Agent) -> Agent:

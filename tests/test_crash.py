@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
-from pystore.samples.agent_pb2 import Agent
 from workers import BATCH, DOOMED, TXN_SIZE, Child, payload
 
 from pystore import NotFoundError, Store
+from pystore.samples.agent_pb2 import Agent
 
 ROUNDS = int(os.environ.get("PYSTORE_CRASH_ROUNDS", "15"))
 SEED = int(os.environ.get("PYSTORE_CRASH_SEED", "20261126"))

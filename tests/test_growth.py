@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pystore.samples.agent_pb2 import Agent
 
 from pystore import StorageFullError, Store, StoreError
+from pystore.samples.agent_pb2 import Agent
 
 MIB = 1 << 20
 VALUE = 256 * 1024

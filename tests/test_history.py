@@ -10,10 +10,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from pystore.samples.agent_pb2 import Agent
 
 from pystore import NotFoundError, Store
 from pystore.cli import dump as dump_mod
+from pystore.samples.agent_pb2 import Agent
 
 
 def models(store: Store, kind: str, id: str, **kw: int) -> list[tuple[int, str]]:

@@ -14,10 +14,10 @@ import stat
 from pathlib import Path
 
 import pytest
-from pystore.samples.agent_pb2 import Agent
 from workers import Child
 
 from pystore import CorruptionError, Store
+from pystore.samples.agent_pb2 import Agent
 
 PAGE = 4096
 MARKED = {"Small": "m", "Big": "b"}  # kind -> id of a record found by its bytes

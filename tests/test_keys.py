@@ -143,7 +143,9 @@ def test_bytes_that_do_not_parse_as_the_class_give_typed_error(store: pystore.St
 
     # ToolCall field 3 is bytes; agent Tool field 3 is a map (length-delimited
     # entries): random bytes there cannot parse, so the read must fail typed.
-    store.save_resource("ToolCall", "t", agent_execution_pb2.ToolCall(output=b"\xff\xfe\x00"))
+    # Written raw (no recorded type), so the read gets as far as parsing.
+    store._put_raw("ToolCall", "t",
+                   agent_execution_pb2.ToolCall(output=b"\xff\xfe\x00").SerializeToString(), 0)
     with pytest.raises(pystore.InvalidMessageError, match="ToolCall/t"):
         store.get_resource("ToolCall", "t", agent_pb2.Tool)
     with pytest.raises(pystore.InvalidMessageError):

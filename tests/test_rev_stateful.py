@@ -16,9 +16,9 @@ import tempfile
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
-from pystore.samples.agent_pb2 import Agent
 
 from pystore import ConflictError, NotFoundError, Store
+from pystore.samples.agent_pb2 import Agent
 
 KINDS = st.sampled_from(["V", "W"])
 IDS = st.sampled_from(["a", "b", "c/d"])

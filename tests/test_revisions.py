@@ -7,10 +7,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from pystore.samples.agent_pb2 import Agent
 
 import pystore
 from pystore import Change, CompactedError, ConflictError, Store, StoreError
+from pystore.samples.agent_pb2 import Agent
 
 
 def ops(changes: list[Change]) -> list[tuple[int, str, str | None, str | None]]:
@@ -30,10 +30,10 @@ def test_public_signatures() -> None:
     assert p["if_revision"].kind is inspect.Parameter.KEYWORD_ONLY
     assert list(params(Store.create_resource))[1:] == ["kind", "id", "msg"]
     p = params(Store.changes)
-    assert list(p)[1:] == ["after", "kinds", "limit"] and p["after"].default == 0
+    assert list(p)[1:] == ["after", "kinds", "streams", "limit"] and p["after"].default == 0
     assert p["kinds"].kind is p["limit"].kind is inspect.Parameter.KEYWORD_ONLY
     p = params(Store.watch)
-    assert list(p)[1:] == ["after", "kinds", "timeout"] and p["after"].default is None
+    assert list(p)[1:] == ["after", "kinds", "streams", "timeout"] and p["after"].default is None
     assert p["timeout"].kind is inspect.Parameter.KEYWORD_ONLY and p["timeout"].default is None
     assert params(Store)["keep_changes"].default == 100_000
     assert list(params(Store.set_history))[1:] == ["kind", "keep"]

@@ -7,9 +7,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from pystore.samples.agent_pb2 import Agent
 
 from pystore import ReadOnlyError, Store, StoreClosedError
+from pystore.samples.agent_pb2 import Agent
 
 
 def test_snapshot_reads_have_the_store_signatures() -> None:

@@ -13,9 +13,9 @@ import tempfile
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from pystore.samples.agent_pb2 import Agent
 
 from pystore import AlreadyExistsError, NotFoundError, Store
+from pystore.samples.agent_pb2 import Agent
 
 # Kinds that are prefixes of each other, and bytes below "/", to catch
 # prefix-scan and ordering mistakes.

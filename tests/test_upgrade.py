@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from pystore.samples.agent_pb2 import Agent
 
 from pystore import IncompatibleStoreError, Store
+from pystore.samples.agent_pb2 import Agent
 
 FIXTURE = Path(__file__).parent / "fixtures" / "format1"
 

@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
-from pystore.samples.agent_pb2 import Agent
 
 from pystore import Change, Store
 from pystore.aio import AsyncStore
+from pystore.samples.agent_pb2 import Agent
 
 WRITER = textwrap.dedent("""
     import sys

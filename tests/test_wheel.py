@@ -1,10 +1,11 @@
-"""The repaired manylinux wheel: self-contained, with LMDB bundled.
+"""The manylinux wheel: one cp311-abi3 wheel, self-contained, with LMDB built in.
 
-Runs only when ``WHEEL`` names a wheel (``make wheel-check`` sets it): the
-wheel is installed into a fresh venv, and the installed package must load
-the liblmdb copy inside the wheel, never the system's, and must run the demo
-with the system library made unreadable (a private mount namespace binds
-/dev/null over it, where the machine allows that).
+Runs only when ``WHEEL`` names a wheel (``make wheel-check`` and ``make
+wheel-matrix`` set it): the wheel is installed into a fresh venv of the
+running interpreter, and the installed package must load no liblmdb at all
+(LMDB is compiled into the module), never the system's, and must run the
+demo with the system library made unreadable (a private mount namespace
+binds /dev/null over it, where the machine allows that).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ pytestmark = pytest.mark.skipif(
 
 # What the installed package maps: every file with "lmdb" in its name.
 MAPPED_LMDB = (
-    "import pystore._lmdb._native\n"
+    "import pystore._lmdb._native as n\n"
+    "print(n.__file__)\n"
     "seen = {l.split()[-1] for l in open('/proc/self/maps') if 'lmdb' in l}\n"
     "print('\\n'.join(sorted(seen)))\n"
 )
@@ -49,21 +51,43 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def test_wheel_is_manylinux_and_bundles_lmdb() -> None:
-    assert re.search(r"-manylinux_\d+_\d+_x86_64\.whl$", WHEEL), WHEEL
+def test_wheel_is_one_abi3_manylinux_wheel_for_an_old_glibc() -> None:
+    m = re.search(r"-cp311-abi3-(?:manylinux\w*\.)?manylinux_2_(\d+)_x86_64\.whl$", WHEEL)
+    assert m, WHEEL
+    assert int(m.group(1)) <= 28, f"glibc floor 2.{m.group(1)} is newer than 2.28"
+    auditwheel = os.environ.get("AUDITWHEEL") or shutil.which("auditwheel")
+    if auditwheel:  # make wheel-check passes it; the tag must be what it proves
+        shown = subprocess.run([auditwheel, "show", WHEEL], capture_output=True, text=True,
+                               check=True).stdout
+        assert f'"manylinux_2_{m.group(1)}_x86_64"' in " ".join(shown.split()), shown
+
+
+def test_wheel_holds_module_licences_samples_and_stubs() -> None:
     names = zipfile.ZipFile(WHEEL).namelist()
-    assert any(re.fullmatch(r"pystore\.libs/liblmdb-[0-9a-f]+\.so[.0-9]*", n) for n in names)
+    assert "pystore/_lmdb/_native.abi3.so" in names
+    assert not any(".libs/" in n for n in names), "nothing to bundle: LMDB is in the module"
+    # LMDB's licence beside the module that contains LMDB, and in .dist-info.
+    assert "pystore/_lmdb/LMDB-OpenLDAP.txt" in names
+    lic = [n for n in names if ".dist-info/licenses/" in n]
+    assert any(n.endswith("/LICENSE") for n in lic) and any(
+        n.endswith("/LMDB-OpenLDAP.txt") for n in lic), lic
+    text = zipfile.ZipFile(WHEEL).read("pystore/_lmdb/LMDB-OpenLDAP.txt").decode()
+    assert "The OpenLDAP Public License" in text and "Version 2.8" in text
     assert "pystore/py.typed" in names
-    assert any(n.startswith("pystore/samples/") and n.endswith("_pb2.py") for n in names)
+    pb2 = {n for n in names if n.startswith("pystore/samples/") and n.endswith("_pb2.py")}
+    assert pb2 and {n + "i" for n in pb2} <= set(names)
+    meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    head = zipfile.ZipFile(WHEEL).read(meta).decode()
+    assert "Name: pystore-lmdb" in head and "License-Expression: MIT" in head
 
 
-def test_fresh_venv_loads_the_bundled_lmdb_only(venv: Path, tmp_path: Path) -> None:
+def test_fresh_venv_loads_no_shared_lmdb(venv: Path, tmp_path: Path) -> None:
     py = str(venv / "bin" / "python")
     out = subprocess.run([py, "-c", MAPPED_LMDB], capture_output=True, text=True,
                          check=True, env=clean_env(), cwd=tmp_path).stdout.split()
-    assert out, "no liblmdb mapped at all"
-    site = str(venv / "lib")
-    assert all(p.startswith(site) and "/pystore.libs/liblmdb-" in p for p in out), out
+    module, mapped = out[0], out[1:]
+    assert module.startswith(str(venv / "lib")) and module.endswith("_native.abi3.so")
+    assert mapped == [module], mapped  # no liblmdb*.so of any origin
     demo = subprocess.run([str(venv / "bin" / "pystore"), "demo", str(tmp_path / "demo")],
                           capture_output=True, text=True, env=clean_env(), cwd=tmp_path)
     assert demo.returncode == 0, demo.stderr
@@ -86,7 +110,7 @@ def _system_lmdb() -> list[str]:
 def test_runs_with_the_system_lmdb_hidden(venv: Path, tmp_path: Path) -> None:
     libs = _system_lmdb()
     if not libs:  # already a machine without liblmdb: the plain run proves it
-        test_fresh_venv_loads_the_bundled_lmdb_only(venv, tmp_path)
+        test_fresh_venv_loads_no_shared_lmdb(venv, tmp_path)
         return
     if shutil.which("unshare") is None:
         pytest.skip("no unshare(1) to hide the system liblmdb")

@@ -12,10 +12,9 @@ from __future__ import annotations
 import sys
 import time
 
+from pystore import Store
 from pystore.samples.agent_pb2 import Agent
 from pystore.samples.common_pb2 import ResourceMetadata
-
-from pystore import Store
 
 BATCH = 20  # records per save_resources call ("many")
 TXN_SIZE = 10  # records per transaction() ("txn")
@@ -119,9 +118,8 @@ def run_fork(path: str) -> None:
     import os
     import threading
 
-    from pystore._lmdb._native import ffi, lib
-
     from pystore import ForkedError
+    from pystore._lmdb._native import ffi, lib
 
     store = Store(path)
     store.save_resource("Fork", "before", payload("Fork", "before"))

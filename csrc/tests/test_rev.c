@@ -50,7 +50,7 @@ static uint64_t count_changes(ps_env *env, uint64_t after)
     uint64_t nr, comp;
     uint32_t ni;
     CHECK_RC(ps_txn_begin(env, 0, &t), PS_OK);
-    CHECK_RC(ps_changes(t, after, UINT32_MAX, NULL, NULL, 0, 0, &buf, &nr, &ni, &comp), PS_OK);
+    CHECK_RC(ps_changes(t, after, UINT32_MAX, NULL, NULL, 0, NULL, NULL, 0, 0, &buf, &nr, &ni, &comp), PS_OK);
     uint64_t c = buf.count;
     ps_buf_free(&buf);
     ps_txn_abort(t);
@@ -124,17 +124,17 @@ static void test_changes_filter_and_trim(void)
     uint64_t nr, comp;
     uint32_t ni;
     CHECK_RC(ps_txn_begin(env, 0, &t), PS_OK);
-    CHECK_RC(ps_changes(t, 0, UINT32_MAX, NULL, NULL, 0, 0, &buf, &nr, &ni, &comp),
+    CHECK_RC(ps_changes(t, 0, UINT32_MAX, NULL, NULL, 0, NULL, NULL, 0, 0, &buf, &nr, &ni, &comp),
              PS_ERR_COMPACTED);
     CHECK(comp >= 100 - 16 && comp <= 100 - 8);
-    CHECK_RC(ps_changes(t, comp, UINT32_MAX, NULL, NULL, 0, 0, &buf, &nr, &ni, &comp), PS_OK);
+    CHECK_RC(ps_changes(t, comp, UINT32_MAX, NULL, NULL, 0, NULL, NULL, 0, 0, &buf, &nr, &ni, &comp), PS_OK);
     CHECK(buf.count == 100 - comp && nr == 100 && ni == UINT32_MAX);
     ps_buf_free(&buf);
     const uint32_t lens[1] = {3};
-    CHECK_RC(ps_changes(t, 96, UINT32_MAX, "Odd", lens, 1, 0, &buf, &nr, &ni, &comp), PS_OK);
+    CHECK_RC(ps_changes(t, 96, UINT32_MAX, "Odd", lens, 1, NULL, NULL, 0, 0, &buf, &nr, &ni, &comp), PS_OK);
     CHECK(buf.count == 2); /* revisions 98 and 100 */
     ps_buf_free(&buf);
-    CHECK_RC(ps_changes(t, 96, UINT32_MAX, NULL, NULL, 0, 2, &buf, &nr, &ni, &comp), PS_OK);
+    CHECK_RC(ps_changes(t, 96, UINT32_MAX, NULL, NULL, 0, NULL, NULL, 0, 2, &buf, &nr, &ni, &comp), PS_OK);
     CHECK(buf.count == 2 && nr == 98 && ni == 0);
     ps_buf_free(&buf);
     ps_txn_abort(t);

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from ..records import Change, ns_to_datetime
-from ..watch import _check_rev, _kinds
+from ..watch import _check_rev, _kinds, _streams
 from . import _common as c
 from . import etcd_api_pb2 as pb
 from .layout import Layout, decode_ns, decode_record
@@ -38,33 +38,63 @@ __all__ = ["changes", "watch"]
 class _Converter:
     """etcd events to Changes, one revision at a time."""
 
-    def __init__(self, lay: Layout, kinds: list[bytes] | None) -> None:
+    def __init__(
+        self, lay: Layout, kinds: list[bytes] | None, streams: list[bytes] | None = None
+    ) -> None:
         self.lay = lay
-        self.kinds = None if kinds is None else set(kinds)
-        self.dropped: tuple[int, set[bytes]] = (0, set())
+        every = kinds is None and streams is None
+        self.kinds = None if every else set(kinds or ())
+        self.streams = None if every else set(streams or ())
+        # (revision, {(kind, id prefix)}): kind/prefix deletes hide their N deletes
+        self.dropped: tuple[int, set[tuple[bytes, bytes]]] = (0, set())
+
+    def _marker(self, key: bytes) -> tuple[str, bytes, bytes] | None:
+        lay = self.lay
+        if key.startswith(lay.changes):
+            return "delete_kind", key[len(lay.changes) :], b""
+        if key.startswith(lay.prefixes):
+            kind, _, prefix = key[len(lay.prefixes) :].partition(b"/")
+            return "delete_prefix", kind, prefix
+        return None
+
+    def _hidden(self, rev: int, kind: bytes, id: bytes) -> bool:
+        if self.dropped[0] != rev:
+            return False
+        return any(k == kind and id.startswith(p) for k, p in self.dropped[1])
 
     def convert(self, events: Iterable[pb.Event]) -> list[Change]:
         lay = self.lay
         evs = list(events)
         out: list[Change] = []
-        # markers first: a delete_kind hides the deletes of its kind at its revision
-        for ev in evs:
-            if ev.kv.key.startswith(lay.changes) and ev.type == pb.Event.PUT:
+        for ev in evs:  # markers first: they hide the deletes of their revision
+            m = self._marker(ev.kv.key) if ev.type == pb.Event.PUT else None
+            if m is not None:
                 rev = ev.kv.mod_revision
-                kind = ev.kv.key[len(lay.changes) :]
                 if self.dropped[0] != rev:
                     self.dropped = (rev, set())
-                self.dropped[1].add(kind)
+                self.dropped[1].add((m[1], m[2]))
         now: int | None = None
         for ev in evs:
             key, rev = ev.kv.key, ev.kv.mod_revision
-            if key.startswith(lay.changes):
-                if ev.type != pb.Event.PUT:
+            m = self._marker(key)
+            if m is not None:
+                op, kind, prefix = m
+                if ev.type == pb.Event.PUT and (self.kinds is None or kind in self.kinds):
+                    out.append(Change(
+                        rev, op, kind.decode("utf-8", "replace"),
+                        None if op == "delete_kind" else prefix.decode("utf-8", "replace"),
+                        ns_to_datetime(decode_ns(ev.kv.value)),
+                    ))
+                continue
+            if key.startswith(lay.events):
+                ek = lay.split_event(key)
+                if ek is None or ev.type != pb.Event.PUT:
                     continue
-                kind = key[len(lay.changes) :]
-                if self.kinds is None or kind in self.kinds:
-                    out.append(Change(rev, "delete_kind", kind.decode("utf-8", "replace"), None,
-                                      ns_to_datetime(decode_ns(ev.kv.value))))
+                if self.streams is not None and ek[0] not in self.streams:
+                    continue
+                _, ns = decode_record(ev.kv.value, key)
+                out.append(Change(rev, "append", None, None, ns_to_datetime(ns),
+                                  ek[0].decode("utf-8", "replace"), ek[1]))
                 continue
             split = lay.split(key)
             if split is None:
@@ -76,9 +106,7 @@ class _Converter:
                 _, ns = decode_record(ev.kv.value, key)
                 out.append(Change(rev, "put", kind.decode("utf-8", "replace"),
                                   id.decode("utf-8", "replace"), ns_to_datetime(ns)))
-            else:
-                if self.dropped[0] == rev and kind in self.dropped[1]:
-                    continue
+            elif not self._hidden(rev, kind, id):
                 if now is None:
                     now = time.time_ns()  # etcd keeps no time for a delete
                 out.append(Change(rev, "delete", kind.decode("utf-8", "replace"),
@@ -92,17 +120,19 @@ def _open(store: EtcdStore, start: int) -> Watch:
 
 
 def changes(
-    store: EtcdStore, after: int, kinds: Iterable[str] | None, limit: int | None
+    store: EtcdStore, after: int, kinds: Iterable[str] | None,
+    streams: Iterable[str] | None, limit: int | None,
 ) -> list[Change]:
     after = _check_rev(after, "after")
     if limit is not None:
         _check_rev(limit, "limit")
     names = _kinds(kinds)
+    snames = _streams(streams)
     last = store._client.get(store._layout.last, serializable=store._serializable)
     upto = last.mod_revision if last is not None else 0
     if after >= upto or limit == 0:
         return []
-    conv = _Converter(store._layout, names)
+    conv = _Converter(store._layout, names, snames)
     out: list[Change] = []
     with _open(store, after + 1) as w:
         for resp in w:
@@ -116,18 +146,19 @@ def changes(
 
 
 def watch(
-    store: EtcdStore, after: int | None, kinds: Iterable[str] | None, timeout: float | None
+    store: EtcdStore, after: int | None, kinds: Iterable[str] | None,
+    streams: Iterable[str] | None, timeout: float | None,
 ) -> Iterator[Change]:
     if timeout is not None:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
             raise TypeError(f"timeout must be a number or None, not {type(timeout).__name__}")
         if timeout < 0:
             raise ValueError("timeout must be >= 0")
-    names = _kinds(kinds)
+    names, snames = _kinds(kinds), _streams(streams)
     start = 0 if after is None else _check_rev(after, "after") + 1
     store._check_usable()
     w = _open(store, start)  # CompactedError here, at the call
-    return _follow(store, w, _Converter(store._layout, names), timeout)
+    return _follow(store, w, _Converter(store._layout, names, snames), timeout)
 
 
 def _follow(

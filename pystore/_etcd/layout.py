@@ -54,7 +54,7 @@ def decode_ns(value: bytes) -> int:
 class Layout:
     """The keys of one store root."""
 
-    __slots__ = ("changes", "history", "last", "meta", "res", "root")
+    __slots__ = ("changes", "events", "history", "last", "meta", "prefixes", "res", "root")
 
     def __init__(self, root: bytes) -> None:
         self.root = root
@@ -63,6 +63,8 @@ class Layout:
         self.history = root + b"h/"
         self.changes = root + b"c/kind/"
         self.last = root + b"c/last"
+        self.prefixes = root + b"c/prefix/"
+        self.events = root + b"e/"
 
     def key(self, kind: bytes, id: bytes) -> bytes:
         return self.res + kind + b"/" + id
@@ -85,6 +87,25 @@ class Layout:
 
     def marker(self, kind: bytes) -> bytes:
         return self.changes + kind
+
+    def prefix_marker(self, kind: bytes, prefix: bytes) -> bytes:
+        return self.prefixes + kind + b"/" + prefix
+
+    def stream_prefix(self, stream: bytes) -> bytes:
+        return self.events + stream + b"\0"
+
+    def event_key(self, stream: bytes, seq: int) -> bytes:
+        return self.stream_prefix(stream) + b"%016x" % seq
+
+    def marks_key(self, stream: bytes) -> bytes:
+        return self.meta + b"events/" + stream
+
+    def split_event(self, key: bytes) -> tuple[bytes, int] | None:
+        """(stream, seq) of an event key, None for any other key."""
+        stream, sep, seq = key[len(self.events) :].partition(b"\0")
+        if not sep or len(seq) != 16:
+            return None
+        return stream, int(seq, 16)
 
     def split(self, key: bytes) -> tuple[bytes, bytes] | None:
         """(kind, id) of a resource key, None for any other key."""

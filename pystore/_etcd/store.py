@@ -19,7 +19,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
@@ -27,9 +27,8 @@ from .._lmdb.admin import KindStats, StoreStats
 from .._lmdb.core import check_key, encode_id, encode_kind
 from .._lmdb.hygiene import Stripper
 from .._lmdb.schema import SchemaRecorder, read_schema
-from .._ops import _check_revision, _check_type, _parse
+from .._ops import _check_revision
 from ..errors import (
-    ConflictError,
     IncompatibleStoreError,
     NotFoundError,
     ReadOnlyError,
@@ -47,7 +46,7 @@ from . import etcd_api_pb2 as pb
 from . import feed
 from .client import EtcdClient, credentials_for
 from .layout import Layout, decode_record, encode_ns
-from .txn import EtcdTxn
+from .txn import EtcdTxn, ReadConflict
 from .url import parse_url
 
 __all__ = ["EtcdStore"]
@@ -174,6 +173,23 @@ class EtcdStore(Store):
         txn.abort()
         return 0
 
+    def _run(self, write: bool, op: Callable[..., Any], *args: Any) -> Any:
+        """One Store call; a write made only of this library's own reads and
+        writes (event appends, history deletes, ...) is run again when
+        something it read changed before its commit, until ``timeout``."""
+        if not write:
+            return super()._run(write, op, *args)
+        deadline = time.monotonic() + self.timeout
+        delay = 0.001
+        while True:
+            try:
+                return super()._run(write, op, *args)
+            except ReadConflict:
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+
     def _read_one(self, kb: bytes, ib: bytes) -> tuple[bytes, int, int]:
         self._check_usable()
         check_key(kb, ib)
@@ -239,38 +255,25 @@ class EtcdStore(Store):
         return int(resp.responses[1].response_delete_range.deleted)
 
     def update_resource(
-        self, kind: str, id: str, msg_type: type[M], fn: Callable[[M], object]
+        self,
+        kind: str,
+        id: str,
+        msg_type: type[M],
+        fn: Callable[[M], object],
+        *,
+        create: bool = False,
     ) -> M:
         """Atomic read-modify-write.  On etcd this is optimistic: read, ``fn``,
-        then one Txn that writes only if the record is unchanged; on a
-        conflict it starts again, so ``fn`` MAY RUN MORE THAN ONCE (keep it
-        free of side effects).  ConflictError once ``timeout`` seconds pass
-        without success."""
-        kb, ib = encode_kind(kind), encode_id(id)
-        cls = _check_type(msg_type)
-        if not callable(fn):
-            raise TypeError("fn must be callable")
+        then one Txn that writes only if the record is unchanged since the
+        read; on a conflict it starts again, so ``fn`` MAY RUN MORE THAN ONCE
+        (keep it free of side effects).  ConflictError once ``timeout``
+        seconds pass without success."""
         deadline = time.monotonic() + self.timeout
         delay = 0.001
         while True:
-            t = self._begin(True)
-            t.interactive = True
-            ok = False
             try:
-                data = t.get(kb, ib)[0]
-                msg = _parse(cls(), data, f"{kind}/{id}")
-                fn(msg)  # type: ignore[arg-type]
-                payload = self._payload(msg, owned=True)
-                t.put(kb, ib, payload, time.time_ns(), False)
-                self._note_schema(t, kind, kb, msg)  # type: ignore[arg-type]
-                ok = True
-            finally:
-                if not ok:
-                    t.abort()
-            try:
-                self._end(t, True)
-                return msg  # type: ignore[return-value]
-            except ConflictError:
+                return super().update_resource(kind, id, msg_type, fn, create=create)
+            except ReadConflict:
                 if time.monotonic() + delay > deadline:
                     raise
                 time.sleep(delay)
@@ -301,19 +304,29 @@ class EtcdStore(Store):
                    .header.revision)
 
     def changes(
-        self, after: int = 0, *, kinds: Iterable[str] | None = None, limit: int | None = None
+        self,
+        after: int = 0,
+        *,
+        kinds: Iterable[str] | None = None,
+        streams: Iterable[str] | None = None,
+        limit: int | None = None,
     ) -> list[Change]:
+        """Committed changes of this store after ``after`` (from etcd's history:
+        CompactedError once the cluster compacted it)."""
         self._check_usable()
-        return feed.changes(self, after, kinds, limit)
+        return feed.changes(self, after, kinds, streams, limit)
 
     def watch(
         self,
         after: int | None = None,
         *,
         kinds: Iterable[str] | None = None,
+        streams: Iterable[str] | None = None,
         timeout: float | None = None,
     ) -> Iterator[Change]:
-        return feed.watch(self, after, kinds, timeout)
+        """An etcd Watch on this store's keys from ``after + 1``; ends after
+        ``timeout`` idle seconds or when the store is closed."""
+        return feed.watch(self, after, kinds, streams, timeout)
 
     # -- operator methods ---------------------------------------------------
 

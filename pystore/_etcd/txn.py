@@ -32,6 +32,7 @@ from ..errors import (
     AlreadyExistsError,
     ConflictError,
     NotFoundError,
+    StoreError,
     StoreUnavailableError,
     TransactionError,
     ValueTooLargeError,
@@ -48,6 +49,12 @@ __all__ = ["EtcdTxn"]
 
 _PAGE = 1000  # keys per Range when reading a whole kind (pinned, so consistent)
 _ATTEMPTS = 20  # commits repeated after a stale keep count / history read
+
+
+class ReadConflict(ConflictError):
+    """A ConflictError because something the transaction READ changed before
+    it committed (not a failed ``if_revision``): a Store call made of the
+    library's own reads and writes is safe to run again."""
 
 
 class _Stale(Exception):
@@ -78,6 +85,8 @@ class EtcdTxn:
         self.writes: dict[bytes, bytes | None] = {}  # key -> value (None: delete)
         self.dropped: dict[bytes, int] = {}  # kind -> updated_ns of its delete_kind
         self.meta: dict[bytes, bytes] = {}
+        self.pending_marks: dict[bytes, bytes] = {}  # event marks written here
+        self.prefixes: dict[tuple[bytes, bytes], int] = {}  # (kind, id prefix) -> ns
         self.schemas: dict[str, Any] | None = None
         self.response: pb.TxnResponse | None = None
         self.ptr = True  # "live", as CTxn's (tests look at nothing else)
@@ -109,6 +118,46 @@ class EtcdTxn:
         if self.write and key not in self.conds:
             self.conds[key] = (kv.mod_revision if kv else 0, "read", kind, id)
         return kv
+
+    def read_key(self, key: bytes) -> pb.KeyValue | None:
+        """Any key of the store at the pinned revision (a compare is recorded
+        in a write transaction)."""
+        if key in self.writes:
+            raise TransactionError("internal: read_key of a key written in this transaction")
+        resp = self.range(key)
+        kv = resp.kvs[0] if resp.kvs else None
+        if self.write and key not in self.conds:
+            self.conds[key] = (kv.mod_revision if kv else 0, "read", b"", key)
+        return kv
+
+    def exists(self, kind: bytes, id: bytes) -> bool:
+        try:
+            self.get(kind, id)
+        except NotFoundError:
+            return False
+        return True
+
+    def list_ids(
+        self, kind: bytes, after: bytes | None, prefix: bytes | None, limit: int
+    ) -> builtins.list[str]:
+        check_key(kind, after or prefix or b"_")
+        if kind in self.dropped:
+            return []
+        base = self.lay.kind_prefix(kind)
+        scope = base + (prefix or b"")
+        start = base + after + b"\0" if after else scope
+        if start < scope:
+            start = scope
+        end = c.prefix_end(scope)
+        out: builtins.list[str] = []
+        n = len(base)
+        while True:
+            want = _PAGE if not limit else min(_PAGE, limit - len(out))
+            resp = self.range(start, end, limit=want, keys_only=True)
+            out.extend(kv.key[n:].decode("utf-8") for kv in resp.kvs)
+            if not resp.more or not resp.kvs or (limit and len(out) >= limit):
+                return out
+            start = resp.kvs[-1].key + b"\0"
 
     def get(self, kind: bytes, id: bytes) -> tuple[bytes, int, int]:
         check_key(kind, id)
@@ -200,6 +249,11 @@ class EtcdTxn:
                 "with delete_resources_by_kind and cannot write into it too (one etcd Txn "
                 "cannot delete a range and put a key inside it)"
             )
+        if any(k == kind and id.startswith(p) for k, p in self.prefixes):
+            raise TransactionError(
+                "etcd: this transaction deleted these ids with delete_resources_by_prefix "
+                "and cannot write into them too"
+            )
         key = self.lay.key(kind, id)
         self._condition(key, kind, id, create, if_revision)
         self.writes[key] = encode_record(payload, ns)
@@ -253,6 +307,19 @@ class EtcdTxn:
         self.dropped[kind] = time.time_ns()
         return n
 
+    def delete_prefix(self, kind: bytes, prefix: bytes) -> int:
+        """Buffer the delete of the ids starting with ``prefix`` (b"": the kind)."""
+        if not prefix:
+            return self.delete_kind(kind)
+        self._writable()
+        check_key(kind, prefix)
+        scope = self.lay.kind_prefix(kind) + prefix
+        n = int(self.range(scope, c.prefix_end(scope), count_only=True).count)
+        for key in [k for k in self.writes if k.startswith(scope)]:
+            del self.writes[key]
+        self.prefixes[(kind, prefix)] = time.time_ns()
+        return n
+
     # -- end --------------------------------------------------------------
 
     def abort(self) -> None:
@@ -261,7 +328,7 @@ class EtcdTxn:
     def commit(self) -> int:
         """Send everything as one Txn; the revision it committed at (0: nothing to do)."""
         self.ptr = False
-        if not self.writes and not self.meta and not self.dropped:
+        if not self.writes and not self.meta and not self.dropped and not self.prefixes:
             return 0
         for attempt in range(_ATTEMPTS):
             hist_cmps, hist_ops = prepare(self, attempt > 0)
@@ -285,10 +352,14 @@ class EtcdTxn:
             prefix = lay.kind_prefix(kind)
             success.append(c.op_put(lay.marker(kind), encode_ns(ns)))
             success.append(c.op_delete(prefix, c.prefix_end(prefix)))
-        changed = bool(self.dropped)
+        for (kind, prefix), ns in self.prefixes.items():
+            scope = lay.kind_prefix(kind) + prefix
+            success.append(c.op_put(lay.prefix_marker(kind, prefix), encode_ns(ns)))
+            success.append(c.op_delete(scope, c.prefix_end(scope)))
+        changed = bool(self.dropped or self.prefixes)
         for key, value in self.writes.items():
             success.append(c.op_delete(key) if value is None else c.op_put(key, value))
-            changed = changed or key.startswith(lay.res)
+            changed = changed or key.startswith(lay.res) or key.startswith(lay.events)
         if changed:
             success.append(c.op_put(lay.last, b""))
         for key, value in self.meta.items():
@@ -313,6 +384,8 @@ class EtcdTxn:
             k, d = _ctx(kind, id)
             if why == "create":
                 raise AlreadyExistsError(f"resource already exists: {k}/{d}")
+            if why == "read":
+                raise ReadConflict(k, d, expected, actual)
             raise ConflictError(k, d, expected, actual)
         raise _Stale()  # compared again in between: try again
 
@@ -342,11 +415,25 @@ def put_many(txn: EtcdTxn, kind: bytes, batch: builtins.list[tuple[bytes, bytes]
         txn.put(kind, ib, payload, ns, False)
 
 
+def _no_index(txn: EtcdTxn, *args: Any) -> Any:
+    raise StoreError(
+        "secondary indexes are not available on the etcd backend yet (LMDB only; "
+        "see the README's table of backend differences)"
+    )
+
+
+def _no_defs(txn: EtcdTxn, kind: bytes | None) -> builtins.list[Any]:
+    return []
+
+
 def ops_table() -> dict[Callable[..., Any], Callable[..., Any]]:
     """The CTxn-level callables ``ResourceOps`` passes to ``_run``, mapped to
     their etcd versions (see ``EtcdTxn.OPS``)."""
+    from .._lmdb import events as lev
     from .._lmdb import fast, revs
+    from .._lmdb import index as lix
     from .._lmdb.core import CTxn
+    from . import events as ev
     from . import history as h
 
     return {
@@ -357,6 +444,22 @@ def ops_table() -> dict[Callable[..., Any], Callable[..., Any]]:
         CTxn.count: EtcdTxn.count,
         CTxn.list: EtcdTxn.list,
         CTxn.kinds: EtcdTxn.kinds,
+        CTxn.exists: EtcdTxn.exists,
+        CTxn.list_ids: EtcdTxn.list_ids,
+        CTxn.delete_prefix: EtcdTxn.delete_prefix,
+        lev.append: ev.append,
+        lev.read: ev.read,
+        lev.last: ev.last,
+        lev.delete: ev.delete,
+        lev.marks: ev.marks,
+        lev.streams: ev.streams,
+        lix.find: _no_index,
+        lix.count: _no_index,
+        lix.index_exists: _no_index,
+        lix.create: _no_index,
+        lix.drop: _no_index,
+        lix.rebuild: _no_index,
+        lix.list_defs: _no_defs,
         fast.list_wire: list_wire,
         fast.put_many: put_many,
         revs.history: h.history,

@@ -31,8 +31,12 @@ class StoreStats:
     """What ``Store.stats()`` reports.
 
     Sizes are bytes: ``map_size`` is the current memory map (the file may
-    grow up to it), ``used_bytes`` the pages in use, ``file_bytes`` the size
-    of ``data.mdb`` on disk.
+    grow up to it), ``used_bytes`` the pages below LMDB's high-water mark,
+    ``file_bytes`` the size of ``data.mdb`` on disk, ``data_bytes`` the
+    pages that hold live data (the high-water mark less the pages on LMDB's
+    free list: what a compacted ``backup()`` writes) and
+    ``reclaimable_bytes`` what such a backup would save
+    (``file_bytes - data_bytes``, never below 0).
     """
 
     path: str
@@ -46,6 +50,8 @@ class StoreStats:
     max_readers: int
     num_readers: int
     kinds: dict[str, KindStats] = field(default_factory=dict)
+    data_bytes: int = 0
+    reclaimable_bytes: int = 0
     revision: int = 0  # the last committed revision
 
     def to_dict(self) -> dict[str, Any]:
@@ -58,6 +64,8 @@ class StoreStats:
             "map_size": self.map_size,
             "used_bytes": self.used_bytes,
             "file_bytes": self.file_bytes,
+            "data_bytes": self.data_bytes,
+            "reclaimable_bytes": self.reclaimable_bytes,
             "page_size": self.page_size,
             "depth": self.depth,
             "readers": {"max": self.max_readers, "active": self.num_readers},
@@ -104,6 +112,7 @@ class AdminOps:
         check(lib.ps_env_get_info(self._env, info), "stats")
         kinds: dict[str, KindStats] = {}
         with self._reading() as t:
+            psize, _, _, live = t.space()
             for kind in t.kinds():
                 kb = encode_kind(kind)
                 schema = read_schema(t, kb)
@@ -124,6 +133,8 @@ class AdminOps:
             max_readers=int(info.max_readers),
             num_readers=int(info.num_readers),
             kinds=kinds,
+            data_bytes=live * psize,
+            reclaimable_bytes=max(0, file_bytes - live * psize),
             revision=int(info.revision),
         )
 

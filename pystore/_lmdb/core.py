@@ -22,6 +22,7 @@ from ..errors import (
     error_for,
 )
 from ._native import ffi, lib
+from .violation import unique_error
 
 __all__ = ["MAX_PAYLOAD", "CTxn", "check_key", "encode_id", "encode_kind"]
 
@@ -136,6 +137,8 @@ class CTxn:
         if rc:
             if rc == lib.PS_LMDB_KEYEXIST:
                 raise AlreadyExistsError(f"resource already exists: {_key_context(kind, id)}")
+            if rc == lib.PS_ERR_UNIQUE:
+                raise unique_error(self.ptr, kind, _key_context(kind, id))
             raise _write_error(rc, kind, id, if_revision)
         self._keep.append(payload)
 
@@ -149,6 +152,16 @@ class CTxn:
             raise error_for(rc, _key_context(kind, id))
         return ffi.unpack(o.ptr[0], o.size[0]), int(o.ns[0]), int(o.rev[0])
 
+    def exists(self, kind: bytes, id: bytes) -> bool:
+        """Whether kind/id is stored (nothing is copied)."""
+        o = _out
+        rc = lib.ps_get(self.ptr, kind, len(kind), id, len(id), o.ptr, o.size, o.ns)
+        if rc == lib.PS_LMDB_NOTFOUND:
+            return False
+        if rc:
+            raise error_for(rc, _key_context(kind, id))
+        return True
+
     def delete(self, kind: bytes, id: bytes, if_revision: int | None = None) -> bool:
         o = _out
         rc = lib.ps_del_if(self.ptr, kind, len(kind), id, len(id), if_revision is not None,
@@ -160,6 +173,12 @@ class CTxn:
     def delete_kind(self, kind: bytes) -> int:
         o = _out
         check(lib.ps_del_kind(self.ptr, kind, len(kind), o.u64), _key_context(kind, None))
+        return int(o.u64[0])
+
+    def delete_prefix(self, kind: bytes, prefix: bytes) -> int:
+        o = _out
+        rc = lib.ps_del_prefix(self.ptr, kind, len(kind), prefix, len(prefix), o.u64)
+        check(rc, _key_context(kind, prefix or None))
         return int(o.u64[0])
 
     def count(self, kind: bytes) -> int:
@@ -181,6 +200,35 @@ class CTxn:
             return list(_records(ffi.buffer(buf.data, buf.len), buf.count))
         finally:
             lib.ps_buf_free(buf)
+
+    def list_ids(
+        self, kind: bytes, after: bytes | None, prefix: bytes | None, limit: int
+    ) -> builtins.list[str]:
+        """Ids (no payloads) of up to ``limit`` (0: all) records starting with
+        ``prefix``, strictly after ``after``, in key order."""
+        buf = ffi.new("ps_buf *")
+        try:
+            a = after if after else ffi.NULL
+            p = prefix if prefix else ffi.NULL
+            rc = lib.ps_list_ids(self.ptr, kind, len(kind), a, len(after or b""), p,
+                                 len(prefix or b""), limit, buf)
+            check(rc, _key_context(kind, after))
+            view = memoryview(ffi.buffer(buf.data, buf.len))
+            out, off = [], 0
+            unpack = _U32.unpack_from
+            for _ in range(buf.count):
+                (n,) = unpack(view, off)
+                out.append(str(view[off + 4 : off + 4 + n], "utf-8"))
+                off += 4 + n
+            return out
+        finally:
+            lib.ps_buf_free(buf)
+
+    def space(self) -> tuple[int, int, int, int]:
+        """(page size, high-water pages, free pages, live pages) of this snapshot."""
+        sp = ffi.new("ps_space *")
+        check(lib.ps_txn_space(self.ptr, sp), "space")
+        return int(sp.page_size), int(sp.high_pages), int(sp.free_pages), int(sp.live_pages)
 
     def kinds(self) -> builtins.list[str]:  # `list` here is the method above
         buf = ffi.new("ps_buf *")
@@ -230,3 +278,8 @@ def _records(raw: Any, count: int) -> Iterator[tuple[bytes, bytes, int, int]]:
             view[start + id_len : start + id_len + plen]
         ), ns, rev
         off = start + id_len + plen
+
+
+def records_of(raw: bytes, count: int) -> list[tuple[bytes, bytes, int, int]]:
+    """The ``count`` entries of a buffer in ps_list's layout."""
+    return list(_records(raw, count))

@@ -19,6 +19,7 @@ from google.protobuf.message import DecodeError, Message
 from ..errors import NotFoundError, check, error_for
 from ._native import ffi, lib
 from .core import CTxn
+from .violation import unique_error
 from .wire import ITEMS_FIELD, MAX_WIRE, bytes_list_class, list_class
 
 __all__ = ["env_get", "list_wire", "parse_list", "put_many"]
@@ -135,4 +136,7 @@ def put_many(txn: CTxn, kind: bytes, batch: list[tuple[bytes, bytes]], ns: int) 
         o.index,
     )
     if rc:
-        raise error_for(rc, _context(kind, batch[min(o.index[0], len(batch) - 1)][0]))
+        where = _context(kind, batch[min(o.index[0], len(batch) - 1)][0])
+        if rc == lib.PS_ERR_UNIQUE:
+            raise unique_error(txn.ptr, kind, where)
+        raise error_for(rc, where)

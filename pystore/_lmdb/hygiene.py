@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 
 from .wirestrip import WirePlan, compile_plan
 
-__all__ = ["Stripper"]
+__all__ = ["Stripper", "is_repeated"]
 
 _SINGLE, _REPEATED, _MAP = 0, 1, 2
 
@@ -29,6 +29,15 @@ _SINGLE, _REPEATED, _MAP = 0, 1, 2
 class _Plan:
     clear: list[str] = field(default_factory=list)
     nested: list[tuple[str, int, _Plan]] = field(default_factory=list)
+
+
+def is_repeated(fd: FieldDescriptor) -> bool:
+    """Whether ``fd`` is repeated, on every supported protobuf runtime (newer
+    ones have ``is_repeated`` and dropped ``label``; older ones only ``label``)."""
+    flag = getattr(fd, "is_repeated", None)
+    if flag is not None:
+        return bool(flag)
+    return bool(getattr(fd, "label", None) == FieldDescriptor.LABEL_REPEATED)
 
 
 def _is_map(fd: FieldDescriptor) -> bool:
@@ -46,7 +55,7 @@ def _message_children(desc: Descriptor) -> list[tuple[FieldDescriptor, int, Desc
             value = fd.message_type.fields_by_name["value"]
             if value.message_type is not None:
                 out.append((fd, _MAP, value.message_type))
-        elif fd.is_repeated:
+        elif is_repeated(fd):
             out.append((fd, _REPEATED, fd.message_type))
         else:
             out.append((fd, _SINGLE, fd.message_type))

@@ -51,7 +51,8 @@ def env_revision(env: Any) -> int:
 
 
 def read_changes(
-    txn: CTxn, after_rev: int, after_idx: int, kinds: list[bytes] | None, limit: int
+    txn: CTxn, after_rev: int, after_idx: int, kinds: list[bytes] | None, limit: int,
+    streams: list[bytes] | None = None,
 ) -> tuple[list[Change], int, int]:
     """Changes after position (after_rev, after_idx), at most ``limit`` (0: all);
     also the position to continue from.  CompactedError when trimmed."""
@@ -60,8 +61,11 @@ def read_changes(
     names = b"".join(kinds) if kinds else b""
     lens = ffi.new("uint32_t[]", [len(k) for k in kinds]) if kinds else ffi.NULL
     try:
+        snames = b"".join(streams) if streams else ffi.NULL
+        slens = ffi.new("uint32_t[]", [len(s) for s in streams]) if streams else ffi.NULL
         rc = lib.ps_changes(txn.ptr, after_rev, after_idx, names if kinds else ffi.NULL, lens,
-                            len(kinds) if kinds else 0, limit, buf, nrev, nidx, comp)
+                            len(kinds) if kinds else 0, snames, slens,
+                            len(streams) if streams else 0, limit, buf, nrev, nidx, comp)
         if rc:
             after = after_rev if after_idx == END else f"{after_rev} (index {after_idx})"
             raise error_for(
@@ -87,8 +91,12 @@ def _changes(raw: Any, count: int) -> list[Change]:
         if ns != last_ns:
             last_ns, last_dt = ns, ns_to_datetime(ns)
         name = OPS.get(op, f"op{op}")
-        id = idb.decode("utf-8", "replace") if idb or name == "put" else None
-        out.append(Change(rev, name, kind, id, last_dt))
+        if name == "append":  # "kind" holds the stream, the id the u64 BE seq
+            out.append(Change(rev, name, None, None, last_dt, kind, int.from_bytes(idb, "big")))
+        else:
+            keep_id = idb or name in ("put", "delete_prefix")
+            id = idb.decode("utf-8", "replace") if keep_id else None
+            out.append(Change(rev, name, kind, id, last_dt))
         off = start + vlen
     return out
 

@@ -38,6 +38,7 @@ __all__ = [
     "descriptor_set",
     "message_class",
     "read_schema",
+    "read_type_name",
     "schema_keys",
     "write_schema",
 ]
@@ -118,6 +119,12 @@ def write_schema(txn: CTxn, kind: bytes, type_name: bytes, fds: bytes) -> bool:
     return True
 
 
+def read_type_name(txn: CTxn, kind: bytes) -> str | None:
+    """The message type's full name recorded for ``kind``, or None."""
+    name = txn.meta_get(schema_keys(kind)[0])
+    return None if name is None else name.decode("utf-8", "replace")
+
+
 def read_schema(txn: CTxn, kind: bytes) -> tuple[str, bytes] | None:
     """(type full name, FileDescriptorSet bytes) recorded for ``kind``, or None."""
     tkey, skey = schema_keys(kind)
@@ -168,13 +175,16 @@ class SchemaRecorder:
 
     ``known[kind]`` is the descriptor whose schema is known to be stored for
     that kind; writers compare it by identity and call :meth:`record` only
-    on a miss.
+    on a miss.  ``read_ok[kind]`` is a descriptor that readers checked
+    against the type recorded for the kind (or that this process recorded):
+    reading the kind as that type costs one dict lookup.
     """
 
-    __slots__ = ("known",)
+    __slots__ = ("known", "read_ok")
 
     def __init__(self) -> None:
         self.known: dict[str, Descriptor] = {}
+        self.read_ok: dict[str, Descriptor] = {}
 
     def record(self, txn: CTxn, kind: str, kb: bytes, desc: Descriptor) -> None:
         """Check / store ``kind``'s schema in ``txn``; publish it when ``txn`` commits."""
@@ -191,8 +201,10 @@ class SchemaRecorder:
         """Call after ``txn`` committed: its schemas are now known."""
         if txn.schemas:
             self.known.update(txn.schemas)
+            self.read_ok.update(txn.schemas)
             txn.schemas = None
 
     def forget(self, kind: str) -> None:
         """The stored schema of ``kind`` was replaced behind the cache."""
         self.known.pop(kind, None)
+        self.read_ok.pop(kind, None)

@@ -10,7 +10,12 @@ The dump format (JSON Lines, documented in docs/format.md):
   ``{"history": {"kind", "id", "revision", "updated_at", "updated_ns", "data"}}``;
 - one line per resource: ``{"kind", "id", "updated_at", "updated_ns",
   "message", "data"}`` where ``message`` is the record decoded to JSON (null
-  if it cannot be) and ``data`` the stored protobuf bytes in base64.
+  if it cannot be) and ``data`` the stored protobuf bytes in base64;
+- after the records, one ``{"index": {...,"definition": BASE64}}`` line per
+  index definition of the dumped kinds, and (for a whole dump) per stream
+  ``{"stream": {"name", "forgotten"}}`` when some events were deleted, then
+  ``{"event": {"stream", "seq", "recorded_ns", "recorded_at", "data"}}``
+  per event.
 
 ``load`` writes ``data`` and ``updated_ns`` back unchanged, so a round trip
 reproduces every record byte for byte.  A line without ``data`` is encoded
@@ -25,6 +30,7 @@ import datetime as _dt
 import functools
 import json
 import re
+import struct
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -35,6 +41,8 @@ from google.protobuf.message import DecodeError, Message
 
 from .._lmdb import revs
 from .._lmdb.core import CTxn, check_key, encode_id, encode_kind
+from .._lmdb.hygiene import is_repeated
+from .._lmdb.index import parse_def
 from .._lmdb.schema import message_class, read_schema, write_schema
 from ..errors import CorruptionError, InvalidKeyError, NotFoundError
 from .progress import Progress
@@ -155,7 +163,7 @@ def _plan(
             keep = value if value is not None and _may_hold_maps(value, set(seen)) else None
             plan.append((f.name, _MAP, keep))
         elif _may_hold_maps(sub, set(seen)):
-            plan.append((f.name, _LIST if f.is_repeated else _ONE, sub))
+            plan.append((f.name, _LIST if is_repeated(f) else _ONE, sub))
     _map_plans[desc] = plan
     return plan
 
@@ -271,6 +279,9 @@ def dump(
                     out.write(_line(record_json(kind, id, data, ns, cls, with_data=True)))
                     n += 1
                     bar.update(n)
+        from .query import dump_extras  # (query imports this module)
+
+        dump_extras(store, t, out, names if kinds is not None else None)
     return n
 
 
@@ -306,6 +317,9 @@ def _parse_line(
         if obj["pystore_dump"] != DUMP_VERSION:
             raise _LoadError(f"{where}: unsupported dump version {obj['pystore_dump']!r}")
         return "skip", None
+    for extra in ("index", "stream", "event"):
+        if extra in obj:
+            return _parse_extra(extra, obj[extra], where)
     if "schema" in obj:
         s = obj["schema"]
         if not isinstance(s, dict):
@@ -379,6 +393,32 @@ def _parse_line(
     return "record", (kind, id, data, ns)
 
 
+def _parse_extra(what: str, obj: Any, where: str) -> tuple[str, Any]:
+    """An index definition, a stream's forgotten mark or an event line."""
+    if not isinstance(obj, dict):
+        raise _LoadError(f"{where}: {what!r} must be an object")
+    if what == "index":
+        blob = _b64(_field(obj, "definition", str, where), where, "definition")
+        try:
+            parse_def(blob)
+        except (struct.error, ValueError) as exc:
+            raise _LoadError(f"{where}: bad index definition: {exc}") from None
+        return "index", blob
+    if what == "stream":
+        name = _field(obj, "name", str, where)
+        forgotten = _field(obj, "forgotten", int, where)
+        if not 0 <= forgotten < 2**63:
+            raise _LoadError(f"{where}: 'forgotten' must be in 0..2**63-1")
+        return "stream", (name, forgotten)
+    stream = _field(obj, "stream", str, where)
+    seq = _field(obj, "seq", int, where)
+    ns = _field(obj, "recorded_ns", int, where)
+    if not 1 <= seq < 2**63 or not -(2**63) <= ns < 2**63:
+        raise _LoadError(f"{where}: 'seq' or 'recorded_ns' out of range")
+    data = _b64(_field(obj, "data", str, where), where, "data")
+    return "event", (stream, seq, data, ns)
+
+
 def _lines(src: IO[str], name: str) -> Iterator[tuple[str, Any, int]]:
     """(where, parsed JSON, characters read so far) of each non-blank line."""
     read = 0
@@ -393,7 +433,10 @@ def _lines(src: IO[str], name: str) -> Iterator[tuple[str, Any, int]]:
             raise _LoadError(f"{where}: not JSON: {exc.msg}") from None
 
 
-def load(store: Store, src: IO[str], name: str = "-", size: int = 0) -> tuple[int, int]:
+def load(
+    store: Store, src: IO[str], name: str = "-", size: int = 0,
+    extras: dict[str, int] | None = None,
+) -> tuple[int, int]:
     """Load a dump into ``store``: (records, schemas) written.
 
     One write transaction per chunk of up to 1000 records or 8 MiB, so a
@@ -418,6 +461,12 @@ def load(store: Store, src: IO[str], name: str = "-", size: int = 0) -> tuple[in
                 if what == "schema":
                     kind, tname, fds = item
                     write_schema(ctxn, encode_kind(kind), tname.encode("utf-8"), fds)
+                elif what == "index":
+                    tx._create_index_raw(item)
+                elif what == "stream":
+                    tx.delete_events(item[0], upto=item[1])
+                elif what == "event":
+                    tx._append_raw(*item)
                 elif what == "history_keep":
                     revs.history_set(ctxn, encode_kind(item[0]), item[1])
                 elif what == "history":
@@ -444,6 +493,10 @@ def load(store: Store, src: IO[str], name: str = "-", size: int = 0) -> tuple[in
                 chunk_bytes += len(item[2])
             elif what == "history":
                 chunk_bytes += len(item[2])
+            elif what in ("index", "event", "stream"):
+                if extras is not None and what != "stream":
+                    extras[what] += 1
+                chunk_bytes += len(item[2]) if what == "event" else 0
             if len(chunk) >= _CHUNK_RECORDS or chunk_bytes >= _CHUNK_BYTES:
                 flush()
             bar.update(read)

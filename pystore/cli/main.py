@@ -2,24 +2,32 @@
 
 Read commands (stats, kinds, list, get, dump, backup, verify, watch) open the
 store read-only: they work while another process writes it and never create a
-store.  Exit codes: 0 success, 1 not found / failed / verification failed,
-2 usage error.  Errors are one line on stderr, never a traceback.
+store.  Exit codes: 0 success (also when the reader of the output went
+away: ``pystore list ... | head``), 1 not found / permission denied /
+failed / verification failed, 2 usage error.  Errors are one line on
+stderr, never a traceback.  ``--json`` (before the command) makes every
+command print JSON: one document, or JSON Lines for ``list`` and ``dump``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import io
 import json
 import os
+import stat
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import IO, NoReturn
+from typing import IO, Any, NoReturn
 
+from .. import __version__
 from ..errors import InvalidKeyError, NotFoundError, StoreError
 from ..store import Store
 from . import dump as _dump
+from . import query as _query
 from . import verify as _verify
 
 __all__ = ["main"]
@@ -29,6 +37,10 @@ OK, FAILED, USAGE = 0, 1, 2
 
 class UsageError(Exception):
     """A bad command line (exit 2)."""
+
+
+class AccessError(Exception):
+    """The store exists but this user may not open it (exit 1)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,7 +60,10 @@ def _count(text: str) -> int:
 
 def _parser() -> _Parser:
     p = _Parser(prog="pystore", description="Inspect, copy and check pystore stores.")
-    p.add_argument("--json", action="store_true", help="machine-readable output (stats)")
+    p.add_argument("--version", action="version",
+                   version=f"pystore {__version__} (distribution pystore-lmdb)")
+    p.add_argument("--json", action="store_true",
+                   help="machine-readable output: JSON (JSON Lines for list and dump)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def cmd(name: str, help: str) -> argparse.ArgumentParser:
@@ -69,6 +84,10 @@ def _parser() -> _Parser:
     c.add_argument("path", metavar="PATH")
     c.add_argument("kind", metavar="KIND")
     c.add_argument("id", metavar="ID")
+    c = cmd("delete", "delete one resource (exit 1 if it does not exist)")
+    c.add_argument("path", metavar="PATH")
+    c.add_argument("kind", metavar="KIND")
+    c.add_argument("id", metavar="ID")
     c = cmd("dump", "JSON Lines: one object per resource (a consistent snapshot)")
     c.add_argument("path", metavar="PATH")
     c.add_argument("--kind", action="append", metavar="KIND", help="only this kind (repeatable)")
@@ -85,6 +104,7 @@ def _parser() -> _Parser:
     c.add_argument("dest", metavar="DEST", help="a new or empty directory")
     c = cmd("verify", "decode every record's header and payload; exit 1 if any fails")
     c.add_argument("path", metavar="PATH")
+    _query.add_commands(cmd)
     c = cmd("watch", "print each change as it is committed, until interrupted")
     c.add_argument("path", metavar="PATH")
     c.add_argument("--kind", action="append", metavar="KIND", help="only this kind (repeatable)")
@@ -99,10 +119,36 @@ def _parser() -> _Parser:
     return p
 
 
+_DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _denied(path: str, readonly: bool, why: str) -> AccessError:
+    need = "read" if readonly else "write"
+    return AccessError(
+        f"permission denied: cannot open the store at {path!r} to {need} it ({why}); "
+        "run as the user that owns it (a reader also needs write access to lock.mdb)"
+    )
+
+
 def _open_existing(path: str, readonly: bool = True) -> Store:
-    if not os.path.isfile(os.path.join(path, "data.mdb")):
+    """Open a store that must exist; a permission problem is said as such."""
+    data = os.path.join(path, "data.mdb")
+    try:
+        st = os.stat(data)
+    except PermissionError as exc:
+        raise _denied(path, readonly, exc.strerror or "EACCES") from None
+    except OSError:
+        raise NotFoundError(f"no store at {path!r}") from None
+    if not stat.S_ISREG(st.st_mode):
         raise NotFoundError(f"no store at {path!r}")
-    return Store(path, readonly=readonly)
+    if not os.access(data, os.R_OK if readonly else os.R_OK | os.W_OK):
+        raise _denied(path, readonly, f"{data} is not {'readable' if readonly else 'writable'}")
+    try:
+        return Store(path, readonly=readonly)
+    except OSError as exc:  # StoreOSError from the core (lock.mdb, data.mdb)
+        if exc.errno in _DENIED:
+            raise _denied(path, readonly, exc.strerror or str(exc)) from None
+        raise
 
 
 def _size(n: int) -> str:
@@ -118,6 +164,10 @@ def _out(text: str) -> None:
     sys.stdout.write(text + "\n")
 
 
+def _json(obj: Any) -> None:
+    _out(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
 def cmd_stats(a: argparse.Namespace) -> int:
     with _open_existing(a.path) as s:
         st = s.stats()
@@ -129,8 +179,10 @@ def cmd_stats(a: argparse.Namespace) -> int:
     _out(f"revision        {st.revision}")
     _out(f"resources       {st.entries} in {len(st.kinds)} kind(s)")
     _out(f"map size        {_size(st.map_size)}")
-    _out(f"used            {_size(st.used_bytes)} (file {_size(st.file_bytes)}, "
-         f"page {st.page_size} B, depth {st.depth})")
+    _out(f"file size       {_size(st.file_bytes)} (data.mdb; high-water mark "
+         f"{_size(st.used_bytes)}, page {st.page_size} B, depth {st.depth})")
+    _out(f"live data       {_size(st.data_bytes)} (a compacted backup would save "
+         f"{_size(st.reclaimable_bytes)})")
     _out(f"readers         {st.num_readers} of {st.max_readers}")
     if st.kinds:
         width = max(4, *(len(k) for k in st.kinds))
@@ -142,8 +194,12 @@ def cmd_stats(a: argparse.Namespace) -> int:
 
 def cmd_kinds(a: argparse.Namespace) -> int:
     with _open_existing(a.path) as s:
-        for kind in s.kinds():
-            _out(kind)
+        kinds = s.kinds()
+    if a.json:
+        _json(kinds)
+        return OK
+    for kind in kinds:
+        _out(kind)
     return OK
 
 
@@ -152,12 +208,37 @@ def cmd_list(a: argparse.Namespace) -> int:
         dec = _dump.Decoder()
         with s._reading() as t:
             cls = None if a.ids else dec.cls(t, a.kind)
+        if a.ids:  # ids only: no payload is read
+            for id in _ids(s, a.kind, a.after, a.limit):
+                _out(json.dumps(id, ensure_ascii=False) if a.json else id)
+            return OK
         for r in s.iter_resources(a.kind, after=a.after, limit=a.limit):
-            if a.ids:
-                _out(r.id)
-            else:
-                obj = _dump.record_json(a.kind, r.id, r.data, r.updated_ns, cls, with_data=False)
-                _out(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+            obj = _dump.record_json(a.kind, r.id, r.data, r.updated_ns, cls, with_data=False)
+            _out(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+    return OK
+
+
+def _ids(s: Store, kind: str, after: str | None, limit: int | None) -> Any:
+    """Ids of a kind in pages (each its own short snapshot), no payloads."""
+    left = limit
+    while left is None or left > 0:
+        page = s.list_ids(kind, after=after, limit=512 if left is None else min(512, left))
+        yield from page
+        if len(page) < 512:
+            return
+        after = page[-1]
+        if left is not None:
+            left -= len(page)
+
+
+def cmd_delete(a: argparse.Namespace) -> int:
+    with _open_existing(a.path, readonly=False) as s:
+        if not s.delete_resource(a.kind, a.id):
+            raise NotFoundError(f"resource not found: {a.kind}/{a.id}")
+    if a.json:
+        _json({"deleted": True, "kind": a.kind, "id": a.id})
+    else:
+        _out(f"deleted {a.kind}/{a.id}")
     return OK
 
 
@@ -191,13 +272,20 @@ def cmd_load(a: argparse.Namespace) -> int:
     else:
         src = open(a.file, encoding="utf-8")  # noqa: SIM115  (closed below)
         size = os.fstat(src.fileno()).st_size
+    extras = {"index": 0, "event": 0}
     try:
         with Store(a.path) as s:
-            records, schemas = _dump.load(s, src, a.file, size)
+            records, schemas = _dump.load(s, src, a.file, size, extras)
     finally:
         if src is not sys.stdin:
             src.close()
-    _out(f"loaded {records} resource(s) and {schemas} schema(s) into {a.path}")
+    if a.json:
+        _json({"path": a.path, "records": records, "schemas": schemas,
+               "indexes": extras["index"], "events": extras["event"]})
+    else:
+        _out(f"loaded {records} resource(s) and {schemas} schema(s) into {a.path}")
+        if extras["index"] or extras["event"]:
+            _out(f"loaded {extras['index']} index(es) and {extras['event']} event(s)")
     return OK
 
 
@@ -219,7 +307,10 @@ def cmd_clean(a: argparse.Namespace) -> int:
             print("pystore: clean: not confirmed; nothing deleted", file=sys.stderr)
             return FAILED
         deleted = s.delete_resources_by_kind(a.kind)
-    _out(f"deleted {deleted} resource(s) of kind {a.kind}")
+    if a.json:
+        _json({"kind": a.kind, "deleted": deleted})
+    else:
+        _out(f"deleted {deleted} resource(s) of kind {a.kind}")
     return OK
 
 
@@ -246,13 +337,22 @@ def cmd_backup(a: argparse.Namespace) -> int:
                 done.set()
                 if watcher.is_alive():
                     watcher.join()
-    _out(f"backed up {a.path} to {a.dest} ({_size(size)})")
+    if a.json:
+        _json({"path": a.path, "dest": a.dest, "bytes": size})
+    else:
+        _out(f"backed up {a.path} to {a.dest} ({_size(size)})")
     return OK
 
 
 def cmd_verify(a: argparse.Namespace) -> int:
     with _open_existing(a.path) as s:
-        checked, problems = _verify.verify(s, sys.stdout)
+        report: IO[str] = io.StringIO() if a.json else sys.stdout
+        checked, problems = _verify.verify(s, report)
+    if a.json:
+        assert isinstance(report, io.StringIO)
+        bad = [ln.removeprefix("BAD ") for ln in report.getvalue().splitlines()]
+        _json({"path": a.path, "checked": checked, "problems": problems, "bad": bad})
+        return FAILED if problems else OK
     if problems:
         _out(f"verify: {problems} problem(s) in {checked} record(s)")
         return FAILED
@@ -277,13 +377,20 @@ def cmd_upgrade(a: argparse.Namespace) -> int:
 def cmd_demo(a: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(a.path)
+    if not a.json:
+        return run_demo(a.path)
+    steps = io.StringIO()
+    rc = run_demo(a.path, steps)
+    _json({"path": a.path, "steps": steps.getvalue().splitlines()})
+    return rc
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "stats": cmd_stats, "kinds": cmd_kinds, "list": cmd_list, "get": cmd_get,
+    "delete": cmd_delete,
     "dump": cmd_dump, "load": cmd_load, "clean": cmd_clean, "backup": cmd_backup,
     "verify": cmd_verify, "watch": cmd_watch, "upgrade": cmd_upgrade, "demo": cmd_demo,
+    **{name: _query.bind(f, _open_existing) for name, f in _query.COMMANDS.items()},
 }
 
 
@@ -295,8 +402,16 @@ def _fail(text: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code."""
     try:
-        args = _parser().parse_args(argv)
-        return COMMANDS[args.command](args)
+        try:
+            args = _parser().parse_args(argv)
+        except SystemExit as exc:  # --help, --version
+            sys.stdout.flush()
+            return exc.code if isinstance(exc.code, int) else OK
+        rc = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe must show here, not at exit
+        return rc
+    except BrokenPipeError:
+        return _broken_pipe()
     except UsageError as exc:
         _fail(f"error: {exc}")
         return USAGE
@@ -306,9 +421,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NotFoundError as exc:
         _fail(f"not found: {exc}")
         return FAILED
+    except AccessError as exc:
+        _fail(str(exc))
+        return FAILED
     except (StoreError, OSError, ValueError, UnicodeError) as exc:
-        if isinstance(exc, BrokenPipeError):
-            return _broken_pipe()
         _fail(f"error: {exc}")
         return FAILED
     except KeyboardInterrupt:
@@ -320,11 +436,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _broken_pipe() -> int:
-    """The reader went away (``| head``): stop quietly."""
+    """The reader went away (``| head``): stop quietly with status 0, as
+    other Unix tools do.  Output still buffered for the closed pipe is
+    dropped: stdout now points at /dev/null, so the interpreter's flush at
+    exit cannot fail again."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     except (OSError, ValueError):
         pass
-    return FAILED
+    return OK
 

@@ -1,4 +1,5 @@
-"""``pystore verify``: every record's header and payload must decode.
+"""``pystore verify``: every record's header and payload must decode, and
+every index must hold exactly the entries its kind's records give.
 
 The records are read with the core's ``ps_list_raw``, which hands out each
 stored value with its header unchecked (``ps_list`` refuses to go past a
@@ -16,6 +17,7 @@ from google.protobuf.message import DecodeError, Message
 
 from .._lmdb._native import ffi, lib
 from .._lmdb.core import CTxn, encode_kind
+from .._lmdb.indexcheck import check_indexes
 from ..errors import CorruptionError, StoreError, check
 from .dump import Decoder
 from .progress import Progress
@@ -123,4 +125,10 @@ def verify(store: Store, report: IO[str]) -> tuple[int, int]:
                             bad(f"{kind}/{id}: payload does not decode ({what}): {exc}")
                 except CorruptionError as exc:
                     bad(f"{kind}: {exc}")
+        # every index against a full scan of its kind (indexcheck.py)
+        try:
+            for problem in check_indexes(t):
+                bad(problem)
+        except StoreError as exc:
+            bad(f"indexes: {exc}")
     return checked, problems

@@ -1,0 +1,74 @@
+"""Indexes across processes: a writer opened before the index existed keeps
+it, and writers killed with SIGKILL mid-batch leave every index consistent."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+from index_workers import Child, payload
+
+from pystore import Store
+from pystore._lmdb.indexcheck import check_indexes
+from pystore.samples.session_pb2 import Session
+
+
+def _problems(store: Store) -> list[str]:
+    t = store._begin(False)
+    try:
+        return check_indexes(t)
+    finally:
+        t.abort()
+
+
+def _scan_answer(store: Store, agent: str) -> list[str]:
+    return [r.id for r in store.iter_resources("Session")
+            if Session.FromString(r.data).agent_id == agent]
+
+
+def test_index_created_while_another_process_writes(tmp_path: Path) -> None:
+    path = str(tmp_path / "store")
+    with Store(path, sync=False) as st:
+        st.save_resource("Session", "seed", payload(10**6))
+    child = Child("write", path, "0")
+    try:
+        assert child.line() == "ready"
+        for _ in range(10):
+            assert child.line()
+        with Store(path, sync=False) as st:
+            st.create_index("Session", "agent", field="agent_id", msg_type=Session)
+            st.create_index("Session", "execs", field="execution_ids", msg_type=Session)
+            st.create_index("Session", "ctx", field="context", msg_type=Session)
+        for _ in range(40):  # the child goes on writing under the new indexes
+            assert child.line(), "writer died"
+    finally:
+        err = child.kill()
+    assert "Traceback" not in err, err
+    with Store(path, readonly=True) as st:
+        assert _problems(st) == []
+        assert st.count("Session") > 100
+        for a in ("agent-0", "agent-5", "agent-12"):
+            assert st.find_ids("Session", "agent", a) == _scan_answer(st, a)
+
+
+def test_sigkill_mid_batch_leaves_indexes_consistent(tmp_path: Path) -> None:
+    path = str(tmp_path / "store")
+    with Store(path, sync=False) as st:
+        st.create_index("Session", "agent", field="agent_id", msg_type=Session)
+        st.create_index("Session", "execs", field="execution_ids", msg_type=Session)
+        st.create_index("Session", "slug", field="metadata.slug", msg_type=Session, unique=True)
+    rng = random.Random(20261206)
+    start = 0
+    for _ in range(6):
+        child = Child("crash", path, str(start))
+        assert child.line() == "ready"
+        for _ in range(rng.randint(1, 12)):
+            assert child.line()
+        time.sleep(rng.uniform(0, 0.004))
+        child.kill()
+        assert child.proc.returncode == -9
+        start += 100_000
+        with Store(path, sync=False) as st:
+            assert _problems(st) == []
+            assert st.find_ids("Session", "agent", "agent-3") == _scan_answer(st, "agent-3")
