@@ -83,6 +83,17 @@ class _Opening:
             await self._store.close()
 
 
+def _apply_one(store: Store, op: Op) -> Any:
+    """One queued write applied alone (a networked backend: no group commit)."""
+    id = op.ib.decode("utf-8")
+    if op.payload is None:
+        return store.delete_resource(op.kind, id, if_revision=op.if_revision)
+    if op.create:
+        return store.create_resource(op.kind, id, op.msg)  # type: ignore[arg-type]
+    msg: Any = op.msg
+    return store.save_resource(op.kind, id, msg, if_revision=op.if_revision)
+
+
 class AsyncStore(AsyncStoreViews):
     """An asyncio front of one Store (see the module docstring)."""
 
@@ -133,10 +144,21 @@ class AsyncStore(AsyncStoreViews):
 
     # -- writes shared by one commit -----------------------------------------
 
+    async def _point(self, fn: Callable[..., T], *args: Any) -> T:
+        """A point read: inline on LMDB (microseconds); on a networked backend
+        (etcd) in a worker thread, so the event loop never waits on a round trip."""
+        if not self.store._remote:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args))
+
     async def _write(self, op: Op) -> Any:
         if self._closed:
             raise StoreClosedError(f"store {self.store.path!r} is closed")
         self.store._check_usable()
+        if self.store._remote:  # etcd: each write is its own Txn, in a worker thread
+            check_key(op.kb, op.ib)
+            return await asyncio.get_running_loop().run_in_executor(None, _apply_one, self.store,
+                                                                    op)
         check_key(op.kb, op.ib)  # a bad key must fail alone, not its whole batch
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
@@ -225,6 +247,14 @@ class AsyncStore(AsyncStoreViews):
             if timeout < 0:
                 raise ValueError("timeout must be >= 0")
         loop = asyncio.get_running_loop()
+        if self.store._remote:  # etcd: the store's own watch, stepped in a worker thread
+            it = await loop.run_in_executor(None, functools.partial(
+                self.store.watch, after, kinds=kinds, streams=streams, timeout=timeout))
+            while True:
+                ch = await loop.run_in_executor(None, next, it, None)
+                if ch is None:
+                    return
+                yield ch
         watcher = await loop.run_in_executor(None, Watcher, self.store, after, kinds, streams)
         idle_since = loop.time()
         while True:
@@ -343,27 +373,27 @@ class AsyncStore(AsyncStoreViews):
     async def get_resource(self, kind: str, id: str, msg_or_type: M | type[M]) -> M:
         """``kind/id`` as a message (see ``Store.get_resource``); inline."""
         self._check_open()
-        return self.store.get_resource(kind, id, msg_or_type)
+        return await self._point(self.store.get_resource, kind, id, msg_or_type)
 
     async def get_bytes(self, kind: str, id: str) -> bytes:
         """The raw protobuf bytes of ``kind/id``; inline."""
         self._check_open()
-        return self.store.get_bytes(kind, id)
+        return await self._point(self.store.get_bytes, kind, id)
 
     async def get_record(self, kind: str, id: str) -> Resource:
         """The raw record of ``kind/id`` (see ``Store.get_record``); inline."""
         self._check_open()
-        return self.store.get_record(kind, id)
+        return await self._point(self.store.get_record, kind, id)
 
     async def count(self, kind: str) -> int:
         """Number of resources of a kind; inline."""
         self._check_open()
-        return self.store.count(kind)
+        return await self._point(self.store.count, kind)
 
     async def kinds(self) -> list[str]:
         """Sorted kinds holding at least one resource; inline."""
         self._check_open()
-        return self.store.kinds()
+        return await self._point(self.store.kinds)
 
     @overload
     async def list_resources(self, kind: str, msg_type: None = None) -> list[bytes]: ...

@@ -282,6 +282,9 @@ class AsyncStoreViews:
     def _check_open(self) -> None:
         raise NotImplementedError
 
+    async def _point(self, fn: Callable[..., T], *args: Any) -> T:
+        raise NotImplementedError
+
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a synchronous store call in a worker thread."""
         self._check_open()
@@ -315,7 +318,7 @@ class AsyncStoreViews:
     async def exists(self, kind: str, id: str) -> bool:
         """Whether ``kind/id`` is stored (inline: a point read)."""
         self._check_open()
-        return self.store.exists(kind, id)
+        return await self._point(self.store.exists, kind, id)
 
     async def list_ids(
         self, kind: str, *, after: str | None = None, limit: int | None = None,

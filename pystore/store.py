@@ -65,6 +65,8 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, ResourceOps):
     and never waiting on a network, ignores ``timeout``.
     """
 
+    _remote = False  # True for a networked backend (etcd): AsyncStore never calls inline
+
     def __new__(
         cls,
         path: str | os.PathLike[str],

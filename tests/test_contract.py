@@ -314,3 +314,113 @@ def test_history(any_store: Store) -> None:
     s.delete_resource("V", "a")
     assert [r.revision for r in s.history("V", "a")] == [revs[3], revs[2]]
     assert s.delete_history("V", "a") == 2 and s.history("V", "a") == []
+
+
+def test_exists_list_ids_prefix_delete(any_store: Store) -> None:
+    s = any_store
+    for id in ("a/1", "a/2", "b/1", "c"):
+        s.save_resource("K", id, Agent())
+    assert s.exists("K", "a/1") and not s.exists("K", "zz")
+    assert s.list_ids("K") == ["a/1", "a/2", "b/1", "c"]
+    assert s.list_ids("K", prefix="a/") == ["a/1", "a/2"]
+    assert s.list_ids("K", after="a/2", limit=1) == ["b/1"]
+    start = s.revision()
+    assert s.delete_resources_by_prefix("K", "a/") == 2
+    assert s.list_ids("K") == ["b/1", "c"]
+    ch = s.changes(start)
+    assert [(c.op, c.kind, c.id) for c in ch] == [("delete_prefix", "K", "a/")]
+
+
+def test_events(any_store: Store) -> None:
+    s = any_store
+    start = s.revision()
+    assert s.append_event("log", Agent(model="1")) == 1
+    assert s.append_event("log", Agent(model="2")) == 2
+    assert s.append_events("log", [(2, Agent()), (5, Agent(model="5"))]) == 1  # 2 is present
+    assert s.last_seq("log") == 5
+    evs = s.read_events("log", Agent)
+    assert [(e.seq, e.data.model) for e in evs] == [(1, "1"), (2, "2"), (5, "5")]
+    assert [e.seq for e in s.read_events("log", after=1, limit=1)] == [2]
+    assert s.streams() == ["log"]
+    assert s.delete_events("log", upto=2) == 2
+    assert s.append_events("log", [(1, Agent())]) == 0  # forgotten: skipped
+    assert [e.seq for e in s.read_events("log")] == [5]
+    s.save_resource("A", "x", Agent())
+    appends = s.changes(start, streams=["log"])
+    assert [(c.op, c.stream, c.seq) for c in appends] == [
+        ("append", "log", 1), ("append", "log", 2), ("append", "log", 5)]
+    assert [c.op for c in s.changes(start, kinds=["A"])] == ["put"]
+
+
+def test_concurrent_appends_take_distinct_seqs(any_store: Store) -> None:
+    seqs: list[int] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(5):
+            n = any_store.append_event("s", Agent())
+            with lock:
+                seqs.append(n)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(seqs) == list(range(1, 21))
+
+
+def test_collection(any_store: Store) -> None:
+    agents = any_store.collection("Agent", Agent)
+    agents.save("a", Agent(model="x"))
+    agents.create("b", Agent(model="y"))
+    assert agents.get("a").model == "x" and agents.get_or_none("zz") is None
+    assert agents.exists("b") and agents.count() == 2
+    assert agents.update("a", lambda m: setattr(m, "model", "z")).model == "z"
+    page = agents.page(1)
+    assert [i for i, _ in page.items] == ["a"] and page.next_token is not None
+    assert [i for i, _ in agents.page(1, page.next_token).items] == ["b"]
+    assert agents.delete("a") and agents.count() == 1
+
+
+@pytest.mark.lmdb_only("secondary indexes are not implemented on the etcd backend yet")
+def test_indexes(any_store: Store) -> None:
+    any_store.create_index("Agent", "by_model", field="model", msg_type=Agent)
+    any_store.save_resource("Agent", "a", Agent(model="m"))
+    assert any_store.find_one("Agent", "by_model", "m", Agent).model == "m"
+
+
+@pytest.mark.etcd_only("secondary indexes are not implemented on the etcd backend yet")
+def test_indexes_refused(any_store: Store) -> None:
+    with pytest.raises(pystore.StoreError, match="not available on the etcd backend"):
+        any_store.create_index("Agent", "by_model", field="model", msg_type=Agent)
+    assert any_store.indexes() == []
+
+
+def test_async_store(store_target: str) -> None:
+    import asyncio
+
+    from pystore.aio import AsyncStore
+
+    async def main() -> None:
+        async with AsyncStore.open(store_target, timeout=10.0) as a:
+            r = await a.save_resource("A", "1", Agent(model="a"))
+            assert r > 0
+            assert (await a.get_resource("A", "1", Agent)).model == "a"
+            assert await a.exists("A", "1") and await a.count("A") == 1
+            with pytest.raises(AlreadyExistsError):
+                await a.create_resource("A", "1", Agent())
+            out = await a.update_resource("A", "1", Agent, lambda m: setattr(m, "model", "b"))
+            assert out.model == "b"
+            async with a.transaction() as t:
+                await t.save_resource("A", "2", Agent())
+            assert await a.kinds() == ["A"]
+            got = []
+            async for ch in a.watch(after=r, timeout=1.0):
+                got.append((ch.op, ch.id))
+                if len(got) == 2:
+                    break
+            assert got == [("put", "1"), ("put", "2")]
+            assert await a.delete_resource("A", "1") is True
+
+    asyncio.run(main())

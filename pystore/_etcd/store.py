@@ -64,6 +64,8 @@ class EtcdStore(Store):
     (retries included); ``None`` takes the URL's ``timeout=`` (default 10 s).
     """
 
+    _remote = True
+
     def __init__(
         self,
         path: str | os.PathLike[str],
