@@ -20,13 +20,13 @@ from ..errors import NotFoundError
 from ..records import Resource, ns_to_datetime
 from . import _common as c
 from . import etcd_api_pb2 as pb
-from .layout import decode_record
+from .layout import decode_record, encode_record
 
 if TYPE_CHECKING:
     from .txn import EtcdTxn
 
 __all__ = ["get_at", "history", "history_delete", "history_ids", "history_keep",
-           "history_set", "prepare"]
+           "history_load", "history_set", "prepare", "reserve"]
 
 _KEEP_PREFIX = b"history.keep/"
 
@@ -174,3 +174,17 @@ def history_ids(txn: EtcdTxn, kb: bytes, after: bytes | None, limit: int) -> lis
         if not resp.more or not resp.kvs:
             return out
         start = resp.kvs[-1].key + b"\0"
+
+
+def reserve(txn: EtcdTxn, n: int) -> int:
+    """Labels for ``n`` loaded versions (``pystore load``): etcd cannot hand out
+    revisions, so they are the n numbers up to the revision read at, below any
+    revision the load's own commit takes."""
+    return max(1, txn.revision() - n + 1)
+
+
+def history_load(
+    txn: EtcdTxn, kb: bytes, ib: bytes, data: bytes, ns: int, revision: int
+) -> None:
+    txn._writable()
+    txn.writes[txn.lay.history_key(kb, ib, revision)] = encode_record(data, ns)

@@ -65,6 +65,9 @@ class EtcdStore(Store):
     """
 
     _remote = True
+    # `pystore load` commits chunks of at most this many lines and bytes
+    # (etcd: 128 operations and 1.5 MiB per Txn, with room for schemas).
+    _load_chunk = (50, 512 * 1024)
 
     def __init__(
         self,
@@ -349,6 +352,7 @@ class EtcdStore(Store):
             used_bytes=int(status.dbSizeInUse) if hasattr(status, "dbSizeInUse") else 0,
             file_bytes=int(status.dbSize), page_size=0,
             entries=sum(k.count for k in kinds.values()), depth=0, max_readers=0,
+            data_bytes=int(getattr(status, "dbSizeInUse", 0)),
             num_readers=0, kinds=kinds, revision=rev,
         )
 

@@ -390,6 +390,14 @@ class EtcdTxn:
         raise _Stale()  # compared again in between: try again
 
 
+def raw_page(txn: EtcdTxn, kind: bytes, after: bytes | None) -> builtins.list[tuple[bytes, bytes]]:
+    """(id, stored value) of up to 512 records after ``after`` (``pystore verify``)."""
+    prefix = txn.lay.kind_prefix(kind)
+    start = prefix + after + b"\0" if after else prefix
+    resp = txn.range(start, c.prefix_end(prefix), limit=512)
+    return [(kv.key[len(prefix) :], kv.value) for kv in resp.kvs]
+
+
 def list_wire(txn: EtcdTxn, kind: bytes, after: bytes | None, limit: int) -> tuple[bytes, int]:
     """The records as a repeated field 1 in wire format (as ``ps_list_wire``)."""
     parts = []
@@ -433,6 +441,7 @@ def ops_table() -> dict[Callable[..., Any], Callable[..., Any]]:
     from .._lmdb import fast, revs
     from .._lmdb import index as lix
     from .._lmdb.core import CTxn
+    from ..cli import verify
     from . import events as ev
     from . import history as h
 
@@ -468,6 +477,9 @@ def ops_table() -> dict[Callable[..., Any], Callable[..., Any]]:
         revs.history_keep: h.history_keep,
         revs.history_delete: h.history_delete,
         revs.history_ids: h.history_ids,
+        revs.reserve: h.reserve,
+        revs.history_load: h.history_load,
+        verify._raw_page: raw_page,
     }
 
 
