@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from pystore.samples.agent_pb2 import Agent
 
 from pystore import Store
 from pystore.cli.main import main
+from pystore.samples.agent_pb2 import Agent
 
 if TYPE_CHECKING:
     from etcd_cluster import EtcdCluster

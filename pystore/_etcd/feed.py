@@ -157,7 +157,12 @@ def watch(
     names, snames = _kinds(kinds), _streams(streams)
     start = 0 if after is None else _check_rev(after, "after") + 1
     store._check_usable()
-    w = _open(store, start)  # CompactedError here, at the call
+    if start:  # CompactedError here, at the call (etcd would say so only later)
+        lay = store._layout
+        now = store._client.range(lay.last, keys_only=True).header.revision
+        if start <= now:
+            store._client.range(lay.last, keys_only=True, revision=start)
+    w = _open(store, start)
     return _follow(store, w, _Converter(store._layout, names, snames), timeout)
 
 
