@@ -398,24 +398,6 @@ def raw_page(txn: EtcdTxn, kind: bytes, after: bytes | None) -> builtins.list[tu
     return [(kv.key[len(prefix) :], kv.value) for kv in resp.kvs]
 
 
-def list_wire(txn: EtcdTxn, kind: bytes, after: bytes | None, limit: int) -> tuple[bytes, int]:
-    """The records as a repeated field 1 in wire format (as ``ps_list_wire``)."""
-    parts = []
-    records = txn.list(kind, after, limit)
-    for _, payload, _, _ in records:
-        parts.append(b"\x0a" + _varint(len(payload)) + payload)
-    return b"".join(parts), len(records)
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def put_many(txn: EtcdTxn, kind: bytes, batch: builtins.list[tuple[bytes, bytes]], ns: int) -> None:
     for ib, _ in batch:  # every key checked before the first is buffered
         check_key(kind, ib)
@@ -443,6 +425,7 @@ def ops_table() -> dict[Callable[..., Any], Callable[..., Any]]:
     from .._lmdb.core import CTxn
     from ..cli import verify
     from . import events as ev
+    from . import fastlist
     from . import history as h
 
     return {
@@ -469,7 +452,7 @@ def ops_table() -> dict[Callable[..., Any], Callable[..., Any]]:
         lix.drop: _no_index,
         lix.rebuild: _no_index,
         lix.list_defs: _no_defs,
-        fast.list_wire: list_wire,
+        fast.list_wire: fastlist.list_wire,
         fast.put_many: put_many,
         revs.history: h.history,
         revs.get_at: h.get_at,
