@@ -383,18 +383,47 @@ def test_collection(any_store: Store) -> None:
     assert agents.delete("a") and agents.count() == 1
 
 
-@pytest.mark.lmdb_only("secondary indexes are not implemented on the etcd backend yet")
 def test_indexes(any_store: Store) -> None:
-    any_store.create_index("Agent", "by_model", field="model", msg_type=Agent)
-    any_store.save_resource("Agent", "a", Agent(model="m"))
-    assert any_store.find_one("Agent", "by_model", "m", Agent).model == "m"
+    s = any_store
+    s.save_resource("Agent", "pre", Agent(model="m"))  # backfilled
+    assert s.create_index("Agent", "by_model", field="model", msg_type=Agent) == 1
+    assert s.create_index("Agent", "by_model", field="model", msg_type=Agent) == 1  # no-op
+    s.save_resource("Agent", "a", Agent(model="m"))
+    s.save_resource("Agent", "b", Agent(model="n"))
+    assert [m.model for m in s.find("Agent", "by_model", "m", Agent)] == ["m", "m"]
+    assert s.find_ids("Agent", "by_model", "m") == ["a", "pre"]
+    assert s.find_one("Agent", "by_model", "n", Agent).model == "n"
+    assert s.count_index("Agent", "by_model", "m") == 2
+    s.save_resource("Agent", "a", Agent(model="n"))  # moves a's entry
+    assert s.find_ids("Agent", "by_model", "n") == ["a", "b"]
+    s.delete_resource("Agent", "b")
+    assert s.find_ids("Agent", "by_model", "n") == ["a"]
+    assert [(i.name, i.entries) for i in s.indexes("Agent")] == [("by_model", 2)]
+    with pytest.raises(NotFoundError):
+        s.find_one("Agent", "by_model", "zzz", Agent)
+    with pytest.raises(NotFoundError):
+        s.find("Agent", "nope", "m")
+    with s.transaction() as t:
+        t.save_resource("Agent", "c", Agent(model="m"))
+    assert s.find_ids("Agent", "by_model", "m") == ["c", "pre"]
+    assert s.rebuild_index("Agent", "by_model") == 3
+    s.drop_index("Agent", "by_model")
+    assert s.indexes() == []
 
 
-@pytest.mark.etcd_only("secondary indexes are not implemented on the etcd backend yet")
-def test_indexes_refused(any_store: Store) -> None:
-    with pytest.raises(pystore.StoreError, match="not available on the etcd backend"):
-        any_store.create_index("Agent", "by_model", field="model", msg_type=Agent)
-    assert any_store.indexes() == []
+def test_unique_index(any_store: Store) -> None:
+    s = any_store
+    s.create_index("User", "by_email", field="model", msg_type=Agent, unique=True)
+    s.save_resource("User", "u1", Agent(model="a@x"))
+    with pytest.raises(pystore.UniqueViolationError) as ei:
+        s.save_resource("User", "u2", Agent(model="a@x"))
+    assert ei.value.holder == "u1" and ei.value.value == "a@x"
+    assert not s.exists("User", "u2")
+    s.save_resource("User", "u1", Agent(model="b@x"))  # frees a@x
+    s.save_resource("User", "u2", Agent(model="a@x"))
+    s.delete_resources_by_kind("User")
+    s.save_resource("User", "u3", Agent(model="a@x"))
+    assert s.find_ids("User", "by_email", "a@x") == ["u3"]
 
 
 def test_async_store(store_target: str) -> None:

@@ -24,6 +24,7 @@ def url(etcd_cluster: EtcdCluster, etcd_root: bytes) -> str:
 
 
 def _fill(s: Store) -> None:
+    s.create_index("Agent", "by_model", field="model", msg_type=Agent)
     s.save_resources("Agent", [(f"a{i}", Agent(model=f"m{i}")) for i in range(60)])
     s.save_resource("Session", "s1", Agent(instructions="x" * 1000))
     s.set_history("Agent", 3)
@@ -54,6 +55,10 @@ def test_commands_on_a_url(url: str, capsys: pytest.CaptureFixture[str]) -> None
     assert "second" in _run(capsys, "get", url, "Agent", "a1")
     assert "61 record(s) OK" in _run(capsys, "verify", url)
     assert _run(capsys, "events", url, "log").startswith("1\t")
+    assert _run(capsys, "find", url, "Agent", "by_model", "m7").split() == ["a7"]
+    assert '"model":"m7"' in _run(capsys, "--json", "find", url, "Agent", "by_model", "m7")
+    assert "by_model" in _run(capsys, "indexes", url)
+    assert "60 entries" in _run(capsys, "reindex", url, "Agent", "by_model")
     _run(capsys, "clean", url, "--kind", "Session", "--yes")
     with Store(url) as s:
         assert s.kinds() == ["Agent"]
@@ -82,6 +87,7 @@ def test_dump_load_lmdb_to_etcd_and_back(
         assert [r.data for r in e.history("Agent", "a1")] == [
             r.data for r in b.history("Agent", "a1")]
         assert len(e.history("Agent", "a1")) == 2
+        assert e.find_ids("Agent", "by_model", "m5") == b.find_ids("Agent", "by_model", "m5")
 
 
 def test_backup_of_a_url_says_what_to_do(

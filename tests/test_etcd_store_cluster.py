@@ -234,3 +234,6 @@ def test_two_processes_watch_and_race(url: str) -> None:
     finally:
         watcher.kill()
         watcher.wait()
+        for f in (watcher.stdin, watcher.stdout):
+            if f is not None:
+                f.close()

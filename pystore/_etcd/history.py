@@ -14,31 +14,57 @@ live version's ``mod_revision`` so nothing is lost in between.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .._lmdb import index as lix
 from ..errors import NotFoundError
 from ..records import Resource, ns_to_datetime
 from . import _common as c
 from . import etcd_api_pb2 as pb
+from . import index as ix
 from .layout import decode_record, encode_record
 
 if TYPE_CHECKING:
     from .txn import EtcdTxn
 
-__all__ = ["get_at", "history", "history_delete", "history_ids", "history_keep",
-           "history_load", "history_set", "prepare", "reserve"]
+__all__ = ["KindConfig", "config_of", "get_at", "history", "history_delete", "history_ids",
+           "history_keep", "history_load", "history_set", "prepare", "reserve"]
 
 _KEEP_PREFIX = b"history.keep/"
 
 
-def _keep_of(txn: EtcdTxn, kind: bytes, fresh: bool) -> tuple[int, int]:
-    """(keep count, mod_revision of its key) of ``kind``, from the Store's cache."""
-    cache = txn.store._keeps
+class KindConfig(NamedTuple):
+    """What a write of a kind must know: its keep count and index definitions,
+    with the mod_revisions of the keys they live under (compared by the write)."""
+
+    keep: int
+    keep_mod: int
+    defs: list[Any]
+    defs_mod: int
+
+
+def config_of(txn: EtcdTxn, kind: bytes, fresh: bool) -> KindConfig:
+    """``kind``'s KindConfig from the Store's cache (read in one Txn when
+    missing or ``fresh``)."""
+    cache = txn.store._kind_config
     hit = None if fresh else cache.get(kind)
     if hit is None:
-        resp = txn.client.range(txn.lay.keep_key(kind))
-        kv = resp.kvs[0] if resp.kvs else None
-        hit = (int(kv.value) if kv and kv.value else 0, kv.mod_revision if kv else 0)
+        lay = txn.lay
+        dp = lay.meta_key(b"index/" + kind + b"/")
+        resp = txn.client.txn((), [
+            c.op_range(lay.keep_key(kind)),
+            c.op_range(lay.meta_key(ix.set_key(kind))),
+            c.op_range(dp, c.prefix_end(dp)),
+        ], retry=True)
+        keep_kv = resp.responses[0].response_range.kvs
+        set_kv = resp.responses[1].response_range.kvs
+        defs = [lix.parse_def(kv.value) for kv in resp.responses[2].response_range.kvs]
+        hit = KindConfig(
+            int(keep_kv[0].value) if keep_kv and keep_kv[0].value else 0,
+            keep_kv[0].mod_revision if keep_kv else 0,
+            defs,
+            set_kv[0].mod_revision if set_kv else 0,
+        )
         cache[kind] = hit
     return hit
 
@@ -60,9 +86,12 @@ def _versions(kvs: list[pb.KeyValue], prefix: bytes) -> list[tuple[int, pb.KeyVa
 def prepare(
     txn: EtcdTxn, fresh: bool
 ) -> tuple[list[tuple[bytes, int]], list[pb.RequestOp]]:
-    """The compares and ops that keep history for ``txn``'s writes (``fresh``:
-    read the keep counts again, the cached ones proved stale)."""
+    """The compares and ops that keep history and index entries for ``txn``'s
+    writes (``fresh``: read the kinds' config again, the cached one proved
+    stale).  Unique-index compares go to ``txn.unique_cmps``."""
     lay = txn.lay
+    txn.unique_cmps = []
+    txn.unique_keys = {}
     kinds: dict[bytes, list[tuple[bytes, bytes]]] = {}
     for key in txn.writes:
         split = lay.split(key)
@@ -71,16 +100,30 @@ def prepare(
     cmps: list[tuple[bytes, int]] = []
     ops: list[pb.RequestOp] = []
     for kind in txn.dropped:
-        hp = lay.history_prefix(kind)
-        ops.append(c.op_delete(hp, c.prefix_end(hp)))
-    for key in [lay.keep_key(k) for k in txn.meta if k.startswith(_KEEP_PREFIX)]:
-        txn.store._keeps.pop(key[len(lay.meta) + len(_KEEP_PREFIX) :], None)
-    reads: list[tuple[bytes, bytes, bytes, int]] = []
+        for pre in (lay.history_prefix(kind), ix.kind_prefix(txn, kind)):
+            ops.append(c.op_delete(pre, c.prefix_end(pre)))
+    for key in txn.meta:
+        for pre in (_KEEP_PREFIX, b"indexes/"):
+            if key.startswith(pre):
+                txn.store._kind_config.pop(key[len(pre) :], None)
+    reads: list[tuple[bytes, bytes, bytes, KindConfig]] = []
     for kind, keys in kinds.items():
-        keep, mod = _keep_of(txn, kind, fresh)
-        cmps.append((lay.keep_key(kind), mod))
-        if keep:
-            reads.extend((key, kind, id, keep) for key, id in keys)
+        cfg = config_of(txn, kind, fresh)
+        cmps.append((lay.keep_key(kind), cfg.keep_mod))
+        cmps.append((lay.meta_key(ix.set_key(kind)), cfg.defs_mod))
+        if cfg.keep or cfg.defs:
+            reads.extend((key, kind, id, cfg) for key, id in keys)
+    for (kind, pre), _ in txn.prefixes.items():  # entries of the ids a prefix delete drops
+        cfg = config_of(txn, kind, fresh)
+        cmps.append((lay.meta_key(ix.set_key(kind)), cfg.defs_mod))
+        if cfg.defs:
+            scope = lay.kind_prefix(kind) + pre
+            for kv in txn.client.range(scope, c.prefix_end(scope)).kvs:
+                old, _ = decode_record(kv.value, kv.key)
+                more_cmps, more_ops = ix.upkeep(txn, cfg.defs, kind,
+                                                kv.key[len(lay.kind_prefix(kind)) :], old, None)
+                txn.unique_cmps.extend(more_cmps)
+                ops.extend(more_ops)
     if not reads:
         return cmps, ops
     req = []
@@ -89,17 +132,24 @@ def prepare(
         req.append(c.op_range(key))
         req.append(c.op_range(hp, c.prefix_end(hp), keys_only=True))
     resp = txn.client.txn((), req, retry=True)
-    for i, (key, kind, id, keep) in enumerate(reads):
+    for i, (key, kind, id, cfg) in enumerate(reads):
         live = resp.responses[2 * i].response_range.kvs
-        kept = _versions(list(resp.responses[2 * i + 1].response_range.kvs),
-                         lay.history_prefix(kind, id))
         if key not in txn.conds:
             cmps.append((key, live[0].mod_revision if live else 0))
-        if not live:
+        if cfg.defs:
+            was = decode_record(live[0].value, key)[0] if live else None
+            value = txn.writes[key]
+            new = decode_record(value, key)[0] if value is not None else None
+            more_cmps, more_ops = ix.upkeep(txn, cfg.defs, kind, id, was, new)
+            txn.unique_cmps.extend(more_cmps)
+            ops.extend(more_ops)
+        if not live or not cfg.keep:
             continue
-        old = live[0]
-        ops.append(c.op_put(lay.history_key(kind, id, old.mod_revision), old.value))
-        for _, kv in kept[: max(0, len(kept) + 1 - keep)]:
+        kept = _versions(list(resp.responses[2 * i + 1].response_range.kvs),
+                         lay.history_prefix(kind, id))
+        prev = live[0]
+        ops.append(c.op_put(lay.history_key(kind, id, prev.mod_revision), prev.value))
+        for _, kv in kept[: max(0, len(kept) + 1 - cfg.keep)]:
             ops.append(c.op_delete(kv.key))
     return cmps, ops
 

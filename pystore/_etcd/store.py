@@ -28,6 +28,7 @@ from .._lmdb.core import check_key, encode_id, encode_kind
 from .._lmdb.hygiene import Stripper
 from .._lmdb.schema import SchemaRecorder, read_schema
 from .._ops import _check_revision
+from .._query import QueryOps
 from ..errors import (
     IncompatibleStoreError,
     NotFoundError,
@@ -45,6 +46,7 @@ from . import _common as c
 from . import etcd_api_pb2 as pb
 from . import feed
 from .client import EtcdClient, credentials_for
+from .history import KindConfig
 from .layout import Layout, decode_record, encode_ns
 from .txn import EtcdTxn, ReadConflict
 from .url import parse_url
@@ -108,7 +110,7 @@ class EtcdStore(Store):
         self._schemas = SchemaRecorder()
         self._serializable = url.serializable
         self._layout = Layout(url.root)
-        self._keeps: dict[bytes, tuple[int, int]] = {}
+        self._kind_config: dict[bytes, KindConfig] = {}  # history.py
         self._client = EtcdClient(
             url.endpoints,
             timeout=self.timeout,
@@ -209,6 +211,9 @@ class EtcdStore(Store):
         payload, ns = decode_record(kv.value, key)
         return payload, ns, kv.mod_revision
 
+    def _find_first(self, kb: bytes, nb: bytes, value: object, q: Any) -> bytes | None:
+        return QueryOps._find_first(self, kb, nb, value, q)  # through EtcdTxn.OPS
+
     # -- writes that etcd does in one request -------------------------------
 
     def delete_resource(self, kind: str, id: str, *, if_revision: int | None = None) -> bool:
@@ -241,6 +246,7 @@ class EtcdStore(Store):
             raise ReadOnlyError(f"store {self.path!r} was opened with readonly=True")
         lay = self._layout
         prefix, hp = lay.kind_prefix(kb), lay.history_prefix(kb)
+        ip = lay.root + b"i/" + kb + b"/"  # the kind's index entries (index.py)
         exists = pb.Compare(
             key=prefix, range_end=c.prefix_end(prefix), target=pb.Compare.CREATE,
             result=pb.Compare.GREATER, create_revision=0,
@@ -251,6 +257,7 @@ class EtcdStore(Store):
                 c.op_put(lay.marker(kb), encode_ns(time.time_ns())),
                 c.op_delete(prefix, c.prefix_end(prefix)),
                 c.op_delete(hp, c.prefix_end(hp)),
+                c.op_delete(ip, c.prefix_end(ip)),
                 c.op_put(lay.last, b""),
             ],
             retry=True,

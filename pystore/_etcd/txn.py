@@ -32,13 +32,13 @@ from ..errors import (
     AlreadyExistsError,
     ConflictError,
     NotFoundError,
-    StoreError,
     StoreUnavailableError,
     TransactionError,
     ValueTooLargeError,
 )
 from . import _common as c
 from . import etcd_api_pb2 as pb
+from . import index
 from .history import prepare
 from .layout import decode_record, encode_ns, encode_record
 
@@ -87,6 +87,13 @@ class EtcdTxn:
         self.meta: dict[bytes, bytes] = {}
         self.pending_marks: dict[bytes, bytes] = {}  # event marks written here
         self.prefixes: dict[tuple[bytes, bytes], int] = {}  # (kind, id prefix) -> ns
+        # indexes (index.py): unique-value keys compared to be absent, what
+        # each holds, range deletes, compares over key ranges, meta deletes
+        self.unique_cmps: builtins.list[pb.Compare] = []
+        self.unique_keys: dict[bytes, tuple[Any, bytes]] = {}
+        self.range_deletes: builtins.list[tuple[bytes, bytes]] = []
+        self.range_conds: builtins.list[pb.Compare] = []
+        self.meta_deletes: set[bytes] = set()
         self.schemas: dict[str, Any] | None = None
         self.response: pb.TxnResponse | None = None
         self.ptr = True  # "live", as CTxn's (tests look at nothing else)
@@ -328,7 +335,8 @@ class EtcdTxn:
     def commit(self) -> int:
         """Send everything as one Txn; the revision it committed at (0: nothing to do)."""
         self.ptr = False
-        if not self.writes and not self.meta and not self.dropped and not self.prefixes:
+        if not (self.writes or self.meta or self.dropped or self.prefixes
+                or self.range_deletes or self.meta_deletes):
             return 0
         for attempt in range(_ATTEMPTS):
             hist_cmps, hist_ops = prepare(self, attempt > 0)
@@ -364,14 +372,23 @@ class EtcdTxn:
             success.append(c.op_put(lay.last, b""))
         for key, value in self.meta.items():
             success.append(c.op_put(lay.meta_key(key), value))
+        for key in self.meta_deletes:
+            success.append(c.op_delete(lay.meta_key(key)))
+        for start, end in self.range_deletes:
+            success.append(c.op_delete(start, end))
         success += extra_ops
         cmp_keys = [*self.conds, *(k for k, _ in extra_cmps)]
         failure = [c.op_range(k, keys_only=True) for k in cmp_keys]
+        ukeys = [u.key for u in self.unique_cmps]
+        compares += self.unique_cmps
+        failure += [c.op_range(k) for k in ukeys]
+        compares += self.range_conds
         user = bool(self.conds)  # a conditional write is never sent twice
         resp = self.client.txn(compares, success, failure, retry=not user)
         self.response = resp
         if resp.succeeded:
             return int(resp.header.revision)
+        stale = False
         for i, key in enumerate(cmp_keys):
             kvs = resp.responses[i].response_range.kvs
             actual = kvs[0].mod_revision if kvs else 0
@@ -379,7 +396,8 @@ class EtcdTxn:
             if actual == expected:
                 continue
             if i >= len(self.conds):
-                raise _Stale()
+                stale = True
+                continue
             _, why, kind, id = self.conds[key]
             k, d = _ctx(kind, id)
             if why == "create":
@@ -387,6 +405,14 @@ class EtcdTxn:
             if why == "read":
                 raise ReadConflict(k, d, expected, actual)
             raise ConflictError(k, d, expected, actual)
+        if stale:
+            raise _Stale()
+        for j, key in enumerate(ukeys):
+            kvs = resp.responses[len(cmp_keys) + j].response_range.kvs
+            if kvs:
+                raise index.violation(self, key, kvs[0].value)
+        if self.range_conds:
+            raise ReadConflict("", "", 0, 0)  # a kind read whole changed meanwhile
         raise _Stale()  # compared again in between: try again
 
 
@@ -403,17 +429,6 @@ def put_many(txn: EtcdTxn, kind: bytes, batch: builtins.list[tuple[bytes, bytes]
         check_key(kind, ib)
     for ib, payload in batch:
         txn.put(kind, ib, payload, ns, False)
-
-
-def _no_index(txn: EtcdTxn, *args: Any) -> Any:
-    raise StoreError(
-        "secondary indexes are not available on the etcd backend yet (LMDB only; "
-        "see the README's table of backend differences)"
-    )
-
-
-def _no_defs(txn: EtcdTxn, kind: bytes | None) -> builtins.list[Any]:
-    return []
 
 
 def ops_table() -> dict[Callable[..., Any], Callable[..., Any]]:
@@ -445,13 +460,13 @@ def ops_table() -> dict[Callable[..., Any], Callable[..., Any]]:
         lev.delete: ev.delete,
         lev.marks: ev.marks,
         lev.streams: ev.streams,
-        lix.find: _no_index,
-        lix.count: _no_index,
-        lix.index_exists: _no_index,
-        lix.create: _no_index,
-        lix.drop: _no_index,
-        lix.rebuild: _no_index,
-        lix.list_defs: _no_defs,
+        lix.find: index.find,
+        lix.count: index.count,
+        lix.index_exists: index.index_exists,
+        lix.create: index.create,
+        lix.drop: index.drop,
+        lix.rebuild: index.rebuild,
+        lix.list_defs: index.list_defs,
         fast.list_wire: fastlist.list_wire,
         fast.put_many: put_many,
         revs.history: h.history,

@@ -148,7 +148,7 @@ def cmd_find(a: argparse.Namespace, open_store: Any) -> int:
         if q is None:
             return 0
         with s._reading() as t:
-            raw, count = _ix.find(t, d.kind.encode(), d.name.encode(), value, q, None, 0,
+            raw, count = op_for(t, _ix.find)(t, d.kind.encode(), d.name.encode(), value, q, None, 0,
                                   lib.PS_FIND_RECORDS)
         for ib, data, ns, *_ in records_of(raw, count):
             id_ = ib.decode("utf-8", "replace")
@@ -160,7 +160,7 @@ def cmd_indexes(a: argparse.Namespace, open_store: Any) -> int:
     with open_store(a.path) as s:
         infos = s.indexes()
         with s._reading() as t:
-            kinds = {(d.kind, d.name): d for d, _ in _ix.list_defs(t, None)}
+            kinds = {(d.kind, d.name): d for d, _ in op_for(t, _ix.list_defs)(t, None)}
     if getattr(a, "json", False):
         _out(json.dumps([
             {"kind": i.kind, "name": i.name, "field": i.field, "unique": i.unique,
