@@ -176,6 +176,10 @@ def targets(
         ("save one with 3 indexes <= 1.3x without", "q_save", "plain", 1.3),
     ):
         ratio(target, op, other, limit)
+    a, b = q(("q_save", "pystore-same")), q(("q_save", "plain-same"))
+    if a and b:
+        out.append(("(beside) save one with 3 indexes, indexed values unchanged, vs without",
+                    None, f"{a / b:.2f}x ({fmt_time(a)} vs {fmt_time(b)})"))
     for op, what in (("q_point", "one lookup"), ("q_find100", "100 matches")):
         a, scan = q((op, "pystore")), q((op, "scan"))
         if a and scan:

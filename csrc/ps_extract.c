@@ -336,8 +336,9 @@ typedef struct pair {
 static int map_values(ps_vals *o, unsigned k, uint64_t num, const span *bufs,
                       size_t nbufs)
 {
-    pair *pairs = NULL;
-    size_t n = 0, cap = 0;
+    pair local[8]; /* most maps are small: no allocation */
+    pair *pairs = local;
+    size_t n = 0, cap = sizeof local / sizeof *local;
     unsigned wt = scalar_wire(k);
     int rc = PS_OK;
     for (size_t b = 0; b < nbufs && !rc; b++) {
@@ -364,13 +365,15 @@ static int map_values(ps_vals *o, unsigned k, uint64_t num, const span *bufs,
             if (rc)
                 break;
             if (n == cap) {
-                cap = cap ? cap * 2 : 8;
-                pair *np = realloc(pairs, cap * sizeof *np);
+                pair *np = realloc(pairs == local ? NULL : pairs, 2 * cap * sizeof *np);
                 if (np == NULL) {
                     rc = PS_ERR_NOMEM;
                     break;
                 }
+                if (pairs == local)
+                    memcpy(np, local, sizeof local);
                 pairs = np;
+                cap *= 2;
             }
             pairs[n++] = pr;
         }
@@ -391,7 +394,8 @@ static int map_values(ps_vals *o, unsigned k, uint64_t num, const span *bufs,
         }
         rc = scalar_value(o, k, &v, 1, &pairs[i].key);
     }
-    free(pairs);
+    if (pairs != local)
+        free(pairs);
     return rc;
 }
 
@@ -431,8 +435,9 @@ static int walk(const uint32_t *plan, size_t step, size_t nsteps,
             rc = scalar_value(o, k, &last, 0, NULL);
         return rc;
     }
-    span *subs = NULL;
-    size_t n = 0, cap = 0;
+    span local[4]; /* occurrences of a singular message: usually one */
+    span *subs = local;
+    size_t n = 0, cap = sizeof local / sizeof *local;
     for (size_t b = 0; b < nbufs && !rc; b++) {
         size_t pos = 0;
         while (pos < bufs[b].len) {
@@ -449,20 +454,23 @@ static int walk(const uint32_t *plan, size_t step, size_t nsteps,
                 continue;
             }
             if (n == cap) {
-                cap = cap ? cap * 2 : 4;
-                span *ns = realloc(subs, cap * sizeof *ns);
+                span *ns = realloc(subs == local ? NULL : subs, 2 * cap * sizeof *ns);
                 if (ns == NULL) {
                     rc = PS_ERR_NOMEM;
                     break;
                 }
+                if (subs == local)
+                    memcpy(ns, local, sizeof local);
                 subs = ns;
+                cap *= 2;
             }
             subs[n++] = f.s;
         }
     }
     if (!rc && n)
         rc = walk(plan, step + 1, nsteps, subs, n, o);
-    free(subs);
+    if (subs != local)
+        free(subs);
     return rc;
 }
 

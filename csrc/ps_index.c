@@ -24,6 +24,11 @@
 struct ps_idxset {
     size_t n;
     ps_idxdef *defs;
+    /* Value sets the upkeep reuses from save to save (2 per index of the
+     * kind; their buffers only grow): no allocation per save.  Used only
+     * by write txns, under env->write_mu. */
+    ps_vals *scratch;
+    size_t scratch_n;
 };
 
 /* ---- definitions ----------------------------------------------------- */
@@ -116,6 +121,9 @@ void ps_idxset_free(ps_idxset *s)
         return;
     for (size_t i = 0; i < s->n; i++)
         ps_idxdef_free(&s->defs[i]);
+    for (size_t i = 0; i < s->scratch_n; i++)
+        ps_vals_free(&s->scratch[i]);
+    free(s->scratch);
     free(s->defs);
     free(s);
 }
@@ -189,7 +197,13 @@ static int idx_ready(ps_txn *t)
     if (t->idx_ready)
         return PS_OK;
     ps_env *e = t->env;
-    uint64_t gen = meta_u64(t, PS_META_IDX_GEN);
+    /* The env's set is current while no other process committed since it
+     * was read: only a commit changes the generation, and each commit of
+     * this process that began with it current leaves it current
+     * (ps_idx_committed), so no meta read per write txn. */
+    size_t id = mdb_txn_id(t->mdb);
+    int cached = e->idx_set != NULL && id == e->idx_next_txnid;
+    uint64_t gen = cached ? e->idx_gen : meta_u64(t, PS_META_IDX_GEN);
     if (e->idx_set == NULL || e->idx_gen != gen) {
         ps_idxset *s;
         int rc = load_set(t, NULL, &s);
@@ -199,6 +213,8 @@ static int idx_ready(ps_txn *t)
         e->idx_set = s;
         e->idx_gen = gen;
     }
+    e->idx_next_txnid = id;
+    t->idx_txnid = id;
     t->idx = e->idx_set;
     t->idx_own = 0;
     t->idx_gen = gen;
@@ -217,6 +233,11 @@ void ps_idx_txn_reset(ps_txn *t)
 
 void ps_idx_committed(ps_txn *t)
 {
+    ps_env *e = t->env;
+    if (t->idx_ready && t->idx_txnid == e->idx_next_txnid)
+        e->idx_next_txnid = t->idx_txnid + 1; /* its set (or its own) is current */
+    else
+        e->idx_next_txnid = 0;
     if (t->idx_own) {
         ps_idxset_free(t->env->idx_set);
         t->env->idx_set = t->idx;
@@ -235,7 +256,8 @@ static size_t entry_key(uint32_t id, const char *enc, size_t enc_len, char *out)
     out[1] = (char)(id >> 16);
     out[2] = (char)(id >> 8);
     out[3] = (char)id;
-    memcpy(out + 4, enc, enc_len);
+    if (enc_len) /* the start of an index's range passes no value (NULL) */
+        memcpy(out + 4, enc, enc_len);
     return 4 + enc_len;
 }
 
@@ -377,11 +399,32 @@ static int def_is_kind(const ps_idxdef *d, const char *kind, size_t kind_len)
     return d->kind_len == kind_len && memcmp(d->kind, kind, kind_len) == 0;
 }
 
+/* n value sets from the set's scratch (emptied; grown when short). */
+static ps_vals *scratch(ps_idxset *s, size_t n)
+{
+    if (s->scratch_n < n) {
+        ps_vals *v = realloc(s->scratch, n * sizeof *v);
+        if (v == NULL)
+            return NULL;
+        memset(v + s->scratch_n, 0, (n - s->scratch_n) * sizeof *v);
+        s->scratch = v;
+        s->scratch_n = n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        s->scratch[i].n = 0;
+        s->scratch[i].buf.len = 0;
+    }
+    return s->scratch;
+}
+
 /* Values of every index of the key's kind in the old record and `payload`
  * (NULL: delete), then: unique checks, then entry changes.  Called before
- * the record itself is written or deleted. */
+ * the record itself is written or deleted.  `old`: the stored record if the
+ * caller read it in this txn with no write since (mv_data NULL: absent),
+ * NULL to look it up here. */
 static int upkeep(ps_txn *t, const char *key, size_t key_len,
-                  const char *payload, size_t payload_len, int create)
+                  const char *payload, size_t payload_len, int create,
+                  const MDB_val *old)
 {
     int rc = idx_ready(t);
     if (rc)
@@ -395,20 +438,30 @@ static int upkeep(ps_txn *t, const char *key, size_t key_len,
         nd += def_is_kind(&s->defs[i], key, kl);
     if (nd == 0)
         return PS_OK; /* (a create's existing key: mdb_put reports it) */
-    MDB_val k = {key_len, (void *)key}, ov;
-    rc = mdb_get(t->mdb, t->env->res_dbi, &k, &ov);
-    if (rc && rc != MDB_NOTFOUND)
-        return rc;
-    int had = rc == PS_OK;
+    MDB_val ov = {0, NULL};
+    if (old) {
+        ov = *old;
+    } else {
+        MDB_val k = {key_len, (void *)key};
+        rc = mdb_get(t->mdb, t->env->res_dbi, &k, &ov);
+        if (rc == MDB_NOTFOUND)
+            ov.mv_data = NULL;
+        else if (rc)
+            return rc;
+    }
+    int had = ov.mv_data != NULL;
     if (create && had)
         return MDB_KEYEXIST;
-    ps_vals *vals = calloc(2 * nd, sizeof *vals);
-    if (vals == NULL)
-        return PS_ERR_NOMEM;
     const char *op = NULL;
     size_t on = 0;
     if (had && record_payload(&ov, &op, &on))
         op = NULL; /* damaged header: it made no entries */
+    /* the same payload again: the same values, nothing to check or move */
+    if (op && payload && on == payload_len && memcmp(op, payload, on) == 0)
+        return PS_OK;
+    ps_vals *vals = scratch(s, 2 * nd);
+    if (vals == NULL)
+        return PS_ERR_NOMEM;
     const char *id = key + kl + 1;
     size_t id_len = key_len - kl - 1;
     rc = PS_OK;
@@ -448,27 +501,24 @@ static int upkeep(ps_txn *t, const char *key, size_t key_len,
                   id, id_len);
         x++;
     }
-    for (size_t i = 0; i < 2 * nd; i++)
-        ps_vals_free(&vals[i]);
-    free(vals);
     return rc;
 }
 
 int ps_idx_on_put(ps_txn *t, const char *key, size_t key_len,
-                  const char *payload, size_t payload_len)
+                  const char *payload, size_t payload_len, const MDB_val *old)
 {
-    return upkeep(t, key, key_len, payload ? payload : "", payload_len, 0);
+    return upkeep(t, key, key_len, payload ? payload : "", payload_len, 0, old);
 }
 
 int ps_idx_on_create(ps_txn *t, const char *key, size_t key_len,
-                     const char *payload, size_t payload_len)
+                     const char *payload, size_t payload_len, const MDB_val *old)
 {
-    return upkeep(t, key, key_len, payload ? payload : "", payload_len, 1);
+    return upkeep(t, key, key_len, payload ? payload : "", payload_len, 1, old);
 }
 
 int ps_idx_on_del(ps_txn *t, const char *key, size_t key_len)
 {
-    return upkeep(t, key, key_len, NULL, 0, 0);
+    return upkeep(t, key, key_len, NULL, 0, 0, NULL);
 }
 
 /* Delete every entry of index `id`. */

@@ -51,6 +51,10 @@ struct ps_env {
      * and replaced only under write_mu. */
     ps_idxset *idx_set;
     uint64_t idx_gen;
+    /* The LMDB id a write txn must have for idx_gen to be current without
+     * reading meta (0: read it): set by the txn that read it, moved on by
+     * each commit of this process that saw it current (ps_index.c). */
+    size_t idx_next_txnid;
     MDB_dbi changes_dbi;  /* change log (ps_changes.c) */
     MDB_dbi history_dbi;  /* kept versions (ps_history.c) */
     uint64_t keep_changes;
@@ -115,6 +119,7 @@ struct ps_txn {
     int idx_own;
     int idx_ready;
     uint64_t idx_gen;
+    size_t idx_txnid;     /* this LMDB txn's id, taken when idx_ready */
     /* Details of the last PS_ERR_UNIQUE (ps_txn_violation). */
     char *viol;
     size_t viol_name_len, viol_holder_len, viol_value_len;
@@ -240,11 +245,13 @@ int ps_apply_reserve(ps_txn *txn, uint64_t n, uint64_t *first);
 /* ps_upgrade.c: rewrite a format-1 store as format 2 in `txn`. */
 int ps_upgrade_v1(ps_env *env, MDB_txn *txn);
 
-/* ps_index.c: index upkeep, called by the raw operations above */
+/* ps_index.c: index upkeep, called by the raw operations above.  `old`:
+ * the stored record of key as the caller just read it in this txn, with
+ * no write since (mv_data NULL: absent), or NULL: looked up here. */
 int ps_idx_on_put(ps_txn *txn, const char *key, size_t key_len,
-                  const char *payload, size_t payload_len);
+                  const char *payload, size_t payload_len, const MDB_val *old);
 int ps_idx_on_create(ps_txn *txn, const char *key, size_t key_len,
-                     const char *payload, size_t payload_len);
+                     const char *payload, size_t payload_len, const MDB_val *old);
 int ps_idx_on_del(ps_txn *txn, const char *key, size_t key_len);
 int ps_idx_on_del_prefix(ps_txn *txn, const char *prefix, size_t prefix_len);
 void ps_idx_committed(ps_txn *txn);

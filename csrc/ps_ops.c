@@ -55,10 +55,14 @@ int ps_apply_put(ps_txn *t, const char *key, size_t key_len,
     size_t old_len;
     if (!rc)
         rc = prior_version(t, key, key_len, flags, expected, keep > 0, &old, &old_len);
-    if (!rc && t->env->has_aux) /* index entries: checks first, a violation writes nothing */
+    /* index entries: checks first, a violation writes nothing; the old
+     * record goes along when prior_version read it (nothing written since) */
+    MDB_val ov = {old_len, (void *)old};
+    const MDB_val *known = keep > 0 || (flags & PS_PUT_IF_REVISION) ? &ov : NULL;
+    if (!rc && t->env->has_aux)
         rc = (flags & PS_PUT_NOOVERWRITE)
-                 ? ps_idx_on_create(t, key, key_len, payload, payload_len)
-                 : ps_idx_on_put(t, key, key_len, payload, payload_len);
+                 ? ps_idx_on_create(t, key, key_len, payload, payload_len, known)
+                 : ps_idx_on_put(t, key, key_len, payload, payload_len, known);
     if (!rc)
         rc = ps_rev_take(t, &rev);
     if (!rc && old && keep)

@@ -87,8 +87,13 @@ async def async_tour(path: str) -> None:
         async with s.transaction() as t:  # on the store's writer thread
             await t.save_resource("Session", "s-1", Session(agent_id=got.model))
             await t.delete_resource("Agent", "a-1")
+        await s.create_index("Session", "by_agent", field="agent_id", msg_type=Session)
+        found: list[Session] = await s.find("Session", "by_agent", "m", Session)
+        raw: list[bytes] = await s.find("Session", "by_agent", "m")
         async with s.snapshot() as snap:
-            print("revision", snap.revision, await snap.kinds())
+            rev: int = snap.revision
+            print("revision", rev, await snap.kinds(), len(found), len(raw))
+            print("history", len(await snap.history("Session", "s-1")))
         stats = await s.stats()
         print("live data", stats.data_bytes, "bytes")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from google.protobuf.message import DecodeError, Message
 
@@ -71,6 +71,17 @@ class QueryOps:
         nb = _ix.encode_name(index)
         return kb, nb, _ix.query_args(value)
 
+    @overload
+    def find(
+        self, kind: str, index: str, value: object, msg_type: None = None, *,
+        after: str | None = None, limit: int | None = None,
+    ) -> list[bytes]: ...
+    @overload
+    def find(
+        self, kind: str, index: str, value: object, msg_type: type[M], *,
+        after: str | None = None, limit: int | None = None,
+    ) -> list[M]: ...
+
     def find(
         self,
         kind: str,
@@ -80,7 +91,7 @@ class QueryOps:
         *,
         after: str | None = None,
         limit: int | None = None,
-    ) -> list[Any]:
+    ) -> list[bytes] | list[M]:
         """Resources of ``kind`` whose ``index`` holds ``value``, in id order:
         raw bytes, or ``msg_type`` messages; ids strictly after ``after``."""
         kb, nb, q = self._query(kind, index, value)

@@ -16,11 +16,15 @@ commit).  Each awaits only until the commit holding its write has returned,
 i.e. until it is durable (with ``sync=True``, the default).  A task
 cancelled while it waits does not withdraw its write: it may still commit.
 
-Point reads (``get_*``, ``exists``, ``count``, ``kinds``) are a few
-microseconds and run inline (the C core releases the GIL while LMDB works);
-lists, ``stats``, ``backup`` and snapshots run in worker threads; batch
-writes, ``update_resource``, ``delete_resources_by_kind`` and transactions
-run on the writer thread (see :mod:`pystore.aio_views`).
+Point reads (``get_*``, ``exists``, ``count``, ``kinds``, ``revision``)
+are a few microseconds and run inline (the C core releases the GIL while
+LMDB works); lists, index lookups, events, history, ``stats``, ``backup``
+and snapshots run in worker threads; every other write (batches,
+``update_resource``, kind and prefix deletes, index and history
+administration, event appends) and transactions run on the writer thread.
+The reads and those writes are written once for AsyncStore, its
+transactions and snapshots (:mod:`pystore.aio_ops`); see
+:mod:`pystore.aio_views` for transactions and snapshots.
 """
 
 from __future__ import annotations
@@ -29,10 +33,10 @@ import asyncio
 import contextlib
 import functools
 import os
-from collections.abc import AsyncIterator, Callable, Generator, Iterable
+from collections.abc import AsyncIterator, Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any
 
 from google.protobuf.message import Message
 
@@ -41,14 +45,12 @@ from ._lmdb.group import Op, commit_ops
 from ._ops import _check_revision
 from .aio_views import AsyncStoreViews
 from .errors import StoreClosedError, StoreError
-from .records import Change, Event, IndexInfo, Resource
+from .records import Change
 from .store import Store
 from .watch import Watcher
 
 __all__ = ["AsyncStore"]
 
-M = TypeVar("M", bound=Message)
-T = TypeVar("T")
 _WATCH_STEP_S = 0.25  # longest a watch waits in a worker thread per step
 
 
@@ -86,11 +88,11 @@ class _Opening:
 def _apply_one(store: Store, op: Op) -> Any:
     """One queued write applied alone (a networked backend: no group commit)."""
     id = op.ib.decode("utf-8")
+    msg: Any = op.msg
     if op.payload is None:
         return store.delete_resource(op.kind, id, if_revision=op.if_revision)
     if op.create:
-        return store.create_resource(op.kind, id, op.msg)  # type: ignore[arg-type]
-    msg: Any = op.msg
+        return store.create_resource(op.kind, id, msg)
     return store.save_resource(op.kind, id, msg, if_revision=op.if_revision)
 
 
@@ -144,21 +146,14 @@ class AsyncStore(AsyncStoreViews):
 
     # -- writes shared by one commit -----------------------------------------
 
-    async def _point(self, fn: Callable[..., T], *args: Any) -> T:
-        """A point read: inline on LMDB (microseconds); on a networked backend
-        (etcd) in a worker thread, so the event loop never waits on a round trip."""
-        if not self.store._remote:
-            return fn(*args)
-        return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args))
-
     async def _write(self, op: Op) -> Any:
         if self._closed:
             raise StoreClosedError(f"store {self.store.path!r} is closed")
         self.store._check_usable()
         if self.store._remote:  # etcd: each write is its own Txn, in a worker thread
             check_key(op.kb, op.ib)
-            return await asyncio.get_running_loop().run_in_executor(None, _apply_one, self.store,
-                                                                    op)
+            return await asyncio.get_running_loop().run_in_executor(
+                None, _apply_one, self.store, op)
         check_key(op.kb, op.ib)  # a bad key must fail alone, not its whole batch
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
@@ -220,16 +215,27 @@ class AsyncStore(AsyncStoreViews):
 
     # -- the change feed ------------------------------------------------------
 
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` has begun (calls then raise StoreClosedError)."""
+        return self._closed or self.store.closed
+
     async def revision(self) -> int:
-        return self.store.revision()
+        """The revision of the last committed write (0 for a new store); inline."""
+        return await self._point(self.store.revision)
 
     async def changes(
-        self, after: int = 0, *, kinds: Iterable[str] | None = None, limit: int | None = None
+        self,
+        after: int = 0,
+        *,
+        kinds: Iterable[str] | None = None,
+        streams: Iterable[str] | None = None,
+        limit: int | None = None,
     ) -> list[Change]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            None, functools.partial(self.store.changes, after, kinds=kinds, limit=limit)
-        )
+        """Committed changes with revision > ``after``, oldest first (see
+        ``Store.changes``), read in a worker thread."""
+        return await self._call(self.store.changes, after, kinds=kinds, streams=streams,
+                                limit=limit)
 
     async def watch(
         self,
@@ -269,168 +275,4 @@ class AsyncStore(AsyncStoreViews):
                     yield ch
                 idle_since = loop.time()
             elif timeout is not None and loop.time() - idle_since >= timeout:
-                return
-
-    # -- other writes, in the commit thread ----------------------------------
-
-    async def _in_writer(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        self._check_open()
-        async with self._gate:  # not while a transaction() holds the writer
-            return await asyncio.get_running_loop().run_in_executor(
-                self._writer, functools.partial(fn, *args, **kwargs))
-
-    async def save_resources(self, kind: str, items: Iterable[tuple[str, Message]]) -> int:
-        """Upsert many resources of one kind in one commit (writer thread); the count."""
-        return await self._in_writer(self.store.save_resources, kind, list(items))
-
-    async def update_resource(
-        self, kind: str, id: str, msg_type: type[M], fn: Callable[[M], object], *,
-        create: bool = False,
-    ) -> M:
-        """Atomic read-modify-write on the writer thread (see
-        ``Store.update_resource``); a coroutine function ``fn`` is refused with
-        TypeError at the call."""
-        from ._ops import check_update_fn
-
-        check_update_fn(fn)
-        return await self._in_writer(self.store.update_resource, kind, id, msg_type, fn,
-                                     create=create)
-
-    async def delete_resources_by_kind(self, kind: str) -> int:
-        """Delete every resource of a kind (writer thread); the count."""
-        return await self._in_writer(self.store.delete_resources_by_kind, kind)
-
-    async def delete_resources_by_prefix(self, kind: str, id_prefix: str) -> int:
-        return await self._in_writer(self.store.delete_resources_by_prefix, kind, id_prefix)
-
-    async def create_index(
-        self, kind: str, name: str, *, field: str, msg_type: type[Message], unique: bool = False
-    ) -> int:
-        return await self._in_writer(
-            functools.partial(self.store.create_index, kind, name, field=field,
-                              msg_type=msg_type, unique=unique)
-        )
-
-    async def drop_index(self, kind: str, name: str) -> None:
-        await self._in_writer(self.store.drop_index, kind, name)
-
-    async def append_events(self, stream: str, events: Iterable[tuple[int, Message]]) -> int:
-        return await self._in_writer(self.store.append_events, stream, list(events))
-
-    async def append_event(self, stream: str, msg: Message) -> int:
-        return await self._in_writer(self.store.append_event, stream, msg)
-
-    async def delete_events(self, stream: str, *, upto: int | None = None) -> int:
-        return await self._in_writer(functools.partial(self.store.delete_events, stream,
-                                                       upto=upto))
-
-    # -- index and event reads (worker threads) -------------------------------
-
-    async def _in_reader(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._closed:
-            raise StoreClosedError(f"store {self.store.path!r} is closed")
-        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
-
-    async def find(
-        self, kind: str, index: str, value: object, msg_type: type[M] | None = None, *,
-        after: str | None = None, limit: int | None = None,
-    ) -> list[Any]:
-        return await self._in_reader(functools.partial(
-            self.store.find, kind, index, value, msg_type, after=after, limit=limit))
-
-    async def find_ids(self, kind: str, index: str, value: object) -> list[str]:
-        return await self._in_reader(self.store.find_ids, kind, index, value)
-
-    async def find_one(self, kind: str, index: str, value: object, msg_type: type[M]) -> M:
-        return await self._in_reader(self.store.find_one, kind, index, value, msg_type)
-
-    async def count_index(self, kind: str, index: str, value: object) -> int:
-        return await self._in_reader(self.store.count_index, kind, index, value)
-
-    async def indexes(self, kind: str | None = None) -> list[IndexInfo]:
-        return await self._in_reader(self.store.indexes, kind)
-
-    async def read_events(
-        self, stream: str, msg_type: type[M] | None = None, *, after: int = 0,
-        limit: int | None = None,
-    ) -> list[Event]:
-        return await self._in_reader(functools.partial(
-            self.store.read_events, stream, msg_type, after=after, limit=limit))
-
-    async def last_seq(self, stream: str) -> int:
-        return await self._in_reader(self.store.last_seq, stream)
-
-    async def streams(self) -> list[str]:
-        return await self._in_reader(self.store.streams)
-
-    # -- reads ---------------------------------------------------------------
-
-    @overload
-    async def get_resource(self, kind: str, id: str, msg_or_type: type[M]) -> M: ...
-    @overload
-    async def get_resource(self, kind: str, id: str, msg_or_type: M) -> M: ...
-
-    async def get_resource(self, kind: str, id: str, msg_or_type: M | type[M]) -> M:
-        """``kind/id`` as a message (see ``Store.get_resource``); inline."""
-        self._check_open()
-        return await self._point(self.store.get_resource, kind, id, msg_or_type)
-
-    async def get_bytes(self, kind: str, id: str) -> bytes:
-        """The raw protobuf bytes of ``kind/id``; inline."""
-        self._check_open()
-        return await self._point(self.store.get_bytes, kind, id)
-
-    async def get_record(self, kind: str, id: str) -> Resource:
-        """The raw record of ``kind/id`` (see ``Store.get_record``); inline."""
-        self._check_open()
-        return await self._point(self.store.get_record, kind, id)
-
-    async def count(self, kind: str) -> int:
-        """Number of resources of a kind; inline."""
-        self._check_open()
-        return await self._point(self.store.count, kind)
-
-    async def kinds(self) -> list[str]:
-        """Sorted kinds holding at least one resource; inline."""
-        self._check_open()
-        return await self._point(self.store.kinds)
-
-    @overload
-    async def list_resources(self, kind: str, msg_type: None = None) -> list[bytes]: ...
-    @overload
-    async def list_resources(self, kind: str, msg_type: type[M]) -> list[M]: ...
-
-    async def list_resources(
-        self, kind: str, msg_type: type[M] | None = None
-    ) -> list[bytes] | list[M]:
-        """Every resource of a kind in key order (bytes, or messages of
-        ``msg_type``), read in a worker thread."""
-        return await self._call(self.store.list_resources, kind, msg_type)
-
-    async def iter_resources(
-        self,
-        kind: str,
-        msg_type: type[Message] | None = None,
-        *,
-        after: str | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[Resource]:
-        """Resources of a kind in key order (with ``msg_type``: ``.message``
-        set), read a page at a time in a worker thread."""
-        it = self.store.iter_resources(kind, msg_type, after=after, limit=limit)
-        loop = asyncio.get_running_loop()
-
-        def page() -> list[Resource]:
-            out = []
-            for r in it:
-                out.append(r)
-                if len(out) == 512:
-                    break
-            return out
-
-        while True:
-            chunk = await loop.run_in_executor(None, page)
-            for r in chunk:
-                yield r
-            if len(chunk) < 512:
                 return

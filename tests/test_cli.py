@@ -330,6 +330,20 @@ def test_python_dash_m_and_demo(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert run("kinds", tmp_path / "demo").stdout.split() == ["Agent", "Session", "Workflow"]
+    for line in ("find_one by the unique slug index -> 'Agent 3'",
+                 "a stale conditional save is refused: conflict on Agent/agent-3",
+                 "Workflow/wf-1 history: 2 version(s)",
+                 "appended 2 event(s); a retried batch added only 1 (last seq 3)"):
+        assert line in p.stdout, p.stdout
+    # a second run on the same store works too (the index exists, events are seen)
+    again = subprocess.run([sys.executable, "-m", "pystore", "demo", tmp_path / "demo"],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "a retried batch added only 0 (last seq 3)" in again.stdout
+    with pystore.Store(tmp_path / "demo", readonly=True) as s:
+        assert s.history("Workflow", "wf-1")[0].revision == s.get_record(
+            "Workflow", "wf-1").revision
+        assert s.find_ids("Agent", "slug", "agent-1") == ["agent-1"]
 
 
 def test_pipe_closed_early_is_quiet(filled: Path) -> None:

@@ -604,3 +604,25 @@ def test_async_store_has_the_query_methods(store_path: Path) -> None:
             assert await a.indexes() == []
 
     asyncio.run(main())
+
+
+def test_same_payload_saved_again_keeps_entries(tmp_path: Path) -> None:
+    """Saving the stored message again (the upkeep's shortcut: same bytes,
+    same entries) keeps every entry, a unique one included; a change after
+    it still moves them."""
+    from pystore.samples.agent_pb2 import Agent
+
+    with Store(str(tmp_path / "s"), sync=False) as st:
+        st.create_index("Agent", "slug", field="metadata.slug", msg_type=Agent, unique=True)
+        st.create_index("Agent", "model", field="model", msg_type=Agent)
+        a = Agent(model="m1")
+        a.metadata.slug = "one"
+        for _ in range(3):
+            st.save_resource("Agent", "a", a)
+        assert st.find_ids("Agent", "slug", "one") == ["a"]
+        assert st.find_ids("Agent", "model", "m1") == ["a"]
+        a.model = "m2"
+        st.save_resource("Agent", "a", a)
+        assert st.find_ids("Agent", "model", "m1") == []
+        assert st.find_ids("Agent", "model", "m2") == ["a"]
+        assert st.find_ids("Agent", "slug", "one") == ["a"]

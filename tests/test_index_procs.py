@@ -4,6 +4,8 @@ it, and writers killed with SIGKILL mid-batch leave every index consistent."""
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -72,3 +74,40 @@ def test_sigkill_mid_batch_leaves_indexes_consistent(tmp_path: Path) -> None:
         with Store(path, sync=False) as st:
             assert _problems(st) == []
             assert st.find_ids("Session", "agent", "agent-3") == _scan_answer(st, "agent-3")
+
+
+_OTHER = """
+import sys
+from pystore import Store
+from pystore.samples.session_pb2 import Session
+with Store(sys.argv[1], sync=False) as st:
+    if sys.argv[2] == "create":
+        st.create_index("Session", "agent", field="agent_id", msg_type=Session)
+    else:
+        st.drop_index("Session", "agent")
+"""
+
+
+def _other(path: str, what: str) -> None:
+    subprocess.run([sys.executable, "-c", _OTHER, path, what], check=True, timeout=60)
+
+
+def test_index_changed_by_another_process_between_two_saves(tmp_path: Path) -> None:
+    """A writer keeps its index definitions from commit to commit; another
+    process's create or drop in between is seen at its next write."""
+    path = str(tmp_path / "store")
+    with Store(path, sync=False) as st:
+        st.save_resource("Session", "a", payload(1))  # this process's view: no index
+        _other(path, "create")
+        st.save_resource("Session", "b", payload(2))
+        st.save_resource("Session", "a", payload(2))  # moves a's entry
+        assert st.find_ids("Session", "agent", "agent-2") == ["a", "b"]
+        assert st.find_ids("Session", "agent", "agent-1") == []
+        _other(path, "drop")
+        st.save_resource("Session", "c", payload(3))  # no entry for a dropped index
+        _other(path, "create")  # backfilled from the records, c included
+        st.save_resource("Session", "c", payload(4))
+        st.delete_resource("Session", "b")
+        assert st.find_ids("Session", "agent", "agent-4") == ["c"]
+        assert st.find_ids("Session", "agent", "agent-2") == ["a"]
+        assert _problems(st) == []

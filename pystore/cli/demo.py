@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from .. import AlreadyExistsError, NotFoundError, Store
+from .. import AlreadyExistsError, ConflictError, NotFoundError, Store
 from ..samples import agent_execution_pb2, agent_pb2, common_pb2, session_pb2, workflow_pb2
 
 __all__ = ["run_demo"]
@@ -25,7 +25,12 @@ def run_demo(path: str = "./.pystore-demo", out: TextIO = sys.stdout) -> int:
         print(text, file=out)
 
     with Store(path) as store:
-        say(f"opened store at {path}")
+        say(f"opened store at {path} (revision {store.revision()})")
+        start = store.revision()
+        # A unique index on the slug, kept by the C core in every write
+        # (creating it again is a no-op, so the demo can run twice).
+        store.create_index("Agent", "slug", field="metadata.slug", msg_type=agent_pb2.Agent,
+                           unique=True)
         agents = [
             (f"agent-{i}", agent_pb2.Agent(
                 metadata=_meta(f"agent-{i}", f"Agent {i}"),
@@ -55,6 +60,31 @@ def run_demo(path: str = "./.pystore-demo", out: TextIO = sys.stdout) -> int:
         except AlreadyExistsError as exc:
             say(f"create_resource refused a duplicate: {exc}")
 
+        agents_h = store.collection("Agent", agent_pb2.Agent)  # a typed handle
+        found = agents_h.find_one("slug", "agent-3")
+        say(f"find_one by the unique slug index -> {found.metadata.name!r}")
+        rev = store.get_record("Agent", "agent-3").revision
+        found.model = "bigger-llm"
+        new_rev = agents_h.save("agent-3", found, if_revision=rev)
+        say(f"conditional save at revision {rev} -> committed at revision {new_rev}")
+        try:
+            agents_h.save("agent-3", found, if_revision=rev)  # stale etag
+        except ConflictError as exc:
+            say(f"a stale conditional save is refused: {exc}")
+
+        store.set_history("Workflow", 5)  # a versioned kind keeps old versions
+        wf.description = "demo, second version"
+        store.save_resource("Workflow", "wf-1", wf)
+        versions = store.history("Workflow", "wf-1")
+        say(f"Workflow/wf-1 history: {len(versions)} version(s), revisions "
+            f"{[v.revision for v in versions]}")
+
+        step = agent_execution_pb2.Message(role="assistant", content="thinking")
+        new = store.append_events("exec-1/events", [(1, step), (2, step)])
+        again = store.append_events("exec-1/events", [(1, step), (2, step), (3, step)])
+        say(f"appended {new} event(s); a retried batch added only {again} "
+            f"(last seq {store.last_seq('exec-1/events')})")
+
         got = store.get_resource("Agent", "agent-2", agent_pb2.Agent)
         say(f"get Agent/agent-2 -> name={got.metadata.name!r} model={got.model!r}")
         say(f"tenancy fields on disk: org_id={got.metadata.org_id!r} "
@@ -83,5 +113,11 @@ def run_demo(path: str = "./.pystore-demo", out: TextIO = sys.stdout) -> int:
         except NotFoundError as exc:
             say(f"get after delete -> NotFoundError: {exc}")
         say(f"kinds now: {store.kinds()}")
+        changes = store.changes(after=start)
+        ops: dict[str, int] = {}
+        for ch in changes:
+            ops[ch.op] = ops.get(ch.op, 0) + 1
+        say(f"change feed since revision {start}: {len(changes)} change(s) {ops}; "
+            f"store revision {store.revision()}")
     say("closed the store")
     return 0
