@@ -244,6 +244,13 @@ def test_changes_and_delete_kind(any_store: Store) -> None:
     assert [c.id for c in any_store.changes(start, kinds=["B"])] == ["1"]
     assert len(any_store.changes(start, limit=2)) == 2
     assert any_store.changes(any_store.revision()) == []
+    # two kind deletes read in one go: each hides only its own deletes
+    again = any_store.revision()
+    any_store.save_resource("C", "z", Agent())
+    any_store.delete_resources_by_kind("C")
+    any_store.save_resource("C", "z", Agent())
+    any_store.delete_resources_by_kind("C")
+    assert [c.op for c in any_store.changes(again)] == ["put", "delete_kind"] * 2
 
 
 def test_watch_follows_writes(any_store: Store) -> None:

@@ -45,8 +45,9 @@ class _Converter:
         every = kinds is None and streams is None
         self.kinds = None if every else set(kinds or ())
         self.streams = None if every else set(streams or ())
-        # (revision, {(kind, id prefix)}): kind/prefix deletes hide their N deletes
-        self.dropped: tuple[int, set[tuple[bytes, bytes]]] = (0, set())
+        # revision -> {(kind, id prefix)}: kind/prefix deletes hide their N deletes
+        # (etcd never splits one revision's events over two responses)
+        self.dropped: dict[int, set[tuple[bytes, bytes]]] = {}
 
     def _marker(self, key: bytes) -> tuple[str, bytes, bytes] | None:
         lay = self.lay
@@ -58,21 +59,17 @@ class _Converter:
         return None
 
     def _hidden(self, rev: int, kind: bytes, id: bytes) -> bool:
-        if self.dropped[0] != rev:
-            return False
-        return any(k == kind and id.startswith(p) for k, p in self.dropped[1])
+        return any(k == kind and id.startswith(p) for k, p in self.dropped.get(rev, ()))
 
     def convert(self, events: Iterable[pb.Event]) -> list[Change]:
         lay = self.lay
         evs = list(events)
         out: list[Change] = []
+        self.dropped = {}
         for ev in evs:  # markers first: they hide the deletes of their revision
             m = self._marker(ev.kv.key) if ev.type == pb.Event.PUT else None
             if m is not None:
-                rev = ev.kv.mod_revision
-                if self.dropped[0] != rev:
-                    self.dropped = (rev, set())
-                self.dropped[1].add((m[1], m[2]))
+                self.dropped.setdefault(ev.kv.mod_revision, set()).add((m[1], m[2]))
         now: int | None = None
         for ev in evs:
             key, rev = ev.kv.key, ev.kv.mod_revision

@@ -260,6 +260,8 @@ class EtcdStore(Store):
                 c.op_delete(ip, c.prefix_end(ip)),
                 c.op_put(lay.last, b""),
             ],
+            # an empty kind: its kept versions go all the same (as on LMDB)
+            [c.op_delete(hp, c.prefix_end(hp))],
             retry=True,
         )
         if not resp.succeeded:

@@ -83,10 +83,12 @@ class EtcdTxn:
         # key -> (expected mod_revision, why: "read" | "create" | "if", kind, id)
         self.conds: dict[bytes, tuple[int, str, bytes, bytes]] = {}
         self.writes: dict[bytes, bytes | None] = {}  # key -> value (None: delete)
-        self.dropped: dict[bytes, int] = {}  # kind -> updated_ns of its delete_kind
+        # kind -> (updated_ns, count seen) of its delete_kind; the same per
+        # (kind, id prefix) for delete_resources_by_prefix
+        self.dropped: dict[bytes, tuple[int, int]] = {}
         self.meta: dict[bytes, bytes] = {}
         self.pending_marks: dict[bytes, bytes] = {}  # event marks written here
-        self.prefixes: dict[tuple[bytes, bytes], int] = {}  # (kind, id prefix) -> ns
+        self.prefixes: dict[tuple[bytes, bytes], tuple[int, int]] = {}
         # indexes (index.py): unique-value keys compared to be absent, what
         # each holds, range deletes, compares over key ranges, meta deletes
         self.unique_cmps: builtins.list[pb.Compare] = []
@@ -311,7 +313,7 @@ class EtcdTxn:
         prefix = self.lay.kind_prefix(kind)
         for key in [k for k in self.writes if k.startswith(prefix)]:
             del self.writes[key]  # one Txn cannot put a key inside a range it deletes
-        self.dropped[kind] = time.time_ns()
+        self.dropped[kind] = (time.time_ns(), n)
         return n
 
     def delete_prefix(self, kind: bytes, prefix: bytes) -> int:
@@ -324,7 +326,7 @@ class EtcdTxn:
         n = int(self.range(scope, c.prefix_end(scope), count_only=True).count)
         for key in [k for k in self.writes if k.startswith(scope)]:
             del self.writes[key]
-        self.prefixes[(kind, prefix)] = time.time_ns()
+        self.prefixes[(kind, prefix)] = (time.time_ns(), n)
         return n
 
     # -- end --------------------------------------------------------------
@@ -356,15 +358,19 @@ class EtcdTxn:
         compares = [c.cmp_mod(k, "==", v[0]) for k, v in self.conds.items()]
         compares += [c.cmp_mod(k, "==", rev) for k, rev in extra_cmps]
         success: builtins.list[pb.RequestOp] = []
-        for kind, ns in self.dropped.items():
+        changed = False  # a marker (one change) only where something was there
+        for kind, (ns, n) in self.dropped.items():
             prefix = lay.kind_prefix(kind)
-            success.append(c.op_put(lay.marker(kind), encode_ns(ns)))
+            if n:
+                success.append(c.op_put(lay.marker(kind), encode_ns(ns)))
             success.append(c.op_delete(prefix, c.prefix_end(prefix)))
-        for (kind, prefix), ns in self.prefixes.items():
+            changed = changed or bool(n)
+        for (kind, prefix), (ns, n) in self.prefixes.items():
             scope = lay.kind_prefix(kind) + prefix
-            success.append(c.op_put(lay.prefix_marker(kind, prefix), encode_ns(ns)))
+            if n:
+                success.append(c.op_put(lay.prefix_marker(kind, prefix), encode_ns(ns)))
             success.append(c.op_delete(scope, c.prefix_end(scope)))
-        changed = bool(self.dropped or self.prefixes)
+            changed = changed or bool(n)
         for key, value in self.writes.items():
             success.append(c.op_delete(key) if value is None else c.op_put(key, value))
             changed = changed or key.startswith(lay.res) or key.startswith(lay.events)
