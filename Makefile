@@ -213,6 +213,7 @@ $(ASAN_VENV)/.installed: $(SOURCES)
 	$(MAKE) --no-print-directory sysdeps
 	test -x $(ASAN_VENV)/bin/python || $(PYTHON) -m venv $(ASAN_VENV)
 	$(ASAN_VENV)/bin/python -m pip install -q --upgrade pip
+	$(ASAN_VENV)/bin/python -m pip uninstall -q -y pystore 2>/dev/null || true
 	$(ASAN_VENV)/bin/python -m pip install -q --config-settings=build-dir=$(BUILD)/asan-{wheel_tag} \
 	  --config-settings=cmake.define.PYSTORE_SANITIZE=ON ".[test]"
 	ldd $(ASAN_VENV)/lib/python3*/site-packages/pystore/_lmdb/_native*.so | grep -q libasan
