@@ -499,3 +499,34 @@ def test_kind_delete_then_write_in_one_transaction(any_store: Store, backend: st
         t.delete_resources_by_kind("K")
         t.save_resource("K", "new", Agent())
     assert any_store.list_ids("K") == ["old"]
+
+
+def test_a_child_process_must_open_its_own(any_store: Store) -> None:
+    import os
+
+    any_store.save_resource("A", "1", Agent())
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's store refuses, its own works
+        code = 1
+        try:
+            any_store.count("A")
+        except pystore.ForkedError:
+            code = 0
+        except BaseException:
+            code = 2
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert any_store.count("A") == 1  # the parent's store still works
+
+
+def test_same_signature_on_both_backends() -> None:
+    import inspect
+
+    from pystore._etcd.store import EtcdStore
+
+    assert inspect.signature(EtcdStore.__init__) == inspect.signature(Store.__init__)
+    for name in ("save_resource", "update_resource", "changes", "watch", "delete_resource",
+                 "delete_resources_by_kind", "snapshot", "transaction", "stats"):
+        assert inspect.signature(getattr(EtcdStore, name)) == inspect.signature(
+            getattr(Store, name)), name
