@@ -211,6 +211,8 @@ def write(out: Path, rows: list[tuple[str, float, float | None, float | None]],
         lr = f"{e / lm:.0f}x" if lm else "-"
         lines.append(f"| {op} | {e:,.0f} | {'-' if b is None else f'{b:,.0f}'} | {ratio} | "
                      f"{'-' if lm is None else f'{lm:,.1f}'} | {lr} |")
+    notes.append("the box is shared (2 cores, other builds running): ratios move by about "
+                 "+-10% between runs; store and bare calls alternate so both see the same load")
     lines += ["", *[f"* {x}" for x in notes], ""]
     out.write_text("\n".join(lines))
     print("\n".join(lines))
