@@ -237,3 +237,17 @@ def test_two_processes_watch_and_race(url: str) -> None:
         for f in (watcher.stdin, watcher.stdout):
             if f is not None:
                 f.close()
+
+
+def test_an_unreachable_cluster_fails_the_open_within_the_timeout(
+    etcd_cluster: EtcdCluster,  # only for the skip/fail rule when etcd or grpcio is missing
+) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    t0 = time.monotonic()
+    with pytest.raises(StoreUnavailableError):
+        Store(f"etcd://127.0.0.1:{port}/nowhere", timeout=1.0)
+    assert time.monotonic() - t0 < 1.0 + 2.0
