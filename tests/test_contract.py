@@ -530,3 +530,20 @@ def test_same_signature_on_both_backends() -> None:
                  "delete_resources_by_kind", "snapshot", "transaction", "stats"):
         assert inspect.signature(getattr(EtcdStore, name)) == inspect.signature(
             getattr(Store, name)), name
+
+
+def test_a_transaction_reads_its_own_writes_in_lists(any_store: Store) -> None:
+    any_store.save_resources("L", [("a", Agent(model="a")), ("c", Agent(model="c"))])
+    with any_store.transaction() as t:
+        t.save_resource("L", "b", Agent(model="b"))
+        t.delete_resource("L", "c")
+        t.save_resource("L", "a", Agent(model="a2"))
+        assert [m.model for m in t.list_resources("L", Agent)] == ["a2", "b"]
+        assert t.count("L") == 2 and t.list_ids("L") == ["a", "b"]
+        assert [r.id for r in t.iter_resources("L", after="a")] == ["b"]
+        assert t.exists("L", "b") and not t.exists("L", "c")
+        t.delete_resources_by_prefix("L", "a")
+        assert t.list_ids("L") == ["b"]
+        with pytest.raises(NotFoundError):
+            t.get_resource("L", "a", Agent)
+    assert any_store.list_ids("L") == ["b"]

@@ -40,12 +40,24 @@ def range_wire(raw: bytes, what: str) -> tuple[bytes, int, int, bool, bytes]:
         lib.ps_buf_free(buf)
 
 
+def _varint(v: int) -> bytes:
+    out = bytearray()
+    while v > 0x7F:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
 def list_wire(txn: EtcdTxn, kind: bytes, after: bytes | None, limit: int) -> tuple[bytes, int]:
     """The records of a kind as ITEMS_FIELD elements, and their count, read in
     pages at the transaction's pinned revision."""
     check_key(kind, after if after else b"_")
     if kind in txn.dropped:
         return b"", 0
+    if txn.overlaid(kind):  # this transaction's own writes merged: record by record
+        rows = txn.list(kind, after, limit)
+        return b"".join(b"\x0a" + _varint(len(r[1])) + r[1] for r in rows), len(rows)
     prefix = txn.lay.kind_prefix(kind)
     start = prefix + after + b"\0" if after else prefix
     end = c.prefix_end(prefix)

@@ -119,11 +119,22 @@ class EtcdTxn:
     def pending(self) -> int:
         return 0  # etcd tells a revision only when the Txn commits
 
+    def _gone(self, kind: bytes, id: bytes) -> bool:
+        """Deleted by this transaction's kind or prefix delete."""
+        return kind in self.dropped or any(
+            k == kind and id.startswith(p) for k, p in self.prefixes)
+
+    def overlaid(self, kind: bytes) -> bool:
+        """Whether reads of ``kind`` must merge this transaction's own writes."""
+        prefix = self.lay.kind_prefix(kind)
+        return any(k == kind for k, _ in self.prefixes) or any(
+            k.startswith(prefix) for k in self.writes)
+
     def _lookup(self, key: bytes, kind: bytes, id: bytes) -> pb.KeyValue | None:
-        kv = None
-        if kind not in self.dropped:
-            resp = self.range(key)
-            kv = resp.kvs[0] if resp.kvs else None
+        if self._gone(kind, id):
+            return None  # deleted here: nothing to compare
+        resp = self.range(key)
+        kv = resp.kvs[0] if resp.kvs else None
         if self.write and key not in self.conds:
             self.conds[key] = (kv.mod_revision if kv else 0, "read", kind, id)
         return kv
@@ -152,6 +163,10 @@ class EtcdTxn:
         check_key(kind, after or prefix or b"_")
         if kind in self.dropped:
             return []
+        if self.overlaid(kind):
+            ids = [r[0] for r in self._merged(kind, after or None, 0)
+                   if r[0].startswith(prefix or b"")]
+            return [i.decode("utf-8") for i in (ids[:limit] if limit else ids)]
         base = self.lay.kind_prefix(kind)
         scope = base + (prefix or b"")
         start = base + after + b"\0" if after else scope
@@ -187,10 +202,34 @@ class EtcdTxn:
         self, kind: bytes, after: bytes | None, limit: int
     ) -> builtins.list[tuple[bytes, bytes, int, int]]:
         """(id, payload, updated_ns, revision) of up to ``limit`` (0: all)
-        records after ``after``, at the pinned revision (own writes not merged)."""
+        records after ``after``, at the pinned revision, with this
+        transaction's own writes merged (their revision: 0, until commit)."""
         check_key(kind, after if after else b"_")
         if kind in self.dropped:
             return []
+        if self.overlaid(kind):
+            return self._merged(kind, after, limit)
+        return self._stored(kind, after, limit)
+
+    def _merged(
+        self, kind: bytes, after: bytes | None, limit: int
+    ) -> builtins.list[tuple[bytes, bytes, int, int]]:
+        prefix = self.lay.kind_prefix(kind)
+        rows = {r[0]: r for r in self._stored(kind, None, 0) if not self._gone(kind, r[0])}
+        for key, value in self.writes.items():
+            if key.startswith(prefix):
+                id = key[len(prefix) :]
+                if value is None:
+                    rows.pop(id, None)
+                else:
+                    payload, ns = decode_record(value, key)
+                    rows[id] = (id, payload, ns, 0)
+        out = [rows[i] for i in sorted(rows) if after is None or i > after]
+        return out[:limit] if limit else out
+
+    def _stored(
+        self, kind: bytes, after: bytes | None, limit: int
+    ) -> builtins.list[tuple[bytes, bytes, int, int]]:
         prefix = self.lay.kind_prefix(kind)
         start = prefix + after + b"\0" if after else prefix
         end = c.prefix_end(prefix)
@@ -210,6 +249,8 @@ class EtcdTxn:
         check_key(kind, b"_")
         if kind in self.dropped:
             return 0
+        if self.overlaid(kind):
+            return len(self._merged(kind, None, 0))
         prefix = self.lay.kind_prefix(kind)
         return int(self.range(prefix, c.prefix_end(prefix), count_only=True).count)
 
