@@ -9,7 +9,7 @@ PIP    := $(VPY) -m pip
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SOURCES := pyproject.toml CMakeLists.txt $(wildcard csrc/*.c csrc/*.h csrc/*.py pystore/*.py pystore/*/*.py protos/*/*/*.proto)
 
-.PHONY: all demo test pytest ctest sysdeps install bench bench-rev lint wheel wheel-check \
+.PHONY: all demo test pytest ctest sysdeps install bench bench-rev bench-etcd lint wheel wheel-check \
 	wheel-matrix protobuf-floor lmdb-src sanitize clean
 
 all: install
@@ -193,6 +193,13 @@ bench-rev: install
 	  --config-settings=build-dir=$(CURDIR)/$(BUILD)/bench-base-build $(BUILD)/bench-base-src
 	$(VPY) bench/bench_rev.py $(CURDIR)/$(BUILD)/bench-base $(BENCH_OUT)/rev.json $(BENCH_ROUNDS) \
 	  | tee $(BENCH_OUT)/rev.md
+
+# The etcd backend (issue 13): the operations of `make bench` on a 3-member
+# cluster the script starts itself, against a bare gRPC call of the same etcd
+# request and beside LMDB, in one run (bench/bench_etcd.py).
+BENCH_ETCD_N ?= 300
+bench-etcd: install
+	cd bench && ../$(VPY) bench_etcd.py RESULTS-etcd.md $(BENCH_ETCD_N)
 
 # AddressSanitizer + UBSan (the CMake option PYSTORE_SANITIZE): the C unit
 # tests built with both, then the whole Python suite against a module built

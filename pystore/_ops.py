@@ -23,6 +23,7 @@ from ._lmdb.group import GroupCommit, Op
 from ._lmdb.hygiene import Stripper
 from ._lmdb.schema import SchemaRecorder
 from ._query import QueryOps
+from ._seam import op_for
 from .errors import InvalidMessageError, NotFoundError, ValueTooLargeError
 from .history import HistoryOps
 from .records import Resource, ns_to_datetime
@@ -115,6 +116,7 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
     def _run(self, write: bool, op: Callable[..., Any], *args: Any) -> Any:
         """``op(txn, *args)`` in a transaction from ``_begin``, finished by ``_end``."""
         t = self._begin(write)
+        op = op_for(t, op)
         ok = False
         try:
             result = op(t, *args)
@@ -198,7 +200,7 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
         ok = False
         try:
             # One C call; every key is checked before the first put (all or nothing).
-            put_many(t, kb, batch, time.time_ns())
+            op_for(t, put_many)(t, kb, batch, time.time_ns())
             for m in types:
                 self._note_schema(t, kind, kb, m)
             ok = True
