@@ -9,7 +9,7 @@ PIP    := $(VPY) -m pip
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SOURCES := pyproject.toml CMakeLists.txt $(wildcard csrc/*.c csrc/*.h csrc/*.py pystore/*.py pystore/*/*.py protos/*/*/*.proto)
 
-.PHONY: all demo test pytest ctest sysdeps install bench bench-rev lint wheel wheel-check \
+.PHONY: all demo test pytest ctest sysdeps install bench bench-rev bench-etcd lint wheel wheel-check \
 	wheel-matrix protobuf-floor lmdb-src sanitize clean
 
 all: install
@@ -194,6 +194,13 @@ bench-rev: install
 	$(VPY) bench/bench_rev.py $(CURDIR)/$(BUILD)/bench-base $(BENCH_OUT)/rev.json $(BENCH_ROUNDS) \
 	  | tee $(BENCH_OUT)/rev.md
 
+# The etcd backend (issue 13): the operations of `make bench` on a 3-member
+# cluster the script starts itself, against a bare gRPC call of the same etcd
+# request and beside LMDB, in one run (bench/bench_etcd.py).
+BENCH_ETCD_N ?= 300
+bench-etcd: install
+	cd bench && ../$(VPY) bench_etcd.py RESULTS-etcd.md $(BENCH_ETCD_N)
+
 # AddressSanitizer + UBSan (the CMake option PYSTORE_SANITIZE): the C unit
 # tests built with both, then the whole Python suite against a module built
 # with both, in its own venv; the interpreter is not instrumented, so libasan
@@ -206,6 +213,7 @@ $(ASAN_VENV)/.installed: $(SOURCES)
 	$(MAKE) --no-print-directory sysdeps
 	test -x $(ASAN_VENV)/bin/python || $(PYTHON) -m venv $(ASAN_VENV)
 	$(ASAN_VENV)/bin/python -m pip install -q --upgrade pip
+	$(ASAN_VENV)/bin/python -m pip uninstall -q -y pystore 2>/dev/null || true
 	$(ASAN_VENV)/bin/python -m pip install -q --config-settings=build-dir=$(BUILD)/asan-{wheel_tag} \
 	  --config-settings=cmake.define.PYSTORE_SANITIZE=ON ".[test]"
 	ldd $(ASAN_VENV)/lib/python3*/site-packages/pystore/_lmdb/_native*.so | grep -q libasan

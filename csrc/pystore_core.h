@@ -535,6 +535,18 @@ int ps_txn_reserve(ps_txn *txn, uint64_t n, uint64_t *first);
 int ps_history_load(ps_txn *txn, const char *kind, size_t kind_len,
                     const char *id, size_t id_len, const char *payload,
                     size_t payload_len, int64_t updated_ns, uint64_t revision);
+/* ---- etcd backend (ps_etcd.c) -------------------------------------------
+ * Turn an etcd RangeResponse (the wire bytes gRPC received) whose values are
+ * pystore records into ps_list_wire's layout: each payload one element of
+ * repeated field `field`, appended to `out` (out->count records).  Also the
+ * response header's revision, its `more` flag, and where the last key is:
+ * resp[*last_key_off .. + *last_key_len] (inside the caller's buffer: valid
+ * as long as `resp` is; length 0 when there was no key).  A value that is not
+ * a record gives PS_ERR_BAD_RECORD, malformed wire PS_ERR_INVALID_ARG. */
+int ps_etcd_range_wire(const char *resp, size_t resp_len, uint32_t field,
+                       ps_buf *out, uint64_t *revision, int *more,
+                       size_t *last_key_off, size_t *last_key_len);
+
 /* CDEF-END */
 
 #ifdef __cplusplus

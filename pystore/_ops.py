@@ -17,12 +17,13 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, EncodeError, Message
 
 from ._kindops import KindOps, check_limit
-from ._lmdb.core import MAX_PAYLOAD, NO_SLOT, CTxn, check_key, encode_id, encode_kind, finish
+from ._lmdb.core import MAX_PAYLOAD, NO_SLOT, CTxn, check_key, encode_id, encode_kind
 from ._lmdb.fast import list_wire, parse_list, put_many
 from ._lmdb.group import GroupCommit, Op
 from ._lmdb.hygiene import Stripper
 from ._lmdb.schema import SchemaRecorder
 from ._query import QueryOps
+from ._seam import op_for
 from .errors import InvalidMessageError, NotFoundError, ValueTooLargeError
 from .history import HistoryOps
 from .records import Resource, ns_to_datetime
@@ -122,7 +123,7 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
     #         ok = True
     #     finally:
     #         t.commit_asked = ok       # no Python call before the C call
-    #         finish(t.slot, ok, t.rc, t.revp)  # ends it, whatever was interrupted
+    #         t.finish(t.slot, ok, t.rc, t.revp)  # C: ends it, whatever was interrupted
     #     rev = self._after(t)          # a failed commit's error; the revision
     #
     # A Transaction hands out its own open txn (its slot is empty, so the
@@ -151,6 +152,7 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
     def _run(self, write: bool, op: Callable[..., Any], *args: Any) -> Any:
         """``op(txn, *args)`` in a transaction (the shape above)."""
         t = self._prepare(write)
+        op = op_for(t, op)
         ok = False
         try:
             self._start(t)
@@ -158,7 +160,7 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
             ok = True
         finally:
             t.commit_asked = ok
-            finish(t.slot, ok, t.rc, t.revp)
+            t.finish(t.slot, ok, t.rc, t.revp)
         self._after(t)
         return result
 
@@ -204,7 +206,7 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
             ok = True
         finally:
             t.commit_asked = ok
-            finish(t.slot, ok, t.rc, t.revp)
+            t.finish(t.slot, ok, t.rc, t.revp)
         return self._after(t)
 
     def save_resource(
@@ -240,13 +242,13 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
         try:
             self._start(t)
             # One C call; every key is checked before the first put (all or nothing).
-            put_many(t, kb, batch, time.time_ns())
+            op_for(t, put_many)(t, kb, batch, time.time_ns())
             for m in types:
                 self._note_schema(t, kind, kb, m)
             ok = True
         finally:
             t.commit_asked = ok
-            finish(t.slot, ok, t.rc, t.revp)
+            t.finish(t.slot, ok, t.rc, t.revp)
         self._after(t)
         return len(batch)
 
@@ -298,7 +300,7 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
             ok = True
         finally:
             t.commit_asked = ok
-            finish(t.slot, ok, t.rc, t.revp)
+            t.finish(t.slot, ok, t.rc, t.revp)
         self._after(t)
         return msg  # type: ignore[return-value]
 

@@ -19,6 +19,7 @@ from ._lmdb import events as _ev
 from ._lmdb import index as _ix
 from ._lmdb.core import CTxn, check_key, encode_id, encode_kind, records_of
 from ._lmdb.fast import parse_list
+from ._seam import op_for
 from .errors import InvalidMessageError, NotFoundError
 from .records import Event, IndexInfo, ns_to_datetime
 
@@ -194,19 +195,23 @@ class QueryOps:
 
     @staticmethod
     def _append_all(t: CTxn, sb: bytes, batch: list[tuple[int, bytes]], ns: int) -> int:
-        return sum(_ev.append(t, sb, seq, payload, ns)[1] for seq, payload in batch)
+        return sum(op_for(t, _ev.append)(t, sb, seq, payload, ns)[1] for seq, payload in batch)
 
     def append_event(self, stream: str, msg: Message) -> int:
         """Append ``msg`` as the next event (last seq + 1, assigned atomically); its seq."""
         sb = _ev.encode_stream(stream)
         payload = self._payload(msg)
-        seq: int = self._run(True, lambda t: _ev.append(t, sb, 0, payload, time.time_ns())[0])
+        seq: int = self._run(
+            True, lambda t: op_for(t, _ev.append)(t, sb, 0, payload, time.time_ns())[0]
+        )
         return seq
 
     def _append_raw(self, stream: str, seq: int, data: bytes, ns: int) -> bool:
         """Internal (``pystore load``): an event exactly as dumped."""
         sb = _ev.encode_stream(stream)
-        added: bool = self._run(True, lambda t: _ev.append(t, sb, _ev.check_seq(seq), data, ns)[1])
+        added: bool = self._run(
+            True, lambda t: op_for(t, _ev.append)(t, sb, _ev.check_seq(seq), data, ns)[1]
+        )
         return added
 
     def read_events(

@@ -85,6 +85,17 @@ class _Opening:
             await self._store.close()
 
 
+def _apply_one(store: Store, op: Op) -> Any:
+    """One queued write applied alone (a networked backend: no group commit)."""
+    id = op.ib.decode("utf-8")
+    msg: Any = op.msg
+    if op.payload is None:
+        return store.delete_resource(op.kind, id, if_revision=op.if_revision)
+    if op.create:
+        return store.create_resource(op.kind, id, msg)
+    return store.save_resource(op.kind, id, msg, if_revision=op.if_revision)
+
+
 class AsyncStore(AsyncStoreViews):
     """An asyncio front of one Store (see the module docstring)."""
 
@@ -150,6 +161,10 @@ class AsyncStore(AsyncStoreViews):
         if self._closed:
             raise StoreClosedError(f"store {self.store.path!r} is closed")
         self.store._check_usable()
+        if self.store._remote:  # etcd: each write is its own Txn, in a worker thread
+            check_key(op.kb, op.ib)
+            return await asyncio.get_running_loop().run_in_executor(
+                None, _apply_one, self.store, op)
         check_key(op.kb, op.ib)  # a bad key must fail alone, not its whole batch
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
@@ -249,6 +264,14 @@ class AsyncStore(AsyncStoreViews):
             if timeout < 0:
                 raise ValueError("timeout must be >= 0")
         loop = asyncio.get_running_loop()
+        if self.store._remote:  # etcd: the store's own watch, stepped in a worker thread
+            it = await loop.run_in_executor(None, functools.partial(
+                self.store.watch, after, kinds=kinds, streams=streams, timeout=timeout))
+            while True:
+                ch = await loop.run_in_executor(None, next, it, None)
+                if ch is None:
+                    return
+                yield ch
         watcher = await loop.run_in_executor(None, Watcher, self.store, after, kinds, streams)
         idle_since = loop.time()
         while True:

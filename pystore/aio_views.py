@@ -222,8 +222,12 @@ class AsyncStoreViews(AsyncWrites, AsyncReads):
         return await _run_in(None, fn, *args, **kwargs)
 
     async def _point(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """A point read, inline: a few microseconds, the GIL released in C."""
+        """A point read, inline: a few microseconds, the GIL released in C.  On a
+        networked backend (etcd) in a worker thread instead: the event loop
+        never waits on a round trip."""
         self._check_open()
+        if self.store._remote:
+            return await _run_in(None, fn, *args, **kwargs)
         return fn(*args, **kwargs)
 
     async def _write_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._lmdb.core import CTxn
 from ._ops import ResourceOps
+from ._seam import op_for
 from .errors import ReadOnlyError, StoreClosedError
 
 if TYPE_CHECKING:
@@ -91,6 +92,6 @@ class Snapshot(ResourceOps):
         # under its lock: not the interrupt-safe begin/finish shape of a Store.
         t = self._begin(write)
         try:
-            return op(t, *args)
+            return op_for(t, op)(t, *args)
         finally:
             self._end(t, False)

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
+from ._etcd.url import is_etcd_url
 from ._lmdb._native import ffi, lib
 from ._lmdb.admin import AdminOps
 from ._lmdb.core import CTxn, check_key, finish
@@ -85,7 +86,37 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, ResourceOps):
     ``readonly`` are per Store.  ``data.mdb``/``lock.mdb`` symlinks are
     refused (UnsafePathError); a writable open makes a directory that
     others can write 0700 if this user owns it, else refuses it.
+    ``path`` may instead be an ``etcd://`` or ``etcds://`` URL: the same API
+    on an etcd cluster (an ``EtcdStore``, see ``pystore/_etcd/store.py``);
+    ``timeout`` (seconds) bounds each of its calls.  An LMDB store, local
+    and never waiting on a network, ignores ``timeout``.
     """
+
+    _remote = False  # True for a networked backend (etcd): AsyncStore never calls inline
+
+    def __new__(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        sync: bool = True,
+        map_size: int | None = None,
+        readonly: bool = False,
+        strip_fields: Iterable[str] = ("org_id", "project_id"),
+        keep_changes: int = 100_000,
+        timeout: float | None = None,
+    ) -> Store:
+        # The backend seam: an etcd:// or etcds:// URL opens the etcd backend
+        # (pystore/_etcd/store.py, a Store subclass); anything else is a path.
+        if cls is Store and is_etcd_url(path):
+            try:
+                from ._etcd.store import EtcdStore
+            except ImportError as exc:
+                raise StoreError(
+                    f"{path!r} needs the etcd backend: pip install 'pystore-lmdb[etcd]' "
+                    f"({exc})"
+                ) from None
+            return super().__new__(EtcdStore)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -96,6 +127,7 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, ResourceOps):
         readonly: bool = False,
         strip_fields: Iterable[str] = ("org_id", "project_id"),
         keep_changes: int = 100_000,
+        timeout: float | None = None,
     ) -> None:
         self._env: Any = None
         self._closed = True
@@ -224,7 +256,7 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, ResourceOps):
         return rev
 
     def _callback(self) -> object:
-        prev = self._tls.txn
+        prev = getattr(self._tls, "txn", None)
         self._tls.txn = _IN_CALLBACK
         return prev
 

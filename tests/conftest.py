@@ -72,3 +72,38 @@ def etcd_client(etcd_cluster: EtcdCluster) -> Iterator[EtcdClient]:
         yield client
     finally:
         client.close()
+
+
+# ---- the contract suite: one test, both backends -----------------------------
+# `any_store` is an open Store on LMDB (a temporary directory) or on the etcd
+# cluster (a key root of its own); tests that prove a documented difference
+# are marked `lmdb_only`/`etcd_only` with the reason, never skipped silently.
+
+
+@pytest.fixture(params=["lmdb", "etcd"])
+def backend(request: pytest.FixtureRequest) -> str:
+    other = "etcd" if request.param == "lmdb" else "lmdb"
+    marker = request.node.get_closest_marker(f"{other}_only")
+    if marker is not None:
+        pytest.skip(f"{request.param}: documented difference: {marker.args[0]}")
+    return str(request.param)
+
+
+@pytest.fixture
+def store_target(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """What Store() opens for this backend: a path, or an etcd:// URL of a fresh root."""
+    if backend == "lmdb":
+        return str(tmp_path / "store")
+    cluster = request.getfixturevalue("etcd_cluster")
+    cluster.ensure_running()
+    root = request.getfixturevalue("etcd_root").decode()
+    return str(cluster.url(root))
+
+
+@pytest.fixture
+def any_store(backend: str, store_target: str) -> Iterator[pystore.Store]:
+    s = pystore.Store(store_target, sync=False, timeout=10.0)
+    try:
+        yield s
+    finally:
+        s.close()

@@ -24,7 +24,9 @@ def test_exception_tree() -> None:
 def test_store_signatures() -> None:
     sig = inspect.signature(pystore.Store)
     params = sig.parameters
-    assert list(params) == ["path", "sync", "map_size", "readonly", "strip_fields", "keep_changes"]
+    assert list(params) == [
+        "path", "sync", "map_size", "readonly", "strip_fields", "keep_changes", "timeout"]
+    assert params["timeout"].default is None
     assert params["sync"].kind is inspect.Parameter.KEYWORD_ONLY and params["sync"].default is True
     assert params["map_size"].default is None and params["readonly"].default is False
     assert params["strip_fields"].default == ("org_id", "project_id")

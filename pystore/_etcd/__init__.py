@@ -7,6 +7,11 @@
   ``grpc.aio``.
 * :mod:`._common`: request builders (``op_put``, ``cmp_mod``, ``prefix_end``,
   ...), error mapping and retry schedule shared by both.
+* The backend (issue 13), opened by ``Store("etcd://...")``:
+  :mod:`.store` (``EtcdStore``, a ``Store``), :mod:`.txn` (``EtcdTxn``, the
+  ``CTxn`` method set as one optimistic etcd Txn), :mod:`.history`,
+  :mod:`.index`, :mod:`.events`, :mod:`.feed` (changes/watch),
+  :mod:`.fastlist` (lists through ``csrc/ps_etcd.c``), :mod:`.layout` (keys).
 * ``etcd_api_pb2``: messages compiled at build time from
   ``protos/pystore/_etcd/etcd_api.proto``, a private subset of etcd's API
   (proto package ``pystore.etcd``: nothing named ``etcdserverpb`` is added

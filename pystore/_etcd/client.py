@@ -96,6 +96,10 @@ class EtcdClient:
         self._channel = self._open_channel(c.channel_target(self._endpoints))
         ch = self._channel
         self._range = _unary(ch, c.RANGE, pb.RangeResponse)
+        # the same Range, its response left as wire bytes (the list fast path)
+        self._range_raw: grpc.UnaryUnaryMultiCallable[object, bytes] = ch.unary_unary(
+            c.RANGE, request_serializer=_serialize, response_deserializer=None
+        )
         self._put = _unary(ch, c.PUT, pb.PutResponse)
         self._delete = _unary(ch, c.DELETE_RANGE, pb.DeleteRangeResponse)
         self._txn = _unary(ch, c.TXN, pb.TxnResponse)
@@ -225,6 +229,23 @@ class EtcdClient:
             max_mod_revision=max_mod_revision,
         )
         return self._call(self._range, req, retry=True, timeout=timeout)
+
+    def range_raw(
+        self,
+        key: bytes,
+        range_end: bytes = b"",
+        *,
+        limit: int = 0,
+        revision: int = 0,
+        serializable: bool = False,
+        timeout: float | None = None,
+    ) -> bytes:
+        """``range`` with the RangeResponse left as its wire bytes (parsed by
+        the C core's ``ps_etcd_range_wire``, not by Python)."""
+        req = c.range_request(
+            key, range_end, limit=limit, revision=revision, serializable=serializable
+        )
+        return self._call(self._range_raw, req, retry=True, timeout=timeout)
 
     def get(
         self,

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import StoreError, StoreOSError, check
 from ._native import ffi, lib
-from .core import CTxn, encode_kind, finish
+from .core import CTxn, encode_kind
 from .files import make_dirs
 from .schema import read_schema
 
@@ -104,7 +104,7 @@ class AdminOps:
             self._start(t)
             yield t
         finally:
-            finish(t.slot, 0, t.rc, ffi.NULL)
+            t.finish(t.slot, 0, t.rc, ffi.NULL)
 
     def _schema_of(self, kind: str) -> tuple[str, bytes] | None:
         """(message type name, FileDescriptorSet bytes) recorded for ``kind``."""

@@ -100,6 +100,11 @@ class CTxn:
 
     __slots__ = ("_keep", "commit_asked", "pp", "rc", "revp", "schemas", "slot", "write")
 
+    # ``t.finish(t.slot, ok, t.rc, t.revp)``: a cffi function is no
+    # descriptor, so this calls C directly, with no Python frame (another
+    # backend's txn class gives a method of the same shape).
+    finish = finish
+
     def __init__(self, write: bool, owned: bool = True) -> None:
         self.pp: Any = ffi.new("ps_txn **")
         self.rc: Any = ffi.new("int *", PENDING)

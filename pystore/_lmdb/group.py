@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf.message import Message
 
 from ..errors import AlreadyExistsError, ConflictError
-from .core import CTxn, finish
+from .core import CTxn
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -130,7 +130,7 @@ def commit_ops(store: Store, ops: list[Op]) -> None:
         raise
     finally:
         t.commit_asked = ok
-        finish(t.slot, ok, t.rc, t.revp)
+        t.finish(t.slot, ok, t.rc, t.revp)
     try:
         rev = store._after(t)
     except BaseException as exc:

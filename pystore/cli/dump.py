@@ -44,6 +44,7 @@ from .._lmdb.core import CTxn, check_key, encode_id, encode_kind
 from .._lmdb.hygiene import is_repeated
 from .._lmdb.index import parse_def
 from .._lmdb.schema import message_class, read_schema, write_schema
+from .._seam import op_for
 from ..errors import CorruptionError, InvalidKeyError, NotFoundError
 from .progress import Progress
 
@@ -220,15 +221,15 @@ def _history_lines(txn: CTxn, kind: str) -> Iterator[dict[str, Any]]:
     """The history lines of ``kind``: its keep count, then every kept version
     (of live and deleted resources), oldest first per id."""
     kb = encode_kind(kind)
-    keep = revs.history_keep(txn, kb)
+    keep = op_for(txn, revs.history_keep)(txn, kb)
     if keep:
         yield {"history_keep": {"kind": kind, "keep": keep}}
     after: bytes | None = None
     while True:
-        ids = revs.history_ids(txn, kb, after, _PAGE)
+        ids = op_for(txn, revs.history_ids)(txn, kb, after, _PAGE)
         for ib in ids:
             id = ib.decode("utf-8", "surrogateescape")
-            versions = revs.history(txn, kind, kb, id, ib, 0)
+            versions = op_for(txn, revs.history)(txn, kind, kb, id, ib, 0)
             try:
                 live = txn.get(kb, ib)[2]
             except NotFoundError:
@@ -468,7 +469,7 @@ def load(
             ctxn = tx._begin(True)
             # Kept versions get revisions of their own, below the chunk's.
             n_hist = sum(1 for what, _ in chunk if what == "history")
-            label = revs.reserve(ctxn, n_hist) if n_hist else 0
+            label = op_for(ctxn, revs.reserve)(ctxn, n_hist) if n_hist else 0
             for what, item in chunk:
                 if what == "schema":
                     kind, tname, fds = item
@@ -480,10 +481,11 @@ def load(
                 elif what == "event":
                     tx._append_raw(*item)
                 elif what == "history_keep":
-                    revs.history_set(ctxn, encode_kind(item[0]), item[1])
+                    op_for(ctxn, revs.history_set)(ctxn, encode_kind(item[0]), item[1])
                 elif what == "history":
                     kind, id, data, ns = item
-                    revs.history_load(ctxn, encode_kind(kind), encode_id(id), data, ns, label)
+                    op_for(ctxn, revs.history_load)(
+                        ctxn, encode_kind(kind), encode_id(id), data, ns, label)
                     label += 1
                 else:
                     tx._put_raw(*item)
@@ -492,6 +494,9 @@ def load(
                 store._schemas.forget(item[0])
         chunk, chunk_bytes = [], 0
 
+    # A networked backend commits smaller chunks (etcd: at most 128 operations
+    # and 1.5 MiB per transaction).
+    max_records, max_bytes = getattr(store, "_load_chunk", (_CHUNK_RECORDS, _CHUNK_BYTES))
     with Progress("load", size, " B" if size else "") as bar:
         for where, obj, read in _lines(src, name):
             # A record given as 'message' is encoded here: its tenancy
@@ -514,7 +519,7 @@ def load(
                 if extras is not None and what != "stream":
                     extras[what] += 1
                 chunk_bytes += len(item[2]) if what == "event" else 0
-            if len(chunk) >= _CHUNK_RECORDS or chunk_bytes >= _CHUNK_BYTES:
+            if len(chunk) >= max_records or chunk_bytes >= max_bytes:
                 flush()
             bar.update(read)
         flush()

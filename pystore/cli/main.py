@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any, NoReturn
 
 from .. import __version__
+from .._etcd.url import is_etcd_url
 from ..errors import InvalidKeyError, NotFoundError, StoreError
 from ..store import Store
 from . import dump as _dump
@@ -131,7 +132,10 @@ def _denied(path: str, readonly: bool, why: str) -> AccessError:
 
 
 def _open_existing(path: str, readonly: bool = True) -> Store:
-    """Open a store that must exist; a permission problem is said as such."""
+    """Open a store that must exist; a permission problem is said as such.
+    An ``etcd://``/``etcds://`` URL opens the etcd backend instead."""
+    if is_etcd_url(path):
+        return Store(path, readonly=readonly)
     data = os.path.join(path, "data.mdb")
     try:
         st = os.stat(data)

@@ -22,6 +22,7 @@ from .._lmdb import events as _ev
 from .._lmdb import index as _ix
 from .._lmdb._native import lib
 from .._lmdb.core import records_of
+from .._seam import op_for
 from ..errors import NotFoundError
 from ..records import ns_to_datetime
 from . import dump as _dump
@@ -147,7 +148,7 @@ def cmd_find(a: argparse.Namespace, open_store: Any) -> int:
         if q is None:
             return 0
         with s._reading() as t:
-            raw, count = _ix.find(t, d.kind.encode(), d.name.encode(), value, q, None, 0,
+            raw, count = op_for(t, _ix.find)(t, d.kind.encode(), d.name.encode(), value, q, None, 0,
                                   lib.PS_FIND_RECORDS)
         for ib, data, ns, *_ in records_of(raw, count):
             id_ = ib.decode("utf-8", "replace")
@@ -159,7 +160,7 @@ def cmd_indexes(a: argparse.Namespace, open_store: Any) -> int:
     with open_store(a.path) as s:
         infos = s.indexes()
         with s._reading() as t:
-            kinds = {(d.kind, d.name): d for d, _ in _ix.list_defs(t, None)}
+            kinds = {(d.kind, d.name): d for d, _ in op_for(t, _ix.list_defs)(t, None)}
     if getattr(a, "json", False):
         _out(json.dumps([
             {"kind": i.kind, "name": i.name, "field": i.field, "unique": i.unique,
@@ -214,7 +215,7 @@ COMMANDS = {"find": cmd_find, "indexes": cmd_indexes, "events": cmd_events,
 def dump_extras(store: Store, t: Any, out: Any, kinds: list[str] | None) -> None:
     """Index definitions (of ``kinds``, or all) and, for a whole dump, every
     stream's marks and events; written after the records."""
-    for d, _ in _ix.list_defs(t, None):
+    for d, _ in op_for(t, _ix.list_defs)(t, None):
         if kinds is not None and d.kind not in kinds:
             continue
         out.write(_line({"index": {
@@ -225,12 +226,12 @@ def dump_extras(store: Store, t: Any, out: Any, kinds: list[str] | None) -> None
         }}) + "\n")
     if kinds is not None:
         return
-    for stream in _ev.streams(t, True):
+    for stream in op_for(t, _ev.streams)(t, True):
         sb = stream.encode("utf-8")
-        _, forgot = _ev.marks(t, sb)
+        _, forgot = op_for(t, _ev.marks)(t, sb)
         if forgot:
             out.write(_line({"stream": {"name": stream, "forgotten": forgot}}) + "\n")
-        for seq, ns, payload in _ev.read(t, sb, 0, 0):
+        for seq, ns, payload in op_for(t, _ev.read)(t, sb, 0, 0):
             out.write(_line({"event": {
                 "stream": stream, "seq": seq, "recorded_ns": ns,
                 "recorded_at": ns_to_datetime(ns).isoformat(),

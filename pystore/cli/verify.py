@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError, Message
 from .._lmdb._native import ffi, lib
 from .._lmdb.core import CTxn, encode_kind
 from .._lmdb.indexcheck import check_indexes
+from .._seam import op_for
 from ..errors import CorruptionError, StoreError, check
 from .dump import Decoder
 from .progress import Progress
@@ -63,7 +64,7 @@ def raw_records(txn: CTxn, kb: bytes, after: bytes | None = None
     """(id, stored value: header then payload) of every record of a kind
     (after ``after``); the value is None when its stored size is damaged."""
     while True:
-        page = _raw_page(txn, kb, after)
+        page = op_for(txn, _raw_page)(txn, kb, after)
         yield from page
         if len(page) < _PAGE:
             return
@@ -138,7 +139,7 @@ def verify(store: Store, report: IO[str]) -> tuple[int, int]:
                     bad(f"{kind}: {exc}")
         # every index against a full scan of its kind (indexcheck.py)
         try:
-            for problem in check_indexes(t):
+            for problem in (check_indexes(t) if isinstance(t, CTxn) else ()):  # etcd: none
                 bad(problem)
         except StoreError as exc:
             bad(f"indexes: {exc}")

@@ -1,0 +1,200 @@
+"""``changes()`` and ``watch()`` on etcd: an etcd Watch over the store's root.
+
+etcd's own MVCC history is the change log.  A watch from ``after + 1`` over
+the key root yields every event since; events on ``R r/<Kind>/<ID>`` become
+``put``/``delete`` changes, and the marker ``R c/kind/<Kind>`` that
+``delete_resources_by_kind`` puts in its own Txn becomes ONE ``delete_kind``
+change, which hides the deletes of that kind at the same revision.  Other
+keys (meta, history) make no change.  A start revision that etcd compacted
+raises ``CompactedError``: list again, then watch from the list's revision.
+
+``changes()`` reads up to the last revision that changed the store when it
+was called: the ``mod_revision`` of ``R c/last``, which every changing Txn
+puts (see layout.py).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from ..records import Change, ns_to_datetime
+from ..watch import _check_rev, _kinds, _streams
+from . import _common as c
+from . import etcd_api_pb2 as pb
+from .layout import Layout, decode_ns, decode_record
+
+if TYPE_CHECKING:
+    from .client import Watch
+    from .store import EtcdStore
+
+__all__ = ["changes", "watch"]
+
+
+
+class _Converter:
+    """etcd events to Changes, one revision at a time."""
+
+    def __init__(
+        self, lay: Layout, kinds: list[bytes] | None, streams: list[bytes] | None = None
+    ) -> None:
+        self.lay = lay
+        every = kinds is None and streams is None
+        self.kinds = None if every else set(kinds or ())
+        self.streams = None if every else set(streams or ())
+        # revision -> {(kind, id prefix)}: kind/prefix deletes hide their N deletes
+        # (etcd never splits one revision's events over two responses)
+        self.dropped: dict[int, set[tuple[bytes, bytes]]] = {}
+
+    def _marker(self, key: bytes) -> tuple[str, bytes, bytes] | None:
+        lay = self.lay
+        if key.startswith(lay.changes):
+            return "delete_kind", key[len(lay.changes) :], b""
+        if key.startswith(lay.prefixes):
+            kind, _, prefix = key[len(lay.prefixes) :].partition(b"/")
+            return "delete_prefix", kind, prefix
+        return None
+
+    def _hidden(self, rev: int, kind: bytes, id: bytes) -> bool:
+        return any(k == kind and id.startswith(p) for k, p in self.dropped.get(rev, ()))
+
+    def convert(self, events: Iterable[pb.Event]) -> list[Change]:
+        lay = self.lay
+        evs = list(events)
+        out: list[Change] = []
+        self.dropped = {}
+        for ev in evs:  # markers first: they hide the deletes of their revision
+            m = self._marker(ev.kv.key) if ev.type == pb.Event.PUT else None
+            if m is not None:
+                self.dropped.setdefault(ev.kv.mod_revision, set()).add((m[1], m[2]))
+        now: int | None = None
+        for ev in evs:
+            key, rev = ev.kv.key, ev.kv.mod_revision
+            m = self._marker(key)
+            if m is not None:
+                op, kind, prefix = m
+                if ev.type == pb.Event.PUT and (self.kinds is None or kind in self.kinds):
+                    out.append(Change(
+                        rev, op, kind.decode("utf-8", "replace"),
+                        None if op == "delete_kind" else prefix.decode("utf-8", "replace"),
+                        ns_to_datetime(decode_ns(ev.kv.value)),
+                    ))
+                continue
+            if key.startswith(lay.events):
+                ek = lay.split_event(key)
+                if ek is None or ev.type != pb.Event.PUT:
+                    continue
+                if self.streams is not None and ek[0] not in self.streams:
+                    continue
+                _, ns = decode_record(ev.kv.value, key)
+                out.append(Change(rev, "append", None, None, ns_to_datetime(ns),
+                                  ek[0].decode("utf-8", "replace"), ek[1]))
+                continue
+            split = lay.split(key)
+            if split is None:
+                continue
+            kind, id = split
+            if self.kinds is not None and kind not in self.kinds:
+                continue
+            if ev.type == pb.Event.PUT:
+                _, ns = decode_record(ev.kv.value, key)
+                out.append(Change(rev, "put", kind.decode("utf-8", "replace"),
+                                  id.decode("utf-8", "replace"), ns_to_datetime(ns)))
+            elif not self._hidden(rev, kind, id):
+                if now is None:
+                    now = time.time_ns()  # etcd keeps no time for a delete
+                out.append(Change(rev, "delete", kind.decode("utf-8", "replace"),
+                                  id.decode("utf-8", "replace"), ns_to_datetime(now)))
+        return out
+
+
+def _open(store: EtcdStore, start: int) -> Watch:
+    root = store._layout.root
+    return store._client.watch(root, c.prefix_end(root), start_revision=start)
+
+
+def changes(
+    store: EtcdStore, after: int, kinds: Iterable[str] | None,
+    streams: Iterable[str] | None, limit: int | None,
+) -> list[Change]:
+    after = _check_rev(after, "after")
+    if limit is not None:
+        _check_rev(limit, "limit")
+    names = _kinds(kinds)
+    snames = _streams(streams)
+    last = store._client.get(store._layout.last, serializable=store._serializable)
+    upto = last.mod_revision if last is not None else 0
+    if after >= upto or limit == 0:
+        return []
+    conv = _Converter(store._layout, names, snames)
+    out: list[Change] = []
+    with _open(store, after + 1) as w:
+        for resp in w:
+            evs = [e for e in resp.events if e.kv.mod_revision <= upto]
+            out.extend(conv.convert(evs))
+            if limit is not None and len(out) >= limit:
+                return out[:limit]
+            if len(evs) < len(resp.events) or (evs and evs[-1].kv.mod_revision >= upto):
+                return out
+    return out
+
+
+def watch(
+    store: EtcdStore, after: int | None, kinds: Iterable[str] | None,
+    streams: Iterable[str] | None, timeout: float | None,
+) -> Iterator[Change]:
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError(f"timeout must be a number or None, not {type(timeout).__name__}")
+        if timeout < 0:
+            raise ValueError("timeout must be >= 0")
+    names, snames = _kinds(kinds), _streams(streams)
+    start = 0 if after is None else _check_rev(after, "after") + 1
+    store._check_usable()
+    if start:  # CompactedError here, at the call (etcd would say so only later)
+        lay = store._layout
+        now = store._client.range(lay.last, keys_only=True).header.revision
+        if start <= now:
+            store._client.range(lay.last, keys_only=True, revision=start)
+    w = _open(store, start)
+    return _follow(store, w, _Converter(store._layout, names, snames), timeout)
+
+
+def _follow(
+    store: EtcdStore, w: Watch, conv: _Converter, timeout: float | None
+) -> Iterator[Change]:
+    q: queue.SimpleQueue[pb.WatchResponse | BaseException | None] = queue.SimpleQueue()
+
+    def pump() -> None:
+        try:
+            for resp in w:
+                q.put(resp)
+        except BaseException as exc:
+            q.put(exc)
+        q.put(None)
+
+    t = threading.Thread(target=pump, name="pystore-etcd-watch", daemon=True)
+    t.start()
+    idle_since = time.monotonic()
+    try:
+        while True:
+            wait = None if timeout is None else idle_since + timeout - time.monotonic()
+            if wait is not None and wait <= 0:
+                return
+            try:
+                item = q.get(timeout=wait)
+            except queue.Empty:
+                return
+            if item is None or store._closed:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            batch = conv.convert(item.events)
+            if batch:
+                yield from batch
+                idle_since = time.monotonic()
+    finally:
+        w.close()

@@ -1,0 +1,286 @@
+"""Secondary indexes on etcd, kept in the same Txn as every write.
+
+Entries are computed by the C core's own extraction from the wire bytes
+(``ps_index_extract``, csrc/ps_extract.c) and queries are encoded by
+``ps_index_encode`` -- the same functions the LMDB core uses; Python never
+parses a record to index it.
+
+Keys, under the store root ``R`` (``P`` = ``R i/<Kind>/<name>\\0``):
+
+* ``P e <u16 BE len><encoded value><id>`` = b"": one entry (ids sort within
+  a value, so a find is one Range in id order);
+* ``P u <u16 BE len><encoded value>`` = id: the holder of a value of a
+  unique index; a write that adds a value compares its ``create_revision``
+  with 0, so two writers can never both take it;
+* ``R m/index/<Kind>/<name>`` = the definition blob (as LMDB's meta), and
+  ``R m/indexes/<Kind>``, rewritten whenever the kind's set of indexes
+  changes: every write Txn of the kind compares its ``mod_revision`` with
+  the one the Store has cached (see history.py's ``prepare``).
+
+Limits (etcd's 128 operations per Txn): ``create_index`` and
+``rebuild_index`` backfill in ONE Txn, so a kind must hold few enough
+resources (TransactionError names the limit otherwise); each write of an
+indexed resource adds its changed entries to its Txn.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING, Any
+
+from .._lmdb import index as lix
+from .._lmdb._native import ffi, lib
+from .._lmdb.core import check_key
+from .._lmdb.violation import decode_raw
+from ..errors import NotFoundError, StoreError, UniqueViolationError
+from . import _common as c
+from . import etcd_api_pb2 as pb
+from .layout import decode_record
+
+if TYPE_CHECKING:
+    from .txn import EtcdTxn
+
+__all__ = ["count", "create", "drop", "find", "index_exists", "list_defs", "rebuild"]
+
+_LEN = struct.Struct(">H")
+_REC = struct.Struct("<IIqQ")
+_U32 = struct.Struct("<I")
+
+
+def prefix(txn: EtcdTxn, kind: bytes, name: bytes) -> bytes:
+    return txn.lay.root + b"i/" + kind + b"/" + name + b"\0"
+
+
+def kind_prefix(txn: EtcdTxn, kind: bytes) -> bytes:
+    return txn.lay.root + b"i/" + kind + b"/"
+
+
+def entry_key(p: bytes, enc: bytes, id: bytes) -> bytes:
+    return p + b"e" + _LEN.pack(len(enc)) + enc + id
+
+
+def unique_key(p: bytes, enc: bytes) -> bytes:
+    return p + b"u" + _LEN.pack(len(enc)) + enc
+
+
+def def_key(txn: EtcdTxn, kind: bytes, name: bytes) -> bytes:
+    return b"index/" + kind + b"/" + name
+
+
+def set_key(kind: bytes) -> bytes:
+    return b"indexes/" + kind
+
+
+def _where(d: lix.IndexDef) -> str:
+    return f"index {d.kind}.{d.name}"
+
+
+# -- upkeep -------------------------------------------------------------------
+
+
+def defs_of(txn: EtcdTxn, kind: bytes) -> list[lix.IndexDef]:
+    """The index definitions of ``kind``, at the transaction's revision."""
+    mp = txn.lay.meta_key(b"index/" + kind + b"/")
+    return [lix.parse_def(kv.value) for kv in txn.range(mp, c.prefix_end(mp)).kvs]
+
+
+def upkeep(
+    txn: EtcdTxn, defs: list[lix.IndexDef], kind: bytes, id: bytes,
+    old: bytes | None, new: bytes | None,
+) -> tuple[list[pb.Compare], list[pb.RequestOp]]:
+    """Compares and ops that move ``kind/id``'s entries from payload ``old``
+    to ``new`` (None: absent)."""
+    cmps: list[pb.Compare] = []
+    ops: list[pb.RequestOp] = []
+    for d in defs:
+        p = prefix(txn, kind, d.name.encode("utf-8"))
+        before = set(lix.extract(d.plan, old)) if old is not None else set()
+        after = set(lix.extract(d.plan, new)) if new is not None else set()
+        for enc in sorted(before - after):
+            ops.append(c.op_delete(entry_key(p, enc, id)))
+            if d.unique:
+                ops.append(c.op_delete(unique_key(p, enc)))
+        for enc in sorted(after - before):
+            ops.append(c.op_put(entry_key(p, enc, id), b""))
+            if d.unique:
+                uk = unique_key(p, enc)
+                cmps.append(c.cmp_create(uk, "==", 0))
+                txn.unique_keys[uk] = (d, enc)
+                ops.append(c.op_put(uk, id))
+    return cmps, ops
+
+
+def violation(txn: EtcdTxn, key: bytes, holder: bytes) -> UniqueViolationError:
+    d, enc = txn.unique_keys[key]
+    value: Any = decode_raw(d.mode, enc[1:]) if enc[:1] == b"\x00" else enc
+    return UniqueViolationError(d.kind, d.name, value, holder.decode("utf-8", "replace"))
+
+
+# -- the index calls of QueryOps / IndexAdminOps (``EtcdTxn.OPS``) ------------
+
+
+def _def(txn: EtcdTxn, kind: bytes, name: bytes) -> lix.IndexDef:
+    blob = txn.meta_get(def_key(txn, kind, name))
+    if blob is None:
+        raise NotFoundError(f"no index {kind.decode('utf-8', 'replace')}."
+                            f"{name.decode('utf-8', 'replace')}")
+    return lix.parse_def(blob)
+
+
+def index_exists(txn: EtcdTxn, kind: bytes, name: bytes) -> None:
+    _def(txn, kind, name)
+
+
+def _encode(d: lix.IndexDef, value: object, q: lix.Query) -> bytes | None:
+    qtype, s, num, mkey = q
+    out, n, match = ffi.new("char[]", 1024), ffi.new("size_t *"), ffi.new("int *")
+    mlen = 0 if mkey == ffi.NULL else len(mkey)
+    rc = lib.ps_index_encode(d.mode, qtype, s, len(s), num, mkey, mlen, out, n, match)
+    if rc:
+        raise lix.query_error(rc, d.kind.encode(), d.name.encode(), value)
+    return ffi.unpack(out, n[0]) if match[0] else None
+
+
+def _ids(txn: EtcdTxn, d: lix.IndexDef, enc: bytes, after: bytes | None,
+         limit: int) -> list[bytes]:
+    p = entry_key(prefix(txn, d.kind.encode(), d.name.encode()), enc, b"")
+    start = p + after + b"\0" if after else p
+    out: list[bytes] = []
+    while True:
+        want = 1000 if not limit else min(1000, limit - len(out))
+        resp = txn.range(start, c.prefix_end(p), limit=want, keys_only=True)
+        out.extend(kv.key[len(p) :] for kv in resp.kvs)
+        if not resp.more or not resp.kvs or (limit and len(out) >= limit):
+            return out
+        start = resp.kvs[-1].key + b"\0"
+
+
+def find(txn: EtcdTxn, kind: bytes, name: bytes, value: object, q: lix.Query,
+         after: bytes | None, limit: int, mode: int) -> tuple[bytes, int]:
+    """As ``ps_find``: ids (mode 0), records (1) or a wire list (2), in id order."""
+    d = _def(txn, kind, name)
+    enc = _encode(d, value, q)
+    if enc is None:
+        return b"", 0
+    parts: list[bytes] = []
+    n = 0
+    ids = _ids(txn, d, enc, after, limit)
+    if mode == lib.PS_FIND_IDS:
+        return b"".join(_U32.pack(len(i)) + i for i in ids), len(ids)
+    for start in range(0, len(ids), 100):  # records at the same revision, 100 per Txn
+        chunk = ids[start : start + 100]
+        resp = txn.client.txn(
+            (), [c.op_range(txn.lay.key(kind, i), revision=txn.pin) for i in chunk], retry=True
+        )
+        for i, r in zip(chunk, resp.responses, strict=True):
+            kvs = r.response_range.kvs
+            if not kvs:
+                continue
+            payload, ns = decode_record(kvs[0].value, kvs[0].key)
+            if mode == lib.PS_FIND_WIRE:
+                parts.append(b"\x0a" + _varint(len(payload)) + payload)
+            else:
+                parts.append(_REC.pack(len(i), len(payload), ns, kvs[0].mod_revision) + i
+                             + payload)
+            n += 1
+    return b"".join(parts), n
+
+
+def _varint(v: int) -> bytes:
+    out = bytearray()
+    while v > 0x7F:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def count(txn: EtcdTxn, kind: bytes, name: bytes, value: object, q: lix.Query) -> int:
+    d = _def(txn, kind, name)
+    enc = _encode(d, value, q)
+    if enc is None:
+        return 0
+    p = entry_key(prefix(txn, kind, name), enc, b"")
+    return int(txn.range(p, c.prefix_end(p), count_only=True).count)
+
+
+def list_defs(txn: EtcdTxn, kind: bytes | None) -> list[tuple[lix.IndexDef, int]]:
+    mp = txn.lay.meta_key(b"index/" + (kind + b"/" if kind is not None else b""))
+    out = []
+    for kv in txn.range(mp, c.prefix_end(mp)).kvs:
+        d = lix.parse_def(kv.value)
+        p = prefix(txn, d.kind.encode(), d.name.encode()) + b"e"
+        out.append((d, int(txn.range(p, c.prefix_end(p), count_only=True).count)))
+    return out
+
+
+def _backfill(txn: EtcdTxn, d: lix.IndexDef, kind: bytes) -> int:
+    """Entries of every record of ``kind`` (read at the pinned revision) into
+    ``txn``, with a compare that no record of the kind changed since."""
+    p = prefix(txn, kind, d.name.encode())
+    existing = [kv.key for kv in txn.range(p, c.prefix_end(p), keys_only=True).kvs]
+    held: dict[bytes, bytes] = {}
+    n = 0
+    for id, payload, _, _ in txn.list(kind, None, 0):
+        for enc in lix.extract(d.plan, payload):
+            txn.writes[entry_key(p, enc, id)] = b""
+            n += 1
+            if d.unique:
+                if enc in held:
+                    value = decode_raw(d.mode, enc[1:]) if enc[:1] == b"\x00" else enc
+                    raise UniqueViolationError(d.kind, d.name, value,
+                                               held[enc].decode("utf-8", "replace"))
+                held[enc] = id
+                txn.writes[unique_key(p, enc)] = id
+    for key in existing:  # entries no record gives any more (a rebuild)
+        txn.writes.setdefault(key, None)
+    rp = txn.lay.kind_prefix(kind)
+    txn.range_conds.append(pb.Compare(key=rp, range_end=c.prefix_end(rp),
+                                      target=pb.Compare.MOD, result=pb.Compare.LESS,
+                                      mod_revision=txn.revision() + 1))
+    return n
+
+
+def _touch(txn: EtcdTxn, kind: bytes) -> None:
+    txn.meta_put(set_key(kind), b"%d" % txn.revision())
+
+
+def create(txn: EtcdTxn, blob: bytes, kind: bytes) -> tuple[int, bool]:
+    d = lix.parse_def(blob)
+    check_key(kind, b"_")
+    name = d.name.encode("utf-8")
+    old = txn.meta_get(def_key(txn, kind, name))
+    if old is not None:
+        o = lix.parse_def(old)
+        if (o.field, o.type, o.unique, o.plan) == (d.field, d.type, d.unique, d.plan):
+            return count_entries(txn, kind, name), False
+        raise StoreError(
+            f"index {d.kind}.{d.name} exists with another definition "
+            f"(field, msg_type or unique differ): drop it first"
+        )
+    n = _backfill(txn, d, kind)
+    txn.meta_put(def_key(txn, kind, name), blob)
+    _touch(txn, kind)
+    return n, True
+
+
+def count_entries(txn: EtcdTxn, kind: bytes, name: bytes) -> int:
+    p = prefix(txn, kind, name) + b"e"
+    return int(txn.range(p, c.prefix_end(p), count_only=True).count)
+
+
+def drop(txn: EtcdTxn, kind: bytes, name: bytes) -> None:
+    _def(txn, kind, name)
+    p = prefix(txn, kind, name)
+    txn.range_deletes.append((p, c.prefix_end(p)))
+    txn.meta_deletes.add(def_key(txn, kind, name))
+    _touch(txn, kind)
+
+
+def rebuild(txn: EtcdTxn, kind: bytes, name: bytes) -> int:
+    d = _def(txn, kind, name)
+    n = _backfill(txn, d, kind)
+    _touch(txn, kind)
+    return n
+
+
