@@ -228,14 +228,16 @@ int ps_revision(ps_env *e, uint64_t *revision)
         return PS_ERR_INVALID_ARG;
     if (ps_getpid() != e->pid)
         return PS_ERR_FORKED;
-    pthread_rwlock_rdlock(&e->life);
+    int rc = ps_gate_enter(e);
+    if (rc)
+        return rc;
     MDB_txn *txn = NULL;
-    int rc = e->closed ? PS_ERR_CLOSED : ps_begin_read(e, &txn);
+    rc = ps_begin_read(e, &txn);
     if (!rc) {
         rc = ps_last_revision(txn, e, revision);
-        ps_pool_give(e, txn);
+        ps_pool_give(e->sh, txn);
     }
-    pthread_rwlock_unlock(&e->life);
+    ps_gate_exit(e, 1);
     return rc;
 }
 

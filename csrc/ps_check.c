@@ -129,17 +129,17 @@ static int walk_tree(walk *w, uint64_t pgno, int depth)
     return PS_OK;
 }
 
-int ps_check_file(ps_env *e)
+int ps_check_file(MDB_env *mdb)
 {
     MDB_envinfo info;
     MDB_stat st;
     mdb_filehandle_t fd;
     struct stat sb;
-    int rc = mdb_env_info(e->mdb, &info);
+    int rc = mdb_env_info(mdb, &info);
     if (!rc)
-        rc = mdb_env_stat(e->mdb, &st);
+        rc = mdb_env_stat(mdb, &st);
     if (!rc)
-        rc = mdb_env_get_fd(e->mdb, &fd);
+        rc = mdb_env_get_fd(mdb, &fd);
     if (rc)
         return rc;
     if (fstat(fd, &sb) != 0)

@@ -1,6 +1,11 @@
-/* ps_env.c -- opening, closing and describing a store. */
+/* ps_env.c -- opening, closing and describing a store.
+ *
+ * A handle (ps_env) is what one ps_env_open() returns; the LMDB
+ * environment behind it is shared by every handle on the same directory
+ * in this process (ps_registry.c). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,18 +14,20 @@
 
 #include "ps_internal.h"
 
-/* Make the store's files private whatever the umask.  Errors are only
- * reported for writable stores (a reader may not own the files). */
-static int chmod_private(const char *dir, const char *name, int strict)
+/* data.mdb private whatever the umask (lock.mdb is made 0600 before LMDB
+ * opens it, ps_space.c).  Through LMDB's own descriptor: opening the file
+ * by name could follow a symlink swapped in meanwhile. */
+static int chmod_data(ps_env *e)
 {
-    char path[4096];
-    int n = snprintf(path, sizeof path, "%s/%s", dir, name);
-    if (n < 0 || (size_t)n >= sizeof path)
-        return strict ? ENAMETOOLONG : 0;
-    if (chmod(path, 0600) != 0 && strict && errno != ENOENT)
-        return errno;
-    return 0;
+    mdb_filehandle_t fd;
+    int rc = mdb_env_get_fd(e->mdb, &fd);
+    if (!rc && fchmod(fd, 0600) != 0)
+        rc = errno;
+    return rc;
 }
+
+/* mdb_dbi_open may be used by one transaction at a time per process. */
+static pthread_mutex_t dbi_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static int open_db(MDB_txn *txn, const char *name, int write, MDB_dbi *dbi)
 {
@@ -34,7 +41,9 @@ static int open_db(MDB_txn *txn, const char *name, int write, MDB_dbi *dbi)
 static int open_dbs(ps_env *e, int write)
 {
     MDB_txn *txn;
-    int rc = mdb_txn_begin(e->mdb, NULL, write ? 0 : MDB_RDONLY, &txn);
+    /* Adopts a map grown by another process (MDB_MAP_RESIZED) and retries,
+     * like every later transaction. */
+    int rc = ps_begin_mdb(e, write, &txn);
     if (rc)
         return rc;
     rc = mdb_dbi_open(txn, PS_DB_META, 0, &e->meta_dbi);
@@ -104,24 +113,63 @@ static int open_dbs(ps_env *e, int write)
     return mdb_txn_commit(txn);
 }
 
+/* open_dbs inside the gate (a counted transaction), serialised. */
+static int open_dbs_gated(ps_env *e, int write)
+{
+    ps_shared *sh = e->sh;
+    int rc = write ? pthread_mutex_lock(&sh->write_mu) : 0;
+    if (rc)
+        return rc;
+    rc = ps_gate_enter(e);
+    if (!rc) {
+        pthread_mutex_lock(&dbi_mu);
+        rc = open_dbs(e, write);
+        pthread_mutex_unlock(&dbi_mu);
+        ps_gate_exit(e, 1);
+    }
+    if (write)
+        pthread_mutex_unlock(&sh->write_mu);
+    return rc;
+}
+
+/* With the env held alone: double the map (a format-1 upgrade needs it). */
+static int double_map(ps_shared *sh, void *arg)
+{
+    (void)arg;
+    MDB_envinfo info;
+    int rc = mdb_env_info(sh->mdb, &info);
+    if (!rc && info.me_mapsize >= PS_MAX_MAP_SIZE)
+        rc = MDB_MAP_FULL;
+    if (!rc)
+        rc = mdb_env_set_mapsize(sh->mdb, info.me_mapsize * 2);
+    if (!rc)
+        rc = ps_bounds_refresh(sh);
+    return rc;
+}
+
+static int grow_gated(ps_env *e)
+{
+    int rc = ps_gate_enter(e);
+    if (rc)
+        return rc;
+    rc = ps_gate_alone(e, double_map, NULL);
+    ps_gate_exit(e, 1);
+    return rc;
+}
+
 static int init_dbs(ps_env *e)
 {
     /* A read txn suffices for an existing store, so opening one never waits
      * for another process's write transaction; only a new store needs the
      * writer lock to create its databases, and a format-1 store to be
      * upgraded (its upgrade is one txn: it happens whole or not at all). */
-    int rc = open_dbs(e, 0);
+    int rc = open_dbs_gated(e, 0);
     if ((rc == PS_ERR_NOT_A_STORE || rc == PS_ERR_NEEDS_UPGRADE) && !e->readonly) {
         for (int tries = 0; tries < 24; tries++) {
-            rc = open_dbs(e, 1);
+            rc = open_dbs_gated(e, 1);
             if (rc != MDB_MAP_FULL)
                 break;
-            MDB_envinfo info; /* the upgrade needs a bigger map */
-            rc = mdb_env_info(e->mdb, &info);
-            if (!rc && info.me_mapsize >= PS_MAX_MAP_SIZE)
-                rc = MDB_MAP_FULL;
-            if (!rc)
-                rc = mdb_env_set_mapsize(e->mdb, info.me_mapsize * 2);
+            rc = grow_gated(e); /* the upgrade needs a bigger map */
             if (rc)
                 break;
         }
@@ -129,39 +177,65 @@ static int init_dbs(ps_env *e)
     return rc;
 }
 
-static int env_alloc(ps_env **out)
+static int join(char *out, size_t cap, const char *dir, const char *name)
 {
-    ps_env *e = calloc(1, sizeof *e);
-    if (e == NULL)
-        return PS_ERR_NOMEM;
-    pthread_rwlockattr_t ra;
-    pthread_rwlockattr_init(&ra);
-    /* Writers (close, resize) must not starve behind a stream of readers. */
-    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-    int rc = pthread_rwlock_init(&e->life, &ra);
-    pthread_rwlockattr_destroy(&ra);
-    if (rc) {
-        free(e);
+    int n = snprintf(out, cap, "%s/%s", dir, name);
+    return n < 0 || (size_t)n >= cap ? ENAMETOOLONG : PS_OK;
+}
+
+/* The first handle on a directory opens the shared LMDB environment:
+ * writable whenever the files allow it, even for a read-only handle (that
+ * handle refuses writes itself), so a later writable handle can share it. */
+static int shared_open(ps_shared *sh, const char *path, unsigned flags,
+                       uint64_t map_size)
+{
+    int readonly = (flags & PS_OPEN_READONLY) != 0;
+    char data[4096];
+    int rc = join(data, sizeof data, path, "data.mdb");
+    if (rc)
         return rc;
+    int mdb_ro = 0;
+    if (readonly) {
+        struct stat st;
+        if (stat(data, &st) != 0)
+            return errno; /* ENOENT: a read-only open never creates a store */
+        if (st.st_size == 0)
+            return PS_ERR_NOT_A_STORE;
+        mdb_ro = faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) != 0 ||
+                 faccessat(AT_FDCWD, data, R_OK | W_OK, AT_EACCESS) != 0;
     }
-    pthread_mutexattr_t ma;
-    pthread_mutexattr_init(&ma);
-    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ERRORCHECK);
-    rc = pthread_mutex_init(&e->write_mu, &ma);
-    pthread_mutexattr_destroy(&ma);
+    /* No environment of this process is open on these files yet, so
+     * opening and closing lock.mdb here drops no lock of ours. */
+    rc = ps_space_prepare_lock(path, PS_MAX_READERS);
+    if (rc)
+        return rc;
+    rc = mdb_env_create(&sh->mdb);
+    if (!rc)
+        rc = mdb_env_set_maxdbs(sh->mdb, PS_MAX_DBS);
+    if (!rc)
+        rc = mdb_env_set_maxreaders(sh->mdb, PS_MAX_READERS);
+    if (!rc && (map_size || !readonly))
+        rc = mdb_env_set_mapsize(sh->mdb, map_size ? map_size : PS_DEFAULT_MAP_SIZE);
+    /* Durability is chosen per write transaction (MDB_NOSYNC at begin for
+     * PS_OPEN_NOSYNC handles), so handles of both kinds share the env. */
+    unsigned mflags = MDB_NOTLS | (mdb_ro ? MDB_RDONLY : 0);
+    if (!rc)
+        rc = mdb_env_open(sh->mdb, path, mflags, 0600);
     if (!rc) {
-        rc = pthread_mutex_init(&e->pool_mu, NULL);
-        if (rc)
-            pthread_mutex_destroy(&e->write_mu);
+        int dead = 0;
+        mdb_reader_check(sh->mdb, &dead); /* clear slots of dead processes */
+        rc = ps_check_file(sh->mdb); /* a truncated file would SIGBUS */
     }
+    if (!rc)
+        rc = ps_bounds_refresh(sh);
     if (rc) {
-        pthread_rwlock_destroy(&e->life);
-        free(e);
+        rc = ps_space_errno(NULL, path, rc); /* a new store on a full disk */
+        if (sh->mdb)
+            mdb_env_close(sh->mdb);
+        sh->mdb = NULL;
         return rc;
     }
-    e->closed = 1;
-    e->keep_changes = PS_DEFAULT_KEEP_CHANGES;
-    *out = e;
+    sh->mdb_readonly = mdb_ro;
     return PS_OK;
 }
 
@@ -172,48 +246,47 @@ int ps_env_open(const char *path, uint64_t map_size, unsigned flags,
         (flags & ~(unsigned)(PS_OPEN_READONLY | PS_OPEN_NOSYNC)))
         return PS_ERR_INVALID_ARG;
     *out = NULL;
-    ps_env *e;
-    int rc = env_alloc(&e);
-    if (rc)
-        return rc;
+    ps_env *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        return PS_ERR_NOMEM;
     e->readonly = (flags & PS_OPEN_READONLY) != 0;
+    e->nosync = (flags & PS_OPEN_NOSYNC) != 0;
     e->pid = ps_getpid();
-    rc = mdb_env_create(&e->mdb);
+    e->keep_changes = PS_DEFAULT_KEEP_CHANGES;
+    e->closed = e->closing = 1;
+    int rc = ps_paths_check(path, !e->readonly);
+    ps_shared *sh = NULL;
+    int created = 0;
     if (!rc)
-        rc = mdb_env_set_maxdbs(e->mdb, PS_MAX_DBS);
-    if (!rc)
-        rc = mdb_env_set_maxreaders(e->mdb, 1024);
-    if (!rc && (map_size || !e->readonly))
-        rc = mdb_env_set_mapsize(e->mdb, map_size ? map_size : PS_DEFAULT_MAP_SIZE);
-    unsigned mflags = MDB_NOTLS;
-    if (e->readonly)
-        mflags |= MDB_RDONLY;
-    if (flags & PS_OPEN_NOSYNC)
-        mflags |= MDB_NOSYNC;
-    if (!rc)
-        rc = mdb_env_open(e->mdb, path, mflags, 0600);
-    if (!rc) {
-        rc = chmod_private(path, "data.mdb", !e->readonly);
-        int rc2 = chmod_private(path, "lock.mdb", !e->readonly);
-        if (!rc)
-            rc = rc2;
+        rc = ps_shared_acquire(path, &sh, &created);
+    if (!rc && created) {
+        rc = shared_open(sh, path, flags, map_size);
+        ps_shared_opened(sh, rc == PS_OK);
+        if (rc)
+            sh = NULL; /* freed by ps_shared_opened */
+    } else if (!rc && !e->readonly && sh->mdb_readonly) {
+        rc = PS_ERR_SHARED_READONLY;
     }
     if (!rc) {
-        int dead = 0;
-        mdb_reader_check(e->mdb, &dead); /* clear slots of dead processes */
-        rc = ps_check_file(e); /* a truncated file would SIGBUS */
-    }
-    if (!rc) {
+        e->sh = sh;
+        e->mdb = sh->mdb;
+        e->closed = e->closing = 0;
         rc = init_dbs(e);
+        if (!rc && !e->readonly)
+            rc = chmod_data(e);
+        if (rc)
+            rc = ps_space_errno(sh, path, rc);
     }
     if (rc) {
-        if (e->mdb)
-            mdb_env_close(e->mdb);
-        e->mdb = NULL;
-        ps_env_free(e);
+        if (sh) {
+            e->closing = e->closed = 1;
+            ps_shared_release(sh);
+            ps_shared_unref(sh);
+        }
+        ps_idxset_free(e->idx_set);
+        free(e);
         return rc;
     }
-    e->closed = 0;
     *out = e;
     return PS_OK;
 }
@@ -225,19 +298,16 @@ void ps_env_close(ps_env *e)
     if (ps_getpid() != e->pid) {
         /* A forked child must not touch the parent's LMDB state or locks
          * (their state was copied mid-flight); just forget the handle. */
-        e->closed = 1;
+        e->closed = e->closing = 1;
         e->mdb = NULL;
         return;
     }
-    pthread_rwlock_wrlock(&e->life);
-    if (!e->closed) {
-        e->closed = 1;
-        ps_pool_drain(e); /* parked read txns die before their env */
-        if (e->mdb)
-            mdb_env_close(e->mdb);
+    if (e->sh == NULL)
+        return;
+    if (ps_gate_close(e)) {
         e->mdb = NULL;
+        ps_shared_release(e->sh); /* closes the environment with the last */
     }
-    pthread_rwlock_unlock(&e->life);
 }
 
 void ps_env_free(ps_env *e)
@@ -245,18 +315,16 @@ void ps_env_free(ps_env *e)
     if (e == NULL)
         return;
     ps_env_close(e);
-    if (ps_getpid() == e->pid) {
-        pthread_rwlock_destroy(&e->life);
-        pthread_mutex_destroy(&e->write_mu);
-        pthread_mutex_destroy(&e->pool_mu);
+    if (e->sh && ps_getpid() == e->pid)
+        ps_shared_unref(e->sh);
+    if (ps_getpid() == e->pid)
         ps_idxset_free(e->idx_set);
-    }
     free(e);
 }
 
 int ps_env_is_closed(ps_env *e)
 {
-    return e == NULL || e->closed;
+    return e == NULL || e->closing;
 }
 
 int ps_env_get_info(ps_env *e, ps_env_info *out)
@@ -296,12 +364,31 @@ int ps_env_copy(ps_env *e, const char *dest, int compact)
         return PS_ERR_INVALID_ARG;
     if (ps_getpid() != e->pid)
         return PS_ERR_FORKED;
-    pthread_rwlock_rdlock(&e->life);
-    int rc = e->closed ? PS_ERR_CLOSED
-                       : mdb_env_copy2(e->mdb, dest, compact ? MDB_CP_COMPACT : 0);
-    pthread_rwlock_unlock(&e->life);
-    if (!rc)
-        rc = chmod_private(dest, "data.mdb", 1);
+    char path[4096];
+    int rc = join(path, sizeof path, dest, "data.mdb");
+    if (rc)
+        return rc;
+    /* Created 0600 from its first byte (LMDB's own copy creates it 0666
+     * less the umask), never through a symlink, never over a file. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return errno;
+    rc = fchmod(fd, 0600) != 0 ? errno : PS_OK;
+    if (!rc) {
+        rc = ps_gate_enter(e);
+        if (!rc) {
+            rc = mdb_env_copyfd2(e->mdb, fd, compact ? MDB_CP_COMPACT : 0);
+            ps_gate_exit(e, 1);
+        }
+    }
+    if (!rc && fsync(fd) != 0)
+        rc = errno;
+    if (close(fd) != 0 && !rc)
+        rc = errno;
+    if (rc) {
+        rc = ps_space_errno(NULL, dest, rc);
+        unlink(path); /* no partial copy left behind */
+    }
     return rc;
 }
 
@@ -311,8 +398,10 @@ int ps_env_reader_check(ps_env *e, int *cleared)
         return PS_ERR_INVALID_ARG;
     if (ps_getpid() != e->pid)
         return PS_ERR_FORKED;
-    pthread_rwlock_rdlock(&e->life);
-    int rc = e->closed ? PS_ERR_CLOSED : mdb_reader_check(e->mdb, cleared);
-    pthread_rwlock_unlock(&e->life);
+    int rc = ps_gate_enter(e);
+    if (rc)
+        return rc;
+    rc = mdb_reader_check(e->mdb, cleared);
+    ps_gate_exit(e, 1);
     return rc;
 }

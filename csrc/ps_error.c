@@ -47,6 +47,11 @@ const char *ps_strerror(int code)
     case PS_ERR_CONFLICT: return "the stored revision is not the one the write was conditional on";
     case PS_ERR_COMPACTED: return "changes from that revision are no longer kept (compacted)";
     case PS_ERR_NEEDS_UPGRADE: return "store was written by format 1 and must be upgraded before it can be read";
+    case PS_ERR_UNSAFE_FILE: return "data.mdb or lock.mdb is a symlink or not a regular file";
+    case PS_ERR_UNSAFE_DIR: return "store directory is writable by other users and not owned by this user (or sticky)";
+    case PS_ERR_VALUE_BOUNDS: return "stored record's size runs outside its pages (damaged file)";
+    case PS_ERR_SHARED_READONLY: return "store is open in this process on files it cannot write";
+    case PS_ERR_WRONG_THREAD: return "a write transaction must be ended by the thread that began it";
     default: return mdb_strerror(code); /* LMDB codes and errno values */
     }
 }

@@ -189,9 +189,11 @@ int ps_find_first_into(ps_env *e, const char *kind, size_t kind_len,
     if (rc)
         return rc;
     *found = 0;
-    pthread_rwlock_rdlock(&e->life);
+    rc = ps_gate_enter(e);
+    if (rc)
+        return rc;
     MDB_txn *txn = NULL;
-    rc = e->closed ? PS_ERR_CLOSED : ps_begin_read(e, &txn);
+    rc = ps_begin_read(e, &txn);
     if (!rc) {
         ps_txn t = {.env = e, .mdb = txn};
         query q;
@@ -210,6 +212,8 @@ int ps_find_first_into(ps_env *e, const char *kind, size_t kind_len,
                 k.mv_data = key;
                 rc = mdb_get(txn, e->res_dbi, &k, &v);
             }
+            if (!rc)
+                rc = ps_value_check(e->sh, &v);
             if (!rc) {
                 const char *p = v.mv_data;
                 if (v.mv_size < PS_HEADER_SIZE || p[0] != PS_FORMAT_VERSION) {
@@ -225,8 +229,8 @@ int ps_find_first_into(ps_env *e, const char *kind, size_t kind_len,
                 rc = PS_OK; /* no match (or an entry without its record) */
             }
         }
-        ps_pool_give(e, txn);
+        ps_pool_give(e->sh, txn);
     }
-    pthread_rwlock_unlock(&e->life);
+    ps_gate_exit(e, 1);
     return rc;
 }

@@ -29,6 +29,7 @@
 #define PS_CHANGE_HEAD 16                         /* op, flags, reserved, updated_ns, kind_len */
 #define PS_HIST_CACHE 4                           /* kinds whose keep count a txn caches */
 #define PS_HIST_CACHE_KIND 64                     /* longest kind it caches */
+#define PS_MAX_READERS 1024
 #define PS_POOL_MAX 16                            /* parked read txns per env */
 #define PS_READER_CHECK_EVERY 1024                /* commits between stale-reader sweeps */
 
@@ -40,50 +41,85 @@ typedef struct ps_hist_slot {
     char kind[PS_HIST_CACHE_KIND];
 } ps_hist_slot;
 
-struct ps_env {
+/* One LMDB environment per store directory per process, shared by every
+ * ps_env handle opened on it (ps_registry.c).  LMDB forbids opening an
+ * environment twice in one process: closing the second copy would drop the
+ * process's fcntl locks on lock.mdb under the first. */
+typedef struct ps_shared {
+    struct ps_shared *next;   /* registry list (registry mutex) */
+    dev_t dev;                /* the store directory's identity */
+    ino_t ino;
+    int refs;                 /* open handles (registry mutex) */
+    int handles;              /* handles not yet freed: the memory stays */
+    int opening;              /* first handle still opening (registry mutex) */
+    int mdb_readonly;         /* environment opened MDB_RDONLY */
+    pid_t pid;
     MDB_env *mdb;
+    /* The gate (ps_registry.c): every live transaction of every handle is
+     * counted in `live`.  A thread that must have no transaction live
+     * (map resize, last close) raises `excl`; new outermost transactions
+     * then wait, but a thread that already holds one never waits (so a
+     * nested begin cannot deadlock with a pending resize or close). */
+    pthread_mutex_t gate_mu;
+    pthread_cond_t gate_cv;
+    unsigned live;
+    unsigned excl;            /* threads waiting to hold the env alone */
+    int excl_busy;            /* one of them holds it */
+    /* One write transaction per process; held across grow-and-replay so
+     * no other thread's write can slip in between. Error-checking: a
+     * second lock by the same thread returns EDEADLK. */
+    pthread_mutex_t write_mu;
+    /* Write commits since the last sweep of dead readers' slots (under
+     * write_mu). */
+    unsigned commits;
+    /* Reset read txns ready for mdb_txn_renew (ps_reader.c). */
+    pthread_mutex_t pool_mu;
+    int pool_len;
+    MDB_txn *pool[PS_POOL_MAX];
+    /* Where data.mdb is mapped, for checking values (ps_bounds.c); changed
+     * only with the env held alone.  file_bytes caches data.mdb's size. */
+    const char *map_base;
+    size_t map_len;
+    size_t psize;
+    uint64_t file_bytes;      /* atomic */
+} ps_shared;
+
+/* A handle: what one ps_env_open() returned. */
+struct ps_env {
+    ps_shared *sh;
+    MDB_env *mdb;             /* sh->mdb, for brevity */
     MDB_dbi res_dbi;
     MDB_dbi meta_dbi;
     MDB_dbi idx_dbi;      /* index entries (dupsort); valid if has_aux */
     MDB_dbi ev_dbi;       /* event streams; valid if has_aux */
     int has_aux;          /* 0: a read-only open of a store without them */
     /* Index definitions as of meta generation idx_gen (ps_index.c); used
-     * and replaced only under write_mu. */
+     * and replaced only under write_mu.  Caches like these are per handle
+     * and are checked against the LMDB txn id, so several handles on one
+     * shared environment keep them right. */
     ps_idxset *idx_set;
     uint64_t idx_gen;
     /* The LMDB id a write txn must have for idx_gen to be current without
      * reading meta (0: read it): set by the txn that read it, moved on by
-     * each commit of this process that saw it current (ps_index.c). */
+     * each commit of this handle that saw it current (ps_index.c). */
     size_t idx_next_txnid;
     MDB_dbi changes_dbi;  /* change log (ps_changes.c) */
     MDB_dbi history_dbi;  /* kept versions (ps_history.c) */
     uint64_t keep_changes;
     uint64_t log_first;   /* oldest logged revision seen (under write_mu) */
-    /* What this process's last commit left (under write_mu): valid for a
-     * write txn whose LMDB txn id follows cache_txnid, i.e. when no other
-     * process committed since (ps_changes.c). */
+    /* What this handle's last commit left (under write_mu): valid for a
+     * write txn whose LMDB txn id follows cache_txnid, i.e. when nothing
+     * else committed since (ps_changes.c). */
     size_t cache_txnid;
     uint64_t cache_rev;
     int cache_hist_n;
     ps_hist_slot cache_hist[PS_HIST_CACHE];
-    /* Read-held by every live transaction, write-held to close the env or
-     * change its map size (LMDB requires no live txn for either). */
-    pthread_rwlock_t life;
-    /* One write transaction per process; held across grow-and-replay so
-     * no other thread's write can slip in between. Error-checking: a
-     * second lock by the same thread returns EDEADLK. */
-    pthread_mutex_t write_mu;
     int closed;
+    int closing;              /* close() started: new transactions fail */
+    unsigned live;            /* this handle's live transactions (gate_mu) */
     int readonly;
+    int nosync;               /* write txns begin with MDB_NOSYNC */
     pid_t pid;
-    /* Write commits since the last sweep of dead readers' slots (under
-     * write_mu): a long-running writer must not keep pages pinned by
-     * readers that were killed after it opened the store. */
-    unsigned commits;
-    /* Reset read txns ready for mdb_txn_renew (ps_reader.c). */
-    pthread_mutex_t pool_mu;
-    int pool_len;
-    MDB_txn *pool[PS_POOL_MAX];
 };
 
 enum ps_op_type {
@@ -110,6 +146,7 @@ struct ps_txn {
     ps_env *env;
     MDB_txn *mdb;
     int write;
+    pthread_t thread;     /* the thread that began it (gate accounting) */
     int failed;           /* LMDB code that made the txn unusable, or 0 */
     ps_op *log_head;
     ps_op *log_tail;
@@ -151,7 +188,7 @@ int64_t ps_get_i64(const char *p);
 size_t ps_put_varint(char *w, uint64_t v); /* w holds 10 bytes; returns length */
 
 /* ps_check.c: refuse a data.mdb whose pages in use lie past its end */
-int ps_check_file(ps_env *env);
+int ps_check_file(MDB_env *mdb);
 
 /* ps_txn.c */
 int ps_txn_usable(ps_txn *txn, int need_write);
@@ -164,12 +201,50 @@ int ps_txn_note(ps_txn *txn, int rc);
 /* ps_pid.c: getpid() without a system call (refreshed after fork) */
 pid_t ps_getpid(void);
 
-/* ps_reader.c: parked read txns (callers hold env->life read-locked) */
-int ps_pool_renew(ps_env *e, MDB_txn **out);
-void ps_pool_give(ps_env *e, MDB_txn *t);
-void ps_pool_drain(ps_env *e);
-/* ps_txn.c: begin a read txn (parked one first); env->life read-held */
+/* ps_registry.c: the shared environments and their gate. */
+/* The shared env of directory `path`: *created 1 if the caller is the
+ * first handle and must open it, then report with ps_shared_opened(). */
+int ps_shared_acquire(const char *path, ps_shared **out, int *created);
+void ps_shared_opened(ps_shared *sh, int ok);
+/* A handle closed: the LMDB env is closed with the last (refs). */
+void ps_shared_release(ps_shared *sh);
+/* A handle freed: the memory goes with the last handle (handles). */
+void ps_shared_unref(ps_shared *sh);
+/* Count a new transaction of handle e (PS_ERR_CLOSED once it is closing). */
+int ps_gate_enter(ps_env *e);
+void ps_gate_exit(ps_env *e, int same_thread);
+/* Hold the env alone (no live txn in this process) for fn(sh, arg), from
+ * inside a transaction of the calling thread that is counted once in the
+ * gate; MDB_MAP_RESIZED if this thread holds other transactions. */
+int ps_gate_alone(ps_env *e, int (*fn)(ps_shared *, void *), void *arg);
+/* Make new txns of e fail, wait until none is live, mark it closed; 1 if
+ * this call closed it (0: already closed, or closed by another thread). */
+int ps_gate_close(ps_env *e);
+
+/* ps_space.c: full filesystems */
+/* Create lock.mdb (0600, never through a symlink) with its blocks
+ * allocated, before LMDB maps it: on a full filesystem LMDB's writes
+ * through that map would raise SIGBUS.  ENOSPC if they cannot be had. */
+int ps_space_prepare_lock(const char *dir, unsigned max_readers);
+/* rc, or ENOSPC when rc is EIO (a short write) and the filesystem has
+ * (almost) no space left for unprivileged users; sh or dir names it. */
+int ps_space_errno(ps_shared *sh, const char *dir, int rc);
+
+/* ps_paths.c: never follow symlinks for the store's files */
+int ps_paths_check(const char *dir, int writable);
+
+/* ps_bounds.c: a value must lie inside data.mdb and its own pages */
+int ps_bounds_refresh(ps_shared *sh);
+int ps_value_check(ps_shared *sh, const MDB_val *v);
+
+/* ps_reader.c: parked read txns (callers hold a gate entry) */
+int ps_pool_renew(ps_shared *sh, MDB_txn **out);
+void ps_pool_give(ps_shared *sh, MDB_txn *t);
+void ps_pool_drain(ps_shared *sh);
+/* ps_txn.c: begin a read txn (parked one first); a gate entry held */
 int ps_begin_read(ps_env *e, MDB_txn **out);
+/* ps_txn.c: begin an LMDB txn of handle e, adopting a grown map */
+int ps_begin_mdb(ps_env *e, int write, MDB_txn **out);
 
 /* ps_ops.c: the raw operations, also used to replay the log.  `expected`
  * is checked when flags hold PS_PUT_IF_REVISION. */
@@ -311,5 +386,12 @@ int ps_apply_ev_append(ps_txn *txn, const char *key, size_t key_len,
                        int64_t ns, int *added);
 int ps_apply_ev_delete(ps_txn *txn, const char *stream, size_t stream_len,
                        int all_, uint64_t upto, uint64_t *deleted);
+/* ps_scan_kind with options: PS_SCAN_DAMAGED hands a record whose value
+ * fails ps_value_check to `emit` with v->mv_data NULL (instead of failing
+ * the scan with PS_ERR_VALUE_BOUNDS), so it can be named. */
+#define PS_SCAN_DAMAGED 1u
+int ps_scan_kind_opts(ps_txn *txn, const char *kind, size_t kind_len,
+                      const char *after, size_t after_len, uint64_t limit,
+                      unsigned opts, ps_emit_fn emit, void *ctx);
 
 #endif

@@ -5,6 +5,17 @@
 
 /* ---- raw operations (also replayed by ps_txn_recover) ---------------- */
 
+/* A record about to be replaced or deleted: LMDB moves the rest of its
+ * page by the stored size, so a damaged size must stop the write first. */
+static int old_value_check(ps_txn *t, MDB_val *k)
+{
+    MDB_val old;
+    int rc = mdb_get(t->mdb, t->env->res_dbi, k, &old);
+    if (rc == MDB_NOTFOUND)
+        return PS_OK;
+    return rc ? rc : ps_value_check(t->env->sh, &old);
+}
+
 /* The stored record of key, when a conditional write or the kind's history
  * needs it (*old NULL when absent).  Checks `expected` if asked to. */
 static int prior_version(ps_txn *t, const char *key, size_t key_len,
@@ -49,8 +60,10 @@ int ps_apply_put(ps_txn *t, const char *key, size_t key_len,
 {
     size_t kind_len = key_kind_len(key, key_len);
     uint64_t keep = 0, rev;
-    int rc = (flags & PS_PUT_NOOVERWRITE) ? PS_OK
-                                          : ps_hist_keep_of(t, key, kind_len, &keep);
+    MDB_val k0 = {key_len, (void *)key};
+    int rc = old_value_check(t, &k0); /* before anything reads the old record */
+    if (!rc && !(flags & PS_PUT_NOOVERWRITE))
+        rc = ps_hist_keep_of(t, key, kind_len, &keep);
     const char *old;
     size_t old_len;
     if (!rc)
@@ -90,7 +103,10 @@ int ps_apply_del(ps_txn *t, const char *key, size_t key_len, unsigned flags,
     size_t kind_len = key_kind_len(key, key_len);
     uint64_t keep = 0;
     *existed = 0;
-    int rc = ps_hist_keep_of(t, key, kind_len, &keep);
+    MDB_val k0 = {key_len, (void *)key};
+    int rc = old_value_check(t, &k0); /* before anything reads the old record */
+    if (!rc)
+        rc = ps_hist_keep_of(t, key, kind_len, &keep);
     const char *old;
     size_t old_len;
     if (!rc)
@@ -132,6 +148,9 @@ int ps_apply_del_prefix(ps_txn *t, const char *prefix, size_t prefix_len,
     MDB_val k = {prefix_len, (void *)prefix}, v;
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     while (rc == PS_OK && has_prefix(&k, prefix, prefix_len)) {
+        rc = ps_value_check(t->env->sh, &v);
+        if (rc)
+            break;
         rc = mdb_cursor_del(cur, 0);
         if (rc)
             break;
@@ -226,6 +245,9 @@ int ps_get_rev(ps_txn *t, const char *kind, size_t kind_len, const char *id,
     rc = mdb_get(t->mdb, t->env->res_dbi, &k, &v);
     if (rc)
         return ps_txn_note(t, rc);
+    rc = ps_value_check(t->env->sh, &v);
+    if (rc)
+        return rc;
     const char *p = v.mv_data;
     if (v.mv_size < PS_HEADER_SIZE || p[0] != PS_FORMAT_VERSION)
         return PS_ERR_BAD_RECORD;
@@ -379,6 +401,14 @@ int ps_scan_kind(ps_txn *t, const char *kind, size_t kind_len,
                  const char *after, size_t after_len, uint64_t limit,
                  ps_emit_fn emit, void *ctx)
 {
+    return ps_scan_kind_opts(t, kind, kind_len, after, after_len, limit, 0,
+                             emit, ctx);
+}
+
+int ps_scan_kind_opts(ps_txn *t, const char *kind, size_t kind_len,
+                      const char *after, size_t after_len, uint64_t limit,
+                      unsigned opts, ps_emit_fn emit, void *ctx)
+{
     int rc = ps_txn_usable(t, 0);
     if (rc)
         return rc;
@@ -407,6 +437,14 @@ int ps_scan_kind(ps_txn *t, const char *kind, size_t kind_len,
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT); /* strictly after */
     while (rc == PS_OK && has_prefix(&k, start, prefix_len) &&
            (limit == 0 || n < limit)) {
+        /* Never hand out a value whose stored size runs off its pages. */
+        rc = ps_value_check(t->env->sh, &v);
+        if (rc && (opts & PS_SCAN_DAMAGED)) {
+            v.mv_data = NULL; /* the emitter names the record, reads nothing */
+            rc = PS_OK;
+        }
+        if (rc)
+            break;
         rc = emit(ctx, &k, prefix_len, &v);
         if (rc)
             break;
@@ -505,6 +543,9 @@ int ps_meta_get(ps_txn *t, const char *key, size_t key_len, const char **val,
     rc = mdb_get(t->mdb, t->env->meta_dbi, &k, &v);
     if (rc)
         return ps_txn_note(t, rc);
+    rc = ps_value_check(t->env->sh, &v);
+    if (rc)
+        return rc;
     *val = v.mv_data;
     *val_len = v.mv_size;
     return PS_OK;

@@ -12,7 +12,20 @@ static int emit_raw(void *ctx, const MDB_val *k, size_t prefix_len,
 {
     ps_buf *out = ctx;
     size_t id_len = k->mv_size - prefix_len;
-    if (v->mv_size > UINT32_MAX)
+    if (v->mv_data == NULL) {
+        /* damaged size (PS_SCAN_DAMAGED): the id, value_len PS_RAW_DAMAGED */
+        int rc = ps_buf_reserve(out, 8 + id_len);
+        if (rc)
+            return rc;
+        char *w = out->data + out->len;
+        ps_put_u32(w, (uint32_t)id_len);
+        ps_put_u32(w + 4, PS_RAW_DAMAGED);
+        memcpy(w + 8, (const char *)k->mv_data + prefix_len, id_len);
+        out->len += 8 + id_len;
+        out->count++;
+        return PS_OK;
+    }
+    if (v->mv_size >= PS_RAW_DAMAGED)
         return PS_ERR_VALUE_TOO_LARGE;
     int rc = ps_buf_reserve(out, 8 + id_len + v->mv_size);
     if (rc)
@@ -34,6 +47,6 @@ int ps_list_raw(ps_txn *t, const char *kind, size_t kind_len,
 {
     if (out == NULL)
         return PS_ERR_INVALID_ARG;
-    return ps_scan_kind(t, kind, kind_len, after, after_len, limit, emit_raw,
-                        out);
+    return ps_scan_kind_opts(t, kind, kind_len, after, after_len, limit,
+                             PS_SCAN_DAMAGED, emit_raw, out);
 }

@@ -4,14 +4,14 @@
  * reset (mdb_txn_reset: its snapshot is released, its reader slot kept)
  * and parked in a small per-env pool; the next reader of any thread renews
  * one (mdb_txn_renew) instead of mdb_txn_begin + mdb_txn_abort.  The pool
- * is emptied by ps_env_close() with env->life write-held, so no parked txn
- * outlives its env. */
+ * is emptied when the shared environment closes (its last handle), so no
+ * parked txn outlives it. */
 #include <string.h>
 #include <unistd.h>
 
 #include "ps_internal.h"
 
-int ps_pool_renew(ps_env *e, MDB_txn **out)
+int ps_pool_renew(ps_shared *e, MDB_txn **out)
 {
     MDB_txn *t = NULL;
     pthread_mutex_lock(&e->pool_mu);
@@ -29,7 +29,7 @@ int ps_pool_renew(ps_env *e, MDB_txn **out)
     return PS_OK;
 }
 
-void ps_pool_give(ps_env *e, MDB_txn *t)
+void ps_pool_give(ps_shared *e, MDB_txn *t)
 {
     mdb_txn_reset(t);
     pthread_mutex_lock(&e->pool_mu);
@@ -42,7 +42,7 @@ void ps_pool_give(ps_env *e, MDB_txn *t)
         mdb_txn_abort(t);
 }
 
-void ps_pool_drain(ps_env *e)
+void ps_pool_drain(ps_shared *e)
 {
     pthread_mutex_lock(&e->pool_mu);
     for (int i = 0; i < e->pool_len; i++)
@@ -74,15 +74,22 @@ int ps_get_into_rev(ps_env *e, const char *kind, size_t kind_len,
     int rc = ps_key_build(kind, kind_len, id, id_len, key, &key_len);
     if (rc)
         return rc;
-    pthread_rwlock_rdlock(&e->life);
+    if (e->sh == NULL)
+        return PS_ERR_CLOSED;
+    rc = ps_gate_enter(e);
+    if (rc)
+        return rc;
     MDB_txn *txn = NULL;
-    rc = e->closed ? PS_ERR_CLOSED : ps_begin_read(e, &txn);
+    rc = ps_begin_read(e, &txn);
     if (!rc) {
         MDB_val k = {key_len, key}, v;
         rc = mdb_get(txn, e->res_dbi, &k, &v);
         if (!rc) {
             const char *p = v.mv_data;
-            if (v.mv_size < PS_HEADER_SIZE || p[0] != PS_FORMAT_VERSION) {
+            rc = ps_value_check(e->sh, &v);
+            if (rc) {
+                /* damaged size: nothing is read */
+            } else if (v.mv_size < PS_HEADER_SIZE || p[0] != PS_FORMAT_VERSION) {
                 rc = PS_ERR_BAD_RECORD;
             } else {
                 size_t n = v.mv_size - PS_HEADER_SIZE;
@@ -94,8 +101,8 @@ int ps_get_into_rev(ps_env *e, const char *kind, size_t kind_len,
                     memcpy(buf, p + PS_HEADER_SIZE, n);
             }
         }
-        ps_pool_give(e, txn);
+        ps_pool_give(e->sh, txn);
     }
-    pthread_rwlock_unlock(&e->life);
+    ps_gate_exit(e, 1);
     return rc;
 }

@@ -2,50 +2,47 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "ps_internal.h"
 
-/* Adopt a map size grown by another process (MDB_MAP_RESIZED).  Called
- * with env->life read-held; returns with it read-held. */
-static int adopt_map_size(ps_env *e, uint64_t grow_from)
+/* With the env held alone (ps_gate_alone): adopt a map size grown by
+ * another process (arg NULL), or double ours (arg non-NULL). */
+static int resize_map(ps_shared *sh, void *grow)
 {
-    pthread_rwlock_unlock(&e->life);
-    pthread_rwlock_wrlock(&e->life);
-    int rc = PS_OK;
-    if (e->closed) {
-        rc = PS_ERR_CLOSED;
-    } else if (grow_from == 0) {
-        rc = mdb_env_set_mapsize(e->mdb, 0);
+    int rc;
+    if (grow == NULL) {
+        rc = mdb_env_set_mapsize(sh->mdb, 0);
     } else {
         MDB_envinfo info;
-        rc = mdb_env_info(e->mdb, &info);
+        rc = mdb_env_info(sh->mdb, &info);
         if (!rc && info.me_mapsize >= PS_MAX_MAP_SIZE)
             rc = MDB_MAP_FULL;
         if (!rc) {
             uint64_t next = (uint64_t)info.me_mapsize * 2;
             if (next > PS_MAX_MAP_SIZE)
                 next = PS_MAX_MAP_SIZE;
-            rc = mdb_env_set_mapsize(e->mdb, next);
+            rc = mdb_env_set_mapsize(sh->mdb, next);
         }
     }
-    pthread_rwlock_unlock(&e->life);
-    pthread_rwlock_rdlock(&e->life);
-    if (!rc && e->closed)
-        rc = PS_ERR_CLOSED;
+    if (!rc)
+        rc = ps_bounds_refresh(sh); /* the map moved */
     return rc;
 }
 
-static int begin_mdb(ps_env *e, int write, MDB_txn **out)
+static int grow_flag;
+
+int ps_begin_mdb(ps_env *e, int write, MDB_txn **out)
 {
-    if (!write && ps_pool_renew(e, out) == PS_OK)
+    ps_shared *sh = e->sh;
+    if (!write && ps_pool_renew(sh, out) == PS_OK)
         return PS_OK;
+    unsigned flags = write ? (e->nosync ? MDB_NOSYNC : 0) : MDB_RDONLY;
     int rc = MDB_MAP_RESIZED;
     for (int tries = 0; tries < 16 && rc == MDB_MAP_RESIZED; tries++) {
-        rc = mdb_txn_begin(e->mdb, NULL, write ? 0 : MDB_RDONLY, out);
+        rc = mdb_txn_begin(sh->mdb, NULL, flags, out);
         if (rc == MDB_MAP_RESIZED) {
-            int rc2 = adopt_map_size(e, 0);
+            int rc2 = ps_gate_alone(e, resize_map, NULL);
             if (rc2)
                 return rc2;
         }
@@ -60,28 +57,35 @@ int ps_txn_begin(ps_env *e, unsigned flags, ps_txn **out)
     *out = NULL;
     if (ps_getpid() != e->pid)
         return PS_ERR_FORKED;
+    if (e->closing || e->sh == NULL)
+        return PS_ERR_CLOSED;
     int write = (flags & PS_TXN_WRITE) != 0;
     if (write && e->readonly)
         return PS_ERR_READONLY;
+    ps_shared *sh = e->sh;
     ps_txn *t = calloc(1, sizeof *t);
     if (t == NULL)
         return PS_ERR_NOMEM;
-    int rc = write ? pthread_mutex_lock(&e->write_mu) : 0;
+    int rc = write ? pthread_mutex_lock(&sh->write_mu) : 0;
     if (rc) {
         free(t);
         return rc; /* EDEADLK: this thread already holds a write txn */
     }
-    pthread_rwlock_rdlock(&e->life);
-    rc = e->closed ? PS_ERR_CLOSED : begin_mdb(e, write, &t->mdb);
+    rc = ps_gate_enter(e);
+    if (!rc) {
+        rc = ps_begin_mdb(e, write, &t->mdb);
+        if (rc)
+            ps_gate_exit(e, 1);
+    }
     if (rc) {
-        pthread_rwlock_unlock(&e->life);
         if (write)
-            pthread_mutex_unlock(&e->write_mu);
+            pthread_mutex_unlock(&sh->write_mu);
         free(t);
         return rc;
     }
     t->env = e;
     t->write = write;
+    t->thread = pthread_self();
     if (write)
         ps_rev_begin(t);
     *out = t;
@@ -102,33 +106,48 @@ static void txn_release(ps_txn *t)
     }
     if (ps_getpid() == e->pid) {
         if (t->mdb && !t->write)
-            ps_pool_give(e, t->mdb); /* reset and parked for reuse */
+            ps_pool_give(e->sh, t->mdb); /* reset and parked for reuse */
         else if (t->mdb)
             mdb_txn_abort(t->mdb);
-        pthread_rwlock_unlock(&e->life);
+        ps_gate_exit(e, pthread_equal(t->thread, pthread_self()));
         if (t->write)
-            pthread_mutex_unlock(&e->write_mu);
+            pthread_mutex_unlock(&e->sh->write_mu);
     }
     free(t);
 }
 
 void ps_txn_abort(ps_txn *t)
 {
-    if (t != NULL)
-        txn_release(t);
+    if (t == NULL)
+        return;
+    if (t->write && ps_getpid() == t->env->pid &&
+        !pthread_equal(t->thread, pthread_self()))
+        return; /* LMDB's writer mutex can only be released by its owner */
+    txn_release(t);
 }
 
-/* LMDB reports a short write as EIO.  A write comes up short when the
- * filesystem is full, and then hardly any space is left: report ENOSPC
- * so the caller can tell "free some space" from a failing disk. */
-static int full_disk_errno(ps_env *e, int rc)
+int ps_txn_finish(ps_txn **slot, int commit, int *rc_out, uint64_t *rev_out)
 {
-    mdb_filehandle_t fd;
-    struct statvfs sv;
-    if (rc != EIO || mdb_env_get_fd(e->mdb, &fd) || fstatvfs(fd, &sv))
-        return rc;
-    uint64_t blocks = geteuid() == 0 ? sv.f_bfree : sv.f_bavail;
-    return blocks * sv.f_frsize < PS_FULL_DISK_SLACK ? ENOSPC : rc;
+    if (slot == NULL)
+        return PS_ERR_INVALID_ARG;
+    if (rev_out)
+        *rev_out = 0;
+    ps_txn *t = *slot;
+    int rc = PS_OK;
+    if (t != NULL && t->write && ps_getpid() == t->env->pid &&
+        !pthread_equal(t->thread, pthread_self())) {
+        rc = PS_ERR_WRONG_THREAD; /* left alone: its own thread ends it */
+    } else if (t != NULL) {
+        *slot = NULL;
+        if (commit) {
+            rc = ps_txn_commit_rev(t, rev_out);
+        } else {
+            txn_release(t);
+        }
+    }
+    if (rc_out)
+        *rc_out = rc;
+    return rc;
 }
 
 int ps_txn_commit(ps_txn *t)
@@ -143,7 +162,10 @@ int ps_txn_commit_rev(ps_txn *t, uint64_t *revision)
     if (revision)
         *revision = 0;
     int rc;
-    if (ps_getpid() != t->env->pid) {
+    if (t->write && ps_getpid() == t->env->pid &&
+        !pthread_equal(t->thread, pthread_self())) {
+        return PS_ERR_WRONG_THREAD; /* not freed: its own thread ends it */
+    } else if (ps_getpid() != t->env->pid) {
         rc = PS_ERR_FORKED;
     } else if (t->failed) {
         rc = t->failed;
@@ -165,17 +187,17 @@ int ps_txn_commit_rev(ps_txn *t, uint64_t *revision)
             if (rc)
                 break;
         }
-        rc = full_disk_errno(t->env, rc);
+        rc = ps_space_errno(t->env->sh, NULL, rc);
         if (rc == PS_OK) {
             ps_idx_committed(t); /* this txn's index definitions are the env's now */
             ps_rev_committed(t, txnid);
         }
         if (rc == PS_OK && revision)
             ps_txn_pending(t, revision);
-        if (rc == PS_OK && ++t->env->commits >= PS_READER_CHECK_EVERY) {
+        if (rc == PS_OK && ++t->env->sh->commits >= PS_READER_CHECK_EVERY) {
             int dead;
-            t->env->commits = 0;
-            mdb_reader_check(t->env->mdb, &dead); /* still open: life read-held */
+            t->env->sh->commits = 0;
+            mdb_reader_check(t->env->mdb, &dead); /* still open: gate held */
         }
     }
     txn_release(t);
@@ -323,9 +345,9 @@ int ps_txn_recover(ps_txn *t)
             t->mdb = NULL;
         }
         ps_idx_txn_reset(t); /* the replay rebuilds this txn's view */
-        int rc = adopt_map_size(e, 1); /* MAP_FULL at PS_MAX_MAP_SIZE */
+        int rc = ps_gate_alone(e, resize_map, &grow_flag); /* MAP_FULL at the max */
         if (!rc)
-            rc = begin_mdb(e, 1, &t->mdb);
+            rc = ps_begin_mdb(e, 1, &t->mdb);
         if (!rc) {
             rc = replay(t);
             if (rc == MDB_MAP_FULL)
@@ -339,5 +361,5 @@ int ps_txn_recover(ps_txn *t)
 
 int ps_begin_read(ps_env *e, MDB_txn **out)
 {
-    return begin_mdb(e, 0, out);
+    return ps_begin_mdb(e, 0, out);
 }

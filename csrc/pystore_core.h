@@ -61,6 +61,12 @@ extern "C" {
 #define PS_ERR_CONFLICT        -31040 /* if_revision did not match the stored one */
 #define PS_ERR_COMPACTED       -31041 /* changes from that revision were trimmed */
 #define PS_ERR_NEEDS_UPGRADE   -31042 /* format-1 store opened read-only */
+/* Hardening codes (issue 8), their own sub-range. */
+#define PS_ERR_UNSAFE_FILE     -31050 /* data.mdb/lock.mdb is a symlink or not a regular file */
+#define PS_ERR_UNSAFE_DIR      -31051 /* directory writable by others, not ours to tighten */
+#define PS_ERR_VALUE_BOUNDS    -31052 /* a stored value's size points outside its pages */
+#define PS_ERR_SHARED_READONLY -31053 /* open in this process on files it cannot write */
+#define PS_ERR_WRONG_THREAD    -31054 /* write txn ended by a thread that did not begin it */
 
 /* LMDB codes the core passes through (values fixed by lmdb.h). */
 #define PS_LMDB_KEYEXIST       -30799
@@ -143,11 +149,18 @@ const char *ps_strerror(int code);
 /* Open (or, unless PS_OPEN_READONLY, create) the store in directory
  * `path`, which must exist.  map_size 0 keeps the size recorded in the
  * file (or a default for a new store).  On success *out must be released
- * with ps_env_close() and then ps_env_free(). */
+ * with ps_env_close() and then ps_env_free().
+ * Handles opened on the same directory in one process share one LMDB
+ * environment, closed with the last handle; map_size is used only by the
+ * first, readonly and PS_OPEN_NOSYNC are per handle.  data.mdb and
+ * lock.mdb must not be symlinks (PS_ERR_UNSAFE_FILE); a writable open
+ * tightens a directory others can write to 0700 if this user owns it,
+ * else refuses it (PS_ERR_UNSAFE_DIR). */
 int ps_env_open(const char *path, uint64_t map_size, unsigned flags,
                 ps_env **out);
-/* Close the LMDB environment; waits until no transaction is live.
- * Idempotent.  Later calls on the env return PS_ERR_CLOSED. */
+/* Close the handle; waits until no transaction of it is live (new ones
+ * fail with PS_ERR_CLOSED at once), and closes the LMDB environment if it
+ * was the last handle on it.  Idempotent. */
 void ps_env_close(ps_env *env);
 /* Free the handle itself (closes first if needed).  No transaction of
  * this env may be used afterwards. */
@@ -162,8 +175,18 @@ int ps_env_copy(ps_env *env, const char *dest, int compact);
 int ps_env_reader_check(ps_env *env, int *cleared);
 
 /* Begin a transaction (flags: PS_TXN_WRITE or 0).  A txn must end with
- * exactly one ps_txn_commit() or ps_txn_abort(); both free it. */
+ * exactly one ps_txn_commit(), ps_txn_abort() or ps_txn_finish(); all free
+ * it.  *out is written before the call returns, so a caller that passes
+ * memory it owns always knows the live txn.  A write txn must end on the
+ * thread that began it. */
 int ps_txn_begin(ps_env *env, unsigned flags, ps_txn **out);
+/* End the txn in *slot (commit if `commit`, else abort) and set *slot to
+ * NULL in the same call; *rc_out and *rev_out (the revision committed, as
+ * ps_txn_commit_rev; either may be NULL) get the results too, so a caller
+ * interrupted right after the call still knows the outcome.  *slot NULL:
+ * nothing to do, PS_OK.  A write txn ended from another thread is left
+ * alone: PS_ERR_WRONG_THREAD. */
+int ps_txn_finish(ps_txn **slot, int commit, int *rc_out, uint64_t *rev_out);
 /* Commit; the txn is freed whatever the result.  If the map is full the
  * core grows it and replays the transaction before committing. */
 int ps_txn_commit(ps_txn *txn);
@@ -200,7 +223,10 @@ int ps_list(ps_txn *txn, const char *kind, size_t kind_len,
 /* Like ps_list, but each stored value as it is, header unchecked, so a
  * damaged record can be named (for verification).  Entry layout,
  * little-endian: u32 id_len, u32 value_len, id bytes, value bytes (the
- * PS_HEADER_SIZE-byte header, then the payload). */
+ * PS_HEADER_SIZE-byte header, then the payload).  A record whose stored
+ * size runs outside its pages has value_len PS_RAW_DAMAGED and no value
+ * bytes (every other listing fails with PS_ERR_VALUE_BOUNDS there). */
+#define PS_RAW_DAMAGED 4294967295
 int ps_list_raw(ps_txn *txn, const char *kind, size_t kind_len,
                 const char *after, size_t after_len, uint64_t limit,
                 ps_buf *out);

@@ -27,6 +27,7 @@ from .errors import (
     StoreUnavailableError,
     TransactionError,
     UniqueViolationError,
+    UnsafePathError,
     ValueTooLargeError,
 )
 from .records import Change, Event, IndexInfo, Page, Resource
@@ -65,6 +66,7 @@ __all__ = [
     "Transaction",
     "TransactionError",
     "UniqueViolationError",
+    "UnsafePathError",
     "ValueTooLargeError",
     "__version__",
 ]

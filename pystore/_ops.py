@@ -17,7 +17,7 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, EncodeError, Message
 
 from ._kindops import KindOps, check_limit
-from ._lmdb.core import MAX_PAYLOAD, CTxn, check_key, encode_id, encode_kind
+from ._lmdb.core import MAX_PAYLOAD, NO_SLOT, CTxn, check_key, encode_id, encode_kind
 from ._lmdb.fast import list_wire, parse_list, put_many
 from ._lmdb.group import GroupCommit, Op
 from ._lmdb.hygiene import Stripper
@@ -113,16 +113,55 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
         """Finish ``txn``; the revision its writes committed (or will commit) at."""
         raise NotImplementedError
 
-    def _run(self, write: bool, op: Callable[..., Any], *args: Any) -> Any:
-        """``op(txn, *args)`` in a transaction from ``_begin``, finished by ``_end``."""
+    # The interrupt-safe shape of every call (see ``CTxn``):
+    #
+    #     t = self._prepare(write)      # no C call: nothing to leak yet
+    #     ok = False
+    #     try:
+    #         self._start(t)            # the core records the txn in t.pp
+    #         ...
+    #         ok = True
+    #     finally:
+    #         t.commit_asked = ok       # no Python call before the C call
+    #         t.finish(t.slot, ok, t.rc, t.revp)  # C: ends it, whatever was interrupted
+    #     rev = self._after(t)          # a failed commit's error; the revision
+    #
+    # A Transaction hands out its own open txn (its slot is empty, so the
+    # finally leaves it alone) and commits at its exit.
+
+    # Defaults for views that hand out a txn of their own (a Snapshot): its
+    # _begin refuses writes; the per-call finally leaves the txn alone.
+    def _prepare(self, write: bool) -> CTxn:
         t = self._begin(write)
+        t.slot = NO_SLOT
+        return t
+
+    def _start(self, txn: CTxn) -> None:
+        pass
+
+    def _after(self, txn: CTxn) -> int:
+        return self._end(txn, True)
+
+    def _callback(self) -> object:
+        """Mark this thread as inside update_resource()'s fn (see Store)."""
+        raise NotImplementedError
+
+    def _callback_done(self, token: object) -> None:
+        raise NotImplementedError
+
+    def _run(self, write: bool, op: Callable[..., Any], *args: Any) -> Any:
+        """``op(txn, *args)`` in a transaction (the shape above)."""
+        t = self._prepare(write)
         op = op_for(t, op)
         ok = False
         try:
+            self._start(t)
             result = op(t, *args)
             ok = True
         finally:
-            self._end(t, ok)
+            t.commit_asked = ok
+            t.finish(t.slot, ok, t.rc, t.revp)
+        self._after(t)
         return result
 
     # -- encoding ---------------------------------------------------------
@@ -158,15 +197,17 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
                 Op(kind, kb, ib, payload, msg, create, if_revision)  # type: ignore[arg-type]
             )
             return rev
-        t = self._begin(True)
+        t = self._prepare(True)
         ok = False
         try:
+            self._start(t)
             t.put(kb, ib, payload, time.time_ns(), create, if_revision)
             self._note_schema(t, kind, kb, msg)  # type: ignore[arg-type]
             ok = True
         finally:
-            rev = self._end(t, ok)
-        return rev
+            t.commit_asked = ok
+            t.finish(t.slot, ok, t.rc, t.revp)
+        return self._after(t)
 
     def save_resource(
         self, kind: str, id: str, msg: Message, *, if_revision: int | None = None
@@ -196,16 +237,19 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
             batch.append((ib, self._payload(item[1])))
             if not types or types[-1].DESCRIPTOR is not item[1].DESCRIPTOR:
                 types.append(item[1])
-        t = self._begin(True)
+        t = self._prepare(True)
         ok = False
         try:
+            self._start(t)
             # One C call; every key is checked before the first put (all or nothing).
             op_for(t, put_many)(t, kb, batch, time.time_ns())
             for m in types:
                 self._note_schema(t, kind, kb, m)
             ok = True
         finally:
-            self._end(t, ok)
+            t.commit_asked = ok
+            t.finish(t.slot, ok, t.rc, t.revp)
+        self._after(t)
         return len(batch)
 
     def update_resource(
@@ -225,14 +269,17 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
         ``create=True``: then ``fn`` gets a new empty message.  ``fn`` must be a
         plain function returning None (or its argument): a coroutine function,
         or one returning another object, is refused with TypeError and
-        nothing is written.
+        nothing is written.  ``fn`` runs inside the write transaction, like
+        the body of ``transaction()``: it must not use the store (that
+        raises TransactionError, never waits).
         """
         kb, ib = encode_kind(kind), encode_id(id)
         cls = _check_type(msg_type)
         check_update_fn(fn)
-        t = self._begin(True)
+        t = self._prepare(True)
         ok = False
         try:
+            self._start(t)
             try:
                 data = t.get(kb, ib)[0]
             except NotFoundError:
@@ -241,13 +288,20 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
                 msg = cls()
             else:
                 msg = _parse(cls(), data, f"{kind}/{id}")
-            check_update_result(fn(msg), msg)  # type: ignore[arg-type]
+            token = self._callback()  # fn is the body of a transaction: no store calls
+            try:
+                result = fn(msg)  # type: ignore[arg-type]
+            finally:
+                self._callback_done(token)
+            check_update_result(result, msg)
             payload = self._payload(msg, owned=True)
             t.put(kb, ib, payload, time.time_ns(), False)
             self._note_schema(t, kind, kb, msg)
             ok = True
         finally:
-            self._end(t, ok)
+            t.commit_asked = ok
+            t.finish(t.slot, ok, t.rc, t.revp)
+        self._after(t)
         return msg  # type: ignore[return-value]
 
     def _note_schema(self, t: CTxn, kind: str, kb: bytes, msg: Message) -> None:

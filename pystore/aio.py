@@ -109,6 +109,7 @@ class AsyncStore(AsyncStoreViews):
         self._closed = False
         # Held by an open transaction(): writer-thread work waits for it.
         self._gate = asyncio.Lock()
+        self._closing: asyncio.Future[None] | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], **options: Any) -> _Opening:
@@ -134,10 +135,20 @@ class AsyncStore(AsyncStoreViews):
         await self.close()
 
     async def close(self) -> None:
-        """Wait for queued writes, then close the store (idempotent)."""
-        if self._closed:
-            return
+        """Wait for queued writes, then close the store (idempotent).
+
+        The closing runs in its own task: a caller cancelled while it waits
+        does not stop it, and a later ``close()`` waits for the same closing
+        (or starts it again if it was itself cancelled before the store
+        closed), so the store is closed when any ``close()`` returns.
+        """
         self._closed = True
+        task = self._closing
+        if task is None or (task.done() and not self.store.closed):
+            task = self._closing = asyncio.ensure_future(self._close())
+        await asyncio.shield(task)
+
+    async def _close(self) -> None:
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
         loop = asyncio.get_running_loop()

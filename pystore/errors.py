@@ -32,6 +32,7 @@ __all__ = [
     "StoreUnavailableError",
     "TransactionError",
     "UniqueViolationError",
+    "UnsafePathError",
     "ValueTooLargeError",
 ]
 
@@ -111,6 +112,12 @@ class TransactionError(StoreError):
     """A transaction was misused (wrong thread, finished, nested) or failed."""
 
 
+class UnsafePathError(StoreError):
+    """The store's files or directory could be redirected by someone else:
+    ``data.mdb``/``lock.mdb`` is a symlink (or not a regular file), or the
+    directory is writable by other users and cannot be tightened."""
+
+
 class ForkedError(StoreError):
     """A store opened before ``fork()`` was used in the child process."""
 
@@ -161,6 +168,15 @@ _TABLE: dict[int, tuple[type[StoreError], str]] = {
     lib.PS_ERR_NOMEM: (StoreError, "out of memory"),
     lib.PS_ERR_INVALID_ARG: (StoreError, ""),
     lib.PS_ERR_TRUNCATED: (CorruptionError, "data.mdb was cut short: restore it from a backup"),
+    lib.PS_ERR_UNSAFE_FILE: (UnsafePathError, "remove the link; pystore never follows one"),
+    lib.PS_ERR_UNSAFE_DIR: (
+        UnsafePathError, "use a directory of your own, not writable by others (chmod 700)"
+    ),
+    lib.PS_ERR_VALUE_BOUNDS: (CorruptionError, "run `pystore verify` and restore from a backup"),
+    lib.PS_ERR_SHARED_READONLY: (
+        ReadOnlyError, "another Store of this process opened it read-only on unwritable files"
+    ),
+    lib.PS_ERR_WRONG_THREAD: (TransactionError, ""),
     lib.PS_ERR_UNIQUE: (AlreadyExistsError, "a unique index holds the value"),
     lib.PS_ERR_INDEX_EXISTS: (StoreError, "drop the index first to change its definition"),
     lib.PS_ERR_INDEX_DEF: (CorruptionError, "an index definition is damaged"),

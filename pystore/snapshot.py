@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._lmdb.core import CTxn
 from ._ops import ResourceOps
+from ._seam import op_for
 from .errors import ReadOnlyError, StoreClosedError
 
 if TYPE_CHECKING:
@@ -84,3 +86,12 @@ class Snapshot(ResourceOps):
     def _end(self, txn: CTxn, ok: bool) -> int:
         self._lock.release()
         return 0
+
+    def _run(self, write: bool, op: Callable[..., Any], *args: Any) -> Any:
+        # Reads in the snapshot's own read txn (it ends at the block's exit),
+        # under its lock: not the interrupt-safe begin/finish shape of a Store.
+        t = self._begin(write)
+        try:
+            return op_for(t, op)(t, *args)
+        finally:
+            self._end(t, False)

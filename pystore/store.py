@@ -12,7 +12,7 @@ from typing import Any
 from ._etcd.url import is_etcd_url
 from ._lmdb._native import ffi, lib
 from ._lmdb.admin import AdminOps
-from ._lmdb.core import CTxn, check_key
+from ._lmdb.core import CTxn, check_key, finish
 from ._lmdb.fast import env_get
 from ._lmdb.files import make_dirs
 from ._lmdb.group import GroupCommit, Op
@@ -26,6 +26,7 @@ from .errors import (
     ReadOnlyError,
     StoreClosedError,
     StoreError,
+    StoreOSError,
     TransactionError,
     check,
 )
@@ -44,6 +45,26 @@ def _after_fork_in_child() -> None:
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
+# In Store._tls.txn while this thread runs update_resource()'s fn.
+_IN_CALLBACK = object()
+
+
+class _ThreadState(threading.local):
+    """Per thread: the open Transaction (a weak reference, so one abandoned
+    by an interrupt that skipped its ``__exit__`` is collected, and its
+    transaction aborted, with the traceback that held it) and its id."""
+
+    txn: Any = None
+    txn_id: int = 0
+
+
+def _held(tls: _ThreadState) -> object:
+    """This thread's open Transaction, _IN_CALLBACK, or None."""
+    held = tls.txn
+    if held is None or held is _IN_CALLBACK:
+        return held
+    return held()
+
 
 class Store(AdminOps, IndexAdminOps, ChangeFeed, ResourceOps):
     """An embedded store of protobuf resources keyed ``<Kind>/<ID>``.
@@ -59,6 +80,12 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, ResourceOps):
     revisions (and at most twice as many).  A Store may be shared by
     threads; use it as a context manager or call ``close()``.
 
+    Several Stores on one directory in one process share one LMDB
+    environment (LMDB allows only one per process), closed with the last
+    of them: ``map_size`` counts only for the first; ``sync`` and
+    ``readonly`` are per Store.  ``data.mdb``/``lock.mdb`` symlinks are
+    refused (UnsafePathError); a writable open makes a directory that
+    others can write 0700 if this user owns it, else refuses it.
     ``path`` may instead be an ``etcd://`` or ``etcds://`` URL: the same API
     on an etcd cluster (an ``EtcdStore``, see ``pystore/_etcd/store.py``);
     ``timeout`` (seconds) bounds each of its calls.  An LMDB store, local
@@ -131,7 +158,10 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, ResourceOps):
             if not os.path.isfile(os.path.join(fspath, "data.mdb")):
                 raise StoreError(f"no store at {fspath!r} (readonly=True never creates one)")
         else:
-            make_dirs(fspath)
+            try:
+                make_dirs(fspath)
+            except OSError as exc:  # e.g. ENOTDIR: a regular file on the path
+                raise StoreOSError(exc.errno, f"open {fspath!r}: {exc.strerror}") from None
         flags = (lib.PS_OPEN_READONLY if self.readonly else 0) | (
             0 if self.sync else lib.PS_OPEN_NOSYNC
         )
@@ -144,7 +174,7 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, ResourceOps):
         self._snapshots: weakref.WeakSet[Snapshot] = weakref.WeakSet()
         self._closed = False
         self._generation = _fork_generation
-        self._tls = threading.local()
+        self._tls = _ThreadState()
         if self.sync and not self.readonly:
             self._group = GroupCommit(self)  # concurrent durable writes share commits
 
@@ -155,8 +185,10 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, ResourceOps):
         threads to finish; every later call raises StoreClosedError."""
         if self._closed:
             return
-        if getattr(self._tls, "txn", None) is not None:
-            raise TransactionError("close() inside this thread's open transaction()")
+        if _held(self._tls) is not None:
+            raise TransactionError(
+                "close() inside this thread's open transaction() or update_resource() callback"
+            )
         self._closed = True
         for snap in list(self._snapshots):  # each holds a read txn close would wait for
             snap.close()
@@ -191,17 +223,51 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, ResourceOps):
             raise ForkedError(
                 "store was opened before fork(): open a new Store in the child process"
             )
-        if getattr(self._tls, "txn", None) is not None:
+        held = _held(self._tls)
+        if held is _IN_CALLBACK:
+            raise TransactionError(
+                "update_resource()'s fn runs inside the write transaction: it must not "
+                "use the store (return, and write after update_resource returns)"
+            )
+        if held is not None:
             raise TransactionError(
                 "this thread holds an open transaction(): use the transaction's "
                 "methods, or finish it first"
             )
 
-    def _begin(self, write: bool) -> CTxn:
+    def _prepare(self, write: bool) -> CTxn:
+        """A transaction object, not begun yet: ``_start`` begins it inside
+        the caller's ``try`` (see ``CTxn`` on interrupt safety)."""
         self._check_usable()
         if write and self.readonly:
             raise ReadOnlyError(f"store {self.path!r} was opened with readonly=True")
-        return CTxn(self._env, write)
+        return CTxn(write)
+
+    def _start(self, txn: CTxn) -> None:
+        txn.begin(self._env)
+
+    def _after(self, txn: CTxn) -> int:
+        """After ``finish``: a failed commit's error, else the revision."""
+        rev = txn.check_commit()
+        if rev:
+            self._signal.notify()  # this process's watchers wake at once
+        if txn.schemas and txn.committed:
+            self._schemas.settle(txn)
+        return rev
+
+    def _callback(self) -> object:
+        prev = getattr(self._tls, "txn", None)
+        self._tls.txn = _IN_CALLBACK
+        return prev
+
+    def _callback_done(self, token: object) -> None:
+        self._tls.txn = token
+
+    def _begin(self, write: bool) -> CTxn:
+        """A begun transaction (for callers that hold it in a ``with``)."""
+        t = self._prepare(write)
+        t.begin(self._env)
+        return t
 
     def _group_write(self, op: Op) -> Any:
         self._check_usable()  # this thread's own checks, before it queues
@@ -218,15 +284,10 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, ResourceOps):
         return find_first_env(self._env, kb, nb, value, q)  # one C call, reused read txn
 
     def _end(self, txn: CTxn, ok: bool) -> int:
-        if ok and txn.write:
-            rev = txn.commit()
-            if rev:
-                self._signal.notify()  # this process's watchers wake at once
-            if txn.schemas:
-                self._schemas.settle(txn)
-            return rev
-        txn.abort()
-        return 0
+        commit = ok and txn.write
+        txn.commit_asked = commit
+        finish(txn.slot, commit, txn.rc, txn.revp)
+        return self._after(txn)
 
     def snapshot(self) -> Snapshot:
         """One consistent read view, as a context manager.

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from ._lmdb.core import CTxn
+from ._lmdb.core import NO_SLOT, CTxn, finish
 from ._ops import ResourceOps
 from ._query import IndexAdminOps
 from .errors import TransactionError
@@ -34,15 +35,31 @@ class Transaction(IndexAdminOps, ResourceOps):
         self._schemas = store._schemas
         self._txn: CTxn | None = None
         self._thread: int | None = None
+        self._id = id(self)
         self._done = False
+
+    # Interrupt safety: a C call is followed by a check point where a
+    # KeyboardInterrupt can be raised, so every state change of the Python
+    # side comes BEFORE the C call that begins or ends the transaction, and
+    # nothing but stores of attributes stands between them.
 
     def __enter__(self) -> Transaction:
         if self._txn is not None or self._done:
             raise TransactionError("a Transaction can be entered only once")
-        txn = self._store._begin(True)
-        self._txn = txn
+        txn = self._store._prepare(True)
+        txn.slot = NO_SLOT  # per-call code leaves it alone; __exit__ ends it
+        tls = self._store._tls
         self._thread = threading.get_ident()
-        self._store._tls.txn = self
+        self._txn = txn
+        tls.txn_id = self._id
+        tls.txn = weakref.ref(self)
+        try:
+            txn.begin(self._store._env)
+        except BaseException:
+            self._txn = None
+            tls.txn = None
+            finish(txn.pp, 0, txn.rc, txn.revp)
+            raise
         return self
 
     def __exit__(
@@ -54,17 +71,25 @@ class Transaction(IndexAdminOps, ResourceOps):
         txn = self._txn
         if txn is None:
             return
+        tls = self._store._tls
+        if tls.txn_id != self._id:
+            # LMDB's write lock belongs to the thread that began the txn.
+            raise TransactionError(
+                "a transaction must be ended by the thread that began it "
+                "(it stays open for that thread)"
+            )
+        ok = exc_type is None
+        txn.commit_asked = ok
         self._txn = None
         self._done = True
-        self._store._tls.txn = None
-        if exc_type is None:
-            self.revision = txn.commit()
-            if self.revision:
-                self._store._signal.notify()
-            if txn.schemas:
-                self._schemas.settle(txn)
-        else:
-            txn.abort()
+        tls.txn = None
+        tls.txn_id = 0
+        finish(txn.pp, ok, txn.rc, txn.revp)
+        self.revision = txn.check_commit()
+        if self.revision:
+            self._store._signal.notify()
+        if txn.schemas and txn.committed:
+            self._schemas.settle(txn)
 
     def _begin(self, write: bool) -> CTxn:
         if self._txn is None:
@@ -78,3 +103,17 @@ class Transaction(IndexAdminOps, ResourceOps):
     def _end(self, txn: CTxn, ok: bool) -> int:
         # errors that spoil the transaction are remembered by the core
         return txn.pending() if ok else 0
+
+    _prepare = _begin  # the transaction's own txn, begun at __enter__
+
+    def _start(self, txn: CTxn) -> None:
+        pass
+
+    def _after(self, txn: CTxn) -> int:
+        return txn.pending()  # the revision this transaction will commit at
+
+    def _callback(self) -> object:
+        return None  # the store already refuses this thread: it holds the transaction
+
+    def _callback_done(self, token: object) -> None:
+        pass

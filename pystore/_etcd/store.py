@@ -121,7 +121,7 @@ class EtcdStore(Store):
         )
         self._signal = Signal()
         self._snapshots: weakref.WeakSet[Snapshot] = weakref.WeakSet()
-        self._tls = threading.local()
+        self._tls = threading.local()  # type: ignore[assignment]
         self._group = None
         try:
             fmt = self._client.get(self._layout.meta_key(b"format"))
@@ -170,6 +170,17 @@ class EtcdStore(Store):
         if write and self.readonly:
             raise ReadOnlyError(f"store {self.path!r} was opened with readonly=True")
         return EtcdTxn(self, write)
+
+    def _prepare(self, write: bool) -> EtcdTxn:  # type: ignore[override]
+        return self._begin(write)
+
+    def _start(self, txn: EtcdTxn) -> None:  # type: ignore[override]
+        pass  # an etcd txn holds nothing on the server until its commit
+
+    def _after(self, txn: EtcdTxn) -> int:  # type: ignore[override]
+        if txn.error is not None:
+            raise txn.error
+        return txn.result
 
     def _end(self, txn: EtcdTxn, ok: bool) -> int:  # type: ignore[override]
         if ok and txn.write:
@@ -382,6 +393,7 @@ class EtcdTransaction(Transaction):
         assert isinstance(store, EtcdStore)
         txn = store._begin(True)
         txn.interactive = True
+        txn.slot = None  # per-call code leaves it alone; __exit__ ends it
         self._txn = txn  # type: ignore[assignment]
         self._thread = threading.get_ident()
         store._tls.txn = self

@@ -99,6 +99,18 @@ class EtcdTxn:
         self.schemas: dict[str, Any] | None = None
         self.response: pb.TxnResponse | None = None
         self.ptr = True  # "live", as CTxn's (tests look at nothing else)
+        # The finishing shape of ResourceOps (see CTxn): ``finish`` ends
+        # this txn unless ``slot`` is None (a transaction()'s, ended at its
+        # exit); the store's ``_after`` then raises its error or returns
+        # its revision.  Nothing is held on the server until the commit, so
+        # an interrupt before it leaves nothing to release.
+        self.slot: object = True
+        self.rc: Any = None
+        self.revp: Any = None
+        self.commit_asked = False
+        self.finished = False
+        self.result = 0
+        self.error: BaseException | None = None
 
     # -- reads ------------------------------------------------------------
 
@@ -371,6 +383,16 @@ class EtcdTxn:
         return n
 
     # -- end --------------------------------------------------------------
+
+    def finish(self, slot: object, ok: object, rc: object, revp: object) -> int:
+        if slot is None or self.finished:
+            return 0
+        self.finished = True
+        try:
+            self.result = self.store._end(self, bool(ok))
+        except BaseException as exc:
+            self.error = exc
+        return 0
 
     def abort(self) -> None:
         self.ptr = False

@@ -90,14 +90,21 @@ class AdminOps:
     def _end(self, txn: CTxn, ok: bool) -> int:
         raise NotImplementedError
 
+    def _prepare(self, write: bool) -> CTxn:
+        raise NotImplementedError
+
+    def _start(self, txn: CTxn) -> None:
+        raise NotImplementedError
+
     @contextmanager
     def _reading(self) -> Iterator[CTxn]:
         """One read transaction (a consistent snapshot) for the ``with`` block."""
-        t = self._begin(False)
+        t = self._prepare(False)
         try:
+            self._start(t)
             yield t
         finally:
-            self._end(t, False)
+            t.finish(t.slot, 0, t.rc, ffi.NULL)
 
     def _schema_of(self, kind: str) -> tuple[str, bytes] | None:
         """(message type name, FileDescriptorSet bytes) recorded for ``kind``."""

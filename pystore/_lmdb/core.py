@@ -18,6 +18,7 @@ from ..errors import (
     ConflictError,
     InvalidKeyError,
     NotFoundError,
+    TransactionError,
     check,
     error_for,
 )
@@ -73,31 +74,83 @@ def _key_context(kind: bytes, id: bytes | None) -> str:
     return k if id is None else f"{k}/{id.decode('utf-8', 'replace')}"
 
 
+_begin_txn = lib.ps_txn_begin
+# Ends the txn in a slot and clears the slot in ONE C call: code that ends
+# a transaction calls this directly in a ``finally`` block (no Python
+# function in between, so no KeyboardInterrupt can land before it).
+finish = lib.ps_txn_finish
+NO_SLOT: Any = ffi.new("ps_txn **")  # always NULL: finishing it does nothing
+PENDING = -1  # in CTxn.rc until the txn is finished (-1 is no core code)
+
+
 class CTxn:
-    """One live transaction of the core; ends with commit() or abort()."""
+    """One transaction of the core; ends with commit(), abort() or ``finish``.
 
-    __slots__ = ("_keep", "ptr", "schemas", "write")
+    Interrupt safety: the core writes the live ``ps_txn *`` into
+    ``self.pp`` (memory this object owns) before ``ps_txn_begin`` returns,
+    and ``finish(slot, commit, rc, revp)`` ends it and clears the slot in
+    one C call, writing the outcome into ``rc``/``revp``.  So the object is
+    created (no C call) before the ``try`` whose ``finally`` finishes it,
+    and ``begin()`` runs inside that ``try``: wherever a KeyboardInterrupt
+    lands, the ``finally`` ends exactly the transaction that was begun, and
+    ``committed`` tells whether a commit happened.  ``slot`` is what
+    per-call code finishes: ``pp`` for a transaction of its own,
+    ``NO_SLOT`` for a ``Transaction``'s (which ends at its exit).
+    """
 
-    def __init__(self, env: Any, write: bool) -> None:
-        pp = ffi.new("ps_txn **")
-        check(lib.ps_txn_begin(env, lib.PS_TXN_WRITE if write else 0, pp), "begin transaction")
-        self.ptr: Any = pp[0]
+    __slots__ = ("_keep", "commit_asked", "pp", "rc", "revp", "schemas", "slot", "write")
+
+    # ``t.finish(t.slot, ok, t.rc, t.revp)``: a cffi function is no
+    # descriptor, so this calls C directly, with no Python frame (another
+    # backend's txn class gives a method of the same shape).
+    finish = finish
+
+    def __init__(self, write: bool, owned: bool = True) -> None:
+        self.pp: Any = ffi.new("ps_txn **")
+        self.rc: Any = ffi.new("int *", PENDING)
+        self.revp: Any = ffi.new("uint64_t *")
+        self.slot: Any = self.pp if owned else NO_SLOT
         self.write = write
+        self.commit_asked = False
         self._keep: list[bytes] = []
         # kind -> descriptor whose schema this txn recorded (see _schema.py)
         self.schemas: dict[str, Any] | None = None
 
+    def begin(self, env: Any) -> None:
+        if self.pp[0] != ffi.NULL:
+            raise TransactionError("this transaction was begun already")
+        rc = _begin_txn(env, lib.PS_TXN_WRITE if self.write else 0, self.pp)
+        if rc:
+            raise error_for(rc, "begin transaction")
+
+    @property
+    def ptr(self) -> Any:
+        return self.pp[0]
+
+    @property
+    def committed(self) -> bool:
+        """True once a commit of this txn succeeded."""
+        return self.commit_asked and self.rc[0] == 0
+
+    def check_commit(self) -> int:
+        """After ``finish``: raise the error of a failed commit, else the
+        revision committed (0: none, or not a commit)."""
+        self._keep.clear()
+        rc = self.rc[0]
+        if self.commit_asked and rc not in (0, PENDING):
+            raise error_for(rc, "commit")
+        return int(self.revp[0]) if self.commit_asked else 0
+
     def commit(self) -> int:
         """Commit; the revision committed (0 when the txn changed nothing)."""
-        ptr, self.ptr = self.ptr, ffi.NULL
-        rev = _out.rev
-        try:
-            # Borrowed payloads must outlive the commit: on MDB_MAP_FULL the
-            # core grows the map and replays the log from them.
-            check(lib.ps_txn_commit_rev(ptr, rev), "commit")
-            return int(rev[0])
-        finally:
-            self._keep.clear()
+        # Borrowed payloads must outlive the commit: on MDB_MAP_FULL the
+        # core grows the map and replays the log from them.
+        self.commit_asked = True
+        rc = finish(self.pp, 1, self.rc, self.revp)
+        if rc == lib.PS_ERR_WRONG_THREAD:
+            self.commit_asked = False
+            raise error_for(rc, "commit")
+        return self.check_commit()
 
     def pending(self) -> int:
         """The revision this write txn's changes carry (0 while none)."""
@@ -112,16 +165,15 @@ class CTxn:
         return int(o.rev[0])
 
     def abort(self) -> None:
-        ptr, self.ptr = self.ptr, ffi.NULL
+        finish(self.pp, 0, self.rc, ffi.NULL)
         self._keep.clear()
-        if ptr != ffi.NULL:
-            lib.ps_txn_abort(ptr)
 
     def __del__(self) -> None:
-        # Only reached if an asynchronous exception (KeyboardInterrupt) hit
-        # between begin and the caller's try: never leave the write lock held.
-        if getattr(self, "ptr", ffi.NULL) != ffi.NULL:
-            self.abort()
+        # Reached only if the code that owns the txn was torn down without
+        # its finally (e.g. a generator never closed): never leave a lock.
+        pp = getattr(self, "pp", None)
+        if pp is not None and pp[0] != ffi.NULL:
+            finish(pp, 0, ffi.NULL, ffi.NULL)
 
     def put(
         self, kind: bytes, id: bytes, payload: bytes, ns: int, create: bool,
@@ -196,6 +248,8 @@ class CTxn:
             a = after if after is not None else ffi.NULL
             alen = len(after) if after is not None else 0
             rc = lib.ps_list(self.ptr, kind, len(kind), a, alen, limit, buf)
+            if rc == lib.PS_ERR_VALUE_BOUNDS:
+                raise error_for(rc, _key_context(kind, damaged_id(self, kind, after)))
             check(rc, _key_context(kind, after))
             return list(_records(ffi.buffer(buf.data, buf.len), buf.count))
         finally:
@@ -265,6 +319,31 @@ def _write_error(rc: int, kind: bytes, id: bytes, if_revision: int | None) -> Ex
             if_revision, int(_out.rev[0]),
         )
     return error_for(rc, _key_context(kind, id))
+
+
+def damaged_id(txn: CTxn, kind: bytes, after: bytes | None) -> bytes | None:
+    """The first record of ``kind`` after ``after`` whose stored size runs
+    outside its pages (``ps_list_raw`` names it), to name it in an error."""
+    while True:
+        buf = ffi.new("ps_buf *")
+        try:
+            a = after if after is not None else ffi.NULL
+            rc = lib.ps_list_raw(txn.ptr, kind, len(kind), a, len(after or b""), 512, buf)
+            if rc:
+                return None
+            view = memoryview(ffi.buffer(buf.data, buf.len))
+            off = 0
+            for _ in range(buf.count):
+                id_len, vlen = struct.unpack_from("<II", view, off)
+                start = off + 8
+                ident = bytes(view[start : start + id_len])
+                if vlen == lib.PS_RAW_DAMAGED:
+                    return ident
+                after, off = ident, start + id_len + vlen
+            if buf.count < 512:
+                return None
+        finally:
+            lib.ps_buf_free(buf)
 
 
 def _records(raw: Any, count: int) -> Iterator[tuple[bytes, bytes, int, int]]:

@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError, Message
 
 from ..errors import NotFoundError, check, error_for
 from ._native import ffi, lib
-from .core import CTxn
+from .core import CTxn, damaged_id
 from .violation import unique_error
 from .wire import ITEMS_FIELD, MAX_WIRE, bytes_list_class, list_class
 
@@ -88,6 +88,9 @@ def list_wire(txn: CTxn, kind: bytes, after: bytes | None, limit: int) -> tuple[
         a = after if after is not None else ffi.NULL
         alen = len(after) if after is not None else 0
         rc = lib.ps_list_wire(txn.ptr, kind, len(kind), a, alen, limit, ITEMS_FIELD, buf)
+        if rc == lib.PS_ERR_VALUE_BOUNDS:  # name the damaged record
+            bad = damaged_id(txn, kind, after) or b"?"
+            raise error_for(rc, _context(kind, bad))
         check(rc, kind.decode("utf-8", "replace"))
         if buf.len == 0:
             return b"", 0

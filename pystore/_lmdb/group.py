@@ -9,26 +9,50 @@ after the commit that holds its write has returned, i.e. after its data is
 durable.  Each write keeps its own outcome: a ``create_resource`` that
 finds its key taken fails alone; an error that spoils the transaction
 (e.g. the disk is full) fails every write of that commit, none of which is
-then applied.
+then applied.  A put's result is the revision of the commit holding it.
 
 ``commit_ops`` is also what ``AsyncStore`` uses for its batches.
+
+Interrupts: a KeyboardInterrupt (delivered in the main thread, at any
+bytecode) must neither leak the write transaction nor misreport anyone's
+outcome.  The transaction follows ``CTxn``'s interrupt-safe shape; a batch
+is marked done by one attribute store in the leader's ``finally``; each op
+learns whether its commit happened from the transaction itself (the core
+writes the commit's result into memory the txn owns), not from the
+leader's stack.  A follower whose batch was aborted because the LEADER was
+interrupted re-queues its write; only the leader raises the interrupt.
+Queue state is guarded by a raw ``threading.Lock`` (its ``with`` runs no
+Python code), and waiters poll with a short timeout, so a wake-up lost to
+an interrupt costs milliseconds, never a hang.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import Message
 
 from ..errors import AlreadyExistsError, ConflictError
+from .core import CTxn
 
 if TYPE_CHECKING:
     from ..store import Store
 
-__all__ = ["GroupCommit", "Op", "commit_ops"]
+__all__ = ["Batch", "GroupCommit", "Op", "commit_ops"]
+
+_allocate_lock = threading.Lock
+_POLL_S = 0.01  # a waiter re-checks at least this often
+
+
+class Batch(list["Op"]):
+    """The ops of one commit; ``done`` is set by a single store."""
+
+    done: bool = False
+    txn: CTxn | None = None  # set before it begins
+    error: BaseException | None = None  # a failure of the whole transaction
 
 
 @dataclass(slots=True)
@@ -46,6 +70,8 @@ class Op:
     done: bool = False
     result: Any = None
     error: BaseException | None = None
+    batch: Batch | None = None
+    wake: Any = field(default=None)
 
     def outcome(self) -> Any:
         if self.error is not None:
@@ -53,38 +79,77 @@ class Op:
         return self.result
 
 
+def _settle(ops: list[Op], t: CTxn | None, exc: BaseException | None) -> bool:
+    """Give each op its outcome from the txn; False if the caller must retry
+    (the txn was aborted by an interrupt, not by a failure of its own)."""
+    if t is not None and t.committed:
+        return True  # per-op results and per-op errors were set as applied
+    for op in ops:
+        op.result = None
+    if exc is None or not isinstance(exc, Exception):
+        return False  # interrupted (KeyboardInterrupt, SystemExit): not applied
+    for op in ops:
+        op.error = exc
+    return True
+
+
 def commit_ops(store: Store, ops: list[Op]) -> None:
-    """Apply ``ops`` in one write transaction and commit it; outcomes go to each op."""
+    """Apply ``ops`` in one write transaction and commit it; outcomes go to each op.
+
+    A failure of the transaction is set on every op and raised.  An
+    interrupt is raised too; then ops are marked done only if the commit
+    happened (``Batch.txn`` tells a caller which).
+    """
+    for op in ops:
+        op.error, op.result = None, None
+    t = store._prepare(True)
+    if isinstance(ops, Batch):
+        ops.txn = t
+    ok = False
+    puts = []
     try:
-        t = store._begin(True)
-        ok = False
-        try:
-            ns = time.time_ns()
-            puts = []
-            for op in ops:
-                try:
-                    if op.payload is None:
-                        op.result = t.delete(op.kb, op.ib, op.if_revision)
-                        continue
-                    t.put(op.kb, op.ib, op.payload, ns, op.create, op.if_revision)
-                except (AlreadyExistsError, ConflictError) as exc:  # this write alone fails
-                    op.error = exc
+        store._start(t)
+        ns = time.time_ns()
+        for op in ops:
+            try:
+                if op.payload is None:
+                    op.result = t.delete(op.kb, op.ib, op.if_revision)
                     continue
-                puts.append(op)
-                if op.msg is not None:
-                    store._note_schema(t, op.kind, op.kb, op.msg)
-            ok = True
-        finally:
-            rev = store._end(t, ok)
-        for op in puts:  # a put's result: the revision of the commit holding it
-            op.result = rev
+                t.put(op.kb, op.ib, op.payload, ns, op.create, op.if_revision)
+            except (AlreadyExistsError, ConflictError) as exc:  # this write alone fails
+                op.error = exc
+                continue
+            puts.append(op)
+            if op.msg is not None:
+                store._note_schema(t, op.kind, op.kb, op.msg)
+        ok = True
     except BaseException as exc:
-        for op in ops:  # nothing of this transaction was applied
-            op.error, op.result = exc, None
+        if _settle(ops, None, exc):  # nothing was committed (the finally aborts)
+            for op in ops:
+                op.done = True
         raise
     finally:
+        t.commit_asked = ok
+        t.finish(t.slot, ok, t.rc, t.revp)
+    try:
+        rev = store._after(t)
+    except BaseException as exc:
+        _settle(ops, t, exc)
         for op in ops:
             op.done = True
+        raise
+    for op in puts:  # a put's result: the revision of the commit holding it
+        op.result = rev
+    for op in ops:
+        op.done = True
+
+
+def _wake(op: Op) -> None:
+    # not contextlib.suppress: its __exit__ is Python code an interrupt can hit
+    try:  # noqa: SIM105
+        op.wake.release()
+    except RuntimeError:
+        pass  # already woken
 
 
 class GroupCommit:
@@ -92,9 +157,10 @@ class GroupCommit:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._cond = threading.Condition(threading.Lock())
-        self._queue: list[Op] = []
+        self._mu = _allocate_lock()
+        self._queue = Batch()
         self._busy = False
+        self._gatherer: Op | None = None
         # Writers seen active around the last commit.  A new leader
         # that finds fewer queued waits (at most GATHER_S) for the others,
         # which are still serializing their next message, so the next
@@ -103,35 +169,63 @@ class GroupCommit:
 
     GATHER_S = 0.001
 
+    def _enqueue(self, op: Op) -> None:
+        with self._mu:
+            op.batch = self._queue
+            self._queue.append(op)
+            g = self._gatherer
+            if g is not None and len(self._queue) >= self._expect:
+                self._gatherer = None
+                _wake(g)
+
     def run(self, op: Op) -> Any:
         """Queue ``op`` and return its outcome once the commit holding it is done."""
-        cond = self._cond
-        with cond:
-            self._queue.append(op)
-            cond.notify_all()  # a gathering leader may be waiting for this write
-            deadline = 0.0
-            while not op.done:
-                if not self._busy:
-                    if len(self._queue) < self._expect:
-                        now = time.monotonic()
-                        deadline = deadline or now + self.GATHER_S
-                        if now < deadline:
-                            cond.wait(deadline - now)
-                            continue
-                    self._busy = True
-                    batch, self._queue = self._queue, []
-                    break
-                cond.wait()
-            else:
+        op.wake = _allocate_lock()
+        op.wake.acquire()
+        self._enqueue(op)
+        deadline = 0.0
+        while True:
+            b = op.batch
+            if b is not None and b.done:
+                if b.error is None and not (b.txn is not None and b.txn.committed):
+                    self._enqueue(op)  # its leader was interrupted: not applied
+                    continue
                 return op.outcome()
+            lead = False
+            wait = _POLL_S
+            with self._mu:
+                if not self._busy and op.batch is self._queue:
+                    now = time.monotonic()
+                    if len(self._queue) < self._expect and (deadline == 0.0 or now < deadline):
+                        deadline = deadline or now + self.GATHER_S
+                        self._gatherer = op
+                        wait = deadline - now
+                    else:
+                        self._busy = True
+                        self._gatherer = None
+                        batch, self._queue = self._queue, Batch()
+                        lead = True
+            if lead:
+                break
+            op.wake.acquire(timeout=wait)
         try:
-            commit_ops(self._store, batch)
-        except BaseException:
-            pass  # recorded in every op of the batch
+            self._lead(batch)
         finally:
-            with cond:
-                self._busy = False
+            batch.done = True  # first: one store, whatever interrupted the leader
+            self._busy = False
+            for o in batch:
+                _wake(o)
+            with self._mu:
                 # active writers: this batch and those that queued meanwhile
                 self._expect = len(batch) + len(self._queue)
-                cond.notify_all()
+                if self._queue:
+                    _wake(self._queue[0])  # the next leader
         return op.outcome()
+
+    def _lead(self, batch: Batch) -> None:
+        try:
+            commit_ops(self._store, batch)
+        except Exception as exc:
+            for o in batch:  # a failure of the whole transaction: every op's
+                o.error, o.result = exc, None
+            batch.error = exc

@@ -309,6 +309,7 @@ def _parse_line(
     where: str,
     schemas: dict[str, tuple[str, bytes]],
     store_schema: Callable[[str], tuple[str, bytes] | None] | None = None,
+    strip: Callable[[Message], bytes] | None = None,
 ) -> tuple[str, Any]:
     """("schema", (kind, name, fds)) | ("record", (kind, id, data, ns)) |
     ("history", (kind, id, data, ns)) | ("history_keep", (kind, keep)) | ("skip", None)."""
@@ -326,6 +327,10 @@ def _parse_line(
         if not isinstance(s, dict):
             raise _LoadError(f"{where}: 'schema' must be an object")
         kind = _field(s, "kind", str, where)
+        try:
+            check_key(encode_kind(kind), b"_")  # a kind a record could have
+        except InvalidKeyError as exc:
+            raise _LoadError(f"{where}: schema: {exc}") from None
         name = _field(s, "type", str, where)
         fds = _b64(_field(s, "descriptor_set", str, where), where, "descriptor_set")
         try:
@@ -368,8 +373,10 @@ def _parse_line(
     elif "updated_at" in obj:
         try:
             ns = parse_time(_field(obj, "updated_at", str, where))
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             raise _LoadError(f"{where}: {exc}") from None
+        if not -(2**63) <= ns < 2**63:
+            raise _LoadError(f"{where}: 'updated_at' is outside the range of a record's time")
     else:
         ns = time.time_ns()
     if obj.get("data") is not None:
@@ -388,7 +395,9 @@ def _parse_line(
             json_format.ParseDict(obj["message"], msg)
         except json_format.ParseError as exc:
             raise _LoadError(f"{where}: 'message' does not fit {schemas[kind][0]}: {exc}") from None
-        data = msg.SerializeToString()
+        except RecursionError:
+            raise _LoadError(f"{where}: 'message' is nested too deeply") from None
+        data = strip(msg) if strip is not None else msg.SerializeToString()
     else:
         raise _LoadError(f"{where}: a record needs 'data' (base64) or 'message' (object)")
     return "record", (kind, id, data, ns)
@@ -429,9 +438,12 @@ def _lines(src: IO[str], name: str) -> Iterator[tuple[str, Any, int]]:
             continue
         where = f"{name}:{no}"
         try:
-            yield where, json.loads(text), read
+            obj = json.loads(text)
         except json.JSONDecodeError as exc:
             raise _LoadError(f"{where}: not JSON: {exc.msg}") from None
+        except RecursionError:
+            raise _LoadError(f"{where}: JSON nested too deeply") from None
+        yield where, obj, read
 
 
 def load(
@@ -487,7 +499,12 @@ def load(
     max_records, max_bytes = getattr(store, "_load_chunk", (_CHUNK_RECORDS, _CHUNK_BYTES))
     with Progress("load", size, " B" if size else "") as bar:
         for where, obj, read in _lines(src, name):
-            what, item = _parse_line(obj, where, schemas, store._schema_of)
+            # A record given as 'message' is encoded here: its tenancy
+            # fields are stripped like those of every other write.
+            what, item = _parse_line(
+                obj, where, schemas, store._schema_of,
+                lambda m: store._payload(m, owned=True),
+            )
             if what == "skip":
                 continue
             chunk.append((what, item))

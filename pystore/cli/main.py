@@ -262,7 +262,15 @@ def cmd_dump(a: argparse.Namespace) -> int:
         if a.output is None:  # no bar over the records on a terminal
             n = _dump.dump(s, sys.stdout, a.kind, progress=not sys.stdout.isatty())
         else:
-            fd = os.open(a.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            # 0600 from the first byte, also over an existing file; never
+            # through a symlink.
+            fd = os.open(a.output, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                os.fchmod(fd, 0o600)
+                os.ftruncate(fd, 0)
+            except BaseException:
+                os.close(fd)
+                raise
             with open(fd, "w", encoding="utf-8") as f:
                 n = _dump.dump(s, f, a.kind)
             print(f"dumped {n} resource(s) to {a.output}", file=sys.stderr)

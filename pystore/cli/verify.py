@@ -32,19 +32,25 @@ _PAGE = 512
 _ENTRY = struct.Struct("<II")  # id_len, value_len
 _HEADER: int = lib.PS_HEADER_SIZE
 _VERSION: int = lib.PS_FORMAT_VERSION
+_DAMAGED: int = lib.PS_RAW_DAMAGED
 
 
-def _raw_page(txn: CTxn, kb: bytes, after: bytes | None) -> list[tuple[bytes, bytes]]:
+def _raw_page(txn: CTxn, kb: bytes, after: bytes | None) -> list[tuple[bytes, bytes | None]]:
     buf = ffi.new("ps_buf *")
     try:
         a = after if after is not None else ffi.NULL
         rc = lib.ps_list_raw(txn.ptr, kb, len(kb), a, len(after or b""), _PAGE, buf)
         check(rc, kb.decode("utf-8", "replace"))
         view = memoryview(ffi.buffer(buf.data, buf.len))
-        out, off = [], 0
+        out: list[tuple[bytes, bytes | None]] = []
+        off = 0
         for _ in range(buf.count):
             id_len, vlen = _ENTRY.unpack_from(view, off)
             start = off + _ENTRY.size
+            if vlen == _DAMAGED:  # the core read nothing of it
+                out.append((bytes(view[start : start + id_len]), None))
+                off = start + id_len
+                continue
             out.append((bytes(view[start : start + id_len]),
                         bytes(view[start + id_len : start + id_len + vlen])))
             off = start + id_len + vlen
@@ -53,9 +59,10 @@ def _raw_page(txn: CTxn, kb: bytes, after: bytes | None) -> list[tuple[bytes, by
         lib.ps_buf_free(buf)
 
 
-def raw_records(txn: CTxn, kb: bytes) -> Iterator[tuple[bytes, bytes]]:
-    """(id, stored value: header then payload) of every record of a kind."""
-    after: bytes | None = None
+def raw_records(txn: CTxn, kb: bytes, after: bytes | None = None
+                ) -> Iterator[tuple[bytes, bytes | None]]:
+    """(id, stored value: header then payload) of every record of a kind
+    (after ``after``); the value is None when its stored size is damaged."""
     while True:
         page = op_for(txn, _raw_page)(txn, kb, after)
         yield from page
@@ -116,6 +123,10 @@ def verify(store: Store, report: IO[str]) -> tuple[int, int]:
                         except UnicodeDecodeError:
                             id = repr(ib)
                             bad(f"{kind}/{id}: id is not valid UTF-8")
+                        if value is None:
+                            bad(f"{kind}/{id}: stored size runs outside its pages "
+                                "(damaged file): nothing of it was read")
+                            continue
                         why = header_problem(value)
                         if why:
                             bad(f"{kind}/{id}: {why}")
