@@ -523,6 +523,9 @@ def test_a_child_process_must_open_its_own(any_store: Store) -> None:
 def test_same_signature_on_both_backends() -> None:
     import inspect
 
+    from etcd_cluster import need_etcd_extra
+
+    need_etcd_extra()  # the etcd backend imports grpc
     from pystore._etcd.store import EtcdStore
 
     assert inspect.signature(EtcdStore.__init__) == inspect.signature(Store.__init__)
