@@ -44,8 +44,10 @@ def test_index_created_while_another_process_writes(tmp_path: Path) -> None:
             st.create_index("Session", "ctx", field="context", msg_type=Session)
         for _ in range(40):  # the child goes on writing under the new indexes
             assert child.line(), "writer died"
-    finally:
-        err = child.kill()
+    except BaseException as exc:
+        exc.add_note(f"the writer's stderr:\n{child.kill()}")
+        raise
+    err = child.kill()
     assert "Traceback" not in err, err
     with Store(path, readonly=True) as st:
         assert _problems(st) == []
