@@ -167,7 +167,9 @@ int ps_apply_idx_create(ps_txn *t, const char *blob, size_t blob_len,
     return rc;
 }
 
-int ps_apply_idx_drop(ps_txn *t, const char *key, size_t key_len)
+/* The stored definition under meta key `key` into *d (to be freed), with
+ * t's index set ready for writes; a damaged one is PS_ERR_BAD_RECORD. */
+static int stored_def(ps_txn *t, const char *key, size_t key_len, ps_idxdef *d)
 {
     int rc = ps_idx_ready(t);
     if (rc)
@@ -176,12 +178,19 @@ int ps_apply_idx_drop(ps_txn *t, const char *key, size_t key_len)
     rc = mdb_get(t->mdb, t->env->meta_dbi, &k, &v);
     if (rc)
         return rc;
+    rc = ps_idxdef_parse(v.mv_data, v.mv_size, d);
+    return rc == PS_ERR_INDEX_DEF ? PS_ERR_BAD_RECORD : rc;
+}
+
+int ps_apply_idx_drop(ps_txn *t, const char *key, size_t key_len)
+{
     ps_idxdef d;
-    rc = ps_idxdef_parse(v.mv_data, v.mv_size, &d);
+    int rc = stored_def(t, key, key_len, &d);
     if (rc)
-        return rc == PS_ERR_INDEX_DEF ? PS_ERR_BAD_RECORD : rc;
+        return rc;
     rc = ps_idx_clear_range(t, d.id);
     ps_idxdef_free(&d);
+    MDB_val k = {key_len, (void *)key};
     if (!rc)
         rc = mdb_del(t->mdb, t->env->meta_dbi, &k, NULL);
     if (!rc)
@@ -194,17 +203,10 @@ int ps_apply_idx_drop(ps_txn *t, const char *key, size_t key_len)
 int ps_apply_idx_rebuild(ps_txn *t, const char *key, size_t key_len,
                          uint64_t *entries)
 {
-    int rc = ps_idx_ready(t);
-    if (rc)
-        return rc;
-    MDB_val k = {key_len, (void *)key}, v;
-    rc = mdb_get(t->mdb, t->env->meta_dbi, &k, &v);
-    if (rc)
-        return rc;
     ps_idxdef d;
-    rc = ps_idxdef_parse(v.mv_data, v.mv_size, &d);
+    int rc = stored_def(t, key, key_len, &d);
     if (rc)
-        return rc == PS_ERR_INDEX_DEF ? PS_ERR_BAD_RECORD : rc;
+        return rc;
     rc = ps_idx_clear_range(t, d.id);
     if (!rc)
         rc = backfill(t, &d, entries);
