@@ -27,6 +27,18 @@ int ps_buf_reserve(ps_buf *buf, size_t extra)
     return PS_OK;
 }
 
+int ps_buf_add(ps_buf *out, const char *s, size_t len)
+{
+    int rc = ps_buf_reserve(out, 4 + len);
+    if (rc)
+        return rc;
+    ps_put_u32(out->data + out->len, (uint32_t)len);
+    memcpy(out->data + out->len + 4, s, len);
+    out->len += 4 + len;
+    out->count++;
+    return PS_OK;
+}
+
 void ps_buf_free(ps_buf *buf)
 {
     if (buf == NULL)

@@ -339,13 +339,9 @@ int ps_streams(ps_txn *t, int all_, ps_buf *out)
         int has = rc == PS_OK && k.mv_size == sl + 9 &&
                   memcmp(k.mv_data, next, sl + 1) == 0;
         if (all_ || has) {
-            rc = ps_buf_reserve(out, 4 + sl);
+            rc = ps_buf_add(out, next, sl);
             if (rc)
                 break;
-            ps_put_u32(out->data + out->len, (uint32_t)sl);
-            memcpy(out->data + out->len + 4, next, sl);
-            out->len += 4 + sl;
-            out->count++;
         }
         /* skip to the first key after every "<stream>\0..." */
         next[sl] = 1;

@@ -587,13 +587,7 @@ int ps_index_extract(const uint32_t *plan, size_t plan_len,
         const char *enc, *raw;
         size_t el, rl;
         ps_vals_get(&v, i, &enc, &el, &raw, &rl);
-        rc = ps_buf_reserve(out, 4 + el);
-        if (rc)
-            break;
-        ps_put_u32(out->data + out->len, (uint32_t)el);
-        memcpy(out->data + out->len + 4, enc, el);
-        out->len += 4 + el;
-        out->count++;
+        rc = ps_buf_add(out, enc, el);
     }
     ps_vals_free(&v);
     return rc;

@@ -472,25 +472,18 @@ int ps_history_ids(ps_txn *t, const char *kind, size_t kind_len,
     if (rc)
         return rc;
     MDB_cursor *cur;
-    rc = mdb_cursor_open(t->mdb, t->env->history_dbi, &cur);
-    if (rc)
+    MDB_val k, v;
+    rc = ps_cursor_from(t, t->env->history_dbi, start, start_len, after_len != 0,
+                        &cur, &k, &v);
+    if (cur == NULL)
         return ps_txn_note(t, rc);
-    MDB_val k = {start_len, start}, v;
     uint64_t n = 0;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    if (rc == PS_OK && after_len && k.mv_size == start_len &&
-        memcmp(k.mv_data, start, start_len) == 0)
-        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     while (rc == PS_OK && k.mv_size > prefix_len &&
            memcmp(k.mv_data, start, prefix_len) == 0 && (limit == 0 || n < limit)) {
-        size_t id_len = k.mv_size - prefix_len;
-        rc = ps_buf_reserve(out, 4 + id_len);
+        rc = ps_buf_add(out, (const char *)k.mv_data + prefix_len,
+                        k.mv_size - prefix_len);
         if (rc)
             break;
-        ps_put_u32(out->data + out->len, (uint32_t)id_len);
-        memcpy(out->data + out->len + 4, (const char *)k.mv_data + prefix_len, id_len);
-        out->len += 4 + id_len;
-        out->count++;
         n++;
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }

@@ -2,7 +2,9 @@
  *
  * Collection.ids() / Store.list_ids(): only the key bytes are copied out;
  * the values are never touched (LMDB hands the cursor a pointer into the
- * map, which is not read). */
+ * map, which is not read).  Also ps_cursor_from, the "first key at or
+ * after" positioning this listing shares with ps_history_ids and
+ * ps_scan_kind. */
 #include <string.h>
 
 #include "ps_internal.h"
@@ -10,6 +12,24 @@
 static int starts_with(const MDB_val *k, const char *p, size_t len)
 {
     return k->mv_size >= len && memcmp(k->mv_data, p, len) == 0;
+}
+
+int ps_cursor_from(ps_txn *t, MDB_dbi dbi, const char *start,
+                   size_t start_len, int after, MDB_cursor **cur, MDB_val *k,
+                   MDB_val *v)
+{
+    int rc = mdb_cursor_open(t->mdb, dbi, cur);
+    if (rc) {
+        *cur = NULL;
+        return rc;
+    }
+    k->mv_size = start_len;
+    k->mv_data = (void *)start;
+    rc = mdb_cursor_get(*cur, k, v, MDB_SET_RANGE);
+    if (rc == PS_OK && after && k->mv_size == start_len &&
+        memcmp(k->mv_data, start, start_len) == 0)
+        rc = mdb_cursor_get(*cur, k, v, MDB_NEXT); /* strictly after */
+    return rc;
 }
 
 int ps_list_ids(ps_txn *t, const char *kind, size_t kind_len,
@@ -58,25 +78,17 @@ int ps_list_ids(ps_txn *t, const char *kind, size_t kind_len,
         }
     }
     MDB_cursor *cur;
-    rc = mdb_cursor_open(t->mdb, t->env->res_dbi, &cur);
-    if (rc)
+    MDB_val k, v;
+    rc = ps_cursor_from(t, t->env->res_dbi, start, start_len, skip_equal, &cur,
+                        &k, &v);
+    if (cur == NULL)
         return ps_txn_note(t, rc);
-    MDB_val k = {start_len, start}, v;
     uint64_t n = 0;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    if (rc == PS_OK && skip_equal && k.mv_size == start_len &&
-        memcmp(k.mv_data, start, start_len) == 0)
-        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT); /* strictly after */
     while (rc == PS_OK && starts_with(&k, match, match_len) &&
            (limit == 0 || n < limit)) {
-        size_t id_len = k.mv_size - base;
-        rc = ps_buf_reserve(out, 4 + id_len);
+        rc = ps_buf_add(out, (const char *)k.mv_data + base, k.mv_size - base);
         if (rc)
             break;
-        ps_put_u32(out->data + out->len, (uint32_t)id_len);
-        memcpy(out->data + out->len + 4, (const char *)k.mv_data + base, id_len);
-        out->len += 4 + id_len;
-        out->count++;
         n++;
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }

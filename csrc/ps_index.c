@@ -1,4 +1,6 @@
-/* ps_index.c -- secondary index definitions and their upkeep.
+/* ps_index.c -- secondary index definitions, each write txn's set of them,
+ * and the upkeep of their entries on put, delete and prefix delete
+ * (create, drop, rebuild and the public functions: ps_index_admin.c).
  *
  * Definition blob (little-endian), as stored in meta under
  * "index/<kind>/<name>":
@@ -17,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ps_internal.h"
+#include "ps_index.h"
 
 #define DEF_HEAD 20
 
@@ -140,20 +142,12 @@ static int set_add(ps_idxset *s, const char *blob, size_t len)
     return rc;
 }
 
-static uint64_t meta_u64(ps_txn *t, const char *key)
+uint64_t ps_idx_meta_u64(ps_txn *t, const char *key)
 {
     MDB_val k = {strlen(key), (void *)key}, v;
     if (mdb_get(t->mdb, t->env->meta_dbi, &k, &v) || v.mv_size != 8)
         return 0;
     return (uint64_t)ps_get_i64(v.mv_data);
-}
-
-static int meta_put_u64(ps_txn *t, const char *key, uint64_t x)
-{
-    char w[8];
-    ps_put_i64(w, (int64_t)x);
-    MDB_val k = {strlen(key), (void *)key}, v = {8, w};
-    return mdb_put(t->mdb, t->env->meta_dbi, &k, &v, 0);
 }
 
 /* Every definition in meta (all kinds); `skip` (a meta key) left out. */
@@ -192,7 +186,7 @@ static int load_set(ps_txn *t, const MDB_val *skip, ps_idxset **out)
 }
 
 /* Make t->idx the definitions committed (plus this txn's own changes). */
-static int idx_ready(ps_txn *t)
+int ps_idx_ready(ps_txn *t)
 {
     if (t->idx_ready)
         return PS_OK;
@@ -203,7 +197,7 @@ static int idx_ready(ps_txn *t)
      * (ps_idx_committed), so no meta read per write txn. */
     size_t id = mdb_txn_id(t->mdb);
     int cached = e->idx_set != NULL && id == e->idx_next_txnid;
-    uint64_t gen = cached ? e->idx_gen : meta_u64(t, PS_META_IDX_GEN);
+    uint64_t gen = cached ? e->idx_gen : ps_idx_meta_u64(t, PS_META_IDX_GEN);
     if (e->idx_set == NULL || e->idx_gen != gen) {
         ps_idxset *s;
         int rc = load_set(t, NULL, &s);
@@ -248,9 +242,23 @@ void ps_idx_committed(ps_txn *t)
     t->idx_ready = 0;
 }
 
+/* Replace t->idx by a set of its own, read from meta as this txn left it. */
+int ps_idx_own_set(ps_txn *t)
+{
+    ps_idxset *s;
+    int rc = load_set(t, NULL, &s); /* meta already holds this txn's state */
+    if (rc)
+        return rc;
+    if (t->idx_own)
+        ps_idxset_free(t->idx);
+    t->idx = s;
+    t->idx_own = 1;
+    return PS_OK;
+}
+
 /* ---- entries -------------------------------------------------------- */
 
-static size_t entry_key(uint32_t id, const char *enc, size_t enc_len, char *out)
+size_t ps_idx_entry_key(uint32_t id, const char *enc, size_t enc_len, char *out)
 {
     out[0] = (char)(id >> 24);
     out[1] = (char)(id >> 16);
@@ -261,7 +269,7 @@ static size_t entry_key(uint32_t id, const char *enc, size_t enc_len, char *out)
     return 4 + enc_len;
 }
 
-static int record_payload(const MDB_val *v, const char **p, size_t *n)
+int ps_idx_record_payload(const MDB_val *v, const char **p, size_t *n)
 {
     const char *r = v->mv_data;
     if (v->mv_size < PS_HEADER_SIZE || r[0] != PS_FORMAT_VERSION)
@@ -289,14 +297,14 @@ static void note_violation(ps_txn *t, const ps_idxdef *d, const MDB_val *holder,
 }
 
 /* Unique: does another id than `id` hold value i of v? */
-static int check_unique(ps_txn *t, const ps_idxdef *d, const ps_vals *v, size_t i,
-                        const char *id, size_t id_len)
+int ps_idx_check_unique(ps_txn *t, const ps_idxdef *d, const ps_vals *v,
+                        size_t i, const char *id, size_t id_len)
 {
     const char *enc, *raw;
     size_t el, rl;
     ps_vals_get(v, i, &enc, &el, &raw, &rl);
     char key[4 + PS_IDX_EXACT_MAX + 1];
-    MDB_val k = {entry_key(d->id, enc, el, key), key}, h;
+    MDB_val k = {ps_idx_entry_key(d->id, enc, el, key), key}, h;
     int rc = mdb_get(t->mdb, t->env->idx_dbi, &k, &h);
     if (rc == MDB_NOTFOUND)
         return PS_OK;
@@ -324,14 +332,14 @@ static int check_unique(ps_txn *t, const ps_idxdef *d, const ps_vals *v, size_t 
     return PS_ERR_UNIQUE;
 }
 
-static int put_entry(ps_txn *t, const ps_idxdef *d, const ps_vals *v, size_t i,
-                     const char *id, size_t id_len)
+int ps_idx_put_entry(ps_txn *t, const ps_idxdef *d, const ps_vals *v,
+                     size_t i, const char *id, size_t id_len)
 {
     const char *enc, *raw;
     size_t el, rl;
     ps_vals_get(v, i, &enc, &el, &raw, &rl);
     char key[4 + PS_IDX_EXACT_MAX + 1];
-    MDB_val k = {entry_key(d->id, enc, el, key), key}, dv = {id_len, (void *)id};
+    MDB_val k = {ps_idx_entry_key(d->id, enc, el, key), key}, dv = {id_len, (void *)id};
     int rc = mdb_put(t->mdb, t->env->idx_dbi, &k, &dv, MDB_NODUPDATA);
     return rc == MDB_KEYEXIST ? PS_OK : rc;
 }
@@ -343,7 +351,7 @@ static int del_entry(ps_txn *t, const ps_idxdef *d, const ps_vals *v, size_t i,
     size_t el, rl;
     ps_vals_get(v, i, &enc, &el, &raw, &rl);
     char key[4 + PS_IDX_EXACT_MAX + 1];
-    MDB_val k = {entry_key(d->id, enc, el, key), key}, dv = {id_len, (void *)id};
+    MDB_val k = {ps_idx_entry_key(d->id, enc, el, key), key}, dv = {id_len, (void *)id};
     int rc = mdb_del(t->mdb, t->env->idx_dbi, &k, &dv);
     return rc == MDB_NOTFOUND ? PS_OK : rc;
 }
@@ -360,12 +368,9 @@ static int cmp_at(const ps_vals *a, size_t i, const ps_vals *b, size_t j)
 
 /* Walk two sorted value sets: fn_old for values only in `old`, fn_new for
  * values only in `nw` (either may be NULL). */
-typedef int (*entry_fn)(ps_txn *, const ps_idxdef *, const ps_vals *, size_t,
-                        const char *, size_t);
-
-static int diff(ps_txn *t, const ps_idxdef *d, const ps_vals *old,
-                const ps_vals *nw, entry_fn fn_old, entry_fn fn_new,
-                const char *id, size_t id_len)
+int ps_idx_diff(ps_txn *t, const ps_idxdef *d, const ps_vals *old,
+                const ps_vals *nw, ps_idx_entry_fn fn_old,
+                ps_idx_entry_fn fn_new, const char *id, size_t id_len)
 {
     size_t i = 0, j = 0;
     while (i < old->n || j < nw->n) {
@@ -426,7 +431,7 @@ static int upkeep(ps_txn *t, const char *key, size_t key_len,
                   const char *payload, size_t payload_len, int create,
                   const MDB_val *old)
 {
-    int rc = idx_ready(t);
+    int rc = ps_idx_ready(t);
     if (rc)
         return rc;
     ps_idxset *s = t->idx;
@@ -454,7 +459,7 @@ static int upkeep(ps_txn *t, const char *key, size_t key_len,
         return MDB_KEYEXIST;
     const char *op = NULL;
     size_t on = 0;
-    if (had && record_payload(&ov, &op, &on))
+    if (had && ps_idx_record_payload(&ov, &op, &on))
         op = NULL; /* damaged header: it made no entries */
     /* the same payload again: the same values, nothing to check or move */
     if (op && payload && on == payload_len && memcmp(op, payload, on) == 0)
@@ -488,8 +493,8 @@ static int upkeep(ps_txn *t, const char *key, size_t key_len,
         if (!def_is_kind(d, key, kl))
             continue;
         if (d->unique && payload)
-            rc = diff(t, d, &vals[2 * x], &vals[2 * x + 1], NULL, check_unique,
-                      id, id_len);
+            rc = ps_idx_diff(t, d, &vals[2 * x], &vals[2 * x + 1], NULL,
+                             ps_idx_check_unique, id, id_len);
         x++;
     }
     x = 0;
@@ -497,8 +502,8 @@ static int upkeep(ps_txn *t, const char *key, size_t key_len,
         ps_idxdef *d = &s->defs[i];
         if (!def_is_kind(d, key, kl))
             continue;
-        rc = diff(t, d, &vals[2 * x], &vals[2 * x + 1], del_entry, put_entry,
-                  id, id_len);
+        rc = ps_idx_diff(t, d, &vals[2 * x], &vals[2 * x + 1], del_entry,
+                         ps_idx_put_entry, id, id_len);
         x++;
     }
     return rc;
@@ -522,10 +527,10 @@ int ps_idx_on_del(ps_txn *t, const char *key, size_t key_len)
 }
 
 /* Delete every entry of index `id`. */
-static int clear_range(ps_txn *t, uint32_t id)
+int ps_idx_clear_range(ps_txn *t, uint32_t id)
 {
     char start[4];
-    entry_key(id, NULL, 0, start);
+    ps_idx_entry_key(id, NULL, 0, start);
     MDB_cursor *cur;
     int rc = mdb_cursor_open(t->mdb, t->env->idx_dbi, &cur);
     if (rc)
@@ -549,7 +554,7 @@ static int clear_range(ps_txn *t, uint32_t id)
 
 int ps_idx_on_del_prefix(ps_txn *t, const char *prefix, size_t prefix_len)
 {
-    int rc = idx_ready(t);
+    int rc = ps_idx_ready(t);
     if (rc || t->idx->n == 0)
         return rc;
     size_t kl = kind_of(prefix, prefix_len);
@@ -562,7 +567,7 @@ int ps_idx_on_del_prefix(ps_txn *t, const char *prefix, size_t prefix_len)
     if (prefix_len == kl + 1) { /* the whole kind: its indexes empty out */
         for (size_t i = 0; i < s->n && !rc; i++)
             if (def_is_kind(&s->defs[i], prefix, kl))
-                rc = clear_range(t, s->defs[i].id);
+                rc = ps_idx_clear_range(t, s->defs[i].id);
         return rc;
     }
     /* some ids: each record's values first (no write in between), then
@@ -588,7 +593,7 @@ int ps_idx_on_del_prefix(ps_txn *t, const char *prefix, size_t prefix_len)
         memcpy(key, k.mv_data, key_len);
         const char *p;
         size_t n;
-        int ok = record_payload(&val, &p, &n) == PS_OK;
+        int ok = ps_idx_record_payload(&val, &p, &n) == PS_OK;
         size_t x = 0;
         for (size_t i = 0; i < s->n && !rc; i++) {
             ps_idxdef *d = &s->defs[i];
@@ -606,8 +611,8 @@ int ps_idx_on_del_prefix(ps_txn *t, const char *prefix, size_t prefix_len)
             ps_idxdef *d = &s->defs[i];
             if (!def_is_kind(d, prefix, kl))
                 continue;
-            rc = diff(t, d, &vals[x], &vals[nd], del_entry, NULL, key + kl + 1,
-                      key_len - kl - 1);
+            rc = ps_idx_diff(t, d, &vals[x], &vals[nd], del_entry, NULL,
+                             key + kl + 1, key_len - kl - 1);
             x++;
         }
         if (rc)
@@ -623,409 +628,4 @@ int ps_idx_on_del_prefix(ps_txn *t, const char *prefix, size_t prefix_len)
         ps_vals_free(&vals[i]);
     free(vals);
     return rc == MDB_NOTFOUND ? PS_OK : rc;
-}
-
-/* ---- create, drop, rebuild ------------------------------------------ */
-
-/* Entries of every record of the kind into index d; *entries counted. */
-static int backfill(ps_txn *t, const ps_idxdef *d, uint64_t *entries)
-{
-    *entries = 0;
-    char prefix[PS_MAX_KEY];
-    memcpy(prefix, d->kind, d->kind_len);
-    prefix[d->kind_len] = '/';
-    size_t pl = d->kind_len + 1;
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(t->mdb, t->env->res_dbi, &cur);
-    if (rc)
-        return rc;
-    ps_vals v, none;
-    memset(&v, 0, sizeof v);
-    memset(&none, 0, sizeof none);
-    char key[PS_MAX_KEY];
-    MDB_val k = {pl, prefix}, val;
-    for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE);
-         rc == PS_OK && k.mv_size >= pl && memcmp(k.mv_data, prefix, pl) == 0;) {
-        size_t key_len = k.mv_size;
-        memcpy(key, k.mv_data, key_len);
-        const char *p;
-        size_t n;
-        if (record_payload(&val, &p, &n) == PS_OK) {
-            rc = ps_vals_extract(d->plan, d->plan_len, p, n, &v);
-            if (rc == PS_ERR_BAD_RECORD) {
-                rc = PS_OK;
-                v.n = 0;
-            }
-            if (!rc && d->unique)
-                rc = diff(t, d, &none, &v, NULL, check_unique, key + pl, key_len - pl);
-            if (!rc)
-                rc = diff(t, d, &none, &v, NULL, put_entry, key + pl, key_len - pl);
-            if (rc)
-                break;
-            *entries += v.n;
-        }
-        /* writes to the index db leave this cursor on its record */
-        k.mv_size = key_len;
-        k.mv_data = key;
-        rc = mdb_cursor_get(cur, &k, &val, MDB_SET_KEY);
-        if (!rc)
-            rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT);
-    }
-    mdb_cursor_close(cur);
-    ps_vals_free(&v);
-    return rc == MDB_NOTFOUND ? PS_OK : rc;
-}
-
-static int count_range(ps_txn *t, uint32_t id, uint64_t *count)
-{
-    char start[4];
-    entry_key(id, NULL, 0, start);
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(t->mdb, t->env->idx_dbi, &cur);
-    if (rc)
-        return rc;
-    uint64_t n = 0;
-    MDB_val k = {4, start}, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-         rc == PS_OK && k.mv_size >= 4 && memcmp(k.mv_data, start, 4) == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_NODUP)) {
-        size_t c;
-        rc = mdb_cursor_count(cur, &c);
-        if (rc)
-            break;
-        n += c;
-    }
-    mdb_cursor_close(cur);
-    if (rc == MDB_NOTFOUND)
-        rc = PS_OK;
-    *count = n;
-    return rc;
-}
-
-/* Replace t->idx by a set of its own, read from meta as this txn left it. */
-static int own_set(ps_txn *t)
-{
-    ps_idxset *s;
-    int rc = load_set(t, NULL, &s); /* meta already holds this txn's state */
-    if (rc)
-        return rc;
-    if (t->idx_own)
-        ps_idxset_free(t->idx);
-    t->idx = s;
-    t->idx_own = 1;
-    return PS_OK;
-}
-
-static int bump_gen(ps_txn *t)
-{
-    uint64_t gen = meta_u64(t, PS_META_IDX_GEN) + 1;
-    int rc = meta_put_u64(t, PS_META_IDX_GEN, gen);
-    if (!rc)
-        t->idx_gen = gen;
-    return rc;
-}
-
-int ps_apply_idx_create(ps_txn *t, const char *blob, size_t blob_len,
-                        uint64_t *entries, int *created)
-{
-    *entries = 0;
-    *created = 0;
-    ps_idxdef d;
-    int rc = ps_idxdef_parse(blob, blob_len, &d);
-    if (rc)
-        return rc;
-    rc = idx_ready(t);
-    char key[PS_MAX_KEY];
-    size_t key_len;
-    if (!rc)
-        rc = ps_idx_meta_key(d.kind, d.kind_len, d.name, d.name_len, key, &key_len);
-    ps_idxdef old;
-    memset(&old, 0, sizeof old);
-    int have = 0;
-    if (!rc) {
-        MDB_val k = {key_len, key}, v;
-        rc = mdb_get(t->mdb, t->env->meta_dbi, &k, &v);
-        if (rc == PS_OK) {
-            rc = ps_idxdef_parse(v.mv_data, v.mv_size, &old);
-            if (rc == PS_ERR_INDEX_DEF)
-                rc = PS_ERR_BAD_RECORD;
-            have = rc == PS_OK;
-        } else if (rc == MDB_NOTFOUND) {
-            rc = PS_OK;
-        }
-    }
-    if (!rc && have) {
-        int same = old.unique == d.unique && old.type_len == d.type_len &&
-                   old.field_len == d.field_len &&
-                   memcmp(old.type, d.type, d.type_len) == 0 &&
-                   memcmp(old.field, d.field, d.field_len) == 0;
-        rc = same ? count_range(t, old.id, entries) : PS_ERR_INDEX_EXISTS;
-        ps_idxdef_free(&old);
-        ps_idxdef_free(&d);
-        return rc;
-    }
-    if (!rc) {
-        uint64_t next = meta_u64(t, PS_META_IDX_NEXT);
-        if (next == 0)
-            next = 1;
-        if (next > UINT32_MAX)
-            rc = PS_ERR_INDEX_DEF;
-        d.id = (uint32_t)next;
-        ps_put_u32(d.blob + 4, d.id);
-        if (!rc)
-            rc = meta_put_u64(t, PS_META_IDX_NEXT, next + 1);
-    }
-    if (!rc)
-        rc = backfill(t, &d, entries);
-    if (!rc) {
-        MDB_val k = {key_len, key}, v = {d.blob_len, d.blob};
-        rc = mdb_put(t->mdb, t->env->meta_dbi, &k, &v, 0);
-    }
-    if (!rc)
-        rc = bump_gen(t);
-    if (!rc)
-        rc = own_set(t);
-    if (!rc)
-        *created = 1;
-    ps_idxdef_free(&d);
-    return rc;
-}
-
-int ps_apply_idx_drop(ps_txn *t, const char *key, size_t key_len)
-{
-    int rc = idx_ready(t);
-    if (rc)
-        return rc;
-    MDB_val k = {key_len, (void *)key}, v;
-    rc = mdb_get(t->mdb, t->env->meta_dbi, &k, &v);
-    if (rc)
-        return rc;
-    ps_idxdef d;
-    rc = ps_idxdef_parse(v.mv_data, v.mv_size, &d);
-    if (rc)
-        return rc == PS_ERR_INDEX_DEF ? PS_ERR_BAD_RECORD : rc;
-    rc = clear_range(t, d.id);
-    ps_idxdef_free(&d);
-    if (!rc)
-        rc = mdb_del(t->mdb, t->env->meta_dbi, &k, NULL);
-    if (!rc)
-        rc = bump_gen(t);
-    if (!rc)
-        rc = own_set(t);
-    return rc;
-}
-
-int ps_apply_idx_rebuild(ps_txn *t, const char *key, size_t key_len,
-                         uint64_t *entries)
-{
-    int rc = idx_ready(t);
-    if (rc)
-        return rc;
-    MDB_val k = {key_len, (void *)key}, v;
-    rc = mdb_get(t->mdb, t->env->meta_dbi, &k, &v);
-    if (rc)
-        return rc;
-    ps_idxdef d;
-    rc = ps_idxdef_parse(v.mv_data, v.mv_size, &d);
-    if (rc)
-        return rc == PS_ERR_INDEX_DEF ? PS_ERR_BAD_RECORD : rc;
-    rc = clear_range(t, d.id);
-    if (!rc)
-        rc = backfill(t, &d, entries);
-    ps_idxdef_free(&d);
-    return rc;
-}
-
-/* ---- public functions ------------------------------------------------ */
-
-static int aux_usable(ps_txn *t, int write)
-{
-    int rc = ps_txn_usable(t, write);
-    if (!rc && !t->env->has_aux)
-        rc = write ? PS_ERR_READONLY : MDB_NOTFOUND;
-    return rc;
-}
-
-int ps_index_create(ps_txn *t, const char *def, size_t def_len,
-                    uint64_t *entries, int *created)
-{
-    int rc = aux_usable(t, 1);
-    if (rc)
-        return rc;
-    if (def == NULL || entries == NULL || created == NULL)
-        return PS_ERR_INVALID_ARG;
-    while ((rc = ps_apply_idx_create(t, def, def_len, entries, created)) == MDB_MAP_FULL) {
-        rc = ps_txn_recover(t);
-        if (rc)
-            return rc;
-    }
-    if (rc == PS_OK && *created)
-        rc = ps_txn_log(t, PS_OP_IDX_CREATE, def, def_len, NULL, 0, 0, 0);
-    if (rc == PS_ERR_UNIQUE) /* the backfill wrote entries: all must go */
-        t->failed = PS_ERR_TXN_FAILED;
-    return ps_txn_note(t, rc);
-}
-
-int ps_index_drop(ps_txn *t, const char *kind, size_t kind_len,
-                  const char *name, size_t name_len)
-{
-    int rc = aux_usable(t, 1);
-    if (rc)
-        return rc;
-    char key[PS_MAX_KEY];
-    size_t key_len;
-    rc = ps_idx_meta_key(kind, kind_len, name, name_len, key, &key_len);
-    if (rc)
-        return rc;
-    while ((rc = ps_apply_idx_drop(t, key, key_len)) == MDB_MAP_FULL) {
-        rc = ps_txn_recover(t);
-        if (rc)
-            return rc;
-    }
-    if (rc == PS_OK)
-        rc = ps_txn_log(t, PS_OP_IDX_DROP, key, key_len, NULL, 0, 0, 0);
-    return ps_txn_note(t, rc);
-}
-
-int ps_index_rebuild(ps_txn *t, const char *kind, size_t kind_len,
-                     const char *name, size_t name_len, uint64_t *entries)
-{
-    int rc = aux_usable(t, 1);
-    if (rc)
-        return rc;
-    if (entries == NULL)
-        return PS_ERR_INVALID_ARG;
-    char key[PS_MAX_KEY];
-    size_t key_len;
-    rc = ps_idx_meta_key(kind, kind_len, name, name_len, key, &key_len);
-    if (rc)
-        return rc;
-    while ((rc = ps_apply_idx_rebuild(t, key, key_len, entries)) == MDB_MAP_FULL) {
-        rc = ps_txn_recover(t);
-        if (rc)
-            return rc;
-    }
-    if (rc == PS_OK)
-        rc = ps_txn_log(t, PS_OP_IDX_REBUILD, key, key_len, NULL, 0, 0, 0);
-    if (rc == PS_ERR_UNIQUE)
-        t->failed = PS_ERR_TXN_FAILED;
-    return ps_txn_note(t, rc);
-}
-
-int ps_index_list(ps_txn *t, const char *kind, size_t kind_len, ps_buf *out)
-{
-    int rc = ps_txn_usable(t, 0);
-    if (rc)
-        return rc;
-    if (out == NULL || (kind == NULL && kind_len))
-        return PS_ERR_INVALID_ARG;
-    char prefix[PS_MAX_KEY];
-    size_t pl = sizeof PS_META_IDX_PREFIX - 1;
-    memcpy(prefix, PS_META_IDX_PREFIX, pl);
-    if (kind) {
-        rc = ps_kind_check(kind, kind_len);
-        if (rc)
-            return rc;
-        if (pl + kind_len + 1 > PS_MAX_KEY)
-            return PS_OK;
-        memcpy(prefix + pl, kind, kind_len);
-        prefix[pl + kind_len] = '/';
-        pl += kind_len + 1;
-    }
-    if (!t->env->has_aux)
-        return PS_OK;
-    MDB_cursor *cur;
-    rc = mdb_cursor_open(t->mdb, t->env->meta_dbi, &cur);
-    if (rc)
-        return ps_txn_note(t, rc);
-    MDB_val k = {pl, prefix}, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-         rc == PS_OK && k.mv_size >= pl && memcmp(k.mv_data, prefix, pl) == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        ps_idxdef d;
-        rc = ps_idxdef_parse(v.mv_data, v.mv_size, &d);
-        if (rc) {
-            rc = rc == PS_ERR_INDEX_DEF ? PS_ERR_BAD_RECORD : rc;
-            break;
-        }
-        uint64_t n = 0;
-        rc = count_range(t, d.id, &n);
-        if (!rc)
-            rc = ps_buf_reserve(out, 12 + d.blob_len);
-        if (!rc) {
-            char *w = out->data + out->len;
-            ps_put_u32(w, (uint32_t)d.blob_len);
-            memcpy(w + 4, d.blob, d.blob_len);
-            ps_put_i64(w + 4 + d.blob_len, (int64_t)n);
-            out->len += 12 + d.blob_len;
-            out->count++;
-        }
-        ps_idxdef_free(&d);
-        if (rc)
-            break;
-    }
-    mdb_cursor_close(cur);
-    if (rc == MDB_NOTFOUND)
-        rc = PS_OK;
-    return ps_txn_note(t, rc);
-}
-
-int ps_index_entries(ps_txn *t, const char *kind, size_t kind_len,
-                     const char *name, size_t name_len, ps_buf *out)
-{
-    int rc = aux_usable(t, 0);
-    if (rc)
-        return rc;
-    if (out == NULL)
-        return PS_ERR_INVALID_ARG;
-    ps_idxdef d;
-    rc = ps_idxdef_get(t, kind, kind_len, name, name_len, &d);
-    if (rc)
-        return ps_txn_note(t, rc);
-    char start[4];
-    entry_key(d.id, NULL, 0, start);
-    ps_idxdef_free(&d);
-    MDB_cursor *cur;
-    rc = mdb_cursor_open(t->mdb, t->env->idx_dbi, &cur);
-    if (rc)
-        return ps_txn_note(t, rc);
-    MDB_val k = {4, start}, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-         rc == PS_OK && k.mv_size >= 4 && memcmp(k.mv_data, start, 4) == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        size_t el = k.mv_size - 4, n = 4 + el + 4 + v.mv_size;
-        rc = ps_buf_reserve(out, n);
-        if (rc)
-            break;
-        char *w = out->data + out->len;
-        ps_put_u32(w, (uint32_t)el);
-        memcpy(w + 4, (char *)k.mv_data + 4, el);
-        ps_put_u32(w + 4 + el, (uint32_t)v.mv_size);
-        memcpy(w + 8 + el, v.mv_data, v.mv_size);
-        out->len += n;
-        out->count++;
-    }
-    mdb_cursor_close(cur);
-    if (rc == MDB_NOTFOUND)
-        rc = PS_OK;
-    return ps_txn_note(t, rc);
-}
-
-int ps_txn_violation(ps_txn *t, const char **name, size_t *name_len,
-                     const char **holder, size_t *holder_len,
-                     const char **value, size_t *value_len, unsigned *mode)
-{
-    if (t == NULL || name == NULL || name_len == NULL || holder == NULL ||
-        holder_len == NULL || value == NULL || value_len == NULL || mode == NULL)
-        return PS_ERR_INVALID_ARG;
-    if (t->viol == NULL)
-        return MDB_NOTFOUND;
-    *name = t->viol;
-    *name_len = t->viol_name_len;
-    *holder = t->viol + t->viol_name_len;
-    *holder_len = t->viol_holder_len;
-    *value = *holder + t->viol_holder_len;
-    *value_len = t->viol_value_len;
-    *mode = t->viol_mode;
-    return PS_OK;
 }

@@ -181,6 +181,8 @@ int ps_kind_check(const char *kind, size_t kind_len);
 
 /* ps_buf.c */
 int ps_buf_reserve(ps_buf *buf, size_t extra);
+/* Append one item: u32 LE len, then the len bytes of s; out->count + 1. */
+int ps_buf_add(ps_buf *out, const char *s, size_t len);
 void ps_put_u32(char *p, uint32_t v);
 void ps_put_i64(char *p, int64_t v);
 uint32_t ps_get_u32(const char *p);
@@ -271,6 +273,14 @@ int ps_txn_log_arg(ps_txn *txn, int type, const char *key, size_t key_len,
                    unsigned flags, uint64_t arg);
 /* Build the key kind/id, or "<kind>/" (id NULL). */
 int ps_kind_prefix(const char *kind, size_t kind_len, char *out, size_t *out_len);
+
+/* ps_ids.c: open a cursor on `dbi` at the first key at or after
+ * start[0..start_len) (strictly after when `after`), that key in *k, *v.
+ * Returns the positioning's code (MDB_NOTFOUND: no such key) with *cur
+ * open (the caller closes it), or the open's code with *cur NULL. */
+int ps_cursor_from(ps_txn *txn, MDB_dbi dbi, const char *start,
+                   size_t start_len, int after, MDB_cursor **cur, MDB_val *k,
+                   MDB_val *v);
 
 /* ps_changes.c: the write-path hooks of revisions and the change log.
  * ps_rev_take: this txn's revision (taken from meta at the first call).

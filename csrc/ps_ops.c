@@ -313,6 +313,23 @@ int ps_kind_prefix(const char *kind, size_t kind_len, char *out,
     return PS_OK;
 }
 
+/* Delete every record under `prefix` (of ps_del_kind or ps_del_prefix:
+ * change and log ops), retried after a full map, then logged. */
+static int del_under(ps_txn *t, const char *prefix, size_t prefix_len,
+                     int change_op, int log_op, uint64_t *deleted)
+{
+    int rc;
+    while ((rc = ps_apply_del_prefix(t, prefix, prefix_len, change_op,
+                                     deleted)) == MDB_MAP_FULL) {
+        rc = ps_txn_recover(t);
+        if (rc)
+            return rc;
+    }
+    if (rc == PS_OK) /* even with nothing deleted: kept versions may have gone */
+        rc = ps_txn_log(t, log_op, prefix, prefix_len, NULL, 0, 0, 0);
+    return ps_txn_note(t, rc);
+}
+
 int ps_del_kind(ps_txn *t, const char *kind, size_t kind_len,
                 uint64_t *deleted)
 {
@@ -326,15 +343,8 @@ int ps_del_kind(ps_txn *t, const char *kind, size_t kind_len,
     rc = ps_kind_prefix(kind, kind_len, prefix, &prefix_len);
     if (rc)
         return rc;
-    while ((rc = ps_apply_del_prefix(t, prefix, prefix_len, PS_CHANGE_DELETE_KIND,
-                                     deleted)) == MDB_MAP_FULL) {
-        rc = ps_txn_recover(t);
-        if (rc)
-            return rc;
-    }
-    if (rc == PS_OK) /* even with nothing deleted: kept versions may have gone */
-        rc = ps_txn_log(t, PS_OP_DEL_KIND, prefix, prefix_len, NULL, 0, 0, 0);
-    return ps_txn_note(t, rc);
+    return del_under(t, prefix, prefix_len, PS_CHANGE_DELETE_KIND, PS_OP_DEL_KIND,
+                     deleted);
 }
 
 int ps_del_prefix(ps_txn *t, const char *kind, size_t kind_len,
@@ -357,15 +367,8 @@ int ps_del_prefix(ps_txn *t, const char *kind, size_t kind_len,
     if (id_prefix_len)
         memcpy(prefix + prefix_len, id_prefix, id_prefix_len);
     prefix_len += id_prefix_len;
-    while ((rc = ps_apply_del_prefix(t, prefix, prefix_len, PS_CHANGE_DELETE_PREFIX,
-                                     deleted)) == MDB_MAP_FULL) {
-        rc = ps_txn_recover(t);
-        if (rc)
-            return rc;
-    }
-    if (rc == PS_OK)
-        rc = ps_txn_log(t, PS_OP_DEL_PREFIX, prefix, prefix_len, NULL, 0, 0, 0);
-    return ps_txn_note(t, rc);
+    return del_under(t, prefix, prefix_len, PS_CHANGE_DELETE_PREFIX,
+                     PS_OP_DEL_PREFIX, deleted);
 }
 
 int ps_count(ps_txn *t, const char *kind, size_t kind_len, uint64_t *count)
@@ -426,15 +429,12 @@ int ps_scan_kind_opts(ps_txn *t, const char *kind, size_t kind_len,
             return rc;
     }
     MDB_cursor *cur;
-    rc = mdb_cursor_open(t->mdb, t->env->res_dbi, &cur);
-    if (rc)
+    MDB_val k, v;
+    rc = ps_cursor_from(t, t->env->res_dbi, start, start_len, after_len != 0,
+                        &cur, &k, &v);
+    if (cur == NULL)
         return ps_txn_note(t, rc);
-    MDB_val k = {start_len, start}, v;
     uint64_t n = 0;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    if (rc == PS_OK && after_len && k.mv_size == start_len &&
-        memcmp(k.mv_data, start, start_len) == 0)
-        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT); /* strictly after */
     while (rc == PS_OK && has_prefix(&k, start, prefix_len) &&
            (limit == 0 || n < limit)) {
         /* Never hand out a value whose stored size runs off its pages. */
@@ -510,13 +510,9 @@ int ps_kinds(ps_txn *t, ps_buf *out)
             break;
         }
         size_t kind_len = (size_t)(slash - (const char *)k.mv_data);
-        rc = ps_buf_reserve(out, 4 + kind_len);
+        rc = ps_buf_add(out, k.mv_data, kind_len);
         if (rc)
             break;
-        ps_put_u32(out->data + out->len, (uint32_t)kind_len);
-        memcpy(out->data + out->len + 4, k.mv_data, kind_len);
-        out->len += 4 + kind_len;
-        out->count++;
         /* Skip the rest of this kind: '0' is the byte after '/'. */
         memcpy(next, k.mv_data, kind_len);
         next[kind_len] = '/' + 1;
