@@ -20,6 +20,7 @@ from ._lmdb.hygiene import Stripper
 from ._lmdb.index import find_first_env
 from ._lmdb.schema import SchemaRecorder
 from ._ops import ResourceOps
+from ._options import check_options
 from ._query import IndexAdminOps
 from .errors import (
     ForkedError,
@@ -136,19 +137,7 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, ResourceOps):
         fspath = os.fspath(path)
         if not isinstance(fspath, str):
             raise TypeError("path must be a str path")
-        if map_size is not None and (isinstance(map_size, bool) or not isinstance(map_size, int)):
-            raise TypeError(f"map_size must be int or None, not {type(map_size).__name__}")
-        if map_size is not None and map_size <= 0:
-            raise ValueError("map_size must be positive")
-        if isinstance(keep_changes, bool) or not isinstance(keep_changes, int):
-            raise TypeError(f"keep_changes must be int, not {type(keep_changes).__name__}")
-        if not 1 <= keep_changes < 2**63:
-            raise ValueError("keep_changes must be >= 1")
-        if isinstance(strip_fields, str):
-            raise TypeError("strip_fields must be an iterable of field names, not a str")
-        names = frozenset(strip_fields)
-        if not all(isinstance(n, str) for n in names):
-            raise TypeError("strip_fields must hold str field names")
+        names = check_options(map_size, keep_changes, timeout, strip_fields)
         self.path = fspath
         self.readonly = bool(readonly)
         self.sync = bool(sync)

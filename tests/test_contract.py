@@ -550,3 +550,16 @@ def test_a_transaction_reads_its_own_writes_in_lists(any_store: Store) -> None:
         with pytest.raises(NotFoundError):
             t.get_resource("L", "a", Agent)
     assert any_store.list_ids("L") == ["b"]
+
+
+@pytest.mark.parametrize(("options", "exc"), [
+    ({"timeout": "10"}, TypeError), ({"timeout": 0}, ValueError), ({"timeout": True}, TypeError),
+    ({"map_size": 0}, ValueError), ({"map_size": 1.5}, TypeError),
+    ({"keep_changes": 0}, ValueError), ({"keep_changes": "5"}, TypeError),
+    ({"strip_fields": "org_id"}, TypeError), ({"strip_fields": [1]}, TypeError),
+])
+def test_bad_options_are_refused_alike(store_target: str, options: dict[str, object],
+                                       exc: type[Exception]) -> None:
+    """Every backend checks every option, also those it ignores."""
+    with pytest.raises(exc):
+        Store(store_target, **options)  # type: ignore[arg-type]

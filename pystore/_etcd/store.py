@@ -28,6 +28,7 @@ from .._lmdb.core import check_key, encode_id, encode_kind
 from .._lmdb.hygiene import Stripper
 from .._lmdb.schema import SchemaRecorder, read_schema
 from .._ops import _check_revision
+from .._options import check_options
 from .._query import QueryOps
 from ..errors import (
     IncompatibleStoreError,
@@ -85,20 +86,7 @@ class EtcdStore(Store):
         self._closed = True
         if not isinstance(path, str):
             raise TypeError(f"an etcd store URL must be a str, not {type(path).__name__}")
-        if map_size is not None and (isinstance(map_size, bool) or not isinstance(map_size, int)):
-            raise TypeError(f"map_size must be int or None, not {type(map_size).__name__}")
-        if isinstance(keep_changes, bool) or not isinstance(keep_changes, int):
-            raise TypeError(f"keep_changes must be int, not {type(keep_changes).__name__}")
-        if timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-                raise TypeError(f"timeout must be a number of seconds, not {timeout!r}")
-            if not timeout > 0:
-                raise ValueError("timeout must be > 0 seconds")
-        if isinstance(strip_fields, str):
-            raise TypeError("strip_fields must be an iterable of field names, not a str")
-        names = frozenset(strip_fields)
-        if not all(isinstance(n, str) for n in names):
-            raise TypeError("strip_fields must hold str field names")
+        names = check_options(map_size, keep_changes, timeout, strip_fields)
         url = parse_url(path)
         self.path = path
         self.url = url
