@@ -21,8 +21,8 @@ import grpc.aio
 from ..errors import ForkedError, StoreClosedError, StoreError
 from . import _common as c
 from . import etcd_api_pb2 as pb
-from .client import credentials_for, rpc_status
-from .url import EtcdURL, parse_url
+from .client import rpc_status, url_options
+from .url import EtcdURL
 
 __all__ = ["AsyncEtcdClient", "AsyncWatch"]
 
@@ -73,15 +73,8 @@ class AsyncEtcdClient:
 
     @classmethod
     def from_url(cls, url: str | EtcdURL) -> AsyncEtcdClient:
-        u = parse_url(url) if isinstance(url, str) else url
-        return cls(
-            u.endpoints,
-            timeout=u.timeout,
-            credentials=credentials_for(u),
-            server_name=u.server_name,
-            max_txn_ops=u.max_txn_ops,
-            max_request_bytes=u.max_request_bytes,
-        )
+        endpoints, options = url_options(url)
+        return cls(endpoints, **options)
 
     @property
     def endpoints(self) -> tuple[str, ...]:

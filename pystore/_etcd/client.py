@@ -20,7 +20,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 
@@ -48,6 +48,19 @@ def credentials_for(url: EtcdURL) -> grpc.ChannelCredentials | None:
         private_key=read(url.key),
         certificate_chain=read(url.cert),
     )
+
+
+def url_options(url: str | EtcdURL) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The endpoints and client keywords of an ``etcd://``/``etcds://`` URL
+    (shared by the sync and the asyncio client's ``from_url``)."""
+    u = parse_url(url) if isinstance(url, str) else url
+    return u.endpoints, {
+        "timeout": u.timeout,
+        "credentials": credentials_for(u),
+        "server_name": u.server_name,
+        "max_txn_ops": u.max_txn_ops,
+        "max_request_bytes": u.max_request_bytes,
+    }
 
 
 def rpc_status(exc: grpc.RpcError) -> tuple[grpc.StatusCode | None, str]:
@@ -116,15 +129,8 @@ class EtcdClient:
     @classmethod
     def from_url(cls, url: str | EtcdURL) -> EtcdClient:
         """A client for an ``etcd://``/``etcds://`` URL (its options applied)."""
-        u = parse_url(url) if isinstance(url, str) else url
-        return cls(
-            u.endpoints,
-            timeout=u.timeout,
-            credentials=credentials_for(u),
-            server_name=u.server_name,
-            max_txn_ops=u.max_txn_ops,
-            max_request_bytes=u.max_request_bytes,
-        )
+        endpoints, options = url_options(url)
+        return cls(endpoints, **options)
 
     def _open_channel(self, target: str) -> grpc.Channel:
         opts = c.channel_options(self._server_name)
