@@ -98,15 +98,13 @@ void ps_rev_begin(ps_txn *t)
 void ps_rev_committed(ps_txn *t, size_t txnid)
 {
     ps_env *e = t->env;
-    int known = 1;
-    if (t->changes || t->rev_reserved)
+    /* The cache is keyed by the LMDB txn id this commit used, so it is kept
+     * only when the commit certainly wrote (a change or meta `revision`):
+     * a commit that wrote nothing leaves its id unused, another process's
+     * next commit takes it, and ours would then look current. */
+    int known = t->changes || t->rev_reserved;
+    if (known)
         e->cache_rev = t->rev;
-    else if (t->rev)
-        e->cache_rev = t->rev - 1;
-    else if (t->last_known)
-        e->cache_rev = t->last_rev;
-    else
-        known = 0;
     e->cache_txnid = known ? txnid : 0;
     e->cache_hist_n = t->hist_set ? 0 : t->hist_n;
     memcpy(e->cache_hist, t->hist, sizeof e->cache_hist);

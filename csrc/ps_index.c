@@ -191,13 +191,11 @@ int ps_idx_ready(ps_txn *t)
     if (t->idx_ready)
         return PS_OK;
     ps_env *e = t->env;
-    /* The env's set is current while no other process committed since it
-     * was read: only a commit changes the generation, and each commit of
-     * this process that began with it current leaves it current
-     * (ps_idx_committed), so no meta read per write txn. */
-    size_t id = mdb_txn_id(t->mdb);
-    int cached = e->idx_set != NULL && id == e->idx_next_txnid;
-    uint64_t gen = cached ? e->idx_gen : ps_idx_meta_u64(t, PS_META_IDX_GEN);
+    /* One meta read per write txn: another process may have created or
+     * dropped an index since this env's set was read.  (Predicting that
+     * from LMDB txn ids is wrong: a commit that wrote nothing leaves the
+     * id unused, and another process's next commit takes it.) */
+    uint64_t gen = ps_idx_meta_u64(t, PS_META_IDX_GEN);
     if (e->idx_set == NULL || e->idx_gen != gen) {
         ps_idxset *s;
         int rc = load_set(t, NULL, &s);
@@ -207,8 +205,6 @@ int ps_idx_ready(ps_txn *t)
         e->idx_set = s;
         e->idx_gen = gen;
     }
-    e->idx_next_txnid = id;
-    t->idx_txnid = id;
     t->idx = e->idx_set;
     t->idx_own = 0;
     t->idx_gen = gen;
@@ -227,11 +223,6 @@ void ps_idx_txn_reset(ps_txn *t)
 
 void ps_idx_committed(ps_txn *t)
 {
-    ps_env *e = t->env;
-    if (t->idx_ready && t->idx_txnid == e->idx_next_txnid)
-        e->idx_next_txnid = t->idx_txnid + 1; /* its set (or its own) is current */
-    else
-        e->idx_next_txnid = 0;
     if (t->idx_own) {
         ps_idxset_free(t->env->idx_set);
         t->env->idx_set = t->idx;

@@ -94,15 +94,10 @@ struct ps_env {
     MDB_dbi ev_dbi;       /* event streams; valid if has_aux */
     int has_aux;          /* 0: a read-only open of a store without them */
     /* Index definitions as of meta generation idx_gen (ps_index.c); used
-     * and replaced only under write_mu.  Caches like these are per handle
-     * and are checked against the LMDB txn id, so several handles on one
-     * shared environment keep them right. */
+     * and replaced only under write_mu, re-read when meta
+     * `index.generation` moved (one meta read per write txn). */
     ps_idxset *idx_set;
     uint64_t idx_gen;
-    /* The LMDB id a write txn must have for idx_gen to be current without
-     * reading meta (0: read it): set by the txn that read it, moved on by
-     * each commit of this handle that saw it current (ps_index.c). */
-    size_t idx_next_txnid;
     MDB_dbi changes_dbi;  /* change log (ps_changes.c) */
     MDB_dbi history_dbi;  /* kept versions (ps_history.c) */
     uint64_t keep_changes;
@@ -156,7 +151,6 @@ struct ps_txn {
     int idx_own;
     int idx_ready;
     uint64_t idx_gen;
-    size_t idx_txnid;     /* this LMDB txn's id, taken when idx_ready */
     /* Details of the last PS_ERR_UNIQUE (ps_txn_violation). */
     char *viol;
     size_t viol_name_len, viol_holder_len, viol_value_len;

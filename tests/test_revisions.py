@@ -230,3 +230,31 @@ def _kept(s: Store, after: int) -> bool:
     except CompactedError:
         return False
     return True
+
+
+def test_a_commit_that_wrote_nothing_keeps_no_stale_cache(tmp_path: Path) -> None:
+    """A write txn that changes nothing leaves its LMDB txn id unused; when
+    another process's commit takes that id, this process must still see
+    that commit's revision and its new index (no cache keyed by the id)."""
+    import subprocess
+    import sys
+
+    from pystore.samples.agent_pb2 import Agent
+
+    path = str(tmp_path / "s")
+    other = (
+        "import sys\nfrom pystore import Store\nfrom pystore.samples.agent_pb2 import Agent\n"
+        "with Store(sys.argv[1], sync=False) as s:\n"
+        "    s.create_index('Agent', 'm', field='model', msg_type=Agent)\n"
+        "    print(s.save_resource('Agent', 'other', Agent(model='x')))\n"
+    )
+    with Store(path, sync=False) as s:
+        r1 = s.save_resource("Agent", "a", Agent(model="x"))
+        assert s.delete_resource("Agent", "missing") is False  # commits nothing
+        out = subprocess.run([sys.executable, "-c", other, path], capture_output=True,
+                             text=True, timeout=60, check=True).stdout
+        r_other = int(out)
+        r2 = s.save_resource("Agent", "b", Agent(model="x"))
+        assert r1 < r_other < r2
+        assert s.find_ids("Agent", "m", "x") == ["a", "b", "other"]
+        assert [c.revision for c in s.changes(after=0)] == sorted({r1, r_other, r2})
