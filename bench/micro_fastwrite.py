@@ -24,9 +24,9 @@ from typing import Any
 import lmdb
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import workload  # noqa: E402
+import workload
 
-import pystore  # noqa: E402
+import pystore
 
 N_LOAD = 5_000
 N_ONE = 300
@@ -127,26 +127,26 @@ def main() -> None:
         order = list(systems.items())
         random.shuffle(order)
         for name, s in order:
-            t = timed(lambda: [s.save_one("Agent", i, msgs[0]) for i in one_ids]) / N_ONE
+            t = timed(lambda s=s: [s.save_one("Agent", i, msgs[0]) for i in one_ids]) / N_ONE
             res["save one"][name].append(t)
             res["save one - ser"][name].append(t - ser[-1])
         random.shuffle(order)
         for name, s in order:
-            t = timed(lambda: [s.delete_one("Agent", i) for i in one_ids]) / N_ONE
+            t = timed(lambda s=s: [s.delete_one("Agent", i) for i in one_ids]) / N_ONE
             res["delete one"][name].append(t)
             s.save_many("Agent", [(i, msgs[0]) for i in one_ids])  # back, untimed
         random.shuffle(order)
         for name, s in order:
-            res["save_resources 20k"][name].append(timed(lambda: s.save_many("Batch", batch))
+            res["save_resources 20k"][name].append(timed(lambda s=s: s.save_many("Batch", batch))
                                                    / N_BATCH)
         random.shuffle(order)
         for name, s in order:
-            res["transaction 20k"][name].append(timed(lambda: s.txn_many("Batch", batch))
+            res["transaction 20k"][name].append(timed(lambda s=s: s.txn_many("Batch", batch))
                                                 / N_BATCH)
         random.shuffle(order)
         for name, s in order:
             s.save_many("Doomed", kind_items)
-            res["delete kind 10k"][name].append(timed(lambda: s.delete_kind("Doomed"))
+            res["delete kind 10k"][name].append(timed(lambda s=s: s.delete_kind("Doomed"))
                                                 / N_KIND)
     print(f"serialize one Agent: {statistics.median(ser) * 1e6:.2f} us; {reps} repetitions")
     print("| op (us per op/record) | fast | general | expert | fast/expert | general/expert "
@@ -154,9 +154,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for op, by in res.items():
         med = {n: statistics.median(v) * 1e6 for n, v in by.items()}
-        r_fast = statistics.median(f / e for f, e in zip(by["fast"], by["expert"]))
-        r_gen = statistics.median(g / e for g, e in zip(by["general"], by["expert"]))
-        saved = statistics.median(g - f for g, f in zip(by["general"], by["fast"])) * 1e6
+        r_fast = statistics.median(f / e for f, e in zip(by["fast"], by["expert"], strict=True))
+        r_gen = statistics.median(g / e for g, e in zip(by["general"], by["expert"], strict=True))
+        pairs = zip(by["general"], by["fast"], strict=True)
+        saved = statistics.median(g - f for g, f in pairs) * 1e6
         print(f"| {op} | {med['fast']:.2f} | {med['general']:.2f} | {med['expert']:.2f} | "
               f"{r_fast:.2f} | {r_gen:.2f} | {saved:.2f} |")
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import EncodeError, Message
@@ -108,7 +108,7 @@ class FastWriter:
     def _plan_of(self, cls: type) -> tuple[Descriptor, Any] | None:
         if not (isinstance(cls, type) and issubclass(cls, Message)):
             return None
-        desc: Descriptor = cls.DESCRIPTOR  # type: ignore[attr-defined]
+        desc = cast(Descriptor, cls.DESCRIPTOR)
         wire = self._stripper.wire_plan(desc)
         entry = (desc, _NULL if wire is None else wire.fw)
         self._plans[cls] = entry
@@ -210,14 +210,14 @@ class FastWriter:
         # messages of one class whose schema is recorded: else the general path.
         if set(map(type, items)) != {tuple} or set(map(len, items)) != {2}:
             return _GENERAL, items
-        ids, msgs = zip(*items)
+        ids, msgs = zip(*items, strict=True)
         cls = type(msgs[0])
         entry = self._plans.get(cls) or self._plan_of(cls)
         if (
             entry is None
             or set(map(type, msgs)) != {cls}
             or set(map(type, ids)) != {str}
-            or store._schemas.known.get(kind) is not entry[0]  # type: ignore[call-overload]
+            or store._schemas.known.get(kind) is not entry[0]
         ):
             return _GENERAL, items
         try:
