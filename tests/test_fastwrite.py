@@ -126,6 +126,11 @@ def test_time_stamp_is_taken_at_the_write(tmp_path: Path) -> None:
 # (A payload over PS_MAX_PAYLOAD, 4 GiB, is too big for a unit test here: the
 # C test test_fastwrite checks the one call's size check.)
 
+def _bad_then_raise() -> Any:
+    yield ["a", agent("m")]  # not a tuple: TypeError before the generator fails
+    raise RuntimeError("the generator failed")
+
+
 BAD_CALLS: list[tuple[str, Callable[[Store], Any]]] = [
     ("kind type", lambda s: s.save_resource(1, "a", agent("m"))),  # type: ignore[arg-type]
     ("id type", lambda s: s.save_resource("Agent", b"a", agent("m"))),  # type: ignore[arg-type]
@@ -172,6 +177,8 @@ BAD_CALLS: list[tuple[str, Callable[[Store], Any]]] = [
         "Agent", [("n1", agent("same")), ("n2", agent("same"))])),
     ("batch kind", lambda s: s.save_resources("A/b", [("n1", agent("q"))])),
     ("batch generator", lambda s: s.save_resources("Agent", (x for x in [("g1", agent("g"))]))),
+    ("batch generator bad first", lambda s: s.save_resources("Agent", _bad_then_raise())),
+    ("batch tuple", lambda s: s.save_resources("Agent", (("t1", agent("t")), ("t2", agent("u"))))),
     ("batch empty", lambda s: s.save_resources("Agent", [])),
     ("batch mixed types", lambda s: s.save_resources(
         "Agent", [("x1", agent("x1")), ("x2", pystore.samples.agent_pb2.Agent(model="x2"))])),
@@ -418,3 +425,21 @@ TestFastVsGeneral.settings = settings(
     max_examples=40, stateful_step_count=30, deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+def test_watchers_of_this_process_are_woken(tmp_path: Path) -> None:
+    with Store(tmp_path / "s", sync=False) as s:
+        s.save_resource("Agent", "a", agent("m"))  # the general path (first save)
+        gen = s._signal.generation
+        steps: list[tuple[Callable[[], Any], int]] = [
+            (lambda: s.save_resource("Agent", "a", agent("m")), 1),
+            (lambda: s.save_resources("Agent", [("b", agent("n"))]), 1),
+            (lambda: s.delete_resource("Agent", "b"), 1),
+            (lambda: s.delete_resource("Agent", "b"), 0),  # nothing committed
+            (lambda: s.delete_resources_by_kind("Agent"), 1),
+            (lambda: s.delete_resources_by_kind("Agent"), 0),
+        ]
+        for step, wakes in steps:
+            step()
+            assert s._signal.generation == gen + wakes
+            gen = s._signal.generation

@@ -200,10 +200,13 @@ class FastWriter:
         return n
 
     def save_many(self, store: Store, kind: object, items: Iterable[Any]) -> tuple[int | None, Any]:
-        """(the number saved, items) or (None, items as a list): take the
-        general path with that list (``items`` may be a one-shot iterator)."""
-        if type(items) is not list:
-            items = list(items)
+        """(the number saved, items) or (None, items): take the general path.
+
+        Only a list or tuple is taken here: any other iterable goes to the
+        general path unconsumed, which raises for a bad item at the same
+        point of the iteration as it always did."""
+        if type(items) is not list and type(items) is not tuple:
+            return _GENERAL, items
         if type(kind) is not str or not items or store._tls.txn is not None:
             return _GENERAL, items
         # Pairs only (tuples of 2: what the general path accepts), str ids,
