@@ -24,6 +24,7 @@ sysdeps:
 	{ command -v pkg-config >/dev/null 2>&1 && pkg-config --exists lmdb; } || missing="$$missing liblmdb-dev"; \
 	command -v cc >/dev/null 2>&1 || missing="$$missing gcc libc6-dev"; \
 	command -v mdb_load >/dev/null 2>&1 || missing="$$missing lmdb-utils"; \
+	command -v strace >/dev/null 2>&1 || missing="$$missing strace"; \
 	$(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	command -v etcd >/dev/null 2>&1 || missing="$$missing etcd-server"; \
 	if [ -n "$$missing" ]; then \
