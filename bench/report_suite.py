@@ -246,7 +246,8 @@ def main(argv: list[str]) -> int:
     lines = [
         "# pystore benchmark results",
         "",
-        "Written by `bench/report.py` from one `make bench` run: every number in a table",
+        "Written by `bench/report_suite.py` from one `make bench-suite` run: every number",
+        "in a table "
         "comes from the same run.  Cells are the time per operation **relative to pystore**",
         "(ratio of medians; above 1 means slower than pystore), with the median time per",
         "operation in brackets.  The workload: 5 kinds x 10,000 ~1 KB `Agent` messages",
