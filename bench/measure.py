@@ -116,16 +116,22 @@ def sizes(path: str) -> dict[str, int]:
 
 
 def git_commit() -> str:
+    """HEAD, and the last commit that changed the package (what was measured)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    pkg = ["pystore", "csrc", "CMakeLists.txt", "pyproject.toml"]
+
+    def git(*a: str) -> str:
+        return subprocess.run(["git", "-C", root, *a], check=True, capture_output=True,
+                              text=True).stdout.strip()
+
     try:
-        head = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], check=True,
-                              capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--", "pystore",
-                                "csrc", "CMakeLists.txt", "pyproject.toml"], check=True,
-                               capture_output=True, text=True).stdout.strip()
+        head = git("rev-parse", "--short=12", "HEAD")
+        last = git("log", "-1", "--format=%h", "--abbrev=12", "HEAD", "--", *pkg)
+        dirty = git("status", "--porcelain", "--", *pkg)
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return head + (" (with uncommitted changes to the package)" if dirty else "")
+    return (f"{head} (package last changed in {last})"
+            + (" with uncommitted changes to the package" if dirty else ""))
 
 
 def machine() -> dict[str, Any]:
