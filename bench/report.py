@@ -300,7 +300,7 @@ def main(argv: list[str]) -> int:
         f"* run started {meta['started']}, took {meta['duration_s']:.0f} s, "
         f"{meta['reps']} repetitions" + (" (SMOKE: tiny sizes, numbers meaningless)"
                                          if meta.get("smoke") else ""),
-        f"* pystore commit {m['pystore commit']} (pystore {m['pystore']})",
+        f"* pystore commit {m['pystore commit']}, pystore {m['pystore']}",
         f"* machine: {m['cpu']}, {m['cores']} cores, {m['platform']}; scratch filesystem "
         f"{meta['scratch_fs']}",
         f"* Python {m['python']}, protobuf {m['protobuf']}, py-lmdb {m['py-lmdb']} "
