@@ -11,7 +11,11 @@
 static int resize_map(ps_shared *sh, void *grow)
 {
     int rc;
-    if (grow == NULL) {
+    if (sh->writemap) {
+        /* the file is allocated before the map reaches it (ps_prealloc.c);
+         * grow: the number of growths this txn already made */
+        rc = ps_wm_resize(sh, grow == NULL, grow ? *(unsigned *)grow : 0);
+    } else if (grow == NULL) {
         rc = mdb_env_set_mapsize(sh->mdb, 0);
     } else {
         MDB_envinfo info;
@@ -29,8 +33,6 @@ static int resize_map(ps_shared *sh, void *grow)
         rc = ps_bounds_refresh(sh); /* the map moved */
     return rc;
 }
-
-static int grow_flag;
 
 int ps_begin_mdb(ps_env *e, int write, MDB_txn **out)
 {
@@ -339,13 +341,13 @@ static int replay(ps_txn *t)
 int ps_txn_recover(ps_txn *t)
 {
     ps_env *e = t->env;
-    for (;;) {
+    for (unsigned attempt = 0;; attempt++) {
         if (t->mdb) {
             mdb_txn_abort(t->mdb);
             t->mdb = NULL;
         }
         ps_idx_txn_reset(t); /* the replay rebuilds this txn's view */
-        int rc = ps_gate_alone(e, resize_map, &grow_flag); /* MAP_FULL at the max */
+        int rc = ps_gate_alone(e, resize_map, &attempt); /* MAP_FULL at the max */
         if (!rc)
             rc = ps_begin_mdb(e, 1, &t->mdb);
         if (!rc) {
