@@ -231,7 +231,7 @@ _FILL = """
     st = os.stat(os.path.join({path!r}, "data.mdb"))
     print("file", st.st_size, st.st_blocks * 512, s.stats().map_size, flush=True)
     try:  # still full: a second write fails the same way
-        s.save_resources("Fill", [(f"z{{j}}", payload("Fill", f"z{{j}}")) for j in range(50)])
+        s.save_resources("Again", [(f"z{{j}}", payload("Again", f"z{{j}}")) for j in range(50)])
         print("again ok")
     except pystore.StoreError as exc:
         print("again", type(exc).__name__)
