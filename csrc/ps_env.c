@@ -548,5 +548,6 @@ int ps_env_reader_check(ps_env *e, int *cleared)
 
 int ps_env_writemap(ps_env *e)
 {
-    return e != NULL && e->sh != NULL && !e->closing && e->sh->writemap;
+    /* the recorded mode: a writable env always matches it (open_dbs) */
+    return e != NULL && e->format == PS_STORE_FORMAT_WRITEMAP;
 }

@@ -558,7 +558,8 @@ int ps_etcd_range_wire(const char *resp, size_t resp_len, uint32_t field,
  * process's environment was opened with (the open retries it). */
 #define PS_STORE_FORMAT_WRITEMAP 3
 #define PS_ERR_WRITE_MODE -31055 /* store written in another write mode */
-/* 1: env writes through MDB_WRITEMAP, 0: pwrite (or read-only files). */
+/* The store's recorded write mode: 1 writemap, 0 pwrite (every writable
+ * environment on it uses that mode). */
 int ps_env_writemap(ps_env *env);
 
 /* CDEF-END */

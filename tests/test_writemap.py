@@ -327,3 +327,35 @@ def test_reader_process_while_the_writer_grows(writemap_dir: Path) -> None:
             out, err = reader.communicate(timeout=120)
     assert reader.returncode == 0, f"reader died: {reader.returncode} {err[-2000:]}"
     assert int(out) > 0
+
+
+def test_creators_of_both_modes_racing_agree(writemap_dir: Path) -> None:
+    """Two processes create one store at once, one asking for pwrite: both
+    end up writing in the mode that was recorded (the loser reopens)."""
+    code = """
+        import sys
+        from pystore import Store
+        from workers import payload
+        with Store(sys.argv[1]) as s:
+            s.save_resource("Race", sys.argv[2], payload("Race", sys.argv[2]))
+            print(s.stats().write_mode)
+        """
+    base = dict(os.environ)
+    base.pop("PYSTORE_WRITEMAP", None)
+    for round_ in range(4):
+        path = writemap_dir / f"store{round_}"
+        procs = [
+            subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), str(path), who],
+                             cwd=TESTS, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env={**base, "PYSTORE_WRITEMAP": flag})
+            for who, flag in (("a", "0"), ("b", "1"))
+        ]
+        outs = [p.communicate(timeout=60) for p in procs]
+        for p, (out, err) in zip(procs, outs):
+            assert p.returncode == 0, err[-2000:]
+        modes = {out.strip() for out, _ in outs}
+        assert len(modes) == 1, modes
+        with Store(path, readonly=True) as s:
+            assert s.count("Race") == 2
+            assert s.stats().write_mode in ("pwrite", "writemap")
+        assert _format(path) == (3 if modes == {"writemap"} else 2)
