@@ -85,12 +85,18 @@ int ps_wm_prealloc(int fd, uint64_t want, uint64_t *out)
     if (want > PS_MAX_MAP_SIZE)
         want = PS_MAX_MAP_SIZE;
     uint64_t size = want > old ? round_mib(want) : old;
-    /* The whole range: blocks below `old` may be holes (a store of the
-     * pwrite mode, or LMDB's own sparse ftruncate); allocated blocks are
-     * only walked. */
-    int err = posix_fallocate(fd, 0, (off_t)size);
+    /* Below `old` the file is allocated already unless it has holes (a
+     * sparse copy of the store): then the whole range.  st_blocks counts
+     * 512-byte units, metadata blocks included, so a hole smaller than a
+     * filesystem's metadata could hide; copies leave map-sized holes. */
+    uint64_t from = (uint64_t)st.st_blocks * 512 >= old ? old : 0;
+    if (from >= size) {
+        *out = size;
+        return PS_OK; /* the open of a store that is allocated: no call */
+    }
+    int err = posix_fallocate(fd, (off_t)from, (off_t)(size - from));
     if (err == EINTR)
-        err = posix_fallocate(fd, 0, (off_t)size);
+        err = posix_fallocate(fd, (off_t)from, (off_t)(size - from));
     if (err) {
         if (fstat(fd, &st) == 0 && (uint64_t)st.st_size > old)
             (void)ftruncate(fd, (off_t)old); /* drop a partial allocation */

@@ -40,6 +40,12 @@ int ps_begin_mdb(ps_env *e, int write, MDB_txn **out)
     if (!write && ps_pool_renew(sh, out) == PS_OK)
         return PS_OK;
     unsigned flags = write ? (e->nosync ? MDB_NOSYNC : 0) : MDB_RDONLY;
+    /* LMDB 0.9 ignores MDB_NOSYNC given to mdb_txn_begin (only later LMDB
+     * takes it per txn): its commit syncs unless the env's flag is set.
+     * Every write begin holds write_mu, so this process's one writer sets
+     * the env's flag to its handle's choice for its own txn. */
+    if (write)
+        mdb_env_set_flags(sh->mdb, MDB_NOSYNC, e->nosync);
     int rc = MDB_MAP_RESIZED;
     for (int tries = 0; tries < 16 && rc == MDB_MAP_RESIZED; tries++) {
         rc = mdb_txn_begin(sh->mdb, NULL, flags, out);

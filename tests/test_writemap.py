@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from workers import Child, payload
 
-from pystore import StorageFullError, Store
+from pystore import Store
 
 MIB = 1 << 20
 TESTS = Path(__file__).parent
@@ -351,7 +351,7 @@ def test_creators_of_both_modes_racing_agree(writemap_dir: Path) -> None:
             for who, flag in (("a", "0"), ("b", "1"))
         ]
         outs = [p.communicate(timeout=60) for p in procs]
-        for p, (out, err) in zip(procs, outs):
+        for p, (_, err) in zip(procs, outs, strict=True):
             assert p.returncode == 0, err[-2000:]
         modes = {out.strip() for out, _ in outs}
         assert len(modes) == 1, modes
@@ -359,3 +359,44 @@ def test_creators_of_both_modes_racing_agree(writemap_dir: Path) -> None:
             assert s.count("Race") == 2
             assert s.stats().write_mode in ("pwrite", "writemap")
         assert _format(path) == (3 if modes == {"writemap"} else 2)
+
+
+@pytest.mark.parametrize("mode", ["writemap", "pwrite"])
+def test_sync_false_commits_without_a_flush_and_sync_true_with_one(
+    writemap_dir: Path, mode: str
+) -> None:
+    """Counted with strace: a durable commit flushes (msync in the writemap
+    mode, fdatasync in the pwrite mode), a sync=False one does not.  LMDB
+    0.9 ignores MDB_NOSYNC given to mdb_txn_begin, so sync=False used to
+    flush every commit."""
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed")
+    path = writemap_dir / "store"
+    env = {"PYSTORE_WRITEMAP": "0" if mode == "pwrite" else "1"}
+    counts = {}
+    for sync in (False, True):
+        code = textwrap.dedent(f"""
+            import sys
+            from pystore import Store
+            from workers import payload
+            with Store({str(path)!r}, sync={sync}) as s:
+                assert s.stats().write_mode == {mode!r}
+                for i in range(40):
+                    s.save_resource("S", f"s{{i}}", payload("S", f"s{{i}}"))
+            """)
+        out = writemap_dir / f"strace-{sync}"
+        r = subprocess.run(["strace", "-f", "-c", "-o", str(out), "-e",
+                            "trace=fdatasync,fsync,msync", sys.executable, "-c", code],
+                           capture_output=True, text=True, timeout=120, cwd=TESTS,
+                           env={**os.environ, **env})
+        if r.returncode != 0 and "ptrace" in r.stderr:
+            pytest.skip(f"strace cannot trace here: {r.stderr.strip()[-200:]}")
+        assert r.returncode == 0, r.stderr[-2000:]
+        calls = 0
+        for line in out.read_text().splitlines():
+            parts = line.split()
+            if parts and parts[-1] in ("fdatasync", "fsync", "msync"):
+                calls += int(parts[3])
+        counts[sync] = calls
+    assert counts[False] < 5, counts  # the open's own writes, not one per commit
+    assert counts[True] >= 40, counts
