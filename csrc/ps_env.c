@@ -146,7 +146,7 @@ static int double_map(ps_shared *sh, void *arg)
 {
     (void)arg;
     if (sh->writemap) {
-        int rc = ps_wm_resize(sh, 0, 0);
+        int rc = ps_wm_resize(sh, 0, 0, 0);
         return rc ? rc : ps_bounds_refresh(sh);
     }
     MDB_envinfo info;

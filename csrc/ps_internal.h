@@ -237,15 +237,21 @@ int ps_space_errno(ps_shared *sh, const char *dir, int rc);
  * ps_wm_lock/unlock: exclusive flock of data.mdb around size changes.
  * ps_wm_prealloc: (lock held) allocate data.mdb up to max(want rounded
  * to MiB, its size), *out the size; on failure the size it had.
- * ps_wm_resize: (env held alone) grow by a step (2^attempt steps), or
- * adopt the file's size (adopt), and remap. */
+ * ps_wm_resize: (env held alone) grow by a step (2^attempt steps, at
+ * least `need` bytes), or adopt the file's size (adopt), and remap. */
 int ps_wm_fs_ok(int fd);
 int ps_wm_wanted(int fd);
 int ps_wm_lock(int fd);
 void ps_wm_unlock(int fd);
 int ps_wm_prealloc(int fd, uint64_t want, uint64_t *out);
 uint64_t ps_wm_step(uint64_t map);
-int ps_wm_resize(ps_shared *sh, int adopt, unsigned attempt);
+/* How a writemap growth is sized: the growths this txn made already, and
+ * bytes the txn needs (0: unknown). */
+typedef struct ps_grow {
+    unsigned attempt;
+    uint64_t need;
+} ps_grow;
+int ps_wm_resize(ps_shared *sh, int adopt, unsigned attempt, uint64_t need);
 
 /* ps_paths.c: never follow symlinks for the store's files */
 int ps_paths_check(const char *dir, int writable);

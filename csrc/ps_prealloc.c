@@ -113,10 +113,11 @@ uint64_t ps_wm_step(uint64_t map)
 }
 
 /* Grow a writemap env: under the flock, allocate up to the larger of the
- * file (another process may have grown it) and map + step, falling back
- * to smaller steps on a nearly full disk, then remap at the file's size.
+ * file (another process may have grown it) and map + step (at least
+ * `need`), falling back to smaller steps on a nearly full disk, then remap
+ * at the file's size.
  * `adopt`: only remap at the file's size (another process grew it). */
-int ps_wm_resize(ps_shared *sh, int adopt, unsigned attempt)
+int ps_wm_resize(ps_shared *sh, int adopt, unsigned attempt, uint64_t need)
 {
     mdb_filehandle_t fd;
     MDB_envinfo info;
@@ -139,6 +140,8 @@ int ps_wm_resize(ps_shared *sh, int adopt, unsigned attempt)
          * steps, so a huge batch is not replayed once per step */
         for (unsigned i = 0; i < attempt && step < PS_MAX_MAP_SIZE / 2; i++)
             step *= 2;
+        if (need > step && need < PS_MAX_MAP_SIZE)
+            step = need;
         for (;;) {
             rc = ps_wm_prealloc(fd, cur + step, &size);
             if (rc != ENOSPC || step <= PS_WM_LAST_STEP)
