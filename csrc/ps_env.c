@@ -207,8 +207,8 @@ static int env_open(MDB_env **out, const char *path, unsigned mflags,
         rc = mdb_env_set_maxreaders(*out, PS_MAX_READERS);
     if (!rc && map_size)
         rc = mdb_env_set_mapsize(*out, map_size);
-    /* Durability is chosen per write transaction (MDB_NOSYNC at begin for
-     * PS_OPEN_NOSYNC handles), so handles of both kinds share the env. */
+    /* Durability is chosen per write transaction (the env's MDB_NOSYNC set
+     * at each write begin, ps_txn.c), so handles of both kinds share it. */
     if (!rc)
         rc = mdb_env_open(*out, path, MDB_NOTLS | mflags, 0600);
     return rc;
@@ -235,7 +235,15 @@ static int probe_mode(MDB_env *mdb, int *mode)
     rc = mdb_dbi_open(txn, PS_DB_META, 0, &dbi);
     pthread_mutex_unlock(&dbi_mu);
     if (rc == MDB_NOTFOUND) {
-        *mode = -1;
+        /* not a store: only an empty LMDB file may become one (open_dbs
+         * refuses others, which must not be touched meanwhile) */
+        MDB_dbi main_dbi;
+        MDB_stat st;
+        rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
+        if (!rc)
+            rc = mdb_stat(txn, main_dbi, &st);
+        if (!rc && st.ms_entries == 0)
+            *mode = -1;
         rc = PS_OK;
     } else if (!rc) {
         MDB_val k = {sizeof PS_META_FORMAT - 1, (void *)PS_META_FORMAT}, v;
@@ -312,6 +320,8 @@ static int shared_open(ps_shared *sh, const char *path, unsigned flags,
     int mode = 0;
     if (!rc && !mdb_ro)
         rc = probe_mode(sh->mdb, &mode);
+    if (!rc && mode < 0 && readonly)
+        mode = 0; /* a read-only handle never creates the store */
     if (!rc && mode < 0) {
         mdb_filehandle_t fd;
         rc = mdb_env_get_fd(sh->mdb, &fd);
@@ -516,9 +526,23 @@ int ps_env_copy(ps_env *e, const char *dest, int compact)
     rc = fchmod(fd, 0600) != 0 ? errno : PS_OK;
     if (!rc) {
         rc = ps_gate_enter(e);
-        if (!rc) {
+        for (int tries = 0; !rc; tries++) {
             rc = mdb_env_copyfd2(e->mdb, fd, compact ? MDB_CP_COMPACT : 0);
-            ps_gate_exit(e, 1);
+            if (rc != MDB_MAP_RESIZED || tries == 8) {
+                ps_gate_exit(e, 1);
+                break;
+            }
+            /* Another process grew the map (frequent with a writemap
+             * store's small steps): LMDB's own read txn does not adopt
+             * it; ours does.  Nothing was written yet: copy again. */
+            MDB_txn *txn;
+            rc = ps_begin_mdb(e, 0, &txn);
+            if (!rc)
+                mdb_txn_abort(txn);
+            if (!rc && (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0))
+                rc = errno;
+            if (rc)
+                ps_gate_exit(e, 1);
         }
     }
     if (!rc && fsync(fd) != 0)
