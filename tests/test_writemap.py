@@ -315,8 +315,12 @@ def test_reader_process_while_the_writer_grows(writemap_dir: Path) -> None:
                     x = f"g{{random.randrange(n):05d}}"
                     assert s.get_resource("Grow", x, type(payload("Grow", x))) == payload("Grow", x)
                     reads += 1
+                    if reads == 1:
+                        print("reading", flush=True)
             print(reads)
             """)], cwd=TESTS, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert reader.stdout is not None
+        assert reader.stdout.readline() == "reading\n"  # it reads before the growth starts
         try:
             for b in range(40):
                 ids = [f"g{i:05d}" for i in range(1 + b * 250, 1 + (b + 1) * 250)]
