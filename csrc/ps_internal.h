@@ -86,6 +86,10 @@ typedef struct ps_shared {
     size_t map_len;
     size_t psize;
     uint64_t file_bytes;      /* atomic */
+    /* Writemap: bytes the last committed write txn logged (under write_mu):
+     * a write txn grows the map before it begins to leave room for as much
+     * again, so a run of big txns is not replayed after MDB_MAP_FULL. */
+    uint64_t last_txn_bytes;
 } ps_shared;
 
 /* A handle: what one ps_env_open() returned. */

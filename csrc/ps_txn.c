@@ -39,7 +39,7 @@ static int resize_map(ps_shared *sh, void *grow)
  * quarter of the map for small maps)?
  * Then a write txn grows it before it begins, so most growths replay
  * nothing (a growth after MDB_MAP_FULL replays the whole txn). */
-static int room_low(ps_shared *sh)
+static int room_low(ps_shared *sh, uint64_t need)
 {
     MDB_envinfo info;
     if (sh->psize == 0 || mdb_env_info(sh->mdb, &info) != 0)
@@ -48,16 +48,26 @@ static int room_low(ps_shared *sh)
     uint64_t map = info.me_mapsize, low = ps_wm_step(map);
     if (low > map / 4)
         low = map / 4; /* a small store stays small */
+    if (low < need)
+        low = need; /* room for a txn like the last one */
     return map < PS_MAX_MAP_SIZE && (used >= map || map - used < low);
+}
+
+/* What a txn like the last one may need: its logged bytes, with room for
+ * page overhead (values share pages, B-tree splits, the change log). */
+static uint64_t last_need(ps_shared *sh)
+{
+    uint64_t b = sh->last_txn_bytes;
+    return b < PS_MAX_MAP_SIZE / 2 ? b + b / 2 : PS_MAX_MAP_SIZE;
 }
 
 int ps_begin_mdb(ps_env *e, int write, MDB_txn **out)
 {
     ps_shared *sh = e->sh;
-    if (write && sh->writemap && room_low(sh)) {
+    if (write && sh->writemap && room_low(sh, last_need(sh))) {
         /* best effort: on a full disk (or with another txn of this thread
          * live) the txn begins anyway and MDB_MAP_FULL decides */
-        ps_grow g = {0, 0};
+        ps_grow g = {0, last_need(sh)};
         (void)ps_gate_alone(e, resize_map, &g);
     }
     if (!write && ps_pool_renew(sh, out) == PS_OK)
@@ -223,6 +233,12 @@ int ps_txn_commit_rev(ps_txn *t, uint64_t *revision)
         if (rc == PS_OK) {
             ps_idx_committed(t); /* this txn's index definitions are the env's now */
             ps_rev_committed(t, txnid);
+            if (t->env->sh->writemap) {
+                uint64_t b = 0;
+                for (ps_op *op = t->log_head; op; op = op->next)
+                    b += op->key_len + op->val_len + 64;
+                t->env->sh->last_txn_bytes = b;
+            }
         }
         if (rc == PS_OK && revision)
             ps_txn_pending(t, revision);
