@@ -37,6 +37,7 @@ from google.protobuf.message import Message
 
 from ..errors import AlreadyExistsError, ConflictError
 from .core import CTxn
+from .wirestrip import WirePlan
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -52,6 +53,7 @@ class Batch(list["Op"]):
 
     done: bool = False
     txn: CTxn | None = None  # set before it begins
+    leader: Op | None = None  # the writer that commits it
     error: BaseException | None = None  # a failure of the whole transaction
 
 
@@ -71,7 +73,13 @@ class Op:
     result: Any = None
     error: BaseException | None = None
     batch: Batch | None = None
+    pos: int = 0  # its index in ``batch``
     wake: Any = field(default=None)
+    # The plan that strips ``payload`` (None: it is final).  A durable
+    # writer queues its message's bytes as serialized and the leader strips
+    # them (``commit_ops``), so the writer makes no C call: each cffi call
+    # releases the GIL, and 8 queueing writers would convoy on it.
+    wire: WirePlan | None = None
 
     def outcome(self) -> Any:
         if self.error is not None:
@@ -100,8 +108,15 @@ def commit_ops(store: Store, ops: list[Op]) -> None:
     interrupt is raised too; then ops are marked done only if the commit
     happened (``Batch.txn`` tells a caller which).
     """
+    stripper = store._stripper
     for op in ops:
         op.error, op.result = None, None
+        wire, data, msg = op.wire, op.payload, op.msg
+        if wire is not None and data is not None and msg is not None:
+            # An interrupt between these two stores leaves a stripped
+            # payload with its plan: stripping it again changes nothing.
+            op.payload = stripper.strip(msg, data, wire)
+            op.wire = None
     t = store._prepare(True)
     if isinstance(ops, Batch):
         ops.txn = t
@@ -152,15 +167,45 @@ def _wake(op: Op) -> None:
         pass  # already woken
 
 
+def _wake_after(batch: Batch, pos: int) -> None:
+    """Wake the writer queued after ``pos`` in a done batch (the leader,
+    which waits on nothing, is skipped).
+
+    The leader wakes only the first writer of its batch and each writer
+    woken wakes the next: the next one's wake-up (an OS switch of tens of
+    microseconds here) overlaps this one's Python, and it finds the GIL
+    free instead of queueing for it behind all the others.  A writer woken
+    by its poll timeout passes the wake on too, so an interrupt that
+    breaks the chain costs milliseconds, never a hang.
+    """
+    pos += 1
+    if pos < len(batch) and batch[pos] is batch.leader:
+        pos += 1
+    if pos < len(batch):
+        _wake(batch[pos])
+
+
 class GroupCommit:
-    """The leader/follower queue of one Store's durable writes."""
+    """The leader/follower queue of one Store's durable writes.
+
+    Hand-off (each wake-up is an OS switch of tens of microseconds on a
+    busy machine, and each waits for the GIL): a writer that queues while
+    no commit runs either leads at once (the queue holds as many writes as
+    were active around the last commit), or gathers: it waits, at most
+    ``GATHER_S``, for the others, which are still serializing their next
+    message.  The writer whose write completes the expected batch leads it
+    itself, with no wake-up at all; the gatherer becomes one of its
+    followers.  After a commit the leader wakes exactly its batch's
+    writers (in a chain: see ``_wake_after``) and, if writes queued
+    meanwhile, the first of them, which gathers the next batch.
+    """
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self._mu = _allocate_lock()
         self._queue = Batch()
-        self._busy = False
-        self._gatherer: Op | None = None
+        self._busy = False  # a leader is committing
+        self._gatherer: Op | None = None  # waits to lead ``_queue``
         # Writers seen active around the last commit.  A new leader
         # that finds fewer queued waits (at most GATHER_S) for the others,
         # which are still serializing their next message, so the next
@@ -169,41 +214,43 @@ class GroupCommit:
 
     GATHER_S = 0.001
 
-    def _enqueue(self, op: Op) -> None:
-        with self._mu:
-            op.batch = self._queue
-            self._queue.append(op)
-            g = self._gatherer
-            if g is not None and len(self._queue) >= self._expect:
-                self._gatherer = None
-                _wake(g)
-
     def run(self, op: Op) -> Any:
         """Queue ``op`` and return its outcome once the commit holding it is done."""
         op.wake = _allocate_lock()
         op.wake.acquire()
-        self._enqueue(op)
+        mu = self._mu
         deadline = 0.0
+        with mu:
+            op.batch = self._queue
+            op.pos = len(self._queue)
+            self._queue.append(op)
         while True:
             b = op.batch
             if b is not None and b.done:
+                _wake_after(b, op.pos)  # the next writer of its batch
                 if b.error is None and not (b.txn is not None and b.txn.committed):
-                    self._enqueue(op)  # its leader was interrupted: not applied
+                    with mu:  # its leader was interrupted: not applied, queue again
+                        op.batch = self._queue
+                        op.pos = len(self._queue)
+                        self._queue.append(op)
                     continue
                 return op.outcome()
             lead = False
             wait = _POLL_S
-            with self._mu:
-                if not self._busy and op.batch is self._queue:
+            with mu:
+                q = self._queue
+                g = self._gatherer
+                if not self._busy and b is q and (g is None or g is op or len(q) >= self._expect):
                     now = time.monotonic()
-                    if len(self._queue) < self._expect and (deadline == 0.0 or now < deadline):
+                    if len(q) < self._expect and (deadline == 0.0 or now < deadline):
                         deadline = deadline or now + self.GATHER_S
                         self._gatherer = op
                         wait = deadline - now
                     else:
                         self._busy = True
                         self._gatherer = None
-                        batch, self._queue = self._queue, Batch()
+                        batch, self._queue = q, Batch()
+                        batch.leader = op
                         lead = True
             if lead:
                 break
@@ -213,9 +260,8 @@ class GroupCommit:
         finally:
             batch.done = True  # first: one store, whatever interrupted the leader
             self._busy = False
-            for o in batch:
-                _wake(o)
-            with self._mu:
+            _wake_after(batch, -1)  # its first writer, who wakes the next
+            with mu:
                 # active writers: this batch and those that queued meanwhile
                 self._expect = len(batch) + len(self._queue)
                 if self._queue:

@@ -1,0 +1,138 @@
+"""Durable writer threads against the disk's own ceiling (issue 12's group-commit row).
+
+    python bench/bench_group.py [DIR] [--seconds S] [--repeats N]
+
+Prints, per repeat and as medians with their spread:
+
+* T1, T8: the commit time of one and of eight records in one durable
+  transaction (``Store.transaction()``) on this disk, measured interleaved;
+* one thread's durable saves per second (one commit, one fsync per save);
+* eight threads' durable saves per second (``save_resource`` in a loop on
+  one ``sync=True`` Store: the group commit shares their commits);
+* the ratios the target is stated in: 8 threads against one thread
+  (>= 2.5) and against the ceiling 8 x T1 / T8 (>= 0.7 of it).
+
+DIR (default: a fresh temporary directory) must be on the disk to measure.
+Not collected by pytest (no ``test_`` functions); ``measure()`` is the
+function ``make bench`` may call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from typing import Any
+
+import workload as wl
+
+import pystore
+
+THREADS = 8
+KEYS_PER_THREAD = 64  # upserts over a small set: the store stays small
+
+
+def _messages(n: int) -> list[Any]:
+    rng = random.Random(12)
+    return [wl.make_agent(rng, "Agent", f"a-{i}") for i in range(n)]
+
+
+def commit_times(store: pystore.Store, msgs: list[Any], rounds: int) -> tuple[float, float]:
+    """Median seconds of a durable commit of 1 and of 8 records, interleaved."""
+    t1, t8 = [], []
+    for r in range(rounds):
+        for size, out in ((1, t1), (THREADS, t8)):
+            start = time.perf_counter()
+            with store.transaction() as t:
+                for k in range(size):
+                    t.save_resource("Agent", f"t{k}-{r % KEYS_PER_THREAD}", msgs[k])
+            out.append(time.perf_counter() - start)
+    return statistics.median(t1), statistics.median(t8)
+
+
+def saves_per_second(store: pystore.Store, msgs: list[Any], threads: int, secs: float) -> float:
+    """Durable saves per second of ``threads`` writers looping for ``secs``."""
+    counts = [0] * threads
+    stop = threading.Event()
+    go = threading.Barrier(threads + 1)
+
+    def writer(t: int) -> None:
+        msg = msgs[t]
+        go.wait()
+        n = 0
+        while not stop.is_set():
+            store.save_resource("Agent", f"t{t}-{n % KEYS_PER_THREAD}", msg)
+            n += 1
+        counts[t] = n
+
+    ths = [threading.Thread(target=writer, args=(t,)) for t in range(threads)]
+    for th in ths:
+        th.start()
+    go.wait()
+    start = time.perf_counter()
+    time.sleep(secs)
+    stop.set()
+    for th in ths:
+        th.join()
+    return sum(counts) / (time.perf_counter() - start)
+
+
+def measure(path: str, secs: float = 1.5, rounds: int = 40) -> dict[str, float]:
+    """One repeat: T1, T8 (s), one thread's and eight threads' saves/s, ratios."""
+    msgs = _messages(THREADS)
+    with pystore.Store(path) as store:  # sync=True: every commit is durable
+        saves_per_second(store, msgs, THREADS, 0.2)  # warm up: records exist
+        t1, t8 = commit_times(store, msgs, rounds)
+        one = saves_per_second(store, msgs, 1, secs)
+        eight = saves_per_second(store, msgs, THREADS, secs)
+    ceiling = THREADS * t1 / t8  # the disk's gain when every commit holds 8 records
+    return {
+        "t1_ms": t1 * 1e3,
+        "t8_ms": t8 * 1e3,
+        "ceiling": ceiling,
+        "one_per_s": one,
+        "eight_per_s": eight,
+        "vs_one": eight / one,
+        "vs_ceiling": eight / one / ceiling,
+    }
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):8.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("dir", nargs="?", help="directory on the disk to measure")
+    ap.add_argument("--seconds", type=float, default=1.5, help="per throughput run")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args(argv)
+    rows = []
+    for i in range(args.repeats):
+        with tempfile.TemporaryDirectory(dir=args.dir, prefix="pystore-group-") as d:
+            r = measure(d, args.seconds)
+        rows.append(r)
+        print(
+            f"run {i + 1}: T1 {r['t1_ms']:.3f} ms  T8 {r['t8_ms']:.3f} ms  "
+            f"ceiling 8*T1/T8 {r['ceiling']:.2f}x  1 thread {r['one_per_s']:.0f}/s  "
+            f"8 threads {r['eight_per_s']:.0f}/s  = {r['vs_one']:.2f}x one thread, "
+            f"{r['vs_ceiling']:.2f} of the ceiling",
+            flush=True,
+        )
+    print("median (min-max) over", len(rows), "runs:")
+    for key, label in (
+        ("t1_ms", "T1 ms"), ("t8_ms", "T8 ms"), ("ceiling", "8*T1/T8"),
+        ("one_per_s", "1 thread saves/s"), ("eight_per_s", "8 threads saves/s"),
+        ("vs_one", "8 threads / 1 thread (target >= 2.5)"),
+        ("vs_ceiling", "gain / ceiling (target >= 0.7)"),
+    ):
+        print(f"  {label:40s} {_spread([r[key] for r in rows])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
