@@ -13,6 +13,15 @@ then applied.  A put's result is the revision of the commit holding it.
 
 ``commit_ops`` is also what ``AsyncStore`` uses for its batches.
 
+Speed (issue 12): a durable writer makes no C call before it queues.
+Every cffi call releases the GIL, and with 8 runnable writers each
+release hands the GIL to another thread (a convoy of OS switches between
+commits), so a writer queues its message as serialized with the plan that
+strips it (``Op.wire``; valid keys are checked in Python, see
+``core.check_key_held``) and the leader strips the whole batch before it
+begins the transaction.  The hand-off wakes each writer once (see
+``GroupCommit``).
+
 Interrupts: a KeyboardInterrupt (delivered in the main thread, at any
 bytecode) must neither leak the write transaction nor misreport anyone's
 outcome.  The transaction follows ``CTxn``'s interrupt-safe shape; a batch
