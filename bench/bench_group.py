@@ -10,7 +10,8 @@ Prints, per repeat and as medians with their spread:
 * eight threads' durable saves per second (``save_resource`` in a loop on
   one ``sync=True`` Store: the group commit shares their commits);
 * the ratios the target is stated in: 8 threads against one thread
-  (>= 2.5) and against the ceiling 8 x T1 / T8 (>= 0.7 of it).
+  (>= 2.5) and against the disk's ceiling (>= 0.7 of it): 8 threads'
+  saves/s x T8 / 8, i.e. their gain over 1/T1 against 8 x T1 / T8.
 
 DIR (default: a fresh temporary directory) must be on the disk to measure.
 Not collected by pytest (no ``test_`` functions); ``measure()`` is the
@@ -81,14 +82,24 @@ def saves_per_second(store: pystore.Store, msgs: list[Any], threads: int, secs: 
     return sum(counts) / (time.perf_counter() - start)
 
 
-def measure(path: str, secs: float = 1.5, rounds: int = 40) -> dict[str, float]:
-    """One repeat: T1, T8 (s), one thread's and eight threads' saves/s, ratios."""
+def measure(path: str, secs: float = 1.5, rounds: int = 40, slices: int = 5) -> dict[str, float]:
+    """One repeat: T1, T8 (s), one thread's and eight threads' saves/s, ratios.
+
+    The four are measured in ``slices`` interleaved slices (medians taken),
+    so that a disk whose speed drifts with the machine's load is seen alike
+    by all of them."""
     msgs = _messages(THREADS)
+    t1s, t8s, ones, eights = [], [], [], []
     with pystore.Store(path) as store:  # sync=True: every commit is durable
         saves_per_second(store, msgs, THREADS, 0.2)  # warm up: records exist
-        t1, t8 = commit_times(store, msgs, rounds)
-        one = saves_per_second(store, msgs, 1, secs)
-        eight = saves_per_second(store, msgs, THREADS, secs)
+        for _ in range(slices):
+            t1, t8 = commit_times(store, msgs, max(1, rounds // slices))
+            t1s.append(t1)
+            t8s.append(t8)
+            ones.append(saves_per_second(store, msgs, 1, secs / slices))
+            eights.append(saves_per_second(store, msgs, THREADS, secs / slices))
+    t1, t8 = statistics.median(t1s), statistics.median(t8s)
+    one, eight = statistics.median(ones), statistics.median(eights)
     ceiling = THREADS * t1 / t8  # the disk's gain when every commit holds 8 records
     return {
         "t1_ms": t1 * 1e3,
@@ -97,7 +108,8 @@ def measure(path: str, secs: float = 1.5, rounds: int = 40) -> dict[str, float]:
         "one_per_s": one,
         "eight_per_s": eight,
         "vs_one": eight / one,
-        "vs_ceiling": eight / one / ceiling,
+        # 8 threads' saves/s against 8 / T8: every commit holding 8, no gap
+        "vs_ceiling": eight * t8 / THREADS,
     }
 
 
@@ -120,7 +132,7 @@ def main(argv: list[str]) -> int:
             f"run {i + 1}: T1 {r['t1_ms']:.3f} ms  T8 {r['t8_ms']:.3f} ms  "
             f"ceiling 8*T1/T8 {r['ceiling']:.2f}x  1 thread {r['one_per_s']:.0f}/s  "
             f"8 threads {r['eight_per_s']:.0f}/s  = {r['vs_one']:.2f}x one thread, "
-            f"{r['vs_ceiling']:.2f} of the ceiling",
+            f"{r['vs_ceiling']:.2f} of the ceiling 8/T8",
             flush=True,
         )
     print("median (min-max) over", len(rows), "runs:")
@@ -128,7 +140,7 @@ def main(argv: list[str]) -> int:
         ("t1_ms", "T1 ms"), ("t8_ms", "T8 ms"), ("ceiling", "8*T1/T8"),
         ("one_per_s", "1 thread saves/s"), ("eight_per_s", "8 threads saves/s"),
         ("vs_one", "8 threads / 1 thread (target >= 2.5)"),
-        ("vs_ceiling", "gain / ceiling (target >= 0.7)"),
+        ("vs_ceiling", "8 threads / (8/T8) (target >= 0.7)"),
     ):
         print(f"  {label:40s} {_spread([r[key] for r in rows])}")
     return 0
