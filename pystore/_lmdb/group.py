@@ -224,57 +224,67 @@ class GroupCommit:
     GATHER_S = 0.001
 
     def run(self, op: Op) -> Any:
-        """Queue ``op`` and return its outcome once the commit holding it is done."""
+        """Queue ``op`` and return its outcome once the commit holding it is done.
+
+        Interrupts: the lead is taken by plain stores (no call, so no
+        KeyboardInterrupt can land between them) inside the ``try`` whose
+        ``finally`` ends the batch, so a batch taken is always marked done.
+        Every writer keeps its own gathering deadline: if the gatherer's
+        thread is interrupted away, another writer leads after its poll.
+        """
         op.wake = _allocate_lock()
         op.wake.acquire()
         mu = self._mu
         deadline = 0.0
+        batch: Batch | None = None
         with mu:
             op.batch = self._queue
             op.pos = len(self._queue)
             self._queue.append(op)
-        while True:
-            b = op.batch
-            if b is not None and b.done:
-                _wake_after(b, op.pos)  # the next writer of its batch
-                if b.error is None and not (b.txn is not None and b.txn.committed):
-                    with mu:  # its leader was interrupted: not applied, queue again
-                        op.batch = self._queue
-                        op.pos = len(self._queue)
-                        self._queue.append(op)
-                    continue
-                return op.outcome()
-            lead = False
-            wait = _POLL_S
-            with mu:
-                q = self._queue
-                g = self._gatherer
-                if not self._busy and b is q and (g is None or g is op or len(q) >= self._expect):
-                    now = time.monotonic()
-                    if len(q) < self._expect and (deadline == 0.0 or now < deadline):
-                        deadline = deadline or now + self.GATHER_S
-                        self._gatherer = op
-                        wait = deadline - now
-                    else:
-                        self._busy = True
-                        self._gatherer = None
-                        batch, self._queue = q, Batch()
-                        batch.leader = op
-                        lead = True
-            if lead:
-                break
-            op.wake.acquire(timeout=wait)
         try:
+            while batch is None:
+                b = op.batch
+                if b is not None and b.done:
+                    _wake_after(b, op.pos)  # the next writer of its batch
+                    if b.error is None and not (b.txn is not None and b.txn.committed):
+                        with mu:  # its leader was interrupted: not applied, queue again
+                            op.batch = self._queue
+                            op.pos = len(self._queue)
+                            self._queue.append(op)
+                        deadline = 0.0
+                        continue
+                    return op.outcome()
+                wait = _POLL_S
+                with mu:
+                    q = self._queue
+                    if not self._busy and b is q:
+                        now = time.monotonic()
+                        deadline = deadline or now + self.GATHER_S
+                        if len(q) >= self._expect or now >= deadline:
+                            fresh = Batch()  # the only call: before the stores
+                            batch = q
+                            self._queue = fresh
+                            self._busy = True
+                            self._gatherer = None
+                            q.leader = op
+                        else:
+                            g = self._gatherer
+                            if g is None or g is op:
+                                self._gatherer = op
+                                wait = deadline - now
+                if batch is None:
+                    op.wake.acquire(timeout=wait)
             self._lead(batch)
         finally:
-            batch.done = True  # first: one store, whatever interrupted the leader
-            self._busy = False
-            _wake_after(batch, -1)  # its first writer, who wakes the next
-            with mu:
-                # active writers: this batch and those that queued meanwhile
-                self._expect = len(batch) + len(self._queue)
-                if self._queue:
-                    _wake(self._queue[0])  # the next leader
+            if batch is not None:
+                batch.done = True  # first: one store, whatever interrupted the leader
+                self._busy = False
+                _wake_after(batch, -1)  # its first writer, who wakes the next
+                with mu:
+                    # active writers: this batch and those that queued meanwhile
+                    self._expect = len(batch) + len(self._queue)
+                    if self._queue:
+                        _wake(self._queue[0])  # the next leader
         return op.outcome()
 
     def _lead(self, batch: Batch) -> None:
