@@ -32,6 +32,7 @@ from typing import Any
 import workload as wl
 
 import pystore
+import pystore._lmdb.group as group
 
 THREADS = 8
 KEYS_PER_THREAD = 64  # upserts over a small set: the store stays small
@@ -44,7 +45,8 @@ def _messages(n: int) -> list[Any]:
 
 def commit_times(store: pystore.Store, msgs: list[Any], rounds: int) -> tuple[float, float]:
     """Median seconds of a durable commit of 1 and of 8 records, interleaved."""
-    t1, t8 = [], []
+    t1: list[float] = []
+    t8: list[float] = []
     for r in range(rounds):
         for size, out in ((1, t1), (THREADS, t8)):
             start = time.perf_counter()
@@ -55,7 +57,39 @@ def commit_times(store: pystore.Store, msgs: list[Any], rounds: int) -> tuple[fl
     return statistics.median(t1), statistics.median(t8)
 
 
-def saves_per_second(store: pystore.Store, msgs: list[Any], threads: int, secs: float) -> float:
+class _Commits:
+    """Times and sizes of the group commits (wraps ``group.commit_ops``)."""
+
+    def __init__(self) -> None:
+        self.busy = 0.0
+        self.records = 0
+        self.commits = 0
+        self.wall = 0.0
+        self._real = group.commit_ops
+
+    def __enter__(self) -> _Commits:
+        real = self._real
+
+        def timed(store: pystore.Store, ops: list[Any]) -> None:
+            start = time.perf_counter()
+            try:
+                real(store, ops)
+            finally:
+                self.busy += time.perf_counter() - start
+                self.records += len(ops)
+                self.commits += 1
+
+        group.commit_ops = timed
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        group.commit_ops = self._real
+
+
+def saves_per_second(
+    store: pystore.Store, msgs: list[Any], threads: int, secs: float,
+    commits: _Commits | None = None,
+) -> float:
     """Durable saves per second of ``threads`` writers looping for ``secs``."""
     counts = [0] * threads
     stop = threading.Event()
@@ -79,7 +113,10 @@ def saves_per_second(store: pystore.Store, msgs: list[Any], threads: int, secs: 
     stop.set()
     for th in ths:
         th.join()
-    return sum(counts) / (time.perf_counter() - start)
+    wall = time.perf_counter() - start
+    if commits is not None:
+        commits.wall = wall
+    return sum(counts) / wall
 
 
 def measure(path: str, secs: float = 1.5, rounds: int = 40, slices: int = 5) -> dict[str, float]:
@@ -89,7 +126,12 @@ def measure(path: str, secs: float = 1.5, rounds: int = 40, slices: int = 5) -> 
     so that a disk whose speed drifts with the machine's load is seen alike
     by all of them."""
     msgs = _messages(THREADS)
-    t1s, t8s, ones, eights = [], [], [], []
+    t1s: list[float] = []
+    t8s: list[float] = []
+    ones: list[float] = []
+    eights: list[float] = []
+    trace = _Commits()
+    wall = 0.0
     with pystore.Store(path) as store:  # sync=True: every commit is durable
         saves_per_second(store, msgs, THREADS, 0.2)  # warm up: records exist
         for _ in range(slices):
@@ -97,7 +139,9 @@ def measure(path: str, secs: float = 1.5, rounds: int = 40, slices: int = 5) -> 
             t1s.append(t1)
             t8s.append(t8)
             ones.append(saves_per_second(store, msgs, 1, secs / slices))
-            eights.append(saves_per_second(store, msgs, THREADS, secs / slices))
+            with trace:
+                eights.append(saves_per_second(store, msgs, THREADS, secs / slices, trace))
+            wall += trace.wall
     t1, t8 = statistics.median(t1s), statistics.median(t8s)
     one, eight = statistics.median(ones), statistics.median(eights)
     ceiling = THREADS * t1 / t8  # the disk's gain when every commit holds 8 records
@@ -110,6 +154,10 @@ def measure(path: str, secs: float = 1.5, rounds: int = 40, slices: int = 5) -> 
         "vs_one": eight / one,
         # 8 threads' saves/s against 8 / T8: every commit holding 8, no gap
         "vs_ceiling": eight * t8 / THREADS,
+        # of the 8 threads' time: the share spent in commits (the disk's
+        # share when commits are disk-bound), and records per commit
+        "busy": trace.busy / wall,
+        "per_commit": trace.records / max(1, trace.commits),
     }
 
 
@@ -132,7 +180,8 @@ def main(argv: list[str]) -> int:
             f"run {i + 1}: T1 {r['t1_ms']:.3f} ms  T8 {r['t8_ms']:.3f} ms  "
             f"ceiling 8*T1/T8 {r['ceiling']:.2f}x  1 thread {r['one_per_s']:.0f}/s  "
             f"8 threads {r['eight_per_s']:.0f}/s  = {r['vs_one']:.2f}x one thread, "
-            f"{r['vs_ceiling']:.2f} of the ceiling 8/T8",
+            f"{r['vs_ceiling']:.2f} of the ceiling 8/T8; 8 threads: {r['per_commit']:.1f} "
+            f"records per commit, in commits {r['busy']:.0%} of the time",
             flush=True,
         )
     print("median (min-max) over", len(rows), "runs:")
@@ -141,6 +190,8 @@ def main(argv: list[str]) -> int:
         ("one_per_s", "1 thread saves/s"), ("eight_per_s", "8 threads saves/s"),
         ("vs_one", "8 threads / 1 thread (target >= 2.5)"),
         ("vs_ceiling", "8 threads / (8/T8) (target >= 0.7)"),
+        ("per_commit", "8 threads: records per commit"),
+        ("busy", "8 threads: share of time in commits"),
     ):
         print(f"  {label:40s} {_spread([r[key] for r in rows])}")
     return 0

@@ -195,6 +195,54 @@ def test_check_key_held_agrees_with_the_core(kind: bytes, id: bytes) -> None:
     assert (type(got), str(got)) == (type(expected), str(expected))
 
 
+def test_writers_strip_nothing_and_check_valid_keys_without_the_core(
+    durable: pystore.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer's save makes neither of the per-save C calls (each would
+    release the GIL): the strip runs inside the leader's commit_ops, and a
+    valid key never reaches ps_check_key."""
+    import pystore._lmdb.core as core_mod
+    import pystore._lmdb.wirestrip as wirestrip_mod
+
+    leading = threading.local()
+    strips: list[bool] = []
+    key_checks: list[bytes] = []
+    real_commit, real_strip, real_check = (
+        group_mod.commit_ops, wirestrip_mod._strip, core_mod.check_key)
+
+    def commit(store: pystore.Store, ops: list[Op]) -> None:
+        leading.on = True
+        try:
+            real_commit(store, ops)
+        finally:
+            leading.on = False
+
+    def strip(*args: Any) -> int:
+        strips.append(getattr(leading, "on", False))
+        return int(real_strip(*args))
+
+    def check(kind: bytes, id: bytes) -> None:
+        key_checks.append(id)
+        real_check(kind, id)
+
+    monkeypatch.setattr(group_mod, "commit_ops", commit)
+    monkeypatch.setattr(wirestrip_mod, "_strip", strip)
+    monkeypatch.setattr(core_mod, "check_key", check)
+    threads = [threading.Thread(target=lambda t=t: [
+        durable.save_resource("Agent", f"t{t}-{i}", make_agent(i)) for i in range(10)])
+        for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert len(strips) == 40 and all(strips)  # every strip ran in a leader's commit
+    assert key_checks == []
+    with pytest.raises(InvalidKeyError):
+        durable.save_resource("Agent", "", make_agent(1))
+    assert key_checks == [b""]  # a bad key goes to the core for its error
+    assert durable.get_resource("Agent", "t3-9", agent_pb2.Agent).metadata.org_id == ""
+
+
 def test_the_writer_completing_the_batch_leads_it(
     durable: pystore.Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
