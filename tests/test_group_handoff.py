@@ -474,7 +474,9 @@ _OPS = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(rounds=st.lists(_OPS, min_size=1, max_size=4))
 def test_commit_ops_outcomes_match_a_sequential_model(
     tmp_path: Path, rounds: list[list[tuple[str, str, int | None, bool]]]
