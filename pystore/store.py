@@ -14,6 +14,7 @@ from ._lmdb._native import ffi, lib
 from ._lmdb.admin import AdminOps
 from ._lmdb.core import CTxn, check_key_held, finish
 from ._lmdb.fast import env_get
+from ._lmdb.fastwrite import FastWriter
 from ._lmdb.files import make_dirs
 from ._lmdb.group import GroupCommit, Op
 from ._lmdb.hygiene import Stripper
@@ -166,6 +167,8 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, ResourceOps):
         self._tls = _ThreadState()
         if self.sync and not self.readonly:
             self._group = GroupCommit(self)  # concurrent durable writes share commits
+        elif not self.readonly:
+            self._fw = FastWriter(self._env, self._stripper)  # one C call per write
 
     # -- lifecycle --------------------------------------------------------
 

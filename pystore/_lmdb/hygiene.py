@@ -78,6 +78,13 @@ class Stripper:
         self._wire[desc] = wire
         return wire
 
+    def wire_plan(self, desc: Descriptor) -> WirePlan | None:
+        """The compiled wire plan of a type (None: nothing to strip); cached."""
+        try:
+            return self._wire[desc]
+        except KeyError:
+            return self._wire_plan(desc)
+
     def plan(self, desc: Descriptor) -> _Plan | None:
         """The cached plan for a type, or None when nothing can need stripping."""
         try:
