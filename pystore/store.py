@@ -12,7 +12,7 @@ from typing import Any
 from ._etcd.url import is_etcd_url
 from ._lmdb._native import ffi, lib
 from ._lmdb.admin import AdminOps
-from ._lmdb.core import CTxn, check_key, finish
+from ._lmdb.core import CTxn, check_key_held, finish
 from ._lmdb.fast import env_get
 from ._lmdb.fastwrite import FastWriter
 from ._lmdb.files import make_dirs
@@ -75,7 +75,9 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, ResourceOps):
     LMDB's ``data.mdb`` and ``lock.mdb`` (mode 0600).  ``sync=False`` skips
     the fsync at commit (safe against a process crash, not a power loss).
     ``map_size`` is the initial memory map in bytes; the map grows by
-    itself.  ``readonly=True`` opens an existing store, which another
+    itself (on ext4, XFS and tmpfs a new store is written through the map,
+    which is then allocated on disk: keep ``map_size`` unset there, see
+    docs/durability.md "Write modes").  ``readonly=True`` opens an existing store, which another
     process may be writing, and refuses writes.  Fields named in
     ``strip_fields`` are cleared at every depth before anything is
     persisted.  The change log keeps at least the newest ``keep_changes``
@@ -263,7 +265,7 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, ResourceOps):
 
     def _group_write(self, op: Op) -> Any:
         self._check_usable()  # this thread's own checks, before it queues
-        check_key(op.kb, op.ib)  # a bad key must fail alone, not its whole batch
+        check_key_held(op.kb, op.ib)  # a bad key must fail alone, not its whole batch
         assert self._group is not None
         return self._group.run(op)
 
