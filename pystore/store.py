@@ -18,6 +18,7 @@ from ._lmdb.files import make_dirs
 from ._lmdb.group import GroupCommit, Op
 from ._lmdb.hygiene import Stripper
 from ._lmdb.index import find_first_env
+from ._lmdb.reads import FastReads
 from ._lmdb.schema import SchemaRecorder
 from ._ops import ResourceOps
 from ._options import check_options
@@ -57,6 +58,7 @@ class _ThreadState(threading.local):
 
     txn: Any = None
     txn_id: int = 0
+    rd: Any = None  # this thread's read context (pystore/_lmdb/reads.py)
 
 
 def _held(tls: _ThreadState) -> object:
@@ -67,7 +69,7 @@ def _held(tls: _ThreadState) -> object:
     return held()
 
 
-class Store(AdminOps, IndexAdminOps, ChangeFeed, ResourceOps):
+class Store(AdminOps, IndexAdminOps, ChangeFeed, FastReads, ResourceOps):
     """An embedded store of protobuf resources keyed ``<Kind>/<ID>``.
 
     ``path`` is a directory (created with parents, mode 0700) that holds

@@ -1,0 +1,389 @@
+"""``Store``'s reads in one C call each, through a per-thread read context.
+
+Each thread that reads a Store gets its own ``ps_rctx`` (``csrc/ps_fastread.c``):
+the handle, a payload buffer and scan buffers, kept between calls in the
+Store's thread state.  A get is ``ps_rget(ctx, b"Kind/id")``: the payload
+length comes back as the return value, the bytes are sliced from the
+thread's buffer (or parsed from a view of it).  ``list_resources`` raw and
+``iter_resources`` slice the payloads straight from the map while the scan's
+read transaction is held (it is ended in a ``finally`` before anything else
+runs); ``list_resources`` parsed parses the kind's records as one wrapper
+message from the thread's kept wire buffer.
+
+Every unusual case -- a bad key, a missing or damaged record, a closed or
+forked store, this thread inside ``transaction()`` -- leaves the fast path
+for the general one of :class:`~pystore._ops.ResourceOps`, which raises the
+same typed errors as always (answering again from a new read transaction).
+Closed and forked stores are caught by the C call itself (``PS_ERR_CLOSED``,
+``PS_ERR_FORKED``), so the fast path checks only this thread's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, TypeVar, cast, overload
+
+from google.protobuf.descriptor import Descriptor
+from google.protobuf.message import DecodeError, Message
+
+from .._ops import ResourceOps, _check_type
+from ..errors import InvalidMessageError
+from ..records import Resource, ns_to_datetime
+from ._native import ffi, lib
+from .core import check_key, encode_kind
+from .wire import ITEMS_FIELD, MAX_WIRE, list_class
+
+__all__ = ["FastReads"]
+
+M = TypeVar("M", bound=Message)
+
+assert ITEMS_FIELD == lib.PS_RSCAN_FIELD
+
+BUF = 1 << 16  # a thread's payload buffer
+KEEP = 1 << 20  # payload buffers grown up to this are kept; larger reads go the general way
+SCAN_KEEP = 16 << 20  # scan buffers (wire bytes, offsets) kept between calls
+PAGE = 512  # iter_resources: records per page, each page in its own read txn
+
+_rget = lib.ps_rget
+_rscan = lib.ps_rscan
+_rend = lib.ps_rscan_end
+_trim = lib.ps_rctx_trim
+_buffer = ffi.buffer
+_unpack = ffi.unpack
+_I64P = ffi.typeof("int64_t *")
+_PAYLOADS: int = lib.PS_RSCAN_PAYLOADS
+_RECORDS: int = lib.PS_RSCAN_RECORDS
+_WIRE: int = lib.PS_RSCAN_WIRE
+
+# Resource is a frozen slotted dataclass: its __init__ sets each field via
+# object.__setattr__ (~0.9 us); its slot descriptors do the same in half.
+_new = object.__new__
+_SETTERS = tuple(
+    cast(Any, Resource.__dict__[f]).__set__
+    for f in ("id", "kind", "data", "updated_at", "updated_ns", "revision", "message")
+)
+
+
+def _resource(
+    id: str, kind: str, data: bytes, dt: Any, ns: int, rev: int, message: Any
+) -> Resource:
+    r = _new(Resource)
+    s_id, s_kind, s_data, s_dt, s_ns, s_rev, s_msg = _SETTERS
+    s_id(r, id)
+    s_kind(r, kind)
+    s_data(r, data)
+    s_dt(r, dt)
+    s_ns(r, ns)
+    s_rev(r, rev)
+    s_msg(r, message)
+    return r
+
+
+class Reader:
+    """One thread's read context on one Store (kept in the Store's thread state)."""
+
+    __slots__ = ("ctx", "env", "mv", "view", "cap")
+
+    def __init__(self, env: Any) -> None:
+        out = ffi.new("ps_rctx **")
+        rc = lib.ps_rctx_new(env, BUF, SCAN_KEEP, out)
+        if rc:
+            raise MemoryError("cannot allocate a read context")
+        self.env = env  # the context reads it: it must outlive the context
+        self.ctx: Any = ffi.gc(out[0], lib.ps_rctx_free)
+        self._views()
+
+    def _views(self) -> None:
+        c = self.ctx
+        self.cap: int = c.cap
+        self.view: Any = _buffer(c.buf, c.cap)
+        self.mv = memoryview(self.view)
+
+    def grow(self, n: int) -> bool:
+        """Make the payload buffer hold ``n`` bytes; False if over KEEP."""
+        if n > KEEP or lib.ps_rctx_reserve(self.ctx, n):
+            return False
+        self._views()
+        return True
+
+
+def _decode(parser: Message, data: Any) -> bool:
+    try:
+        parser.ParseFromString(data)
+    except (DecodeError, RecursionError):
+        return False
+    return True
+
+
+class FastReads(ResourceOps):
+    """The fast read methods of an LMDB ``Store`` (mixed in before ResourceOps).
+
+    Needs ``self._env`` and ``self._tls`` (a ``threading.local`` with class
+    defaults ``txn = None`` and ``rd = None``).  A subclass that sets
+    ``_remote = True`` (another backend) keeps the general methods.
+    """
+
+    _env: Any
+    _tls: Any
+    _kp: dict[str, bytes]  # kind -> b"Kind/", for kinds already checked
+
+    _FAST = ("get_bytes", "get_resource", "get_record", "list_resources", "_iter")
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if cls.__dict__.get("_remote"):
+            for name in FastReads._FAST:
+                if name not in cls.__dict__:
+                    setattr(cls, name, getattr(ResourceOps, name))
+
+    def _reader(self) -> Reader | None:
+        """This thread's Reader; None when the general path must answer
+        (this thread holds a transaction, or it raises the store's error)."""
+        tls = self._tls
+        if tls.txn is not None:
+            return None
+        rd: Reader | None = tls.rd
+        if rd is None:
+            if self.__dict__.get("_kp") is None:
+                self._kp = {}
+            try:
+                self._check_usable()  # type: ignore[attr-defined]
+            except Exception:
+                return None  # the general path raises it
+            rd = tls.rd = Reader(self._env)
+        return rd
+
+    def _prefix(self, kind: object) -> bytes | None:
+        """b"Kind/" for a valid kind (remembered), else None."""
+        try:
+            kb = encode_kind(kind)
+            check_key(kb, b"_")
+        except Exception:
+            return None
+        prefix = kb + b"/"
+        self._kp[cast(str, kind)] = prefix
+        return prefix
+
+    def _key(self, kind: str, id: str) -> bytes | None:
+        try:
+            prefix = self._kp[kind]
+        except (KeyError, TypeError):
+            prefix = self._prefix(kind)  # type: ignore[assignment]
+            if prefix is None:
+                return None
+        if id.__class__ is not str or "\0" in id:
+            return None
+        try:
+            return prefix + id.encode()
+        except UnicodeEncodeError:
+            return None
+
+    # -- gets ---------------------------------------------------------------
+
+    def _get_n(self, kind: str, id: str) -> tuple[Reader, int] | None:
+        """Read kind/id into this thread's buffer: (reader, length), or None
+        when the general path must answer."""
+        tls = self._tls
+        rd: Reader | None = tls.rd
+        if rd is None or tls.txn is not None:
+            rd = self._reader()
+            if rd is None:
+                return None
+        key = self._key(kind, id)
+        if key is None:
+            return None
+        while True:
+            n: int = _rget(rd.ctx, key)
+            if n <= rd.cap:
+                return None if n < 0 else (rd, n)
+            if not rd.grow(n):
+                return None
+
+    def get_bytes(self, kind: str, id: str) -> bytes:
+        tls = self._tls
+        rd: Reader | None = tls.rd
+        if rd is not None and tls.txn is None:
+            try:
+                key = self._kp[kind] + id.encode()
+            except (KeyError, TypeError, AttributeError, UnicodeEncodeError):
+                key = None
+            if key is not None and "\0" not in id and id.__class__ is str:
+                n: int = _rget(rd.ctx, key)
+                if 0 <= n <= rd.cap:
+                    return rd.view[:n]  # type: ignore[no-any-return]
+        got = self._get_n(kind, id)
+        if got is None:
+            return ResourceOps.get_bytes(self, kind, id)
+        return got[0].view[: got[1]]  # type: ignore[no-any-return]
+
+    @overload
+    def get_resource(self, kind: str, id: str, msg_or_type: type[M]) -> M: ...
+    @overload
+    def get_resource(self, kind: str, id: str, msg_or_type: M) -> M: ...
+
+    def get_resource(self, kind: str, id: str, msg_or_type: M | type[M]) -> M:
+        msg: Any
+        if isinstance(msg_or_type, Message):
+            msg = msg_or_type
+        else:
+            msg = _check_type(msg_or_type, "msg_or_type")()
+        desc = msg.DESCRIPTOR
+        if self._schemas.read_ok.get(kind) is not desc:
+            return ResourceOps.get_resource(self, kind, id, msg)
+        got = self._get_n(kind, id)
+        if got is None:
+            return ResourceOps.get_resource(self, kind, id, msg)
+        rd, n = got
+        try:
+            msg.ParseFromString(rd.mv[:n])
+        except DecodeError as exc:
+            raise InvalidMessageError(
+                f"{kind}/{id}: stored bytes do not parse as {desc.full_name}: {exc}"
+            ) from None
+        return msg
+
+    def get_record(self, kind: str, id: str) -> Resource:
+        got = self._get_n(kind, id)
+        if got is None:
+            return ResourceOps.get_record(self, kind, id)
+        rd, n = got
+        c = rd.ctx
+        ns = c.updated_ns
+        return Resource(id, kind, rd.view[:n], ns_to_datetime(ns), ns, c.revision)
+
+    # -- lists --------------------------------------------------------------
+
+    @overload
+    def list_resources(self, kind: str, msg_type: None = None) -> list[bytes]: ...
+    @overload
+    def list_resources(self, kind: str, msg_type: type[M]) -> list[M]: ...
+
+    def list_resources(self, kind: str, msg_type: type[M] | None = None) -> list[bytes] | list[M]:
+        out: Any
+        rd = self._reader()
+        prefix = None if rd is None else self._key_prefix(kind)
+        if rd is None or prefix is None:
+            return ResourceOps.list_resources(self, kind, msg_type)
+        if msg_type is None:
+            out = _list_payloads(rd.ctx, prefix)
+        else:
+            cls = _check_type(msg_type)
+            desc = cast(Descriptor, cls.DESCRIPTOR)
+            if self._schemas.read_ok.get(kind) is not desc:
+                return ResourceOps.list_resources(self, kind, msg_type)
+            out = _list_parsed(rd.ctx, prefix, cls)
+        if out is None:  # a damaged record or another oddity: named there
+            return ResourceOps.list_resources(self, kind, msg_type)
+        return out
+
+    def _key_prefix(self, kind: object) -> bytes | None:
+        try:
+            return self._kp[kind]  # type: ignore[index]
+        except (KeyError, TypeError):
+            return self._prefix(kind)
+
+    def _iter(
+        self,
+        kind: str,
+        kb: bytes,
+        cursor: bytes | None,
+        limit: int | None,
+        cls: type[Message] | None = None,
+    ) -> Iterator[Resource]:
+        prefix = kb + b"/"
+        plen = len(prefix)
+        left = limit
+        last_ns: int | None = None
+        last_dt = ns_to_datetime(0)
+        while left is None or left > 0:
+            page = PAGE if left is None else min(PAGE, left)
+            rd = self._reader()
+            if rd is None:  # closed meanwhile, or inside a transaction: as before
+                yield from ResourceOps._iter(self, kind, kb, cursor, left, cls)
+                return
+            start = prefix if cursor is None else prefix + cursor
+            records = _scan_records(rd.ctx, start, plen, page)
+            if records is None:  # a damaged record: the general path names it
+                yield from ResourceOps._iter(self, kind, kb, cursor, left, cls)
+                return
+            for ident, payload, ns, rev in records:
+                if ns != last_ns:  # records saved together share a stamp
+                    last_ns, last_dt = ns, ns_to_datetime(ns)
+                id = ident.decode("utf-8")
+                msg = None
+                if cls is not None:
+                    msg = cls()
+                    try:
+                        msg.ParseFromString(payload)
+                    except DecodeError as exc:
+                        raise InvalidMessageError(
+                            f"{kind}/{id}: stored bytes do not parse as "
+                            f"{msg.DESCRIPTOR.full_name}: {exc}"
+                        ) from None
+                yield _resource(id, kind, payload, last_dt, ns, rev, msg)
+            if len(records) < page:
+                return
+            cursor = records[-1][0]
+            if left is not None:
+                left -= len(records)
+
+
+def _as_i64(p: Any) -> Any:
+    return ffi.cast(_I64P, p)
+
+
+def _list_payloads(ctx: Any, prefix: bytes) -> list[bytes] | None:
+    """The payloads of a kind, sliced from the map under one held read txn."""
+    plen = len(prefix)
+    try:
+        n: int = _rscan(ctx, prefix, plen, plen, 0, _PAYLOADS)
+        if n <= 0:
+            return [] if n == 0 else None
+        offs = _unpack(ctx.offs, 2 * n)
+        get = _buffer(ctx.base, ctx.span).__getitem__
+        return list(map(get, map(slice, offs[0::2], offs[1::2])))
+    finally:
+        _rend(ctx)
+
+
+def _scan_records(
+    ctx: Any, start: bytes, plen: int, limit: int
+) -> list[tuple[bytes, bytes, int, int]] | None:
+    """Up to ``limit`` (id, payload, updated_ns, revision) after ``start``."""
+    try:
+        n: int = _rscan(ctx, start, len(start), plen, limit, _RECORDS)
+        if n <= 0:
+            return [] if n == 0 else None
+        o = _unpack(_as_i64(ctx.offs), 6 * n)  # stamps are signed
+        get = _buffer(ctx.base, ctx.span).__getitem__
+        payloads = map(get, map(slice, o[0::6], o[1::6]))
+        ids = map(get, map(slice, o[2::6], o[3::6]))
+        return list(zip(ids, payloads, o[4::6], o[5::6]))
+    finally:
+        _rend(ctx)
+
+
+def _list_parsed(ctx: Any, prefix: bytes, cls: type[Message]) -> list[Any] | None:
+    """The records of a kind parsed as one wrapper message from the kept wire buffer."""
+    plen = len(prefix)
+    try:
+        n: int = _rscan(ctx, prefix, plen, plen, 0, _WIRE)
+        if n <= 0:
+            return [] if n == 0 else None
+        w = ctx.wire
+        if w.len > MAX_WIRE:
+            return None
+        wrapper = list_class(cast(Descriptor, cls.DESCRIPTOR))()
+        if not _decode(wrapper, memoryview(_buffer(w.data, w.len))):
+            return None
+    finally:
+        _trim(ctx)
+    items = list(wrapper.items)  # type: ignore[attr-defined]
+    if len(items) != n or type(items[0]) is not cls:
+        return None
+    return items
+
+
+# The same documentation as the general methods they stand for.
+for _name in FastReads._FAST:
+    getattr(FastReads, _name).__doc__ = getattr(ResourceOps, _name).__doc__
