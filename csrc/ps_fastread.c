@@ -46,6 +46,7 @@ int ps_rctx_new(ps_env *env, size_t cap, size_t keep, ps_rctx **out)
     }
     p->env = env;
     p->keep = keep;
+    c->magic = PS_RCTX_MAGIC;
     c->buf = buf;
     c->cap = cap;
     c->priv = p;
@@ -87,6 +88,7 @@ void ps_rctx_free(ps_rctx *c)
     if (c == NULL)
         return;
     ps_rscan_end(c);
+    c->magic = 0;
     free(c->buf);
     free(c->offs);
     free(c->wire.data);
@@ -137,6 +139,32 @@ static int64_t fail(ps_rctx *c, int rc)
 {
     c->rc = rc;
     return PS_RFAIL;
+}
+
+int64_t ps_rget1(const char *tagged)
+{
+    if (tagged == NULL)
+        return PS_RFAIL;
+    uint64_t v = 0;
+    for (int i = 0; i < PS_RCTX_TAG; i++) {
+        unsigned char b = (unsigned char)tagged[i];
+        if (!(b & 0x80))
+            return PS_RFAIL; /* not a tag (ps_rctx_tag wrote 0x80 | 7 bits) */
+        v |= (uint64_t)(b & 0x7f) << (7 * i);
+    }
+    ps_rctx *c = (ps_rctx *)(uintptr_t)v;
+    if (c == NULL || c->magic != PS_RCTX_MAGIC)
+        return PS_RFAIL;
+    return ps_rget(c, tagged + PS_RCTX_TAG);
+}
+
+void ps_rctx_tag(ps_rctx *c, char *out)
+{
+    uint64_t v = (uint64_t)(uintptr_t)c;
+    for (int i = 0; i < PS_RCTX_TAG; i++) {
+        out[i] = (char)(0x80 | (v & 0x7f));
+        v >>= 7;
+    }
 }
 
 int64_t ps_rget(ps_rctx *c, const char *key)
@@ -336,4 +364,24 @@ void ps_rctx_trim(ps_rctx *c)
         c->offs = NULL;
         p->offs_cap = 0;
     }
+}
+
+int64_t ps_rfind(ps_rctx *c, const char *kind, size_t kind_len,
+                 const char *name, size_t name_len, unsigned qtype,
+                 const char *s, size_t s_len, int64_t num, const char *mkey,
+                 size_t mkey_len)
+{
+    if (c == NULL || c->priv == NULL)
+        return c ? fail(c, PS_ERR_INVALID_ARG) : PS_RFAIL;
+    struct ps_rctx_priv *p = c->priv;
+    if (p->held)
+        return fail(c, PS_ERR_INVALID_ARG);
+    size_t n = 0;
+    int found = 0;
+    int rc = ps_find_first_into(p->env, kind, kind_len, name, name_len, qtype,
+                                s, s_len, num, mkey, mkey_len, c->buf, c->cap,
+                                &n, &found);
+    if (rc)
+        return fail(c, rc);
+    return found ? (int64_t)n : PS_RNONE;
 }

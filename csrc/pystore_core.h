@@ -568,7 +568,10 @@ typedef struct ps_rctx {
     uint64_t *offs;         /* offset scans: per record, as the mode says */
     ps_buf wire;            /* PS_RSCAN_WIRE: the wire bytes, wire.count records */
     void *priv;             /* the core's */
+    uint32_t magic;         /* PS_RCTX_MAGIC while the context lives */
 } ps_rctx;
+#define PS_RCTX_MAGIC 0x52435458
+#define PS_RCTX_TAG 10       /* bytes of a context's tag (ps_rctx_tag) */
 /* A context reading `env` (which must outlive it) with a `cap`-byte
  * payload buffer; ps_rctx_trim keeps up to `keep` bytes of scan buffers. */
 int ps_rctx_new(ps_env *env, size_t cap, size_t keep, ps_rctx **out);
@@ -585,6 +588,12 @@ void ps_rctx_trim(ps_rctx *ctx);
  * to the context.  PS_RFAIL with ctx->rc: PS_LMDB_NOTFOUND, a key code,
  * PS_ERR_CLOSED, PS_ERR_FORKED, PS_ERR_VALUE_BOUNDS, PS_ERR_BAD_RECORD... */
 int64_t ps_rget(ps_rctx *ctx, const char *key);
+/* ps_rget with one argument (cffi's cheapest call): `tagged` is the
+ * context's PS_RCTX_TAG-byte tag (no NUL in it) followed by the key.  The
+ * context must be alive: the caller keeps it while the tag is in use. */
+int64_t ps_rget1(const char *tagged);
+/* Write the context's tag (PS_RCTX_TAG bytes, each >= 0x80) to out. */
+void ps_rctx_tag(ps_rctx *ctx, char *out);
 /* The records of one kind in key order, at most `limit` (0: all), in one
  * read txn: start[0, prefix_len) is "<kind>/", and a longer `start` names
  * the id to start strictly after.  Returns the count (or PS_RFAIL).
@@ -596,6 +605,13 @@ int64_t ps_rget(ps_rctx *ctx, const char *key);
 int64_t ps_rscan(ps_rctx *ctx, const char *start, size_t start_len,
                  size_t prefix_len, uint64_t limit, unsigned mode);
 void ps_rscan_end(ps_rctx *ctx);
+/* ps_find_first_into into ctx->buf: the payload length (copied when it
+ * fits, as ps_rget), PS_RNONE when nothing matches, or PS_RFAIL. */
+#define PS_RNONE -2
+int64_t ps_rfind(ps_rctx *ctx, const char *kind, size_t kind_len,
+                 const char *name, size_t name_len, unsigned qtype,
+                 const char *s, size_t s_len, int64_t num, const char *mkey,
+                 size_t mkey_len);
 
 /* CDEF-END */
 

@@ -60,6 +60,12 @@ class _ThreadState(threading.local):
     txn_id: int = 0
     rd: Any = None  # this thread's read context (pystore/_lmdb/reads.py)
 
+    def __init__(self) -> None:
+        # Set per thread: an attribute found in the instance is read in
+        # ~30 ns, one that falls back to the class default in ~45.
+        self.txn = None
+        self.rd = None
+
 
 def _held(tls: _ThreadState) -> object:
     """This thread's open Transaction, _IN_CALLBACK, or None."""

@@ -23,13 +23,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, TypeVar, cast, overload
 
+from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
 from .._ops import ResourceOps, _check_type
-from ..errors import InvalidMessageError
+from ..errors import InvalidMessageError, NotFoundError
 from ..records import Resource, ns_to_datetime
 from ._native import ffi, lib
+from . import index as _ix
 from .core import check_key, encode_kind
 from .wire import ITEMS_FIELD, MAX_WIRE, list_class
 
@@ -45,12 +47,19 @@ SCAN_KEEP = 16 << 20  # scan buffers (wire bytes, offsets) kept between calls
 PAGE = 512  # iter_resources: records per page, each page in its own read txn
 
 _rget = lib.ps_rget
+_rget1 = lib.ps_rget1
 _rscan = lib.ps_rscan
 _rend = lib.ps_rscan_end
 _trim = lib.ps_rctx_trim
 _buffer = ffi.buffer
 _unpack = ffi.unpack
 _I64P = ffi.typeof("int64_t *")
+_rfind = lib.ps_rfind
+_NONE: int = lib.PS_RNONE
+_Q_TEXT: int = lib.PS_Q_TEXT
+_NULL = ffi.NULL
+_META = type(descriptor_pb2.FileDescriptorProto)  # the class of generated message classes
+_TYPES: set[type] = set()  # message classes find_one has checked
 _PAYLOADS: int = lib.PS_RSCAN_PAYLOADS
 _RECORDS: int = lib.PS_RSCAN_RECORDS
 _WIRE: int = lib.PS_RSCAN_WIRE
@@ -82,7 +91,7 @@ def _resource(
 class Reader:
     """One thread's read context on one Store (kept in the Store's thread state)."""
 
-    __slots__ = ("ctx", "env", "mv", "view", "cap")
+    __slots__ = ("cap", "ctx", "env", "kp", "mv", "tag", "view")
 
     def __init__(self, env: Any) -> None:
         out = ffi.new("ps_rctx **")
@@ -91,6 +100,12 @@ class Reader:
             raise MemoryError("cannot allocate a read context")
         self.env = env  # the context reads it: it must outlive the context
         self.ctx: Any = ffi.gc(out[0], lib.ps_rctx_free)
+        tag = ffi.new("char[]", lib.PS_RCTX_TAG)
+        lib.ps_rctx_tag(self.ctx, tag)
+        # The context's tag (it names the context to ps_rget1) + b"Kind/",
+        # for kinds already checked; alive as long as this Reader (and ctx).
+        self.tag: bytes = _unpack(tag, lib.PS_RCTX_TAG)
+        self.kp: dict[str, bytes] = {}
         self._views()
 
     def _views(self) -> None:
@@ -105,6 +120,16 @@ class Reader:
             return False
         self._views()
         return True
+
+
+def _parse_into(msg: Any, data: Any, kind: str, id: str) -> Any:
+    try:
+        msg.ParseFromString(data)
+    except DecodeError as exc:
+        raise InvalidMessageError(
+            f"{kind}/{id}: stored bytes do not parse as {msg.DESCRIPTOR.full_name}: {exc}"
+        ) from None
+    return msg
 
 
 def _decode(parser: Message, data: Any) -> bool:
@@ -127,7 +152,9 @@ class FastReads(ResourceOps):
     _tls: Any
     _kp: dict[str, bytes]  # kind -> b"Kind/", for kinds already checked
 
-    _FAST = ("get_bytes", "get_resource", "get_record", "list_resources", "_iter")
+    _qs: dict[tuple[str, str], tuple[bytes, bytes]]  # (kind, index) -> encoded, checked
+
+    _FAST = ("get_bytes", "get_resource", "get_record", "list_resources", "_iter", "find_one")
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -145,7 +172,7 @@ class FastReads(ResourceOps):
         rd: Reader | None = tls.rd
         if rd is None:
             if self.__dict__.get("_kp") is None:
-                self._kp = {}
+                self._kp, self._qs = {}, {}
             try:
                 self._check_usable()  # type: ignore[attr-defined]
             except Exception:
@@ -162,11 +189,17 @@ class FastReads(ResourceOps):
             return None
         prefix = kb + b"/"
         self._kp[cast(str, kind)] = prefix
+        rd: Reader | None = self._tls.rd
+        if rd is not None:
+            rd.kp[cast(str, kind)] = rd.tag + prefix
         return prefix
 
     def _key(self, kind: str, id: str) -> bytes | None:
         try:
             prefix = self._kp[kind]
+            rd: Reader = self._tls.rd
+            if kind not in rd.kp:
+                rd.kp[kind] = rd.tag + prefix
         except (KeyError, TypeError):
             prefix = self._prefix(kind)  # type: ignore[assignment]
             if prefix is None:
@@ -202,15 +235,13 @@ class FastReads(ResourceOps):
     def get_bytes(self, kind: str, id: str) -> bytes:
         tls = self._tls
         rd: Reader | None = tls.rd
-        if rd is not None and tls.txn is None:
+        if rd is not None and tls.txn is None and id.__class__ is str and "\0" not in id:
             try:
-                key = self._kp[kind] + id.encode()
-            except (KeyError, TypeError, AttributeError, UnicodeEncodeError):
-                key = None
-            if key is not None and "\0" not in id and id.__class__ is str:
-                n: int = _rget(rd.ctx, key)
-                if 0 <= n <= rd.cap:
-                    return rd.view[:n]  # type: ignore[no-any-return]
+                n: int = _rget1(rd.kp[kind] + id.encode())  # rd keeps the tagged context
+            except (KeyError, TypeError, UnicodeEncodeError):
+                n = -1
+            if 0 <= n <= rd.cap:
+                return rd.view[:n]  # type: ignore[no-any-return]
         got = self._get_n(kind, id)
         if got is None:
             return ResourceOps.get_bytes(self, kind, id)
@@ -222,25 +253,35 @@ class FastReads(ResourceOps):
     def get_resource(self, kind: str, id: str, msg_or_type: M) -> M: ...
 
     def get_resource(self, kind: str, id: str, msg_or_type: M | type[M]) -> M:
-        msg: Any
-        if isinstance(msg_or_type, Message):
-            msg = msg_or_type
-        else:
-            msg = _check_type(msg_or_type, "msg_or_type")()
-        desc = msg.DESCRIPTOR
-        if self._schemas.read_ok.get(kind) is not desc:
-            return ResourceOps.get_resource(self, kind, id, msg)
-        got = self._get_n(kind, id)
-        if got is None:
-            return ResourceOps.get_resource(self, kind, id, msg)
-        rd, n = got
-        try:
-            msg.ParseFromString(rd.mv[:n])
-        except DecodeError as exc:
-            raise InvalidMessageError(
-                f"{kind}/{id}: stored bytes do not parse as {desc.full_name}: {exc}"
-            ) from None
-        return msg
+        tls = self._tls
+        rd: Reader | None = tls.rd
+        msg: Any = msg_or_type
+        if rd is not None and tls.txn is None and id.__class__ is str and "\0" not in id:
+            if msg.__class__ is _META:  # a generated message class
+                msg = msg()
+            elif not isinstance(msg, Message):
+                return ResourceOps.get_resource(self, kind, id, msg)  # raises TypeError
+            try:
+                if self._schemas.read_ok.get(kind) is msg.DESCRIPTOR:
+                    n: int = _rget1(rd.kp[kind] + id.encode())
+                else:
+                    n = -1  # the type is checked the general way (then remembered)
+            except (KeyError, TypeError, UnicodeEncodeError):
+                n = -1
+            if 0 <= n <= rd.cap:
+                try:
+                    msg.ParseFromString(rd.mv[:n])
+                except DecodeError as exc:
+                    raise InvalidMessageError(
+                        f"{kind}/{id}: stored bytes do not parse as "
+                        f"{msg.DESCRIPTOR.full_name}: {exc}"
+                    ) from None
+                return msg  # type: ignore[no-any-return]
+            if n > rd.cap:
+                got = self._get_n(kind, id)  # grows the buffer (or None: too big)
+                if got is not None:
+                    return _parse_into(msg, got[0].mv[: got[1]], kind, id)
+        return ResourceOps.get_resource(self, kind, id, msg)
 
     def get_record(self, kind: str, id: str) -> Resource:
         got = self._get_n(kind, id)
@@ -250,6 +291,50 @@ class FastReads(ResourceOps):
         c = rd.ctx
         ns = c.updated_ns
         return Resource(id, kind, rd.view[:n], ns_to_datetime(ns), ns, c.revision)
+
+    # -- index lookups -------------------------------------------------------
+
+    def find_one(self, kind: str, index: str, value: object, msg_type: type[M]) -> M:
+        tls = self._tls
+        rd: Reader | None = tls.rd
+        if rd is None or tls.txn is not None:
+            return ResourceOps.find_one(self, kind, index, value, msg_type)
+        try:
+            kb, nb = self._qs[kind, index]
+        except (KeyError, TypeError):
+            try:
+                kb, nb = _ix.check_kind(kind), _ix.encode_name(index)
+            except Exception:
+                return ResourceOps.find_one(self, kind, index, value, msg_type)
+            self._qs[kind, index] = kb, nb
+        mkey: Any = _NULL
+        if value.__class__ is str:
+            try:
+                qtype, sv, num = _Q_TEXT, value.encode(), 0  # type: ignore[attr-defined]
+            except UnicodeEncodeError:
+                return ResourceOps.find_one(self, kind, index, value, msg_type)
+        else:
+            q = _ix.query_args(value)
+            if q is None:
+                return ResourceOps.find_one(self, kind, index, value, msg_type)
+            qtype, sv, num, mkey = q
+        if msg_type not in _TYPES:
+            _TYPES.add(_check_type(msg_type))
+        mlen = 0 if mkey is _NULL else len(mkey)
+        n: int = _rfind(rd.ctx, kb, len(kb), nb, len(nb), qtype, sv, len(sv), num, mkey, mlen)
+        if n == _NONE:
+            raise NotFoundError(f"no {kind} with {index} = {value!r}")
+        if not 0 <= n <= rd.cap:  # an error (raised there), or a record past the buffer
+            return ResourceOps.find_one(self, kind, index, value, msg_type)
+        msg = msg_type()
+        try:
+            msg.ParseFromString(rd.mv[:n])
+        except DecodeError as exc:
+            raise InvalidMessageError(
+                f"{kind} by {index}: stored bytes do not parse as "
+                f"{msg.DESCRIPTOR.full_name}: {exc}"
+            ) from None
+        return msg
 
     # -- lists --------------------------------------------------------------
 
