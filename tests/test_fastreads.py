@@ -61,12 +61,12 @@ def test_each_thread_reads_with_its_own_context_while_the_map_grows(tmp_path: Pa
                 if k % 10 == 0:
                     listed = s.list_resources("R")
                     assert len(listed) == len(ids)
-                    for j, data in zip(ids, listed):
+                    for j, data in zip(ids, listed, strict=True):
                         _check(data, j)
                     assert [r.id for r in s.iter_resources("R")] == ids
                 k += 1
             contexts.append(s._tls.rd)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=reader, args=(n,)) for n in range(4)]
@@ -101,7 +101,8 @@ def test_records_larger_than_the_thread_buffer(store: Store, size: int) -> None:
     assert rec.data == want and rec.revision == 2
     assert store.list_resources("A") == [want, Agent(model="s").SerializeToString()]
     assert store.list_resources("A", Agent) == [big, Agent(model="s")]
-    assert [r.data for r in store.iter_resources("A")] == [want, Agent(model="s").SerializeToString()]
+    small = Agent(model="s").SerializeToString()
+    assert [r.data for r in store.iter_resources("A")] == [want, small]
     cap = store._tls.rd.cap
     # Kept only up to KEEP: a larger record is read the general way.
     assert cap <= reads.KEEP
@@ -126,7 +127,7 @@ def test_close_from_another_thread_while_threads_read(store_path: Path) -> None:
                     pass
         except StoreClosedError:
             outcome.append("closed")
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             outcome.append(repr(exc))
 
     threads = [threading.Thread(target=reader, args=(n,)) for n in range(4)]
@@ -246,7 +247,8 @@ _ops = st.lists(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=_ops, after=st.one_of(st.none(), _ids), limit=st.one_of(st.none(), st.integers(0, 13)))
 def test_fast_reads_match_a_model(tmp_path: Path, ops: list[tuple[str, str, int]],
                                   after: str | None, limit: int | None) -> None:

@@ -21,7 +21,7 @@ Closed and forked stores are caught by the C call itself (``PS_ERR_CLOSED``,
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor
@@ -30,10 +30,13 @@ from google.protobuf.message import DecodeError, Message
 from .._ops import ResourceOps, _check_type
 from ..errors import InvalidMessageError, NotFoundError
 from ..records import Resource, ns_to_datetime
-from ._native import ffi, lib
 from . import index as _ix
+from ._native import ffi, lib
 from .core import check_key, encode_kind
 from .wire import ITEMS_FIELD, MAX_WIRE, list_class
+
+if TYPE_CHECKING:
+    from ..store import _ThreadState
 
 __all__ = ["FastReads"]
 
@@ -149,7 +152,7 @@ class FastReads(ResourceOps):
     """
 
     _env: Any
-    _tls: Any
+    _tls: _ThreadState
     _kp: dict[str, bytes]  # kind -> b"Kind/", for kinds already checked
 
     _qs: dict[tuple[str, str], tuple[bytes, bytes]]  # (kind, index) -> encoded, checked
@@ -260,7 +263,7 @@ class FastReads(ResourceOps):
             if msg.__class__ is _META:  # a generated message class
                 msg = msg()
             elif not isinstance(msg, Message):
-                return ResourceOps.get_resource(self, kind, id, msg)  # raises TypeError
+                return ResourceOps.get_resource(self, kind, id, msg)  # type: ignore[no-any-return]
             try:
                 if self._schemas.read_ok.get(kind) is msg.DESCRIPTOR:
                     n: int = _rget1(rd.kp[kind] + id.encode())
@@ -280,8 +283,8 @@ class FastReads(ResourceOps):
             if n > rd.cap:
                 got = self._get_n(kind, id)  # grows the buffer (or None: too big)
                 if got is not None:
-                    return _parse_into(msg, got[0].mv[: got[1]], kind, id)
-        return ResourceOps.get_resource(self, kind, id, msg)
+                    return _parse_into(msg, got[0].mv[: got[1]], kind, id)  # type: ignore[no-any-return]
+        return ResourceOps.get_resource(self, kind, id, msg)  # type: ignore[no-any-return]
 
     def get_record(self, kind: str, id: str) -> Resource:
         got = self._get_n(kind, id)
@@ -310,7 +313,7 @@ class FastReads(ResourceOps):
         mkey: Any = _NULL
         if value.__class__ is str:
             try:
-                qtype, sv, num = _Q_TEXT, value.encode(), 0  # type: ignore[attr-defined]
+                qtype, sv, num = _Q_TEXT, value.encode(), 0
             except UnicodeEncodeError:
                 return ResourceOps.find_one(self, kind, index, value, msg_type)
         else:
@@ -328,7 +331,7 @@ class FastReads(ResourceOps):
             return ResourceOps.find_one(self, kind, index, value, msg_type)
         msg = msg_type()
         try:
-            msg.ParseFromString(rd.mv[:n])
+            msg.ParseFromString(rd.mv[:n])  # type: ignore[arg-type]  # a copy is parsed
         except DecodeError as exc:
             raise InvalidMessageError(
                 f"{kind} by {index}: stored bytes do not parse as "
@@ -359,7 +362,7 @@ class FastReads(ResourceOps):
             out = _list_parsed(rd.ctx, prefix, cls)
         if out is None:  # a damaged record or another oddity: named there
             return ResourceOps.list_resources(self, kind, msg_type)
-        return out
+        return cast("list[bytes] | list[M]", out)
 
     def _key_prefix(self, kind: object) -> bytes | None:
         try:
@@ -443,7 +446,7 @@ def _scan_records(
         get = _buffer(ctx.base, ctx.span).__getitem__
         payloads = map(get, map(slice, o[0::6], o[1::6]))
         ids = map(get, map(slice, o[2::6], o[3::6]))
-        return list(zip(ids, payloads, o[4::6], o[5::6]))
+        return list(zip(ids, payloads, o[4::6], o[5::6], strict=True))
     finally:
         _rend(ctx)
 
