@@ -282,3 +282,25 @@ def test_fast_reads_match_a_model(tmp_path: Path, ops: list[tuple[str, str, int]
         assert [r.id for r in got] == want
         assert [r.data for r in got] == [model[k] for k in want]
         assert [r.message.SerializeToString() for r in got] == [model[k] for k in want]
+
+
+def test_scan_buffers_are_kept_only_up_to_the_limit(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reads, "SCAN_KEEP", 50_000)  # for contexts made from now on
+    store.save_resources("Big", [(f"b{i:03d}", Agent(instructions="w" * 1000))
+                                 for i in range(100)])
+    store.save_resources("Small", [(f"s{i}", Agent(model="m")) for i in range(10)])
+    seen: dict[str, int] = {}
+
+    def fresh_thread() -> None:  # a new thread: a new context, with the patched limit
+        assert len(store.list_resources("Small", Agent)) == 10
+        seen["small"] = store._tls.rd.ctx.wire.cap
+        assert len(store.list_resources("Big", Agent)) == 100  # ~100 KB of wire bytes
+        seen["big"] = store._tls.rd.ctx.wire.cap
+
+    t = threading.Thread(target=fresh_thread)
+    t.start()
+    t.join(30)
+    assert 0 < seen["small"] <= 50_000  # kept
+    assert seen["big"] == 0  # grown past the limit: freed
