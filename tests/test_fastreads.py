@@ -304,3 +304,18 @@ def test_scan_buffers_are_kept_only_up_to_the_limit(
     t.join(30)
     assert 0 < seen["small"] <= 50_000  # kept
     assert seen["big"] == 0  # grown past the limit: freed
+
+
+def test_iterated_resources_are_plain_frozen_resources(store: Store) -> None:
+    from dataclasses import FrozenInstanceError
+
+    from pystore.records import Resource
+
+    store.save_resource("A", "x", Agent(model="m"))
+    (r,) = list(store.iter_resources("A", Agent))
+    assert reads._TWIN  # the fast construction is in use on this interpreter
+    assert type(r) is Resource and r == store.get_record("A", "x")
+    assert r.message == Agent(model="m") and r.updated_ns == store.get_record("A", "x").updated_ns
+    with pytest.raises(FrozenInstanceError):
+        r.id = "y"  # type: ignore[misc]
+    assert hash(r) == hash(store.get_record("A", "x"))
