@@ -186,6 +186,7 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, FastReads, ResourceOps):
             raise TransactionError(
                 "close() inside this thread's open transaction() or update_resource() callback"
             )
+        self._check_close()  # nor in the middle of this thread's read
         self._closed = True
         for snap in list(self._snapshots):  # each holds a read txn close would wait for
             snap.close()

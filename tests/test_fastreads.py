@@ -319,3 +319,31 @@ def test_iterated_resources_are_plain_frozen_resources(store: Store) -> None:
     with pytest.raises(FrozenInstanceError):
         r.id = "y"  # type: ignore[misc]
     assert hash(r) == hash(store.get_record("A", "x"))
+
+
+def test_close_from_inside_this_threads_held_scan_is_refused(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a signal handler calling close() in the middle of a list would do:
+    # close would wait for the scan's read txn, held by this very thread.
+    store.save_resources("A", [(f"a{i}", Agent(model=str(i))) for i in range(3)])
+    store.get_bytes("A", "a0")  # this thread's context exists
+    seen: list[str] = []
+    real = reads._buffer
+
+    def buffer_then_close(*args: object) -> object:
+        assert store._tls.rd.held  # only the scans call it now
+        try:
+            store.close()
+            seen.append("closed")
+        except TransactionError as exc:
+            seen.append("refused" if "while this thread is reading" in str(exc) else repr(exc))
+        return real(*args)
+
+    monkeypatch.setattr(reads, "_buffer", buffer_then_close)
+    assert len(store.list_resources("A")) == 3
+    assert [r.id for r in store.iter_resources("A")] == ["a0", "a1", "a2"]
+    assert seen == ["refused", "refused"]
+    monkeypatch.undo()
+    store.close()  # after the read: fine
+    assert store.closed

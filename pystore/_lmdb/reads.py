@@ -28,7 +28,7 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
 from .._ops import ResourceOps, _check_type
-from ..errors import InvalidMessageError, NotFoundError
+from ..errors import InvalidMessageError, NotFoundError, TransactionError
 from ..records import Resource, ns_to_datetime
 from . import index as _ix
 from ._native import ffi, lib
@@ -103,7 +103,7 @@ _TWIN = _twin_works()
 class Reader:
     """One thread's read context on one Store (kept in the Store's thread state)."""
 
-    __slots__ = ("cap", "ctx", "env", "kp", "mv", "tag", "view")
+    __slots__ = ("cap", "ctx", "env", "held", "kp", "mv", "tag", "view")
 
     def __init__(self, env: Any) -> None:
         out = ffi.new("ps_rctx **")
@@ -118,6 +118,8 @@ class Reader:
         # for kinds already checked; alive as long as this Reader (and ctx).
         self.tag: bytes = _unpack(tag, lib.PS_RCTX_TAG)
         self.kp: dict[str, bytes] = {}
+        # True while an offset scan holds its read txn (see Store.close).
+        self.held = False
         self._views()
 
     def _views(self) -> None:
@@ -362,7 +364,7 @@ class FastReads(ResourceOps):
         if rd is None or prefix is None:
             return ResourceOps.list_resources(self, kind, msg_type)
         if msg_type is None:
-            out = _list_payloads(rd.ctx, prefix)
+            out = _list_payloads(rd, prefix)
         else:
             cls = _check_type(msg_type)
             desc = cast(Descriptor, cls.DESCRIPTOR)
@@ -372,6 +374,17 @@ class FastReads(ResourceOps):
         if out is None:  # a damaged record or another oddity: named there
             return ResourceOps.list_resources(self, kind, msg_type)
         return cast("list[bytes] | list[M]", out)
+
+    def _check_close(self) -> None:
+        """Store.close() from code that runs in the middle of this thread's
+        offset scan (a signal handler): close would wait for that scan's
+        read txn, which cannot end before the handler returns."""
+        rd = getattr(self._tls, "rd", None)
+        if rd is not None and rd.held:
+            raise TransactionError(
+                "close() while this thread is reading the store (called from a signal "
+                "handler or a finalizer?): close after the read returns"
+            )
 
     def _key_prefix(self, kind: object) -> bytes | None:
         try:
@@ -399,7 +412,7 @@ class FastReads(ResourceOps):
                 yield from ResourceOps._iter(self, kind, kb, cursor, left, cls)
                 return
             start = prefix if cursor is None else prefix + cursor
-            records = _scan_records(rd.ctx, start, plen, page)
+            records = _scan_records(rd, start, plen, page)
             if records is None:  # a damaged record: the general path names it
                 yield from ResourceOps._iter(self, kind, kb, cursor, left, cls)
                 return
@@ -441,9 +454,11 @@ def _as_i64(p: Any) -> Any:
     return ffi.cast(_I64P, p)
 
 
-def _list_payloads(ctx: Any, prefix: bytes) -> list[bytes] | None:
+def _list_payloads(rd: Reader, prefix: bytes) -> list[bytes] | None:
     """The payloads of a kind, sliced from the map under one held read txn."""
     plen = len(prefix)
+    ctx = rd.ctx
+    rd.held = True
     try:
         n: int = _rscan(ctx, prefix, plen, plen, 0, _PAYLOADS)
         if n <= 0:
@@ -453,12 +468,15 @@ def _list_payloads(ctx: Any, prefix: bytes) -> list[bytes] | None:
         return list(map(get, map(slice, offs[0::2], offs[1::2])))
     finally:
         _rend(ctx)
+        rd.held = False
 
 
 def _scan_records(
-    ctx: Any, start: bytes, plen: int, limit: int
+    rd: Reader, start: bytes, plen: int, limit: int
 ) -> list[tuple[bytes, bytes, int, int]] | None:
     """Up to ``limit`` (id, payload, updated_ns, revision) after ``start``."""
+    ctx = rd.ctx
+    rd.held = True
     try:
         n: int = _rscan(ctx, start, len(start), plen, limit, _RECORDS)
         if n <= 0:
@@ -470,6 +488,7 @@ def _scan_records(
         return list(zip(ids, payloads, o[4::6], o[5::6], strict=True))
     finally:
         _rend(ctx)
+        rd.held = False
 
 
 def _list_parsed(ctx: Any, prefix: bytes, cls: type[Message]) -> list[Any] | None:
