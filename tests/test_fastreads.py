@@ -347,3 +347,27 @@ def test_close_from_inside_this_threads_held_scan_is_refused(
     monkeypatch.undo()
     store.close()  # after the read: fine
     assert store.closed
+
+
+def test_find_one_fast_path_keeps_its_errors(store: Store) -> None:
+    store.create_index("A", "slug", field="model", msg_type=Agent, unique=True)
+    store.save_resource("A", "x", Agent(model="m1"))
+    assert store.find_one("A", "slug", "m1", Agent).model == "m1"
+    with pytest.raises(NotFoundError, match="no A with slug = 'zz'"):
+        store.find_one("A", "slug", "zz", Agent)
+    with pytest.raises(TypeError, match="msg_type"):
+        store.find_one("A", "slug", "m1", Agent())  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        store.find_one("A", "slug", 1.5, Agent)
+    with pytest.raises(NotFoundError):
+        store.find_one("A", "nope", "m1", Agent)  # no such index
+    with pytest.raises(NotFoundError):
+        store.find_one("A", "slug", "\udc80", Agent)  # no stored value can be this
+    big = Agent(model="big", instructions="b" * (reads.BUF + 100))
+    store.save_resource("A", "y", big)
+    assert store.find_one("A", "slug", "big", Agent) == big  # past the thread's buffer
+    with store.transaction() as t:
+        t.save_resource("A", "z", Agent(model="m3"))
+        assert t.find_one("A", "slug", "m3", Agent).model == "m3"  # its own write
+        with pytest.raises(TransactionError):
+            store.find_one("A", "slug", "m1", Agent)

@@ -332,7 +332,11 @@ class FastReads(ResourceOps):
             if q is None:
                 return ResourceOps.find_one(self, kind, index, value, msg_type)
             qtype, sv, num, mkey = q
-        if msg_type not in _TYPES:
+        try:
+            known = msg_type in _TYPES
+        except TypeError:  # unhashable: not a class
+            known = False
+        if not known:
             _TYPES.add(_check_type(msg_type))
         mlen = 0 if mkey is _NULL else len(mkey)
         n: int = _rfind(rd.ctx, kb, len(kb), nb, len(nb), qtype, sv, len(sv), num, mkey, mlen)
