@@ -30,6 +30,11 @@ def disk_bytes(path: str) -> int:
     return total
 
 
+def apparent_bytes(path: str) -> int:
+    """The files' sizes (st_size): what ``ls -l`` shows, preallocated or not."""
+    return sum(os.stat(os.path.join(path, name)).st_size for name in os.listdir(path))
+
+
 class System:
     name = ""
     label = ""
@@ -41,6 +46,7 @@ class System:
     list_raw: Callable[[str], list[bytes]]
     list_parsed: Callable[[str, type[Message]], list[Message]]
     iter_pages: Callable[[str], int]
+    iter_records: Callable[[str], int]  # iterate a kind record by record; returns the count
     delete_one: Callable[[str, str], bool]
     delete_kind: Callable[[str], int]
 
@@ -61,11 +67,14 @@ class System:
 
 
 class PyStore(System):
+    """pystore with its default options (every feature as configured by
+    default: revisions, change log, history, hygiene); only ``sync`` is set."""
+
     name, label = "pystore", "pystore"
 
     def open(self, path: str, durable: bool = False) -> None:
         self.path = path
-        s = self.store = pystore.Store(path, sync=durable, map_size=MAP_SIZE)
+        s = self.store = pystore.Store(path, sync=durable)
         self.save_one = s.save_resource
         self.save_many = s.save_resources
         get_bytes = getattr(s, "get_bytes", None)
@@ -89,7 +98,7 @@ class PyStore(System):
                 n += 1
             return n
 
-        self.iter_pages = iter_pages
+        self.iter_pages = self.iter_records = iter_pages
 
     def close(self) -> None:
         self.store.close()
@@ -207,6 +216,7 @@ class LmdbAdr(System):
         self.get_raw, self.get_parsed = get_raw, get_parsed
         self.list_raw, self.list_parsed = list_raw, list_parsed
         self.iter_pages, self.delete_one, self.delete_kind = iter_pages, delete_one, delete_kind
+        self.iter_records = iter_pages
 
     def close(self) -> None:
         self.env.close()
@@ -284,8 +294,24 @@ class LmdbExpert(LmdbAdr):
                         n += 1
             return n
 
+        def iter_records(kind: str) -> int:
+            """One cursor loop over the kind building (id, bytes) per record."""
+            prefix = f"{kind}/".encode()
+            n = len(prefix)
+            count = 0
+            with env.begin() as txn:
+                cur = txn.cursor()
+                if cur.set_range(prefix):
+                    for k, v in cur:
+                        if k[:n] != prefix:
+                            break
+                        rec = (k[n:].decode(), v)  # noqa: F841 - the work being measured
+                        count += 1
+            return count
+
         self.save_many, self.get_parsed = save_many, get_parsed
         self.list_raw, self.list_parsed, self.delete_kind = list_raw, list_parsed, delete_kind
+        self.iter_records = iter_records
 
 
 # -- sqlite3 ---------------------------------------------------------------
@@ -363,6 +389,7 @@ class Sqlite(System):
         self.get_raw, self.get_parsed = get_raw, get_parsed
         self.list_raw, self.list_parsed = list_raw, list_parsed
         self.iter_pages, self.delete_one, self.delete_kind = iter_pages, delete_one, delete_kind
+        self.iter_records = iter_pages
 
     def close(self) -> None:
         self.db.close()

@@ -9,6 +9,7 @@ and skills, and a map of environments.
 
 from __future__ import annotations
 
+import os
 import random
 import struct
 import sys
@@ -132,18 +133,62 @@ class Workload:
         return {(k, i): m for k, i, m in self.records}
 
 
-def build() -> Workload:
+def smoke() -> bool:
+    """Tiny sizes (``PYSTORE_BENCH_SMOKE=1``): the harness checked end to end in seconds."""
+    return os.environ.get("PYSTORE_BENCH_SMOKE", "") not in ("", "0")
+
+
+def build(
+    per_kind: int | None = None,
+    gets: int | None = None,
+    saves: int | None = None,
+    batch_n: int | None = None,
+) -> Workload:
+    """The workload; sizes default to the module's constants (tiny ones under smoke())."""
+    tiny = smoke()
+    per_kind = per_kind or (400 if tiny else PER_KIND)
+    gets = gets or (200 if tiny else GETS_PER_ROUND)
+    saves = saves or (50 if tiny else SAVES_PER_ROUND)
+    batch_n = batch_n or (1_000 if tiny else BATCH_N)
     rng = random.Random(SEED)
     records = []
     for kind in KINDS:
-        for n in range(1, PER_KIND + 1):
+        for n in range(1, per_kind + 1):
             id = make_id(kind, n)
             records.append((kind, id, make_agent(rng, kind, id)))
     rng.shuffle(records)
-    get_keys = [(k, i) for k, i, _ in rng.sample(records, GETS_PER_ROUND)]
-    save_keys = rng.sample(range(len(records)), SAVES_PER_ROUND)
-    batch = [(f"bat-{n:06d}", records[n % len(records)][2]) for n in range(BATCH_N)]
+    get_keys = [(k, i) for k, i, _ in rng.sample(records, gets)]
+    save_keys = rng.sample(range(len(records)), saves)
+    batch = [(f"bat-{n:06d}", records[n % len(records)][2]) for n in range(batch_n)]
     return Workload(records, get_keys, save_keys, batch)
+
+
+def space_records(target_bytes: int) -> list[tuple[str, str, Message]]:
+    """Records of the same kinds and shape whose payloads add up to ``target_bytes``
+    (the space row: ~100 MB of records), in a seeded random order."""
+    rng = random.Random(SEED + 1)
+    records: list[tuple[str, str, Message]] = []
+    total, n = 0, 0
+    while total < target_bytes:
+        n += 1
+        for kind in KINDS:
+            id = make_id(kind, n)
+            msg = make_agent(rng, kind, id)
+            total += msg.ByteSize()
+            records.append((kind, id, msg))
+    rng.shuffle(records)
+    return records
+
+
+def write_c_records(records: list[tuple[str, str, Message]], path: str) -> None:
+    """Records alone in the C program's format (no gets, saves or batch): for its space mode."""
+    out = [b"PSBW1\0\0\0", struct.pack("<I", len(records))]
+    for kind, id, msg in records:
+        kb, ib, pb = kind.encode(), id.encode(), msg.SerializeToString()
+        out += [struct.pack("<HHI", len(kb), len(ib), len(pb)), kb, ib, pb]
+    out.append(struct.pack("<III", 0, 0, 0))
+    with open(path, "wb") as f:
+        f.write(b"".join(out))
 
 
 def write_c_file(w: Workload, path: str) -> None:

@@ -37,7 +37,9 @@ int ps_begin_mdb(ps_env *e, int write, MDB_txn **out)
     ps_shared *sh = e->sh;
     if (!write && ps_pool_renew(sh, out) == PS_OK)
         return PS_OK;
-    unsigned flags = write ? (e->nosync ? MDB_NOSYNC : 0) : MDB_RDONLY;
+    /* LMDB 0.9 ignores MDB_NOSYNC at txn begin (it keeps only MDB_RDONLY):
+     * durability is set on the env at commit instead (ps_txn_commit_rev). */
+    unsigned flags = write ? 0 : MDB_RDONLY;
     int rc = MDB_MAP_RESIZED;
     for (int tries = 0; tries < 16 && rc == MDB_MAP_RESIZED; tries++) {
         rc = mdb_txn_begin(sh->mdb, NULL, flags, out);
@@ -178,6 +180,11 @@ int ps_txn_commit_rev(ps_txn *t, uint64_t *revision)
             rc = ps_rev_finish(t);
             if (rc == PS_OK) {
                 txnid = mdb_txn_id(t->mdb);
+                /* The env is shared by sync and nosync Stores; LMDB reads
+                 * MDB_NOSYNC from the env inside mdb_txn_commit, and this
+                 * process commits one write txn at a time (write_mu), so
+                 * the flag is this Store's choice for exactly this commit. */
+                (void)mdb_env_set_flags(t->env->mdb, MDB_NOSYNC, t->env->nosync); /* a changeable flag: cannot fail */
                 rc = mdb_txn_commit(t->mdb);
                 t->mdb = NULL; /* LMDB frees it whatever the outcome */
             }

@@ -6,7 +6,10 @@
  *   {"ops": {"<op>": {"ops": N, "median_s": M, "rounds_s": [...]}}, "size": B}
  * where median_s is the median time of one round of N operations.
  *
- * Usage: lmdb_bench WORKLOAD_FILE SCRATCH_DIR
+ * Usage: lmdb_bench WORKLOAD_FILE SCRATCH_DIR [space]
+ * With "space" it only loads the records (5,000 per commit) and prints
+ *   {"size": ALLOCATED, "apparent": APPARENT, "records": N}
+ * (allocated = st_blocks * 512, apparent = st_size, summed over the files).
  *
  * Keys are "<kind>/<id>" in LMDB's main database; values are the raw
  * protobuf payloads (no header).  Saves use one write txn each; reads reuse
@@ -246,7 +249,9 @@ static void reinsert_saves(MDB_env *env, MDB_dbi dbi)
     CHECK(mdb_txn_commit(t));
 }
 
-static uint64_t dir_bytes(const char *dir)
+/* Bytes of the files of a directory: allocated on disk (st_blocks * 512)
+ * or, with apparent, their sizes (st_size). */
+static uint64_t dir_bytes_of(const char *dir, int apparent)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
@@ -256,11 +261,13 @@ static uint64_t dir_bytes(const char *dir)
         struct stat st;
         if (e->d_name[0] == '.') continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (stat(path, &st) == 0) total += (uint64_t)st.st_blocks * 512;
+        if (stat(path, &st) == 0)
+            total += apparent ? (uint64_t)st.st_size : (uint64_t)st.st_blocks * 512;
     }
     if (d) closedir(d);
     return total;
 }
+static uint64_t dir_bytes(const char *dir) { return dir_bytes_of(dir, 0); }
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -297,8 +304,9 @@ static void report(const char *op, size_t ops, double *t, int n)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s WORKLOAD_FILE SCRATCH_DIR\n", argv[0]);
+    int space_only = argc == 4 && strcmp(argv[3], "space") == 0;
+    if (argc != 3 && !space_only) {
+        fprintf(stderr, "usage: %s WORKLOAD_FILE SCRATCH_DIR [space]\n", argv[0]);
         return 2;
     }
     load_file(argv[1]);
@@ -312,8 +320,19 @@ int main(int argc, char **argv)
     MDB_dbi dbi = main_dbi(env);
     for (uint32_t i = 0; i < n_recs; i += 5000)
         put_recs(env, dbi, recs + i, n_recs - i < 5000 ? n_recs - i : 5000, NULL);
-    uint64_t size = dir_bytes(dir);
-    printf("{\"size\": %llu, \"records\": %u, \"ops\": {", (unsigned long long)size, n_recs);
+    uint64_t size = dir_bytes(dir), apparent = dir_bytes_of(dir, 1);
+    if (space_only) {
+        printf("{\"size\": %llu, \"apparent\": %llu, \"records\": %u}\n",
+               (unsigned long long)size, (unsigned long long)apparent, n_recs);
+        mdb_env_close(env);
+        return 0;
+    }
+    /* the listed kind ("Agent") and the doomed kind have this many records */
+    size_t n_agents = 0;
+    for (uint32_t i = 0; i < n_recs; i++)
+        if (recs[i].kind_len == 5 && memcmp(recs[i].kind, "Agent", 5) == 0) n_agents++;
+    printf("{\"size\": %llu, \"apparent\": %llu, \"records\": %u, \"ops\": {",
+           (unsigned long long)size, (unsigned long long)apparent, n_recs);
 
     ROUNDS("save_one", n_saves, 10, (void)0,
            for (uint32_t i = 0; i < n_saves; i++) save_one(env, dbi, &recs[saves[i]]));
@@ -349,14 +368,14 @@ int main(int argc, char **argv)
     });
 
     size_t listed = 0;
-    ROUNDS("list_raw", 10000, 10, (void)0, {
+    ROUNDS("list_raw", n_agents, 10, (void)0, {
         CHECK(mdb_txn_renew(rt));
         listed = list_into(rt, dbi, "Agent/", NULL, 0, 0, NULL, NULL);
         mdb_txn_reset(rt);
     });
-    if (listed != 10000) { fprintf(stderr, "listed %zu\n", listed); return 1; }
+    if (listed != n_agents) { fprintf(stderr, "listed %zu\n", listed); return 1; }
 
-    ROUNDS("iter_pages", 10000, 10, (void)0, {
+    ROUNDS("iter_pages", n_agents, 10, (void)0, {
         char last[512];
         size_t last_len = 0, got, total = 0;
         do {
@@ -365,7 +384,7 @@ int main(int argc, char **argv)
             mdb_txn_reset(rt);
             total += got;
         } while (got == 512);
-        if (total != 10000) { fprintf(stderr, "iterated %zu\n", total); exit(1); }
+        if (total != n_agents) { fprintf(stderr, "iterated %zu\n", total); exit(1); }
     });
     mdb_txn_abort(rt);
 
@@ -381,9 +400,9 @@ int main(int argc, char **argv)
     });
 
     {
-        rec *doomed = calloc(10000, sizeof *doomed);
+        rec *doomed = calloc(n_agents ? n_agents : 1, sizeof *doomed);
         size_t nd = 0;
-        for (uint32_t i = 0; i < n_recs && nd < 10000; i++)
+        for (uint32_t i = 0; i < n_recs && nd < n_agents; i++)
             if (recs[i].kind_len == 5 && memcmp(recs[i].kind, "Agent", 5) == 0)
                 doomed[nd++] = recs[i];
         uint64_t deleted = 0;
