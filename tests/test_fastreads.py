@@ -371,3 +371,49 @@ def test_find_one_fast_path_keeps_its_errors(store: Store) -> None:
         assert t.find_one("A", "slug", "m3", Agent).model == "m3"  # its own write
         with pytest.raises(TransactionError):
             store.find_one("A", "slug", "m1", Agent)
+
+
+def test_a_thread_that_only_parses_or_finds_takes_the_fast_path(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pystore._ops import ResourceOps
+
+    store.create_index("A", "slug", field="model", msg_type=Agent, unique=True)
+    store.save_resources("A", [(f"a{i}", Agent(model=f"m{i}")) for i in range(5)])
+    general: list[str] = []
+    for name in ("get_resource", "find_one"):
+        real = getattr(ResourceOps, name)
+
+        def counting(*args: object, _real: object = real, _name: str = name) -> object:
+            general.append(_name)
+            return _real(*args)  # type: ignore[operator]
+
+        monkeypatch.setattr(ResourceOps, name, counting)
+    got: list[str] = []
+
+    def reader() -> None:  # a new thread: no read context yet
+        for i in range(5):
+            got.append(store.get_resource("A", f"a{i}", Agent).model)
+            got.append(store.find_one("A", "slug", f"m{i}", Agent).model)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    t.join(30)
+    assert got == [f"m{i}" for i in range(5) for _ in (0, 1)]
+    # At most the first get_resource checks the kind's type the general way.
+    assert general in ([], ["get_resource"]), general
+
+
+def test_iter_stamps_match_ns_to_datetime() -> None:
+    import random
+
+    from pystore.records import ns_to_datetime
+
+    rng = random.Random(3)
+    stamps = reads._Stamps()
+    values = [0, -1, -999, -1000, -1001, 999, 1000, 10**9 - 1, 10**9, -(2**63), 2**63 - 1]
+    values += sorted(rng.randrange(-(2**62), 2**62) for _ in range(300))
+    values += [1_765_000_000_000_000_000 + rng.randrange(3 * 10**9) for _ in range(300)]
+    for ns in values:
+        assert stamps.at(ns) == ns_to_datetime(ns), ns
+        assert stamps.at(ns).tzinfo is ns_to_datetime(ns).tzinfo

@@ -20,6 +20,7 @@ Closed and forked stores are caught by the C call itself (``PS_ERR_CLOSED``,
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
@@ -72,6 +73,8 @@ _WIRE: int = lib.PS_RSCAN_WIRE
 # by ordinary attribute stores, then becomes a Resource (the layouts are the
 # same, so CPython allows the __class__ assignment): ~0.4 us.
 _new = object.__new__
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+_UTC = _dt.UTC
 
 
 class _Twin:
@@ -98,6 +101,25 @@ def _twin_works() -> bool:
 
 
 _TWIN = _twin_works()
+
+
+class _Stamps:
+    """``ns_to_datetime`` for a run of stamps: the date and time of the
+    current second are kept, so a stamp within it costs one datetime
+    constructor (~0.2 us) instead of timedelta arithmetic (~0.55 us)."""
+
+    __slots__ = ("fields", "sec")
+
+    def __init__(self) -> None:
+        self.sec: int | None = None
+        self.fields: tuple[int, int, int, int, int, int] = (1970, 1, 1, 0, 0, 0)
+
+    def at(self, ns: int) -> _dt.datetime:
+        sec, us = divmod(ns // 1000, 1_000_000)  # floors, as ns_to_datetime
+        if sec != self.sec:
+            b = _EPOCH + _dt.timedelta(seconds=sec)
+            self.sec, self.fields = sec, (b.year, b.month, b.day, b.hour, b.minute, b.second)
+        return _dt.datetime(*self.fields, us, _UTC)
 
 
 class Reader:
@@ -269,6 +291,8 @@ class FastReads(ResourceOps):
     def get_resource(self, kind: str, id: str, msg_or_type: M | type[M]) -> M:
         tls = self._tls
         rd: Reader | None = tls.rd
+        if rd is None:
+            rd = self._reader()  # this thread's first read (None: the general path)
         msg: Any = msg_or_type
         if rd is not None and tls.txn is None and id.__class__ is str and "\0" not in id:
             if msg.__class__ is _META:  # a generated message class
@@ -280,7 +304,9 @@ class FastReads(ResourceOps):
                     n: int = _rget1(rd.kp[kind] + id.encode())
                 else:
                     n = -1  # the type is checked the general way (then remembered)
-            except (KeyError, TypeError, UnicodeEncodeError):
+            except KeyError:
+                n = rd.cap + 1  # a kind new to this thread: _get_n checks and adds it
+            except (TypeError, UnicodeEncodeError):
                 n = -1
             if 0 <= n <= rd.cap:
                 try:
@@ -292,7 +318,7 @@ class FastReads(ResourceOps):
                     ) from None
                 return msg  # type: ignore[no-any-return]
             if n > rd.cap:
-                got = self._get_n(kind, id)  # grows the buffer (or None: too big)
+                got = self._get_n(kind, id)  # grows the buffer (or None: too big, or bad)
                 if got is not None:
                     return _parse_into(msg, got[0].mv[: got[1]], kind, id)  # type: ignore[no-any-return]
         return ResourceOps.get_resource(self, kind, id, msg)  # type: ignore[no-any-return]
@@ -311,6 +337,8 @@ class FastReads(ResourceOps):
     def find_one(self, kind: str, index: str, value: object, msg_type: type[M]) -> M:
         tls = self._tls
         rd: Reader | None = tls.rd
+        if rd is None:
+            rd = self._reader()  # this thread's first read (None: the general path)
         if rd is None or tls.txn is not None:
             return ResourceOps.find_one(self, kind, index, value, msg_type)
         try:
@@ -409,6 +437,7 @@ class FastReads(ResourceOps):
         left = limit
         last_ns: int | None = None
         last_dt = ns_to_datetime(0)
+        stamps = _Stamps()
         while left is None or left > 0:
             page = PAGE if left is None else min(PAGE, left)
             rd = self._reader()
@@ -422,7 +451,7 @@ class FastReads(ResourceOps):
                 return
             for ident, payload, ns, rev in records:
                 if ns != last_ns:  # records saved together share a stamp
-                    last_ns, last_dt = ns, ns_to_datetime(ns)
+                    last_ns, last_dt = ns, stamps.at(ns)
                 id = ident.decode("utf-8")
                 msg = None
                 if cls is not None:
