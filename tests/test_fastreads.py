@@ -203,6 +203,12 @@ def test_signed_stamps_and_revisions_through_iter_and_get(store: Store) -> None:
     assert got == {"neg": (-5_000, 1, b"\x08\x01"), "pos": (2**62, 2, b"")}
     rec = store.get_record("A", "neg")
     assert (rec.updated_ns, rec.revision) == (-5_000, 1)
+    # Distinct stamps, within a second and across seconds: the same datetimes.
+    for i, ns in enumerate([10**18 + 1, 10**18 + 999_999_999, 10**18 + 10**9, -(10**15) + 7]):
+        store._put_raw("B", f"b{i}", b"", ns)
+    for r in store.iter_resources("B"):
+        assert r.updated_at == store.get_record("B", r.id).updated_at
+        assert r.updated_at == pystore.records.ns_to_datetime(r.updated_ns)
 
 
 def test_fork_after_reads_gives_forked_error_in_the_child(store_path: Path) -> None:

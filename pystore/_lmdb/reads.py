@@ -75,6 +75,7 @@ _WIRE: int = lib.PS_RSCAN_WIRE
 _new = object.__new__
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 _UTC = _dt.UTC
+_DT = _dt.datetime
 
 
 class _Twin:
@@ -114,12 +115,15 @@ class _Stamps:
         self.sec: int | None = None
         self.fields: tuple[int, int, int, int, int, int] = (1970, 1, 1, 0, 0, 0)
 
+    def second(self, sec: int) -> None:
+        b = _EPOCH + _dt.timedelta(seconds=sec)
+        self.sec, self.fields = sec, (b.year, b.month, b.day, b.hour, b.minute, b.second)
+
     def at(self, ns: int) -> _dt.datetime:
         sec, us = divmod(ns // 1000, 1_000_000)  # floors, as ns_to_datetime
         if sec != self.sec:
-            b = _EPOCH + _dt.timedelta(seconds=sec)
-            self.sec, self.fields = sec, (b.year, b.month, b.day, b.hour, b.minute, b.second)
-        return _dt.datetime(*self.fields, us, _UTC)
+            self.second(sec)
+        return _DT(*self.fields, us, _UTC)
 
 
 class Reader:
@@ -451,7 +455,10 @@ class FastReads(ResourceOps):
                 return
             for ident, payload, ns, rev in records:
                 if ns != last_ns:  # records saved together share a stamp
-                    last_ns, last_dt = ns, stamps.at(ns)
+                    sec, us = divmod(ns // 1000, 1_000_000)  # as stamps.at(ns), inline
+                    if sec != stamps.sec:
+                        stamps.second(sec)
+                    last_ns, last_dt = ns, _DT(*stamps.fields, us, _UTC)
                 id = ident.decode("utf-8")
                 msg = None
                 if cls is not None:
