@@ -296,6 +296,66 @@ int ps_put_many(ps_txn *txn, const char *kind, size_t kind_len,
                 size_t n, int64_t updated_ns, unsigned flags,
                 size_t *failed_at);
 
+/* ---- One-call writes (ps_fastwrite.c) -----------------------------------
+ * Each call checks its arguments, strips (a plan of ps_wire_strip, or NULL
+ * for none), begins a write transaction of its own, writes with every hook
+ * of ps_put_if / ps_del_if / ps_del_kind / ps_put_many (revision, change
+ * log, indexes, history), takes the time stamp (CLOCK_REALTIME) and commits;
+ * the transaction has ended when the call returns, whatever happened, so
+ * a caller interrupted around the call never holds one.  MDB_MAP_FULL is
+ * handled as in any transaction (grow the map, replay the txn's log).
+ * Order of the checks: strip, payload size, fork, close, read-only, key(s),
+ * then the transaction.  The result is the return value: >= 0 on success,
+ * -1 on failure, with the details in this thread's ps_fw_info (read by
+ * ps_fw_last, valid until this thread's next ps_fw_* call). */
+typedef struct ps_fw_plan {
+    const uint32_t *table; /* ps_wire_strip's plan; must outlive the calls */
+    size_t len;
+} ps_fw_plan;
+typedef struct ps_fw_info {
+    int rc;           /* the error code (any code of ps_strerror) */
+    int stage;        /* PS_FW_STAGE_*: where it failed */
+    uint64_t actual;  /* PS_ERR_CONFLICT: the stored revision (0: absent) */
+    size_t len;       /* PS_ERR_VALUE_TOO_LARGE: the stripped payload's size */
+    size_t index;     /* batches: the record that failed */
+    uint64_t revision; /* the revision the last successful call committed */
+} ps_fw_info;
+#define PS_FW_STAGE_ARGS   0 /* bad arguments: nothing was done */
+#define PS_FW_STAGE_STRIP  1 /* ps_wire_strip declined (strip another way) */
+#define PS_FW_STAGE_BEGIN  2 /* fork / close / read-only / begin failed */
+#define PS_FW_STAGE_WRITE  3 /* the key or the write failed: rolled back */
+#define PS_FW_STAGE_COMMIT 4 /* the commit failed: nothing was written */
+/* Upsert kind/id (flags: PS_PUT_NOOVERWRITE, PS_PUT_IF_REVISION with
+ * `expected`); returns the revision committed.  On PS_LMDB_KEYEXIST,
+ * PS_ERR_CONFLICT (info.actual) or PS_ERR_UNIQUE nothing was written. */
+int64_t ps_fw_save(ps_env *env, const char *kind, size_t kind_len,
+                   const char *id, size_t id_len, const char *data, size_t len,
+                   const ps_fw_plan *plan, unsigned flags, uint64_t expected);
+/* Delete kind/id (flags: 0 or PS_PUT_IF_REVISION with `expected`); returns
+ * the revision committed when it existed, 0 when it did not. */
+int64_t ps_fw_del(ps_env *env, const char *kind, size_t kind_len,
+                  const char *id, size_t id_len, unsigned flags,
+                  uint64_t expected);
+/* Delete every record of a kind; returns their number (info.revision: the
+ * revision committed, 0 if nothing changed). */
+int64_t ps_fw_del_kind(ps_env *env, const char *kind, size_t kind_len);
+/* Upsert n records of one kind, laid out as for ps_put_many (data: id then
+ * payload of each record; lens[2i], lens[2i+1] their lengths), each payload
+ * stripped by `plan` (NULL: as given).  Every key is checked before the
+ * first put: all or nothing.  Returns n (info.revision: the revision). */
+int64_t ps_fw_save_many(ps_env *env, const char *kind, size_t kind_len,
+                        const char *data, size_t data_len, const uint32_t *lens,
+                        size_t n, const ps_fw_plan *plan);
+/* For a transaction the caller began (e.g. group commit): strip and put
+ * kind/id as ps_put_if (the payload is copied into the txn's log), time
+ * stamp now. */
+int ps_fw_put_txn(ps_txn *txn, const char *kind, size_t kind_len,
+                  const char *id, size_t id_len, const char *data, size_t len,
+                  const ps_fw_plan *plan, unsigned flags, uint64_t expected,
+                  uint64_t *actual);
+/* Copy this thread's details of its last ps_fw_* call into *out. */
+void ps_fw_last(ps_fw_info *out);
+
 /* ---- Secondary indexes (ps_index.c, ps_extract.c, ps_find.c) ----------
  * An index of a kind is a plan (u32 array, see ps_extract.c) that picks
  * values out of each record's serialized payload.  Entries live in the

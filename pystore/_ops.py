@@ -19,9 +19,11 @@ from google.protobuf.message import DecodeError, EncodeError, Message
 from ._kindops import KindOps, check_limit
 from ._lmdb.core import MAX_PAYLOAD, NO_SLOT, CTxn, check_key, encode_id, encode_kind
 from ._lmdb.fast import list_wire, parse_list, put_many
+from ._lmdb.fastwrite import FastWriter, check_revision
 from ._lmdb.group import GroupCommit, Op
 from ._lmdb.hygiene import Stripper
 from ._lmdb.schema import SchemaRecorder
+from ._lmdb.wirestrip import WirePlan
 from ._query import QueryOps
 from ._seam import op_for
 from .errors import InvalidMessageError, NotFoundError, ValueTooLargeError
@@ -46,14 +48,7 @@ def _check_type(msg_type: object, what: str = "msg_type") -> type[Message]:
     return msg_type
 
 
-def _check_revision(if_revision: object) -> int | None:
-    if if_revision is None:
-        return None
-    if isinstance(if_revision, bool) or not isinstance(if_revision, int):
-        raise TypeError(f"if_revision must be int or None, not {type(if_revision).__name__}")
-    if not 0 <= if_revision < 2**64:
-        raise ValueError("if_revision must be >= 0 (0: only if absent)")
-    return if_revision
+_check_revision = check_revision
 
 
 def _parse(msg: M, data: bytes, where: str, id: str | None = None) -> M:
@@ -102,6 +97,7 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
     _stripper: Stripper
     _schemas: SchemaRecorder
     _group: GroupCommit | None = None  # set by a durable Store
+    _fw: FastWriter | None = None  # set by a non-durable, writable Store
 
     def _group_write(self, op: Op) -> Any:
         raise NotImplementedError
@@ -185,18 +181,33 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
             )
         return data
 
+    def _payload_unstripped(self, msg: object) -> tuple[bytes, WirePlan | None]:
+        """``_payload`` for a group commit: the bytes and the plan its leader
+        strips them with (None: they are final).  No C call (see group.py)."""
+        message = _check_message(msg)
+        try:
+            data, wire = self._stripper.serialize_unstripped(message)
+        except EncodeError as exc:
+            raise InvalidMessageError(
+                f"cannot serialize {message.DESCRIPTOR.full_name}: {exc}"
+            ) from None
+        if len(data) > MAX_PAYLOAD:  # stripped, it may fit: decide as _payload does
+            return self._payload(message), None
+        return data, wire
+
     # -- writes -----------------------------------------------------------
 
     def _put(
         self, kind: str, id: str, msg: object, create: bool, if_revision: int | None = None
     ) -> int:
         kb, ib = encode_kind(kind), encode_id(id)
-        payload = self._payload(msg)
-        if self._group is not None:  # durable Store: share the commit (see _group.py)
+        if self._group is not None:  # durable Store: share the commit (see group.py)
+            data, wire = self._payload_unstripped(msg)  # the leader strips
             rev: int = self._group_write(
-                Op(kind, kb, ib, payload, msg, create, if_revision)  # type: ignore[arg-type]
+                Op(kind, kb, ib, data, msg, create, if_revision, wire=wire)  # type: ignore[arg-type]
             )
             return rev
+        payload = self._payload(msg)
         t = self._prepare(True)
         ok = False
         try:
@@ -219,14 +230,29 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
         if the stored record's revision is N (0: only if absent), else
         ConflictError and nothing changes.
         """
-        return self._put(kind, id, msg, False, _check_revision(if_revision))
+        expected = _check_revision(if_revision)
+        fw = self._fw
+        if fw is not None:  # one C call (see _lmdb/fastwrite.py), None: not taken
+            rev = fw.save(self, kind, id, msg, False, expected)  # type: ignore[arg-type]
+            if rev is not None:
+                return rev
+        return self._put(kind, id, msg, False, expected)
 
     def create_resource(self, kind: str, id: str, msg: Message) -> int:
         """Like save_resource, but AlreadyExistsError if ``kind/id`` exists."""
+        fw = self._fw
+        if fw is not None:
+            rev = fw.save(self, kind, id, msg, True, None)  # type: ignore[arg-type]
+            if rev is not None:
+                return rev
         return self._put(kind, id, msg, True)
 
     def save_resources(self, kind: str, items: Iterable[tuple[str, Message]]) -> int:
         """Upsert many resources of one kind, all or nothing, in one commit."""
+        if self._fw is not None:
+            n, items = self._fw.save_many(self, kind, items)  # type: ignore[arg-type]
+            if n is not None:
+                return n
         kb = encode_kind(kind)
         batch = []
         types: list[Message] = []  # one message per run of the same type
@@ -332,6 +358,10 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
     def delete_resource(self, kind: str, id: str, *, if_revision: int | None = None) -> bool:
         """Delete ``kind/id``; True if it existed.  ``if_revision=N`` deletes only
         if the stored record's revision is N, else ConflictError."""
+        if self._fw is not None:
+            found = self._fw.delete(self, kind, id, if_revision)  # type: ignore[arg-type]
+            if found is not None:
+                return found
         kb, ib = encode_kind(kind), encode_id(id)
         expected = _check_revision(if_revision)
         if self._group is not None:
@@ -341,6 +371,10 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
 
     def delete_resources_by_kind(self, kind: str) -> int:
         """Delete every resource of a kind in one write transaction; the count."""
+        if self._fw is not None:
+            count = self._fw.delete_kind(self, kind)  # type: ignore[arg-type]
+            if count is not None:
+                return count
         kb = encode_kind(kind)
         n: int = self._run(True, CTxn.delete_kind, kb)
         return n

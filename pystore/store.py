@@ -12,8 +12,9 @@ from typing import Any
 from ._etcd.url import is_etcd_url
 from ._lmdb._native import ffi, lib
 from ._lmdb.admin import AdminOps
-from ._lmdb.core import CTxn, check_key, finish
+from ._lmdb.core import CTxn, check_key_held, finish
 from ._lmdb.fast import env_get
+from ._lmdb.fastwrite import FastWriter
 from ._lmdb.files import make_dirs
 from ._lmdb.group import GroupCommit, Op
 from ._lmdb.hygiene import Stripper
@@ -174,6 +175,8 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, FastReads, ResourceOps):
         self._tls = _ThreadState()
         if self.sync and not self.readonly:
             self._group = GroupCommit(self)  # concurrent durable writes share commits
+        elif not self.readonly:
+            self._fw = FastWriter(self._env, self._stripper)  # one C call per write
 
     # -- lifecycle --------------------------------------------------------
 
@@ -269,7 +272,7 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, FastReads, ResourceOps):
 
     def _group_write(self, op: Op) -> Any:
         self._check_usable()  # this thread's own checks, before it queues
-        check_key(op.kb, op.ib)  # a bad key must fail alone, not its whole batch
+        check_key_held(op.kb, op.ib)  # a bad key must fail alone, not its whole batch
         assert self._group is not None
         return self._group.run(op)
 

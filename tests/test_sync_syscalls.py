@@ -37,7 +37,7 @@ CHILD = textwrap.dedent(
     # Writes to /dev/null mark the stretch of the commits being counted.
     with open("/dev/null", "w") as f:
         f.write("mark-begin")
-    for i in range(N_SAVES):
+    for i in range(SAVES_N):
         for s in stores:
             s.save_resource("Agent", f"a{i}", make_agent(i))
     with open("/dev/null", "w") as f:
@@ -45,7 +45,7 @@ CHILD = textwrap.dedent(
     for s in stores:
         s.close()
     """
-).replace("N_SAVES", str(SAVES))
+).replace("SAVES_N", str(SAVES))
 
 FLUSHES = ("fsync", "fdatasync", "msync", "sync_file_range")
 

@@ -78,6 +78,13 @@ class Stripper:
         self._wire[desc] = wire
         return wire
 
+    def wire_plan(self, desc: Descriptor) -> WirePlan | None:
+        """The compiled wire plan of a type (None: nothing to strip); cached."""
+        try:
+            return self._wire[desc]
+        except KeyError:
+            return self._wire_plan(desc)
+
     def plan(self, desc: Descriptor) -> _Plan | None:
         """The cached plan for a type, or None when nothing can need stripping."""
         try:
@@ -136,6 +143,31 @@ class Stripper:
         if data is not None:
             return data
         plan = self.plan(desc)
+        assert plan is not None
+        copy = type(msg)()
+        copy.CopyFrom(msg)
+        _apply(copy, plan)
+        return copy.SerializeToString()
+
+    def serialize_unstripped(self, msg: Message) -> tuple[bytes, WirePlan | None]:
+        """The message's bytes as they are, and the plan that strips them
+        (None: nothing to strip).  No C call, so the GIL is kept: a durable
+        writer serializes here and the leader of its group commit strips
+        (see ``group.py``), so queueing writers do not convoy on the GIL."""
+        desc = cast(Descriptor, msg.DESCRIPTOR)
+        try:
+            wire = self._wire[desc]
+        except KeyError:
+            wire = self._wire_plan(desc)
+        return msg.SerializeToString(), wire
+
+    def strip(self, msg: Message, data: bytes, wire: WirePlan) -> bytes:
+        """``data`` (``msg`` serialized) without the fields ``wire`` names:
+        what ``serialize(msg)`` returns."""
+        out = wire.strip(data)
+        if out is not None:
+            return out
+        plan = self.plan(cast(Descriptor, msg.DESCRIPTOR))
         assert plan is not None
         copy = type(msg)()
         copy.CopyFrom(msg)

@@ -77,11 +77,14 @@ class WirePlan:
     """One compiled plan; ``strip(data)`` is the stripped bytes, or None when
     the C core declines (the caller then strips the slow way)."""
 
-    __slots__ = ("_n", "_table")
+    __slots__ = ("_n", "_table", "fw")
 
     def __init__(self, table: list[int]) -> None:
         self._table: Any = ffi.new("uint32_t[]", table)
         self._n = len(table)
+        # The same table for the one-call writes (ps_fastwrite.c); it points
+        # into self._table, which lives as long as this plan.
+        self.fw: Any = ffi.new("ps_fw_plan *", (self._table, self._n))
 
     def strip(self, data: bytes) -> bytes | None:
         buf, cap, size = _tls.out

@@ -1,0 +1,311 @@
+/* ps_fastwrite.c -- one-call writes: check, strip, begin, write, commit.
+ *
+ * Each entry point does in one C call what the Python layer did in five or
+ * six (key check, strip, begin, put, commit, the revision), through the
+ * same functions (ps_txn_begin, ps_put_if, ps_del_if, ps_del_kind,
+ * ps_put_many, ps_txn_commit_rev), so every hook and the map-growth replay
+ * of the transaction's log are those of any other write.  A stripped
+ * payload lives in a buffer of the call's own, freed after the commit
+ * (payloads are borrowed by the log until then).
+ *
+ * Results come back as the return value; the details of a failure stay in
+ * a thread-local ps_fw_info until the thread's next call (no out-parameters
+ * for the caller to allocate on the hot path). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ps_internal.h"
+
+static __thread ps_fw_info last;
+
+void ps_fw_last(ps_fw_info *out)
+{
+    if (out)
+        *out = last;
+}
+
+static int64_t fail(int stage, int rc)
+{
+    last.stage = stage;
+    last.rc = rc;
+    return -1;
+}
+
+/* Checks before a write transaction, in the order the Python layer made
+ * them: fork, close, read-only. */
+static int env_usable(ps_env *e)
+{
+    if (ps_getpid() != e->pid)
+        return PS_ERR_FORKED;
+    if (e->closing || e->sh == NULL)
+        return PS_ERR_CLOSED;
+    if (e->readonly)
+        return PS_ERR_READONLY;
+    return PS_OK;
+}
+
+/* The payload to write: `data` itself (plan NULL) or a stripped copy in
+ * *owned (to free); PS_ERR_BAD_RECORD when the strip declines. */
+static int strip_one(const ps_fw_plan *plan, const char *data, size_t len,
+                     char **owned, const char **out, size_t *out_len)
+{
+    *owned = NULL;
+    *out = data;
+    *out_len = len;
+    if (plan == NULL)
+        return PS_OK;
+    if (plan->table == NULL || len > SIZE_MAX - PS_STRIP_SLACK)
+        return PS_ERR_INVALID_ARG;
+    char *buf = malloc(len + PS_STRIP_SLACK);
+    if (buf == NULL)
+        return PS_ERR_NOMEM;
+    int rc = ps_wire_strip(plan->table, plan->len, data, len, buf,
+                           len + PS_STRIP_SLACK, out_len);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    *owned = buf;
+    *out = buf;
+    return PS_OK;
+}
+
+/* Commit t (its own stage) and record the revision. */
+static int64_t commit(ps_txn *t, int64_t result)
+{
+    uint64_t rev = 0;
+    int rc = ps_txn_commit_rev(t, &rev);
+    if (rc)
+        return fail(PS_FW_STAGE_COMMIT, rc);
+    last.revision = rev;
+    return result;
+}
+
+int64_t ps_fw_save(ps_env *env, const char *kind, size_t kind_len,
+                   const char *id, size_t id_len, const char *data, size_t len,
+                   const ps_fw_plan *plan, unsigned flags, uint64_t expected)
+{
+    last.actual = 0;
+    last.index = 0;
+    if (env == NULL || (data == NULL && len) ||
+        (flags & ~(unsigned)(PS_PUT_NOOVERWRITE | PS_PUT_IF_REVISION)))
+        return fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG);
+    char *owned;
+    const char *payload;
+    size_t plen;
+    int rc = strip_one(plan, data, len, &owned, &payload, &plen);
+    if (rc)
+        return fail(rc == PS_ERR_BAD_RECORD ? PS_FW_STAGE_STRIP : PS_FW_STAGE_ARGS, rc);
+    int64_t result = -1;
+    if (plen > PS_MAX_PAYLOAD) {
+        last.len = plen;
+        result = fail(PS_FW_STAGE_ARGS, PS_ERR_VALUE_TOO_LARGE);
+    } else if ((rc = env_usable(env)) != PS_OK) {
+        result = fail(PS_FW_STAGE_BEGIN, rc);
+    } else if ((rc = ps_check_key(kind, kind_len, id, id_len)) != PS_OK) {
+        result = fail(PS_FW_STAGE_WRITE, rc);
+    } else {
+        ps_txn *t;
+        rc = ps_txn_begin(env, PS_TXN_WRITE, &t);
+        if (rc) {
+            result = fail(PS_FW_STAGE_BEGIN, rc);
+        } else {
+            rc = ps_put_if(t, kind, kind_len, id, id_len, payload, plen,
+                           ps_now_ns(), flags | PS_PUT_BORROW, expected,
+                           &last.actual);
+            if (rc) {
+                ps_txn_abort(t);
+                result = fail(PS_FW_STAGE_WRITE, rc);
+            } else {
+                result = commit(t, 0);
+                if (result == 0)
+                    result = (int64_t)last.revision;
+            }
+        }
+    }
+    free(owned);
+    return result;
+}
+
+int64_t ps_fw_del(ps_env *env, const char *kind, size_t kind_len,
+                  const char *id, size_t id_len, unsigned flags,
+                  uint64_t expected)
+{
+    last.actual = 0;
+    last.index = 0;
+    if (env == NULL || (flags & ~(unsigned)PS_PUT_IF_REVISION))
+        return fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG);
+    int rc = env_usable(env);
+    if (rc)
+        return fail(PS_FW_STAGE_BEGIN, rc);
+    rc = ps_check_key(kind, kind_len, id, id_len);
+    if (rc)
+        return fail(PS_FW_STAGE_WRITE, rc);
+    ps_txn *t;
+    rc = ps_txn_begin(env, PS_TXN_WRITE, &t);
+    if (rc)
+        return fail(PS_FW_STAGE_BEGIN, rc);
+    int existed = 0;
+    rc = ps_del_if(t, kind, kind_len, id, id_len, (flags & PS_PUT_IF_REVISION) != 0,
+                   expected, &last.actual, &existed);
+    if (rc) {
+        ps_txn_abort(t);
+        return fail(PS_FW_STAGE_WRITE, rc);
+    }
+    int64_t r = commit(t, 0);
+    if (r < 0)
+        return r;
+    if (!existed)
+        return 0;
+    return last.revision ? (int64_t)last.revision : 1;
+}
+
+int64_t ps_fw_del_kind(ps_env *env, const char *kind, size_t kind_len)
+{
+    last.revision = 0;
+    if (env == NULL)
+        return fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG);
+    int rc = env_usable(env);
+    if (rc)
+        return fail(PS_FW_STAGE_BEGIN, rc);
+    ps_txn *t;
+    rc = ps_txn_begin(env, PS_TXN_WRITE, &t);
+    if (rc)
+        return fail(PS_FW_STAGE_BEGIN, rc);
+    uint64_t n = 0;
+    rc = ps_del_kind(t, kind, kind_len, &n);
+    if (rc) {
+        ps_txn_abort(t);
+        return fail(PS_FW_STAGE_WRITE, rc);
+    }
+    return commit(t, (int64_t)n);
+}
+
+/* Strip every payload of a batch into one buffer (*out, lens in *out_lens);
+ * on failure last.index names the record. */
+static int strip_many(const ps_fw_plan *plan, const char *data, size_t data_len,
+                      const uint32_t *lens, size_t n, char **out,
+                      uint32_t **out_lens, size_t *out_len)
+{
+    size_t cap = data_len + PS_STRIP_SLACK, off = 0, in = 0;
+    char *buf = malloc(cap);
+    uint32_t *nl = malloc(n ? 2 * n * sizeof *nl : 1);
+    int rc = buf && nl ? PS_OK : PS_ERR_NOMEM;
+    for (size_t i = 0; rc == PS_OK && i < n; i++) {
+        size_t id_len = lens[2 * i], plen = lens[2 * i + 1], got = 0;
+        if (id_len > data_len - in || plen > data_len - in - id_len) {
+            last.index = i;
+            rc = PS_ERR_INVALID_ARG;
+            break;
+        }
+        if (cap - off < id_len + plen + PS_STRIP_SLACK) { /* a strip that grew */
+            size_t need = off + id_len + plen + PS_STRIP_SLACK;
+            char *bigger = need >= off ? realloc(buf, need * 2) : NULL;
+            if (bigger == NULL) {
+                rc = PS_ERR_NOMEM;
+                break;
+            }
+            buf = bigger;
+            cap = need * 2;
+        }
+        memcpy(buf + off, data + in, id_len);
+        rc = ps_wire_strip(plan->table, plan->len, data + in + id_len, plen,
+                           buf + off + id_len, cap - off - id_len, &got);
+        if (rc == PS_OK && got > UINT32_MAX)
+            rc = PS_ERR_VALUE_TOO_LARGE;
+        if (rc) {
+            last.index = i;
+            break;
+        }
+        nl[2 * i] = (uint32_t)id_len;
+        nl[2 * i + 1] = (uint32_t)got;
+        off += id_len + got;
+        in += id_len + plen;
+    }
+    if (rc) {
+        free(buf);
+        free(nl);
+        return rc;
+    }
+    *out = buf;
+    *out_lens = nl;
+    *out_len = off;
+    return PS_OK;
+}
+
+int64_t ps_fw_save_many(ps_env *env, const char *kind, size_t kind_len,
+                        const char *data, size_t data_len, const uint32_t *lens,
+                        size_t n, const ps_fw_plan *plan)
+{
+    last.index = 0;
+    last.revision = 0;
+    if (env == NULL || (lens == NULL && n) || (data == NULL && data_len) ||
+        n > INT64_MAX || (plan != NULL && plan->table == NULL) ||
+        data_len > SIZE_MAX - PS_STRIP_SLACK)
+        return fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG);
+    char *owned = NULL;
+    uint32_t *owned_lens = NULL;
+    if (plan != NULL) {
+        int rc = strip_many(plan, data, data_len, lens, n, &owned, &owned_lens,
+                            &data_len);
+        if (rc)
+            return fail(rc == PS_ERR_BAD_RECORD ? PS_FW_STAGE_STRIP : PS_FW_STAGE_ARGS, rc);
+        data = owned;
+        lens = owned_lens;
+    }
+    int64_t result = -1;
+    int rc = PS_OK;
+    for (size_t i = 0; i < n; i++) {
+        if (lens[2 * i + 1] > PS_MAX_PAYLOAD) {
+            last.index = i;
+            last.len = lens[2 * i + 1];
+            rc = PS_ERR_VALUE_TOO_LARGE;
+            break;
+        }
+    }
+    if (rc) {
+        result = fail(PS_FW_STAGE_ARGS, rc);
+    } else if ((rc = env_usable(env)) != PS_OK) {
+        result = fail(PS_FW_STAGE_BEGIN, rc);
+    } else {
+        ps_txn *t;
+        rc = ps_txn_begin(env, PS_TXN_WRITE, &t);
+        if (rc) {
+            result = fail(PS_FW_STAGE_BEGIN, rc);
+        } else {
+            size_t at = 0;
+            /* checks every key before the first put (all or nothing) */
+            rc = ps_put_many(t, kind, kind_len, data, data_len, lens, n,
+                             ps_now_ns(), PS_PUT_BORROW, &at);
+            if (rc) {
+                ps_txn_abort(t);
+                last.index = at;
+                result = fail(PS_FW_STAGE_WRITE, rc);
+            } else {
+                result = commit(t, (int64_t)n);
+            }
+        }
+    }
+    free(owned);
+    free(owned_lens);
+    return result;
+}
+
+int ps_fw_put_txn(ps_txn *txn, const char *kind, size_t kind_len,
+                  const char *id, size_t id_len, const char *data, size_t len,
+                  const ps_fw_plan *plan, unsigned flags, uint64_t expected,
+                  uint64_t *actual)
+{
+    if ((data == NULL && len) || (flags & PS_PUT_BORROW))
+        return PS_ERR_INVALID_ARG; /* the stripped copy dies with this call */
+    char *owned;
+    const char *payload;
+    size_t plen;
+    int rc = strip_one(plan, data, len, &owned, &payload, &plen);
+    if (rc)
+        return rc;
+    rc = ps_put_if(txn, kind, kind_len, id, id_len, payload, plen, ps_now_ns(),
+                   flags, expected, actual);
+    free(owned);
+    return rc;
+}

@@ -1,0 +1,250 @@
+"""One-call writes of a non-durable, writable Store (``ps_fastwrite.c``).
+
+``save_resource``, ``create_resource``, ``delete_resource``,
+``delete_resources_by_kind`` and ``save_resources`` of such a Store make ONE
+C call each: the core checks the store (fork, close), strips the tenancy
+fields with the type's compiled plan, checks the key(s), begins its own
+write transaction, writes with every hook (revision, change log, indexes,
+history), stamps the time and commits.  No transaction crosses into Python,
+so no interrupt can leave one behind.
+
+Anything unusual takes the general path (``ResourceOps``), which then
+raises or does exactly what it always did: a thread inside its
+``transaction()`` or ``update_resource()`` callback, a kind whose schema is
+not recorded yet (the first save records it), arguments of unexpected
+types, a message the C strip declines, a unique index violation (the
+general path names the holder).  Errors found by the one call are raised
+with the same types and messages as the general path's.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, cast
+
+from google.protobuf.descriptor import Descriptor
+from google.protobuf.message import EncodeError, Message
+
+from ..errors import (
+    AlreadyExistsError,
+    ConflictError,
+    StoreError,
+    ValueTooLargeError,
+    error_for,
+)
+from ._native import ffi, lib
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+__all__ = ["FastWriter", "check_revision"]
+
+MAX_PAYLOAD: int = lib.PS_MAX_PAYLOAD
+# Bound once: attribute lookups on the cffi lib cost as much as a small call.
+_save = lib.ps_fw_save
+_del = lib.ps_fw_del
+_del_kind = lib.ps_fw_del_kind
+_save_many = lib.ps_fw_save_many
+_NULL: Any = ffi.NULL
+_CREATE: int = lib.PS_PUT_NOOVERWRITE
+_IF_REV: int = lib.PS_PUT_IF_REVISION
+_STRIP: int = lib.PS_FW_STAGE_STRIP
+_BEGIN: int = lib.PS_FW_STAGE_BEGIN
+_COMMIT: int = lib.PS_FW_STAGE_COMMIT
+_UNIQUE: int = lib.PS_ERR_UNIQUE
+_TOO_LARGE: int = lib.PS_ERR_VALUE_TOO_LARGE
+_KEYEXIST: int = lib.PS_LMDB_KEYEXIST
+_CONFLICT: int = lib.PS_ERR_CONFLICT
+_STORE_STATE = (lib.PS_ERR_CLOSED, lib.PS_ERR_FORKED)
+_GENERAL = None  # a result meaning: take the general path
+
+
+def check_revision(if_revision: object) -> int | None:
+    """``if_revision`` as given (None: unconditional); TypeError / ValueError."""
+    if if_revision is None:
+        return None
+    if isinstance(if_revision, bool) or not isinstance(if_revision, int):
+        raise TypeError(f"if_revision must be int or None, not {type(if_revision).__name__}")
+    if not 0 <= if_revision < 2**64:
+        raise ValueError("if_revision must be >= 0 (0: only if absent)")
+    return if_revision
+
+
+def _last() -> Any:
+    info = ffi.new("ps_fw_info *")
+    lib.ps_fw_last(info)
+    return info
+
+
+def _context(kind: bytes, id: bytes | None) -> str:
+    k = kind.decode("utf-8", "replace")
+    return k if id is None else f"{k}/{id.decode('utf-8', 'replace')}"
+
+
+def _general_error(store: Store, info: Any, where: str) -> StoreError:
+    """The error the general path raises for a failure of the one call."""
+    rc = info.rc
+    if rc in _STORE_STATE:
+        store._check_usable()  # StoreClosedError / ForkedError, worded as ever
+    if info.stage == _BEGIN:
+        return error_for(rc, "begin transaction")
+    if info.stage == _COMMIT:
+        return error_for(rc, "commit")
+    return error_for(rc, where)
+
+
+class FastWriter:
+    """The one-call write paths of one Store (see the module docstring)."""
+
+    __slots__ = ("_env", "_plans", "_stripper")
+
+    def __init__(self, env: Any, stripper: Any) -> None:
+        self._env = env
+        self._stripper = stripper
+        # message class -> (its descriptor, its ps_fw_plan or NULL)
+        self._plans: dict[type, tuple[Descriptor, Any]] = {}
+
+    def _plan_of(self, cls: type) -> tuple[Descriptor, Any] | None:
+        if not (isinstance(cls, type) and issubclass(cls, Message)):
+            return None
+        desc = cast(Descriptor, cls.DESCRIPTOR)
+        wire = self._stripper.wire_plan(desc)
+        entry = (desc, _NULL if wire is None else wire.fw)
+        self._plans[cls] = entry
+        return entry
+
+    # -- one record ---------------------------------------------------------
+
+    def save(
+        self, store: Store, kind: object, id: object, msg: object, create: bool,
+        if_revision: int | None,
+    ) -> int | None:
+        """The revision committed, or None: take the general path."""
+        entry = self._plans.get(type(msg)) or self._plan_of(type(msg))
+        if (
+            entry is None
+            or type(kind) is not str
+            or type(id) is not str
+            or store._tls.txn is not None
+            or store._schemas.known.get(kind) is not entry[0]
+        ):
+            return _GENERAL
+        try:
+            kb = kind.encode()
+            ib = id.encode()
+            data = msg.SerializeToString()  # type: ignore[attr-defined]
+        except (UnicodeEncodeError, EncodeError):
+            return _GENERAL  # the general path raises the error
+        if if_revision is None:
+            flags, expected = (_CREATE if create else 0), 0
+        else:
+            flags, expected = _IF_REV, if_revision
+        rev: int = _save(self._env, kb, len(kb), ib, len(ib), data, len(data), entry[1],
+                         flags, expected)
+        if rev >= 0:
+            store._signal.notify()  # this process's watchers wake at once
+            return rev
+        info = _last()
+        rc = info.rc
+        if info.stage == _STRIP or rc == _UNIQUE:
+            return _GENERAL  # strips the slow way / names the unique value's holder
+        if rc == _TOO_LARGE:
+            raise ValueTooLargeError(
+                f"serialized message is {info.len} bytes; a record holds at most {MAX_PAYLOAD}"
+            )
+        if rc == _KEYEXIST:
+            raise AlreadyExistsError(f"resource already exists: {_context(kb, ib)}")
+        if rc == _CONFLICT and if_revision is not None:
+            raise ConflictError(kind, id, if_revision, int(info.actual))
+        raise _general_error(store, info, _context(kb, ib))
+
+    def delete(self, store: Store, kind: object, id: object, if_revision: object) -> bool | None:
+        """Whether kind/id existed, or None: take the general path."""
+        if type(kind) is not str or type(id) is not str or store._tls.txn is not None:
+            return _GENERAL
+        try:
+            kb = kind.encode()
+            ib = id.encode()
+        except UnicodeEncodeError:
+            return _GENERAL
+        expected = check_revision(if_revision)  # after the key, as in the general path
+        r: int = _del(self._env, kb, len(kb), ib, len(ib), 0 if expected is None else _IF_REV,
+                      expected or 0)
+        if r > 0:
+            store._signal.notify()
+            return True
+        if r == 0:
+            return False
+        info = _last()
+        if info.rc == _CONFLICT and expected is not None:
+            raise ConflictError(kind, id, expected, int(info.actual))
+        raise _general_error(store, info, _context(kb, ib))
+
+    # -- a kind -------------------------------------------------------------
+
+    def delete_kind(self, store: Store, kind: object) -> int | None:
+        """The number of records deleted, or None: take the general path."""
+        if type(kind) is not str or store._tls.txn is not None:
+            return _GENERAL
+        try:
+            kb = kind.encode()
+        except UnicodeEncodeError:
+            return _GENERAL
+        n: int = _del_kind(self._env, kb, len(kb))
+        info = _last()
+        if n < 0:
+            raise _general_error(store, info, _context(kb, None))
+        if info.revision:
+            store._signal.notify()
+        return n
+
+    def save_many(self, store: Store, kind: object, items: Iterable[Any]) -> tuple[int | None, Any]:
+        """(the number saved, items) or (None, items): take the general path.
+
+        Only a list or tuple is taken here: any other iterable goes to the
+        general path unconsumed, which raises for a bad item at the same
+        point of the iteration as it always did."""
+        if type(items) is not list and type(items) is not tuple:
+            return _GENERAL, items
+        if type(kind) is not str or not items or store._tls.txn is not None:
+            return _GENERAL, items
+        # Pairs only (tuples of 2: what the general path accepts), str ids,
+        # messages of one class whose schema is recorded: else the general path.
+        if set(map(type, items)) != {tuple} or set(map(len, items)) != {2}:
+            return _GENERAL, items
+        ids, msgs = zip(*items, strict=True)
+        cls = type(msgs[0])
+        entry = self._plans.get(cls) or self._plan_of(cls)
+        if (
+            entry is None
+            or set(map(type, msgs)) != {cls}
+            or set(map(type, ids)) != {str}
+            or store._schemas.known.get(kind) is not entry[0]
+        ):
+            return _GENERAL, items
+        try:
+            kb = kind.encode()
+            ibs = list(map(str.encode, ids))
+            datas = list(map(cls.SerializeToString, msgs))
+        except (UnicodeEncodeError, EncodeError):
+            return _GENERAL, items
+        if max(map(len, datas)) > MAX_PAYLOAD:
+            return _GENERAL, items  # it names the record and its size
+        n = len(ibs)
+        parts: list[bytes] = [b""] * (2 * n)
+        parts[::2] = ibs
+        parts[1::2] = datas
+        data = b"".join(parts)
+        lens = array("I", map(len, parts))
+        r: int = _save_many(self._env, kb, len(kb), data, len(data),
+                            ffi.from_buffer("uint32_t[]", lens), n, entry[1])
+        info = _last()
+        if r >= 0:
+            if info.revision:
+                store._signal.notify()
+            return r, items
+        rc = info.rc
+        if info.stage == _STRIP or rc in (_UNIQUE, _TOO_LARGE):
+            return _GENERAL, items
+        raise _general_error(store, info, _context(kb, ibs[min(info.index, n - 1)]))
