@@ -142,8 +142,9 @@ def test_sigint_storm_on_snapshot_reads_leaks_no_live_count(tmp_path: Path) -> N
 
             def writer():
                 i = 0
-                while not stop.is_set():
-                    grow(f"g{i}", 2, 5_000)
+                while not stop.is_set() and i < 150:  # a few MiB, several growths
+                    grow(f"g{i}", 1, 5_000)
+                    time.sleep(0.01)
                     i += 1
 
             def storm():
@@ -180,11 +181,11 @@ def test_sigint_storm_on_snapshot_reads_leaks_no_live_count(tmp_path: Path) -> N
             same_view(snap)
             def grow_once(tag):  # write until the map grows (bounded)
                 before = s.stats().map_size
-                for j in range(400):
+                for j in range(before // 80_000 + 100):  # > map/8 of new data
                     grow(f"{tag}{j}", 1)
                     if s.stats().map_size > before:
                         return
-                raise AssertionError("the map never grew")
+                raise AssertionError(f"the map never grew from {before}")
 
             th = threading.Thread(target=grow_once, args=("after",))
             th.start()
