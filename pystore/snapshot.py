@@ -33,7 +33,9 @@ class Snapshot(ResourceOps):
     ``get_bytes``, ``list_resources``, ``iter_resources``, ``count``,
     ``kinds``, ``history``, ``get_record_at``), all answered from the same
     LMDB read transaction; ``revision`` is the revision it sees.  Threads
-    may share it (calls take turns).  While it is open, LMDB cannot reuse
+    may share it (calls take turns).  Writes, in any thread (this one
+    too), proceed while it is open, even when they grow the map; the
+    snapshot still sees its own revision.  While it is open, LMDB cannot reuse
     the pages it sees, so keep it short.  Closing the store closes it.
     """
 
