@@ -719,8 +719,9 @@ int ps_env_writemap(ps_env *env);
  * other call on it (waits while the map is being grown; PS_ERR_CLOSED once
  * its env is closing), ps_txn_park() after.  Both are idempotent; a write
  * txn cannot be parked (PS_ERR_INVALID_ARG), and core calls refuse a
- * parked txn (PS_ERR_INVALID_ARG).  ps_txn_abort()/finish() end a parked
- * txn as any other. */
+ * parked txn (PS_ERR_INVALID_ARG).  Pointers into the map from earlier
+ * calls (ps_get's *payload) are invalid once it is parked: the map may move.
+ * ps_txn_abort()/finish() end a parked txn as any other. */
 int ps_txn_park(ps_txn *txn);
 int ps_txn_unpark(ps_txn *txn);
 
