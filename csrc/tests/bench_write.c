@@ -1,0 +1,310 @@
+/* bench_write.c -- the C core's cost per single-record write, beside raw LMDB.
+ *
+ * Loops ps_fw_save (with a strip plan, as the Python layer passes one) and
+ * ps_fw_del on a store of 10,000 records of ~1.1 KB, and the same puts and
+ * deletes on a plain LMDB environment with one named database (12-byte
+ * header + payload per value: the floor), and with an entry appended to a
+ * change log in a second named database (the floor of pystore's format).  Both environments are opened
+ * with MDB_NOSYNC and, unless -p is given, MDB_WRITEMAP: the core's own
+ * mdb_env_open is wrapped at link time (-Wl,--wrap=mdb_env_open) so the
+ * core's sources are not touched.  Rounds interleave the four loops in a
+ * shuffled order; medians of µs/op are printed with their ratio to the
+ * floor.  Not a test (no add_test): `make bench-core` builds it -O2 and
+ * runs it.
+ *
+ * usage: bench_write [-p] [-o LOOP] DIR [ROUNDS [OPS]]   (DIR is emptied
+ * first; -o runs only loop LOOP, 0-5 in the order printed: for perf) */
+#define _GNU_SOURCE
+#include <lmdb.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "pystore_core.h"
+
+#define NREC 10000
+#define PAYLOAD 1100
+#define MAXROUNDS 101
+
+static int writemap = 1;
+
+int __real_mdb_env_open(MDB_env *env, const char *path, unsigned flags,
+                        mdb_mode_t mode);
+int __wrap_mdb_env_open(MDB_env *env, const char *path, unsigned flags,
+                        mdb_mode_t mode);
+int __wrap_mdb_env_open(MDB_env *env, const char *path, unsigned flags,
+                        mdb_mode_t mode)
+{
+    if (writemap && !(flags & MDB_RDONLY))
+        flags |= MDB_WRITEMAP;
+    return __real_mdb_env_open(env, path, flags, mode);
+}
+
+#define CK(x)                                                                 \
+    do {                                                                      \
+        int rc_ = (x);                                                        \
+        if (rc_) {                                                            \
+            fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x,         \
+                    ps_strerror(rc_));                                        \
+            exit(1);                                                          \
+        }                                                                     \
+    } while (0)
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static char payload[PAYLOAD];
+static size_t payload_len;
+/* drop field 99 (absent): the strip copies the whole message */
+static const uint32_t strip_table[] = {1, 99, PS_STRIP_DROP};
+static const ps_fw_plan plan = {strip_table, 3};
+
+static size_t id_of(int i, char *out)
+{
+    return (size_t)snprintf(out, 32, "agt-%06d", i);
+}
+
+/* ---- pystore ---------------------------------------------------------- */
+
+static ps_env *ps;
+
+static void ps_save(int i)
+{
+    char id[32];
+    size_t n = id_of(i, id);
+    if (ps_fw_save(ps, "Agent", 5, id, n, payload, payload_len, &plan, 0, 0) < 0) {
+        ps_fw_info info;
+        ps_fw_last(&info);
+        fprintf(stderr, "ps_fw_save: %s\n", ps_strerror(info.rc));
+        exit(1);
+    }
+}
+
+static void ps_delete(int i)
+{
+    char id[32];
+    size_t n = id_of(i, id);
+    if (ps_fw_del(ps, "Agent", 5, id, n, 0, 0) <= 0) {
+        fprintf(stderr, "ps_fw_del failed\n");
+        exit(1);
+    }
+}
+
+/* ---- plain LMDB: one named database ----------------------------------- */
+
+static MDB_env *fenv;
+static MDB_dbi fdbi, fchg;
+static uint64_t frev = 1;
+
+/* the format's floor: the record, and an entry appended to a change log in
+ * a second named database (key u64 BE revision + u32 0, ~30-byte value) */
+static void log_append(MDB_txn *t, int i)
+{
+    char k[12], v[32];
+    for (int b = 0; b < 8; b++)
+        k[b] = (char)(frev >> (56 - 8 * b));
+    memset(k + 8, 0, 4);
+    memset(v, 0, 16);
+    memcpy(v + 16, "Agent", 5);
+    int n = snprintf(v + 21, 11, "agt-%06d", i);
+    MDB_val kv = {12, k}, vv = {21 + (size_t)n, v};
+    CK(mdb_put(t, fchg, &kv, &vv, MDB_APPEND));
+    frev++;
+}
+
+static size_t fkey(int i, char *out)
+{
+    return (size_t)snprintf(out, 64, "Agent/agt-%06d", i);
+}
+
+static void floor_save(int i)
+{
+    char k[64];
+    MDB_txn *t;
+    MDB_val kv = {fkey(i, k), k}, vv = {12 + payload_len, NULL};
+    CK(mdb_txn_begin(fenv, NULL, 0, &t));
+    CK(mdb_put(t, fdbi, &kv, &vv, MDB_RESERVE));
+    memset(vv.mv_data, 0, 12);
+    memcpy((char *)vv.mv_data + 12, payload, payload_len);
+    CK(mdb_txn_commit(t));
+}
+
+static void floor2_save(int i)
+{
+    char k[64];
+    MDB_txn *t;
+    MDB_val kv = {fkey(i, k), k}, vv = {12 + payload_len, NULL};
+    CK(mdb_txn_begin(fenv, NULL, 0, &t));
+    CK(mdb_put(t, fdbi, &kv, &vv, MDB_RESERVE));
+    memset(vv.mv_data, 0, 12);
+    memcpy((char *)vv.mv_data + 12, payload, payload_len);
+    log_append(t, i);
+    CK(mdb_txn_commit(t));
+}
+
+static void floor2_delete(int i)
+{
+    char k[64];
+    MDB_txn *t;
+    MDB_val kv = {fkey(i, k), k};
+    CK(mdb_txn_begin(fenv, NULL, 0, &t));
+    CK(mdb_del(t, fdbi, &kv, NULL));
+    log_append(t, i);
+    CK(mdb_txn_commit(t));
+}
+
+static void floor_delete(int i)
+{
+    char k[64];
+    MDB_txn *t;
+    MDB_val kv = {fkey(i, k), k};
+    CK(mdb_txn_begin(fenv, NULL, 0, &t));
+    CK(mdb_del(t, fdbi, &kv, NULL));
+    CK(mdb_txn_commit(t));
+}
+
+/* ---- rounds ----------------------------------------------------------- */
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static int *keys;
+
+/* µs per op of fn over keys[0..ops), then restore (untimed) if given */
+static double loop(void (*fn)(int), void (*restore)(int), int ops)
+{
+    double t0 = now();
+    for (int n = 0; n < ops; n++)
+        fn(keys[n]);
+    double us = (now() - t0) * 1e6 / ops;
+    if (restore)
+        for (int n = 0; n < ops; n++)
+            restore(keys[n]);
+    return us;
+}
+
+static void shuffle(int *a, int n)
+{
+    for (int i = n - 1; i > 0; i--) {
+        int j = rand() % (i + 1), x = a[i];
+        a[i] = a[j];
+        a[j] = x;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    int argi = 1;
+    if (argi < argc && strcmp(argv[argi], "-p") == 0) {
+        writemap = 0;
+        argi++;
+    }
+    int only = -1;
+    if (argi + 1 < argc && strcmp(argv[argi], "-o") == 0) {
+        only = atoi(argv[argi + 1]);
+        argi += 2;
+    }
+    if (argi >= argc) {
+        fprintf(stderr, "usage: bench_write [-p] [-o LOOP] DIR [ROUNDS [OPS]]\n");
+        return 2;
+    }
+    const char *dir = argv[argi];
+    int rounds = argi + 1 < argc ? atoi(argv[argi + 1]) : 9;
+    int ops = argi + 2 < argc ? atoi(argv[argi + 2]) : 2000;
+    if (rounds < 1 || rounds > MAXROUNDS || ops < 1 || ops > NREC)
+        return 2;
+    char cmd[4200], pdir[4200], fdir[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        return 1;
+    snprintf(pdir, sizeof pdir, "%s/pystore", dir);
+    snprintf(fdir, sizeof fdir, "%s/floor", dir);
+    mkdir(dir, 0700);
+    mkdir(fdir, 0700);
+    mkdir(pdir, 0700);
+
+    /* field 1, length-delimited: a valid message of PAYLOAD bytes */
+    payload[0] = 0x0a;
+    payload[1] = (char)(0x80 | ((PAYLOAD - 4) & 0x7f));
+    payload[2] = (char)((PAYLOAD - 4) >> 7);
+    memset(payload + 3, 'x', PAYLOAD - 4);
+    payload_len = PAYLOAD - 1;
+
+    CK(ps_env_open(pdir, 0, PS_OPEN_NOSYNC, &ps));
+    ps_txn *t;
+    CK(ps_txn_begin(ps, PS_TXN_WRITE, &t));
+    for (int i = 0; i < NREC; i++) {
+        char id[32];
+        CK(ps_put(t, "Agent", 5, id, id_of(i, id), payload, payload_len, 0, 0));
+    }
+    CK(ps_txn_commit(t));
+
+    CK(mdb_env_create(&fenv));
+    CK(mdb_env_set_mapsize(fenv, (size_t)1 << 30));
+    CK(mdb_env_set_maxdbs(fenv, 2));
+    CK(mdb_env_open(fenv, fdir, MDB_NOSYNC | MDB_NOTLS | (writemap ? MDB_WRITEMAP : 0), 0600));
+    MDB_txn *ft;
+    CK(mdb_txn_begin(fenv, NULL, 0, &ft));
+    CK(mdb_dbi_open(ft, "resources", MDB_CREATE, &fdbi));
+    CK(mdb_dbi_open(ft, "changes", MDB_CREATE, &fchg));
+    CK(mdb_txn_commit(ft));
+    for (int i = 0; i < NREC; i++)
+        floor_save(i);
+
+    keys = malloc(NREC * sizeof *keys);
+    for (int i = 0; i < NREC; i++)
+        keys[i] = i;
+    srand(7);
+    static double res[6][MAXROUNDS];
+    const char *names[6] = {"floor save", "ps_fw_save", "floor delete", "ps_fw_del",
+                            "floor+log save", "floor+log del"};
+    for (int r = -1; r < rounds; r++) { /* round -1 warms up */
+        int order[6] = {0, 1, 2, 3, 4, 5};
+        shuffle(order, 6);
+        for (int x = 0; x < 6; x++) {
+            if (only >= 0)
+                order[x] = only;
+            shuffle(keys, NREC);
+            double us = 0;
+            switch (order[x]) {
+            case 0: us = loop(floor_save, NULL, ops); break;
+            case 1: us = loop(ps_save, NULL, ops); break;
+            case 2: us = loop(floor_delete, floor_save, ops); break;
+            case 3: us = loop(ps_delete, ps_save, ops); break;
+            case 4: us = loop(floor2_save, NULL, ops); break;
+            case 5: us = loop(floor2_delete, floor_save, ops); break;
+            }
+            if (r >= 0)
+                res[order[x]][r] = us;
+        }
+    }
+    double m[6];
+    for (int x = 0; x < 6; x++)
+        m[x] = median(res[x], rounds);
+    printf("%s, %d rounds x %d ops, %d records of %zu bytes\n",
+           writemap ? "MDB_WRITEMAP" : "pwrite", rounds, ops, NREC, payload_len);
+    for (int x = 0; x < 6; x++)
+        printf("  %-15s %7.3f us/op\n", names[x], m[x]);
+    printf("  save   ps/floor %.2fx  ps/(floor+log) %.2fx\n", m[1] / m[0], m[1] / m[4]);
+    printf("  delete ps/floor %.2fx  ps/(floor+log) %.2fx\n", m[3] / m[2], m[3] / m[5]);
+    ps_env_close(ps);
+    mdb_env_close(fenv);
+    free(keys);
+    return 0;
+}
