@@ -98,6 +98,11 @@ struct ps_env {
      * `index.generation` moved (one meta read per write txn). */
     ps_idxset *idx_set;
     uint64_t idx_gen;
+    /* The last commit of this handle read meta `index.generation` (or made
+     * it idx_gen) and changed no "index." meta key: a write txn that
+     * follows that commit directly (ps_rev_begin's last_known) needs no
+     * meta read (ps_idx_ready). */
+    int idx_gen_seen;
     MDB_dbi changes_dbi;  /* change log (ps_changes.c) */
     MDB_dbi history_dbi;  /* kept versions (ps_history.c) */
     uint64_t keep_changes;
@@ -151,6 +156,7 @@ struct ps_txn {
     int idx_own;
     int idx_ready;
     uint64_t idx_gen;
+    int idx_touched;      /* wrote an "index." meta key (ps_idx_committed) */
     /* Details of the last PS_ERR_UNIQUE (ps_txn_violation). */
     char *viol;
     size_t viol_name_len, viol_holder_len, viol_value_len;
@@ -331,7 +337,8 @@ int ps_idx_on_put(ps_txn *txn, const char *key, size_t key_len,
                   const char *payload, size_t payload_len, const MDB_val *old);
 int ps_idx_on_create(ps_txn *txn, const char *key, size_t key_len,
                      const char *payload, size_t payload_len, const MDB_val *old);
-int ps_idx_on_del(ps_txn *txn, const char *key, size_t key_len);
+int ps_idx_on_del(ps_txn *txn, const char *key, size_t key_len,
+                  const MDB_val *old);
 int ps_idx_on_del_prefix(ps_txn *txn, const char *prefix, size_t prefix_len);
 void ps_idx_committed(ps_txn *txn);
 void ps_idx_txn_reset(ps_txn *txn); /* free the txn's own view */
