@@ -147,6 +147,9 @@ struct ps_txn {
     MDB_txn *mdb;
     int write;
     pthread_t thread;     /* the thread that began it (gate accounting) */
+    /* A cursor of the resources db for the writes (ps_ops.c), opened at the
+     * first; LMDB frees it with its txn: NULL whenever `mdb` ends. */
+    MDB_cursor *res_cur;
     int failed;           /* LMDB code that made the txn unusable, or 0 */
     ps_op *log_head;
     ps_op *log_tail;

@@ -6,25 +6,29 @@
 /* ---- raw operations (also replayed by ps_txn_recover) ---------------- */
 
 /* The stored record of a key about to be written or deleted, read through
- * a cursor of the resources db that the write then uses (positioned on the
- * record: no second descent).  *old is the stored value, {0, NULL} when
- * absent.  LMDB moves the rest of a page by the stored size, so a damaged
- * size stops the write here, before anything reads the old record.  *cur
- * is open (the caller closes it) unless an error is returned with it NULL.
- * The cursor is tracked by LMDB: writes to other dbs in between (history,
- * index entries) neither move it nor spill the page *old points into. */
+ * the txn's cursor of the resources db, which the write then uses
+ * (positioned on the record: no second descent).  *old is the stored
+ * value, {0, NULL} when absent.  LMDB moves the rest of a page by the
+ * stored size, so a damaged size stops the write here, before anything
+ * reads the old record.  The cursor is tracked by LMDB: writes to other
+ * dbs in between (history, index entries) neither move it nor spill the
+ * page *old points into, and other cursors' writes to the resources db
+ * keep it valid (it is positioned again by every call). */
 static int old_record(ps_txn *t, const char *key, size_t key_len,
                       MDB_cursor **cur, MDB_val *old)
 {
     old->mv_size = 0;
     old->mv_data = NULL;
-    int rc = mdb_cursor_open(t->mdb, t->env->res_dbi, cur);
-    if (rc) {
-        *cur = NULL;
-        return rc;
+    if (t->res_cur == NULL) {
+        int rc = mdb_cursor_open(t->mdb, t->env->res_dbi, &t->res_cur);
+        if (rc) {
+            t->res_cur = NULL;
+            return rc;
+        }
     }
+    *cur = t->res_cur;
     MDB_val k = {key_len, (void *)key};
-    rc = mdb_cursor_get(*cur, &k, old, MDB_SET_KEY);
+    int rc = mdb_cursor_get(*cur, &k, old, MDB_SET_KEY);
     if (rc == MDB_NOTFOUND) {
         old->mv_size = 0;
         old->mv_data = NULL;
@@ -75,7 +79,7 @@ int ps_apply_put(ps_txn *t, const char *key, size_t key_len,
 {
     size_t kind_len = key_kind_len(key, key_len);
     uint64_t keep = 0, rev;
-    MDB_cursor *cur;
+    MDB_cursor *cur = NULL;
     MDB_val stored;
     int rc = old_record(t, key, key_len, &cur, &stored);
     if (!rc && !(flags & PS_PUT_NOOVERWRITE))
@@ -109,8 +113,6 @@ int ps_apply_put(ps_txn *t, const char *key, size_t key_len,
                 memcpy(p + PS_HEADER_SIZE, payload, payload_len);
         }
     }
-    if (cur)
-        mdb_cursor_close(cur);
     if (rc)
         return rc;
     return ps_change_add(t, PS_CHANGE_PUT, key, key_len, kind_len, updated_ns);
@@ -122,7 +124,7 @@ int ps_apply_del(ps_txn *t, const char *key, size_t key_len, unsigned flags,
     size_t kind_len = key_kind_len(key, key_len);
     uint64_t keep = 0;
     *existed = 0;
-    MDB_cursor *cur;
+    MDB_cursor *cur = NULL;
     MDB_val stored;
     int rc = old_record(t, key, key_len, &cur, &stored);
     if (!rc)
@@ -141,8 +143,6 @@ int ps_apply_del(ps_txn *t, const char *key, size_t key_len, unsigned flags,
         if (!rc)
             *existed = 1;
     }
-    if (cur)
-        mdb_cursor_close(cur);
     if (rc || !*existed)
         return rc;
     return ps_change_add(t, PS_CHANGE_DELETE, key, key_len, kind_len, ps_now_ns());
@@ -162,6 +162,10 @@ int ps_apply_del_prefix(ps_txn *t, const char *prefix, size_t prefix_len,
         int rc = ps_idx_on_del_prefix(t, prefix, prefix_len);
         if (rc)
             return rc;
+    }
+    if (t->res_cur) { /* many deletes: no other cursor of the db to fix up */
+        mdb_cursor_close(t->res_cur);
+        t->res_cur = NULL;
     }
     int rc = mdb_cursor_open(t->mdb, t->env->res_dbi, &cur);
     if (rc)

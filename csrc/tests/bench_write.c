@@ -4,7 +4,9 @@
  * ps_fw_del on a store of 10,000 records of ~1.1 KB, and the same puts and
  * deletes on a plain LMDB environment with one named database (12-byte
  * header + payload per value: the floor), and with an entry appended to a
- * change log in a second named database (the floor of pystore's format).  Both environments are opened
+ * change log in a second named database (the floor of pystore's format);
+ * and ps_fw_save_many of all 10,000 records in one call beside one raw
+ * LMDB txn of 10,000 puts (µs per record).  Both environments are opened
  * with MDB_NOSYNC and, unless -p is given, MDB_WRITEMAP: the core's own
  * mdb_env_open is wrapped at link time (-Wl,--wrap=mdb_env_open) so the
  * core's sources are not touched.  Rounds interleave the four loops in a
@@ -13,8 +15,9 @@
  * round's ratio to the floors.  Not a test (no add_test): `make bench-core` builds it -O2 and
  * runs it.
  *
- * usage: bench_write [-p] [-o LOOP] DIR [ROUNDS [OPS]]   (DIR is emptied
- * first; -o runs only loop LOOP, 0-5 in the order printed: for perf) */
+ * usage: bench_write [-p] [-b] [-o LOOP] DIR [ROUNDS [OPS]]   (DIR is
+ * emptied first; -b adds the batches; -o runs only loop LOOP, 0-7 in the
+ * order printed: for perf) */
 #define _GNU_SOURCE
 #include <lmdb.h>
 #include <stdint.h>
@@ -171,6 +174,46 @@ static void floor_delete(int i)
     CK(mdb_txn_commit(t));
 }
 
+/* ---- batches: n records in one transaction ------------------------------ */
+
+static char *batch_data;
+static uint32_t *batch_lens;
+
+/* µs per record of one ps_fw_save_many of keys[0..n) (layout untimed) */
+static double ps_batch(const int *k, int n)
+{
+    size_t off = 0;
+    for (int x = 0; x < n; x++) {
+        size_t il = id_of(k[x], batch_data + off);
+        memcpy(batch_data + off + il, payload, payload_len);
+        batch_lens[2 * x] = (uint32_t)il;
+        batch_lens[2 * x + 1] = (uint32_t)payload_len;
+        off += il + payload_len;
+    }
+    double t0 = now();
+    if (ps_fw_save_many(ps, "Agent", 5, batch_data, off, batch_lens, (size_t)n, &plan) != n) {
+        fprintf(stderr, "ps_fw_save_many failed\n");
+        exit(1);
+    }
+    return (now() - t0) * 1e6 / n;
+}
+
+static double floor_batch(const int *k, int n)
+{
+    double t0 = now();
+    MDB_txn *t;
+    CK(mdb_txn_begin(fenv, NULL, 0, &t));
+    for (int x = 0; x < n; x++) {
+        char kb[64];
+        MDB_val kv = {fkey(k[x], kb), kb}, vv = {12 + payload_len, NULL};
+        CK(mdb_put(t, fdbi, &kv, &vv, MDB_RESERVE));
+        memset(vv.mv_data, 0, 12);
+        memcpy((char *)vv.mv_data + 12, payload, payload_len);
+    }
+    CK(mdb_txn_commit(t));
+    return (now() - t0) * 1e6 / n;
+}
+
 /* ---- rounds ----------------------------------------------------------- */
 
 static int cmp_d(const void *a, const void *b)
@@ -216,13 +259,18 @@ int main(int argc, char **argv)
         writemap = 0;
         argi++;
     }
+    int nloops = 6;
+    if (argi < argc && strcmp(argv[argi], "-b") == 0) {
+        nloops = 8; /* the batches too (they evict the caches of the rest) */
+        argi++;
+    }
     int only = -1;
     if (argi + 1 < argc && strcmp(argv[argi], "-o") == 0) {
         only = atoi(argv[argi + 1]);
         argi += 2;
     }
     if (argi >= argc) {
-        fprintf(stderr, "usage: bench_write [-p] [-o LOOP] DIR [ROUNDS [OPS]]\n");
+        fprintf(stderr, "usage: bench_write [-p] [-b] [-o LOOP] DIR [ROUNDS [OPS]]\n");
         return 2;
     }
     const char *dir = argv[argi];
@@ -272,13 +320,15 @@ int main(int argc, char **argv)
     for (int i = 0; i < NREC; i++)
         keys[i] = i;
     srand(7);
-    static double res[6][MAXROUNDS];
-    const char *names[6] = {"floor save", "ps_fw_save", "floor delete", "ps_fw_del",
-                            "floor+log save", "floor+log del"};
+    batch_data = malloc((size_t)NREC * (32 + PAYLOAD));
+    batch_lens = malloc(2 * NREC * sizeof *batch_lens);
+    static double res[8][MAXROUNDS];
+    const char *names[8] = {"floor save", "ps_fw_save", "floor delete", "ps_fw_del",
+                            "floor+log save", "floor+log del", "floor batch", "ps batch"};
     for (int r = -1; r < rounds; r++) { /* round -1 warms up */
-        int order[6] = {0, 1, 2, 3, 4, 5};
-        shuffle(order, 6);
-        for (int x = 0; x < 6; x++) {
+        int order[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+        shuffle(order, nloops);
+        for (int x = 0; x < nloops; x++) {
             if (only >= 0)
                 order[x] = only;
             shuffle(keys, NREC);
@@ -290,32 +340,39 @@ int main(int argc, char **argv)
             case 3: us = loop(ps_delete, ps_save, ops); break;
             case 4: us = loop(floor2_save, NULL, ops); break;
             case 5: us = loop(floor2_delete, floor_save, ops); break;
+            case 6: us = floor_batch(keys, NREC); break;
+            case 7: us = ps_batch(keys, NREC); break;
             }
             if (r >= 0)
                 res[order[x]][r] = us;
         }
     }
-    static double ratio[4][MAXROUNDS];
+    static double ratio[5][MAXROUNDS];
     for (int r = 0; r < rounds; r++) {
         ratio[0][r] = res[1][r] / res[0][r];
         ratio[1][r] = res[1][r] / res[4][r];
         ratio[2][r] = res[3][r] / res[2][r];
         ratio[3][r] = res[3][r] / res[5][r];
+        ratio[4][r] = res[7][r] / res[6][r];
     }
-    double m[6], q[4];
-    for (int x = 0; x < 6; x++)
+    double m[8], q[5];
+    for (int x = 0; x < 8; x++)
         m[x] = median(res[x], rounds);
-    for (int x = 0; x < 4; x++)
+    for (int x = 0; x < 5; x++)
         q[x] = median(ratio[x], rounds);
     printf("%s, %d rounds x %d ops, %d records of %zu bytes\n",
            writemap ? "MDB_WRITEMAP" : "pwrite", rounds, ops, NREC, payload_len);
-    for (int x = 0; x < 6; x++)
-        printf("  %-15s %7.3f us/op\n", names[x], m[x]);
+    for (int x = 0; x < nloops; x++)
+        printf("  %-15s %7.3f us/%s\n", names[x], m[x], x < 6 ? "op" : "record");
     printf("  save   ps/floor %.2fx  ps/(floor+log) %.2fx  (medians of per-round ratios)\n",
            q[0], q[1]);
     printf("  delete ps/floor %.2fx  ps/(floor+log) %.2fx\n", q[2], q[3]);
+    if (nloops == 8)
+        printf("  batch of %d ps/floor %.2fx\n", NREC, q[4]);
     ps_env_close(ps);
     mdb_env_close(fenv);
     free(keys);
+    free(batch_data);
+    free(batch_lens);
     return 0;
 }
