@@ -114,6 +114,9 @@ struct ps_env {
     uint64_t cache_rev;
     int cache_hist_n;
     ps_hist_slot cache_hist[PS_HIST_CACHE];
+    /* A write txn's memory kept for this handle's next write txn (taken
+     * and given back under write_mu; freed by ps_env_free). */
+    struct ps_txn *spare;
     int closed;
     int closing;              /* close() started: new transactions fail */
     unsigned live;            /* this handle's live transactions (gate_mu) */
@@ -128,6 +131,8 @@ enum ps_op_type {
     PS_OP_EV_APPEND, PS_OP_EV_DELETE,
     PS_OP_HIST_DEL, PS_OP_HIST_LOAD, PS_OP_RESERVE
 };
+
+#define PS_OP0_ROOM 96   /* key (and copied value) bytes of ps_txn.op0 */
 
 /* One logged write, replayed if the map must grow mid-transaction. */
 typedef struct ps_op {
@@ -153,6 +158,8 @@ struct ps_txn {
     int failed;           /* LMDB code that made the txn unusable, or 0 */
     ps_op *log_head;
     ps_op *log_tail;
+    /* Room for the first logged op of a small key (not malloc'd). */
+    _Alignas(ps_op) char op0[sizeof(ps_op) + PS_OP0_ROOM];
     /* Index definitions this txn writes by (ps_index.c): env's set, or a
      * set of its own after create/drop (installed in env at commit). */
     ps_idxset *idx;

@@ -65,13 +65,21 @@ int ps_txn_begin(ps_env *e, unsigned flags, ps_txn **out)
     if (write && e->readonly)
         return PS_ERR_READONLY;
     ps_shared *sh = e->sh;
-    ps_txn *t = calloc(1, sizeof *t);
-    if (t == NULL)
-        return PS_ERR_NOMEM;
     int rc = write ? pthread_mutex_lock(&sh->write_mu) : 0;
-    if (rc) {
-        free(t);
+    if (rc)
         return rc; /* EDEADLK: this thread already holds a write txn */
+    ps_txn *t;
+    if (write && e->spare) { /* the handle's last write txn (write_mu held) */
+        t = e->spare;
+        e->spare = NULL;
+        memset(t, 0, sizeof *t);
+    } else {
+        t = calloc(1, sizeof *t);
+    }
+    if (t == NULL) {
+        if (write)
+            pthread_mutex_unlock(&sh->write_mu);
+        return PS_ERR_NOMEM;
     }
     rc = ps_gate_enter(e);
     if (!rc) {
@@ -103,7 +111,8 @@ static void txn_release(ps_txn *t)
     ps_op *op = t->log_head;
     while (op) {
         ps_op *next = op->next;
-        free(op);
+        if ((char *)op != t->op0)
+            free(op);
         op = next;
     }
     if (ps_getpid() == e->pid) {
@@ -112,8 +121,14 @@ static void txn_release(ps_txn *t)
         else if (t->mdb)
             mdb_txn_abort(t->mdb);
         ps_gate_exit(e, pthread_equal(t->thread, pthread_self()));
-        if (t->write)
+        if (t->write) {
+            int keep = e->spare == NULL; /* write_mu still held */
+            if (keep)
+                e->spare = t;
             pthread_mutex_unlock(&e->sh->write_mu);
+            if (keep)
+                return; /* t is not ours any more */
+        }
     }
     free(t);
 }
@@ -254,7 +269,9 @@ int ps_txn_log_arg(ps_txn *t, int type, const char *key, size_t key_len,
     size_t extra = key_len + (copy ? val_len : 0);
     if (extra < key_len || extra > SIZE_MAX - sizeof(ps_op))
         return PS_ERR_NOMEM;
-    ps_op *op = malloc(sizeof(ps_op) + extra);
+    ps_op *op = t->log_head == NULL && extra <= PS_OP0_ROOM
+                    ? (ps_op *)(void *)t->op0 /* the first op: no malloc */
+                    : malloc(sizeof(ps_op) + extra);
     if (op == NULL)
         return PS_ERR_NOMEM;
     op->next = NULL;
