@@ -152,9 +152,11 @@ struct ps_txn {
     MDB_txn *mdb;
     int write;
     pthread_t thread;     /* the thread that began it (gate accounting) */
-    /* A cursor of the resources db for the writes (ps_ops.c), opened at the
-     * first; LMDB frees it with its txn: NULL whenever `mdb` ends. */
+    /* Cursors for the writes of the resources db (ps_ops.c), opened at the
+     * first, and of the change log (ps_changes.c); LMDB frees them with its
+     * txn: NULL whenever `mdb` ends. */
     MDB_cursor *res_cur;
+    MDB_cursor *chg_cur;  /* the change log's, from a txn's second change */
     int failed;           /* LMDB code that made the txn unusable, or 0 */
     ps_op *log_head;
     ps_op *log_tail;
@@ -281,6 +283,11 @@ int ps_apply_meta_put(ps_txn *txn, const char *key, size_t key_len,
 int ps_txn_log_arg(ps_txn *txn, int type, const char *key, size_t key_len,
                    const char *val, size_t val_len, int64_t updated_ns,
                    unsigned flags, uint64_t arg);
+/* ps_put_if after its checks: key is a checked "<kind>/<id>", flags and
+ * payload are valid, the txn usable for writing. */
+int ps_put_key(ps_txn *txn, const char *key, size_t key_len,
+               const char *payload, size_t payload_len, int64_t updated_ns,
+               unsigned flags, uint64_t expected, uint64_t *actual);
 /* Build the key kind/id, or "<kind>/" (id NULL). */
 int ps_kind_prefix(const char *kind, size_t kind_len, char *out, size_t *out_len);
 

@@ -232,6 +232,15 @@ int ps_put_if(ps_txn *t, const char *kind, size_t kind_len, const char *id,
     rc = ps_key_build(kind, kind_len, id, id_len, key, &key_len);
     if (rc)
         return rc;
+    return ps_put_key(t, key, key_len, payload, payload_len, updated_ns, flags,
+                      expected, actual);
+}
+
+int ps_put_key(ps_txn *t, const char *key, size_t key_len, const char *payload,
+               size_t payload_len, int64_t updated_ns, unsigned flags,
+               uint64_t expected, uint64_t *actual)
+{
+    int rc;
     while ((rc = ps_apply_put(t, key, key_len, payload, payload_len,
                               updated_ns, flags, expected)) == MDB_MAP_FULL) {
         rc = ps_txn_recover(t);

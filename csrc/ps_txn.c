@@ -202,7 +202,7 @@ int ps_txn_commit_rev(ps_txn *t, uint64_t *revision)
                 (void)mdb_env_set_flags(t->env->mdb, MDB_NOSYNC, t->env->nosync); /* a changeable flag: cannot fail */
                 rc = mdb_txn_commit(t->mdb);
                 t->mdb = NULL; /* LMDB frees it whatever the outcome */
-                t->res_cur = NULL; /* and its cursors */
+                t->res_cur = t->chg_cur = NULL; /* and its cursors */
             }
             if (rc != MDB_MAP_FULL)
                 break;
@@ -368,7 +368,7 @@ int ps_txn_recover(ps_txn *t)
         if (t->mdb) {
             mdb_txn_abort(t->mdb);
             t->mdb = NULL;
-            t->res_cur = NULL; /* freed with it */
+            t->res_cur = t->chg_cur = NULL; /* freed with it */
         }
         ps_idx_txn_reset(t); /* the replay rebuilds this txn's view */
         int rc = ps_gate_alone(e, resize_map, &grow_flag); /* MAP_FULL at the max */
