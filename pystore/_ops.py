@@ -23,6 +23,7 @@ from ._lmdb.fastwrite import FastWriter, check_revision
 from ._lmdb.group import GroupCommit, Op
 from ._lmdb.hygiene import Stripper
 from ._lmdb.schema import SchemaRecorder
+from ._lmdb.wirestrip import WirePlan
 from ._query import QueryOps
 from ._seam import op_for
 from .errors import InvalidMessageError, NotFoundError, ValueTooLargeError
@@ -180,18 +181,33 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
             )
         return data
 
+    def _payload_unstripped(self, msg: object) -> tuple[bytes, WirePlan | None]:
+        """``_payload`` for a group commit: the bytes and the plan its leader
+        strips them with (None: they are final).  No C call (see group.py)."""
+        message = _check_message(msg)
+        try:
+            data, wire = self._stripper.serialize_unstripped(message)
+        except EncodeError as exc:
+            raise InvalidMessageError(
+                f"cannot serialize {message.DESCRIPTOR.full_name}: {exc}"
+            ) from None
+        if len(data) > MAX_PAYLOAD:  # stripped, it may fit: decide as _payload does
+            return self._payload(message), None
+        return data, wire
+
     # -- writes -----------------------------------------------------------
 
     def _put(
         self, kind: str, id: str, msg: object, create: bool, if_revision: int | None = None
     ) -> int:
         kb, ib = encode_kind(kind), encode_id(id)
-        payload = self._payload(msg)
-        if self._group is not None:  # durable Store: share the commit (see _group.py)
+        if self._group is not None:  # durable Store: share the commit (see group.py)
+            data, wire = self._payload_unstripped(msg)  # the leader strips
             rev: int = self._group_write(
-                Op(kind, kb, ib, payload, msg, create, if_revision)  # type: ignore[arg-type]
+                Op(kind, kb, ib, data, msg, create, if_revision, wire=wire)  # type: ignore[arg-type]
             )
             return rev
+        payload = self._payload(msg)
         t = self._prepare(True)
         ok = False
         try:

@@ -12,7 +12,7 @@ from typing import Any
 from ._etcd.url import is_etcd_url
 from ._lmdb._native import ffi, lib
 from ._lmdb.admin import AdminOps
-from ._lmdb.core import CTxn, check_key, finish
+from ._lmdb.core import CTxn, check_key_held, finish
 from ._lmdb.fast import env_get
 from ._lmdb.fastwrite import FastWriter
 from ._lmdb.files import make_dirs
@@ -263,7 +263,7 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, ResourceOps):
 
     def _group_write(self, op: Op) -> Any:
         self._check_usable()  # this thread's own checks, before it queues
-        check_key(op.kb, op.ib)  # a bad key must fail alone, not its whole batch
+        check_key_held(op.kb, op.ib)  # a bad key must fail alone, not its whole batch
         assert self._group is not None
         return self._group.run(op)
 

@@ -25,7 +25,7 @@ from ..errors import (
 from ._native import ffi, lib
 from .violation import unique_error
 
-__all__ = ["MAX_PAYLOAD", "CTxn", "check_key", "encode_id", "encode_kind"]
+__all__ = ["MAX_PAYLOAD", "CTxn", "check_key", "check_key_held", "encode_id", "encode_kind"]
 
 _REC = struct.Struct("<IIqQ")  # id_len, payload_len, updated_ns, revision
 _U32 = struct.Struct("<I")
@@ -52,6 +52,22 @@ def encode_id(id: object) -> bytes:
 def check_key(kind: bytes, id: bytes) -> None:
     """Validate an encoded kind and id without touching the store."""
     check(lib.ps_check_key(kind, len(kind), id, len(id)), _key_context(kind, id))
+
+
+_MAX_KEY: int = lib.PS_MAX_KEY
+_SLASH = ord("/")
+
+
+def check_key_held(kind: bytes, id: bytes) -> None:
+    """``check_key`` without a C call for a valid key (a cffi call releases
+    the GIL, and threads queueing for a group commit would convoy on it).
+    Accepts only what ``ps_check_key`` accepts; anything else goes to it
+    for the exact error."""
+    if not (
+        kind and id and len(kind) + len(id) < _MAX_KEY
+        and _SLASH not in kind and 0 not in kind and 0 not in id
+    ):
+        check_key(kind, id)
 
 
 class _Out(threading.local):

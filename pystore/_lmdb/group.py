@@ -13,6 +13,15 @@ then applied.  A put's result is the revision of the commit holding it.
 
 ``commit_ops`` is also what ``AsyncStore`` uses for its batches.
 
+Speed (issue 12): a durable writer makes no C call before it queues.
+Every cffi call releases the GIL, and with 8 runnable writers each
+release hands the GIL to another thread (a convoy of OS switches between
+commits), so a writer queues its message as serialized with the plan that
+strips it (``Op.wire``; valid keys are checked in Python, see
+``core.check_key_held``) and the leader strips the whole batch before it
+begins the transaction.  The hand-off wakes each writer once (see
+``GroupCommit``).
+
 Interrupts: a KeyboardInterrupt (delivered in the main thread, at any
 bytecode) must neither leak the write transaction nor misreport anyone's
 outcome.  The transaction follows ``CTxn``'s interrupt-safe shape; a batch
@@ -37,6 +46,7 @@ from google.protobuf.message import Message
 
 from ..errors import AlreadyExistsError, ConflictError
 from .core import CTxn
+from .wirestrip import WirePlan
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -52,6 +62,7 @@ class Batch(list["Op"]):
 
     done: bool = False
     txn: CTxn | None = None  # set before it begins
+    leader: Op | None = None  # the writer that commits it
     error: BaseException | None = None  # a failure of the whole transaction
 
 
@@ -71,7 +82,13 @@ class Op:
     result: Any = None
     error: BaseException | None = None
     batch: Batch | None = None
+    pos: int = 0  # its index in ``batch``
     wake: Any = field(default=None)
+    # The plan that strips ``payload`` (None: it is final).  A durable
+    # writer queues its message's bytes as serialized and the leader strips
+    # them (``commit_ops``), so the writer makes no C call: each cffi call
+    # releases the GIL, and 8 queueing writers would convoy on it.
+    wire: WirePlan | None = None
 
     def outcome(self) -> Any:
         if self.error is not None:
@@ -100,8 +117,15 @@ def commit_ops(store: Store, ops: list[Op]) -> None:
     interrupt is raised too; then ops are marked done only if the commit
     happened (``Batch.txn`` tells a caller which).
     """
+    stripper = store._stripper
     for op in ops:
         op.error, op.result = None, None
+        wire, data, msg = op.wire, op.payload, op.msg
+        if wire is not None and data is not None and msg is not None:
+            # An interrupt between these two stores leaves a stripped
+            # payload with its plan: stripping it again changes nothing.
+            op.payload = stripper.strip(msg, data, wire)
+            op.wire = None
     t = store._prepare(True)
     if isinstance(ops, Batch):
         ops.txn = t
@@ -152,15 +176,45 @@ def _wake(op: Op) -> None:
         pass  # already woken
 
 
+def _wake_after(batch: Batch, pos: int) -> None:
+    """Wake the writer queued after ``pos`` in a done batch (the leader,
+    which waits on nothing, is skipped).
+
+    The leader wakes only the first writer of its batch and each writer
+    woken wakes the next: the next one's wake-up (an OS switch of tens of
+    microseconds here) overlaps this one's Python, and it finds the GIL
+    free instead of queueing for it behind all the others.  A writer woken
+    by its poll timeout passes the wake on too, so an interrupt that
+    breaks the chain costs milliseconds, never a hang.
+    """
+    pos += 1
+    if pos < len(batch) and batch[pos] is batch.leader:
+        pos += 1
+    if pos < len(batch):
+        _wake(batch[pos])
+
+
 class GroupCommit:
-    """The leader/follower queue of one Store's durable writes."""
+    """The leader/follower queue of one Store's durable writes.
+
+    Hand-off (each wake-up is an OS switch of tens of microseconds on a
+    busy machine, and each waits for the GIL): a writer that queues while
+    no commit runs either leads at once (the queue holds as many writes as
+    were active around the last commit), or gathers: it waits, at most
+    ``GATHER_S``, for the others, which are still serializing their next
+    message.  The writer whose write completes the expected batch leads it
+    itself, with no wake-up at all; the gatherer becomes one of its
+    followers.  After a commit the leader wakes exactly its batch's
+    writers (in a chain: see ``_wake_after``) and, if writes queued
+    meanwhile, the first of them, which gathers the next batch.
+    """
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self._mu = _allocate_lock()
         self._queue = Batch()
-        self._busy = False
-        self._gatherer: Op | None = None
+        self._busy = False  # a leader is committing
+        self._gatherer: Op | None = None  # waits to lead ``_queue``
         # Writers seen active around the last commit.  A new leader
         # that finds fewer queued waits (at most GATHER_S) for the others,
         # which are still serializing their next message, so the next
@@ -169,57 +223,68 @@ class GroupCommit:
 
     GATHER_S = 0.001
 
-    def _enqueue(self, op: Op) -> None:
-        with self._mu:
-            op.batch = self._queue
-            self._queue.append(op)
-            g = self._gatherer
-            if g is not None and len(self._queue) >= self._expect:
-                self._gatherer = None
-                _wake(g)
-
     def run(self, op: Op) -> Any:
-        """Queue ``op`` and return its outcome once the commit holding it is done."""
+        """Queue ``op`` and return its outcome once the commit holding it is done.
+
+        Interrupts: the lead is taken by plain stores (no call, so no
+        KeyboardInterrupt can land between them) inside the ``try`` whose
+        ``finally`` ends the batch, so a batch taken is always marked done.
+        Every writer keeps its own gathering deadline: if the gatherer's
+        thread is interrupted away, another writer leads after its poll.
+        """
         op.wake = _allocate_lock()
         op.wake.acquire()
-        self._enqueue(op)
+        mu = self._mu
         deadline = 0.0
-        while True:
-            b = op.batch
-            if b is not None and b.done:
-                if b.error is None and not (b.txn is not None and b.txn.committed):
-                    self._enqueue(op)  # its leader was interrupted: not applied
-                    continue
-                return op.outcome()
-            lead = False
-            wait = _POLL_S
-            with self._mu:
-                if not self._busy and op.batch is self._queue:
-                    now = time.monotonic()
-                    if len(self._queue) < self._expect and (deadline == 0.0 or now < deadline):
-                        deadline = deadline or now + self.GATHER_S
-                        self._gatherer = op
-                        wait = deadline - now
-                    else:
-                        self._busy = True
-                        self._gatherer = None
-                        batch, self._queue = self._queue, Batch()
-                        lead = True
-            if lead:
-                break
-            op.wake.acquire(timeout=wait)
+        batch: Batch | None = None
+        with mu:
+            op.batch = self._queue
+            op.pos = len(self._queue)
+            self._queue.append(op)
         try:
+            while batch is None:
+                b = op.batch
+                if b is not None and b.done:
+                    _wake_after(b, op.pos)  # the next writer of its batch
+                    if b.error is None and not (b.txn is not None and b.txn.committed):
+                        with mu:  # its leader was interrupted: not applied, queue again
+                            op.batch = self._queue
+                            op.pos = len(self._queue)
+                            self._queue.append(op)
+                        deadline = 0.0
+                        continue
+                    return op.outcome()
+                wait = _POLL_S
+                with mu:
+                    q = self._queue
+                    if not self._busy and b is q:
+                        now = time.monotonic()
+                        deadline = deadline or now + self.GATHER_S
+                        if len(q) >= self._expect or now >= deadline:
+                            fresh = Batch()  # the only call: before the stores
+                            batch = q
+                            self._queue = fresh
+                            self._busy = True
+                            self._gatherer = None
+                            q.leader = op
+                        else:
+                            g = self._gatherer
+                            if g is None or g is op:
+                                self._gatherer = op
+                                wait = deadline - now
+                if batch is None:
+                    op.wake.acquire(timeout=wait)
             self._lead(batch)
         finally:
-            batch.done = True  # first: one store, whatever interrupted the leader
-            self._busy = False
-            for o in batch:
-                _wake(o)
-            with self._mu:
-                # active writers: this batch and those that queued meanwhile
-                self._expect = len(batch) + len(self._queue)
-                if self._queue:
-                    _wake(self._queue[0])  # the next leader
+            if batch is not None:
+                batch.done = True  # first: one store, whatever interrupted the leader
+                self._busy = False
+                _wake_after(batch, -1)  # its first writer, who wakes the next
+                with mu:
+                    # active writers: this batch and those that queued meanwhile
+                    self._expect = len(batch) + len(self._queue)
+                    if self._queue:
+                        _wake(self._queue[0])  # the next leader
         return op.outcome()
 
     def _lead(self, batch: Batch) -> None:

@@ -149,6 +149,31 @@ class Stripper:
         _apply(copy, plan)
         return copy.SerializeToString()
 
+    def serialize_unstripped(self, msg: Message) -> tuple[bytes, WirePlan | None]:
+        """The message's bytes as they are, and the plan that strips them
+        (None: nothing to strip).  No C call, so the GIL is kept: a durable
+        writer serializes here and the leader of its group commit strips
+        (see ``group.py``), so queueing writers do not convoy on the GIL."""
+        desc = cast(Descriptor, msg.DESCRIPTOR)
+        try:
+            wire = self._wire[desc]
+        except KeyError:
+            wire = self._wire_plan(desc)
+        return msg.SerializeToString(), wire
+
+    def strip(self, msg: Message, data: bytes, wire: WirePlan) -> bytes:
+        """``data`` (``msg`` serialized) without the fields ``wire`` names:
+        what ``serialize(msg)`` returns."""
+        out = wire.strip(data)
+        if out is not None:
+            return out
+        plan = self.plan(cast(Descriptor, msg.DESCRIPTOR))
+        assert plan is not None
+        copy = type(msg)()
+        copy.CopyFrom(msg)
+        _apply(copy, plan)
+        return copy.SerializeToString()
+
     def strip_in_place(self, msg: Message) -> None:
         """Clear the fields in ``msg`` itself (for messages pystore owns)."""
         plan = self.plan(cast(Descriptor, msg.DESCRIPTOR)) if self.names else None
