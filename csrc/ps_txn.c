@@ -120,15 +120,19 @@ static void txn_release(ps_txn *t)
             ps_pool_give(e->sh, t->mdb); /* reset and parked for reuse */
         else if (t->mdb)
             mdb_txn_abort(t->mdb);
-        ps_gate_exit(e, pthread_equal(t->thread, pthread_self()));
-        if (t->write) {
-            int keep = e->spare == NULL; /* write_mu still held */
-            if (keep)
-                e->spare = t;
-            pthread_mutex_unlock(&e->sh->write_mu);
-            if (keep)
-                return; /* t is not ours any more */
-        }
+        int write = t->write, same = pthread_equal(t->thread, pthread_self());
+        ps_shared *sh = e->sh;
+        /* the handle keeps t for its next write txn: given while write_mu
+         * is held and before the gate lets a close (and ps_env_free) in;
+         * neither t nor e is touched after that */
+        int keep = write && e->spare == NULL;
+        if (keep)
+            e->spare = t;
+        ps_gate_exit(e, same);
+        if (write)
+            pthread_mutex_unlock(&sh->write_mu);
+        if (keep)
+            return;
     }
     free(t);
 }
