@@ -41,7 +41,7 @@ def qstores(scratch: str) -> Any:
     msgs = [_agent(rng, i) for i in range(N)]
     stores = {}
     for name, indexed in (("indexed", True), ("plain", False)):
-        s = pystore.Store(os.path.join(scratch, f"query-{name}"), sync=False, map_size=4 << 30)
+        s = pystore.Store(os.path.join(scratch, f"query-{name}"), sync=False)
         if indexed:
             s.create_index("Agent", "slug", field="metadata.slug", msg_type=Agent, unique=True)
             s.create_index("Agent", "owner", field="model", msg_type=Agent)

@@ -31,7 +31,7 @@ def _iter_peak(store: pystore.Store, kind: str) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def scale_store(workload: wl.Workload, scratch: str) -> Any:
-    store = pystore.Store(os.path.join(scratch, "scale"), sync=False, map_size=8 << 30)
+    store = pystore.Store(os.path.join(scratch, "scale"), sync=False)
     with store.transaction() as t:
         for kind, id, msg in workload.records:
             t.save_resource(kind, id, msg)

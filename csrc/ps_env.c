@@ -82,20 +82,27 @@ static int open_dbs(ps_env *e, int write)
         MDB_val k = {sizeof PS_META_FORMAT - 1, (void *)PS_META_FORMAT}, v;
         rc = mdb_get(txn, e->meta_dbi, &k, &v);
         if (rc == MDB_NOTFOUND && write) {
+            /* The store is created in this txn: it records the write mode
+             * its environment was opened with (ps_prealloc.c). */
             char ver[4];
-            ps_put_u32(ver, PS_FORMAT_VERSION);
+            format = e->sh->writemap ? PS_STORE_FORMAT_WRITEMAP : PS_FORMAT_VERSION;
+            ps_put_u32(ver, format);
             v.mv_size = sizeof ver;
             v.mv_data = ver;
             rc = mdb_put(txn, e->meta_dbi, &k, &v, 0);
-            format = PS_FORMAT_VERSION;
         } else if (rc == MDB_NOTFOUND) {
             rc = PS_ERR_NOT_A_STORE;
         } else if (!rc) {
             format = v.mv_size == 4 ? ps_get_u32(v.mv_data) : 0;
             if (format == 1)
                 rc = write ? PS_OK : PS_ERR_NEEDS_UPGRADE;
-            else if (format != PS_FORMAT_VERSION)
+            else if (format != PS_FORMAT_VERSION && format != PS_STORE_FORMAT_WRITEMAP)
                 rc = PS_ERR_FORMAT;
+            /* Another process created it in the other mode meanwhile: a
+             * writable environment must not write it in this one. */
+            else if (!e->sh->mdb_readonly &&
+                     (format == PS_STORE_FORMAT_WRITEMAP) != (e->sh->writemap != 0))
+                rc = PS_ERR_WRITE_MODE;
         }
     }
     /* Databases of format 2 (a format-1 store gets them at its upgrade). */
@@ -105,6 +112,8 @@ static int open_dbs(ps_env *e, int write)
         rc = open_db(txn, PS_DB_HISTORY, write, &e->history_dbi);
     if (!rc && format == 1)
         rc = ps_upgrade_v1(e, txn);
+    if (!rc)
+        e->format = format == 1 ? PS_FORMAT_VERSION : format;
     if (rc) {
         mdb_txn_abort(txn);
         return rc;
@@ -136,6 +145,10 @@ static int open_dbs_gated(ps_env *e, int write)
 static int double_map(ps_shared *sh, void *arg)
 {
     (void)arg;
+    if (sh->writemap) {
+        int rc = ps_wm_resize(sh, 0, 0, 0);
+        return rc ? rc : ps_bounds_refresh(sh);
+    }
     MDB_envinfo info;
     int rc = mdb_env_info(sh->mdb, &info);
     if (!rc && info.me_mapsize >= PS_MAX_MAP_SIZE)
@@ -183,9 +196,96 @@ static int join(char *out, size_t cap, const char *dir, const char *name)
     return n < 0 || (size_t)n >= cap ? ENAMETOOLONG : PS_OK;
 }
 
+/* Create and open an LMDB env on `path` (flags: MDB_RDONLY, MDB_WRITEMAP). */
+static int env_open(MDB_env **out, const char *path, unsigned mflags,
+                    uint64_t map_size)
+{
+    int rc = mdb_env_create(out);
+    if (!rc)
+        rc = mdb_env_set_maxdbs(*out, PS_MAX_DBS);
+    if (!rc)
+        rc = mdb_env_set_maxreaders(*out, PS_MAX_READERS);
+    if (!rc && map_size)
+        rc = mdb_env_set_mapsize(*out, map_size);
+    /* Durability is chosen per write transaction (the env's MDB_NOSYNC set
+     * at each write begin, ps_txn.c), so handles of both kinds share it. */
+    if (!rc)
+        rc = mdb_env_open(*out, path, MDB_NOTLS | mflags, 0600);
+    return rc;
+}
+
+/* The write mode recorded in an env opened without MDB_WRITEMAP (which
+ * never writes to or resizes an existing file): *mode 1 writemap (format
+ * 3), 0 pwrite (formats 1 and 2, or not recognisably a store: open_dbs
+ * decides), -1 not a store yet. */
+static int probe_mode(MDB_env *mdb, int *mode)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(mdb, NULL, MDB_RDONLY, &txn);
+    if (rc == MDB_MAP_RESIZED) { /* grown meanwhile: adopt (no file change) */
+        rc = mdb_env_set_mapsize(mdb, 0);
+        if (!rc)
+            rc = mdb_txn_begin(mdb, NULL, MDB_RDONLY, &txn);
+    }
+    if (rc)
+        return rc;
+    MDB_dbi dbi;
+    *mode = 0;
+    pthread_mutex_lock(&dbi_mu);
+    rc = mdb_dbi_open(txn, PS_DB_META, 0, &dbi);
+    pthread_mutex_unlock(&dbi_mu);
+    if (rc == MDB_NOTFOUND) {
+        /* not a store: only an empty LMDB file may become one (open_dbs
+         * refuses others, which must not be touched meanwhile) */
+        MDB_dbi main_dbi;
+        MDB_stat st;
+        rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
+        if (!rc)
+            rc = mdb_stat(txn, main_dbi, &st);
+        if (!rc && st.ms_entries == 0)
+            *mode = -1;
+        rc = PS_OK;
+    } else if (!rc) {
+        MDB_val k = {sizeof PS_META_FORMAT - 1, (void *)PS_META_FORMAT}, v;
+        rc = mdb_get(txn, dbi, &k, &v);
+        if (rc == MDB_NOTFOUND)
+            *mode = -1;
+        else if (!rc && v.mv_size == 4 && ps_get_u32(v.mv_data) == PS_STORE_FORMAT_WRITEMAP)
+            *mode = 1;
+        rc = PS_OK;
+    } else {
+        rc = PS_OK; /* e.g. MDB_INCOMPATIBLE: open_dbs reports it */
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+/* Open the env MDB_WRITEMAP: data.mdb allocated up to the map first, and
+ * LMDB's ftruncate to the map size done under the same flock. */
+static int writemap_open(ps_shared *sh, const char *path, const char *data,
+                         uint64_t map_size)
+{
+    int fd = open(data, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ELOOP ? PS_ERR_UNSAFE_FILE : errno;
+    int rc = ps_wm_lock(fd);
+    if (!rc) {
+        uint64_t size = 0;
+        rc = ps_wm_prealloc(fd, map_size ? map_size : PS_WM_INITIAL, &size);
+        if (!rc)
+            rc = env_open(&sh->mdb, path, MDB_WRITEMAP, size);
+        ps_wm_unlock(fd);
+    }
+    close(fd);
+    return rc;
+}
+
 /* The first handle on a directory opens the shared LMDB environment:
  * writable whenever the files allow it, even for a read-only handle (that
- * handle refuses writes itself), so a later writable handle can share it. */
+ * handle refuses writes itself), so a later writable handle can share it.
+ * A writable env is first opened without MDB_WRITEMAP to read the store's
+ * recorded write mode; a writemap store (or a new store on a filesystem
+ * that allows it) is then reopened MDB_WRITEMAP. */
 static int shared_open(ps_shared *sh, const char *path, unsigned flags,
                        uint64_t map_size)
 {
@@ -209,22 +309,40 @@ static int shared_open(ps_shared *sh, const char *path, unsigned flags,
     rc = ps_space_prepare_lock(path, PS_MAX_READERS);
     if (rc)
         return rc;
-    rc = mdb_env_create(&sh->mdb);
-    if (!rc)
-        rc = mdb_env_set_maxdbs(sh->mdb, PS_MAX_DBS);
-    if (!rc)
-        rc = mdb_env_set_maxreaders(sh->mdb, PS_MAX_READERS);
-    if (!rc && (map_size || !readonly))
-        rc = mdb_env_set_mapsize(sh->mdb, map_size ? map_size : PS_DEFAULT_MAP_SIZE);
-    /* Durability is chosen per write transaction (MDB_NOSYNC at begin for
-     * PS_OPEN_NOSYNC handles), so handles of both kinds share the env. */
-    unsigned mflags = MDB_NOTLS | (mdb_ro ? MDB_RDONLY : 0);
-    if (!rc)
-        rc = mdb_env_open(sh->mdb, path, mflags, 0600);
+    uint64_t probe_size = map_size || !readonly ? (map_size ? map_size : PS_DEFAULT_MAP_SIZE) : 0;
+    rc = env_open(&sh->mdb, path, mdb_ro ? MDB_RDONLY : 0, probe_size);
     if (!rc) {
         int dead = 0;
         mdb_reader_check(sh->mdb, &dead); /* clear slots of dead processes */
-        rc = ps_check_file(sh->mdb); /* a truncated file would SIGBUS */
+        /* a truncated file would SIGBUS (and preallocation would hide it) */
+        rc = ps_check_file(sh->mdb);
+    }
+    int mode = 0;
+    if (!rc && !mdb_ro)
+        rc = probe_mode(sh->mdb, &mode);
+    if (!rc && mode < 0 && readonly)
+        mode = 0; /* a read-only handle never creates the store */
+    if (!rc && mode < 0) {
+        mdb_filehandle_t fd;
+        rc = mdb_env_get_fd(sh->mdb, &fd);
+        if (!rc)
+            mode = ps_wm_wanted(fd); /* a new store */
+        else
+            mode = 0;
+    }
+    if (!rc && mode == 1) {
+        mdb_env_close(sh->mdb); /* our only env on these files (registry) */
+        sh->mdb = NULL;
+        rc = writemap_open(sh, path, data, map_size);
+        if (rc == EOPNOTSUPP || rc == EINVAL) {
+            /* no fallocate after all: writemap could SIGBUS */
+            if (sh->mdb)
+                mdb_env_close(sh->mdb);
+            sh->mdb = NULL;
+            rc = env_open(&sh->mdb, path, 0, probe_size);
+        } else if (!rc) {
+            sh->writemap = 1;
+        }
     }
     if (!rc)
         rc = ps_bounds_refresh(sh);
@@ -233,11 +351,15 @@ static int shared_open(ps_shared *sh, const char *path, unsigned flags,
         if (sh->mdb)
             mdb_env_close(sh->mdb);
         sh->mdb = NULL;
+        sh->writemap = 0;
         return rc;
     }
     sh->mdb_readonly = mdb_ro;
     return PS_OK;
 }
+
+static int open_handle(ps_env *e, const char *path, uint64_t map_size,
+                       unsigned flags, ps_shared **shp);
 
 int ps_env_open(const char *path, uint64_t map_size, unsigned flags,
                 ps_env **out)
@@ -256,9 +378,37 @@ int ps_env_open(const char *path, uint64_t map_size, unsigned flags,
     e->closed = e->closing = 1;
     int rc = ps_paths_check(path, !e->readonly);
     ps_shared *sh = NULL;
+    for (int tries = 0; !rc && tries < 8; tries++) {
+        rc = open_handle(e, path, map_size, flags, &sh);
+        if (rc != PS_ERR_WRITE_MODE)
+            break;
+        /* Created in the other mode by another process after our probe:
+         * drop our env (with its last handle) and open it again. */
+        e->closing = e->closed = 1;
+        ps_shared_release(sh);
+        ps_shared_unref(sh);
+        e->sh = sh = NULL;
+        e->mdb = NULL;
+        rc = PS_OK;
+        if (tries == 7)
+            rc = PS_ERR_WRITE_MODE;
+    }
+    if (rc) {
+        ps_idxset_free(e->idx_set);
+        free(e);
+        return rc;
+    }
+    *out = e;
+    return PS_OK;
+}
+
+/* One attempt of ps_env_open: on failure the handle holds no env. */
+static int open_handle(ps_env *e, const char *path, uint64_t map_size,
+                       unsigned flags, ps_shared **shp)
+{
+    ps_shared *sh = NULL;
     int created = 0;
-    if (!rc)
-        rc = ps_shared_acquire(path, &sh, &created);
+    int rc = ps_shared_acquire(path, &sh, &created);
     if (!rc && created) {
         rc = shared_open(sh, path, flags, map_size);
         ps_shared_opened(sh, rc == PS_OK);
@@ -277,18 +427,18 @@ int ps_env_open(const char *path, uint64_t map_size, unsigned flags,
         if (rc)
             rc = ps_space_errno(sh, path, rc);
     }
-    if (rc) {
-        if (sh) {
-            e->closing = e->closed = 1;
-            ps_shared_release(sh);
-            ps_shared_unref(sh);
-        }
-        ps_idxset_free(e->idx_set);
-        free(e);
+    if (rc == PS_ERR_WRITE_MODE) {
+        *shp = sh; /* the caller drops it and retries */
         return rc;
     }
-    *out = e;
-    return PS_OK;
+    if (rc && sh) {
+        e->closing = e->closed = 1;
+        ps_shared_release(sh);
+        ps_shared_unref(sh);
+        e->sh = NULL;
+        e->mdb = NULL;
+    }
+    return rc;
 }
 
 void ps_env_close(ps_env *e)
@@ -353,7 +503,7 @@ int ps_env_get_info(ps_env *e, ps_env_info *out)
         out->depth = rs.ms_depth;
         out->max_readers = ei.me_maxreaders;
         out->num_readers = ei.me_numreaders;
-        out->format_version = PS_FORMAT_VERSION;
+        out->format_version = PS_FORMAT_VERSION; /* data format; the write mode: ps_env_writemap */
         rc = ps_last_revision(t->mdb, e, &out->revision);
     }
     ps_txn_abort(t);
@@ -378,9 +528,23 @@ int ps_env_copy(ps_env *e, const char *dest, int compact)
     rc = fchmod(fd, 0600) != 0 ? errno : PS_OK;
     if (!rc) {
         rc = ps_gate_enter(e);
-        if (!rc) {
+        for (int tries = 0; !rc; tries++) {
             rc = mdb_env_copyfd2(e->mdb, fd, compact ? MDB_CP_COMPACT : 0);
-            ps_gate_exit(e, 1);
+            if (rc != MDB_MAP_RESIZED || tries == 8) {
+                ps_gate_exit(e, 1);
+                break;
+            }
+            /* Another process grew the map (frequent with a writemap
+             * store's small steps): LMDB's own read txn does not adopt
+             * it; ours does.  Nothing was written yet: copy again. */
+            MDB_txn *txn;
+            rc = ps_begin_mdb(e, 0, &txn);
+            if (!rc)
+                mdb_txn_abort(txn);
+            if (!rc && (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0))
+                rc = errno;
+            if (rc)
+                ps_gate_exit(e, 1);
         }
     }
     if (!rc && fsync(fd) != 0)
@@ -406,4 +570,10 @@ int ps_env_reader_check(ps_env *e, int *cleared)
     rc = mdb_reader_check(e->mdb, cleared);
     ps_gate_exit(e, 1);
     return rc;
+}
+
+int ps_env_writemap(ps_env *e)
+{
+    /* the recorded mode: a writable env always matches it (open_dbs) */
+    return e != NULL && e->format == PS_STORE_FORMAT_WRITEMAP;
 }

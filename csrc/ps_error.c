@@ -52,6 +52,7 @@ const char *ps_strerror(int code)
     case PS_ERR_VALUE_BOUNDS: return "stored record's size runs outside its pages (damaged file)";
     case PS_ERR_SHARED_READONLY: return "store is open in this process on files it cannot write";
     case PS_ERR_WRONG_THREAD: return "a write transaction must be ended by the thread that began it";
+    case PS_ERR_WRITE_MODE: return "store is being written in another write mode (writemap/pwrite) by another opener";
     default: return mdb_strerror(code); /* LMDB codes and errno values */
     }
 }

@@ -10,6 +10,9 @@
 
 #define PS_DEFAULT_MAP_SIZE ((uint64_t)1 << 30)   /* 1 GiB of address space */
 #define PS_MAX_MAP_SIZE ((uint64_t)1 << 44)       /* 16 TiB: growth stops here */
+#define PS_WM_INITIAL ((uint64_t)1 << 20)         /* writemap: a new store's map */
+#define PS_WM_MIN_STEP ((uint64_t)4 << 20)        /* writemap growth: max(4 MiB, map/8) */
+#define PS_WM_LAST_STEP ((uint64_t)256 << 10)     /* smallest step on a full disk */
 #define PS_FULL_DISK_SLACK ((uint64_t)1 << 20)   /* less free after EIO: disk full */
 #define PS_DB_RESOURCES "resources"
 #define PS_DB_META "meta"
@@ -53,6 +56,7 @@ typedef struct ps_shared {
     int handles;              /* handles not yet freed: the memory stays */
     int opening;              /* first handle still opening (registry mutex) */
     int mdb_readonly;         /* environment opened MDB_RDONLY */
+    int writemap;             /* opened MDB_WRITEMAP, map preallocated */
     pid_t pid;
     MDB_env *mdb;
     /* The gate (ps_registry.c): every live transaction of every handle is
@@ -82,6 +86,10 @@ typedef struct ps_shared {
     size_t map_len;
     size_t psize;
     uint64_t file_bytes;      /* atomic */
+    /* Writemap: bytes the last committed write txn logged (under write_mu):
+     * a write txn grows the map before it begins to leave room for as much
+     * again, so a run of big txns is not replayed after MDB_MAP_FULL. */
+    uint64_t last_txn_bytes;
 } ps_shared;
 
 /* A handle: what one ps_env_open() returned. */
@@ -122,6 +130,7 @@ struct ps_env {
     unsigned live;            /* this handle's live transactions (gate_mu) */
     int readonly;
     int nosync;               /* write txns begin with MDB_NOSYNC */
+    uint32_t format;          /* meta format_version as opened (2 or 3) */
     pid_t pid;
 };
 
@@ -243,6 +252,28 @@ int ps_space_prepare_lock(const char *dir, unsigned max_readers);
 /* rc, or ENOSPC when rc is EIO (a short write) and the filesystem has
  * (almost) no space left for unprivileged users; sh or dir names it. */
 int ps_space_errno(ps_shared *sh, const char *dir, int rc);
+
+/* ps_prealloc.c: the writemap mode's file (see its header comment).
+ * ps_wm_fs_ok: fd's filesystem reserves space for overwrites (ext4, xfs,
+ * tmpfs); ps_wm_wanted: that, unless PYSTORE_WRITEMAP=0.
+ * ps_wm_lock/unlock: exclusive flock of data.mdb around size changes.
+ * ps_wm_prealloc: (lock held) allocate data.mdb up to max(want rounded
+ * to MiB, its size), *out the size; on failure the size it had.
+ * ps_wm_resize: (env held alone) grow by a step (2^attempt steps, at
+ * least `need` bytes), or adopt the file's size (adopt), and remap. */
+int ps_wm_fs_ok(int fd);
+int ps_wm_wanted(int fd);
+int ps_wm_lock(int fd);
+void ps_wm_unlock(int fd);
+int ps_wm_prealloc(int fd, uint64_t want, uint64_t *out);
+uint64_t ps_wm_step(uint64_t map);
+/* How a writemap growth is sized: the growths this txn made already, and
+ * bytes the txn needs (0: unknown). */
+typedef struct ps_grow {
+    unsigned attempt;
+    uint64_t need;
+} ps_grow;
+int ps_wm_resize(ps_shared *sh, int adopt, unsigned attempt, uint64_t need);
 
 /* ps_paths.c: never follow symlinks for the store's files */
 int ps_paths_check(const char *dir, int writable);

@@ -11,7 +11,12 @@
 static int resize_map(ps_shared *sh, void *grow)
 {
     int rc;
-    if (grow == NULL) {
+    if (sh->writemap) {
+        /* the file is allocated before the map reaches it (ps_prealloc.c);
+         * grow: the number of growths this txn already made */
+        const ps_grow *g = grow;
+        rc = ps_wm_resize(sh, g == NULL, g ? g->attempt : 0, g ? g->need : 0);
+    } else if (grow == NULL) {
         rc = mdb_env_set_mapsize(sh->mdb, 0);
     } else {
         MDB_envinfo info;
@@ -30,11 +35,41 @@ static int resize_map(ps_shared *sh, void *grow)
     return rc;
 }
 
-static int grow_flag;
+/* Writemap: is the map's untouched tail shorter than a growth step (a
+ * quarter of the map for small maps)?
+ * Then a write txn grows it before it begins, so most growths replay
+ * nothing (a growth after MDB_MAP_FULL replays the whole txn). */
+static int room_low(ps_shared *sh, uint64_t need)
+{
+    MDB_envinfo info;
+    if (sh->psize == 0 || mdb_env_info(sh->mdb, &info) != 0)
+        return 0;
+    uint64_t used = ((uint64_t)info.me_last_pgno + 1) * sh->psize;
+    uint64_t map = info.me_mapsize, low = ps_wm_step(map);
+    if (low > map / 4)
+        low = map / 4; /* a small store stays small */
+    if (low < need)
+        low = need; /* room for a txn like the last one */
+    return map < PS_MAX_MAP_SIZE && (used >= map || map - used < low);
+}
+
+/* What a txn like the last one may need: its logged bytes, with room for
+ * page overhead (values share pages, B-tree splits, the change log). */
+static uint64_t last_need(ps_shared *sh)
+{
+    uint64_t b = sh->last_txn_bytes;
+    return b < PS_MAX_MAP_SIZE / 2 ? b + b / 2 : PS_MAX_MAP_SIZE;
+}
 
 int ps_begin_mdb(ps_env *e, int write, MDB_txn **out)
 {
     ps_shared *sh = e->sh;
+    if (write && sh->writemap && room_low(sh, last_need(sh))) {
+        /* best effort: on a full disk (or with another txn of this thread
+         * live) the txn begins anyway and MDB_MAP_FULL decides */
+        ps_grow g = {0, last_need(sh)};
+        (void)ps_gate_alone(e, resize_map, &g);
+    }
     if (!write && ps_pool_renew(sh, out) == PS_OK)
         return PS_OK;
     /* LMDB 0.9 ignores MDB_NOSYNC at txn begin (it keeps only MDB_RDONLY):
@@ -218,6 +253,12 @@ int ps_txn_commit_rev(ps_txn *t, uint64_t *revision)
         if (rc == PS_OK) {
             ps_idx_committed(t); /* this txn's index definitions are the env's now */
             ps_rev_committed(t, txnid);
+            if (t->env->sh->writemap) {
+                uint64_t b = 0;
+                for (ps_op *op = t->log_head; op; op = op->next)
+                    b += op->key_len + op->val_len + 64;
+                t->env->sh->last_txn_bytes = b;
+            }
         }
         if (rc == PS_OK && revision)
             ps_txn_pending(t, revision);
@@ -368,14 +409,21 @@ static int replay(ps_txn *t)
 int ps_txn_recover(ps_txn *t)
 {
     ps_env *e = t->env;
-    for (;;) {
+    /* writemap: the step covers twice what the txn logged so far (its
+     * replay, and as much again), so a big txn is replayed once or twice,
+     * not once per step */
+    ps_grow g = {0, 0};
+    for (ps_op *op = t->log_head; op; op = op->next)
+        g.need += op->key_len + op->val_len + 64;
+    g.need *= 2;
+    for (;; g.attempt++) {
         if (t->mdb) {
             mdb_txn_abort(t->mdb);
             t->mdb = NULL;
             t->res_cur = t->chg_cur = NULL; /* freed with it */
         }
         ps_idx_txn_reset(t); /* the replay rebuilds this txn's view */
-        int rc = ps_gate_alone(e, resize_map, &grow_flag); /* MAP_FULL at the max */
+        int rc = ps_gate_alone(e, resize_map, &g); /* MAP_FULL at the max */
         if (!rc)
             rc = ps_begin_mdb(e, 1, &t->mdb);
         if (!rc) {

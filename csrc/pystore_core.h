@@ -607,6 +607,21 @@ int ps_etcd_range_wire(const char *resp, size_t resp_len, uint32_t field,
                        ps_buf *out, uint64_t *revision, int *more,
                        size_t *last_key_off, size_t *last_key_len);
 
+/* ---- write mode: MDB_WRITEMAP with a preallocated map (ps_prealloc.c) ----
+ * A store is written either through LMDB's writable map of data.mdb
+ * (MDB_WRITEMAP, the map allocated on disk with posix_fallocate; meta
+ * format_version PS_STORE_FORMAT_WRITEMAP) or with pwrite (format 2).  The
+ * mode is chosen when the store is created (pwrite where preallocation
+ * does not reserve space for overwrites, or when the environment variable
+ * PYSTORE_WRITEMAP is "0") and kept by every later writer.
+ * PS_ERR_WRITE_MODE: the store's recorded mode differs from the one this
+ * process's environment was opened with (the open retries it). */
+#define PS_STORE_FORMAT_WRITEMAP 3
+#define PS_ERR_WRITE_MODE -31055 /* store written in another write mode */
+/* The store's recorded write mode: 1 writemap, 0 pwrite (every writable
+ * environment on it uses that mode). */
+int ps_env_writemap(ps_env *env);
+
 /* CDEF-END */
 
 #ifdef __cplusplus

@@ -177,6 +177,7 @@ _TABLE: dict[int, tuple[type[StoreError], str]] = {
         ReadOnlyError, "another Store of this process opened it read-only on unwritable files"
     ),
     lib.PS_ERR_WRONG_THREAD: (TransactionError, ""),
+    lib.PS_ERR_WRITE_MODE: (StoreError, "open the store again"),
     lib.PS_ERR_UNIQUE: (AlreadyExistsError, "a unique index holds the value"),
     lib.PS_ERR_INDEX_EXISTS: (StoreError, "drop the index first to change its definition"),
     lib.PS_ERR_INDEX_DEF: (CorruptionError, "an index definition is damaged"),

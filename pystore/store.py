@@ -75,7 +75,9 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, ResourceOps):
     LMDB's ``data.mdb`` and ``lock.mdb`` (mode 0600).  ``sync=False`` skips
     the fsync at commit (safe against a process crash, not a power loss).
     ``map_size`` is the initial memory map in bytes; the map grows by
-    itself.  ``readonly=True`` opens an existing store, which another
+    itself (on ext4, XFS and tmpfs a new store is written through the map,
+    which is then allocated on disk: keep ``map_size`` unset there, see
+    docs/durability.md "Write modes").  ``readonly=True`` opens an existing store, which another
     process may be writing, and refuses writes.  Fields named in
     ``strip_fields`` are cleared at every depth before anything is
     persisted.  The change log keeps at least the newest ``keep_changes``

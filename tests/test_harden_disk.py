@@ -82,8 +82,13 @@ def test_new_store_on_a_full_filesystem(tiny_fs: Path) -> None:
     assert r.stdout.split()[0] == "StorageFullError", r.stdout
 
 
-def test_existing_store_without_lock_file_on_a_full_filesystem(tiny_fs: Path) -> None:
+def test_existing_store_without_lock_file_on_a_full_filesystem(
+    tiny_fs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tiny_fs / "store"
+    # pwrite mode: a writemap store preallocates its whole map, which a
+    # 1 MiB filesystem cannot hold next to lock.mdb
+    monkeypatch.setenv("PYSTORE_WRITEMAP", "0")
     with Store(path, map_size=1 << 20) as s:
         s.save_resource("Agent", "a", Agent(model="a"))
     (path / "lock.mdb").unlink()

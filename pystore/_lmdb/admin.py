@@ -31,7 +31,8 @@ class StoreStats:
     """What ``Store.stats()`` reports.
 
     Sizes are bytes: ``map_size`` is the current memory map (the file may
-    grow up to it), ``used_bytes`` the pages below LMDB's high-water mark,
+    grow up to it; in ``write_mode`` "writemap" the file is the whole map,
+    allocated on disk), ``used_bytes`` the pages below LMDB's high-water mark,
     ``file_bytes`` the size of ``data.mdb`` on disk, ``data_bytes`` the
     pages that hold live data (the high-water mark less the pages on LMDB's
     free list: what a compacted ``backup()`` writes) and
@@ -53,6 +54,9 @@ class StoreStats:
     data_bytes: int = 0
     reclaimable_bytes: int = 0
     revision: int = 0  # the last committed revision
+    # how writers write the file: "writemap" (through LMDB's writable map of
+    # a preallocated data.mdb), "pwrite" (write(2) per page) or "" (etcd)
+    write_mode: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the shape of ``pystore --json stats``)."""
@@ -60,6 +64,7 @@ class StoreStats:
             "path": self.path,
             "format_version": self.format_version,
             "revision": self.revision,
+            "write_mode": self.write_mode,
             "entries": self.entries,
             "map_size": self.map_size,
             "used_bytes": self.used_bytes,
@@ -143,6 +148,7 @@ class AdminOps:
             data_bytes=live * psize,
             reclaimable_bytes=max(0, file_bytes - live * psize),
             revision=int(info.revision),
+            write_mode="writemap" if lib.ps_env_writemap(self._env) else "pwrite",
         )
 
     def backup(self, dest: str | os.PathLike[str], compact: bool = True) -> int:

@@ -180,6 +180,7 @@ def cmd_stats(a: argparse.Namespace) -> int:
         return OK
     _out(f"store           {st.path}")
     _out(f"format version  {st.format_version}")
+    _out(f"write mode      {st.write_mode or '-'}")
     _out(f"revision        {st.revision}")
     _out(f"resources       {st.entries} in {len(st.kinds)} kind(s)")
     _out(f"map size        {_size(st.map_size)}")
