@@ -7,13 +7,13 @@
  * change log in a second named database (the floor of pystore's format);
  * and ps_fw_save_many of all 10,000 records in one call beside one raw
  * LMDB txn of 10,000 puts (µs per record).  Both environments are opened
- * with MDB_NOSYNC and, unless -p is given, MDB_WRITEMAP: the core's own
- * mdb_env_open is wrapped at link time (-Wl,--wrap=mdb_env_open) so the
- * core's sources are not touched.  Rounds interleave the four loops in a
- * shuffled order, timed in this thread's CPU time (the box is shared);
+ * with MDB_NOSYNC and in the same write mode: the store's own (MDB_WRITEMAP
+ * with a preallocated map on ext4 / xfs / tmpfs), or with -p the pwrite
+ * mode (PYSTORE_WRITEMAP=0 for the store).  Rounds interleave the loops in
+ * a shuffled order, timed in this thread's CPU time (the box is shared);
  * medians of µs/op are printed, and the median over the rounds of each
- * round's ratio to the floors.  Not a test (no add_test): `make bench-core` builds it -O2 and
- * runs it.
+ * round's ratio to the floors.  Not a test (no add_test): `make bench-core`
+ * builds it -O2 and runs it.
  *
  * usage: bench_write [-p] [-b] [-o LOOP] DIR [ROUNDS [OPS]]   (DIR is
  * emptied first; -b adds the batches; -o runs only loop LOOP, 0-7 in the
@@ -34,18 +34,6 @@
 #define MAXROUNDS 101
 
 static int writemap = 1;
-
-int __real_mdb_env_open(MDB_env *env, const char *path, unsigned flags,
-                        mdb_mode_t mode);
-int __wrap_mdb_env_open(MDB_env *env, const char *path, unsigned flags,
-                        mdb_mode_t mode);
-int __wrap_mdb_env_open(MDB_env *env, const char *path, unsigned flags,
-                        mdb_mode_t mode)
-{
-    if (writemap && !(flags & MDB_RDONLY))
-        flags |= MDB_WRITEMAP;
-    return __real_mdb_env_open(env, path, flags, mode);
-}
 
 #define CK(x)                                                                 \
     do {                                                                      \
@@ -257,6 +245,7 @@ int main(int argc, char **argv)
     int argi = 1;
     if (argi < argc && strcmp(argv[argi], "-p") == 0) {
         writemap = 0;
+        setenv("PYSTORE_WRITEMAP", "0", 1); /* a new store in pwrite mode */
         argi++;
     }
     int nloops = 6;
@@ -296,6 +285,7 @@ int main(int argc, char **argv)
     payload_len = PAYLOAD - 1;
 
     CK(ps_env_open(pdir, 0, PS_OPEN_NOSYNC, &ps));
+    int ps_writemap = ps_env_writemap(ps);
     ps_txn *t;
     CK(ps_txn_begin(ps, PS_TXN_WRITE, &t));
     for (int i = 0; i < NREC; i++) {
@@ -360,8 +350,9 @@ int main(int argc, char **argv)
         m[x] = median(res[x], rounds);
     for (int x = 0; x < 5; x++)
         q[x] = median(ratio[x], rounds);
-    printf("%s, %d rounds x %d ops, %d records of %zu bytes\n",
-           writemap ? "MDB_WRITEMAP" : "pwrite", rounds, ops, NREC, payload_len);
+    printf("floor %s, store %s; %d rounds x %d ops, %d records of %zu bytes\n",
+           writemap ? "MDB_WRITEMAP" : "pwrite", ps_writemap == 1 ? "MDB_WRITEMAP" : "pwrite",
+           rounds, ops, NREC, payload_len);
     for (int x = 0; x < nloops; x++)
         printf("  %-15s %7.3f us/%s\n", names[x], m[x], x < 6 ? "op" : "record");
     printf("  save   ps/floor %.2fx  ps/(floor+log) %.2fx  (medians of per-round ratios)\n",
