@@ -359,3 +359,129 @@ int ps_fw_put_txn(ps_txn *txn, const char *kind, size_t kind_len,
     free(owned);
     return rc;
 }
+
+/* ---- Writes inside a transaction the caller holds (Transaction) ---------
+ * The caller hands over the slot its live ps_txn sits in (NULL once the
+ * transaction ended), so a finished or never-begun transaction, or one of
+ * another thread, is refused at PS_FW_STAGE_BEGIN before anything else. */
+
+static int txn_in(ps_txn **slot, ps_txn **out)
+{
+    ps_txn *t = slot ? *slot : NULL;
+    if (t == NULL || !t->write)
+        return PS_ERR_INVALID_ARG;
+    if (!pthread_equal(t->thread, pthread_self()))
+        return PS_ERR_WRONG_THREAD;
+    *out = t;
+    return PS_OK;
+}
+
+static int64_t pending(ps_txn *t)
+{
+    uint64_t rev = 0;
+    ps_txn_pending(t, &rev);
+    return rev > INT64_MAX ? INT64_MAX : (int64_t)rev;
+}
+
+int64_t ps_fw_txn_save(ps_txn **slot, const char *kind, size_t kind_len,
+                       const char *id, size_t id_len, const char *data,
+                       size_t len, const ps_fw_plan *plan, unsigned flags,
+                       uint64_t expected)
+{
+    last.actual = 0;
+    last.index = 0;
+    ps_txn *t;
+    int rc = txn_in(slot, &t);
+    if (rc)
+        return fail(PS_FW_STAGE_BEGIN, rc);
+    if ((data == NULL && len) ||
+        (flags & ~(unsigned)(PS_PUT_NOOVERWRITE | PS_PUT_IF_REVISION)))
+        return fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG);
+    char *owned;
+    const char *payload;
+    size_t plen;
+    rc = strip_one(plan, data, len, &owned, &payload, &plen);
+    if (rc)
+        return fail(rc == PS_ERR_BAD_RECORD ? PS_FW_STAGE_STRIP : PS_FW_STAGE_ARGS, rc);
+    int64_t result;
+    if (plen > PS_MAX_PAYLOAD) {
+        last.len = plen;
+        result = fail(PS_FW_STAGE_ARGS, PS_ERR_VALUE_TOO_LARGE);
+    } else {
+        /* not borrowed: the log keeps a copy (`owned` dies here) */
+        rc = ps_put_if(t, kind, kind_len, id, id_len, payload, plen, ps_now_ns(),
+                       flags, expected, &last.actual);
+        result = rc ? fail(PS_FW_STAGE_WRITE, rc) : pending(t);
+    }
+    free(owned);
+    return result;
+}
+
+int64_t ps_fw_txn_del(ps_txn **slot, const char *kind, size_t kind_len,
+                      const char *id, size_t id_len, unsigned flags,
+                      uint64_t expected)
+{
+    last.actual = 0;
+    last.index = 0;
+    ps_txn *t;
+    int rc = txn_in(slot, &t);
+    if (rc)
+        return fail(PS_FW_STAGE_BEGIN, rc);
+    if (flags & ~(unsigned)PS_PUT_IF_REVISION)
+        return fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG);
+    int existed = 0;
+    rc = ps_del_if(t, kind, kind_len, id, id_len, (flags & PS_PUT_IF_REVISION) != 0,
+                   expected, &last.actual, &existed);
+    if (rc)
+        return fail(PS_FW_STAGE_WRITE, rc);
+    return existed ? 1 : 0;
+}
+
+int64_t ps_fw_txn_save_many(ps_txn **slot, const char *kind, size_t kind_len,
+                            const char *data, size_t data_len,
+                            const uint32_t *lens, size_t n,
+                            const ps_fw_plan *plan)
+{
+    last.index = 0;
+    ps_txn *t;
+    int rc = txn_in(slot, &t);
+    if (rc)
+        return fail(PS_FW_STAGE_BEGIN, rc);
+    if ((lens == NULL && n) || (data == NULL && data_len) || n > INT64_MAX ||
+        (plan != NULL && plan->table == NULL) ||
+        data_len > SIZE_MAX - PS_STRIP_SLACK)
+        return fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG);
+    char *owned = NULL;
+    uint32_t *owned_lens = NULL;
+    if (plan != NULL) {
+        rc = strip_many(plan, data, data_len, lens, n, &owned, &owned_lens,
+                        &data_len);
+        if (rc)
+            return fail(rc == PS_ERR_BAD_RECORD ? PS_FW_STAGE_STRIP : PS_FW_STAGE_ARGS, rc);
+        data = owned;
+        lens = owned_lens;
+    }
+    int64_t result = (int64_t)n;
+    for (size_t i = 0; i < n; i++) {
+        if (lens[2 * i + 1] > PS_MAX_PAYLOAD) {
+            last.index = i;
+            last.len = lens[2 * i + 1];
+            result = fail(PS_FW_STAGE_ARGS, PS_ERR_VALUE_TOO_LARGE);
+            break;
+        }
+    }
+    if (result >= 0) {
+        size_t at = 0;
+        /* not borrowed (the stripped copy dies here); every key is checked
+         * before the first put */
+        rc = ps_put_many(t, kind, kind_len, data, data_len, lens, n,
+                         ps_now_ns(), 0, &at);
+        if (rc) {
+            last.index = at;
+            result = fail(PS_FW_STAGE_WRITE, rc);
+        }
+    }
+    free(owned);
+    free(owned_lens);
+    return result;
+}

@@ -356,6 +356,30 @@ int ps_fw_put_txn(ps_txn *txn, const char *kind, size_t kind_len,
 /* Copy this thread's details of its last ps_fw_* call into *out. */
 void ps_fw_last(ps_fw_info *out);
 
+/* ---- Writes inside a Transaction (ps_fastwrite.c) -----------------------
+ * One call per save / delete / batch in a write transaction the caller
+ * began and still holds: `slot` is where its live ps_txn sits (NULL once it
+ * ended).  PS_FW_STAGE_BEGIN (nothing done) when the slot is empty, holds a
+ * read txn, or the txn belongs to another thread (PS_ERR_WRONG_THREAD);
+ * then as ps_fw_save / ps_fw_save_many (strip, size, key(s), write with
+ * every hook, time stamp now), in the caller's txn, which stays open.  The
+ * payloads are copied into the txn's log (nothing borrowed from the
+ * caller).  A failed write leaves the txn as ps_put_if / ps_del_if /
+ * ps_put_many leave it.  Results: ps_fw_txn_save the revision the txn will
+ * commit at, ps_fw_txn_del 1 if kind/id existed else 0, ps_fw_txn_save_many
+ * n; -1 on failure with the details in ps_fw_last. */
+int64_t ps_fw_txn_save(ps_txn **slot, const char *kind, size_t kind_len,
+                       const char *id, size_t id_len, const char *data,
+                       size_t len, const ps_fw_plan *plan, unsigned flags,
+                       uint64_t expected);
+int64_t ps_fw_txn_del(ps_txn **slot, const char *kind, size_t kind_len,
+                      const char *id, size_t id_len, unsigned flags,
+                      uint64_t expected);
+int64_t ps_fw_txn_save_many(ps_txn **slot, const char *kind, size_t kind_len,
+                            const char *data, size_t data_len,
+                            const uint32_t *lens, size_t n,
+                            const ps_fw_plan *plan);
+
 /* ---- Secondary indexes (ps_index.c, ps_extract.c, ps_find.c) ----------
  * An index of a kind is a plan (u32 array, see ps_extract.c) that picks
  * values out of each record's serialized payload.  Entries live in the

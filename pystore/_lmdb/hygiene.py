@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
@@ -71,6 +71,9 @@ class Stripper:
         self._lock = threading.Lock()
         # Per type: the compiled wire plan, or None when nothing needs stripping.
         self._wire: dict[Descriptor, WirePlan | None] = {}
+        # Per message class: (its descriptor, its ps_fw_plan or NULL), for the
+        # one-call writes inside a Transaction (see txnwrite.py).
+        self.fw_plans: dict[type, tuple[Descriptor, Any]] = {}
 
     def _wire_plan(self, desc: Descriptor) -> WirePlan | None:
         plan = self.plan(desc) if self.names else None
