@@ -631,6 +631,72 @@ int ps_etcd_range_wire(const char *resp, size_t resp_len, uint32_t field,
                        ps_buf *out, uint64_t *revision, int *more,
                        size_t *last_key_off, size_t *last_key_len);
 
+/* ---- One-call reads through a per-thread read context (ps_fastread.c) --
+ * A ps_rctx belongs to one handle and is used by one thread at a time
+ * (pystore keeps one per store per thread).  The caller reads the public
+ * fields; it writes none of them.  Every call that returns PS_RFAIL leaves
+ * its code in `rc`. */
+#define PS_RFAIL -1
+#define PS_RSCAN_WIRE 0      /* payloads as repeated field PS_RSCAN_FIELD */
+#define PS_RSCAN_PAYLOADS 1  /* offs: [start, end) of each payload */
+#define PS_RSCAN_RECORDS 2   /* offs: payload start, end, id start, end, updated_ns, revision */
+#define PS_RSCAN_FIELD 1
+typedef struct ps_rctx {
+    char *buf;              /* ps_rget's payload (when it fits: len <= cap) */
+    size_t cap;
+    int rc;                 /* code of the last call that returned PS_RFAIL */
+    int64_t updated_ns;     /* of the record ps_rget read last */
+    uint64_t revision;
+    const char *base;       /* offset scans: the offsets count from here */
+    size_t span;            /* ... and end within span bytes of it */
+    uint64_t *offs;         /* offset scans: per record, as the mode says */
+    ps_buf wire;            /* PS_RSCAN_WIRE: the wire bytes, wire.count records */
+    void *priv;             /* the core's */
+    uint32_t magic;         /* PS_RCTX_MAGIC while the context lives */
+} ps_rctx;
+#define PS_RCTX_MAGIC 0x52435458
+#define PS_RCTX_TAG 10       /* bytes of a context's tag (ps_rctx_tag) */
+/* A context reading `env` (which must outlive it) with a `cap`-byte
+ * payload buffer; ps_rctx_trim keeps up to `keep` bytes of scan buffers. */
+int ps_rctx_new(ps_env *env, size_t cap, size_t keep, ps_rctx **out);
+/* Resize the payload buffer to `cap` bytes (its content is lost). */
+int ps_rctx_reserve(ps_rctx *ctx, size_t cap);
+/* Free the context (ends an unfinished offset scan first). */
+void ps_rctx_free(ps_rctx *ctx);
+/* Free scan buffers grown past the context's `keep` bytes. */
+void ps_rctx_trim(ps_rctx *ctx);
+/* Read the record `key` ("<kind>/<id>", NUL-terminated; a key holding NUL
+ * must be refused by the caller) in a reused read txn.  Returns the
+ * payload length, copied to ctx->buf when it is <= ctx->cap (else nothing
+ * is copied: grow the buffer and read again); updated_ns and revision go
+ * to the context.  PS_RFAIL with ctx->rc: PS_LMDB_NOTFOUND, a key code,
+ * PS_ERR_CLOSED, PS_ERR_FORKED, PS_ERR_VALUE_BOUNDS, PS_ERR_BAD_RECORD... */
+int64_t ps_rget(ps_rctx *ctx, const char *key);
+/* ps_rget with one argument (cffi's cheapest call): `tagged` is the
+ * context's PS_RCTX_TAG-byte tag (no NUL in it) followed by the key.  The
+ * context must be alive: the caller keeps it while the tag is in use. */
+int64_t ps_rget1(const char *tagged);
+/* Write the context's tag (PS_RCTX_TAG bytes, each >= 0x80) to out. */
+void ps_rctx_tag(ps_rctx *ctx, char *out);
+/* The records of one kind in key order, at most `limit` (0: all), in one
+ * read txn: start[0, prefix_len) is "<kind>/", and a longer `start` names
+ * the id to start strictly after.  Returns the count (or PS_RFAIL).
+ * PS_RSCAN_WIRE: into ctx->wire, the txn ended.  The offset modes: into
+ * ctx->offs (relative to ctx->base); the txn and its pages stay held, so
+ * they stay valid and no map resize or close completes, until
+ * ps_rscan_end, which the caller must call (also after PS_RFAIL: it does
+ * nothing then) before any other call on the context. */
+int64_t ps_rscan(ps_rctx *ctx, const char *start, size_t start_len,
+                 size_t prefix_len, uint64_t limit, unsigned mode);
+void ps_rscan_end(ps_rctx *ctx);
+/* ps_find_first_into into ctx->buf: the payload length (copied when it
+ * fits, as ps_rget), PS_RNONE when nothing matches, or PS_RFAIL. */
+#define PS_RNONE -2
+int64_t ps_rfind(ps_rctx *ctx, const char *kind, size_t kind_len,
+                 const char *name, size_t name_len, unsigned qtype,
+                 const char *s, size_t s_len, int64_t num, const char *mkey,
+                 size_t mkey_len);
+
 /* ---- write mode: MDB_WRITEMAP with a preallocated map (ps_prealloc.c) ----
  * A store is written either through LMDB's writable map of data.mdb
  * (MDB_WRITEMAP, the map allocated on disk with posix_fallocate; meta

@@ -1,0 +1,557 @@
+"""``Store``'s reads in one C call each, through a per-thread read context.
+
+Each thread that reads a Store gets its own ``ps_rctx`` (``csrc/ps_fastread.c``):
+the handle, a payload buffer and scan buffers, kept between calls in the
+Store's thread state.  A get is ``ps_rget(ctx, b"Kind/id")``: the payload
+length comes back as the return value, the bytes are sliced from the
+thread's buffer (or parsed from a view of it).  ``list_resources`` raw and
+``iter_resources`` slice the payloads straight from the map while the scan's
+read transaction is held (it is ended in a ``finally`` before anything else
+runs); ``list_resources`` parsed parses the kind's records as one wrapper
+message from the thread's kept wire buffer.
+
+Every unusual case -- a bad key, a missing or damaged record, a closed or
+forked store, this thread inside ``transaction()`` -- leaves the fast path
+for the general one of :class:`~pystore._ops.ResourceOps`, which raises the
+same typed errors as always (answering again from a new read transaction).
+Closed and forked stores are caught by the C call itself (``PS_ERR_CLOSED``,
+``PS_ERR_FORKED``), so the fast path checks only this thread's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
+
+from google.protobuf import descriptor_pb2
+from google.protobuf.descriptor import Descriptor
+from google.protobuf.message import DecodeError, Message
+
+from .._ops import ResourceOps, _check_type
+from ..errors import InvalidMessageError, NotFoundError, TransactionError
+from ..records import Resource, ns_to_datetime
+from . import index as _ix
+from ._native import ffi, lib
+from .core import check_key, encode_kind
+from .wire import ITEMS_FIELD, MAX_WIRE, list_class
+
+if TYPE_CHECKING:
+    from ..store import _ThreadState
+
+__all__ = ["FastReads"]
+
+M = TypeVar("M", bound=Message)
+
+assert ITEMS_FIELD == lib.PS_RSCAN_FIELD
+
+BUF = 1 << 16  # a thread's payload buffer
+KEEP = 1 << 20  # payload buffers grown up to this are kept; larger reads go the general way
+SCAN_KEEP = 16 << 20  # scan buffers (wire bytes, offsets) kept between calls
+PAGE = 512  # iter_resources: records per page, each page in its own read txn
+
+_rget = lib.ps_rget
+_rget1 = lib.ps_rget1
+_rscan = lib.ps_rscan
+_rend = lib.ps_rscan_end
+_trim = lib.ps_rctx_trim
+_buffer = ffi.buffer
+_unpack = ffi.unpack
+_I64P = ffi.typeof("int64_t *")
+_rfind = lib.ps_rfind
+_NONE: int = lib.PS_RNONE
+_Q_TEXT: int = lib.PS_Q_TEXT
+_NULL = ffi.NULL
+_META = type(descriptor_pb2.FileDescriptorProto)  # the class of generated message classes
+_TYPES: set[type] = set()  # message classes find_one has checked
+_PAYLOADS: int = lib.PS_RSCAN_PAYLOADS
+_RECORDS: int = lib.PS_RSCAN_RECORDS
+_WIRE: int = lib.PS_RSCAN_WIRE
+
+# Resource is a frozen slotted dataclass: its __init__ sets each field via
+# object.__setattr__ (~0.9 us).  A plain class with the same slots is filled
+# by ordinary attribute stores, then becomes a Resource (the layouts are the
+# same, so CPython allows the __class__ assignment): ~0.4 us.
+_new = object.__new__
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+_UTC = _dt.UTC
+_DT = _dt.datetime
+
+
+class _Twin:
+    # Resource's fields, in its order (if they ever differ, _TWIN is False).
+    __slots__ = ("id", "kind", "data", "updated_at", "updated_ns", "revision", "message")  # noqa: RUF023
+    id: str
+    kind: str
+    data: bytes
+    updated_at: Any
+    updated_ns: int
+    revision: int
+    message: Any
+
+
+def _twin_works() -> bool:
+    if _Twin.__slots__ != Resource.__slots__:
+        return False
+    try:
+        r = _new(_Twin)
+        r.__class__ = Resource  # type: ignore[assignment]
+    except TypeError:
+        return False
+    return True
+
+
+_TWIN = _twin_works()
+
+
+class _Stamps:
+    """``ns_to_datetime`` for a run of stamps: the date and time of the
+    current second are kept, so a stamp within it costs one datetime
+    constructor (~0.2 us) instead of timedelta arithmetic (~0.55 us)."""
+
+    __slots__ = ("fields", "sec")
+
+    def __init__(self) -> None:
+        self.sec: int | None = None
+        self.fields: tuple[int, int, int, int, int, int] = (1970, 1, 1, 0, 0, 0)
+
+    def second(self, sec: int) -> None:
+        b = _EPOCH + _dt.timedelta(seconds=sec)
+        self.sec, self.fields = sec, (b.year, b.month, b.day, b.hour, b.minute, b.second)
+
+    def at(self, ns: int) -> _dt.datetime:
+        sec, us = divmod(ns // 1000, 1_000_000)  # floors, as ns_to_datetime
+        if sec != self.sec:
+            self.second(sec)
+        return _DT(*self.fields, us, _UTC)
+
+
+class Reader:
+    """One thread's read context on one Store (kept in the Store's thread state)."""
+
+    __slots__ = ("cap", "ctx", "env", "held", "kp", "mv", "tag", "view")
+
+    def __init__(self, env: Any) -> None:
+        out = ffi.new("ps_rctx **")
+        rc = lib.ps_rctx_new(env, BUF, SCAN_KEEP, out)
+        if rc:
+            raise MemoryError("cannot allocate a read context")
+        self.env = env  # the context reads it: it must outlive the context
+        self.ctx: Any = ffi.gc(out[0], lib.ps_rctx_free)
+        tag = ffi.new("char[]", lib.PS_RCTX_TAG)
+        lib.ps_rctx_tag(self.ctx, tag)
+        # The context's tag (it names the context to ps_rget1) + b"Kind/",
+        # for kinds already checked; alive as long as this Reader (and ctx).
+        self.tag: bytes = _unpack(tag, lib.PS_RCTX_TAG)
+        self.kp: dict[str, bytes] = {}
+        # True while an offset scan holds its read txn (see Store.close).
+        self.held = False
+        self._views()
+
+    def _views(self) -> None:
+        c = self.ctx
+        self.cap: int = c.cap
+        self.view: Any = _buffer(c.buf, c.cap)
+        self.mv = memoryview(self.view)
+
+    def grow(self, n: int) -> bool:
+        """Make the payload buffer hold ``n`` bytes; False if over KEEP."""
+        if n > KEEP or lib.ps_rctx_reserve(self.ctx, n):
+            return False
+        self._views()
+        return True
+
+
+def _parse_into(msg: Any, data: Any, kind: str, id: str) -> Any:
+    try:
+        msg.ParseFromString(data)
+    except DecodeError as exc:
+        raise InvalidMessageError(
+            f"{kind}/{id}: stored bytes do not parse as {msg.DESCRIPTOR.full_name}: {exc}"
+        ) from None
+    return msg
+
+
+def _decode(parser: Message, data: Any) -> bool:
+    try:
+        parser.ParseFromString(data)
+    except (DecodeError, RecursionError):
+        return False
+    return True
+
+
+class FastReads(ResourceOps):
+    """The fast read methods of an LMDB ``Store`` (mixed in before ResourceOps).
+
+    Needs ``self._env`` and ``self._tls`` (a ``threading.local`` with class
+    defaults ``txn = None`` and ``rd = None``).  A subclass that sets
+    ``_remote = True`` (another backend) keeps the general methods.
+    """
+
+    _env: Any
+    _tls: _ThreadState
+    _kp: dict[str, bytes]  # kind -> b"Kind/", for kinds already checked
+
+    _qs: dict[tuple[str, str], tuple[bytes, bytes]]  # (kind, index) -> encoded, checked
+
+    _FAST = ("get_bytes", "get_resource", "get_record", "list_resources", "_iter", "find_one")
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if cls.__dict__.get("_remote"):
+            for name in FastReads._FAST:
+                if name not in cls.__dict__:
+                    setattr(cls, name, getattr(ResourceOps, name))
+
+    def _reader(self) -> Reader | None:
+        """This thread's Reader; None when the general path must answer
+        (this thread holds a transaction, or it raises the store's error)."""
+        tls = self._tls
+        if tls.txn is not None:
+            return None
+        rd: Reader | None = tls.rd
+        if rd is None:
+            if self.__dict__.get("_kp") is None:
+                self._kp, self._qs = {}, {}
+            try:
+                self._check_usable()  # type: ignore[attr-defined]
+            except Exception:
+                return None  # the general path raises it
+            rd = tls.rd = Reader(self._env)
+        return rd
+
+    def _prefix(self, kind: object) -> bytes | None:
+        """b"Kind/" for a valid kind (remembered), else None."""
+        try:
+            kb = encode_kind(kind)
+            check_key(kb, b"_")
+        except Exception:
+            return None
+        prefix = kb + b"/"
+        self._kp[cast(str, kind)] = prefix
+        rd: Reader | None = self._tls.rd
+        if rd is not None:
+            rd.kp[cast(str, kind)] = rd.tag + prefix
+        return prefix
+
+    def _key(self, kind: str, id: str) -> bytes | None:
+        try:
+            prefix = self._kp[kind]
+            rd: Reader = self._tls.rd
+            if kind not in rd.kp:
+                rd.kp[kind] = rd.tag + prefix
+        except (KeyError, TypeError):
+            prefix = self._prefix(kind)  # type: ignore[assignment]
+            if prefix is None:
+                return None
+        if id.__class__ is not str or "\0" in id:
+            return None
+        try:
+            return prefix + id.encode()
+        except UnicodeEncodeError:
+            return None
+
+    # -- gets ---------------------------------------------------------------
+
+    def _get_n(self, kind: str, id: str) -> tuple[Reader, int] | None:
+        """Read kind/id into this thread's buffer: (reader, length), or None
+        when the general path must answer."""
+        tls = self._tls
+        rd: Reader | None = tls.rd
+        if rd is None or tls.txn is not None:
+            rd = self._reader()
+            if rd is None:
+                return None
+        key = self._key(kind, id)
+        if key is None:
+            return None
+        while True:
+            n: int = _rget(rd.ctx, key)
+            if n <= rd.cap:
+                return None if n < 0 else (rd, n)
+            if not rd.grow(n):
+                return None
+
+    def get_bytes(self, kind: str, id: str) -> bytes:
+        tls = self._tls
+        rd: Reader | None = tls.rd
+        if rd is not None and tls.txn is None and id.__class__ is str and "\0" not in id:
+            try:
+                n: int = _rget1(rd.kp[kind] + id.encode())  # rd keeps the tagged context
+            except (KeyError, TypeError, UnicodeEncodeError):
+                n = -1
+            if 0 <= n <= rd.cap:
+                return rd.view[:n]  # type: ignore[no-any-return]
+        got = self._get_n(kind, id)
+        if got is None:
+            return ResourceOps.get_bytes(self, kind, id)
+        return got[0].view[: got[1]]  # type: ignore[no-any-return]
+
+    @overload
+    def get_resource(self, kind: str, id: str, msg_or_type: type[M]) -> M: ...
+    @overload
+    def get_resource(self, kind: str, id: str, msg_or_type: M) -> M: ...
+
+    def get_resource(self, kind: str, id: str, msg_or_type: M | type[M]) -> M:
+        tls = self._tls
+        rd: Reader | None = tls.rd
+        if rd is None:
+            rd = self._reader()  # this thread's first read (None: the general path)
+        msg: Any = msg_or_type
+        if rd is not None and tls.txn is None and id.__class__ is str and "\0" not in id:
+            if msg.__class__ is _META:  # a generated message class
+                msg = msg()
+            elif not isinstance(msg, Message):
+                return ResourceOps.get_resource(self, kind, id, msg)  # type: ignore[no-any-return]
+            try:
+                if self._schemas.read_ok.get(kind) is msg.DESCRIPTOR:
+                    n: int = _rget1(rd.kp[kind] + id.encode())
+                else:
+                    n = -1  # the type is checked the general way (then remembered)
+            except KeyError:
+                n = rd.cap + 1  # a kind new to this thread: _get_n checks and adds it
+            except (TypeError, UnicodeEncodeError):
+                n = -1
+            if 0 <= n <= rd.cap:
+                try:
+                    msg.ParseFromString(rd.mv[:n])
+                except DecodeError as exc:
+                    raise InvalidMessageError(
+                        f"{kind}/{id}: stored bytes do not parse as "
+                        f"{msg.DESCRIPTOR.full_name}: {exc}"
+                    ) from None
+                return msg  # type: ignore[no-any-return]
+            if n > rd.cap:
+                got = self._get_n(kind, id)  # grows the buffer (or None: too big, or bad)
+                if got is not None:
+                    return _parse_into(msg, got[0].mv[: got[1]], kind, id)  # type: ignore[no-any-return]
+        return ResourceOps.get_resource(self, kind, id, msg)  # type: ignore[no-any-return]
+
+    def get_record(self, kind: str, id: str) -> Resource:
+        got = self._get_n(kind, id)
+        if got is None:
+            return ResourceOps.get_record(self, kind, id)
+        rd, n = got
+        c = rd.ctx
+        ns = c.updated_ns
+        return Resource(id, kind, rd.view[:n], ns_to_datetime(ns), ns, c.revision)
+
+    # -- index lookups -------------------------------------------------------
+
+    def find_one(self, kind: str, index: str, value: object, msg_type: type[M]) -> M:
+        tls = self._tls
+        rd: Reader | None = tls.rd
+        if rd is None:
+            rd = self._reader()  # this thread's first read (None: the general path)
+        if rd is None or tls.txn is not None:
+            return ResourceOps.find_one(self, kind, index, value, msg_type)
+        try:
+            kb, nb = self._qs[kind, index]
+        except (KeyError, TypeError):
+            try:
+                kb, nb = _ix.check_kind(kind), _ix.encode_name(index)
+            except Exception:
+                return ResourceOps.find_one(self, kind, index, value, msg_type)
+            self._qs[kind, index] = kb, nb
+        mkey: Any = _NULL
+        if value.__class__ is str:
+            try:
+                qtype, sv, num = _Q_TEXT, value.encode(), 0
+            except UnicodeEncodeError:
+                return ResourceOps.find_one(self, kind, index, value, msg_type)
+        else:
+            q = _ix.query_args(value)
+            if q is None:
+                return ResourceOps.find_one(self, kind, index, value, msg_type)
+            qtype, sv, num, mkey = q
+        try:
+            known = msg_type in _TYPES
+        except TypeError:  # unhashable: not a class
+            known = False
+        if not known:
+            _TYPES.add(_check_type(msg_type))
+        mlen = 0 if mkey is _NULL else len(mkey)
+        n: int = _rfind(rd.ctx, kb, len(kb), nb, len(nb), qtype, sv, len(sv), num, mkey, mlen)
+        if n == _NONE:
+            raise NotFoundError(f"no {kind} with {index} = {value!r}")
+        if not 0 <= n <= rd.cap:  # an error (raised there), or a record past the buffer
+            return ResourceOps.find_one(self, kind, index, value, msg_type)
+        msg = msg_type()
+        try:
+            msg.ParseFromString(rd.mv[:n])  # type: ignore[arg-type]  # a copy is parsed
+        except DecodeError as exc:
+            raise InvalidMessageError(
+                f"{kind} by {index}: stored bytes do not parse as "
+                f"{msg.DESCRIPTOR.full_name}: {exc}"
+            ) from None
+        return msg
+
+    # -- lists --------------------------------------------------------------
+
+    @overload
+    def list_resources(self, kind: str, msg_type: None = None) -> list[bytes]: ...
+    @overload
+    def list_resources(self, kind: str, msg_type: type[M]) -> list[M]: ...
+
+    def list_resources(self, kind: str, msg_type: type[M] | None = None) -> list[bytes] | list[M]:
+        out: Any
+        rd = self._reader()
+        prefix = None if rd is None else self._key_prefix(kind)
+        if rd is None or prefix is None:
+            return ResourceOps.list_resources(self, kind, msg_type)
+        if msg_type is None:
+            out = _list_payloads(rd, prefix)
+        else:
+            cls = _check_type(msg_type)
+            desc = cast(Descriptor, cls.DESCRIPTOR)
+            if self._schemas.read_ok.get(kind) is not desc:
+                return ResourceOps.list_resources(self, kind, msg_type)
+            out = _list_parsed(rd.ctx, prefix, cls)
+        if out is None:  # a damaged record or another oddity: named there
+            return ResourceOps.list_resources(self, kind, msg_type)
+        return cast("list[bytes] | list[M]", out)
+
+    def _check_close(self) -> None:
+        """Store.close() from code that runs in the middle of this thread's
+        offset scan (a signal handler): close would wait for that scan's
+        read txn, which cannot end before the handler returns."""
+        rd = getattr(self._tls, "rd", None)
+        if rd is not None and rd.held:
+            raise TransactionError(
+                "close() while this thread is reading the store (called from a signal "
+                "handler or a finalizer?): close after the read returns"
+            )
+
+    def _key_prefix(self, kind: object) -> bytes | None:
+        try:
+            return self._kp[kind]  # type: ignore[index]
+        except (KeyError, TypeError):
+            return self._prefix(kind)
+
+    def _iter(
+        self,
+        kind: str,
+        kb: bytes,
+        cursor: bytes | None,
+        limit: int | None,
+        cls: type[Message] | None = None,
+    ) -> Iterator[Resource]:
+        prefix = kb + b"/"
+        plen = len(prefix)
+        left = limit
+        last_ns: int | None = None
+        last_dt = ns_to_datetime(0)
+        stamps = _Stamps()
+        while left is None or left > 0:
+            page = PAGE if left is None else min(PAGE, left)
+            rd = self._reader()
+            if rd is None:  # closed meanwhile, or inside a transaction: as before
+                yield from ResourceOps._iter(self, kind, kb, cursor, left, cls)
+                return
+            start = prefix if cursor is None else prefix + cursor
+            records = _scan_records(rd, start, plen, page)
+            if records is None:  # a damaged record: the general path names it
+                yield from ResourceOps._iter(self, kind, kb, cursor, left, cls)
+                return
+            for ident, payload, ns, rev in records:
+                if ns != last_ns:  # records saved together share a stamp
+                    sec, us = divmod(ns // 1000, 1_000_000)  # as stamps.at(ns), inline
+                    if sec != stamps.sec:
+                        stamps.second(sec)
+                    last_ns, last_dt = ns, _DT(*stamps.fields, us, _UTC)
+                id = ident.decode("utf-8")
+                msg = None
+                if cls is not None:
+                    msg = cls()
+                    try:
+                        msg.ParseFromString(payload)
+                    except DecodeError as exc:
+                        raise InvalidMessageError(
+                            f"{kind}/{id}: stored bytes do not parse as "
+                            f"{msg.DESCRIPTOR.full_name}: {exc}"
+                        ) from None
+                if _TWIN:
+                    r = _new(_Twin)
+                    r.id = id
+                    r.kind = kind
+                    r.data = payload
+                    r.updated_at = last_dt
+                    r.updated_ns = ns
+                    r.revision = rev
+                    r.message = msg
+                    r.__class__ = Resource  # type: ignore[assignment]
+                    yield r  # type: ignore[misc]
+                else:
+                    yield Resource(id, kind, payload, last_dt, ns, rev, message=msg)
+            if len(records) < page:
+                return
+            cursor = records[-1][0]
+            if left is not None:
+                left -= len(records)
+
+
+def _as_i64(p: Any) -> Any:
+    return ffi.cast(_I64P, p)
+
+
+def _list_payloads(rd: Reader, prefix: bytes) -> list[bytes] | None:
+    """The payloads of a kind, sliced from the map under one held read txn."""
+    plen = len(prefix)
+    ctx = rd.ctx
+    rd.held = True
+    try:
+        n: int = _rscan(ctx, prefix, plen, plen, 0, _PAYLOADS)
+        if n <= 0:
+            return [] if n == 0 else None
+        offs = _unpack(ctx.offs, 2 * n)
+        get = _buffer(ctx.base, ctx.span).__getitem__
+        return list(map(get, map(slice, offs[0::2], offs[1::2])))
+    finally:
+        _rend(ctx)
+        rd.held = False
+
+
+def _scan_records(
+    rd: Reader, start: bytes, plen: int, limit: int
+) -> list[tuple[bytes, bytes, int, int]] | None:
+    """Up to ``limit`` (id, payload, updated_ns, revision) after ``start``."""
+    ctx = rd.ctx
+    rd.held = True
+    try:
+        n: int = _rscan(ctx, start, len(start), plen, limit, _RECORDS)
+        if n <= 0:
+            return [] if n == 0 else None
+        o = _unpack(_as_i64(ctx.offs), 6 * n)  # stamps are signed
+        get = _buffer(ctx.base, ctx.span).__getitem__
+        payloads = map(get, map(slice, o[0::6], o[1::6]))
+        ids = map(get, map(slice, o[2::6], o[3::6]))
+        return list(zip(ids, payloads, o[4::6], o[5::6], strict=True))
+    finally:
+        _rend(ctx)
+        rd.held = False
+
+
+def _list_parsed(ctx: Any, prefix: bytes, cls: type[Message]) -> list[Any] | None:
+    """The records of a kind parsed as one wrapper message from the kept wire buffer."""
+    plen = len(prefix)
+    try:
+        n: int = _rscan(ctx, prefix, plen, plen, 0, _WIRE)
+        if n <= 0:
+            return [] if n == 0 else None
+        w = ctx.wire
+        if w.len > MAX_WIRE:
+            return None
+        wrapper = list_class(cast(Descriptor, cls.DESCRIPTOR))()
+        if not _decode(wrapper, memoryview(_buffer(w.data, w.len))):
+            return None
+    finally:
+        _trim(ctx)
+    items = list(wrapper.items)  # type: ignore[attr-defined]
+    if len(items) != n or type(items[0]) is not cls:
+        return None
+    return items
+
+
+# The same documentation as the general methods they stand for.
+for _name in FastReads._FAST:
+    getattr(FastReads, _name).__doc__ = getattr(ResourceOps, _name).__doc__

@@ -1,0 +1,425 @@
+"""One-call reads (issue 12): each thread's read context, its buffers, and the
+cases that leave the fast path (pystore/_lmdb/reads.py, csrc/ps_fastread.c)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import pystore
+from pystore import (
+    ForkedError,
+    NotFoundError,
+    Store,
+    StoreClosedError,
+    TransactionError,
+)
+from pystore._lmdb import reads
+from pystore.samples.agent_pb2 import Agent
+
+
+def _payload(id: str, version: int, size: int = 300) -> bytes:
+    return Agent(model=f"{id}:{version}", instructions="x" * size).SerializeToString()
+
+
+def _check(data: bytes, id: str) -> int:
+    """The version a payload written by _payload for ``id`` carries."""
+    model = Agent.FromString(data).model
+    got_id, version = model.rsplit(":", 1)
+    assert got_id == id
+    return int(version)
+
+
+def test_each_thread_reads_with_its_own_context_while_the_map_grows(tmp_path: Path) -> None:
+    # A 1 MiB map: the writer's ~3 MB of new records make it grow
+    # while 4 readers get, list and iterate with their own buffers.
+    s = Store(tmp_path / "s", sync=False, map_size=1 << 20)
+    ids = [f"r{i:03d}" for i in range(40)]
+    s.save_resources("R", [(i, Agent.FromString(_payload(i, 0))) for i in ids])
+    info0 = s.stats().map_size
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    contexts: list[object] = []
+
+    def reader(n: int) -> None:
+        try:
+            k = 0
+            while not stop.is_set():
+                i = ids[(k * 7 + n) % len(ids)]
+                _check(s.get_bytes("R", i), i)
+                rec = s.get_record("R", i)
+                assert rec.revision >= 1 and _check(rec.data, i) >= 0
+                _check(s.get_resource("R", i, Agent).SerializeToString(), i)
+                if k % 10 == 0:
+                    listed = s.list_resources("R")
+                    assert len(listed) == len(ids)
+                    for j, data in zip(ids, listed, strict=True):
+                        _check(data, j)
+                    assert [r.id for r in s.iter_resources("R")] == ids
+                k += 1
+            contexts.append(s._tls.rd)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for v in range(1, 30):
+            s.save_resources("Bulk", [(f"b{v:03d}-{j}", Agent(instructions="y" * 1000))
+                                      for j in range(100)])
+            s.save_resources("R", [(i, Agent.FromString(_payload(i, v))) for i in ids[::5]])
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    assert not errors, errors
+    assert s.stats().map_size > info0  # it did grow under the readers
+    assert len({id(c) for c in contexts}) == 4  # one context per thread
+    assert s._tls.rd is None or s._tls.rd not in contexts
+    s.close()
+
+
+@pytest.mark.parametrize("size", [reads.BUF - 100, reads.BUF + 10, 300_000, reads.KEEP + 5000])
+def test_records_larger_than_the_thread_buffer(store: Store, size: int) -> None:
+    store.save_resource("A", "small", Agent(model="s"))
+    store.get_bytes("A", "small")  # the thread's context exists, with its default buffer
+    big = Agent(instructions="z" * size)
+    store.save_resource("A", "big", big)
+    want = big.SerializeToString()
+    assert store.get_bytes("A", "big") == want
+    assert store.get_resource("A", "big", Agent) == big
+    rec = store.get_record("A", "big")
+    assert rec.data == want and rec.revision == 2
+    assert store.list_resources("A") == [want, Agent(model="s").SerializeToString()]
+    assert store.list_resources("A", Agent) == [big, Agent(model="s")]
+    small = Agent(model="s").SerializeToString()
+    assert [r.data for r in store.iter_resources("A")] == [want, small]
+    cap = store._tls.rd.cap
+    # Kept only up to KEEP: a larger record is read the general way.
+    assert cap <= reads.KEEP
+    assert cap >= len(want) or len(want) > reads.KEEP
+    assert store.get_bytes("A", "small") == Agent(model="s").SerializeToString()
+
+
+def test_close_from_another_thread_while_threads_read(store_path: Path) -> None:
+    s = Store(store_path, sync=False)
+    s.save_resources("A", [(f"a{i}", Agent(model=str(i))) for i in range(300)])
+    started = threading.Barrier(5)
+    outcome: list[str] = []
+
+    def reader(n: int) -> None:
+        started.wait()
+        try:
+            while True:
+                s.get_bytes("A", f"a{n}")
+                s.get_record("A", f"a{n}")
+                s.list_resources("A")
+                for _ in s.iter_resources("A", limit=600):
+                    pass
+        except StoreClosedError:
+            outcome.append("closed")
+        except BaseException as exc:
+            outcome.append(repr(exc))
+
+    threads = [threading.Thread(target=reader, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    started.wait()
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    s.close()
+    for t in threads:
+        t.join(30)
+    assert time.monotonic() - t0 < 30
+    assert outcome == ["closed"] * 4
+
+
+def test_a_paused_iteration_holds_no_read_txn(store: Store) -> None:
+    store.save_resources("A", [(f"a{i:04d}", Agent()) for i in range(1500)])
+    it = store.iter_resources("A")
+    assert next(it).id == "a0000"
+    closer = threading.Thread(target=store.close)
+    closer.start()
+    closer.join(10)
+    assert not closer.is_alive()  # close waits for live txns: there is none
+    with pytest.raises(StoreClosedError):
+        list(it)  # the next page needs the store
+
+
+def test_fast_reads_inside_a_transaction_and_after_it(store: Store) -> None:
+    store.save_resource("A", "x", Agent(model="1"))
+    assert store.get_bytes("A", "x")  # the context exists
+    with store.transaction() as t:
+        t.save_resource("A", "x", Agent(model="2"))
+        t.save_resource("A", "y", Agent(model="3"))
+        assert t.get_resource("A", "x", Agent).model == "2"  # own writes
+        assert len(t.list_resources("A")) == 2
+        with pytest.raises(TransactionError):
+            store.get_bytes("A", "x")
+        with pytest.raises(TransactionError):
+            store.list_resources("A")
+        with pytest.raises(TransactionError):
+            store.get_resource("A", "x", Agent)
+    assert store.get_resource("A", "x", Agent).model == "2"
+    assert [r.id for r in store.iter_resources("A")] == ["x", "y"]
+
+
+def test_bad_keys_and_missing_records_keep_their_errors(store: Store) -> None:
+    store.save_resource("A", "x", Agent())
+    assert store.get_bytes("A", "x") == b""
+    with pytest.raises(NotFoundError, match="A/nope"):
+        store.get_bytes("A", "nope")
+    with pytest.raises(pystore.InvalidKeyError):
+        store.get_bytes("A", "")
+    with pytest.raises(pystore.InvalidKeyError):
+        store.get_bytes("A", "a\0b")
+    with pytest.raises(pystore.InvalidKeyError):
+        store.get_bytes("A/B", "x")
+    with pytest.raises(pystore.InvalidKeyError):
+        store.get_bytes("A", "x" * 600)
+    with pytest.raises(pystore.InvalidKeyError):
+        store.get_bytes("A", "\udc80")
+    with pytest.raises(TypeError):
+        store.get_bytes("A", 5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        store.get_bytes(["A"], "x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        store.list_resources(b"A")  # type: ignore[arg-type]
+
+
+def test_signed_stamps_and_revisions_through_iter_and_get(store: Store) -> None:
+    store._put_raw("A", "neg", b"\x08\x01", -5_000)
+    store._put_raw("A", "pos", b"", 2**62)
+    got = {r.id: (r.updated_ns, r.revision, r.data) for r in store.iter_resources("A")}
+    assert got == {"neg": (-5_000, 1, b"\x08\x01"), "pos": (2**62, 2, b"")}
+    rec = store.get_record("A", "neg")
+    assert (rec.updated_ns, rec.revision) == (-5_000, 1)
+    # Distinct stamps, within a second and across seconds: the same datetimes.
+    for i, ns in enumerate([10**18 + 1, 10**18 + 999_999_999, 10**18 + 10**9, -(10**15) + 7]):
+        store._put_raw("B", f"b{i}", b"", ns)
+    for r in store.iter_resources("B"):
+        assert r.updated_at == store.get_record("B", r.id).updated_at
+        assert r.updated_at == pystore.records.ns_to_datetime(r.updated_ns)
+
+
+def test_fork_after_reads_gives_forked_error_in_the_child(store_path: Path) -> None:
+    code = f"""
+import os, sys
+import pystore
+from pystore.samples.agent_pb2 import Agent
+s = pystore.Store({str(store_path)!r}, sync=False)
+s.save_resource("A", "x", Agent(model="m"))
+assert s.get_bytes("A", "x") and s.list_resources("A")  # contexts exist before fork
+pid = os.fork()
+if pid == 0:
+    out = []
+    for call in (lambda: s.get_bytes("A", "x"), lambda: s.list_resources("A"),
+                 lambda: list(s.iter_resources("A")), lambda: s.get_record("A", "x")):
+        try:
+            call()
+            out.append("ok")
+        except pystore.ForkedError:
+            out.append("forked")
+    os.write(1, (" ".join(out) + "\\n").encode())
+    os._exit(0)
+os.waitpid(pid, 0)
+print("parent", s.get_resource("A", "x", Agent).model)
+s.close()
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60, cwd=os.path.dirname(__file__))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:2] == ["forked forked forked forked", "parent m"]
+    assert ForkedError is pystore.ForkedError
+
+
+_ids = st.sampled_from([f"k{i}" for i in range(12)])
+_sizes = st.sampled_from([0, 10, reads.BUF - 30, reads.BUF + 30, reads.KEEP + 100])
+_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("save"), _ids, _sizes),
+        st.tuples(st.just("delete"), _ids, st.just(0)),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=_ops, after=st.one_of(st.none(), _ids), limit=st.one_of(st.none(), st.integers(0, 13)))
+def test_fast_reads_match_a_model(tmp_path: Path, ops: list[tuple[str, str, int]],
+                                  after: str | None, limit: int | None) -> None:
+    path = tmp_path / f"m{time.monotonic_ns()}"
+    with Store(path, sync=False) as s:
+        model: dict[str, bytes] = {}
+        for n, (op, id, size) in enumerate(ops):
+            if op == "save":
+                msg = Agent(model=f"{id}:{n}", instructions="q" * size)
+                s.save_resource("K", id, msg)
+                model[id] = msg.SerializeToString()
+            else:
+                s.delete_resource("K", id)
+                model.pop(id, None)
+            for probe in (id, "k0"):
+                if probe in model:
+                    assert s.get_bytes("K", probe) == model[probe]
+                    assert s.get_record("K", probe).data == model[probe]
+                    assert s.get_resource("K", probe, Agent).SerializeToString() == model[probe]
+                else:
+                    with pytest.raises(NotFoundError):
+                        s.get_bytes("K", probe)
+        keys = sorted(model)
+        assert s.list_resources("K") == [model[k] for k in keys]
+        assert [m.SerializeToString() for m in s.list_resources("K", Agent)] == [
+            model[k] for k in keys]
+        want = [k for k in keys if after is None or k > after]
+        if limit is not None:
+            want = want[:limit]
+        got = list(s.iter_resources("K", Agent, after=after, limit=limit))
+        assert [r.id for r in got] == want
+        assert [r.data for r in got] == [model[k] for k in want]
+        assert [r.message.SerializeToString() for r in got] == [model[k] for k in want]
+
+
+def test_scan_buffers_are_kept_only_up_to_the_limit(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reads, "SCAN_KEEP", 50_000)  # for contexts made from now on
+    store.save_resources("Big", [(f"b{i:03d}", Agent(instructions="w" * 1000))
+                                 for i in range(100)])
+    store.save_resources("Small", [(f"s{i}", Agent(model="m")) for i in range(10)])
+    seen: dict[str, int] = {}
+
+    def fresh_thread() -> None:  # a new thread: a new context, with the patched limit
+        assert len(store.list_resources("Small", Agent)) == 10
+        seen["small"] = store._tls.rd.ctx.wire.cap
+        assert len(store.list_resources("Big", Agent)) == 100  # ~100 KB of wire bytes
+        seen["big"] = store._tls.rd.ctx.wire.cap
+
+    t = threading.Thread(target=fresh_thread)
+    t.start()
+    t.join(30)
+    assert 0 < seen["small"] <= 50_000  # kept
+    assert seen["big"] == 0  # grown past the limit: freed
+
+
+def test_iterated_resources_are_plain_frozen_resources(store: Store) -> None:
+    from dataclasses import FrozenInstanceError
+
+    from pystore.records import Resource
+
+    store.save_resource("A", "x", Agent(model="m"))
+    (r,) = list(store.iter_resources("A", Agent))
+    assert reads._TWIN  # the fast construction is in use on this interpreter
+    assert type(r) is Resource and r == store.get_record("A", "x")
+    assert r.message == Agent(model="m") and r.updated_ns == store.get_record("A", "x").updated_ns
+    with pytest.raises(FrozenInstanceError):
+        r.id = "y"  # type: ignore[misc]
+    assert hash(r) == hash(store.get_record("A", "x"))
+
+
+def test_close_from_inside_this_threads_held_scan_is_refused(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a signal handler calling close() in the middle of a list would do:
+    # close would wait for the scan's read txn, held by this very thread.
+    store.save_resources("A", [(f"a{i}", Agent(model=str(i))) for i in range(3)])
+    store.get_bytes("A", "a0")  # this thread's context exists
+    seen: list[str] = []
+    real = reads._buffer
+
+    def buffer_then_close(*args: object) -> object:
+        assert store._tls.rd.held  # only the scans call it now
+        try:
+            store.close()
+            seen.append("closed")
+        except TransactionError as exc:
+            seen.append("refused" if "while this thread is reading" in str(exc) else repr(exc))
+        return real(*args)
+
+    monkeypatch.setattr(reads, "_buffer", buffer_then_close)
+    assert len(store.list_resources("A")) == 3
+    assert [r.id for r in store.iter_resources("A")] == ["a0", "a1", "a2"]
+    assert seen == ["refused", "refused"]
+    monkeypatch.undo()
+    store.close()  # after the read: fine
+    assert store.closed
+
+
+def test_find_one_fast_path_keeps_its_errors(store: Store) -> None:
+    store.create_index("A", "slug", field="model", msg_type=Agent, unique=True)
+    store.save_resource("A", "x", Agent(model="m1"))
+    assert store.find_one("A", "slug", "m1", Agent).model == "m1"
+    with pytest.raises(NotFoundError, match="no A with slug = 'zz'"):
+        store.find_one("A", "slug", "zz", Agent)
+    with pytest.raises(TypeError, match="msg_type"):
+        store.find_one("A", "slug", "m1", Agent())  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        store.find_one("A", "slug", 1.5, Agent)
+    with pytest.raises(NotFoundError):
+        store.find_one("A", "nope", "m1", Agent)  # no such index
+    with pytest.raises(NotFoundError):
+        store.find_one("A", "slug", "\udc80", Agent)  # no stored value can be this
+    big = Agent(model="big", instructions="b" * (reads.BUF + 100))
+    store.save_resource("A", "y", big)
+    assert store.find_one("A", "slug", "big", Agent) == big  # past the thread's buffer
+    with store.transaction() as t:
+        t.save_resource("A", "z", Agent(model="m3"))
+        assert t.find_one("A", "slug", "m3", Agent).model == "m3"  # its own write
+        with pytest.raises(TransactionError):
+            store.find_one("A", "slug", "m1", Agent)
+
+
+def test_a_thread_that_only_parses_or_finds_takes_the_fast_path(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pystore._ops import ResourceOps
+
+    store.create_index("A", "slug", field="model", msg_type=Agent, unique=True)
+    store.save_resources("A", [(f"a{i}", Agent(model=f"m{i}")) for i in range(5)])
+    general: list[str] = []
+    for name in ("get_resource", "find_one"):
+        real = getattr(ResourceOps, name)
+
+        def counting(*args: object, _real: object = real, _name: str = name) -> object:
+            general.append(_name)
+            return _real(*args)  # type: ignore[operator]
+
+        monkeypatch.setattr(ResourceOps, name, counting)
+    got: list[str] = []
+
+    def reader() -> None:  # a new thread: no read context yet
+        for i in range(5):
+            got.append(store.get_resource("A", f"a{i}", Agent).model)
+            got.append(store.find_one("A", "slug", f"m{i}", Agent).model)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    t.join(30)
+    assert got == [f"m{i}" for i in range(5) for _ in (0, 1)]
+    # At most the first get_resource checks the kind's type the general way.
+    assert general in ([], ["get_resource"]), general
+
+
+def test_iter_stamps_match_ns_to_datetime() -> None:
+    import random
+
+    from pystore.records import ns_to_datetime
+
+    rng = random.Random(3)
+    stamps = reads._Stamps()
+    values = [0, -1, -999, -1000, -1001, 999, 1000, 10**9 - 1, 10**9, -(2**63), 2**63 - 1]
+    values += sorted(rng.randrange(-(2**62), 2**62) for _ in range(300))
+    values += [1_765_000_000_000_000_000 + rng.randrange(3 * 10**9) for _ in range(300)]
+    for ns in values:
+        assert stamps.at(ns) == ns_to_datetime(ns), ns
+        assert stamps.at(ns).tzinfo is ns_to_datetime(ns).tzinfo
