@@ -10,7 +10,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SOURCES := pyproject.toml CMakeLists.txt $(wildcard csrc/*.c csrc/*.h csrc/*.py pystore/*.py pystore/*/*.py protos/*/*/*.proto)
 
 .PHONY: all demo test pytest ctest sysdeps install bench bench-rev bench-etcd lint wheel wheel-check \
-	wheel-matrix protobuf-floor lmdb-src sanitize clean
+	wheel-matrix protobuf-floor lmdb-src sanitize clean bench-core
 
 all: install
 
@@ -74,6 +74,16 @@ pytest: install
 	cd tests && PYTHONDEVMODE=1 ../$(VENV)/bin/pytest -q -p no:cacheprovider
 
 test: ctest pytest
+
+# The C core's cost per single-record write (ps_fw_save / ps_fw_del) beside a
+# raw LMDB put / delete loop, writemap forced (csrc/tests/bench_write.c; a few
+# seconds, not part of `make test`).  BENCH_CORE_ARGS: [-p] for pwrite mode.
+bench-core: sysdeps $(VENV)/.created
+	@command -v cmake >/dev/null 2>&1 || $(PIP) install -q cmake
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cmake -S . -B $(BUILD)/bench-core -DPYSTORE_TESTS=ON \
+	  -DCMAKE_BUILD_TYPE=Release >/dev/null
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cmake --build $(BUILD)/bench-core -j2 --target bench_write
+	$(BUILD)/bench-core/bench_write $(BENCH_CORE_ARGS) $(CURDIR)/$(BUILD)/bench-core/stores
 
 # Static checks: mypy --strict over the package and over the typed README
 # tour (examples/tour.py, which uses the generated samples' .pyi), ruff over

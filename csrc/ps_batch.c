@@ -1,4 +1,6 @@
 /* ps_batch.c -- many writes in one call. */
+#include <string.h>
+
 #include "ps_internal.h"
 
 int ps_put_many(ps_txn *t, const char *kind, size_t kind_len,
@@ -27,16 +29,26 @@ int ps_put_many(ps_txn *t, const char *kind, size_t kind_len,
     }
     if (off != data_len)
         return PS_ERR_INVALID_ARG;
+    if (n == 0)
+        return PS_OK;
+    /* What ps_put checks of every record, once: the txn, the flags (the
+     * keys and sizes were checked above) */
+    int rc = flags & PS_PUT_IF_REVISION ? PS_ERR_INVALID_ARG /* ps_put's order */
+                                        : ps_txn_usable(t, 1);
+    if (!rc && (flags & ~(unsigned)(PS_PUT_NOOVERWRITE | PS_PUT_BORROW)))
+        rc = PS_ERR_INVALID_ARG;
+    if (rc)
+        return rc;
+    char key[PS_MAX_KEY];
+    memcpy(key, kind, kind_len);
+    key[kind_len] = '/';
     off = 0;
     for (size_t i = 0; i < n; i++) {
         size_t id_len = lens[2 * i], payload_len = lens[2 * i + 1];
-        if (id_len > data_len - off || payload_len > data_len - off - id_len) {
-            *failed_at = i;
-            return PS_ERR_INVALID_ARG;
-        }
         const char *id = data + off;
-        int rc = ps_put(t, kind, kind_len, id, id_len, id + id_len, payload_len,
-                        updated_ns, flags);
+        memcpy(key + kind_len + 1, id, id_len);
+        rc = ps_put_key(t, key, kind_len + 1 + id_len, id + id_len, payload_len,
+                        updated_ns, flags, 0, NULL);
         if (rc) {
             *failed_at = i;
             /* records before it are written: the batch is all or nothing,

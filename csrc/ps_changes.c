@@ -140,10 +140,19 @@ int ps_change_add(ps_txn *t, int op, const char *key, size_t key_len,
     size_t id_len = key_len > kind_len + 1 ? key_len - kind_len - 1 : 0;
     MDB_val k = {PS_CHANGE_KEY, kb};
     MDB_val v = {PS_CHANGE_HEAD + kind_len + id_len, NULL};
-    rc = mdb_put(t->mdb, t->env->changes_dbi, &k, &v, MDB_RESERVE | MDB_APPEND);
+    /* From the txn's second change on, a cursor kept at the log's end
+     * appends without descending again (the first: no cursor to open). */
+    if (t->changes && t->chg_cur == NULL &&
+        (rc = mdb_cursor_open(t->mdb, t->env->changes_dbi, &t->chg_cur)) != 0) {
+        t->chg_cur = NULL;
+        return rc;
+    }
+    rc = t->chg_cur ? mdb_cursor_put(t->chg_cur, &k, &v, MDB_RESERVE | MDB_APPEND)
+                    : mdb_put(t->mdb, t->env->changes_dbi, &k, &v, MDB_RESERVE | MDB_APPEND);
     if (rc == MDB_KEYEXIST) { /* a log ahead of meta `revision`: not ours */
         v.mv_size = PS_CHANGE_HEAD + kind_len + id_len;
-        rc = mdb_put(t->mdb, t->env->changes_dbi, &k, &v, MDB_RESERVE);
+        rc = t->chg_cur ? mdb_cursor_put(t->chg_cur, &k, &v, MDB_RESERVE)
+                        : mdb_put(t->mdb, t->env->changes_dbi, &k, &v, MDB_RESERVE);
     }
     if (rc)
         return rc;
@@ -174,6 +183,10 @@ static int trim(ps_txn *t)
      * always right, and the cursor is only opened when a trim may be due. */
     if (t->env->log_first && rev - t->env->log_first + 1 <= keep + slack)
         return PS_OK;
+    if (t->chg_cur) { /* deletes ahead: no other cursor of the log to fix up */
+        mdb_cursor_close(t->chg_cur);
+        t->chg_cur = NULL;
+    }
     MDB_cursor *cur;
     int rc = mdb_cursor_open(t->mdb, t->env->changes_dbi, &cur);
     if (rc)

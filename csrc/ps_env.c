@@ -467,8 +467,10 @@ void ps_env_free(ps_env *e)
     ps_env_close(e);
     if (e->sh && ps_getpid() == e->pid)
         ps_shared_unref(e->sh);
-    if (ps_getpid() == e->pid)
+    if (ps_getpid() == e->pid) {
         ps_idxset_free(e->idx_set);
+        free(e->spare); /* no write txn of e is live: closed */
+    }
     free(e);
 }
 

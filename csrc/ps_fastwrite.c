@@ -5,18 +5,67 @@
  * same functions (ps_txn_begin, ps_put_if, ps_del_if, ps_del_kind,
  * ps_put_many, ps_txn_commit_rev), so every hook and the map-growth replay
  * of the transaction's log are those of any other write.  A stripped
- * payload lives in a buffer of the call's own, freed after the commit
- * (payloads are borrowed by the log until then).
+ * payload lives in a buffer of the calling thread, kept from call to call
+ * (no allocation per save; payloads are borrowed by the log until the
+ * commit, and a call ends its transaction before it returns), or in one of
+ * the call's own when it is larger than STRIP_KEEP.
  *
  * Results come back as the return value; the details of a failure stay in
  * a thread-local ps_fw_info until the thread's next call (no out-parameters
  * for the caller to allocate on the hot path). */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ps_internal.h"
 
 static __thread ps_fw_info last;
+
+/* The thread's strip buffer: kept up to STRIP_KEEP bytes, freed when the
+ * thread exits (a key destructor; the main thread's stays reachable). */
+#define STRIP_KEEP ((size_t)64 << 10)
+static __thread char *strip_buf;
+static __thread size_t strip_cap;
+static pthread_key_t strip_key;
+static pthread_once_t strip_once = PTHREAD_ONCE_INIT;
+static int strip_key_ok;
+
+static void strip_buf_free(void *p)
+{
+    free(p);
+    strip_buf = NULL;
+    strip_cap = 0;
+}
+
+static void strip_key_init(void)
+{
+    strip_key_ok = pthread_key_create(&strip_key, strip_buf_free) == 0;
+}
+
+/* A buffer of `need` bytes: the thread's (*owned NULL) or, when larger
+ * than kept or the thread's cannot be registered, a new one (*owned). */
+static char *strip_space(size_t need, char **owned)
+{
+    *owned = NULL;
+    if (need <= STRIP_KEEP) {
+        if (strip_cap >= need)
+            return strip_buf;
+        pthread_once(&strip_once, strip_key_init);
+        size_t cap = STRIP_KEEP < 2 * need ? STRIP_KEEP : 2 * need;
+        char *b = strip_key_ok ? malloc(cap) : NULL;
+        /* the key holds the thread's buffer (for its destructor) before the
+         * old one goes: on a failure the old one stays the thread's */
+        if (b != NULL && pthread_setspecific(strip_key, b) == 0) {
+            free(strip_buf);
+            strip_buf = b;
+            strip_cap = cap;
+            return b;
+        }
+        free(b);
+    }
+    *owned = malloc(need);
+    return *owned;
+}
 
 void ps_fw_last(ps_fw_info *out)
 {
@@ -44,8 +93,9 @@ static int env_usable(ps_env *e)
     return PS_OK;
 }
 
-/* The payload to write: `data` itself (plan NULL) or a stripped copy in
- * *owned (to free); PS_ERR_BAD_RECORD when the strip declines. */
+/* The payload to write: `data` itself (plan NULL) or a stripped copy, in
+ * the thread's buffer or in *owned (to free); PS_ERR_BAD_RECORD when the
+ * strip declines.  Valid until the thread's next strip_one. */
 static int strip_one(const ps_fw_plan *plan, const char *data, size_t len,
                      char **owned, const char **out, size_t *out_len)
 {
@@ -56,16 +106,16 @@ static int strip_one(const ps_fw_plan *plan, const char *data, size_t len,
         return PS_OK;
     if (plan->table == NULL || len > SIZE_MAX - PS_STRIP_SLACK)
         return PS_ERR_INVALID_ARG;
-    char *buf = malloc(len + PS_STRIP_SLACK);
+    char *buf = strip_space(len + PS_STRIP_SLACK, owned);
     if (buf == NULL)
         return PS_ERR_NOMEM;
     int rc = ps_wire_strip(plan->table, plan->len, data, len, buf,
                            len + PS_STRIP_SLACK, out_len);
     if (rc) {
-        free(buf);
+        free(*owned);
+        *owned = NULL;
         return rc;
     }
-    *owned = buf;
     *out = buf;
     return PS_OK;
 }

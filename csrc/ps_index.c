@@ -192,10 +192,15 @@ int ps_idx_ready(ps_txn *t)
         return PS_OK;
     ps_env *e = t->env;
     /* One meta read per write txn: another process may have created or
-     * dropped an index since this env's set was read.  (Predicting that
-     * from LMDB txn ids is wrong: a commit that wrote nothing leaves the
-     * id unused, and another process's next commit takes it.) */
-    uint64_t gen = ps_idx_meta_u64(t, PS_META_IDX_GEN);
+     * dropped an index since this env's set was read.  Skipped when this
+     * txn directly follows a commit of this handle that saw the generation
+     * (t->last_known: ps_rev_begin checked the LMDB txn id against a
+     * commit that certainly wrote, so no other commit came between).  A
+     * txn id alone is not enough: a commit that wrote nothing leaves the
+     * id unused, and another process's next commit takes it. */
+    uint64_t gen = t->last_known && e->idx_gen_seen && e->idx_set
+                       ? e->idx_gen
+                       : ps_idx_meta_u64(t, PS_META_IDX_GEN);
     if (e->idx_set == NULL || e->idx_gen != gen) {
         ps_idxset *s;
         int rc = load_set(t, NULL, &s);
@@ -223,6 +228,8 @@ void ps_idx_txn_reset(ps_txn *t)
 
 void ps_idx_committed(ps_txn *t)
 {
+    /* what the next txn of this handle may take without reading meta */
+    t->env->idx_gen_seen = t->idx_ready && !t->idx_touched;
     if (t->idx_own) {
         ps_idxset_free(t->env->idx_set);
         t->env->idx_set = t->idx;
@@ -512,9 +519,10 @@ int ps_idx_on_create(ps_txn *t, const char *key, size_t key_len,
     return upkeep(t, key, key_len, payload ? payload : "", payload_len, 1, old);
 }
 
-int ps_idx_on_del(ps_txn *t, const char *key, size_t key_len)
+int ps_idx_on_del(ps_txn *t, const char *key, size_t key_len,
+                  const MDB_val *old)
 {
-    return upkeep(t, key, key_len, NULL, 0, 0, NULL);
+    return upkeep(t, key, key_len, NULL, 0, 0, old);
 }
 
 /* Delete every entry of index `id`. */

@@ -95,6 +95,7 @@ static int count_range(ps_txn *t, uint32_t id, uint64_t *count)
 static int bump_gen(ps_txn *t)
 {
     uint64_t gen = ps_idx_meta_u64(t, PS_META_IDX_GEN) + 1;
+    t->idx_touched = 1;
     int rc = meta_put_u64(t, PS_META_IDX_GEN, gen);
     if (!rc)
         t->idx_gen = gen;

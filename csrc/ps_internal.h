@@ -106,6 +106,11 @@ struct ps_env {
      * `index.generation` moved (one meta read per write txn). */
     ps_idxset *idx_set;
     uint64_t idx_gen;
+    /* The last commit of this handle read meta `index.generation` (or made
+     * it idx_gen) and changed no "index." meta key: a write txn that
+     * follows that commit directly (ps_rev_begin's last_known) needs no
+     * meta read (ps_idx_ready). */
+    int idx_gen_seen;
     MDB_dbi changes_dbi;  /* change log (ps_changes.c) */
     MDB_dbi history_dbi;  /* kept versions (ps_history.c) */
     uint64_t keep_changes;
@@ -117,6 +122,9 @@ struct ps_env {
     uint64_t cache_rev;
     int cache_hist_n;
     ps_hist_slot cache_hist[PS_HIST_CACHE];
+    /* A write txn's memory kept for this handle's next write txn (taken
+     * and given back under write_mu; freed by ps_env_free). */
+    struct ps_txn *spare;
     int closed;
     int closing;              /* close() started: new transactions fail */
     unsigned live;            /* this handle's live transactions (gate_mu) */
@@ -132,6 +140,8 @@ enum ps_op_type {
     PS_OP_EV_APPEND, PS_OP_EV_DELETE,
     PS_OP_HIST_DEL, PS_OP_HIST_LOAD, PS_OP_RESERVE
 };
+
+#define PS_OP0_ROOM 96   /* key (and copied value) bytes of ps_txn.op0 */
 
 /* One logged write, replayed if the map must grow mid-transaction. */
 typedef struct ps_op {
@@ -151,16 +161,24 @@ struct ps_txn {
     MDB_txn *mdb;
     int write;
     pthread_t thread;     /* the thread that began it (gate accounting) */
+    /* Cursors for the writes of the resources db (ps_ops.c), opened at the
+     * first, and of the change log (ps_changes.c); LMDB frees them with its
+     * txn: NULL whenever `mdb` ends. */
+    MDB_cursor *res_cur;
+    MDB_cursor *chg_cur;  /* the change log's, from a txn's second change */
     int failed;           /* LMDB code that made the txn unusable, or 0 */
     int parked;           /* read txn stepped out of the gate (ps_park.c) */
     ps_op *log_head;
     ps_op *log_tail;
+    /* Room for the first logged op of a small key (not malloc'd). */
+    _Alignas(ps_op) char op0[sizeof(ps_op) + PS_OP0_ROOM];
     /* Index definitions this txn writes by (ps_index.c): env's set, or a
      * set of its own after create/drop (installed in env at commit). */
     ps_idxset *idx;
     int idx_own;
     int idx_ready;
     uint64_t idx_gen;
+    int idx_touched;      /* wrote an "index." meta key (ps_idx_committed) */
     /* Details of the last PS_ERR_UNIQUE (ps_txn_violation). */
     char *viol;
     size_t viol_name_len, viol_holder_len, viol_value_len;
@@ -306,6 +324,11 @@ int ps_apply_meta_put(ps_txn *txn, const char *key, size_t key_len,
 int ps_txn_log_arg(ps_txn *txn, int type, const char *key, size_t key_len,
                    const char *val, size_t val_len, int64_t updated_ns,
                    unsigned flags, uint64_t arg);
+/* ps_put_if after its checks: key is a checked "<kind>/<id>", flags and
+ * payload are valid, the txn usable for writing. */
+int ps_put_key(ps_txn *txn, const char *key, size_t key_len,
+               const char *payload, size_t payload_len, int64_t updated_ns,
+               unsigned flags, uint64_t expected, uint64_t *actual);
 /* Build the key kind/id, or "<kind>/" (id NULL). */
 int ps_kind_prefix(const char *kind, size_t kind_len, char *out, size_t *out_len);
 
@@ -372,7 +395,8 @@ int ps_idx_on_put(ps_txn *txn, const char *key, size_t key_len,
                   const char *payload, size_t payload_len, const MDB_val *old);
 int ps_idx_on_create(ps_txn *txn, const char *key, size_t key_len,
                      const char *payload, size_t payload_len, const MDB_val *old);
-int ps_idx_on_del(ps_txn *txn, const char *key, size_t key_len);
+int ps_idx_on_del(ps_txn *txn, const char *key, size_t key_len,
+                  const MDB_val *old);
 int ps_idx_on_del_prefix(ps_txn *txn, const char *prefix, size_t prefix_len);
 void ps_idx_committed(ps_txn *txn);
 void ps_idx_txn_reset(ps_txn *txn); /* free the txn's own view */

@@ -5,38 +5,57 @@
 
 /* ---- raw operations (also replayed by ps_txn_recover) ---------------- */
 
-/* A record about to be replaced or deleted: LMDB moves the rest of its
- * page by the stored size, so a damaged size must stop the write first. */
-static int old_value_check(ps_txn *t, MDB_val *k)
+/* The stored record of a key about to be written or deleted, read through
+ * the txn's cursor of the resources db, which the write then uses
+ * (positioned on the record: no second descent).  *old is the stored
+ * value, {0, NULL} when absent.  LMDB moves the rest of a page by the
+ * stored size, so a damaged size stops the write here, before anything
+ * reads the old record.  The cursor is tracked by LMDB: writes to other
+ * dbs in between (history, index entries) neither move it nor spill the
+ * page *old points into, and other cursors' writes to the resources db
+ * keep it valid (it is positioned again by every call). */
+static int old_record(ps_txn *t, const char *key, size_t key_len,
+                      MDB_cursor **cur, MDB_val *old)
 {
-    MDB_val old;
-    int rc = mdb_get(t->mdb, t->env->res_dbi, k, &old);
-    if (rc == MDB_NOTFOUND)
+    old->mv_size = 0;
+    old->mv_data = NULL;
+    if (t->res_cur == NULL) {
+        int rc = mdb_cursor_open(t->mdb, t->env->res_dbi, &t->res_cur);
+        if (rc) {
+            t->res_cur = NULL;
+            return rc;
+        }
+    }
+    *cur = t->res_cur;
+    MDB_val k = {key_len, (void *)key};
+    int rc = mdb_cursor_get(*cur, &k, old, MDB_SET_KEY);
+    if (rc == MDB_NOTFOUND) {
+        old->mv_size = 0;
+        old->mv_data = NULL;
         return PS_OK;
-    return rc ? rc : ps_value_check(t->env->sh, &old);
+    }
+    return rc ? rc : ps_value_check(t->env->sh, old);
 }
 
-/* The stored record of key, when a conditional write or the kind's history
- * needs it (*old NULL when absent).  Checks `expected` if asked to. */
-static int prior_version(ps_txn *t, const char *key, size_t key_len,
-                         unsigned flags, uint64_t expected, int want,
-                         const char **old, size_t *old_len)
+/* The stored record (`stored`, from old_record) when a conditional write or
+ * the kind's history needs it (*old NULL when absent).  Checks `expected`
+ * if asked to. */
+static int prior_version(ps_txn *t, const MDB_val *stored, unsigned flags,
+                         uint64_t expected, int want, const char **old,
+                         size_t *old_len)
 {
     *old = NULL;
     *old_len = 0;
     if (!want && !(flags & PS_PUT_IF_REVISION))
         return PS_OK;
-    MDB_val k = {key_len, (void *)key}, v;
-    int rc = mdb_get(t->mdb, t->env->res_dbi, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        rc = PS_OK;
-    else if (rc)
-        return rc;
-    else if (v.mv_size < PS_HEADER_SIZE || ((char *)v.mv_data)[0] != PS_FORMAT_VERSION)
+    if (stored->mv_data == NULL)
+        ; /* absent */
+    else if (stored->mv_size < PS_HEADER_SIZE ||
+             ((char *)stored->mv_data)[0] != PS_FORMAT_VERSION)
         return PS_ERR_BAD_RECORD;
     else {
-        *old = v.mv_data;
-        *old_len = v.mv_size;
+        *old = stored->mv_data;
+        *old_len = stored->mv_size;
     }
     if (flags & PS_PUT_IF_REVISION) {
         uint64_t actual = *old ? ps_record_rev(*old) : 0;
@@ -60,40 +79,42 @@ int ps_apply_put(ps_txn *t, const char *key, size_t key_len,
 {
     size_t kind_len = key_kind_len(key, key_len);
     uint64_t keep = 0, rev;
-    MDB_val k0 = {key_len, (void *)key};
-    int rc = old_value_check(t, &k0); /* before anything reads the old record */
+    MDB_cursor *cur = NULL;
+    MDB_val stored;
+    int rc = old_record(t, key, key_len, &cur, &stored);
     if (!rc && !(flags & PS_PUT_NOOVERWRITE))
         rc = ps_hist_keep_of(t, key, kind_len, &keep);
-    const char *old;
-    size_t old_len;
+    const char *old = NULL;
+    size_t old_len = 0;
     if (!rc)
-        rc = prior_version(t, key, key_len, flags, expected, keep > 0, &old, &old_len);
-    /* index entries: checks first, a violation writes nothing; the old
-     * record goes along when prior_version read it (nothing written since) */
-    MDB_val ov = {old_len, (void *)old};
-    const MDB_val *known = keep > 0 || (flags & PS_PUT_IF_REVISION) ? &ov : NULL;
+        rc = prior_version(t, &stored, flags, expected, keep > 0, &old, &old_len);
+    /* index entries: checks first, a violation writes nothing; the stored
+     * record goes along (read above, nothing written since) */
     if (!rc && t->env->has_aux)
         rc = (flags & PS_PUT_NOOVERWRITE)
-                 ? ps_idx_on_create(t, key, key_len, payload, payload_len, known)
-                 : ps_idx_on_put(t, key, key_len, payload, payload_len, known);
+                 ? ps_idx_on_create(t, key, key_len, payload, payload_len, &stored)
+                 : ps_idx_on_put(t, key, key_len, payload, payload_len, &stored);
     if (!rc)
         rc = ps_rev_take(t, &rev);
     if (!rc && old && keep)
         rc = ps_hist_push(t, key, key_len, old, old_len, keep);
+    if (!rc) {
+        MDB_val k = {key_len, (void *)key};
+        MDB_val v = {PS_HEADER_SIZE + payload_len, NULL};
+        unsigned mf = MDB_RESERVE;
+        if (flags & PS_PUT_NOOVERWRITE)
+            mf |= MDB_NOOVERWRITE;
+        /* on the record already: LMDB finds it on the cursor's page */
+        rc = mdb_cursor_put(cur, &k, &v, mf);
+        if (!rc) { /* (on MDB_KEYEXIST v holds the old value: not ours) */
+            char *p = v.mv_data;
+            ps_header_write(p, updated_ns, rev);
+            if (payload_len)
+                memcpy(p + PS_HEADER_SIZE, payload, payload_len);
+        }
+    }
     if (rc)
         return rc;
-    MDB_val k = {key_len, (void *)key};
-    MDB_val v = {PS_HEADER_SIZE + payload_len, NULL};
-    unsigned mf = MDB_RESERVE;
-    if (flags & PS_PUT_NOOVERWRITE)
-        mf |= MDB_NOOVERWRITE;
-    rc = mdb_put(t->mdb, t->env->res_dbi, &k, &v, mf);
-    if (rc)
-        return rc; /* on MDB_KEYEXIST v holds the old value: not ours */
-    char *p = v.mv_data;
-    ps_header_write(p, updated_ns, rev);
-    if (payload_len)
-        memcpy(p + PS_HEADER_SIZE, payload, payload_len);
     return ps_change_add(t, PS_CHANGE_PUT, key, key_len, kind_len, updated_ns);
 }
 
@@ -103,27 +124,27 @@ int ps_apply_del(ps_txn *t, const char *key, size_t key_len, unsigned flags,
     size_t kind_len = key_kind_len(key, key_len);
     uint64_t keep = 0;
     *existed = 0;
-    MDB_val k0 = {key_len, (void *)key};
-    int rc = old_value_check(t, &k0); /* before anything reads the old record */
+    MDB_cursor *cur = NULL;
+    MDB_val stored;
+    int rc = old_record(t, key, key_len, &cur, &stored);
     if (!rc)
         rc = ps_hist_keep_of(t, key, kind_len, &keep);
-    const char *old;
-    size_t old_len;
+    const char *old = NULL;
+    size_t old_len = 0;
     if (!rc)
-        rc = prior_version(t, key, key_len, flags, expected, keep > 0, &old, &old_len);
+        rc = prior_version(t, &stored, flags, expected, keep > 0, &old, &old_len);
     if (!rc && old && keep)
         rc = ps_hist_push(t, key, key_len, old, old_len, keep);
     if (!rc && t->env->has_aux)
-        rc = ps_idx_on_del(t, key, key_len);
-    if (rc)
+        rc = ps_idx_on_del(t, key, key_len, &stored);
+    /* the cursor stands on the record: deleted without a second descent */
+    if (!rc && stored.mv_data != NULL) {
+        rc = mdb_cursor_del(cur, 0);
+        if (!rc)
+            *existed = 1;
+    }
+    if (rc || !*existed)
         return rc;
-    MDB_val k = {key_len, (void *)key};
-    rc = mdb_del(t->mdb, t->env->res_dbi, &k, NULL);
-    if (rc == MDB_NOTFOUND)
-        return PS_OK;
-    if (rc)
-        return rc;
-    *existed = 1;
     return ps_change_add(t, PS_CHANGE_DELETE, key, key_len, kind_len, ps_now_ns());
 }
 
@@ -141,6 +162,10 @@ int ps_apply_del_prefix(ps_txn *t, const char *prefix, size_t prefix_len,
         int rc = ps_idx_on_del_prefix(t, prefix, prefix_len);
         if (rc)
             return rc;
+    }
+    if (t->res_cur) { /* many deletes: no other cursor of the db to fix up */
+        mdb_cursor_close(t->res_cur);
+        t->res_cur = NULL;
     }
     int rc = mdb_cursor_open(t->mdb, t->env->res_dbi, &cur);
     if (rc)
@@ -179,6 +204,10 @@ int ps_apply_meta_put(ps_txn *t, const char *key, size_t key_len,
                       const char *val, size_t val_len)
 {
     MDB_val k = {key_len, (void *)key}, v = {val_len, (void *)val};
+    /* "index.generation", "index.next_id", "index/...": the next txn of
+     * this handle reads the generation again (ps_idx_ready) */
+    if (key_len >= 5 && memcmp(key, "index", 5) == 0)
+        t->idx_touched = 1;
     return mdb_put(t->mdb, t->env->meta_dbi, &k, &v, 0);
 }
 
@@ -203,6 +232,15 @@ int ps_put_if(ps_txn *t, const char *kind, size_t kind_len, const char *id,
     rc = ps_key_build(kind, kind_len, id, id_len, key, &key_len);
     if (rc)
         return rc;
+    return ps_put_key(t, key, key_len, payload, payload_len, updated_ns, flags,
+                      expected, actual);
+}
+
+int ps_put_key(ps_txn *t, const char *key, size_t key_len, const char *payload,
+               size_t payload_len, int64_t updated_ns, unsigned flags,
+               uint64_t expected, uint64_t *actual)
+{
+    int rc;
     while ((rc = ps_apply_put(t, key, key_len, payload, payload_len,
                               updated_ns, flags, expected)) == MDB_MAP_FULL) {
         rc = ps_txn_recover(t);

@@ -100,13 +100,21 @@ int ps_txn_begin(ps_env *e, unsigned flags, ps_txn **out)
     if (write && e->readonly)
         return PS_ERR_READONLY;
     ps_shared *sh = e->sh;
-    ps_txn *t = calloc(1, sizeof *t);
-    if (t == NULL)
-        return PS_ERR_NOMEM;
     int rc = write ? pthread_mutex_lock(&sh->write_mu) : 0;
-    if (rc) {
-        free(t);
+    if (rc)
         return rc; /* EDEADLK: this thread already holds a write txn */
+    ps_txn *t;
+    if (write && e->spare) { /* the handle's last write txn (write_mu held) */
+        t = e->spare;
+        e->spare = NULL;
+        memset(t, 0, sizeof *t);
+    } else {
+        t = calloc(1, sizeof *t);
+    }
+    if (t == NULL) {
+        if (write)
+            pthread_mutex_unlock(&sh->write_mu);
+        return PS_ERR_NOMEM;
     }
     rc = ps_gate_enter(e);
     if (!rc) {
@@ -138,7 +146,8 @@ static void txn_release(ps_txn *t)
     ps_op *op = t->log_head;
     while (op) {
         ps_op *next = op->next;
-        free(op);
+        if ((char *)op != t->op0)
+            free(op);
         op = next;
     }
     if (ps_getpid() == e->pid) {
@@ -147,9 +156,19 @@ static void txn_release(ps_txn *t)
             ps_pool_give(e->sh, t->mdb); /* reset and parked for reuse */
         else if (t->mdb)
             mdb_txn_abort(t->mdb);
-        ps_gate_exit(e, pthread_equal(t->thread, pthread_self()));
-        if (t->write)
-            pthread_mutex_unlock(&e->sh->write_mu);
+        int write = t->write, same = pthread_equal(t->thread, pthread_self());
+        ps_shared *sh = e->sh;
+        /* the handle keeps t for its next write txn: given while write_mu
+         * is held and before the gate lets a close (and ps_env_free) in;
+         * neither t nor e is touched after that */
+        int keep = write && e->spare == NULL;
+        if (keep)
+            e->spare = t;
+        ps_gate_exit(e, same);
+        if (write)
+            pthread_mutex_unlock(&sh->write_mu);
+        if (keep)
+            return;
     }
     free(t);
 }
@@ -223,6 +242,7 @@ int ps_txn_commit_rev(ps_txn *t, uint64_t *revision)
                 (void)mdb_env_set_flags(t->env->mdb, MDB_NOSYNC, t->env->nosync); /* a changeable flag: cannot fail */
                 rc = mdb_txn_commit(t->mdb);
                 t->mdb = NULL; /* LMDB frees it whatever the outcome */
+                t->res_cur = t->chg_cur = NULL; /* and its cursors */
             }
             if (rc != MDB_MAP_FULL)
                 break;
@@ -297,7 +317,9 @@ int ps_txn_log_arg(ps_txn *t, int type, const char *key, size_t key_len,
     size_t extra = key_len + (copy ? val_len : 0);
     if (extra < key_len || extra > SIZE_MAX - sizeof(ps_op))
         return PS_ERR_NOMEM;
-    ps_op *op = malloc(sizeof(ps_op) + extra);
+    ps_op *op = t->log_head == NULL && extra <= PS_OP0_ROOM
+                    ? (ps_op *)(void *)t->op0 /* the first op: no malloc */
+                    : malloc(sizeof(ps_op) + extra);
     if (op == NULL)
         return PS_ERR_NOMEM;
     op->next = NULL;
@@ -401,6 +423,7 @@ int ps_txn_recover(ps_txn *t)
         if (t->mdb) {
             mdb_txn_abort(t->mdb);
             t->mdb = NULL;
+            t->res_cur = t->chg_cur = NULL; /* freed with it */
         }
         ps_idx_txn_reset(t); /* the replay rebuilds this txn's view */
         int rc = ps_gate_alone(e, resize_map, &g); /* MAP_FULL at the max */

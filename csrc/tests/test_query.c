@@ -680,6 +680,67 @@ static void test_index_find(void)
     ps_env_free(env);
 }
 
+/* The write path's shortcuts: a handle takes the index definitions without
+ * reading meta only while no other commit came since its own (here another
+ * handle of the same directory creates an index between two saves), and
+ * the txn's cursor of the resources db stays right across prefix deletes,
+ * deletes and puts in one transaction. */
+static void test_write_shortcuts(void)
+{
+    ps_env *a = fresh("shortcuts");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/shortcuts", scratch);
+    ps_env *b = NULL;
+    CHECK_RC(ps_env_open(path, 0, PS_OPEN_NOSYNC, &b), PS_OK);
+    static const uint32_t name1[] = {1, 1, PS_IDX_STRING};
+    char def[512];
+    size_t dl = make_def(def, 0, name1, 3, "Doc", "by_name", "name", "test.Doc");
+    ps_buf out = {0};
+    ps_txn *t;
+    uint64_t entries = 0, n = 0;
+    int created = 0, existed = -1;
+
+    put_doc(a, "d1", S("\x0a\x05" "alice"));
+    put_doc(a, "d2", S("\x0a\x03" "bob")); /* a's commits follow each other */
+    CHECK_RC(ps_txn_begin(b, PS_TXN_WRITE, &t), PS_OK);
+    CHECK_RC(ps_index_create(t, def, dl, &entries, &created), PS_OK);
+    CHECK_RC(ps_txn_commit(t), PS_OK);
+    CHECK(created == 1 && entries == 2);
+    put_doc(a, "d3", S("\x0a\x05" "alice")); /* a sees b's index */
+    CHECK(find_ids(a, "by_name", "alice", &out) == 2);
+    put_doc(a, "d3", S("\x0a\x05" "carol")); /* a after a: no meta read */
+    put_doc(a, "d1", S("\x0a\x05" "carol"));
+    CHECK(find_ids(b, "by_name", "alice", &out) == 0);
+    CHECK(find_ids(b, "by_name", "carol", &out) == 2);
+
+    /* one txn: puts, a prefix delete, deletes and puts again */
+    CHECK_RC(ps_txn_begin(a, PS_TXN_WRITE, &t), PS_OK);
+    CHECK_RC(ps_put(t, S("Doc"), S("x1"), S("\x0a\x01" "p"), 42, 0), PS_OK);
+    CHECK_RC(ps_put(t, S("Doc"), S("x2"), S("\x0a\x01" "p"), 42, 0), PS_OK);
+    CHECK_RC(ps_del_prefix(t, S("Doc"), S("x"), &n), PS_OK);
+    CHECK(n == 2);
+    CHECK_RC(ps_del(t, S("Doc"), S("x1"), &existed), PS_OK);
+    CHECK(existed == 0);
+    CHECK_RC(ps_put(t, S("Doc"), S("x3"), S("\x0a\x01" "q"), 42, 0), PS_OK);
+    CHECK_RC(ps_del(t, S("Doc"), S("d2"), &existed), PS_OK);
+    CHECK(existed == 1);
+    CHECK_RC(ps_put(t, S("Doc"), S("d2"), S("\x0a\x01" "q"), 42, 0), PS_OK);
+    CHECK_RC(ps_put(t, S("Doc"), S("x1"), S("\x0a\x01" "q"), 42, PS_PUT_NOOVERWRITE), PS_OK);
+    CHECK_RC(ps_put(t, S("Doc"), S("x1"), S("\x0a\x01" "r"), 42, PS_PUT_NOOVERWRITE),
+             PS_LMDB_KEYEXIST);
+    CHECK_RC(ps_count(t, S("Doc"), &n), PS_OK);
+    CHECK(n == 5); /* d1 d2 d3 x1 x3 */
+    CHECK_RC(ps_txn_commit(t), PS_OK);
+    CHECK(find_ids(b, "by_name", "q", &out) == 3);
+    CHECK(find_ids(b, "by_name", "p", &out) == 0);
+    CHECK(find_ids(b, "by_name", "bob", &out) == 0);
+    ps_buf_free(&out);
+    ps_env_close(b);
+    ps_env_free(b);
+    ps_env_close(a);
+    ps_env_free(a);
+}
+
 int main(int argc, char **argv)
 {
     snprintf(scratch, sizeof scratch, "%s", argc > 1 ? argv[1] : "/tmp/ps-test-query");
@@ -689,6 +750,7 @@ int main(int argc, char **argv)
     test_events_bad_args();
     test_extract();
     test_index_find();
+    test_write_shortcuts();
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;
