@@ -167,6 +167,7 @@ struct ps_txn {
     MDB_cursor *res_cur;
     MDB_cursor *chg_cur;  /* the change log's, from a txn's second change */
     int failed;           /* LMDB code that made the txn unusable, or 0 */
+    int parked;           /* read txn stepped out of the gate (ps_park.c) */
     ps_op *log_head;
     ps_op *log_tail;
     /* Room for the first logged op of a small key (not malloc'd). */
@@ -240,6 +241,15 @@ void ps_gate_exit(ps_env *e, int same_thread);
  * inside a transaction of the calling thread that is counted once in the
  * gate; MDB_MAP_RESIZED if this thread holds other transactions. */
 int ps_gate_alone(ps_env *e, int (*fn)(ps_shared *, void *), void *arg);
+/* Parked read txns (ps_park.c): park steps a live txn out of the
+ * process's count (its handle still counts it), so growth need not wait
+ * for it; unpark counts it again, waiting while the env is held alone
+ * (PS_ERR_CLOSED once e is closing, unless `ending`: a txn being ended
+ * waits only for a growth in progress). */
+void ps_gate_park(ps_env *e, int same_thread);
+int ps_gate_unpark(ps_env *e, int ending);
+/* Count a parked txn live again before it ends (ps_park.c). */
+void ps_txn_unpark_to_end(ps_txn *t);
 /* Make new txns of e fail, wait until none is live, mark it closed; 1 if
  * this call closed it (0: already closed, or closed by another thread). */
 int ps_gate_close(ps_env *e);

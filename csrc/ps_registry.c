@@ -206,6 +206,41 @@ void ps_gate_exit(ps_env *e, int same_thread)
     pthread_mutex_unlock(&sh->gate_mu);
 }
 
+void ps_gate_park(ps_env *e, int same_thread)
+{
+    ps_shared *sh = e->sh;
+    pthread_mutex_lock(&sh->gate_mu);
+    sh->live--; /* e->live keeps counting it: close still waits for it */
+    if (same_thread && tls_live)
+        tls_live--;
+    if (sh->live == 0)
+        pthread_cond_broadcast(&sh->gate_cv);
+    pthread_mutex_unlock(&sh->gate_mu);
+}
+
+int ps_gate_unpark(ps_env *e, int ending)
+{
+    ps_shared *sh = e->sh;
+    pthread_mutex_lock(&sh->gate_mu);
+    if (ending) {
+        /* Ending it: only a growth running now must finish first (the
+         * handle may be closing, which waits for this very txn). */
+        while (sh->excl_busy)
+            pthread_cond_wait(&sh->gate_cv, &sh->gate_mu);
+    } else {
+        while (!e->closing && sh->excl && tls_live == 0)
+            pthread_cond_wait(&sh->gate_cv, &sh->gate_mu);
+        if (e->closing) {
+            pthread_mutex_unlock(&sh->gate_mu);
+            return PS_ERR_CLOSED;
+        }
+    }
+    sh->live++;
+    tls_live++;
+    pthread_mutex_unlock(&sh->gate_mu);
+    return PS_OK;
+}
+
 int ps_gate_alone(ps_env *e, int (*fn)(ps_shared *, void *), void *arg)
 {
     ps_shared *sh = e->sh;

@@ -151,6 +151,7 @@ static void txn_release(ps_txn *t)
         op = next;
     }
     if (ps_getpid() == e->pid) {
+        ps_txn_unpark_to_end(t);
         if (t->mdb && !t->write)
             ps_pool_give(e->sh, t->mdb); /* reset and parked for reuse */
         else if (t->mdb)
@@ -280,6 +281,8 @@ int ps_txn_usable(ps_txn *t, int need_write)
         return PS_ERR_FORKED;
     if (t->failed || t->mdb == NULL)
         return PS_ERR_TXN_FAILED;
+    if (t->parked)
+        return PS_ERR_INVALID_ARG; /* unpark it first (ps_park.c) */
     if (need_write && !t->write)
         return PS_ERR_READONLY;
     return PS_OK;

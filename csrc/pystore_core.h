@@ -712,6 +712,19 @@ int64_t ps_rfind(ps_rctx *ctx, const char *kind, size_t kind_len,
  * environment on it uses that mode). */
 int ps_env_writemap(ps_env *env);
 
+/* ---- Parked snapshot txns (ps_park.c) -----------------------------------
+ * A read txn kept open across calls (a Snapshot) is parked between them:
+ * it stays open and keeps its view, but map growth (which needs no txn of
+ * the process live) does not wait for it.  ps_txn_unpark() before any
+ * other call on it (waits while the map is being grown; PS_ERR_CLOSED once
+ * its env is closing), ps_txn_park() after.  Both are idempotent; a write
+ * txn cannot be parked (PS_ERR_INVALID_ARG), and core calls refuse a
+ * parked txn (PS_ERR_INVALID_ARG).  Pointers into the map from earlier
+ * calls (ps_get's *payload) are invalid once it is parked: the map may move.
+ * ps_txn_abort()/finish() end a parked txn as any other. */
+int ps_txn_park(ps_txn *txn);
+int ps_txn_unpark(ps_txn *txn);
+
 /* CDEF-END */
 
 #ifdef __cplusplus

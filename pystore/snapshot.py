@@ -7,15 +7,23 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ._lmdb._native import lib
 from ._lmdb.core import CTxn
 from ._ops import ResourceOps
 from ._seam import op_for
-from .errors import ReadOnlyError, StoreClosedError
+from .errors import ReadOnlyError, StoreClosedError, error_for
 
 if TYPE_CHECKING:
     from .store import Store
 
 __all__ = ["Snapshot"]
+
+# Between its calls a snapshot's LMDB read txn is parked (csrc/ps_park.c):
+# open, its view pinned, but map growth does not wait for it -- so a thread
+# holding a snapshot never blocks a write that must grow the map, in
+# another thread or its own.  Each call unparks it for its C work.
+_park = lib.ps_txn_park
+_unpark = lib.ps_txn_unpark
 
 
 class Snapshot(ResourceOps):
@@ -25,7 +33,9 @@ class Snapshot(ResourceOps):
     ``get_bytes``, ``list_resources``, ``iter_resources``, ``count``,
     ``kinds``, ``history``, ``get_record_at``), all answered from the same
     LMDB read transaction; ``revision`` is the revision it sees.  Threads
-    may share it (calls take turns).  While it is open, LMDB cannot reuse
+    may share it (calls take turns).  Writes, in any thread (this one
+    too), proceed while it is open, even when they grow the map; the
+    snapshot still sees its own revision.  While it is open, LMDB cannot reuse
     the pages it sees, so keep it short.  Closing the store closes it.
     """
 
@@ -46,7 +56,11 @@ class Snapshot(ResourceOps):
         txn = self._store._begin(False)
         try:
             self.revision = txn.revision()
-        except BaseException:
+            if txn.__class__ is CTxn:  # (an etcd store's txn holds no map)
+                rc = _park(txn.pp[0])
+                if rc:
+                    raise error_for(rc, "snapshot")
+        except BaseException:  # abort ends it, parked or not
             txn.abort()
             raise
         self._txn = txn
@@ -77,21 +91,32 @@ class Snapshot(ResourceOps):
     def _begin(self, write: bool) -> CTxn:
         if write:
             raise ReadOnlyError("a snapshot is read-only: write through the store")
-        self._lock.acquire()
-        if self._txn is None:
-            self._lock.release()
-            raise StoreClosedError("snapshot is closed (use it inside its with block)")
-        return self._txn
+        raise NotImplementedError("a snapshot reads through _run")
 
     def _end(self, txn: CTxn, ok: bool) -> int:
-        self._lock.release()
-        return 0
+        raise NotImplementedError
 
     def _run(self, write: bool, op: Callable[..., Any], *args: Any) -> Any:
         # Reads in the snapshot's own read txn (it ends at the block's exit),
-        # under its lock: not the interrupt-safe begin/finish shape of a Store.
-        t = self._begin(write)
-        try:
-            return op_for(t, op)(t, *args)
-        finally:
-            self._end(t, False)
+        # under its lock.  Interrupt safety: ``with`` takes the lock with no
+        # signal check between acquire and the block; the txn is unparked by
+        # a C call inside the ``try`` and parked by the first call of its
+        # ``finally`` (both idempotent), so a KeyboardInterrupt at any point
+        # never leaves it counted live (growth would wait for it) nor parks
+        # it twice.
+        if write:
+            raise ReadOnlyError("a snapshot is read-only: write through the store")
+        with self._lock:
+            t = self._txn
+            if t is None:
+                raise StoreClosedError("snapshot is closed (use it inside its with block)")
+            c = t.__class__ is CTxn
+            try:
+                if c:
+                    rc = _unpark(t.pp[0])
+                    if rc:
+                        raise error_for(rc, "snapshot")
+                return op_for(t, op)(t, *args)
+            finally:
+                if c:
+                    _park(t.pp[0])

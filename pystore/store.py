@@ -299,6 +299,8 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, FastReads, ResourceOps):
         methods, all answered from one LMDB read transaction, and
         ``snap.revision``, the revision it sees.  ``store.watch(after=
         snap.revision)`` then follows every later change, with no gap.
+        Writes -- from other threads or this one -- proceed while it is
+        open, even those that grow the map.
         """
         self._check_usable()
         return Snapshot(self)
