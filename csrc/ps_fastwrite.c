@@ -120,6 +120,24 @@ static int strip_one(const ps_fw_plan *plan, const char *data, size_t len,
     return PS_OK;
 }
 
+/* The payload of one save, stripped (see strip_one) and within
+ * PS_MAX_PAYLOAD: 0, or fail()'s -1 with the stage recorded (nothing to
+ * free then). */
+static int64_t payload_one(const ps_fw_plan *plan, const char *data, size_t len,
+                           char **owned, const char **out, size_t *out_len)
+{
+    int rc = strip_one(plan, data, len, owned, out, out_len);
+    if (rc)
+        return fail(rc == PS_ERR_BAD_RECORD ? PS_FW_STAGE_STRIP : PS_FW_STAGE_ARGS, rc);
+    if (*out_len > PS_MAX_PAYLOAD) {
+        free(*owned);
+        *owned = NULL;
+        last.len = *out_len;
+        return fail(PS_FW_STAGE_ARGS, PS_ERR_VALUE_TOO_LARGE);
+    }
+    return 0;
+}
+
 /* Commit t (its own stage) and record the revision. */
 static int64_t commit(ps_txn *t, int64_t result)
 {
@@ -143,14 +161,11 @@ int64_t ps_fw_save(ps_env *env, const char *kind, size_t kind_len,
     char *owned;
     const char *payload;
     size_t plen;
-    int rc = strip_one(plan, data, len, &owned, &payload, &plen);
-    if (rc)
-        return fail(rc == PS_ERR_BAD_RECORD ? PS_FW_STAGE_STRIP : PS_FW_STAGE_ARGS, rc);
+    if (payload_one(plan, data, len, &owned, &payload, &plen))
+        return -1;
     int64_t result = -1;
-    if (plen > PS_MAX_PAYLOAD) {
-        last.len = plen;
-        result = fail(PS_FW_STAGE_ARGS, PS_ERR_VALUE_TOO_LARGE);
-    } else if ((rc = env_usable(env)) != PS_OK) {
+    int rc;
+    if ((rc = env_usable(env)) != PS_OK) {
         result = fail(PS_FW_STAGE_BEGIN, rc);
     } else if ((rc = ps_check_key(kind, kind_len, id, id_len)) != PS_OK) {
         result = fail(PS_FW_STAGE_WRITE, rc);
@@ -283,39 +298,57 @@ static int strip_many(const ps_fw_plan *plan, const char *data, size_t data_len,
     return PS_OK;
 }
 
+/* A batch's payloads, stripped into one new buffer when a plan is given
+ * (*data, *data_len and *lens then point into *owned / *owned_lens, to
+ * free), each within PS_MAX_PAYLOAD: 0, or fail()'s -1 with the stage
+ * recorded and nothing to free. */
+static int64_t payload_many(const ps_fw_plan *plan, const char **data,
+                            size_t *data_len, const uint32_t **lens, size_t n,
+                            char **owned, uint32_t **owned_lens)
+{
+    *owned = NULL;
+    *owned_lens = NULL;
+    if ((*lens == NULL && n) || (*data == NULL && *data_len) || n > INT64_MAX ||
+        (plan != NULL && plan->table == NULL) ||
+        *data_len > SIZE_MAX - PS_STRIP_SLACK)
+        return fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG);
+    if (plan != NULL) {
+        int rc = strip_many(plan, *data, *data_len, *lens, n, owned, owned_lens,
+                            data_len);
+        if (rc)
+            return fail(rc == PS_ERR_BAD_RECORD ? PS_FW_STAGE_STRIP : PS_FW_STAGE_ARGS, rc);
+        *data = *owned;
+        *lens = *owned_lens;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((*lens)[2 * i + 1] > PS_MAX_PAYLOAD) {
+            free(*owned);
+            free(*owned_lens);
+            *owned = NULL;
+            *owned_lens = NULL;
+            last.index = i;
+            last.len = (*lens)[2 * i + 1];
+            return fail(PS_FW_STAGE_ARGS, PS_ERR_VALUE_TOO_LARGE);
+        }
+    }
+    return 0;
+}
+
 int64_t ps_fw_save_many(ps_env *env, const char *kind, size_t kind_len,
                         const char *data, size_t data_len, const uint32_t *lens,
                         size_t n, const ps_fw_plan *plan)
 {
     last.index = 0;
     last.revision = 0;
-    if (env == NULL || (lens == NULL && n) || (data == NULL && data_len) ||
-        n > INT64_MAX || (plan != NULL && plan->table == NULL) ||
-        data_len > SIZE_MAX - PS_STRIP_SLACK)
+    if (env == NULL)
         return fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG);
-    char *owned = NULL;
-    uint32_t *owned_lens = NULL;
-    if (plan != NULL) {
-        int rc = strip_many(plan, data, data_len, lens, n, &owned, &owned_lens,
-                            &data_len);
-        if (rc)
-            return fail(rc == PS_ERR_BAD_RECORD ? PS_FW_STAGE_STRIP : PS_FW_STAGE_ARGS, rc);
-        data = owned;
-        lens = owned_lens;
-    }
+    char *owned;
+    uint32_t *owned_lens;
+    if (payload_many(plan, &data, &data_len, &lens, n, &owned, &owned_lens))
+        return -1;
     int64_t result = -1;
-    int rc = PS_OK;
-    for (size_t i = 0; i < n; i++) {
-        if (lens[2 * i + 1] > PS_MAX_PAYLOAD) {
-            last.index = i;
-            last.len = lens[2 * i + 1];
-            rc = PS_ERR_VALUE_TOO_LARGE;
-            break;
-        }
-    }
-    if (rc) {
-        result = fail(PS_FW_STAGE_ARGS, rc);
-    } else if ((rc = env_usable(env)) != PS_OK) {
+    int rc;
+    if ((rc = env_usable(env)) != PS_OK) {
         result = fail(PS_FW_STAGE_BEGIN, rc);
     } else {
         ps_txn *t;
@@ -339,25 +372,6 @@ int64_t ps_fw_save_many(ps_env *env, const char *kind, size_t kind_len,
     free(owned);
     free(owned_lens);
     return result;
-}
-
-int ps_fw_put_txn(ps_txn *txn, const char *kind, size_t kind_len,
-                  const char *id, size_t id_len, const char *data, size_t len,
-                  const ps_fw_plan *plan, unsigned flags, uint64_t expected,
-                  uint64_t *actual)
-{
-    if ((data == NULL && len) || (flags & PS_PUT_BORROW))
-        return PS_ERR_INVALID_ARG; /* the stripped copy dies with this call */
-    char *owned;
-    const char *payload;
-    size_t plen;
-    int rc = strip_one(plan, data, len, &owned, &payload, &plen);
-    if (rc)
-        return rc;
-    rc = ps_put_if(txn, kind, kind_len, id, id_len, payload, plen, ps_now_ns(),
-                   flags, expected, actual);
-    free(owned);
-    return rc;
 }
 
 /* ---- Writes inside a transaction the caller holds (Transaction) ---------
@@ -400,21 +414,13 @@ int64_t ps_fw_txn_save(ps_txn **slot, const char *kind, size_t kind_len,
     char *owned;
     const char *payload;
     size_t plen;
-    rc = strip_one(plan, data, len, &owned, &payload, &plen);
-    if (rc)
-        return fail(rc == PS_ERR_BAD_RECORD ? PS_FW_STAGE_STRIP : PS_FW_STAGE_ARGS, rc);
-    int64_t result;
-    if (plen > PS_MAX_PAYLOAD) {
-        last.len = plen;
-        result = fail(PS_FW_STAGE_ARGS, PS_ERR_VALUE_TOO_LARGE);
-    } else {
-        /* not borrowed: the log keeps a copy (`owned` dies here) */
-        rc = ps_put_if(t, kind, kind_len, id, id_len, payload, plen, ps_now_ns(),
-                       flags, expected, &last.actual);
-        result = rc ? fail(PS_FW_STAGE_WRITE, rc) : pending(t);
-    }
+    if (payload_one(plan, data, len, &owned, &payload, &plen))
+        return -1;
+    /* not borrowed: the log keeps a copy (`owned` dies here) */
+    rc = ps_put_if(t, kind, kind_len, id, id_len, payload, plen, ps_now_ns(),
+                   flags, expected, &last.actual);
     free(owned);
-    return result;
+    return rc ? fail(PS_FW_STAGE_WRITE, rc) : pending(t);
 }
 
 int64_t ps_fw_txn_del(ps_txn **slot, const char *kind, size_t kind_len,
@@ -447,39 +453,18 @@ int64_t ps_fw_txn_save_many(ps_txn **slot, const char *kind, size_t kind_len,
     int rc = txn_in(slot, &t);
     if (rc)
         return fail(PS_FW_STAGE_BEGIN, rc);
-    if ((lens == NULL && n) || (data == NULL && data_len) || n > INT64_MAX ||
-        (plan != NULL && plan->table == NULL) ||
-        data_len > SIZE_MAX - PS_STRIP_SLACK)
-        return fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG);
-    char *owned = NULL;
-    uint32_t *owned_lens = NULL;
-    if (plan != NULL) {
-        rc = strip_many(plan, data, data_len, lens, n, &owned, &owned_lens,
-                        &data_len);
-        if (rc)
-            return fail(rc == PS_ERR_BAD_RECORD ? PS_FW_STAGE_STRIP : PS_FW_STAGE_ARGS, rc);
-        data = owned;
-        lens = owned_lens;
-    }
+    char *owned;
+    uint32_t *owned_lens;
+    if (payload_many(plan, &data, &data_len, &lens, n, &owned, &owned_lens))
+        return -1;
     int64_t result = (int64_t)n;
-    for (size_t i = 0; i < n; i++) {
-        if (lens[2 * i + 1] > PS_MAX_PAYLOAD) {
-            last.index = i;
-            last.len = lens[2 * i + 1];
-            result = fail(PS_FW_STAGE_ARGS, PS_ERR_VALUE_TOO_LARGE);
-            break;
-        }
-    }
-    if (result >= 0) {
-        size_t at = 0;
-        /* not borrowed (the stripped copy dies here); every key is checked
-         * before the first put */
-        rc = ps_put_many(t, kind, kind_len, data, data_len, lens, n,
-                         ps_now_ns(), 0, &at);
-        if (rc) {
-            last.index = at;
-            result = fail(PS_FW_STAGE_WRITE, rc);
-        }
+    size_t at = 0;
+    /* not borrowed (the stripped copy dies here); every key is checked
+     * before the first put */
+    rc = ps_put_many(t, kind, kind_len, data, data_len, lens, n, ps_now_ns(), 0, &at);
+    if (rc) {
+        last.index = at;
+        result = fail(PS_FW_STAGE_WRITE, rc);
     }
     free(owned);
     free(owned_lens);

@@ -346,13 +346,6 @@ int64_t ps_fw_del_kind(ps_env *env, const char *kind, size_t kind_len);
 int64_t ps_fw_save_many(ps_env *env, const char *kind, size_t kind_len,
                         const char *data, size_t data_len, const uint32_t *lens,
                         size_t n, const ps_fw_plan *plan);
-/* For a transaction the caller began (e.g. group commit): strip and put
- * kind/id as ps_put_if (the payload is copied into the txn's log), time
- * stamp now. */
-int ps_fw_put_txn(ps_txn *txn, const char *kind, size_t kind_len,
-                  const char *id, size_t id_len, const char *data, size_t len,
-                  const ps_fw_plan *plan, unsigned flags, uint64_t expected,
-                  uint64_t *actual);
 /* Copy this thread's details of its last ps_fw_* call into *out. */
 void ps_fw_last(ps_fw_info *out);
 

@@ -137,14 +137,13 @@ static void test_strip_and_batch(ps_env *env)
     CHECK(ps_fw_del_kind(env, S("B/x")) == -1 && last().rc == PS_ERR_KIND_SLASH);
     /* inside a transaction the caller began */
     ps_txn *t;
-    uint64_t actual = 0;
     CHECK_RC(ps_txn_begin(env, PS_TXN_WRITE, &t), PS_OK);
-    CHECK_RC(ps_fw_put_txn(t, S("Strip"), S("t1"), in, sizeof in - 1, &plan, 0, 0, &actual),
-             PS_OK);
-    CHECK_RC(ps_fw_put_txn(t, S("Strip"), S("t1"), in, sizeof in - 1, &plan,
-                           PS_PUT_IF_REVISION, 1, &actual), PS_ERR_CONFLICT);
-    CHECK_RC(ps_fw_put_txn(t, S("Strip"), S("t2"), in, 3, &plan, PS_PUT_BORROW, 0, &actual),
-             PS_ERR_INVALID_ARG);
+    CHECK(ps_fw_txn_save(&t, S("Strip"), S("t1"), in, sizeof in - 1, &plan, 0, 0) > 0);
+    CHECK(ps_fw_txn_save(&t, S("Strip"), S("t1"), in, sizeof in - 1, &plan,
+                         PS_PUT_IF_REVISION, 1) == -1);
+    CHECK(last().rc == PS_ERR_CONFLICT);
+    CHECK(ps_fw_txn_save(&t, S("Strip"), S("t2"), in, 3, &plan, PS_PUT_BORROW, 0) == -1);
+    CHECK(last().rc == PS_ERR_INVALID_ARG);
     CHECK_RC(ps_txn_commit(t), PS_OK);
     CHECK_RC(ps_get_into(env, S("Strip"), S("t1"), buf, sizeof buf, &n, &ns), PS_OK);
     CHECK(n == 4);
