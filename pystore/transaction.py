@@ -12,7 +12,7 @@ from google.protobuf.message import EncodeError, Message
 
 from ._lmdb._native import lib
 from ._lmdb.core import NO_SLOT, CTxn, finish
-from ._lmdb.txnwrite import delete_failed, entry_of, save_failed, save_many_in, txn_del, txn_save
+from ._lmdb.txnwrite import delete_failed, save_failed, save_many_in, txn_del, txn_save
 from ._ops import ResourceOps, _check_revision
 from ._query import IndexAdminOps
 from .errors import TransactionError
@@ -153,7 +153,7 @@ class Transaction(IndexAdminOps, ResourceOps):
         self, slot: Any, kind: str, id: str, msg: object, flags: int, expected: int | None
     ) -> int | None:
         """The one call of a save; None: take the general path."""
-        entry = self._stripper.fw_plans.get(type(msg)) or entry_of(self._stripper, type(msg))
+        entry = self._stripper.fw_plans.get(type(msg)) or self._stripper.fw_entry(type(msg))
         if entry is None:
             return None
         if self._known.get(kind) is not entry[0]:

@@ -20,11 +20,11 @@ with the same types and messages as the general path's.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf.descriptor import Descriptor
-from google.protobuf.message import EncodeError, Message
+from google.protobuf.message import EncodeError
 
 from ..errors import (
     AlreadyExistsError,
@@ -34,19 +34,19 @@ from ..errors import (
     error_for,
 )
 from ._native import ffi, lib
+from .core import MAX_PAYLOAD
+from .hygiene import Stripper
 
 if TYPE_CHECKING:
     from ..store import Store
 
-__all__ = ["FastWriter", "check_revision"]
+__all__ = ["FastWriter", "check_revision", "key_context", "last_info", "pack_pairs"]
 
-MAX_PAYLOAD: int = lib.PS_MAX_PAYLOAD
 # Bound once: attribute lookups on the cffi lib cost as much as a small call.
 _save = lib.ps_fw_save
 _del = lib.ps_fw_del
 _del_kind = lib.ps_fw_del_kind
 _save_many = lib.ps_fw_save_many
-_NULL: Any = ffi.NULL
 _CREATE: int = lib.PS_PUT_NOOVERWRITE
 _IF_REV: int = lib.PS_PUT_IF_REVISION
 _STRIP: int = lib.PS_FW_STAGE_STRIP
@@ -71,15 +71,57 @@ def check_revision(if_revision: object) -> int | None:
     return if_revision
 
 
-def _last() -> Any:
+def last_info() -> Any:
+    """This thread's details of its last failed ps_fw_* call."""
     info = ffi.new("ps_fw_info *")
     lib.ps_fw_last(info)
     return info
 
 
-def _context(kind: bytes, id: bytes | None) -> str:
+def key_context(kind: bytes, id: bytes | None) -> str:
     k = kind.decode("utf-8", "replace")
     return k if id is None else f"{k}/{id.decode('utf-8', 'replace')}"
+
+
+def pack_pairs(
+    stripper: Stripper, kind: object, items: object,
+    schema_ok: Callable[[str, Descriptor], bool],
+) -> tuple[bytes, list[bytes], bytes, array[int], Any] | None:
+    """A ``save_resources`` batch for one ps_fw_*save_many call: (kind,
+    ids, ids and payloads joined, their lengths, the strip plan); None when
+    the general path must take it (nothing consumed).
+
+    Only a list or tuple of 2-tuples (str id, message of one class whose
+    descriptor ``schema_ok(kind, descriptor)`` accepts) is taken: any other iterable goes to
+    the general path unconsumed, which raises for a bad item at the same
+    point of the iteration as it always did.  A payload too large is
+    refused by the core before anything is written."""
+    if type(items) is not list and type(items) is not tuple:
+        return None
+    if type(kind) is not str or not items:
+        return None
+    if set(map(type, items)) != {tuple} or set(map(len, items)) != {2}:
+        return None
+    ids, msgs = zip(*items, strict=True)
+    cls = type(msgs[0])
+    entry = stripper.fw_entry(cls)
+    if (
+        entry is None
+        or set(map(type, msgs)) != {cls}
+        or set(map(type, ids)) != {str}
+        or not schema_ok(kind, entry[0])
+    ):
+        return None
+    try:
+        kb = kind.encode()
+        ibs = list(map(str.encode, ids))
+        datas = list(map(cls.SerializeToString, msgs))
+    except (UnicodeEncodeError, EncodeError):
+        return None
+    parts: list[bytes] = [b""] * (2 * len(ibs))
+    parts[::2] = ibs
+    parts[1::2] = datas
+    return kb, ibs, b"".join(parts), array("I", map(len, parts)), entry[1]
 
 
 def _general_error(store: Store, info: Any, where: str) -> StoreError:
@@ -99,20 +141,12 @@ class FastWriter:
 
     __slots__ = ("_env", "_plans", "_stripper")
 
-    def __init__(self, env: Any, stripper: Any) -> None:
+    def __init__(self, env: Any, stripper: Stripper) -> None:
         self._env = env
         self._stripper = stripper
-        # message class -> (its descriptor, its ps_fw_plan or NULL)
-        self._plans: dict[type, tuple[Descriptor, Any]] = {}
-
-    def _plan_of(self, cls: type) -> tuple[Descriptor, Any] | None:
-        if not (isinstance(cls, type) and issubclass(cls, Message)):
-            return None
-        desc = cast(Descriptor, cls.DESCRIPTOR)
-        wire = self._stripper.wire_plan(desc)
-        entry = (desc, _NULL if wire is None else wire.fw)
-        self._plans[cls] = entry
-        return entry
+        # message class -> (its descriptor, its ps_fw_plan or NULL): the
+        # stripper's cache, read first on the hot path
+        self._plans = stripper.fw_plans
 
     # -- one record ---------------------------------------------------------
 
@@ -121,7 +155,7 @@ class FastWriter:
         if_revision: int | None,
     ) -> int | None:
         """The revision committed, or None: take the general path."""
-        entry = self._plans.get(type(msg)) or self._plan_of(type(msg))
+        entry = self._plans.get(type(msg)) or self._stripper.fw_entry(type(msg))
         if (
             entry is None
             or type(kind) is not str
@@ -145,7 +179,7 @@ class FastWriter:
         if rev >= 0:
             store._signal.notify()  # this process's watchers wake at once
             return rev
-        info = _last()
+        info = last_info()
         rc = info.rc
         if info.stage == _STRIP or rc == _UNIQUE:
             return _GENERAL  # strips the slow way / names the unique value's holder
@@ -154,10 +188,10 @@ class FastWriter:
                 f"serialized message is {info.len} bytes; a record holds at most {MAX_PAYLOAD}"
             )
         if rc == _KEYEXIST:
-            raise AlreadyExistsError(f"resource already exists: {_context(kb, ib)}")
+            raise AlreadyExistsError(f"resource already exists: {key_context(kb, ib)}")
         if rc == _CONFLICT and if_revision is not None:
             raise ConflictError(kind, id, if_revision, int(info.actual))
-        raise _general_error(store, info, _context(kb, ib))
+        raise _general_error(store, info, key_context(kb, ib))
 
     def delete(self, store: Store, kind: object, id: object, if_revision: object) -> bool | None:
         """Whether kind/id existed, or None: take the general path."""
@@ -176,10 +210,10 @@ class FastWriter:
             return True
         if r == 0:
             return False
-        info = _last()
+        info = last_info()
         if info.rc == _CONFLICT and expected is not None:
             raise ConflictError(kind, id, expected, int(info.actual))
-        raise _general_error(store, info, _context(kb, ib))
+        raise _general_error(store, info, key_context(kb, ib))
 
     # -- a kind -------------------------------------------------------------
 
@@ -192,59 +226,32 @@ class FastWriter:
         except UnicodeEncodeError:
             return _GENERAL
         n: int = _del_kind(self._env, kb, len(kb))
-        info = _last()
+        info = last_info()
         if n < 0:
-            raise _general_error(store, info, _context(kb, None))
+            raise _general_error(store, info, key_context(kb, None))
         if info.revision:
             store._signal.notify()
         return n
 
     def save_many(self, store: Store, kind: object, items: Iterable[Any]) -> tuple[int | None, Any]:
-        """(the number saved, items) or (None, items): take the general path.
-
-        Only a list or tuple is taken here: any other iterable goes to the
-        general path unconsumed, which raises for a bad item at the same
-        point of the iteration as it always did."""
-        if type(items) is not list and type(items) is not tuple:
+        """(the number saved, items) or (None, items): take the general path
+        (see ``pack_pairs`` for what is taken here)."""
+        if store._tls.txn is not None:
             return _GENERAL, items
-        if type(kind) is not str or not items or store._tls.txn is not None:
+        known = store._schemas.known
+        packed = pack_pairs(self._stripper, kind, items, lambda k, d: known.get(k) is d)
+        if packed is None:
             return _GENERAL, items
-        # Pairs only (tuples of 2: what the general path accepts), str ids,
-        # messages of one class whose schema is recorded: else the general path.
-        if set(map(type, items)) != {tuple} or set(map(len, items)) != {2}:
-            return _GENERAL, items
-        ids, msgs = zip(*items, strict=True)
-        cls = type(msgs[0])
-        entry = self._plans.get(cls) or self._plan_of(cls)
-        if (
-            entry is None
-            or set(map(type, msgs)) != {cls}
-            or set(map(type, ids)) != {str}
-            or store._schemas.known.get(kind) is not entry[0]
-        ):
-            return _GENERAL, items
-        try:
-            kb = kind.encode()
-            ibs = list(map(str.encode, ids))
-            datas = list(map(cls.SerializeToString, msgs))
-        except (UnicodeEncodeError, EncodeError):
-            return _GENERAL, items
-        if max(map(len, datas)) > MAX_PAYLOAD:
-            return _GENERAL, items  # it names the record and its size
+        kb, ibs, data, lens, plan = packed
         n = len(ibs)
-        parts: list[bytes] = [b""] * (2 * n)
-        parts[::2] = ibs
-        parts[1::2] = datas
-        data = b"".join(parts)
-        lens = array("I", map(len, parts))
         r: int = _save_many(self._env, kb, len(kb), data, len(data),
-                            ffi.from_buffer("uint32_t[]", lens), n, entry[1])
-        info = _last()
+                            ffi.from_buffer("uint32_t[]", lens), n, plan)
+        info = last_info()
         if r >= 0:
             if info.revision:
                 store._signal.notify()
             return r, items
         rc = info.rc
         if info.stage == _STRIP or rc in (_UNIQUE, _TOO_LARGE):
-            return _GENERAL, items
-        raise _general_error(store, info, _context(kb, ibs[min(info.index, n - 1)]))
+            return _GENERAL, items  # strips the slow way / names the holder / the size
+        raise _general_error(store, info, key_context(kb, ibs[min(info.index, n - 1)]))

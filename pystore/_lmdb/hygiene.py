@@ -18,6 +18,7 @@ from typing import Any, cast
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from ._native import ffi
 from .wirestrip import WirePlan, compile_plan
 
 __all__ = ["Stripper", "is_repeated"]
@@ -72,8 +73,22 @@ class Stripper:
         # Per type: the compiled wire plan, or None when nothing needs stripping.
         self._wire: dict[Descriptor, WirePlan | None] = {}
         # Per message class: (its descriptor, its ps_fw_plan or NULL), for the
-        # one-call writes inside a Transaction (see txnwrite.py).
+        # one-call writes (fastwrite.py, txnwrite.py); filled by fw_entry.
         self.fw_plans: dict[type, tuple[Descriptor, Any]] = {}
+
+    def fw_entry(self, cls: type) -> tuple[Descriptor, Any] | None:
+        """(descriptor, ps_fw_plan or NULL) of a message class, cached in
+        ``fw_plans`` (hot paths read that dict first); None: not a message class."""
+        entry = self.fw_plans.get(cls)
+        if entry is not None:
+            return entry
+        if not (isinstance(cls, type) and issubclass(cls, Message)):
+            return None
+        desc = cast(Descriptor, cls.DESCRIPTOR)
+        wire = self.wire_plan(desc)
+        entry = (desc, ffi.NULL if wire is None else wire.fw)
+        self.fw_plans[cls] = entry
+        return entry
 
     def _wire_plan(self, desc: Descriptor) -> WirePlan | None:
         plan = self.plan(desc) if self.names else None

@@ -22,72 +22,43 @@ transaction is then in the same state as after those).
 
 from __future__ import annotations
 
-from array import array
-from typing import Any, cast
-
-from google.protobuf.descriptor import Descriptor
-from google.protobuf.message import EncodeError, Message
+from typing import Any
 
 from ..errors import AlreadyExistsError, ConflictError, StoreError, error_for
 from ._native import ffi, lib
+from .fastwrite import key_context, last_info, pack_pairs
 from .hygiene import Stripper
 from .violation import unique_error
 
-__all__ = ["delete_failed", "entry_of", "save_failed", "save_many_in", "txn_del", "txn_save"]
+__all__ = ["delete_failed", "save_failed", "save_many_in", "txn_del", "txn_save"]
 
-MAX_PAYLOAD: int = lib.PS_MAX_PAYLOAD
 # Bound once: attribute lookups on the cffi lib cost as much as a small call.
 txn_save = lib.ps_fw_txn_save
 txn_del = lib.ps_fw_txn_del
 _save_many = lib.ps_fw_txn_save_many
-_NULL: Any = ffi.NULL
 _WRITE: int = lib.PS_FW_STAGE_WRITE
 _UNIQUE: int = lib.PS_ERR_UNIQUE
 _KEYEXIST: int = lib.PS_LMDB_KEYEXIST
 _CONFLICT: int = lib.PS_ERR_CONFLICT
 
 
-def entry_of(stripper: Stripper, cls: type) -> tuple[Descriptor, Any] | None:
-    """(descriptor, ps_fw_plan or NULL) of a message class, cached; None: not one."""
-    entry = stripper.fw_plans.get(cls)
-    if entry is not None:
-        return entry
-    if not (isinstance(cls, type) and issubclass(cls, Message)):
-        return None
-    desc = cast(Descriptor, cls.DESCRIPTOR)
-    wire = stripper.wire_plan(desc)
-    entry = (desc, _NULL if wire is None else wire.fw)
-    stripper.fw_plans[cls] = entry
-    return entry
-
-
-def _info() -> Any:
-    info = ffi.new("ps_fw_info *")
-    lib.ps_fw_last(info)
-    return info
-
-
-def _context(kind: bytes, id: bytes) -> str:
-    return f"{kind.decode('utf-8', 'replace')}/{id.decode('utf-8', 'replace')}"
-
-
 def save_failed(ptr: Any, kb: bytes, ib: bytes, if_revision: int | None) -> None:
     """After ps_fw_txn_save returned -1: raise what ``CTxn.put`` raises for a
     failed write; return (nothing done) to take the general path."""
-    info = _info()
+    info = last_info()
     if info.stage != _WRITE:
         return  # not live / other thread / strip declined / too large
     rc = info.rc
     if rc == _KEYEXIST:
-        raise AlreadyExistsError(f"resource already exists: {_context(kb, ib)}")
+        raise AlreadyExistsError(f"resource already exists: {key_context(kb, ib)}")
     if rc == _UNIQUE:
-        raise unique_error(ptr, kb, _context(kb, ib))
+        raise unique_error(ptr, kb, key_context(kb, ib))
     raise _write_error(rc, kb, ib, if_revision, info)
 
 
 def delete_failed(kb: bytes, ib: bytes, if_revision: int | None) -> None:
     """After ps_fw_txn_del returned -1: as ``save_failed`` for ``CTxn.delete``."""
-    info = _info()
+    info = last_info()
     if info.stage != _WRITE:
         return
     raise _write_error(info.rc, kb, ib, if_revision, info)
@@ -98,53 +69,33 @@ def _write_error(rc: int, kb: bytes, ib: bytes, if_revision: int | None,
     if rc == _CONFLICT and if_revision is not None:
         return ConflictError(kb.decode("utf-8", "replace"), ib.decode("utf-8", "replace"),
                              if_revision, int(info.actual))
-    return error_for(rc, _context(kb, ib))
+    return error_for(rc, key_context(kb, ib))
 
 
 def save_many_in(
     slot: Any, ptr: Any, stripper: Stripper, known: dict[str, Any],
     pending: dict[str, Any] | None, kind: object, items: object,
 ) -> int | None:
-    """``save_resources`` of a list/tuple of (str, message of one class) pairs
-    whose kind's schema is known, in the transaction of ``slot``: the number
-    saved, or None: take the general path (nothing was done)."""
-    if type(items) is not list and type(items) is not tuple:
+    """``save_resources`` in the transaction of ``slot`` (see ``pack_pairs``
+    for what is taken; a kind's schema may be recorded in the store or
+    pending in this transaction): the number saved, or None: take the
+    general path (nothing was done)."""
+    packed = pack_pairs(
+        stripper, kind, items,
+        lambda k, d: known.get(k) is d or (pending is not None and pending.get(k) is d),
+    )
+    if packed is None:
         return None
-    if type(kind) is not str or not items:
-        return None
-    if set(map(type, items)) != {tuple} or set(map(len, items)) != {2}:
-        return None
-    ids, msgs = zip(*items, strict=True)
-    cls = type(msgs[0])
-    entry = entry_of(stripper, cls)
-    if (
-        entry is None
-        or set(map(type, msgs)) != {cls}
-        or set(map(type, ids)) != {str}
-        or (known.get(kind) is not entry[0]
-            and (pending is None or pending.get(kind) is not entry[0]))
-    ):
-        return None
-    try:
-        kb = kind.encode()
-        ibs = list(map(str.encode, ids))
-        datas = list(map(cls.SerializeToString, msgs))
-    except (UnicodeEncodeError, EncodeError):
-        return None
+    kb, ibs, data, lens, plan = packed
     n = len(ibs)
-    parts: list[bytes] = [b""] * (2 * n)
-    parts[::2] = ibs
-    parts[1::2] = datas
-    data = b"".join(parts)
-    lens = array("I", map(len, parts))
     r: int = _save_many(slot, kb, len(kb), data, len(data),
-                        ffi.from_buffer("uint32_t[]", lens), n, entry[1])
+                        ffi.from_buffer("uint32_t[]", lens), n, plan)
     if r >= 0:
         return r
-    info = _info()
+    info = last_info()
     if info.stage != _WRITE:
         return None  # the general path strips another way / names the size
-    where = _context(kb, ibs[min(info.index, n - 1)])
+    where = key_context(kb, ibs[min(info.index, n - 1)])
     if info.rc == _UNIQUE:
         raise unique_error(ptr, kb, where)
     raise error_for(info.rc, where)
