@@ -17,16 +17,7 @@ static char scratch[4096];
 
 static ps_env *fresh(const char *name, uint64_t map_size)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", scratch, name);
-    char cmd[4300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    if (system(cmd) != 0)
-        return NULL;
-    mkdir(path, 0700);
-    ps_env *env = NULL;
-    CHECK_RC(ps_env_open(path, map_size, PS_OPEN_NOSYNC, &env), PS_OK);
-    return env;
+    return fresh_store(scratch, name, map_size);
 }
 
 static void test_roundtrip(void)

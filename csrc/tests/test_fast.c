@@ -13,20 +13,6 @@ static int failures;
 
 #include "check.h"
 
-static ps_env *open_fresh(const char *dir, const char *name)
-{
-    char path[4200], cmd[4400];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot clean %s\n", path);
-    mkdir(dir, 0700);
-    mkdir(path, 0700);
-    ps_env *env = NULL;
-    CHECK_RC(ps_env_open(path, 0, PS_OPEN_NOSYNC, &env), PS_OK);
-    return env;
-}
-
 static void test_get_into(ps_env *env)
 {
     char buf[8];
@@ -156,7 +142,7 @@ static void *reader(void *p)
 
 static void test_parked_txns_and_close(const char *dir)
 {
-    ps_env *env = open_fresh(dir, "threads");
+    ps_env *env = fresh_store(dir, "threads", 0);
     if (env == NULL)
         return;
     put_one(env, "Agent", "a1", "hello");
@@ -181,7 +167,7 @@ static void test_parked_txns_and_close(const char *dir)
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "test-stores-fast";
-    ps_env *env = open_fresh(dir, "fast");
+    ps_env *env = fresh_store(dir, "fast", 0);
     if (env != NULL) {
         test_get_into(env);
         test_list_wire(env);

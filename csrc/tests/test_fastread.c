@@ -12,20 +12,6 @@ static int failures;
 
 #include "check.h"
 
-static ps_env *open_fresh(const char *dir, const char *name)
-{
-    char path[4200], cmd[4400];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot clean %s\n", path);
-    mkdir(dir, 0700);
-    mkdir(path, 0700);
-    ps_env *env = NULL;
-    CHECK_RC(ps_env_open(path, 0, PS_OPEN_NOSYNC, &env), PS_OK);
-    return env;
-}
-
 static void test_rget(ps_env *env)
 {
     ps_rctx *c = NULL;
@@ -107,7 +93,7 @@ static void test_rscan(ps_env *env)
 
 static void test_close(const char *dir)
 {
-    ps_env *env = open_fresh(dir, "close");
+    ps_env *env = fresh_store(dir, "close", 0);
     put_one(env, "Agent", "a", "x");
     ps_rctx *c = NULL;
     CHECK_RC(ps_rctx_new(env, 64, 0, &c), PS_OK);
@@ -127,7 +113,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s SCRATCH_DIR\n", argv[0]);
         return 2;
     }
-    ps_env *env = open_fresh(argv[1], "fastread");
+    ps_env *env = fresh_store(argv[1], "fastread", 0);
     test_rget(env);
     test_rscan(env);
     ps_env_free(env);

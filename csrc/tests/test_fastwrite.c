@@ -13,17 +13,6 @@ static int failures;
 #include "check.h"
 #include "ps_internal.h"
 
-static void fresh_dir(const char *dir, const char *name, char *path, size_t cap)
-{
-    char cmd[4400];
-    snprintf(path, cap, "%s/%s", dir, name);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot clean %s\n", path);
-    mkdir(dir, 0700);
-    mkdir(path, 0700);
-}
-
 static ps_fw_info last(void)
 {
     ps_fw_info i;
@@ -153,7 +142,7 @@ static void test_strip_and_batch(ps_env *env)
 static void test_growth(const char *dir)
 {
     char path[4200];
-    fresh_dir(dir, "grow", path, sizeof path);
+    fresh_path(dir, "grow", path, sizeof path);
     ps_env *env = NULL;
     CHECK_RC(ps_env_open(path, 1 << 20, PS_OPEN_NOSYNC, &env), PS_OK);
     if (env == NULL)
@@ -186,7 +175,7 @@ static void test_growth(const char *dir)
 static void test_nosync_per_txn(const char *dir)
 {
     char path[4200];
-    fresh_dir(dir, "sync", path, sizeof path);
+    fresh_path(dir, "sync", path, sizeof path);
     ps_env *fast = NULL, *durable = NULL;
     CHECK_RC(ps_env_open(path, 0, PS_OPEN_NOSYNC, &fast), PS_OK);
     CHECK_RC(ps_env_open(path, 0, 0, &durable), PS_OK);
@@ -212,7 +201,7 @@ int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "test-stores-fastwrite";
     char path[4200];
-    fresh_dir(dir, "fw", path, sizeof path);
+    fresh_path(dir, "fw", path, sizeof path);
     ps_env *env = NULL;
     CHECK_RC(ps_env_open(path, 0, PS_OPEN_NOSYNC, &env), PS_OK);
     if (env != NULL) {

@@ -15,20 +15,6 @@ static int failures;
 
 #include "check.h"
 
-static ps_env *open_fresh(const char *dir, const char *name)
-{
-    char path[4200], cmd[4400];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot clean %s\n", path);
-    mkdir(dir, 0700);
-    mkdir(path, 0700);
-    ps_env *env = NULL;
-    CHECK_RC(ps_env_open(path, 1 << 20, PS_OPEN_NOSYNC, &env), PS_OK);
-    return env;
-}
-
 static uint64_t map_size(ps_env *env)
 {
     ps_env_info info;
@@ -108,7 +94,7 @@ static void test_park(ps_env *env)
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "/tmp/pystore-test-park";
-    ps_env *env = open_fresh(dir, "park");
+    ps_env *env = fresh_store(dir, "park", 1 << 20);
     test_park(env);
     ps_env_close(env);
     ps_env_free(env);

@@ -16,19 +16,6 @@ static char scratch[4096];
 
 #include "check.h"
 
-static ps_env *fresh(const char *name)
-{
-    char path[4200], cmd[4300];
-    snprintf(path, sizeof path, "%s/%s", scratch, name);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    if (system(cmd) != 0)
-        return NULL;
-    mkdir(path, 0700);
-    ps_env *env = NULL;
-    CHECK_RC(ps_env_open(path, 0, PS_OPEN_NOSYNC, &env), PS_OK);
-    return env;
-}
-
 static uint32_t le32(const char *p)
 {
     const unsigned char *q = (const unsigned char *)p;
@@ -187,7 +174,7 @@ static size_t read_seqs(ps_env *env, const char *stream, uint64_t after, uint64_
 
 static void test_events(void)
 {
-    ps_env *env = fresh("events");
+    ps_env *env = fresh_store(scratch, "events", 0);
     uint64_t s = 0, seqs[16];
     char first[64];
     /* a new stream: nothing, marks 0 */
@@ -301,7 +288,7 @@ static void test_events(void)
 
 static void test_events_bad_args(void)
 {
-    ps_env *env = fresh("events-args");
+    ps_env *env = fresh_store(scratch, "events-args", 0);
     ps_txn *t;
     uint64_t s = 0, last = 0, deleted = 0, hwm = 0, forgot = 0;
     int added = 0;
@@ -560,7 +547,7 @@ static void put_doc(ps_env *env, const char *id, const char *wire, size_t n)
 
 static void test_index_find(void)
 {
-    ps_env *env = fresh("index");
+    ps_env *env = fresh_store(scratch, "index", 0);
     static const uint32_t name1[] = {1, 1, PS_IDX_STRING};
     static const uint32_t tags3[] = {1, 3, PS_IDX_STRING | PS_IDX_REPEATED};
     char def[512], def2[512], other[512];
@@ -687,7 +674,7 @@ static void test_index_find(void)
  * deletes and puts in one transaction. */
 static void test_write_shortcuts(void)
 {
-    ps_env *a = fresh("shortcuts");
+    ps_env *a = fresh_store(scratch, "shortcuts", 0);
     char path[4200];
     snprintf(path, sizeof path, "%s/shortcuts", scratch);
     ps_env *b = NULL;

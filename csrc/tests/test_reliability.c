@@ -16,16 +16,6 @@ static char scratch[4096];
 
 #include "check.h"
 
-static void store_path(char *out, size_t n, const char *name)
-{
-    snprintf(out, n, "%s/%s", scratch, name);
-    char cmd[4400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", out);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot clean %s\n", out);
-    mkdir(out, 0700);
-}
-
 /* A store of `n` records of 1000 bytes each; returns the size of data.mdb
  * up to its last page in use (in the writemap mode the file is the whole
  * preallocated map, past that). */
@@ -65,7 +55,7 @@ static void truncate_to(const char *path, off_t size)
 static void test_truncated(void)
 {
     char path[4200];
-    store_path(path, sizeof path, "truncated");
+    fresh_path(scratch, "truncated", path, sizeof path);
     off_t full = fill(path, 300);
     CHECK(full > 65536);
     off_t cuts[] = {full - 4096, full / 2, 3 * 4096, 2 * 4096};
@@ -95,7 +85,7 @@ static void test_truncated(void)
 static void test_free_pages_past_the_end(void)
 {
     char path[4200];
-    store_path(path, sizeof path, "free-tail");
+    fresh_path(scratch, "free-tail", path, sizeof path);
     off_t size = fill(path, 50);
     char file[4400];
     snprintf(file, sizeof file, "%s/data.mdb", path);
@@ -132,7 +122,7 @@ static void test_free_pages_past_the_end(void)
 static void test_intact_sizes(void)
 {
     char path[4200];
-    store_path(path, sizeof path, "intact");
+    fresh_path(scratch, "intact", path, sizeof path);
     fill(path, 10);
     ps_env *env = NULL;
     CHECK_RC(ps_env_open(path, 1 << 20, 0, &env), PS_OK);
@@ -155,7 +145,7 @@ static void test_intact_sizes(void)
 static void test_limits(void)
 {
     char path[4200];
-    store_path(path, sizeof path, "limits");
+    fresh_path(scratch, "limits", path, sizeof path);
     ps_env *env = NULL;
     CHECK_RC(ps_env_open(path, 0, PS_OPEN_NOSYNC, &env), PS_OK);
     if (env == NULL)

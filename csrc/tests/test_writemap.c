@@ -24,15 +24,7 @@ static void path_of(char *out, size_t cap, const char *name)
 
 static ps_env *fresh(const char *name, uint64_t map_size)
 {
-    char path[4200], cmd[4300];
-    path_of(path, sizeof path, name);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    if (system(cmd) != 0)
-        return NULL;
-    mkdir(path, 0700);
-    ps_env *env = NULL;
-    CHECK_RC(ps_env_open(path, map_size, PS_OPEN_NOSYNC, &env), PS_OK);
-    return env;
+    return fresh_store(scratch, name, map_size);
 }
 
 static struct stat data_stat(const char *name)
