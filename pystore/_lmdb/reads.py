@@ -28,7 +28,7 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
-from .._ops import ResourceOps, _check_type
+from .._ops import ResourceOps, _check_type, _parse
 from ..errors import InvalidMessageError, NotFoundError, TransactionError
 from ..records import Resource, ns_to_datetime
 from . import index as _ix
@@ -73,7 +73,6 @@ _WIRE: int = lib.PS_RSCAN_WIRE
 # by ordinary attribute stores, then becomes a Resource (the layouts are the
 # same, so CPython allows the __class__ assignment): ~0.4 us.
 _new = object.__new__
-_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 _UTC = _dt.UTC
 _DT = _dt.datetime
 
@@ -116,7 +115,7 @@ class _Stamps:
         self.fields: tuple[int, int, int, int, int, int] = (1970, 1, 1, 0, 0, 0)
 
     def second(self, sec: int) -> None:
-        b = _EPOCH + _dt.timedelta(seconds=sec)
+        b = ns_to_datetime(sec * 1_000_000_000)
         self.sec, self.fields = sec, (b.year, b.month, b.day, b.hour, b.minute, b.second)
 
     def at(self, ns: int) -> _dt.datetime:
@@ -160,16 +159,6 @@ class Reader:
             return False
         self._views()
         return True
-
-
-def _parse_into(msg: Any, data: Any, kind: str, id: str) -> Any:
-    try:
-        msg.ParseFromString(data)
-    except DecodeError as exc:
-        raise InvalidMessageError(
-            f"{kind}/{id}: stored bytes do not parse as {msg.DESCRIPTOR.full_name}: {exc}"
-        ) from None
-    return msg
 
 
 def _decode(parser: Message, data: Any) -> bool:
@@ -324,7 +313,7 @@ class FastReads(ResourceOps):
             if n > rd.cap:
                 got = self._get_n(kind, id)  # grows the buffer (or None: too big, or bad)
                 if got is not None:
-                    return _parse_into(msg, got[0].mv[: got[1]], kind, id)  # type: ignore[no-any-return]
+                    return _parse(msg, got[0].mv[: got[1]], kind, id)  # type: ignore[arg-type, no-any-return]
         return ResourceOps.get_resource(self, kind, id, msg)  # type: ignore[no-any-return]
 
     def get_record(self, kind: str, id: str) -> Resource:
