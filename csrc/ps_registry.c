@@ -174,11 +174,12 @@ void ps_shared_unref(ps_shared *sh)
 
 /* ---- the gate --------------------------------------------------------- */
 
-int ps_gate_enter(ps_env *e)
+/* Count a txn live in the process (and with `handle` in e's own count,
+ * which close waits for), after any growth that holds the env alone --
+ * unless this thread already has a live txn, which that growth waits for. */
+static int gate_join(ps_env *e, int handle)
 {
     ps_shared *sh = e->sh;
-    if (sh == NULL)
-        return PS_ERR_CLOSED;
     pthread_mutex_lock(&sh->gate_mu);
     while (!e->closing && sh->excl && tls_live == 0)
         pthread_cond_wait(&sh->gate_cv, &sh->gate_mu);
@@ -187,18 +188,19 @@ int ps_gate_enter(ps_env *e)
         return PS_ERR_CLOSED;
     }
     sh->live++;
-    e->live++;
+    e->live += handle;
     tls_live++;
     pthread_mutex_unlock(&sh->gate_mu);
     return PS_OK;
 }
 
-void ps_gate_exit(ps_env *e, int same_thread)
+/* gate_join's inverse; wakes a growth or a close that may now go ahead. */
+static void gate_leave(ps_env *e, int same_thread, int handle)
 {
     ps_shared *sh = e->sh;
     pthread_mutex_lock(&sh->gate_mu);
     sh->live--;
-    e->live--;
+    e->live -= handle;
     if (same_thread && tls_live)
         tls_live--;
     if (sh->live == 0 || (e->closing && e->live == 0))
@@ -206,35 +208,33 @@ void ps_gate_exit(ps_env *e, int same_thread)
     pthread_mutex_unlock(&sh->gate_mu);
 }
 
+int ps_gate_enter(ps_env *e)
+{
+    if (e->sh == NULL)
+        return PS_ERR_CLOSED;
+    return gate_join(e, 1);
+}
+
+void ps_gate_exit(ps_env *e, int same_thread)
+{
+    gate_leave(e, same_thread, 1);
+}
+
 void ps_gate_park(ps_env *e, int same_thread)
 {
-    ps_shared *sh = e->sh;
-    pthread_mutex_lock(&sh->gate_mu);
-    sh->live--; /* e->live keeps counting it: close still waits for it */
-    if (same_thread && tls_live)
-        tls_live--;
-    if (sh->live == 0)
-        pthread_cond_broadcast(&sh->gate_cv);
-    pthread_mutex_unlock(&sh->gate_mu);
+    gate_leave(e, same_thread, 0); /* e->live keeps counting it: close still waits */
 }
 
 int ps_gate_unpark(ps_env *e, int ending)
 {
+    if (!ending)
+        return gate_join(e, 0);
+    /* Ending it: only a growth running now must finish first (the handle
+     * may be closing, which waits for this very txn). */
     ps_shared *sh = e->sh;
     pthread_mutex_lock(&sh->gate_mu);
-    if (ending) {
-        /* Ending it: only a growth running now must finish first (the
-         * handle may be closing, which waits for this very txn). */
-        while (sh->excl_busy)
-            pthread_cond_wait(&sh->gate_cv, &sh->gate_mu);
-    } else {
-        while (!e->closing && sh->excl && tls_live == 0)
-            pthread_cond_wait(&sh->gate_cv, &sh->gate_mu);
-        if (e->closing) {
-            pthread_mutex_unlock(&sh->gate_mu);
-            return PS_ERR_CLOSED;
-        }
-    }
+    while (sh->excl_busy)
+        pthread_cond_wait(&sh->gate_cv, &sh->gate_mu);
     sh->live++;
     tls_live++;
     pthread_mutex_unlock(&sh->gate_mu);
