@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
 from pystore.samples import agent_pb2, common_pb2
+
+
+def mount_fs(args: list[str], mnt: Path) -> None:
+    """``mount ARGS MNT`` (MNT created); the test is skipped without root or
+    when this machine cannot mount it.  Undo with ``umount_fs``."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a filesystem needs root")
+    mnt.mkdir()
+    r = subprocess.run(["mount", *args, str(mnt)], capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount here: {r.stderr.strip()}")
+
+
+def umount_fs(mnt: Path) -> None:
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=60)
 
 
 def make_agent(i: int, *, org: str = "org-1", project: str = "proj-1") -> agent_pb2.Agent:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import mount_fs, umount_fs
 
 from pystore import StorageFullError, Store, StoreError
 from pystore.samples.agent_pb2 import Agent
@@ -122,21 +121,11 @@ def test_growth_inside_one_huge_value(tmp_path: Path) -> None:
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     """An 8 MiB tmpfs mounted for the test (needs root and mount rights)."""
     mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    res = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(mnt)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
+    mount_fs(["-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs"], mnt)
     try:
         yield mnt
     finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=30)
+        umount_fs(mnt)
 
 
 @pytest.mark.parametrize("batched", [False, True])

@@ -18,34 +18,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import mount_fs, umount_fs
 
 import pystore
 from pystore import Store
 from pystore.samples.agent_pb2 import Agent
 
 
-def _mount(args: list[str], mnt: Path) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small filesystem needs root")
-    mnt.mkdir()
-    r = subprocess.run(["mount", *args, str(mnt)], capture_output=True, text=True, timeout=60)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount here: {r.stderr.strip()}")
-
-
-def _umount(mnt: Path) -> None:
-    subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=60)
-
-
 @pytest.fixture
 def tiny_fs(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs."""
     mnt = tmp_path / "tiny"
-    _mount(["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs"], mnt)
+    mount_fs(["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs"], mnt)
     try:
         yield mnt
     finally:
-        _umount(mnt)
+        umount_fs(mnt)
 
 
 def _fill(fs: Path) -> None:
@@ -114,11 +102,11 @@ def ext4_fs(tmp_path: Path) -> Iterator[Path]:
     if r.returncode != 0:
         pytest.skip(f"mkfs.ext4 failed: {r.stderr.strip()}")
     mnt = tmp_path / "ext4"
-    _mount(["-o", "loop", str(img)], mnt)
+    mount_fs(["-o", "loop", str(img)], mnt)
     try:
         yield mnt
     finally:
-        _umount(mnt)
+        umount_fs(mnt)
 
 
 def test_full_ext4_is_storage_full_whatever_the_reserve(ext4_fs: Path) -> None:

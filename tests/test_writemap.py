@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import mount_fs, umount_fs
 from workers import Child, payload
 
 from pystore import Store
@@ -71,26 +72,13 @@ def writemap_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _mount(args: list[str], mnt: Path) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a filesystem needs root")
-    mnt.mkdir()
-    r = subprocess.run(["mount", *args, str(mnt)], capture_output=True, text=True, timeout=60)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount here: {r.stderr.strip()}")
-
-
-def _umount(mnt: Path) -> None:
-    subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=60)
-
-
 @pytest.fixture(params=["tmpfs", "ext4"])
 def small_fs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
     """A 24 MiB filesystem: tmpfs, or ext4 on a loop device (ext4 keeps what
     a failed fallocate got, so the truncate-back is visible there)."""
     mnt = tmp_path / "mnt"
     if request.param == "tmpfs":
-        _mount(["-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs"], mnt)
+        mount_fs(["-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs"], mnt)
     else:
         if shutil.which("mkfs.ext4") is None:
             pytest.skip("mkfs.ext4 is not installed")
@@ -100,11 +88,11 @@ def small_fs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
         r = subprocess.run(["mkfs.ext4", "-q", "-F", str(img)], capture_output=True, text=True)
         if r.returncode != 0:
             pytest.skip(f"mkfs.ext4 failed: {r.stderr.strip()}")
-        _mount(["-o", "loop", str(img)], mnt)
+        mount_fs(["-o", "loop", str(img)], mnt)
     try:
         yield mnt
     finally:
-        _umount(mnt)
+        umount_fs(mnt)
 
 
 # -- the mode: chosen at creation, recorded, honoured -----------------------
@@ -129,14 +117,14 @@ def test_new_store_mode_follows_the_filesystem(tmp_path: Path) -> None:
 def test_unknown_filesystem_keeps_pwrite(tmp_path: Path) -> None:
     """ramfs: not one of the filesystems pystore vouches for."""
     mnt = tmp_path / "ramfs"
-    _mount(["-t", "ramfs", "ramfs"], mnt)
+    mount_fs(["-t", "ramfs", "ramfs"], mnt)
     try:
         with Store(mnt / "store") as s:
             s.save_resource("Agent", "a", payload("Agent", "a"))
             assert s.stats().write_mode == "pwrite"
         assert _format(mnt / "store") == 2
     finally:
-        _umount(mnt)
+        umount_fs(mnt)
 
 
 def test_forced_pwrite_is_recorded_and_kept(writemap_dir: Path,
