@@ -3,8 +3,8 @@
  * A ps_rctx holds what every read of one handle by one thread passes
  * anyway: the handle, a payload buffer, a buffer of offsets and a wire
  * buffer, all kept between calls.  A get is then ps_rget(ctx, key): two
- * arguments (cffi's cheapest call that carries a key), the payload length
- * as the return value, the stamp and revision left in the context for the
+ * arguments (ps_rget1: one, cffi's cheapest call), the payload length
+ * as the return value (PS_RBIG when it does not fit the buffer), the stamp and revision left in the context for the
  * caller that wants them.
  *
  * ps_rscan walks a kind in one read transaction.  PS_RSCAN_WIRE copies
@@ -195,9 +195,14 @@ int64_t ps_rget(ps_rctx *c, const char *key)
             size_t plen = v.mv_size - PS_HEADER_SIZE;
             c->updated_ns = ps_get_i64(r + 4);
             c->revision = ps_record_rev(r);
-            if (plen && plen <= c->cap)
-                memcpy(c->buf, r + PS_HEADER_SIZE, plen);
-            n = (int64_t)plen;
+            c->len = plen;
+            if (plen <= c->cap) {
+                if (plen)
+                    memcpy(c->buf, r + PS_HEADER_SIZE, plen);
+                n = (int64_t)plen;
+            } else {
+                n = PS_RBIG;
+            }
         }
     }
     read_end(p->env, txn);
@@ -383,5 +388,8 @@ int64_t ps_rfind(ps_rctx *c, const char *kind, size_t kind_len,
                                 &n, &found);
     if (rc)
         return fail(c, rc);
-    return found ? (int64_t)n : PS_RNONE;
+    if (!found)
+        return PS_RNONE;
+    c->len = n;
+    return n <= c->cap ? (int64_t)n : PS_RBIG;
 }

@@ -630,6 +630,7 @@ int ps_etcd_range_wire(const char *resp, size_t resp_len, uint32_t field,
  * fields; it writes none of them.  Every call that returns PS_RFAIL leaves
  * its code in `rc`. */
 #define PS_RFAIL -1
+#define PS_RBIG -3           /* found, but longer than ctx->cap: ctx->len bytes */
 #define PS_RSCAN_WIRE 0      /* payloads as repeated field PS_RSCAN_FIELD */
 #define PS_RSCAN_PAYLOADS 1  /* offs: [start, end) of each payload */
 #define PS_RSCAN_RECORDS 2   /* offs: payload start, end, id start, end, updated_ns, revision */
@@ -640,6 +641,7 @@ typedef struct ps_rctx {
     int rc;                 /* code of the last call that returned PS_RFAIL */
     int64_t updated_ns;     /* of the record ps_rget read last */
     uint64_t revision;
+    size_t len;             /* payload length of the record ps_rget / ps_rfind found last */
     const char *base;       /* offset scans: the offsets count from here */
     size_t span;            /* ... and end within span bytes of it */
     uint64_t *offs;         /* offset scans: per record, as the mode says */
@@ -660,9 +662,10 @@ void ps_rctx_free(ps_rctx *ctx);
 void ps_rctx_trim(ps_rctx *ctx);
 /* Read the record `key` ("<kind>/<id>", NUL-terminated; a key holding NUL
  * must be refused by the caller) in a reused read txn.  Returns the
- * payload length, copied to ctx->buf when it is <= ctx->cap (else nothing
- * is copied: grow the buffer and read again); updated_ns and revision go
- * to the context.  PS_RFAIL with ctx->rc: PS_LMDB_NOTFOUND, a key code,
+ * payload length, copied to ctx->buf, when it is <= ctx->cap; else
+ * PS_RBIG, nothing copied (ctx->len says how much to grow the buffer to
+ * before reading again).  So a result >= 0 is always a whole payload in
+ * ctx->buf.  updated_ns, revision and len go to the context.  PS_RFAIL with ctx->rc: PS_LMDB_NOTFOUND, a key code,
  * PS_ERR_CLOSED, PS_ERR_FORKED, PS_ERR_VALUE_BOUNDS, PS_ERR_BAD_RECORD... */
 int64_t ps_rget(ps_rctx *ctx, const char *key);
 /* ps_rget with one argument (cffi's cheapest call): `tagged` is the
@@ -682,8 +685,9 @@ void ps_rctx_tag(ps_rctx *ctx, char *out);
 int64_t ps_rscan(ps_rctx *ctx, const char *start, size_t start_len,
                  size_t prefix_len, uint64_t limit, unsigned mode);
 void ps_rscan_end(ps_rctx *ctx);
-/* ps_find_first_into into ctx->buf: the payload length (copied when it
- * fits, as ps_rget), PS_RNONE when nothing matches, or PS_RFAIL. */
+/* ps_find_first_into into ctx->buf: the payload length (copied: it fits),
+ * PS_RBIG (ctx->len set, as ps_rget), PS_RNONE when nothing matches, or
+ * PS_RFAIL. */
 #define PS_RNONE -2
 int64_t ps_rfind(ps_rctx *ctx, const char *kind, size_t kind_len,
                  const char *name, size_t name_len, unsigned qtype,

@@ -60,12 +60,17 @@ class _ThreadState(threading.local):
     txn: Any = None
     txn_id: int = 0
     rd: Any = None  # this thread's read context (pystore/_lmdb/reads.py)
+    # rd while txn is None, else None: the one attribute the fast gets read.
+    # Whoever sets txn sets fast first (to None) and after (back to rd), so
+    # an interrupt in between can only leave it None: the general path.
+    fast: Any = None
 
     def __init__(self) -> None:
         # Set per thread: an attribute found in the instance is read in
         # ~30 ns, one that falls back to the class default in ~45.
         self.txn = None
         self.rd = None
+        self.fast = None
 
 
 def _held(tls: _ThreadState) -> object:
@@ -259,12 +264,17 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, FastReads, ResourceOps):
         return rev
 
     def _callback(self) -> object:
-        prev = getattr(self._tls, "txn", None)
-        self._tls.txn = _IN_CALLBACK
+        tls = self._tls
+        prev = tls.txn
+        tls.fast = None
+        tls.txn = _IN_CALLBACK
         return prev
 
     def _callback_done(self, token: object) -> None:
-        self._tls.txn = token
+        tls = self._tls
+        tls.txn = token
+        if token is None:
+            tls.fast = tls.rd
 
     def _begin(self, write: bool) -> CTxn:
         """A begun transaction (for callers that hold it in a ``with``)."""

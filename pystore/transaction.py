@@ -65,6 +65,7 @@ class Transaction(IndexAdminOps, ResourceOps):
         self._txn = txn
         self._slot = txn.pp  # empty until begun, and again once finished
         tls.txn_id = self._id
+        tls.fast = None  # the fast gets leave this thread's reads to the txn
         tls.txn = weakref.ref(self)
         try:
             txn.begin(self._store._env)
@@ -73,6 +74,7 @@ class Transaction(IndexAdminOps, ResourceOps):
             self._slot = None
             tls.txn = None
             finish(txn.pp, 0, txn.rc, txn.revp)
+            tls.fast = tls.rd
             raise
         return self
 
@@ -100,6 +102,7 @@ class Transaction(IndexAdminOps, ResourceOps):
         tls.txn = None
         tls.txn_id = 0
         finish(txn.pp, ok, txn.rc, txn.revp)
+        tls.fast = tls.rd
         self.revision = txn.check_commit()
         if self.revision:
             self._store._signal.notify()

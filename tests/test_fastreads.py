@@ -173,6 +173,61 @@ def test_fast_reads_inside_a_transaction_and_after_it(store: Store) -> None:
     assert [r.id for r in store.iter_resources("A")] == ["x", "y"]
 
 
+def test_fast_gets_stop_for_a_transaction_or_callback_and_resume_after(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gets' one thread-state read (``fast``) follows every way a thread
+    enters and leaves a transaction: off inside, on again after."""
+    from pystore._ops import ResourceOps
+
+    general: list[str] = []
+    for name in ("get_bytes", "get_resource"):
+        real = getattr(ResourceOps, name)
+
+        def counting(*args: object, _real: object = real, _name: str = name) -> object:
+            general.append(_name)
+            return _real(*args)  # type: ignore[operator]
+
+        monkeypatch.setattr(ResourceOps, name, counting)
+    store.save_resource("A", "x", Agent(model="1"))
+    assert store.get_resource("A", "x", Agent).model == "1"  # the type is now checked
+    general.clear()
+
+    def fast_reads() -> None:
+        assert store._tls.fast is store._tls.rd is not None  # on again at once
+        assert store.get_bytes("A", "x") == Agent(model="1").SerializeToString()
+        assert store.get_resource("A", "x", Agent).model == "1"
+        assert general == [], general
+
+    fast_reads()
+    with store.transaction():
+        with pytest.raises(TransactionError):
+            store.get_bytes("A", "x")
+        with pytest.raises(TransactionError):
+            store.get_resource("A", "x", Agent)
+    assert general == ["get_bytes", "get_resource"]
+    general.clear()
+    fast_reads()
+    with pytest.raises(ZeroDivisionError), store.transaction() as t:  # rolled back
+        t.save_resource("A", "x", Agent(model="2"))
+        1 / 0  # noqa: B018
+    fast_reads()
+
+    def inside(m: Agent) -> None:
+        with pytest.raises(TransactionError):
+            store.get_bytes("A", "x")
+        m.model = "1"
+
+    store.update_resource("A", "x", Agent, inside)
+    assert general == ["get_bytes"]
+    general.clear()
+    fast_reads()
+    t2 = store.transaction()
+    t2.__enter__()
+    t2.__exit__(None, None, None)
+    fast_reads()
+
+
 def test_bad_keys_and_missing_records_keep_their_errors(store: Store) -> None:
     store.save_resource("A", "x", Agent())
     assert store.get_bytes("A", "x") == b""

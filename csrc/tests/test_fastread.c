@@ -1,5 +1,5 @@
 /* test_fastread.c -- per-thread read contexts (ps_fastread.c): ps_rget,
- * ps_rget1's tag, ps_rscan's modes and held txn, ps_rfind, close.
+ * ps_rget1's tag, ps_rscan's modes and held txn, close (ps_rfind: tests/test_fastreads.py).
  * usage: test_fastread SCRATCH_DIR */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -20,11 +20,12 @@ static void test_rget(ps_env *env)
     put_one(env, "Agent", "big", "0123456789abcdef");
     CHECK(ps_rget(c, "Agent/a1") == 5 && memcmp(c->buf, "hello", 5) == 0);
     CHECK(c->updated_ns == 42 && c->revision == 1);
-    /* larger than the buffer: its length, nothing copied */
+    /* larger than the buffer: PS_RBIG and its length, nothing copied */
     memset(c->buf, 'x', c->cap);
-    CHECK(ps_rget(c, "Agent/big") == 16 && c->buf[0] == 'x');
+    CHECK(ps_rget(c, "Agent/big") == PS_RBIG && c->len == 16 && c->buf[0] == 'x');
     CHECK_RC(ps_rctx_reserve(c, 16), PS_OK);
     CHECK(ps_rget(c, "Agent/big") == 16 && memcmp(c->buf, "0123456789abcdef", 16) == 0);
+    CHECK(c->len == 16);
     CHECK(ps_rget(c, "Agent/nope") == PS_RFAIL && c->rc == PS_LMDB_NOTFOUND);
     CHECK(ps_rget(c, "Agent/") == PS_RFAIL && c->rc == PS_ERR_ID_EMPTY);
     CHECK(ps_rget(c, "/x") == PS_RFAIL && c->rc == PS_ERR_KIND_EMPTY);

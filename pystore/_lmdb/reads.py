@@ -60,6 +60,7 @@ _unpack = ffi.unpack
 _I64P = ffi.typeof("int64_t *")
 _rfind = lib.ps_rfind
 _NONE: int = lib.PS_RNONE
+_BIG: int = lib.PS_RBIG
 _Q_TEXT: int = lib.PS_Q_TEXT
 _NULL = ffi.NULL
 _META = type(descriptor_pb2.FileDescriptorProto)  # the class of generated message classes
@@ -128,9 +129,9 @@ class _Stamps:
 class Reader:
     """One thread's read context on one Store (kept in the Store's thread state)."""
 
-    __slots__ = ("cap", "ctx", "env", "held", "kp", "mv", "tag", "view")
+    __slots__ = ("cap", "ctx", "env", "held", "kp", "mv", "ok", "tag", "view")
 
-    def __init__(self, env: Any) -> None:
+    def __init__(self, env: Any, ok: dict[str, Descriptor]) -> None:
         out = ffi.new("ps_rctx **")
         rc = lib.ps_rctx_new(env, BUF, SCAN_KEEP, out)
         if rc:
@@ -143,6 +144,9 @@ class Reader:
         # for kinds already checked; alive as long as this Reader (and ctx).
         self.tag: bytes = _unpack(tag, lib.PS_RCTX_TAG)
         self.kp: dict[str, bytes] = {}
+        # The store's SchemaRecorder.read_ok (the same dict): kind -> the
+        # descriptor readers may parse it as without checking again.
+        self.ok = ok
         # True while an offset scan holds its read txn (see Store.close).
         self.held = False
         self._views()
@@ -206,7 +210,8 @@ class FastReads(ResourceOps):
                 self._check_usable()  # type: ignore[attr-defined]
             except Exception:
                 return None  # the general path raises it
-            rd = tls.rd = Reader(self._env)
+            rd = tls.rd = Reader(self._env, self._schemas.read_ok)
+        tls.fast = rd  # txn is None (checked above): the fast gets may use it
         return rd
 
     def _prefix(self, kind: object) -> bytes | None:
@@ -245,9 +250,8 @@ class FastReads(ResourceOps):
     def _get_n(self, kind: str, id: str) -> tuple[Reader, int] | None:
         """Read kind/id into this thread's buffer: (reader, length), or None
         when the general path must answer."""
-        tls = self._tls
-        rd: Reader | None = tls.rd
-        if rd is None or tls.txn is not None:
+        rd: Reader | None = self._tls.fast
+        if rd is None:
             rd = self._reader()
             if rd is None:
                 return None
@@ -256,21 +260,26 @@ class FastReads(ResourceOps):
             return None
         while True:
             n: int = _rget(rd.ctx, key)
-            if n <= rd.cap:
-                return None if n < 0 else (rd, n)
-            if not rd.grow(n):
+            if n >= 0:
+                return rd, n
+            if n != _BIG or not rd.grow(rd.ctx.len):
                 return None
 
     def get_bytes(self, kind: str, id: str) -> bytes:
-        tls = self._tls
-        rd: Reader | None = tls.rd
-        if rd is not None and tls.txn is None and id.__class__ is str and "\0" not in id:
+        # The hot path: this thread's Reader while it holds no transaction
+        # (tls.fast), a kind it has read before (rd.kp: its tagged prefix), a
+        # str id without NUL (the C call reads up to the first NUL).  Any
+        # other case -- and a missing, too-big or damaged record (n < 0) --
+        # goes the general way, which raises the right error.
+        rd: Reader | None = self._tls.fast
+        if rd is not None:
             try:
-                n: int = _rget1(rd.kp[kind] + id.encode())  # rd keeps the tagged context
-            except (KeyError, TypeError, UnicodeEncodeError):
-                n = -1
-            if 0 <= n <= rd.cap:
-                return rd.view[:n]  # type: ignore[no-any-return]
+                if "\0" not in id:
+                    n: int = _rget1(rd.kp[kind] + id.encode())  # rd keeps the tagged context
+                    if n >= 0:  # the whole payload is in the buffer
+                        return rd.view[:n]  # type: ignore[no-any-return]
+            except (KeyError, TypeError, AttributeError, UnicodeEncodeError):
+                pass
         got = self._get_n(kind, id)
         if got is None:
             return ResourceOps.get_bytes(self, kind, id)
@@ -282,38 +291,41 @@ class FastReads(ResourceOps):
     def get_resource(self, kind: str, id: str, msg_or_type: M) -> M: ...
 
     def get_resource(self, kind: str, id: str, msg_or_type: M | type[M]) -> M:
-        tls = self._tls
-        rd: Reader | None = tls.rd
+        rd: Reader | None = self._tls.fast
         if rd is None:
             rd = self._reader()  # this thread's first read (None: the general path)
+            if rd is None or self._tls.txn is not None:
+                return ResourceOps.get_resource(self, kind, id, msg_or_type)
         msg: Any = msg_or_type
-        if rd is not None and tls.txn is None and id.__class__ is str and "\0" not in id:
-            if msg.__class__ is _META:  # a generated message class
-                msg = msg()
-            elif not isinstance(msg, Message):
-                return ResourceOps.get_resource(self, kind, id, msg)  # type: ignore[no-any-return]
+        n = -1
+        try:
+            if "\0" not in id:
+                if msg.__class__ is _META:  # a generated message class
+                    # A type this store checked against the kind's schema.
+                    if rd.ok.get(kind) is msg.DESCRIPTOR:
+                        n = _rget1(rd.kp[kind] + id.encode())
+                        msg = msg()
+                elif isinstance(msg, Message) and rd.ok.get(kind) is msg.DESCRIPTOR:
+                    n = _rget1(rd.kp[kind] + id.encode())
+        except KeyError:
+            n = _BIG  # a kind new to this thread: _get_n checks and adds it
+        except (TypeError, AttributeError, UnicodeEncodeError):
+            pass
+        if n >= 0:
             try:
-                if self._schemas.read_ok.get(kind) is msg.DESCRIPTOR:
-                    n: int = _rget1(rd.kp[kind] + id.encode())
-                else:
-                    n = -1  # the type is checked the general way (then remembered)
-            except KeyError:
-                n = rd.cap + 1  # a kind new to this thread: _get_n checks and adds it
-            except (TypeError, UnicodeEncodeError):
-                n = -1
-            if 0 <= n <= rd.cap:
-                try:
-                    msg.ParseFromString(rd.mv[:n])
-                except DecodeError as exc:
-                    raise InvalidMessageError(
-                        f"{kind}/{id}: stored bytes do not parse as "
-                        f"{msg.DESCRIPTOR.full_name}: {exc}"
-                    ) from None
-                return msg  # type: ignore[no-any-return]
-            if n > rd.cap:
-                got = self._get_n(kind, id)  # grows the buffer (or None: too big, or bad)
-                if got is not None:
-                    return _parse(msg, got[0].mv[: got[1]], kind, id)  # type: ignore[arg-type, no-any-return]
+                msg.ParseFromString(rd.view[:n])  # bytes: upb parses them as they are
+            except DecodeError as exc:
+                raise InvalidMessageError(
+                    f"{kind}/{id}: stored bytes do not parse as "
+                    f"{msg.DESCRIPTOR.full_name}: {exc}"
+                ) from None
+            return msg  # type: ignore[no-any-return]
+        if n == _BIG:  # the type is checked; the record is big, or the kind new here
+            if msg.__class__ is _META:
+                msg = msg()
+            got = self._get_n(kind, id)  # grows the buffer (or None: too big, or bad)
+            if got is not None:
+                return _parse(msg, got[0].mv[: got[1]], kind, id)  # type: ignore[arg-type, no-any-return]
         return ResourceOps.get_resource(self, kind, id, msg)  # type: ignore[no-any-return]
 
     def get_record(self, kind: str, id: str) -> Resource:
@@ -328,12 +340,11 @@ class FastReads(ResourceOps):
     # -- index lookups -------------------------------------------------------
 
     def find_one(self, kind: str, index: str, value: object, msg_type: type[M]) -> M:
-        tls = self._tls
-        rd: Reader | None = tls.rd
+        rd: Reader | None = self._tls.fast
         if rd is None:
             rd = self._reader()  # this thread's first read (None: the general path)
-        if rd is None or tls.txn is not None:
-            return ResourceOps.find_one(self, kind, index, value, msg_type)
+            if rd is None or self._tls.txn is not None:
+                return ResourceOps.find_one(self, kind, index, value, msg_type)
         try:
             kb, nb = self._qs[kind, index]
         except (KeyError, TypeError):
@@ -363,11 +374,11 @@ class FastReads(ResourceOps):
         n: int = _rfind(rd.ctx, kb, len(kb), nb, len(nb), qtype, sv, len(sv), num, mkey, mlen)
         if n == _NONE:
             raise NotFoundError(f"no {kind} with {index} = {value!r}")
-        if not 0 <= n <= rd.cap:  # an error (raised there), or a record past the buffer
+        if n < 0:  # an error (raised there), or a record past the buffer (_BIG)
             return ResourceOps.find_one(self, kind, index, value, msg_type)
         msg = msg_type()
         try:
-            msg.ParseFromString(rd.mv[:n])  # type: ignore[arg-type]  # a copy is parsed
+            msg.ParseFromString(rd.view[:n])
         except DecodeError as exc:
             raise InvalidMessageError(
                 f"{kind} by {index}: stored bytes do not parse as "
