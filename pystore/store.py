@@ -265,7 +265,8 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, FastReads, ResourceOps):
 
     def _callback(self) -> object:
         tls = self._tls
-        prev = tls.txn
+        # getattr: the etcd backend's store keeps a plain threading.local
+        prev = getattr(tls, "txn", None)
         tls.fast = None
         tls.txn = _IN_CALLBACK
         return prev
@@ -274,7 +275,7 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, FastReads, ResourceOps):
         tls = self._tls
         tls.txn = token
         if token is None:
-            tls.fast = tls.rd
+            tls.fast = getattr(tls, "rd", None)
 
     def _begin(self, write: bool) -> CTxn:
         """A begun transaction (for callers that hold it in a ``with``)."""
