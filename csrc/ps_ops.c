@@ -102,15 +102,9 @@ int ps_apply_put(ps_txn *t, const char *key, size_t key_len,
         MDB_val k = {key_len, (void *)key};
         MDB_val v = {PS_HEADER_SIZE + payload_len, NULL};
         unsigned mf = MDB_RESERVE;
-        /* The cursor stands on the stored record (old_record; nothing since
-         * moved it): replaced there (MDB_CURRENT: no search for the key
-         * again; LMDB resizes the node when the size changed).  A new key,
-         * or a create (MDB_KEYEXIST when it exists), is put by key: LMDB
-         * finds its place on the cursor's page. */
         if (flags & PS_PUT_NOOVERWRITE)
             mf |= MDB_NOOVERWRITE;
-        else if (stored.mv_data != NULL)
-            mf |= MDB_CURRENT;
+        /* on the record already: LMDB finds it on the cursor's page */
         rc = mdb_cursor_put(cur, &k, &v, mf);
         if (!rc) { /* (on MDB_KEYEXIST v holds the old value: not ours) */
             char *p = v.mv_data;
