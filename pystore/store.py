@@ -265,7 +265,7 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, FastReads, ResourceOps):
 
     def _callback(self) -> object:
         tls = self._tls
-        prev = tls.txn
+        prev = getattr(tls, "txn", None)  # EtcdStore's is a plain threading.local
         tls.fast = None
         tls.txn = _IN_CALLBACK
         return prev
@@ -274,7 +274,7 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, FastReads, ResourceOps):
         tls = self._tls
         tls.txn = token
         if token is None:
-            tls.fast = tls.rd
+            tls.fast = getattr(tls, "rd", None)
 
     def _begin(self, write: bool) -> CTxn:
         """A begun transaction (for callers that hold it in a ``with``)."""
@@ -327,6 +327,10 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, FastReads, ResourceOps):
             raise ReadOnlyError(f"store {self.path!r} was opened with readonly=True")
         return Transaction(self)
 
+
+# The fast reads carry the documentation of the general methods they stand for.
+for _name in FastReads._FAST:
+    getattr(FastReads, _name).__doc__ = getattr(ResourceOps, _name).__doc__
 
 from .snapshot import Snapshot  # noqa: E402  (circular: Snapshot needs Store)
 from .transaction import Transaction  # noqa: E402  (circular: Transaction needs Store)
