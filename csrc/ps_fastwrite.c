@@ -340,11 +340,14 @@ int64_t ps_fw_save_many(ps_env *env, const char *kind, size_t kind_len,
 {
     last.index = 0;
     last.revision = 0;
-    if (env == NULL)
+    if (env == NULL || (plan != NULL && plan->table == NULL))
         return fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG);
     char *owned;
     uint32_t *owned_lens;
-    if (payload_many(plan, &data, &data_len, &lens, n, &owned, &owned_lens))
+    /* Arguments and sizes only: each payload is stripped as it is put (a
+     * failure aborts this call's own txn, so all or nothing still holds),
+     * with no second copy of the whole batch. */
+    if (payload_many(NULL, &data, &data_len, &lens, n, &owned, &owned_lens))
         return -1;
     int64_t result = -1;
     int rc;
@@ -357,13 +360,19 @@ int64_t ps_fw_save_many(ps_env *env, const char *kind, size_t kind_len,
             result = fail(PS_FW_STAGE_BEGIN, rc);
         } else {
             size_t at = 0;
-            /* checks every key before the first put (all or nothing) */
-            rc = ps_put_many(t, kind, kind_len, data, data_len, lens, n,
-                             ps_now_ns(), PS_PUT_BORROW, &at);
+            int strip_failed = 0;
+            /* checks every key before the first put; the log borrows `data` */
+            rc = ps_put_many_plan(t, kind, kind_len, data, data_len, lens, n,
+                                  ps_now_ns(), PS_PUT_BORROW, plan, &at,
+                                  &strip_failed);
             if (rc) {
                 ps_txn_abort(t);
                 last.index = at;
-                result = fail(PS_FW_STAGE_WRITE, rc);
+                if (!strip_failed)
+                    result = fail(PS_FW_STAGE_WRITE, rc);
+                else
+                    result = fail(rc == PS_ERR_BAD_RECORD ? PS_FW_STAGE_STRIP
+                                                         : PS_FW_STAGE_ARGS, rc);
             } else {
                 result = commit(t, (int64_t)n);
             }
