@@ -340,11 +340,14 @@ int64_t ps_fw_save_many(ps_env *env, const char *kind, size_t kind_len,
 {
     last.index = 0;
     last.revision = 0;
-    if (env == NULL)
+    if (env == NULL || (plan != NULL && plan->table == NULL))
         return fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG);
     char *owned;
     uint32_t *owned_lens;
-    if (payload_many(plan, &data, &data_len, &lens, n, &owned, &owned_lens))
+    /* Arguments and sizes only: each payload is stripped as it is put (a
+     * failure aborts this call's own txn, so all or nothing still holds),
+     * with no second copy of the whole batch. */
+    if (payload_many(NULL, &data, &data_len, &lens, n, &owned, &owned_lens))
         return -1;
     int64_t result = -1;
     int rc;
@@ -357,13 +360,19 @@ int64_t ps_fw_save_many(ps_env *env, const char *kind, size_t kind_len,
             result = fail(PS_FW_STAGE_BEGIN, rc);
         } else {
             size_t at = 0;
-            /* checks every key before the first put (all or nothing) */
-            rc = ps_put_many(t, kind, kind_len, data, data_len, lens, n,
-                             ps_now_ns(), PS_PUT_BORROW, &at);
+            int strip_failed = 0;
+            /* checks every key before the first put; the log borrows `data` */
+            rc = ps_put_many_plan(t, kind, kind_len, data, data_len, lens, n,
+                                  ps_now_ns(), PS_PUT_BORROW, plan, &at,
+                                  &strip_failed);
             if (rc) {
                 ps_txn_abort(t);
                 last.index = at;
-                result = fail(PS_FW_STAGE_WRITE, rc);
+                if (!strip_failed)
+                    result = fail(PS_FW_STAGE_WRITE, rc);
+                else
+                    result = fail(rc == PS_ERR_BAD_RECORD ? PS_FW_STAGE_STRIP
+                                                         : PS_FW_STAGE_ARGS, rc);
             } else {
                 result = commit(t, (int64_t)n);
             }
@@ -409,16 +418,22 @@ int64_t ps_fw_txn_save(ps_txn **slot, const char *kind, size_t kind_len,
     if (rc)
         return fail(PS_FW_STAGE_BEGIN, rc);
     if ((data == NULL && len) ||
-        (flags & ~(unsigned)(PS_PUT_NOOVERWRITE | PS_PUT_IF_REVISION)))
+        (flags & ~(unsigned)(PS_PUT_NOOVERWRITE | PS_PUT_IF_REVISION | PS_FW_KEEP)))
         return fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG);
+    unsigned keep = flags & PS_FW_KEEP;
+    flags &= ~(unsigned)PS_FW_KEEP;
     char *owned;
     const char *payload;
     size_t plen;
     if (payload_one(plan, data, len, &owned, &payload, &plen))
         return -1;
-    /* not borrowed: the log keeps a copy (`owned` dies here) */
+    /* Without PS_FW_KEEP the log keeps a copy (`owned` and the thread's
+     * strip buffer die here).  With it the log borrows: `data` itself, or
+     * the stripped copy until the put returns, then `data` and the plan. */
     rc = ps_put_if(t, kind, kind_len, id, id_len, payload, plen, ps_now_ns(),
-                   flags, expected, &last.actual);
+                   keep ? flags | PS_PUT_BORROW : flags, expected, &last.actual);
+    if (!rc && keep && payload != data)
+        ps_txn_log_unstripped(t, data, len, plan);
     free(owned);
     return rc ? fail(PS_FW_STAGE_WRITE, rc) : pending(t);
 }

@@ -153,6 +153,9 @@ typedef struct ps_op {
     size_t key_len;
     const char *val;      /* borrowed (PS_PUT_BORROW) or points into bytes */
     size_t val_len;
+    /* Non-NULL: val is the caller's payload before the strip (borrowed,
+     * see ps_txn_log_unstripped); a replay strips it again with this. */
+    const ps_fw_plan *plan;
     char bytes[];         /* key, then the value when copied */
 } ps_op;
 
@@ -221,6 +224,12 @@ int ps_txn_log(ps_txn *txn, int type, const char *key, size_t key_len,
                unsigned flags);
 int ps_txn_recover(ps_txn *txn);
 int ps_txn_note(ps_txn *txn, int rc);
+/* The put just logged (txn's last op, logged with PS_PUT_BORROW from a
+ * stripped copy that dies with the call) was `raw` stripped with `plan`:
+ * the op now borrows `raw` (valid until the txn ends: the caller keeps it
+ * and the plan alive) and a replay strips it again. */
+void ps_txn_log_unstripped(ps_txn *txn, const char *raw, size_t raw_len,
+                           const ps_fw_plan *plan);
 
 /* ps_pid.c: getpid() without a system call (refreshed after fork) */
 pid_t ps_getpid(void);
@@ -324,6 +333,17 @@ int ps_apply_meta_put(ps_txn *txn, const char *key, size_t key_len,
 int ps_txn_log_arg(ps_txn *txn, int type, const char *key, size_t key_len,
                    const char *val, size_t val_len, int64_t updated_ns,
                    unsigned flags, uint64_t arg);
+/* ps_put_many, each payload first stripped with `plan` (NULL: none) into
+ * a scratch buffer of the call; with a plan, flags must hold PS_PUT_BORROW
+ * and the log borrows each record's unstripped bytes from `data` (see
+ * ps_txn_log_unstripped).  A stripped payload over PS_MAX_PAYLOAD fails
+ * with PS_ERR_VALUE_TOO_LARGE; *strip_failed (may be NULL) tells whether
+ * the failure came from the strip. */
+int ps_put_many_plan(ps_txn *txn, const char *kind, size_t kind_len,
+                     const char *data, size_t data_len, const uint32_t *lens,
+                     size_t n, int64_t updated_ns, unsigned flags,
+                     const ps_fw_plan *plan, size_t *failed_at,
+                     int *strip_failed);
 /* ps_put_if after its checks: key is a checked "<kind>/<id>", flags and
  * payload are valid, the txn usable for writing. */
 int ps_put_key(ps_txn *txn, const char *key, size_t key_len,

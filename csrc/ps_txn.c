@@ -330,6 +330,7 @@ int ps_txn_log_arg(ps_txn *t, int type, const char *key, size_t key_len,
     op->key_len = key_len;
     memcpy(op->bytes, key, key_len);
     op->val_len = val_len;
+    op->plan = NULL;
     if (copy) {
         memcpy(op->bytes + key_len, val, val_len);
         op->val = op->bytes + key_len;
@@ -344,6 +345,39 @@ int ps_txn_log_arg(ps_txn *t, int type, const char *key, size_t key_len,
     return PS_OK;
 }
 
+void ps_txn_log_unstripped(ps_txn *t, const char *raw, size_t raw_len,
+                           const ps_fw_plan *plan)
+{
+    ps_op *op = t->log_tail;
+    if (op == NULL || op->type != PS_OP_PUT || plan == NULL)
+        return;
+    op->val = raw;
+    op->val_len = raw_len;
+    op->plan = plan;
+}
+
+/* A logged put again: its payload as logged, or stripped anew. */
+static int replay_put(ps_txn *t, const ps_op *op)
+{
+    if (op->plan == NULL)
+        return ps_apply_put(t, op->bytes, op->key_len, op->val, op->val_len,
+                            op->updated_ns, op->flags, op->arg);
+    if (op->val_len > SIZE_MAX - PS_STRIP_SLACK)
+        return PS_ERR_NOMEM;
+    size_t cap = op->val_len + PS_STRIP_SLACK, n = 0;
+    char *buf = malloc(cap);
+    if (buf == NULL)
+        return PS_ERR_NOMEM;
+    /* the same plan on the same bytes: it succeeded when logged */
+    int rc = ps_wire_strip(op->plan->table, op->plan->len, op->val, op->val_len,
+                           buf, cap, &n);
+    if (!rc)
+        rc = ps_apply_put(t, op->bytes, op->key_len, buf, n, op->updated_ns,
+                          op->flags, op->arg);
+    free(buf);
+    return rc;
+}
+
 static int replay(ps_txn *t)
 {
     ps_rev_reset(t); /* a new LMDB txn: the revision is taken again */
@@ -352,8 +386,7 @@ static int replay(ps_txn *t)
         uint64_t n;
         switch (op->type) {
         case PS_OP_PUT:
-            rc = ps_apply_put(t, op->bytes, op->key_len, op->val, op->val_len,
-                              op->updated_ns, op->flags, op->arg);
+            rc = replay_put(t, op);
             break;
         case PS_OP_DEL:
             rc = ps_apply_del(t, op->bytes, op->key_len, op->flags, op->arg,

@@ -357,10 +357,14 @@ void ps_fw_last(ps_fw_info *out);
  * then as ps_fw_save / ps_fw_save_many (strip, size, key(s), write with
  * every hook, time stamp now), in the caller's txn, which stays open.  The
  * payloads are copied into the txn's log (nothing borrowed from the
- * caller).  A failed write leaves the txn as ps_put_if / ps_del_if /
+ * caller), except with PS_FW_KEEP in ps_fw_txn_save's flags: the caller
+ * then keeps `data` (and the plan) valid until the txn ends, and the log
+ * borrows `data` -- a replay after map growth strips it again -- instead
+ * of copying each payload.  A failed write leaves the txn as ps_put_if / ps_del_if /
  * ps_put_many leave it.  Results: ps_fw_txn_save the revision the txn will
  * commit at, ps_fw_txn_del 1 if kind/id existed else 0, ps_fw_txn_save_many
  * n; -1 on failure with the details in ps_fw_last. */
+#define PS_FW_KEEP 256 /* ps_fw_txn_save: data outlives the txn (see above) */
 int64_t ps_fw_txn_save(ps_txn **slot, const char *kind, size_t kind_len,
                        const char *id, size_t id_len, const char *data,
                        size_t len, const ps_fw_plan *plan, unsigned flags,

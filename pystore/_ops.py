@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar, cast, overload
 
 from google.protobuf.descriptor import Descriptor
-from google.protobuf.message import DecodeError, EncodeError, Message
+from google.protobuf.message import EncodeError, Message
 
 from ._kindops import KindOps, check_limit
 from ._lmdb.core import MAX_PAYLOAD, NO_SLOT, CTxn, check_key, encode_id, encode_kind
@@ -24,6 +24,7 @@ from ._lmdb.group import GroupCommit, Op
 from ._lmdb.hygiene import Stripper
 from ._lmdb.schema import SchemaRecorder
 from ._lmdb.wirestrip import WirePlan
+from ._messages import check_message, check_type, parse_into
 from ._query import QueryOps
 from ._seam import op_for
 from .errors import InvalidMessageError, NotFoundError, ValueTooLargeError
@@ -36,32 +37,10 @@ M = TypeVar("M", bound=Message)
 _PAGE = 512
 
 
-def _check_message(msg: object) -> Message:
-    if not isinstance(msg, Message):
-        raise TypeError(f"msg must be a protobuf message, not {type(msg).__name__}")
-    return msg
-
-
-def _check_type(msg_type: object, what: str = "msg_type") -> type[Message]:
-    if not (isinstance(msg_type, type) and issubclass(msg_type, Message)):
-        raise TypeError(f"{what} must be a protobuf message class, not {msg_type!r}")
-    return msg_type
-
-
+_check_message = check_message
+_check_type = check_type
 _check_revision = check_revision
-
-
-def _parse(msg: M, data: bytes, where: str, id: str | None = None) -> M:
-    """Parse into ``msg``; the error names ``where`` (``where/id`` when id is given,
-    formatted only on error: a hot path)."""
-    try:
-        msg.ParseFromString(data)
-    except DecodeError as exc:
-        where = where if id is None else f"{where}/{id}"
-        raise InvalidMessageError(
-            f"{where}: stored bytes do not parse as {msg.DESCRIPTOR.full_name}: {exc}"
-        ) from None
-    return msg
+_parse = parse_into
 
 
 def check_update_fn(fn: object) -> None:

@@ -13,14 +13,15 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 
 from ._lmdb import events as _ev
 from ._lmdb import index as _ix
 from ._lmdb.core import CTxn, check_key, encode_id, encode_kind, records_of
 from ._lmdb.fast import parse_list
+from ._messages import check_type, parse_into
 from ._seam import op_for
-from .errors import InvalidMessageError, NotFoundError
+from .errors import NotFoundError
 from .records import Event, IndexInfo, ns_to_datetime
 
 __all__ = ["IndexAdminOps", "QueryOps"]
@@ -28,10 +29,7 @@ __all__ = ["IndexAdminOps", "QueryOps"]
 M = TypeVar("M", bound=Message)
 
 
-def _check_type(msg_type: object) -> type[Message]:
-    if not (isinstance(msg_type, type) and issubclass(msg_type, Message)):
-        raise TypeError(f"msg_type must be a protobuf message class, not {msg_type!r}")
-    return msg_type
+_check_type = check_type
 
 
 def _limit(limit: object) -> int | None:
@@ -45,14 +43,7 @@ def _limit(limit: object) -> int | None:
 
 
 def _parse(cls: type[M], data: bytes, where: str) -> M:
-    msg = cls()
-    try:
-        msg.ParseFromString(data)
-    except DecodeError as exc:
-        raise InvalidMessageError(
-            f"{where}: stored bytes do not parse as {cls.DESCRIPTOR.full_name}: {exc}"
-        ) from None
-    return msg
+    return parse_into(cls(), data, where)
 
 
 class QueryOps:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from google.protobuf.message import Message
 
 from ._lmdb.core import check_key, encode_id, encode_kind
+from ._messages import check_type
 from .errors import InvalidKeyError, NotFoundError
 from .records import Change, Page
 
@@ -88,8 +89,7 @@ class Collection(Generic[M]):
     def __init__(
         self, ops: ResourceOps, kind: str, msg_type: type[M], *, check: bool = True
     ) -> None:
-        if not (isinstance(msg_type, type) and issubclass(msg_type, Message)):
-            raise TypeError(f"msg_type must be a protobuf message class, not {msg_type!r}")
+        check_type(msg_type)
         check_key(encode_kind(kind), b"_")
         self._ops = ops
         self.kind = kind

@@ -265,8 +265,7 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, FastReads, ResourceOps):
 
     def _callback(self) -> object:
         tls = self._tls
-        # getattr: the etcd backend's store keeps a plain threading.local
-        prev = getattr(tls, "txn", None)
+        prev = getattr(tls, "txn", None)  # EtcdStore's is a plain threading.local
         tls.fast = None
         tls.txn = _IN_CALLBACK
         return prev
@@ -328,6 +327,10 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, FastReads, ResourceOps):
             raise ReadOnlyError(f"store {self.path!r} was opened with readonly=True")
         return Transaction(self)
 
+
+# The fast reads carry the documentation of the general methods they stand for.
+for _name in FastReads._FAST:
+    getattr(FastReads, _name).__doc__ = getattr(ResourceOps, _name).__doc__
 
 from .snapshot import Snapshot  # noqa: E402  (circular: Snapshot needs Store)
 from .transaction import Transaction  # noqa: E402  (circular: Transaction needs Store)

@@ -74,3 +74,28 @@ def test_typed_marker_shipped() -> None:
     from importlib.resources import files
 
     assert files("pystore").joinpath("py.typed").is_file()
+
+
+def test_layers_import_downwards_and_each_backend_reads_its_own_way() -> None:
+    """The LMDB layer never imports the public layer's modules at run time
+    (its fast reads reach the general ones through ``super()``), and the etcd
+    backend answers every read the fast mixin covers with the general method."""
+    import ast
+    import pathlib
+
+    from pystore._etcd.store import EtcdStore
+    from pystore._lmdb.reads import FastReads
+    from pystore._ops import ResourceOps
+
+    lmdb_dir = pathlib.Path(pystore.__file__).parent / "_lmdb"
+    public = {"store", "_ops", "_query", "_kindops", "transaction", "snapshot", "collection",
+              "aio", "watch", "history"}
+    for src in lmdb_dir.glob("*.py"):
+        tree = ast.parse(src.read_text())
+        for node in tree.body:  # module level: run-time imports (TYPE_CHECKING blocks excluded)
+            if isinstance(node, ast.ImportFrom) and node.level == 2 and node.module:
+                assert node.module.split(".")[0] not in public, f"{src.name} imports {node.module}"
+    for name in FastReads._FAST:
+        assert getattr(EtcdStore, name) is getattr(ResourceOps, name), name
+        assert getattr(pystore.Store, name) is getattr(FastReads, name), name
+        assert getattr(FastReads, name).__doc__ == getattr(ResourceOps, name).__doc__

@@ -363,8 +363,8 @@ def test_other_thread_and_finished_txn_raise_as_before(tmp_path: Path) -> None:
 
 def test_tiny_map_grows_inside_one_txn(tmp_path: Path) -> None:
     """3,000 saves (~3.5 MB) in one transaction of a 1 MiB map: the map grows
-    and the core replays the log; the payloads it replays are its own copies
-    (the messages and their bytes are gone by then)."""
+    and the core replays the log, from the serialized bytes the transaction
+    keeps (the messages are gone by then) and its own copies of the batch's."""
     s = Store(tmp_path / "s", sync=False, map_size=1 << 20)
     s.save_resource("A", "seed", Agent())
     with s.transaction() as t:
@@ -382,6 +382,49 @@ def test_tiny_map_grows_inside_one_txn(tmp_path: Path) -> None:
         assert Agent.FromString(got.data).instructions == f"{i}:" + "y" * 1100
         assert got.revision == rev
     assert s.get_resource("A", "b0499", Agent).model == "499"
+    s.close()
+
+
+def test_replay_strips_the_borrowed_payloads_again(tmp_path: Path) -> None:
+    """A Transaction's one-call saves do not copy their payloads into the
+    txn's log: the log borrows the serialized bytes (the Transaction keeps
+    them) and a replay after map growth strips them again.  Messages that
+    carry tenancy fields, saved, created and conditionally saved in one
+    transaction of a 1 MiB map, come back stripped and whole after it grew
+    (during the saves and at the commit)."""
+    s = Store(tmp_path / "s", sync=False, map_size=1 << 20)
+    s.save_resource("A", "seed", Agent())
+
+    def agent(i: int) -> Agent:
+        return Agent(
+            instructions=f"{i}:" + "z" * 1100,
+            metadata=ResourceMetadata(id=f"r{i}", org_id="org", project_id="proj", slug=f"s{i}"),
+        )
+
+    def stored(i: int) -> Agent:
+        want = agent(i)
+        want.metadata.ClearField("org_id")
+        want.metadata.ClearField("project_id")
+        return want
+
+    with s.transaction() as t:
+        rev0 = t.save_resource("A", "seed", Agent(model="x"))
+        for i in range(2500):
+            if i % 3 == 0:
+                t.create_resource("A", f"r{i:05d}", agent(i))
+            else:
+                t.save_resource("A", f"r{i:05d}", agent(i))
+            if i % 500 == 0:
+                gc.collect()
+        t.save_resource("A", "seed", Agent(model="y"), if_revision=rev0)
+    assert s.stats().map_size > 1 << 20  # it grew: the log was replayed
+    assert s.count("A") == 2501
+    for r in s.iter_resources("A", Agent):
+        if r.id == "seed":
+            assert r.message == Agent(model="y")
+        else:
+            assert r.message == stored(int(r.id[1:])), r.id
+            assert b"org" not in r.data and b"proj" not in r.data
     s.close()
 
 

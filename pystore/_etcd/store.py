@@ -26,8 +26,9 @@ from google.protobuf.message import Message
 from .._lmdb.admin import KindStats, StoreStats
 from .._lmdb.core import check_key, encode_id, encode_kind
 from .._lmdb.hygiene import Stripper
+from .._lmdb.reads import FastReads
 from .._lmdb.schema import SchemaRecorder, read_schema
-from .._ops import _check_revision
+from .._ops import ResourceOps, _check_revision
 from .._options import check_options
 from .._query import QueryOps
 from ..errors import (
@@ -405,3 +406,8 @@ class EtcdTransaction(Transaction):
                 self._schemas.settle(txn)
         else:
             txn.abort()
+
+
+# The general reads: the fast ones Store inherits (FastReads) read the LMDB map.
+for _name in FastReads._FAST:
+    setattr(EtcdStore, _name, getattr(ResourceOps, _name))

@@ -12,7 +12,8 @@ message from the thread's kept wire buffer.
 
 Every unusual case -- a bad key, a missing or damaged record, a closed or
 forked store, this thread inside ``transaction()`` -- leaves the fast path
-for the general one of :class:`~pystore._ops.ResourceOps`, which raises the
+for the general one (the next class in ``Store``'s MRO, ``ResourceOps``: reached
+through ``super()``, never imported here), which raises the
 same typed errors as always (answering again from a new read transaction).
 Closed and forked stores are caught by the C call itself (``PS_ERR_CLOSED``,
 ``PS_ERR_FORKED``), so the fast path checks only this thread's transaction.
@@ -28,8 +29,8 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
-from .._ops import ResourceOps, _check_type, _parse
-from ..errors import InvalidMessageError, NotFoundError, TransactionError
+from .._messages import check_type, decode_error, parse_into
+from ..errors import NotFoundError, TransactionError
 from ..records import Resource, ns_to_datetime
 from . import index as _ix
 from ._native import ffi, lib
@@ -37,7 +38,10 @@ from .core import check_key, encode_kind
 from .wire import ITEMS_FIELD, MAX_WIRE, list_class
 
 if TYPE_CHECKING:
+    from .._ops import ResourceOps as _General
     from ..store import _ThreadState
+else:
+    _General = object  # at run time a plain mixin: super() finds ResourceOps in Store's MRO
 
 __all__ = ["FastReads"]
 
@@ -173,12 +177,14 @@ def _decode(parser: Message, data: Any) -> bool:
     return True
 
 
-class FastReads(ResourceOps):
-    """The fast read methods of an LMDB ``Store`` (mixed in before ResourceOps).
+class FastReads(_General):
+    """The fast read methods of an LMDB ``Store``: a mixin placed before
+    ``ResourceOps`` in ``Store``'s bases, whose methods each fall back to
+    the general one with ``super()``.
 
     Needs ``self._env`` and ``self._tls`` (a ``threading.local`` with class
-    defaults ``txn = None`` and ``rd = None``).  A subclass that sets
-    ``_remote = True`` (another backend) keeps the general methods.
+    defaults ``txn = None``, ``rd = None`` and ``fast = None``).  A subclass
+    for another backend (``EtcdStore``) names the general methods again.
     """
 
     _env: Any
@@ -188,13 +194,6 @@ class FastReads(ResourceOps):
     _qs: dict[tuple[str, str], tuple[bytes, bytes]]  # (kind, index) -> encoded, checked
 
     _FAST = ("get_bytes", "get_resource", "get_record", "list_resources", "_iter", "find_one")
-
-    def __init_subclass__(cls, **kw: Any) -> None:
-        super().__init_subclass__(**kw)
-        if cls.__dict__.get("_remote"):
-            for name in FastReads._FAST:
-                if name not in cls.__dict__:
-                    setattr(cls, name, getattr(ResourceOps, name))
 
     def _reader(self) -> Reader | None:
         """This thread's Reader; None when the general path must answer
@@ -282,7 +281,7 @@ class FastReads(ResourceOps):
                 pass
         got = self._get_n(kind, id)
         if got is None:
-            return ResourceOps.get_bytes(self, kind, id)
+            return super().get_bytes(kind, id)
         return got[0].view[: got[1]]  # type: ignore[no-any-return]
 
     @overload
@@ -295,7 +294,7 @@ class FastReads(ResourceOps):
         if rd is None:
             rd = self._reader()  # this thread's first read (None: the general path)
             if rd is None or self._tls.txn is not None:
-                return ResourceOps.get_resource(self, kind, id, msg_or_type)
+                return super().get_resource(kind, id, msg_or_type)
         msg: Any = msg_or_type
         n = -1
         try:
@@ -315,23 +314,20 @@ class FastReads(ResourceOps):
             try:
                 msg.ParseFromString(rd.view[:n])  # bytes: upb parses them as they are
             except DecodeError as exc:
-                raise InvalidMessageError(
-                    f"{kind}/{id}: stored bytes do not parse as "
-                    f"{msg.DESCRIPTOR.full_name}: {exc}"
-                ) from None
+                raise decode_error(f"{kind}/{id}", msg, exc) from None
             return msg  # type: ignore[no-any-return]
         if n == _BIG:  # the type is checked; the record is big, or the kind new here
             if msg.__class__ is _META:
                 msg = msg()
             got = self._get_n(kind, id)  # grows the buffer (or None: too big, or bad)
             if got is not None:
-                return _parse(msg, got[0].mv[: got[1]], kind, id)  # type: ignore[arg-type, no-any-return]
-        return ResourceOps.get_resource(self, kind, id, msg)  # type: ignore[no-any-return]
+                return parse_into(msg, got[0].mv[: got[1]], kind, id)  # type: ignore[arg-type, no-any-return]
+        return super().get_resource(kind, id, msg)  # type: ignore[no-any-return]
 
     def get_record(self, kind: str, id: str) -> Resource:
         got = self._get_n(kind, id)
         if got is None:
-            return ResourceOps.get_record(self, kind, id)
+            return super().get_record(kind, id)
         rd, n = got
         c = rd.ctx
         ns = c.updated_ns
@@ -344,46 +340,43 @@ class FastReads(ResourceOps):
         if rd is None:
             rd = self._reader()  # this thread's first read (None: the general path)
             if rd is None or self._tls.txn is not None:
-                return ResourceOps.find_one(self, kind, index, value, msg_type)
+                return super().find_one(kind, index, value, msg_type)
         try:
             kb, nb = self._qs[kind, index]
         except (KeyError, TypeError):
             try:
                 kb, nb = _ix.check_kind(kind), _ix.encode_name(index)
             except Exception:
-                return ResourceOps.find_one(self, kind, index, value, msg_type)
+                return super().find_one(kind, index, value, msg_type)
             self._qs[kind, index] = kb, nb
         mkey: Any = _NULL
         if value.__class__ is str:
             try:
                 qtype, sv, num = _Q_TEXT, value.encode(), 0
             except UnicodeEncodeError:
-                return ResourceOps.find_one(self, kind, index, value, msg_type)
+                return super().find_one(kind, index, value, msg_type)
         else:
             q = _ix.query_args(value)
             if q is None:
-                return ResourceOps.find_one(self, kind, index, value, msg_type)
+                return super().find_one(kind, index, value, msg_type)
             qtype, sv, num, mkey = q
         try:
             known = msg_type in _TYPES
         except TypeError:  # unhashable: not a class
             known = False
         if not known:
-            _TYPES.add(_check_type(msg_type))
+            _TYPES.add(check_type(msg_type))
         mlen = 0 if mkey is _NULL else len(mkey)
         n: int = _rfind(rd.ctx, kb, len(kb), nb, len(nb), qtype, sv, len(sv), num, mkey, mlen)
         if n == _NONE:
             raise NotFoundError(f"no {kind} with {index} = {value!r}")
         if n < 0:  # an error (raised there), or a record past the buffer (_BIG)
-            return ResourceOps.find_one(self, kind, index, value, msg_type)
+            return super().find_one(kind, index, value, msg_type)
         msg = msg_type()
         try:
             msg.ParseFromString(rd.view[:n])
         except DecodeError as exc:
-            raise InvalidMessageError(
-                f"{kind} by {index}: stored bytes do not parse as "
-                f"{msg.DESCRIPTOR.full_name}: {exc}"
-            ) from None
+            raise decode_error(f"{kind} by {index}", msg, exc) from None
         return msg
 
     # -- lists --------------------------------------------------------------
@@ -398,17 +391,17 @@ class FastReads(ResourceOps):
         rd = self._reader()
         prefix = None if rd is None else self._key_prefix(kind)
         if rd is None or prefix is None:
-            return ResourceOps.list_resources(self, kind, msg_type)
+            return super().list_resources(kind, msg_type)
         if msg_type is None:
             out = _list_payloads(rd, prefix)
         else:
-            cls = _check_type(msg_type)
+            cls = check_type(msg_type)
             desc = cast(Descriptor, cls.DESCRIPTOR)
             if self._schemas.read_ok.get(kind) is not desc:
-                return ResourceOps.list_resources(self, kind, msg_type)
+                return super().list_resources(kind, msg_type)
             out = _list_parsed(rd.ctx, prefix, cls)
         if out is None:  # a damaged record or another oddity: named there
-            return ResourceOps.list_resources(self, kind, msg_type)
+            return super().list_resources(kind, msg_type)
         return cast("list[bytes] | list[M]", out)
 
     def _check_close(self) -> None:
@@ -446,12 +439,12 @@ class FastReads(ResourceOps):
             page = PAGE if left is None else min(PAGE, left)
             rd = self._reader()
             if rd is None:  # closed meanwhile, or inside a transaction: as before
-                yield from ResourceOps._iter(self, kind, kb, cursor, left, cls)
+                yield from super()._iter(kind, kb, cursor, left, cls)
                 return
             start = prefix if cursor is None else prefix + cursor
             records = _scan_records(rd, start, plen, page)
             if records is None:  # a damaged record: the general path names it
-                yield from ResourceOps._iter(self, kind, kb, cursor, left, cls)
+                yield from super()._iter(kind, kb, cursor, left, cls)
                 return
             for ident, payload, ns, rev in records:
                 if ns != last_ns:  # records saved together share a stamp
@@ -466,10 +459,7 @@ class FastReads(ResourceOps):
                     try:
                         msg.ParseFromString(payload)
                     except DecodeError as exc:
-                        raise InvalidMessageError(
-                            f"{kind}/{id}: stored bytes do not parse as "
-                            f"{msg.DESCRIPTOR.full_name}: {exc}"
-                        ) from None
+                        raise decode_error(f"{kind}/{id}", msg, exc) from None
                 if _TWIN:
                     r = _new(_Twin)
                     r.id = id
@@ -550,8 +540,3 @@ def _list_parsed(ctx: Any, prefix: bytes, cls: type[Message]) -> list[Any] | Non
     if len(items) != n or type(items[0]) is not cls:
         return None
     return items
-
-
-# The same documentation as the general methods they stand for.
-for _name in FastReads._FAST:
-    getattr(FastReads, _name).__doc__ = getattr(ResourceOps, _name).__doc__

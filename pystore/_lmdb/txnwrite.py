@@ -6,9 +6,11 @@
 the core checks that the transaction is live and this thread's, strips the
 tenancy fields with the type's compiled plan, checks the key, writes with
 every hook (revision, change log, indexes, history) and stamps the time.
-The payload is copied into the transaction's log, so nothing is borrowed
-from Python (the map-growth replay reads the copy).  The result is the
-return value.
+A save's serialized bytes are kept by the transaction (``CTxn._keep``) and
+borrowed by the txn's log with ``PS_FW_KEEP``: no copy per save; a
+map-growth replay strips them again with the type's plan (kept alive by
+the Stripper's cache).  A batch's payloads are copied into the log.  The
+result is the return value.
 
 Anything unusual is left to the general path (``ResourceOps``), which then
 raises or does exactly what it always did: a transaction not entered,
