@@ -53,18 +53,27 @@ class Snapshot(ResourceOps):
         if self._used:
             raise StoreClosedError("a Snapshot can be entered only once")
         self._used = True
-        txn = self._store._begin(False)
+        store = self._store
+        # Interrupt safety: the txn object is made (no C call) and the
+        # snapshot registered with the store BEFORE the C call that begins
+        # it, inside the ``try``: wherever a KeyboardInterrupt lands, either
+        # the ``except`` ends the txn, or (past it) Store.close() finds the
+        # snapshot and ends it -- close never waits for a txn nobody can
+        # reach (it did when the interrupt hit between the begin and the
+        # ``try``, and the handler's traceback still held the txn).
+        txn = store._prepare(False)
+        self._txn = txn
+        store._snapshots.add(self)
         try:
+            store._start(txn)
             self.revision = txn.revision()
             if txn.__class__ is CTxn:  # (an etcd store's txn holds no map)
                 rc = _park(txn.pp[0])
                 if rc:
                     raise error_for(rc, "snapshot")
-        except BaseException:  # abort ends it, parked or not
-            txn.abort()
+        except BaseException:  # close() aborts it, begun, parked or not
+            self.close()
             raise
-        self._txn = txn
-        self._store._snapshots.add(self)
         return self
 
     def __exit__(

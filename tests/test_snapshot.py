@@ -66,3 +66,35 @@ def test_closing_the_store_closes_its_snapshots(store_path: Path) -> None:
     snap.close()
     with pytest.raises(StoreClosedError):
         s.snapshot()
+
+
+def test_an_interrupt_right_after_the_snapshot_begins_never_hangs_close(tmp_path: Path) -> None:
+    """A KeyboardInterrupt landing just after the C call that begins the
+    snapshot's read txn (before anything could record it) used to leave
+    that txn live while the handler's traceback held it: a close() in the
+    handler then waited for it forever.  Run in a child with a timeout."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import pystore
+        from pystore._lmdb.core import CTxn
+        s = pystore.Store({str(tmp_path / "s")!r}, sync=False)
+        from pystore.samples.agent_pb2 import Agent
+        s.save_resource("A", "x", Agent(model="m"))
+        real = CTxn.begin
+        def begin_then_interrupt(self, env):
+            real(self, env)
+            CTxn.begin = real
+            raise KeyboardInterrupt  # lands right after the begin returned
+        CTxn.begin = begin_then_interrupt
+        try:
+            with s.snapshot():
+                raise AssertionError("not reached")
+        except KeyboardInterrupt:
+            s.close()  # in the handler: its traceback is still alive
+        print("closed", s.closed)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "closed True", r.stderr[-2000:]
