@@ -442,3 +442,37 @@ def test_failed_write_spoils_the_txn_as_before(tmp_path: Path) -> None:
         t.save_resource("U", "c", Agent())
     assert [r.id for r in s.iter_resources("U")] == ["h"]
     s.close()
+
+
+def test_a_compiled_plan_stays_owned_when_two_threads_compile_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two threads meeting a message type for the first time at once each
+    compile its strip plan.  The plan each one then hands to the core (and a
+    transaction's log keeps until the txn ends, PS_FW_KEEP) must be the one
+    the Stripper's cache holds: a second compile replacing the cached one
+    left the first thread's plan owned by nothing (its table freed while
+    the log still pointed at it)."""
+    from pystore._lmdb import hygiene
+
+    s = Store(tmp_path / "s", sync=False)
+    stripper = s._stripper
+    compile_plan = hygiene.compile_plan
+    meet = threading.Barrier(2, timeout=10)
+
+    def both_compile(*a: Any) -> list[int]:  # both threads inside the compile
+        meet.wait()
+        return compile_plan(*a)
+
+    monkeypatch.setattr(hygiene, "compile_plan", both_compile)
+    got: list[Any] = []
+    threads = [threading.Thread(target=lambda: got.append(stripper.fw_entry(Agent)))
+               for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(10)
+    assert len(got) == 2 and got[0] is got[1] is stripper.fw_plans[Agent]
+    wire = stripper.wire_plan(Agent.DESCRIPTOR)
+    assert wire is not None and got[0][1] is wire.fw
+    s.close()
