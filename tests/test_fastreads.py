@@ -541,3 +541,44 @@ def test_records_around_the_buffer_sizes_change_under_threads_while_the_map_grow
     assert not errors, errors[0]
     assert min(counts) >= 5 and s.stats().map_size > 1 << 20
     s.close()
+
+
+def test_an_interrupt_as_the_update_callback_returns_leaves_the_thread_usable(
+    store: Store,
+) -> None:
+    """A SIGINT that arrives while update_resource()'s fn runs is handled at
+    the next check point after it; a Python function's entry is one (3.11+:
+    RESUME).  Landing at the entry of the code that marks the thread as out
+    of the callback again, it left the thread marked as inside fn for good:
+    every later call of the store in that thread raised TransactionError.
+    The KeyboardInterrupt is raised here (sys.settrace) at the entry of
+    the first Python function called after fn returns."""
+    store.save_resource("A", "x", Agent(model="1"))
+    returned: list[bool] = []
+
+    def fn(m: Agent) -> None:
+        m.model = "2"
+        returned.append(True)
+
+    def trace(frame: object, event: str, arg: object) -> None:
+        if event == "call" and returned:
+            sys.settrace(None)
+            raise KeyboardInterrupt
+        return None
+
+    sys.settrace(trace)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            store.update_resource("A", "x", Agent, fn)
+    finally:
+        sys.settrace(None)
+    assert returned
+    # the thread is out of the callback: the store answers, writes, transacts
+    assert store.get_resource("A", "x", Agent).model in ("1", "2")
+    store.save_resource("A", "x", Agent(model="3"))
+    with store.transaction() as t:
+        t.save_resource("A", "y", Agent(model="4"))
+        with pytest.raises(TransactionError):
+            store.get_bytes("A", "x")  # inside a transaction: never the fast path
+    assert store.get_bytes("A", "y") == Agent(model="4").SerializeToString()
+    assert store._tls.fast is None or store._tls.fast is store._tls.rd
