@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pystore import NotFoundError, Store, UniqueViolationError
+from pystore import NotFoundError, Store, TransactionError, UniqueViolationError
 from pystore._etcd import _common as c
 from pystore._etcd.layout import decode_record
 from pystore._lmdb import index as lix
 from pystore.samples.agent_pb2 import Agent
+from pystore.samples.session_pb2 import Session
 
 if TYPE_CHECKING:
     from etcd_cluster import EtcdCluster
@@ -54,20 +55,21 @@ def every(client: EtcdClient, prefix: bytes) -> list[tuple[bytes, bytes]]:
         start = resp.kvs[-1].key + b"\0"
 
 
-def index_keys(client: EtcdClient, root: bytes, name: str) -> list[tuple[bytes, bytes]]:
-    return every(client, root + b"i/Big/" + name.encode() + b"\0")
+def index_keys(client: EtcdClient, root: bytes, name: str,
+               kind: bytes = b"Big") -> list[tuple[bytes, bytes]]:
+    return every(client, root + b"i/" + kind + b"/" + name.encode() + b"\0")
 
 
-def assert_exact(client: EtcdClient, root: bytes, name: str) -> int:
-    """Every entry and unique key of index ``Big.name`` is exactly what a
+def assert_exact(client: EtcdClient, root: bytes, name: str, kind: bytes = b"Big") -> int:
+    """Every entry and unique key of index ``kind.name`` is exactly what a
     scan of the records gives (nothing missing, nothing stray); its size."""
-    kvs = client.range(root + b"m/index/Big/" + name.encode()).kvs
-    assert kvs, f"no definition of Big.{name}"
+    kvs = client.range(root + b"m/index/" + kind + b"/" + name.encode()).kvs
+    assert kvs, f"no definition of {kind!r}.{name}"
     d = lix.parse_def(kvs[0].value)
-    assert not client.range(root + b"m/index.building/Big/" + name.encode()).kvs
-    p = root + b"i/Big/" + name.encode() + b"\0"
+    assert not client.range(root + b"m/index.building/" + kind + b"/" + name.encode()).kvs
+    p = root + b"i/" + kind + b"/" + name.encode() + b"\0"
     want: dict[bytes, bytes] = {}
-    base = root + b"r/Big/"
+    base = root + b"r/" + kind + b"/"
     for key, value in every(client, base):
         id = key[len(base) :]
         for enc in lix.extract(d.plan, decode_record(value, key)[0]):
@@ -76,7 +78,7 @@ def assert_exact(client: EtcdClient, root: bytes, name: str) -> int:
             if d.unique:
                 assert p + b"u" + n + enc not in want, f"two records carry {enc!r}"
                 want[p + b"u" + n + enc] = id
-    got = dict(index_keys(client, root, name))
+    got = dict(index_keys(client, root, name, kind))
     assert sorted(set(got) - set(want)) == [], "stray index keys"
     assert sorted(set(want) - set(got)) == [], "missing index keys"
     assert got == want
@@ -253,3 +255,29 @@ def test_an_old_duplicate_moving_away_mid_build_keeps_the_holders_key(
         assert assert_exact(etcd_client, etcd_root, "u") == 1500
         with pytest.raises(UniqueViolationError):
             s.save_resource("Big", "1490", Agent(instructions="u5"))
+
+
+def test_tight_txn_limits_split_one_records_entries(
+    url: str, etcd_client: EtcdClient, etcd_root: bytes
+) -> None:
+    """max_txn_ops=8: a Session of 12 execution ids gives 12 entries (24 ops
+    with its unique keys), written over several Txns that each compare it."""
+    with Store(url + "?max_txn_ops=8") as s:
+        with pytest.raises(TransactionError, match="8"):  # the limit holds
+            s.save_resources("T", [(str(i), Session()) for i in range(9)])
+        for i in range(30):
+            s.save_resource("S", f"s{i:02d}", Session(execution_ids=[f"x{i}-{j}"
+                                                                     for j in range(12)]))
+        s.save_resource("S", "s30", Session(execution_ids=["x30-0", "x3-5"]))
+        assert s.create_index("S", "x", field="execution_ids", msg_type=Session) == 362
+        assert assert_exact(etcd_client, etcd_root, "x", b"S") == 362
+        with pytest.raises(UniqueViolationError) as ei:
+            s.create_index("S", "ux", field="execution_ids", msg_type=Session, unique=True)
+        assert (ei.value.value, ei.value.holder) == ("x3-5", "s03")
+        assert index_keys(etcd_client, etcd_root, "ux", b"S") == []
+        s.delete_resource("S", "s30")
+        assert s.create_index("S", "ux", field="execution_ids", msg_type=Session,
+                              unique=True) == 360
+        assert assert_exact(etcd_client, etcd_root, "ux", b"S") == 360
+        assert s.find_ids("S", "ux", "x7-11") == ["s07"]
+        assert s.rebuild_index("S", "ux") == 360

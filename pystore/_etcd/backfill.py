@@ -39,7 +39,7 @@ from typing import Any
 
 from .._lmdb import index as lix
 from .._lmdb.violation import decode_raw
-from ..errors import StoreError, UniqueViolationError
+from ..errors import NotFoundError, UniqueViolationError
 from . import _common as c
 from . import etcd_api_pb2 as pb
 from .client import EtcdClient
@@ -47,7 +47,7 @@ from .layout import Layout, decode_record
 
 __all__ = ["Build", "violation_of"]
 
-_CHUNK = 32  # records read per chunk (one read Txn)
+_CHUNK = 100  # records read per chunk (one read Txn: at most --max-txn-ops ranges)
 _PAGE = 256  # entry keys per page of a sweep
 _LEN = struct.Struct(">H")
 
@@ -57,10 +57,6 @@ Item = tuple[list[pb.RequestOp], dict[bytes, int]]  # ops, compares (key -> mod_
 def violation_of(d: lix.IndexDef, enc: bytes, holder: bytes) -> UniqueViolationError:
     value: Any = decode_raw(d.mode, enc[1:]) if enc[:1] == b"\x00" else enc
     return UniqueViolationError(d.kind, d.name, value, holder.decode("utf-8", "replace"))
-
-
-class Dropped(StoreError):
-    """The index was dropped (or redefined) while it was being built."""
 
 
 class Build:
@@ -101,8 +97,8 @@ class Build:
                 for r in resp.responses]
 
     def send(self, cmps: dict[bytes, int], ops: list[pb.RequestOp]) -> bool:
-        """One guarded Txn; False when a compare failed (Dropped if it was the
-        definition's)."""
+        """One guarded Txn; False when a compare failed (NotFoundError if it
+        was the definition's: the index was dropped meanwhile)."""
         compares = [c.cmp_mod(k, "==", m) for k, m in cmps.items()]
         compares.append(c.cmp_mod(self.def_key, "==", self.def_mod))
         resp = self.client.txn(compares, ops, [c.op_range(self.def_key, keys_only=True)],
@@ -111,7 +107,7 @@ class Build:
             return True
         kvs = resp.responses[0].response_range.kvs
         if not kvs or kvs[0].mod_revision != self.def_mod:
-            raise Dropped(f"index {self.d.kind}.{self.d.name} was dropped or redefined "
+            raise NotFoundError(f"index {self.d.kind}.{self.d.name} was dropped or redefined "
                           "while it was being built")
         return False
 
@@ -138,7 +134,8 @@ class Build:
         base = self.lay.kind_prefix(self.kind)
         start, end = base, c.prefix_end(base)
         while True:
-            resp = self.client.range(start, end, limit=_CHUNK, keys_only=True)
+            resp = self.client.range(start, end, limit=min(_CHUNK, self.budget),
+                                     keys_only=True)
             if not resp.kvs:
                 return
             yield [kv.key[len(base) :] for kv in resp.kvs]
