@@ -169,25 +169,75 @@ def test_a_writer_process_during_the_build(
         assert assert_exact(etcd_client, etcd_root, "u") == s.count("Big")
 
 
+def kill_a_build(url: str, client: EtcdClient, root: bytes) -> bytes:
+    """SIGKILL a process building unique index Big.u once its first entries
+    are in; the building marker's key."""
+    code = ("import sys; from pystore import Store; "
+            "from pystore.samples.agent_pb2 import Agent; "
+            "s = Store(sys.argv[1]); "
+            "s.create_index('Big', 'u', field='instructions', msg_type=Agent, unique=True)")
+    child = subprocess.Popen([sys.executable, "-c", code, url])
+    entries = root + b"i/Big/u\0e"
+    deadline = time.monotonic() + 60
+    while not client.range(entries, c.prefix_end(entries), count_only=True).count:
+        assert child.poll() is None and time.monotonic() < deadline, "no build seen"
+        time.sleep(0.005)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    return root + b"m/index.building/Big/u"
+
+
+def test_a_killed_build_can_be_dropped(
+    url: str, etcd_client: EtcdClient, etcd_root: bytes
+) -> None:
+    with Store(url) as s:
+        fill(s, 3000)
+        marker = kill_a_build(url, etcd_client, etcd_root)
+        assert etcd_client.range(marker).kvs, "the build finished before the kill"
+        s.drop_index("Big", "u")
+        assert not every(etcd_client, etcd_root + b"m/index/")
+        assert not every(etcd_client, etcd_root + b"m/index.building/")
+        assert index_keys(etcd_client, etcd_root, "u") == []
+        s.save_resource("Big", "0001", Agent(instructions="u2"))  # no index any more
+        assert index_keys(etcd_client, etcd_root, "u") == []
+
+
+def test_a_drop_during_the_build_stops_it(
+    url: str, etcd_client: EtcdClient, etcd_root: bytes
+) -> None:
+    with Store(url) as s:
+        fill(s, 3000)
+        entries = etcd_root + b"i/Big/m\0e"
+
+        def dropper() -> None:
+            deadline = time.monotonic() + 30
+            while not etcd_client.range(entries, c.prefix_end(entries), count_only=True).count:
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.001)
+            with Store(url) as other:
+                other.drop_index("Big", "m")
+
+        t = threading.Thread(target=dropper)
+        t.start()
+        try:
+            with pytest.raises(NotFoundError, match="dropped"):
+                s.create_index("Big", "m", field="model", msg_type=Agent)
+        finally:
+            t.join()
+        assert s.indexes() == []
+        assert index_keys(etcd_client, etcd_root, "m") == []
+        assert not every(etcd_client, etcd_root + b"m/index/")
+        assert not every(etcd_client, etcd_root + b"m/index.building/")
+
+
 def test_an_interrupted_build_is_invisible_kept_up_and_finished(
     url: str, etcd_client: EtcdClient, etcd_root: bytes
 ) -> None:
     with Store(url) as s:
         fill(s, 3000)
         s.save_resource("Big", "2990", Agent(instructions="u5"))  # collides with 0005
-        code = ("import sys; from pystore import Store; "
-                "from pystore.samples.agent_pb2 import Agent; "
-                "s = Store(sys.argv[1]); "
-                "s.create_index('Big', 'u', field='instructions', msg_type=Agent, unique=True)")
-        child = subprocess.Popen([sys.executable, "-c", code, url])
-        marker = etcd_root + b"m/index.building/Big/u"
-        entries = etcd_root + b"i/Big/u\0e"
-        deadline = time.monotonic() + 60
-        while not etcd_client.range(entries, c.prefix_end(entries), count_only=True).count:
-            assert child.poll() is None and time.monotonic() < deadline, "no build seen"
-            time.sleep(0.005)
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
+        marker = kill_a_build(url, etcd_client, etcd_root)
         assert etcd_client.range(marker).kvs, "the build finished before the kill"
         with pytest.raises(NotFoundError, match="being built"):
             s.find_ids("Big", "u", "u1")
