@@ -4,6 +4,7 @@ the records on a real 3-member cluster: no mocks."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import struct
@@ -20,6 +21,7 @@ from pystore import NotFoundError, Store, TransactionError, UniqueViolationError
 from pystore._etcd import _common as c
 from pystore._etcd.layout import decode_record
 from pystore._lmdb import index as lix
+from pystore.cli.verify import verify
 from pystore.samples.agent_pb2 import Agent
 from pystore.samples.session_pb2 import Session
 
@@ -331,3 +333,42 @@ def test_tight_txn_limits_split_one_records_entries(
         assert assert_exact(etcd_client, etcd_root, "ux", b"S") == 360
         assert s.find_ids("S", "ux", "x7-11") == ["s07"]
         assert s.rebuild_index("S", "ux") == 360
+
+
+def test_verify_checks_the_indexes_on_etcd(
+    url: str, etcd_client: EtcdClient, etcd_root: bytes
+) -> None:
+    from pystore.cli.main import main
+
+    with Store(url) as s:
+        fill(s, 200)
+        s.create_index("Big", "m", field="model", msg_type=Agent)
+        s.create_index("Big", "u", field="instructions", msg_type=Agent, unique=True)
+        s.create_index("Big", "x", field="model", msg_type=Agent)
+    assert main(["verify", url]) == 0
+    um, uu = etcd_root + b"i/Big/m\0", etcd_root + b"i/Big/u\0"
+    n = struct.pack(">H", 3)
+    etcd_client.delete_range(um + b"e" + n + b"\x00m3" + b"0003")  # missing
+    etcd_client.put(um + b"e" + n + b"\x00m9" + b"0004", b"")  # stale
+    etcd_client.delete_range(uu + b"u" + n + b"\x00u7")  # missing unique key
+    etcd_client.put(uu + b"u" + n + b"\x00u8", b"0009")  # names a record without u8
+    etcd_client.put(uu + b"u" + n + b"\x00zz", b"0001")  # no record carries zz
+    etcd_client.put(etcd_root + b"m/index.building/Big/x", b"")  # as a killed build leaves
+    out = io.StringIO()
+    with Store(url) as s:
+        checked, problems = verify(s, out)
+    bad = sorted(out.getvalue().splitlines())
+    assert checked == 200 and problems == 6, bad
+    assert bad == sorted([
+        "BAD index Big.m: missing entry 'm3' -> Big/0003",
+        "BAD index Big.m: stale entry 'm9' -> Big/0004",
+        "BAD index Big.u: missing unique key 'u7' -> Big/0007",
+        "BAD index Big.u: unique key 'u8' names Big/0009, which does not carry it",
+        "BAD index Big.u: stale unique key 'zz' -> Big/0001",
+        "BAD index Big.x: being built (a create_index is running or was interrupted: "
+        "create_index again finishes it, drop_index removes it)",
+    ])
+    with Store(url) as s:
+        s.drop_index("Big", "x")
+        assert s.rebuild_index("Big", "m") == 200 and s.rebuild_index("Big", "u") == 200
+    assert main(["verify", url]) == 0

@@ -506,11 +506,13 @@ def ops_table() -> dict[Callable[..., Any], Callable[..., Any]]:
     from .._lmdb import events as lev
     from .._lmdb import fast, revs
     from .._lmdb import index as lix
+    from .._lmdb import indexcheck as lic
     from .._lmdb.core import CTxn
     from ..cli import verify
     from . import events as ev
     from . import fastlist
     from . import history as h
+    from . import indexcheck as eic
 
     return {
         CTxn.get: EtcdTxn.get,
@@ -536,6 +538,9 @@ def ops_table() -> dict[Callable[..., Any], Callable[..., Any]]:
         lix.drop: index.drop,
         lix.rebuild: index.rebuild,
         lix.list_defs: index.list_defs,
+        lix.entries: eic.entries,
+        lic.store_problems: eic.store_problems,
+        lic.unique_problems: eic.unique_problems,
         fast.list_wire: fastlist.list_wire,
         fast.put_many: put_many,
         revs.history: h.history,
