@@ -209,7 +209,8 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
         if the stored record's revision is N (0: only if absent), else
         ConflictError and nothing changes.
         """
-        expected = _check_revision(if_revision)
+        # (no call for the usual None: ~30 ns of a ~5 us save)
+        expected = None if if_revision is None else _check_revision(if_revision)
         fw = self._fw
         if fw is not None:  # one C call (see _lmdb/fastwrite.py), None: not taken
             rev = fw.save(self, kind, id, msg, False, expected)  # type: ignore[arg-type]

@@ -475,6 +475,13 @@ def test_iter_stamps_match_ns_to_datetime() -> None:
     values = [0, -1, -999, -1000, -1001, 999, 1000, 10**9 - 1, 10**9, -(2**63), 2**63 - 1]
     values += sorted(rng.randrange(-(2**62), 2**62) for _ in range(300))
     values += [1_765_000_000_000_000_000 + rng.randrange(3 * 10**9) for _ in range(300)]
+    # records listed in key order alternate between the seconds they were
+    # saved in: each second is kept (a cache hit), and the cache is bounded
+    base = 1_765_000_000_000_000_000
+    values += [base + (i % 3) * 10**9 + i for i in range(60)]
+    values += [base + i * 10**9 + 7 for i in range(reads._Stamps.KEEP + 10)]
+    values += [base + 5, base + 2 * 10**9 + 5]
     for ns in values:
         assert stamps.at(ns) == ns_to_datetime(ns), ns
         assert stamps.at(ns).tzinfo is ns_to_datetime(ns).tzinfo
+    assert len(stamps.known) <= reads._Stamps.KEEP

@@ -12,7 +12,8 @@
  * mode (PYSTORE_WRITEMAP=0 for the store).  Rounds interleave the loops in
  * a shuffled order, timed in this thread's CPU time (the box is shared);
  * medians of µs/op are printed, and the median over the rounds of each
- * round's ratio to the floors.  Not a test (no add_test): `make bench-core`
+ * round's ratio to the floors, and the ratio of the two floors (what the
+ * change-log entry costs by itself).  Not a test (no add_test): `make bench-core`
  * builds it -O2 and runs it.
  *
  * usage: bench_write [-p] [-b] [-o LOOP] DIR [ROUNDS [OPS]]   (DIR is
@@ -337,18 +338,20 @@ int main(int argc, char **argv)
                 res[order[x]][r] = us;
         }
     }
-    static double ratio[5][MAXROUNDS];
+    static double ratio[7][MAXROUNDS];
     for (int r = 0; r < rounds; r++) {
         ratio[0][r] = res[1][r] / res[0][r];
         ratio[1][r] = res[1][r] / res[4][r];
         ratio[2][r] = res[3][r] / res[2][r];
         ratio[3][r] = res[3][r] / res[5][r];
         ratio[4][r] = res[7][r] / res[6][r];
+        ratio[5][r] = res[4][r] / res[0][r]; /* the format's own cost: the log */
+        ratio[6][r] = res[5][r] / res[2][r];
     }
-    double m[8], q[5];
+    double m[8], q[7];
     for (int x = 0; x < 8; x++)
         m[x] = median(res[x], rounds);
-    for (int x = 0; x < 5; x++)
+    for (int x = 0; x < 7; x++)
         q[x] = median(ratio[x], rounds);
     printf("floor %s, store %s; %d rounds x %d ops, %d records of %zu bytes\n",
            writemap ? "MDB_WRITEMAP" : "pwrite", ps_writemap == 1 ? "MDB_WRITEMAP" : "pwrite",
@@ -358,6 +361,7 @@ int main(int argc, char **argv)
     printf("  save   ps/floor %.2fx  ps/(floor+log) %.2fx  (medians of per-round ratios)\n",
            q[0], q[1]);
     printf("  delete ps/floor %.2fx  ps/(floor+log) %.2fx\n", q[2], q[3]);
+    printf("  the change log alone (floor+log)/floor: save %.2fx  delete %.2fx\n", q[5], q[6]);
     if (nloops == 8)
         printf("  batch of %d ps/floor %.2fx\n", NREC, q[4]);
     ps_env_close(ps);

@@ -202,7 +202,8 @@ class FastWriter:
             ib = id.encode()
         except UnicodeEncodeError:
             return _GENERAL
-        expected = check_revision(if_revision)  # after the key, as in the general path
+        # after the key, as in the general path (no call for the usual None)
+        expected = None if if_revision is None else check_revision(if_revision)
         r: int = _del(self._env, kb, len(kb), ib, len(ib), 0 if expected is None else _IF_REV,
                       expected or 0)
         if r > 0:

@@ -109,19 +109,30 @@ _TWIN = _twin_works()
 
 
 class _Stamps:
-    """``ns_to_datetime`` for a run of stamps: the date and time of the
-    current second are kept, so a stamp within it costs one datetime
-    constructor (~0.2 us) instead of timedelta arithmetic (~0.55 us)."""
+    """``ns_to_datetime`` for a run of stamps: the date and time of each
+    second met are kept (up to KEEP seconds), so a stamp costs one datetime
+    constructor (~0.15 us) instead of timedelta arithmetic (~0.55 us), also
+    when the records of a page alternate between a few seconds (records
+    saved in one transaction, listed in key order)."""
 
-    __slots__ = ("fields", "sec")
+    __slots__ = ("fields", "known", "sec")
+    KEEP = 4096
 
     def __init__(self) -> None:
         self.sec: int | None = None
         self.fields: tuple[int, int, int, int, int, int] = (1970, 1, 1, 0, 0, 0)
+        self.known: dict[int, tuple[int, int, int, int, int, int]] = {}
 
-    def second(self, sec: int) -> None:
-        b = ns_to_datetime(sec * 1_000_000_000)
-        self.sec, self.fields = sec, (b.year, b.month, b.day, b.hour, b.minute, b.second)
+    def second(self, sec: int) -> tuple[int, int, int, int, int, int]:
+        """The (year, month, day, hour, minute, second) of ``sec``, made current."""
+        f = self.known.get(sec)
+        if f is None:
+            if len(self.known) >= self.KEEP:
+                self.known.clear()
+            b = ns_to_datetime(sec * 1_000_000_000)
+            f = self.known[sec] = (b.year, b.month, b.day, b.hour, b.minute, b.second)
+        self.sec, self.fields = sec, f
+        return f
 
     def at(self, ns: int) -> _dt.datetime:
         sec, us = divmod(ns // 1000, 1_000_000)  # floors, as ns_to_datetime
@@ -435,6 +446,7 @@ class FastReads(_General):
         last_ns: int | None = None
         last_dt = ns_to_datetime(0)
         stamps = _Stamps()
+        y, mo, d, h, mi, sc = stamps.fields  # of stamps.sec (None: no second yet)
         while left is None or left > 0:
             page = PAGE if left is None else min(PAGE, left)
             rd = self._reader()
@@ -442,17 +454,17 @@ class FastReads(_General):
                 yield from super()._iter(kind, kb, cursor, left, cls)
                 return
             start = prefix if cursor is None else prefix + cursor
-            records = _scan_records(rd, start, plen, page)
-            if records is None:  # a damaged record: the general path names it
+            cols = _scan_records(rd, start, plen, page)
+            if cols is None:  # a damaged record: the general path names it
                 yield from super()._iter(kind, kb, cursor, left, cls)
                 return
-            for ident, payload, ns, rev in records:
+            ids = cols[0]
+            for id, payload, ns, rev in zip(*cols, strict=True):
                 if ns != last_ns:  # records saved together share a stamp
                     sec, us = divmod(ns // 1000, 1_000_000)  # as stamps.at(ns), inline
                     if sec != stamps.sec:
-                        stamps.second(sec)
-                    last_ns, last_dt = ns, _DT(*stamps.fields, us, _UTC)
-                id = ident.decode("utf-8")
+                        y, mo, d, h, mi, sc = stamps.second(sec)
+                    last_ns, last_dt = ns, _DT(y, mo, d, h, mi, sc, us, _UTC)
                 msg = None
                 if cls is not None:
                     msg = cls()
@@ -473,11 +485,11 @@ class FastReads(_General):
                     yield r  # type: ignore[misc]
                 else:
                     yield Resource(id, kind, payload, last_dt, ns, rev, message=msg)
-            if len(records) < page:
+            if len(ids) < page:
                 return
-            cursor = records[-1][0]
+            cursor = ids[-1].encode()  # the next page starts after it
             if left is not None:
-                left -= len(records)
+                left -= len(ids)
 
 
 def _as_i64(p: Any) -> Any:
@@ -503,22 +515,27 @@ def _list_payloads(rd: Reader, prefix: bytes) -> list[bytes] | None:
 
 def _scan_records(
     rd: Reader, start: bytes, plen: int, limit: int
-) -> list[tuple[bytes, bytes, int, int]] | None:
-    """Up to ``limit`` (id, payload, updated_ns, revision) after ``start``."""
+) -> tuple[list[str], list[bytes], list[int], list[int]] | None:
+    """Up to ``limit`` records after ``start``, as columns: (ids, payloads,
+    updated_ns, revisions); None for a damaged record or an undecodable id."""
     ctx = rd.ctx
     rd.held = True
     try:
         n: int = _rscan(ctx, start, len(start), plen, limit, _RECORDS)
         if n <= 0:
-            return [] if n == 0 else None
+            return ([], [], [], []) if n == 0 else None
         o = _unpack(_as_i64(ctx.offs), 6 * n)  # stamps are signed
         get = _buffer(ctx.base, ctx.span).__getitem__
-        payloads = map(get, map(slice, o[0::6], o[1::6]))
-        ids = map(get, map(slice, o[2::6], o[3::6]))
-        return list(zip(ids, payloads, o[4::6], o[5::6], strict=True))
+        payloads = list(map(get, map(slice, o[0::6], o[1::6])))
+        idbytes = list(map(get, map(slice, o[2::6], o[3::6])))
     finally:
         _rend(ctx)
         rd.held = False
+    try:
+        ids = list(map(bytes.decode, idbytes))  # UTF-8
+    except UnicodeDecodeError:
+        return None  # the general path names it
+    return ids, payloads, o[4::6], o[5::6]
 
 
 def _list_parsed(ctx: Any, prefix: bytes, cls: type[Message]) -> list[Any] | None:
