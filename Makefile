@@ -14,7 +14,9 @@ SOURCES := pyproject.toml CMakeLists.txt $(wildcard csrc/*.c csrc/*.h csrc/*.py 
 
 all: install
 
-# System packages: LMDB headers and library, pkg-config, a C compiler, and
+# System packages: LMDB headers and library, pkg-config, a C compiler,
+# strace (counts flushes in a test), xfsprogs and btrfs-progs (stores on
+# loop-mounted xfs and btrfs in the write-mode tests), and
 # etcd (Debian's etcd-server) for the etcd backend's cluster tests.  Debian's
 # postinst may try to start a system etcd on the default port 2379: it is
 # stopped and disabled again (the tests start their own members on free ports).
@@ -25,6 +27,8 @@ sysdeps:
 	command -v cc >/dev/null 2>&1 || missing="$$missing gcc libc6-dev"; \
 	command -v mdb_load >/dev/null 2>&1 || missing="$$missing lmdb-utils"; \
 	command -v strace >/dev/null 2>&1 || missing="$$missing strace"; \
+	command -v mkfs.xfs >/dev/null 2>&1 || [ -x /usr/sbin/mkfs.xfs ] || missing="$$missing xfsprogs"; \
+	command -v mkfs.btrfs >/dev/null 2>&1 || [ -x /usr/sbin/mkfs.btrfs ] || missing="$$missing btrfs-progs"; \
 	$(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	command -v etcd >/dev/null 2>&1 || missing="$$missing etcd-server"; \
 	if [ -n "$$missing" ]; then \

@@ -346,6 +346,10 @@ static int shared_open(ps_shared *sh, const char *path, unsigned flags,
     }
     if (!rc)
         rc = ps_bounds_refresh(sh);
+    if (!rc && !sh->writemap) {
+        mdb_filehandle_t fd;
+        sh->cow_fs = mdb_env_get_fd(sh->mdb, &fd) == 0 && ps_fs_cow(fd);
+    }
     if (rc) {
         rc = ps_space_errno(NULL, path, rc); /* a new store on a full disk */
         if (sh->mdb)

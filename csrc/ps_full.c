@@ -12,7 +12,17 @@
  * clusters that nobody but the filesystem itself may use), so the free
  * space left after such a failure can be well above zero.  f_bavail,
  * the space left for unprivileged users, excludes every reserve: when
- * LMDB says EIO and that is (almost) nothing, the disk is full. */
+ * LMDB says EIO and that is (almost) nothing, the disk is full.
+ *
+ * Copy-on-write filesystems (btrfs, ZFS, bcachefs) allocate a new block
+ * even for a store into a page that already has one: once the filesystem
+ * is full, LMDB's next store into lock.mdb's map (every commit writes the
+ * last transaction id there, every read txn its reader slot) raises
+ * SIGBUS, and preallocation cannot prevent it (measured on btrfs, also
+ * with the file marked NOCOW).  There, ps_space_guard refuses a write
+ * commit with ENOSPC while less than PS_COW_SLACK is free, so the store's
+ * own writes never fill the filesystem.  (A disk filled by another
+ * program can still take the last block: docs/durability.md.) */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -76,4 +86,14 @@ int ps_space_errno(ps_shared *sh, const char *dir, int rc)
     if (ok != 0)
         return rc;
     return (uint64_t)sv.f_bavail * sv.f_frsize < PS_FULL_DISK_SLACK ? ENOSPC : rc;
+}
+
+int ps_space_guard(ps_shared *sh)
+{
+    mdb_filehandle_t fd;
+    struct statvfs sv;
+    if (!sh->cow_fs || sh->mdb == NULL || mdb_env_get_fd(sh->mdb, &fd) != 0 ||
+        fstatvfs(fd, &sv) != 0)
+        return PS_OK;
+    return (uint64_t)sv.f_bavail * sv.f_frsize < PS_COW_SLACK ? ENOSPC : PS_OK;
 }

@@ -57,6 +57,7 @@ typedef struct ps_shared {
     int opening;              /* first handle still opening (registry mutex) */
     int mdb_readonly;         /* environment opened MDB_RDONLY */
     int writemap;             /* opened MDB_WRITEMAP, map preallocated */
+    int cow_fs;               /* copy-on-write filesystem: commits keep free space (ps_full.c) */
     pid_t pid;
     MDB_env *mdb;
     /* The gate (ps_registry.c): every live transaction of every handle is
@@ -271,6 +272,11 @@ int ps_space_prepare_lock(const char *dir, unsigned max_readers);
 /* rc, or ENOSPC when rc is EIO (a short write) and the filesystem has
  * (almost) no space left for unprivileged users; sh or dir names it. */
 int ps_space_errno(ps_shared *sh, const char *dir, int rc);
+/* ENOSPC when sh is on a copy-on-write filesystem with less than
+ * PS_COW_SLACK free (a write commit must not take the last blocks: see
+ * ps_full.c), else PS_OK. */
+#define PS_COW_SLACK ((uint64_t)16 << 20)
+int ps_space_guard(ps_shared *sh);
 
 /* ps_prealloc.c: the writemap mode's file (see its header comment).
  * ps_wm_fs_ok: fd's filesystem reserves space for overwrites (ext4, xfs,
@@ -281,6 +287,9 @@ int ps_space_errno(ps_shared *sh, const char *dir, int rc);
  * ps_wm_resize: (env held alone) grow by a step (2^attempt steps, at
  * least `need` bytes), or adopt the file's size (adopt), and remap. */
 int ps_wm_fs_ok(int fd);
+/* fd's filesystem is copy-on-write (btrfs, ZFS, bcachefs): even an
+ * overwrite in place may need a new block (see ps_space_guard). */
+int ps_fs_cow(int fd);
 int ps_wm_wanted(int fd);
 int ps_wm_lock(int fd);
 void ps_wm_unlock(int fd);

@@ -38,13 +38,26 @@
 #define FS_EXT4 0xEF53u       /* ext2/3/4 */
 #define FS_XFS 0x58465342u
 #define FS_TMPFS 0x01021994u
+#define FS_BTRFS 0x9123683Eu
+#define FS_ZFS 0x2FC12FC1u
+#define FS_BCACHEFS 0xCA451A4Eu
+
+/* fd's filesystem type (statfs f_type), 0 if unknown. */
+static unsigned long fs_type(int fd)
+{
+    struct statfs sf;
+    return fstatfs(fd, &sf) == 0 ? (unsigned long)sf.f_type : 0;
+}
+
+int ps_fs_cow(int fd)
+{
+    unsigned long t = fs_type(fd);
+    return t == FS_BTRFS || t == FS_ZFS || t == FS_BCACHEFS;
+}
 
 int ps_wm_fs_ok(int fd)
 {
-    struct statfs sf;
-    if (fstatfs(fd, &sf) != 0)
-        return 0;
-    unsigned long t = (unsigned long)sf.f_type;
+    unsigned long t = fs_type(fd);
     return t == FS_EXT4 || t == FS_XFS || t == FS_TMPFS;
 }
 

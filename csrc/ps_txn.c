@@ -233,6 +233,8 @@ int ps_txn_commit_rev(ps_txn *t, uint64_t *revision)
         for (;;) {
             /* meta `revision` and change-log trimming, in this LMDB txn */
             rc = ps_rev_finish(t);
+            if (rc == PS_OK && t->env->sh->cow_fs)
+                rc = ps_space_guard(t->env->sh); /* the last blocks: see ps_full.c */
             if (rc == PS_OK) {
                 txnid = mdb_txn_id(t->mdb);
                 /* The env is shared by sync and nosync Stores; LMDB reads

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -24,6 +25,22 @@ def mount_fs(args: list[str], mnt: Path) -> None:
 
 def umount_fs(mnt: Path) -> None:
     subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=60)
+
+
+def mount_image(tmp: Path, mkfs: list[str], size: int, mnt: Path) -> None:
+    """A fresh filesystem made by ``mkfs`` (+ the image path) on a sparse
+    ``size``-byte image in ``tmp``, loop-mounted at MNT (skipped when the
+    mkfs tool is missing or this machine cannot mount it).  Undo with
+    ``umount_fs``."""
+    if shutil.which(mkfs[0]) is None:
+        pytest.skip(f"{mkfs[0]} is not installed")
+    img = tmp / f"{mkfs[0]}.img"
+    with open(img, "wb") as f:
+        f.truncate(size)
+    r = subprocess.run([*mkfs, str(img)], capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        pytest.skip(f"{mkfs[0]} failed: {r.stderr.strip()}")
+    mount_fs(["-o", "loop", str(img)], mnt)
 
 
 def make_agent(i: int, *, org: str = "org-1", project: str = "proj-1") -> agent_pb2.Agent:
