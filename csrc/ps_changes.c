@@ -239,16 +239,12 @@ int ps_revision(ps_env *e, uint64_t *revision)
         return PS_ERR_INVALID_ARG;
     if (ps_getpid() != e->pid)
         return PS_ERR_FORKED;
-    int rc = ps_gate_enter(e);
+    MDB_txn *txn = NULL;
+    int rc = ps_read_begin(e, &txn);
     if (rc)
         return rc;
-    MDB_txn *txn = NULL;
-    rc = ps_begin_read(e, &txn);
-    if (!rc) {
-        rc = ps_last_revision(txn, e, revision);
-        ps_pool_give(e->sh, txn);
-    }
-    ps_gate_exit(e, 1);
+    rc = ps_last_revision(txn, e, revision);
+    ps_read_end(e, txn);
     return rc;
 }
 

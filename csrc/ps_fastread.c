@@ -113,26 +113,14 @@ static int key_check(const char *key, size_t len, size_t *slash)
     return PS_OK;
 }
 
-/* Enter the gate and renew a read txn (the order every reader keeps). */
+/* Fork and close checks, then ps_read_begin (the order every reader keeps). */
 static int read_begin(ps_env *e, MDB_txn **txn)
 {
     if (ps_getpid() != e->pid)
         return PS_ERR_FORKED;
     if (e->sh == NULL)
         return PS_ERR_CLOSED;
-    int rc = ps_gate_enter(e);
-    if (rc)
-        return rc;
-    rc = ps_begin_read(e, txn);
-    if (rc)
-        ps_gate_exit(e, 1);
-    return rc;
-}
-
-static void read_end(ps_env *e, MDB_txn *txn)
-{
-    ps_pool_give(e->sh, txn);
-    ps_gate_exit(e, 1);
+    return ps_read_begin(e, txn);
 }
 
 static int64_t fail(ps_rctx *c, int rc)
@@ -182,31 +170,15 @@ int64_t ps_rget(ps_rctx *c, const char *key)
     rc = read_begin(p->env, &txn);
     if (rc)
         return fail(c, rc);
-    int64_t n = PS_RFAIL;
     MDB_val k = {len, (void *)key}, v;
     rc = mdb_get(txn, p->env->res_dbi, &k, &v);
     if (!rc)
-        rc = ps_value_check(p->env->sh, &v);
-    if (!rc) {
-        const char *r = v.mv_data;
-        if (v.mv_size < PS_HEADER_SIZE || r[0] != PS_FORMAT_VERSION) {
-            rc = PS_ERR_BAD_RECORD;
-        } else {
-            size_t plen = v.mv_size - PS_HEADER_SIZE;
-            c->updated_ns = ps_get_i64(r + 4);
-            c->revision = ps_record_rev(r);
-            c->len = plen;
-            if (plen <= c->cap) {
-                if (plen)
-                    memcpy(c->buf, r + PS_HEADER_SIZE, plen);
-                n = (int64_t)plen;
-            } else {
-                n = PS_RBIG;
-            }
-        }
-    }
-    read_end(p->env, txn);
-    return rc ? fail(c, rc) : n;
+        rc = ps_record_copy(p->env->sh, &v, c->buf, c->cap, &c->len,
+                            &c->updated_ns, &c->revision);
+    ps_read_end(p->env, txn);
+    if (rc)
+        return fail(c, rc);
+    return c->len <= c->cap ? (int64_t)c->len : PS_RBIG;
 }
 
 static int offs_reserve(ps_rctx *c, size_t need)
@@ -346,7 +318,7 @@ int64_t ps_rscan(ps_rctx *c, const char *start, size_t start_len,
         p->holder = pthread_self();
         return (int64_t)n;
     }
-    read_end(p->env, txn);
+    ps_read_end(p->env, txn);
     if (rc)
         return fail(c, rc);
     return (int64_t)n;

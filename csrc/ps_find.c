@@ -189,11 +189,8 @@ int ps_find_first_into(ps_env *e, const char *kind, size_t kind_len,
     if (rc)
         return rc;
     *found = 0;
-    rc = ps_gate_enter(e);
-    if (rc)
-        return rc;
     MDB_txn *txn = NULL;
-    rc = ps_begin_read(e, &txn);
+    rc = ps_read_begin(e, &txn);
     if (!rc) {
         ps_txn t = {.env = e, .mdb = txn};
         query q;
@@ -212,25 +209,14 @@ int ps_find_first_into(ps_env *e, const char *kind, size_t kind_len,
                 k.mv_data = key;
                 rc = mdb_get(txn, e->res_dbi, &k, &v);
             }
-            if (!rc)
-                rc = ps_value_check(e->sh, &v);
             if (!rc) {
-                const char *p = v.mv_data;
-                if (v.mv_size < PS_HEADER_SIZE || p[0] != PS_FORMAT_VERSION) {
-                    rc = PS_ERR_BAD_RECORD;
-                } else {
-                    size_t n = v.mv_size - PS_HEADER_SIZE;
-                    *payload_len = n;
-                    *found = 1;
-                    if (n && n <= cap)
-                        memcpy(buf, p + PS_HEADER_SIZE, n);
-                }
+                rc = ps_record_copy(e->sh, &v, buf, cap, payload_len, NULL, NULL);
+                *found = rc == PS_OK;
             } else if (rc == MDB_NOTFOUND) {
                 rc = PS_OK; /* no match (or an entry without its record) */
             }
         }
-        ps_pool_give(e->sh, txn);
+        ps_read_end(e, txn);
     }
-    ps_gate_exit(e, 1);
     return rc;
 }

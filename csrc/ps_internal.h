@@ -311,6 +311,15 @@ int ps_bounds_refresh(ps_shared *sh);
 int ps_value_check(ps_shared *sh, const MDB_val *v);
 
 /* ps_reader.c: parked read txns (callers hold a gate entry) */
+/* ps_reader.c: a read of the process's own: enter the gate and renew a
+ * parked read txn (ps_read_begin), give both back (ps_read_end); a stored
+ * record's payload copied into buf when it fits (ps_record_copy: checks the
+ * value's bounds and header; *payload_len is the length either way;
+ * updated_ns and revision may be NULL). */
+int ps_read_begin(ps_env *e, MDB_txn **txn);
+void ps_read_end(ps_env *e, MDB_txn *txn);
+int ps_record_copy(ps_shared *sh, const MDB_val *v, char *buf, size_t cap,
+                   size_t *payload_len, int64_t *updated_ns, uint64_t *revision);
 int ps_pool_renew(ps_shared *sh, MDB_txn **out);
 void ps_pool_give(ps_shared *sh, MDB_txn *t);
 void ps_pool_drain(ps_shared *sh);

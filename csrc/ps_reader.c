@@ -59,6 +59,43 @@ int ps_get_into(ps_env *e, const char *kind, size_t kind_len, const char *id,
                            payload_len, updated_ns, NULL);
 }
 
+int ps_read_begin(ps_env *e, MDB_txn **txn)
+{
+    int rc = ps_gate_enter(e);
+    if (rc)
+        return rc;
+    rc = ps_begin_read(e, txn);
+    if (rc)
+        ps_gate_exit(e, 1);
+    return rc;
+}
+
+void ps_read_end(ps_env *e, MDB_txn *txn)
+{
+    ps_pool_give(e->sh, txn);
+    ps_gate_exit(e, 1);
+}
+
+int ps_record_copy(ps_shared *sh, const MDB_val *v, char *buf, size_t cap,
+                   size_t *payload_len, int64_t *updated_ns, uint64_t *revision)
+{
+    int rc = ps_value_check(sh, v);
+    if (rc)
+        return rc; /* damaged size: nothing is read */
+    const char *p = v->mv_data;
+    if (v->mv_size < PS_HEADER_SIZE || p[0] != PS_FORMAT_VERSION)
+        return PS_ERR_BAD_RECORD;
+    size_t n = v->mv_size - PS_HEADER_SIZE;
+    *payload_len = n;
+    if (updated_ns)
+        *updated_ns = ps_get_i64(p + 4);
+    if (revision)
+        *revision = ps_record_rev(p);
+    if (n && n <= cap)
+        memcpy(buf, p + PS_HEADER_SIZE, n);
+    return PS_OK;
+}
+
 int ps_get_into_rev(ps_env *e, const char *kind, size_t kind_len,
                     const char *id, size_t id_len, char *buf, size_t cap,
                     size_t *payload_len, int64_t *updated_ns,
@@ -76,33 +113,14 @@ int ps_get_into_rev(ps_env *e, const char *kind, size_t kind_len,
         return rc;
     if (e->sh == NULL)
         return PS_ERR_CLOSED;
-    rc = ps_gate_enter(e);
+    MDB_txn *txn = NULL;
+    rc = ps_read_begin(e, &txn);
     if (rc)
         return rc;
-    MDB_txn *txn = NULL;
-    rc = ps_begin_read(e, &txn);
-    if (!rc) {
-        MDB_val k = {key_len, key}, v;
-        rc = mdb_get(txn, e->res_dbi, &k, &v);
-        if (!rc) {
-            const char *p = v.mv_data;
-            rc = ps_value_check(e->sh, &v);
-            if (rc) {
-                /* damaged size: nothing is read */
-            } else if (v.mv_size < PS_HEADER_SIZE || p[0] != PS_FORMAT_VERSION) {
-                rc = PS_ERR_BAD_RECORD;
-            } else {
-                size_t n = v.mv_size - PS_HEADER_SIZE;
-                *payload_len = n;
-                *updated_ns = ps_get_i64(p + 4);
-                if (revision)
-                    *revision = ps_record_rev(p);
-                if (n && n <= cap)
-                    memcpy(buf, p + PS_HEADER_SIZE, n);
-            }
-        }
-        ps_pool_give(e->sh, txn);
-    }
-    ps_gate_exit(e, 1);
+    MDB_val k = {key_len, key}, v;
+    rc = mdb_get(txn, e->res_dbi, &k, &v);
+    if (!rc)
+        rc = ps_record_copy(e->sh, &v, buf, cap, payload_len, updated_ns, revision);
+    ps_read_end(e, txn);
     return rc;
 }

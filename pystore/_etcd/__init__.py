@@ -10,7 +10,8 @@
 * The backend (issue 13), opened by ``Store("etcd://...")``:
   :mod:`.store` (``EtcdStore``, a ``Store``), :mod:`.txn` (``EtcdTxn``, the
   ``CTxn`` method set as one optimistic etcd Txn), :mod:`.history`,
-  :mod:`.index`, :mod:`.events`, :mod:`.feed` (changes/watch),
+  :mod:`.index`, :mod:`.backfill` (building an index in chunks),
+  :mod:`.indexcheck` (``pystore verify`` of indexes), :mod:`.events`, :mod:`.feed` (changes/watch),
   :mod:`.fastlist` (lists through ``csrc/ps_etcd.c``), :mod:`.layout` (keys).
 * ``etcd_api_pb2``: messages compiled at build time from
   ``protos/pystore/_etcd/etcd_api.proto``, a private subset of etcd's API

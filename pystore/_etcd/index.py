@@ -17,24 +17,33 @@ Keys, under the store root ``R`` (``P`` = ``R i/<Kind>/<name>\\0``):
   changes: every write Txn of the kind compares its ``mod_revision`` with
   the one the Store has cached (see history.py's ``prepare``).
 
-Limits (etcd's 128 operations per Txn): ``create_index`` and
-``rebuild_index`` backfill in ONE Txn, so a kind must hold few enough
-resources (TransactionError names the limit otherwise); each write of an
-indexed resource adds its changed entries to its Txn.
+* ``R m/index.building/<Kind>/<name>`` = b"": present while the index is
+  being built (backfill.py): writers maintain its entries, readers treat
+  it as absent (``NotFoundError``).
+
+``create_index`` and ``rebuild_index`` work on a kind of any size: the
+definition is stored first (with the building marker), then the entries are
+written in chunks of Txns that each stay within etcd's ``--max-txn-ops``,
+guarded by compares on the records they index (backfill.py tells why this
+stays exact against concurrent writers); a unique collision removes the
+definition, the marker and every entry in one Txn before it is raised.
+Each write of an indexed resource adds its changed entries to its own Txn;
+a unique key is deleted only by its holder (a nested Txn comparing its
+value), so a collision among old records never frees another's key.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .._lmdb import index as lix
 from .._lmdb._native import ffi, lib
 from .._lmdb.core import check_key
-from .._lmdb.violation import decode_raw
 from ..errors import NotFoundError, StoreError, UniqueViolationError
 from . import _common as c
 from . import etcd_api_pb2 as pb
+from .backfill import Build, violation_of
 from .layout import decode_record
 
 if TYPE_CHECKING:
@@ -71,6 +80,10 @@ def set_key(kind: bytes) -> bytes:
     return b"indexes/" + kind
 
 
+def building_key(kind: bytes, name: bytes) -> bytes:
+    return b"index.building/" + kind + b"/" + name
+
+
 def _where(d: lix.IndexDef) -> str:
     return f"index {d.kind}.{d.name}"
 
@@ -98,8 +111,10 @@ def upkeep(
         after = set(lix.extract(d.plan, new)) if new is not None else set()
         for enc in sorted(before - after):
             ops.append(c.op_delete(entry_key(p, enc, id)))
-            if d.unique:
-                ops.append(c.op_delete(unique_key(p, enc)))
+            if d.unique:  # only if this record holds it (see backfill.py)
+                uk = unique_key(p, enc)
+                ops.append(pb.RequestOp(request_txn=pb.TxnRequest(
+                    compare=[c.cmp_value(uk, "==", id)], success=[c.op_delete(uk)])))
         for enc in sorted(after - before):
             ops.append(c.op_put(entry_key(p, enc, id), b""))
             if d.unique:
@@ -112,18 +127,22 @@ def upkeep(
 
 def violation(txn: EtcdTxn, key: bytes, holder: bytes) -> UniqueViolationError:
     d, enc = txn.unique_keys[key]
-    value: Any = decode_raw(d.mode, enc[1:]) if enc[:1] == b"\x00" else enc
-    return UniqueViolationError(d.kind, d.name, value, holder.decode("utf-8", "replace"))
+    return violation_of(d, enc, holder)
 
 
 # -- the index calls of QueryOps / IndexAdminOps (``EtcdTxn.OPS``) ------------
 
 
-def _def(txn: EtcdTxn, kind: bytes, name: bytes) -> lix.IndexDef:
+def _def(txn: EtcdTxn, kind: bytes, name: bytes, ready: bool = True) -> lix.IndexDef:
+    """The definition; NotFoundError when absent, or (``ready``) still being built."""
     blob = txn.meta_get(def_key(txn, kind, name))
+    where = f"{kind.decode('utf-8', 'replace')}.{name.decode('utf-8', 'replace')}"
     if blob is None:
-        raise NotFoundError(f"no index {kind.decode('utf-8', 'replace')}."
-                            f"{name.decode('utf-8', 'replace')}")
+        raise NotFoundError(f"no index {where}")
+    if ready and txn.meta_get(building_key(kind, name)) is not None:
+        raise NotFoundError(
+            f"no index {where} yet: it is being built (a create_index is running, or "
+            "was interrupted: create_index again finishes it, drop_index removes it)")
     return lix.parse_def(blob)
 
 
@@ -205,63 +224,75 @@ def count(txn: EtcdTxn, kind: bytes, name: bytes, value: object, q: lix.Query) -
 
 
 def list_defs(txn: EtcdTxn, kind: bytes | None) -> list[tuple[lix.IndexDef, int]]:
-    mp = txn.lay.meta_key(b"index/" + (kind + b"/" if kind is not None else b""))
+    """The ready indexes (of ``kind``) with their entry counts."""
+    tail = kind + b"/" if kind is not None else b""
+    mp = txn.lay.meta_key(b"index/" + tail)
+    bp = txn.lay.meta_key(b"index.building/" + tail)
+    busy = {kv.key[len(bp) - len(tail) :] for kv in txn.range(bp, c.prefix_end(bp),
+                                                             keys_only=True).kvs}
     out = []
     for kv in txn.range(mp, c.prefix_end(mp)).kvs:
         d = lix.parse_def(kv.value)
+        if kv.key[len(mp) - len(tail) :] in busy:
+            continue
         p = prefix(txn, d.kind.encode(), d.name.encode()) + b"e"
         out.append((d, int(txn.range(p, c.prefix_end(p), count_only=True).count)))
     return out
-
-
-def _backfill(txn: EtcdTxn, d: lix.IndexDef, kind: bytes) -> int:
-    """Entries of every record of ``kind`` (read at the pinned revision) into
-    ``txn``, with a compare that no record of the kind changed since."""
-    p = prefix(txn, kind, d.name.encode())
-    existing = [kv.key for kv in txn.range(p, c.prefix_end(p), keys_only=True).kvs]
-    held: dict[bytes, bytes] = {}
-    n = 0
-    for id, payload, _, _ in txn.list(kind, None, 0):
-        for enc in lix.extract(d.plan, payload):
-            txn.writes[entry_key(p, enc, id)] = b""
-            n += 1
-            if d.unique:
-                if enc in held:
-                    value = decode_raw(d.mode, enc[1:]) if enc[:1] == b"\x00" else enc
-                    raise UniqueViolationError(d.kind, d.name, value,
-                                               held[enc].decode("utf-8", "replace"))
-                held[enc] = id
-                txn.writes[unique_key(p, enc)] = id
-    for key in existing:  # entries no record gives any more (a rebuild)
-        txn.writes.setdefault(key, None)
-    rp = txn.lay.kind_prefix(kind)
-    txn.range_conds.append(pb.Compare(key=rp, range_end=c.prefix_end(rp),
-                                      target=pb.Compare.MOD, result=pb.Compare.LESS,
-                                      mod_revision=txn.revision() + 1))
-    return n
 
 
 def _touch(txn: EtcdTxn, kind: bytes) -> None:
     txn.meta_put(set_key(kind), b"%d" % txn.revision())
 
 
+def _build(txn: EtcdTxn, d: lix.IndexDef, kind: bytes, def_mod: int, create: bool) -> int:
+    """Fill (and, for a rebuild, sweep) ``d``'s entries in chunks (backfill.py)."""
+    name = d.name.encode("utf-8")
+    p = prefix(txn, kind, name)
+    lay = txn.lay
+    dk = lay.meta_key(def_key(txn, kind, name))
+    cleanup = [
+        c.op_delete(dk), c.op_delete(lay.meta_key(building_key(kind, name))),
+        c.op_delete(p, c.prefix_end(p)), c.op_put(lay.meta_key(set_key(kind)), b"0"),
+    ]
+    b = Build(txn.client, lay, d, kind, p, dk, def_mod, cleanup if create else None)
+    n = b.fill()
+    if create:  # ready: readers may use it from now on
+        b.send({}, [c.op_delete(lay.meta_key(building_key(kind, name)))])
+    else:
+        b.sweep()
+    return n
+
+
 def create(txn: EtcdTxn, blob: bytes, kind: bytes) -> tuple[int, bool]:
     d = lix.parse_def(blob)
     check_key(kind, b"_")
     name = d.name.encode("utf-8")
-    old = txn.meta_get(def_key(txn, kind, name))
-    if old is not None:
-        o = lix.parse_def(old)
-        if (o.field, o.type, o.unique, o.plan) == (d.field, d.type, d.unique, d.plan):
-            return count_entries(txn, kind, name), False
-        raise StoreError(
-            f"index {d.kind}.{d.name} exists with another definition "
-            f"(field, msg_type or unique differ): drop it first"
-        )
-    n = _backfill(txn, d, kind)
-    txn.meta_put(def_key(txn, kind, name), blob)
-    _touch(txn, kind)
-    return n, True
+    lay = txn.lay
+    dk = lay.meta_key(def_key(txn, kind, name))
+    resp = txn.client.range(dk)
+    if resp.kvs:
+        o = lix.parse_def(resp.kvs[0].value)
+        if (o.field, o.type, o.unique, o.plan) != (d.field, d.type, d.unique, d.plan):
+            raise StoreError(
+                f"index {d.kind}.{d.name} exists with another definition "
+                f"(field, msg_type or unique differ): drop it first"
+            )
+        if txn.client.range(lay.meta_key(building_key(kind, name))).kvs:  # finish it
+            return _build(txn, o, kind, resp.kvs[0].mod_revision, True), True
+        return count_entries(txn, kind, name), False
+    p = prefix(txn, kind, name)
+    published = txn.client.txn(
+        [c.cmp_create(dk, "==", 0)],
+        [c.op_put(dk, blob), c.op_put(lay.meta_key(building_key(kind, name)), b""),
+         c.op_delete(p, c.prefix_end(p)),  # nothing of an index without a definition
+         c.op_put(lay.meta_key(set_key(kind)), b"0")],
+        retry=True,
+    )
+    if not published.succeeded:  # another process defined it meanwhile: look again
+        from .txn import ReadConflict  # txn.py imports this module
+
+        raise ReadConflict(d.kind, d.name, 0, 0)
+    return _build(txn, d, kind, int(published.header.revision), True), True
 
 
 def count_entries(txn: EtcdTxn, kind: bytes, name: bytes) -> int:
@@ -270,17 +301,18 @@ def count_entries(txn: EtcdTxn, kind: bytes, name: bytes) -> int:
 
 
 def drop(txn: EtcdTxn, kind: bytes, name: bytes) -> None:
-    _def(txn, kind, name)
+    _def(txn, kind, name, ready=False)
     p = prefix(txn, kind, name)
     txn.range_deletes.append((p, c.prefix_end(p)))
     txn.meta_deletes.add(def_key(txn, kind, name))
+    txn.meta_deletes.add(building_key(kind, name))
     _touch(txn, kind)
 
 
 def rebuild(txn: EtcdTxn, kind: bytes, name: bytes) -> int:
     d = _def(txn, kind, name)
-    n = _backfill(txn, d, kind)
-    _touch(txn, kind)
-    return n
-
-
+    dk = txn.lay.meta_key(def_key(txn, kind, name))
+    kvs = txn.client.range(dk, keys_only=True).kvs
+    if not kvs:
+        raise NotFoundError(f"no index {d.kind}.{d.name}")
+    return _build(txn, d, kind, kvs[0].mod_revision, False)

@@ -90,11 +90,10 @@ class EtcdTxn:
         self.pending_marks: dict[bytes, bytes] = {}  # event marks written here
         self.prefixes: dict[tuple[bytes, bytes], tuple[int, int]] = {}
         # indexes (index.py): unique-value keys compared to be absent, what
-        # each holds, range deletes, compares over key ranges, meta deletes
+        # each holds, range deletes, meta deletes
         self.unique_cmps: builtins.list[pb.Compare] = []
         self.unique_keys: dict[bytes, tuple[Any, bytes]] = {}
         self.range_deletes: builtins.list[tuple[bytes, bytes]] = []
-        self.range_conds: builtins.list[pb.Compare] = []
         self.meta_deletes: set[bytes] = set()
         self.schemas: dict[str, Any] | None = None
         self.response: pb.TxnResponse | None = None
@@ -451,7 +450,6 @@ class EtcdTxn:
         ukeys = [u.key for u in self.unique_cmps]
         compares += self.unique_cmps
         failure += [c.op_range(k) for k in ukeys]
-        compares += self.range_conds
         user = bool(self.conds)  # a conditional write is never sent twice
         resp = self.client.txn(compares, success, failure, retry=not user)
         self.response = resp
@@ -480,8 +478,6 @@ class EtcdTxn:
             kvs = resp.responses[len(cmp_keys) + j].response_range.kvs
             if kvs:
                 raise index.violation(self, key, kvs[0].value)
-        if self.range_conds:
-            raise ReadConflict("", "", 0, 0)  # a kind read whole changed meanwhile
         raise _Stale()  # compared again in between: try again
 
 
@@ -506,11 +502,13 @@ def ops_table() -> dict[Callable[..., Any], Callable[..., Any]]:
     from .._lmdb import events as lev
     from .._lmdb import fast, revs
     from .._lmdb import index as lix
+    from .._lmdb import indexcheck as lic
     from .._lmdb.core import CTxn
     from ..cli import verify
     from . import events as ev
     from . import fastlist
     from . import history as h
+    from . import indexcheck as eic
 
     return {
         CTxn.get: EtcdTxn.get,
@@ -536,6 +534,9 @@ def ops_table() -> dict[Callable[..., Any], Callable[..., Any]]:
         lix.drop: index.drop,
         lix.rebuild: index.rebuild,
         lix.list_defs: index.list_defs,
+        lix.entries: eic.entries,
+        lic.store_problems: eic.store_problems,
+        lic.unique_problems: eic.unique_problems,
         fast.list_wire: fastlist.list_wire,
         fast.put_many: put_many,
         revs.history: h.history,

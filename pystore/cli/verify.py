@@ -139,7 +139,7 @@ def verify(store: Store, report: IO[str]) -> tuple[int, int]:
                     bad(f"{kind}: {exc}")
         # every index against a full scan of its kind (indexcheck.py)
         try:
-            for problem in (check_indexes(t) if isinstance(t, CTxn) else ()):  # etcd: none
+            for problem in check_indexes(t):  # either backend (op_for)
                 bad(problem)
         except StoreError as exc:
             bad(f"indexes: {exc}")
