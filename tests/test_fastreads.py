@@ -582,3 +582,28 @@ def test_an_interrupt_as_the_update_callback_returns_leaves_the_thread_usable(
             store.get_bytes("A", "x")  # inside a transaction: never the fast path
     assert store.get_bytes("A", "y") == Agent(model="4").SerializeToString()
     assert store._tls.fast is None or store._tls.fast is store._tls.rd
+
+
+def test_a_transaction_collected_without_its_exit_leaves_the_fast_reads_on(
+    store: Store,
+) -> None:
+    """A Transaction entered and never exited (the one gap of
+    docs/durability.md: an interrupt on the entry of __exit__) is rolled
+    back when collected; the thread then holds no transaction, and its
+    gets take the fast path again (they stayed on the general path for the
+    thread's life: its state still held the dead weak reference)."""
+    import gc
+
+    store.save_resource("A", "x", Agent(model="1"))
+    t = store.transaction()
+    t.__enter__()
+    t.save_resource("A", "x", Agent(model="2"))
+    del t
+    gc.collect()
+    assert store.get_bytes("A", "x") == Agent(model="1").SerializeToString()  # rolled back
+    assert store.get_resource("A", "x", Agent).model == "1"
+    assert store._tls.fast is store._tls.rd is not None
+    with store.transaction() as t2:  # and a new one still keeps the gets off
+        assert store._tls.fast is None
+        t2.save_resource("A", "x", Agent(model="3"))
+    assert store._tls.fast is store._tls.rd
