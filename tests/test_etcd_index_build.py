@@ -17,14 +17,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from etcd_cluster import need_etcd_extra
 
-from pystore import NotFoundError, Store, TransactionError, UniqueViolationError
-from pystore._etcd import _common as c
-from pystore._etcd.layout import decode_record
-from pystore._lmdb import index as lix
-from pystore.cli.verify import verify
-from pystore.samples.agent_pb2 import Agent
-from pystore.samples.session_pb2 import Session
+need_etcd_extra()  # the etcd backend imports grpc (the ASan venv has none)
+
+from pystore import NotFoundError, Store, TransactionError, UniqueViolationError  # noqa: E402
+from pystore._etcd import _common as c  # noqa: E402
+from pystore._etcd.layout import decode_record  # noqa: E402
+from pystore._lmdb import index as lix  # noqa: E402
+from pystore.cli.verify import verify  # noqa: E402
+from pystore.samples.agent_pb2 import Agent  # noqa: E402
+from pystore.samples.session_pb2 import Session  # noqa: E402
 
 if TYPE_CHECKING:
     from etcd_cluster import EtcdCluster
