@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pytest
 from etcd_cluster import need_etcd_extra
 
-need_etcd_extra()  # the etcd backend imports grpc (the ASan venv has no etcd extra)
+need_etcd_extra()  # the etcd backend imports grpc (the ASan venv has none)
 
 from pystore import NotFoundError, Store, TransactionError, UniqueViolationError  # noqa: E402
 from pystore._etcd import _common as c  # noqa: E402
