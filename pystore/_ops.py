@@ -117,11 +117,12 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
     def _after(self, txn: CTxn) -> int:
         return self._end(txn, True)
 
-    def _callback(self) -> object:
-        """Mark this thread as inside update_resource()'s fn (see Store)."""
-        raise NotImplementedError
-
-    def _callback_done(self, token: object) -> None:
+    def _callback(self) -> Callable[[], object]:
+        """Mark this thread as inside update_resource()'s fn (see Store);
+        returns what marks it out again, called with no argument once fn
+        returned.  That must be a C callable (a builtin, a partial of one):
+        the entry of a Python function is a check point where a SIGINT can
+        raise before its first line, which left the thread marked inside."""
         raise NotImplementedError
 
     def _run(self, write: bool, op: Callable[..., Any], *args: Any) -> Any:
@@ -294,11 +295,11 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
                 msg = cls()
             else:
                 msg = _parse(cls(), data, f"{kind}/{id}")
-            token = self._callback()  # fn is the body of a transaction: no store calls
+            done = self._callback()  # fn is the body of a transaction: no store calls
             try:
                 result = fn(msg)  # type: ignore[arg-type]
             finally:
-                self._callback_done(token)
+                done()  # a C call: no check point before the thread is marked out
             check_update_result(result, msg)
             payload = self._payload(msg, owned=True)
             t.put(kb, ib, payload, time.time_ns(), False)

@@ -61,16 +61,23 @@ class Snapshot(ResourceOps):
         # snapshot and ends it -- close never waits for a txn nobody can
         # reach (it did when the interrupt hit between the begin and the
         # ``try``, and the handler's traceback still held the txn).
+        # The C calls run under the snapshot's lock, as every read's do: a
+        # Store.close() in another thread (which ends the snapshot under that
+        # lock) waits for them instead of freeing the txn they use; one that
+        # came first leaves _txn None, and nothing is begun.
         txn = store._prepare(False)
         self._txn = txn
         store._snapshots.add(self)
         try:
-            store._start(txn)
-            self.revision = txn.revision()
-            if txn.__class__ is CTxn:  # (an etcd store's txn holds no map)
-                rc = _park(txn.pp[0])
-                if rc:
-                    raise error_for(rc, "snapshot")
+            with self._lock:
+                if self._txn is not txn:
+                    raise StoreClosedError(f"store {store.path!r} is closed")
+                store._start(txn)
+                self.revision = txn.revision()
+                if txn.__class__ is CTxn:  # (an etcd store's txn holds no map)
+                    rc = _park(txn.pp[0])
+                    if rc:
+                        raise error_for(rc, "snapshot")
         except BaseException:  # close() aborts it, begun, parked or not
             self.close()
             raise

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -263,18 +264,19 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, FastReads, ResourceOps):
             self._schemas.settle(txn)
         return rev
 
-    def _callback(self) -> object:
+    def _callback(self) -> Callable[[], object]:
         tls = self._tls
         prev = getattr(tls, "txn", None)  # EtcdStore's is a plain threading.local
+        # The way back, made before anything changes: one C call that sets
+        # this thread's attributes (txn, and fast again when no transaction
+        # is held) in one step, with no check point for a signal before it.
+        back: dict[str, Any] = {"txn": prev}
+        if prev is None:
+            back["fast"] = getattr(tls, "rd", None)
+        done = partial(tls.__dict__.update, back)
         tls.fast = None
         tls.txn = _IN_CALLBACK
-        return prev
-
-    def _callback_done(self, token: object) -> None:
-        tls = self._tls
-        tls.txn = token
-        if token is None:
-            tls.fast = getattr(tls, "rd", None)
+        return done
 
     def _begin(self, write: bool) -> CTxn:
         """A begun transaction (for callers that hold it in a ``with``)."""

@@ -231,8 +231,7 @@ class Transaction(IndexAdminOps, ResourceOps):
     def _after(self, txn: CTxn) -> int:
         return txn.pending()  # the revision this transaction will commit at
 
-    def _callback(self) -> object:
-        return None  # the store already refuses this thread: it holds the transaction
-
-    def _callback_done(self, token: object) -> None:
-        pass
+    def _callback(self) -> Callable[[], object]:
+        # the store already refuses this thread (it holds the transaction):
+        # nothing to mark, and nothing to undo (a builtin: no check point)
+        return tuple

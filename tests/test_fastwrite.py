@@ -336,6 +336,14 @@ def test_kind_delete_of_a_large_kind_grows_the_map(tmp_path: Path) -> None:
 # -- a state machine: the one-call path against the general path and a model -----
 
 IDS = st.sampled_from(["a0", "a1", "a2", "a3"])
+BAD_IDS = st.sampled_from(["", "a\0b", "i" * 600])
+
+
+def odd_agent(model: str) -> Agent:
+    """agent(model) carrying an unknown group field: ps_wire_strip declines
+    it (PS_ERR_BAD_RECORD), the general path strips it the slow way."""
+    raw = agent(model).SerializeToString()
+    return Agent.FromString(raw + bytes([0xBB, 0x3E, 0x08, 0x05, 0xBC, 0x3E]))  # field 999
 MODELS = st.sampled_from(["m0", "m1", "m2", "m3", "m4"])
 
 
@@ -410,6 +418,20 @@ class FastVsGeneral(RuleBasedStateMachine):
         if kind == "ok":
             for i, m in items:
                 self.model[i] = m
+
+    @rule(items=st.lists(st.tuples(st.one_of(IDS, IDS, BAD_IDS), MODELS, st.booleans()),
+                         min_size=1, max_size=5))
+    def save_many_odd(self, items: list[tuple[str, str, bool]]) -> None:
+        # a bad key, a record the C strip declines (an unknown group: the
+        # slow strip takes it) or a unique collision anywhere in the batch
+        kind, _ = both(self.fast, self.general, lambda s: s.save_resources(
+            "Agent", [(i, odd_agent(m) if odd else agent(m)) for i, m, odd in items]))
+        if kind == "ok":
+            for i, m, _ in items:
+                self.model[i] = m
+        else:
+            assert any(i not in ("a0", "a1", "a2", "a3") for i, _, _ in items) or kind in (
+                "UniqueViolationError",)
 
     @rule()
     def delete_kind(self) -> None:

@@ -98,3 +98,32 @@ def test_an_interrupt_right_after_the_snapshot_begins_never_hangs_close(tmp_path
     """)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == "closed True", r.stderr[-2000:]
+
+
+def test_a_close_while_the_snapshot_begins_waits_for_it(tmp_path: Path) -> None:
+    """The snapshot is registered with the store before its read txn begins
+    (so a close always finds it).  A close() in another thread while
+    __enter__ is still making C calls on that txn (its revision, the park)
+    must not end the txn under it -- it did (the txn was freed by one
+    thread while the other passed it to the core) -- but wait for the
+    enter: then the snapshot is open and the close ends it."""
+    s = Store(tmp_path / "s", sync=False)
+    s.save_resource("A", "x", Agent(model="m"))
+    start = s._start
+    closer: list[threading.Thread] = []
+
+    def start_then_close(txn: object) -> None:
+        start(txn)  # type: ignore[arg-type]
+        t = threading.Thread(target=s.close)  # from another thread, right now
+        closer.append(t)
+        t.start()
+        t.join(0.5)  # it finished (the old code) or it waits for this enter
+
+    s._start = start_then_close  # type: ignore[method-assign]
+    snap = s.snapshot()
+    snap.__enter__()  # no error: the close waited
+    closer[0].join(10)
+    assert not closer[0].is_alive() and s.closed
+    with pytest.raises(StoreClosedError):
+        snap.get_record("A", "x")
+    snap.close()

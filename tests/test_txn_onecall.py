@@ -442,3 +442,96 @@ def test_failed_write_spoils_the_txn_as_before(tmp_path: Path) -> None:
         t.save_resource("U", "c", Agent())
     assert [r.id for r in s.iter_resources("U")] == ["h"]
     s.close()
+
+
+def test_a_compiled_plan_stays_owned_when_two_threads_compile_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two threads meeting a message type for the first time at once each
+    compile its strip plan.  The plan each one then hands to the core (and a
+    transaction's log keeps until the txn ends, PS_FW_KEEP) must be the one
+    the Stripper's cache holds: a second compile replacing the cached one
+    left the first thread's plan owned by nothing (its table freed while
+    the log still pointed at it)."""
+    from pystore._lmdb import hygiene
+
+    s = Store(tmp_path / "s", sync=False)
+    stripper = s._stripper
+    compile_plan = hygiene.compile_plan
+    meet = threading.Barrier(2, timeout=10)
+
+    def both_compile(*a: Any) -> list[int]:  # both threads inside the compile
+        meet.wait()
+        return compile_plan(*a)
+
+    monkeypatch.setattr(hygiene, "compile_plan", both_compile)
+    got: list[Any] = []
+    threads = [threading.Thread(target=lambda: got.append(stripper.fw_entry(Agent)))
+               for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(10)
+    assert len(got) == 2 and got[0] is got[1] is stripper.fw_plans[Agent]
+    wire = stripper.wire_plan(Agent.DESCRIPTOR)
+    assert wire is not None and got[0][1] is wire.fw
+    s.close()
+
+
+def test_borrowing_saves_mixed_with_every_other_write_survive_replays(tmp_path: Path) -> None:
+    """One transaction of a 1 MiB map mixes the borrowing one-call saves
+    (PS_FW_KEEP) with writes of every other route -- batches (copied),
+    general-path saves (a kind whose schema is new), update_resource,
+    deletes, events, prefix deletes -- over indexed, history-keeping kinds;
+    the map grows (the log is replayed mid-transaction and at the commit),
+    the serialized messages are dropped by the caller and collected.  The
+    result must be what a model says, every record stripped."""
+    s = Store(tmp_path / "s", sync=False, map_size=1 << 20)
+    s.create_index("U", "slug", field="metadata.slug", msg_type=Agent, unique=True)
+    s.set_history("U", 2)
+    s.save_resource("U", "seed", Agent(model="0"))
+    pad = "q" * 900
+
+    def msg(i: int, tag: str) -> Agent:
+        return Agent(model=f"{tag}{i}", instructions=pad, metadata=ResourceMetadata(
+            slug=f"{tag}{i}", org_id="org", project_id="proj"))
+
+    want: dict[tuple[str, str], str] = {("U", "seed"): "0"}
+    with s.transaction() as t:
+        for i in range(1200):
+            k = i % 6
+            if k == 0:
+                t.save_resource("U", f"k{i}", msg(i, "k"))
+                want["U", f"k{i}"] = f"k{i}"
+            elif k == 1:
+                t.create_resource("New", f"n{i}", msg(i, "n"))  # general first, then one call
+                want["New", f"n{i}"] = f"n{i}"
+            elif k == 2:
+                t.save_resources("U", [(f"b{i}", msg(i, "b")), (f"c{i}", msg(i, "c"))])
+                want["U", f"b{i}"], want["U", f"c{i}"] = f"b{i}", f"c{i}"
+            elif k == 3:
+                t.update_resource("U", f"k{i - 3}", Agent, lambda m: setattr(m, "model", "u"))
+                want["U", f"k{i - 3}"] = "u"
+            elif k == 4:
+                assert t.delete_resource("U", f"b{i - 2}")
+                del want["U", f"b{i - 2}"]
+                t.append_event("log", msg(i, "e"))
+            else:
+                rev = t.get_record("U", f"c{i - 3}").revision
+                t.save_resource("U", f"c{i - 3}", msg(i, "r"), if_revision=rev)
+                want["U", f"c{i - 3}"] = f"r{i}"
+            if i % 200 == 0:
+                gc.collect()
+        t.delete_resources_by_prefix("New", "n11")
+        for key in [k for k in want if k[0] == "New" and k[1].startswith("n11")]:
+            del want[key]
+    assert s.stats().map_size > 1 << 20  # it grew: the log was replayed
+    got = {(kind, r.id): r.message.model for kind in ("U", "New")
+           for r in s.iter_resources(kind, Agent)}
+    assert got == want
+    for kind in ("U", "New"):
+        for r in s.iter_resources(kind):
+            assert b"org" not in r.data and b"proj" not in r.data, r.id
+    assert s.find_ids("U", "slug", "k6") == ["k6"]
+    assert len(list(s.read_events("log", Agent))) == 200
+    s.close()

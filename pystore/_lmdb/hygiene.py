@@ -86,15 +86,17 @@ class Stripper:
             return None
         desc = cast(Descriptor, cls.DESCRIPTOR)
         wire = self.wire_plan(desc)
-        entry = (desc, ffi.NULL if wire is None else wire.fw)
-        self.fw_plans[cls] = entry
-        return entry
+        # The first entry stored wins (setdefault: one step under the GIL):
+        # a thread that raced this one may have handed its plan to the core
+        # already, and a transaction's log keeps it until the txn ends.
+        return self.fw_plans.setdefault(cls, (desc, ffi.NULL if wire is None else wire.fw))
 
     def _wire_plan(self, desc: Descriptor) -> WirePlan | None:
         plan = self.plan(desc) if self.names else None
         wire = None if plan is None else WirePlan(compile_plan(desc, self.plan))
-        self._wire[desc] = wire
-        return wire
+        # Two threads may compile one type at once: the first plan stored is
+        # kept (its table must outlive every save that was given it).
+        return self._wire.setdefault(desc, wire)
 
     def wire_plan(self, desc: Descriptor) -> WirePlan | None:
         """The compiled wire plan of a type (None: nothing to strip); cached."""

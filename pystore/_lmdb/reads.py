@@ -22,6 +22,7 @@ Closed and forked stores are caught by the C call itself (``PS_ERR_CLOSED``,
 from __future__ import annotations
 
 import datetime as _dt
+import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
@@ -67,6 +68,7 @@ _NONE: int = lib.PS_RNONE
 _BIG: int = lib.PS_RBIG
 _Q_TEXT: int = lib.PS_Q_TEXT
 _NULL = ffi.NULL
+_WeakRef = weakref.ref
 _META = type(descriptor_pb2.FileDescriptorProto)  # the class of generated message classes
 _TYPES: set[type] = set()  # message classes find_one has checked
 _PAYLOADS: int = lib.PS_RSCAN_PAYLOADS
@@ -210,8 +212,13 @@ class FastReads(_General):
         """This thread's Reader; None when the general path must answer
         (this thread holds a transaction, or it raises the store's error)."""
         tls = self._tls
-        if tls.txn is not None:
-            return None
+        held = tls.txn
+        if held is not None:
+            # A Transaction's weak reference, dead once it was collected
+            # without its exit (rolled back then): no transaction is held.
+            if held.__class__ is not _WeakRef or held() is not None:
+                return None
+            tls.txn = None
         rd: Reader | None = tls.rd
         if rd is None:
             if self.__dict__.get("_kp") is None:
