@@ -390,3 +390,42 @@ def test_two_processes_create_the_same_index_at_once(
     assert [p.returncode for p in procs] == [0, 0]
     assert outs == ["1500\n", "1500\n"]
     assert assert_exact(etcd_client, etcd_root, "u") == 1500
+
+
+def test_a_prefix_delete_racing_a_writer_leaves_the_indexes_exact(
+    url: str, s: Store, etcd_client: EtcdClient, etcd_root: bytes
+) -> None:
+    """A prefix delete drops the index entries of the records it read; a
+    record under the prefix rewritten by another writer between that read
+    and the Txn used to keep its new entries after the delete (stray keys).
+    The Txn now guards the range and is prepared again.  The other writer
+    (a Store of its own, a real write) runs right after the delete's read."""
+    s.create_index("Big", "m", field="model", msg_type=Agent)
+    s.create_index("Big", "u", field="instructions", msg_type=Agent, unique=True)
+    s.save_resources("Big", [(f"{p}{i}", Agent(model=f"m{i}", instructions=f"{p}{i}"))
+                             for p in "pq" for i in range(3)])
+    scope = etcd_root + b"r/Big/p"
+    client = s._client  # type: ignore[attr-defined]
+    real = client.range
+    fired: list[int] = []
+    with Store(url) as other:
+
+        def racing(key: bytes, *args: object, **kw: object) -> object:
+            got = real(key, *args, **kw)
+            if key == scope and not kw.get("count_only") and not fired:
+                fired.append(1)  # the read of the records whose entries go
+                # a plain index's value moves; the unique one stays (its key
+                # has guards of its own)
+                other.save_resource("Big", "p1", Agent(model="moved", instructions="p1"))
+            return got
+
+        client.range = racing
+        try:
+            assert s.delete_resources_by_prefix("Big", "p") == 3
+        finally:
+            del client.range
+    assert fired
+    assert s.list_ids("Big") == ["q0", "q1", "q2"]
+    assert assert_exact(etcd_client, etcd_root, "m") == 3
+    assert assert_exact(etcd_client, etcd_root, "u") == 3
+    assert s.find_ids("Big", "u", "p1") == [] and s.find_ids("Big", "m", "moved") == []

@@ -257,6 +257,14 @@ def cmp_mod(key: bytes, op: str, revision: int) -> pb.Compare:
     return pb.Compare(key=key, target=pb.Compare.MOD, result=_result(op), mod_revision=revision)
 
 
+def cmp_range_unchanged(key: bytes, range_end: bytes, revision: int) -> pb.Compare:
+    """True while no key in [key, range_end) was written after ``revision``
+    (every present key's ``mod_revision`` is at most it; a key created
+    since has a later one)."""
+    return pb.Compare(key=key, range_end=range_end, target=pb.Compare.MOD,
+                      result=pb.Compare.LESS, mod_revision=revision + 1)
+
+
 def cmp_create(key: bytes, op: str, revision: int) -> pb.Compare:
     """Compare the key's ``create_revision`` (0 when absent)."""
     return pb.Compare(

@@ -92,6 +92,7 @@ def prepare(
     lay = txn.lay
     txn.unique_cmps = []
     txn.unique_keys = {}
+    txn.range_cmps = []
     kinds: dict[bytes, list[tuple[bytes, bytes]]] = {}
     for key in txn.writes:
         split = lay.split(key)
@@ -118,7 +119,13 @@ def prepare(
         cmps.append((lay.meta_key(ix.set_key(kind)), cfg.defs_mod))
         if cfg.defs:
             scope = lay.kind_prefix(kind) + pre
-            for kv in txn.client.range(scope, c.prefix_end(scope)).kvs:
+            got = txn.client.range(scope, c.prefix_end(scope))
+            # The entries dropped are those of the records as read here: the
+            # Txn goes through only if no record under the prefix was written
+            # (or created) since, else it is prepared again (_Stale).
+            txn.range_cmps.append(c.cmp_range_unchanged(
+                scope, c.prefix_end(scope), int(got.header.revision)))
+            for kv in got.kvs:
                 old, _ = decode_record(kv.value, kv.key)
                 more_cmps, more_ops = ix.upkeep(txn, cfg.defs, kind,
                                                 kv.key[len(lay.kind_prefix(kind)) :], old, None)

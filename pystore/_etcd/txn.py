@@ -92,6 +92,9 @@ class EtcdTxn:
         # indexes (index.py): unique-value keys compared to be absent, what
         # each holds, range deletes, meta deletes
         self.unique_cmps: builtins.list[pb.Compare] = []
+        # range guards of prefix deletes (history.prepare): no failure
+        # reads; a failed one leaves _send at its last line (_Stale)
+        self.range_cmps: builtins.list[pb.Compare] = []
         self.unique_keys: dict[bytes, tuple[Any, bytes]] = {}
         self.range_deletes: builtins.list[tuple[bytes, bytes]] = []
         self.meta_deletes: set[bytes] = set()
@@ -450,6 +453,7 @@ class EtcdTxn:
         ukeys = [u.key for u in self.unique_cmps]
         compares += self.unique_cmps
         failure += [c.op_range(k) for k in ukeys]
+        compares += self.range_cmps  # last: the indexes above stay those of cmp_keys, ukeys
         user = bool(self.conds)  # a conditional write is never sent twice
         resp = self.client.txn(compares, success, failure, retry=not user)
         self.response = resp
