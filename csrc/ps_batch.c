@@ -14,7 +14,7 @@ int ps_put_many(ps_txn *t, const char *kind, size_t kind_len,
 }
 
 /* One record's payload for ps_put_many_plan: `raw` itself (no plan), or
- * stripped into *buf (grown as needed, reused across the batch). */
+ * stripped into *buf (reused across the batch). */
 static int stripped(const ps_fw_plan *plan, const char *raw, size_t raw_len,
                     char **buf, size_t *cap, const char **out, size_t *out_len)
 {
@@ -22,17 +22,7 @@ static int stripped(const ps_fw_plan *plan, const char *raw, size_t raw_len,
     *out_len = raw_len;
     if (plan == NULL)
         return PS_OK;
-    if (raw_len > SIZE_MAX - PS_STRIP_SLACK)
-        return PS_ERR_NOMEM;
-    size_t need = raw_len + PS_STRIP_SLACK;
-    if (*cap < need) {
-        char *b = realloc(*buf, need * 2);
-        if (b == NULL)
-            return PS_ERR_NOMEM;
-        *buf = b;
-        *cap = need * 2;
-    }
-    int rc = ps_wire_strip(plan->table, plan->len, raw, raw_len, *buf, *cap, out_len);
+    int rc = ps_strip_grow(plan, raw, raw_len, buf, cap, out_len);
     if (rc == PS_OK && *out_len > PS_MAX_PAYLOAD)
         rc = PS_ERR_VALUE_TOO_LARGE;
     *out = *buf;

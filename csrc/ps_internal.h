@@ -351,6 +351,11 @@ int ps_apply_meta_put(ps_txn *txn, const char *key, size_t key_len,
 int ps_txn_log_arg(ps_txn *txn, int type, const char *key, size_t key_len,
                    const char *val, size_t val_len, int64_t updated_ns,
                    unsigned flags, uint64_t arg);
+/* ps_strip.c: ps_wire_strip with `plan` into *buf (realloc'd, kept by
+ * the caller across calls: *cap its size, grown to twice what a payload
+ * needs); the caller frees *buf. */
+int ps_strip_grow(const ps_fw_plan *plan, const char *in, size_t in_len,
+                  char **buf, size_t *cap, size_t *out_len);
 /* ps_put_many, each payload first stripped with `plan` (NULL: none) into
  * a scratch buffer of the call; with a plan, flags must hold PS_PUT_BORROW
  * and the log borrows each record's unstripped bytes from `data` (see

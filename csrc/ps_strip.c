@@ -12,6 +12,8 @@
  * Fields not listed are copied as they are, unknown fields included. */
 #include <string.h>
 
+#include <stdlib.h>
+
 #include "ps_internal.h"
 
 #define STRIP_MAX_DEPTH 100
@@ -141,4 +143,21 @@ int ps_wire_strip(const uint32_t *plan, size_t plan_len, const char *in,
         return PS_ERR_INVALID_ARG;
     strip_ctx c = {plan, plan_len, out, out_cap};
     return strip_msg(&c, 0, (const unsigned char *)in, in_len, 0, out_len, 0);
+}
+
+int ps_strip_grow(const ps_fw_plan *plan, const char *in, size_t in_len,
+                  char **buf, size_t *cap, size_t *out_len)
+{
+    if (in_len > SIZE_MAX - PS_STRIP_SLACK)
+        return PS_ERR_NOMEM;
+    size_t need = in_len + PS_STRIP_SLACK;
+    if (*cap < need) {
+        size_t want = need <= SIZE_MAX / 2 ? need * 2 : need;
+        char *b = realloc(*buf, want);
+        if (b == NULL)
+            return PS_ERR_NOMEM;
+        *buf = b;
+        *cap = want;
+    }
+    return ps_wire_strip(plan->table, plan->len, in, in_len, *buf, *cap, out_len);
 }

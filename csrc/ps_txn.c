@@ -358,37 +358,34 @@ void ps_txn_log_unstripped(ps_txn *t, const char *raw, size_t raw_len,
     op->plan = plan;
 }
 
-/* A logged put again: its payload as logged, or stripped anew. */
-static int replay_put(ps_txn *t, const ps_op *op)
+/* A logged put again: its payload as logged, or stripped anew into *buf
+ * (the replay's scratch buffer, *cap its size). */
+static int replay_put(ps_txn *t, const ps_op *op, char **buf, size_t *cap)
 {
     if (op->plan == NULL)
         return ps_apply_put(t, op->bytes, op->key_len, op->val, op->val_len,
                             op->updated_ns, op->flags, op->arg);
-    if (op->val_len > SIZE_MAX - PS_STRIP_SLACK)
-        return PS_ERR_NOMEM;
-    size_t cap = op->val_len + PS_STRIP_SLACK, n = 0;
-    char *buf = malloc(cap);
-    if (buf == NULL)
-        return PS_ERR_NOMEM;
+    size_t n = 0;
     /* the same plan on the same bytes: it succeeded when logged */
-    int rc = ps_wire_strip(op->plan->table, op->plan->len, op->val, op->val_len,
-                           buf, cap, &n);
+    int rc = ps_strip_grow(op->plan, op->val, op->val_len, buf, cap, &n);
     if (!rc)
-        rc = ps_apply_put(t, op->bytes, op->key_len, buf, n, op->updated_ns,
+        rc = ps_apply_put(t, op->bytes, op->key_len, *buf, n, op->updated_ns,
                           op->flags, op->arg);
-    free(buf);
     return rc;
 }
 
 static int replay(ps_txn *t)
 {
     ps_rev_reset(t); /* a new LMDB txn: the revision is taken again */
-    for (ps_op *op = t->log_head; op; op = op->next) {
-        int rc, existed, created;
+    char *buf = NULL; /* puts logged unstripped are stripped again here */
+    size_t cap = 0;
+    int rc = PS_OK;
+    for (ps_op *op = t->log_head; op && rc == PS_OK; op = op->next) {
+        int existed, created;
         uint64_t n;
         switch (op->type) {
         case PS_OP_PUT:
-            rc = replay_put(t, op);
+            rc = replay_put(t, op, &buf, &cap);
             break;
         case PS_OP_DEL:
             rc = ps_apply_del(t, op->bytes, op->key_len, op->flags, op->arg,
@@ -434,10 +431,9 @@ static int replay(ps_txn *t)
         default:
             rc = PS_ERR_INVALID_ARG;
         }
-        if (rc)
-            return rc;
     }
-    return PS_OK;
+    free(buf);
+    return rc;
 }
 
 /* The map filled up: abort LMDB's txn, grow the map (no other txn of this
