@@ -35,6 +35,20 @@ static int open_db(MDB_txn *txn, const char *name, int write, MDB_dbi *dbi)
     return rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE ? PS_ERR_NOT_A_STORE : rc;
 }
 
+/* *empty: LMDB's main database holds nothing (an empty file, which alone
+ * may become a store; a file that has no meta database otherwise is some
+ * other LMDB environment). */
+static int main_db_empty(MDB_txn *txn, int *empty)
+{
+    MDB_dbi main_dbi;
+    MDB_stat st;
+    int rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
+    if (!rc)
+        rc = mdb_stat(txn, main_dbi, &st);
+    *empty = !rc && st.ms_entries == 0;
+    return rc;
+}
+
 /* Open (write: create) the store's databases and check its format.  A
  * format-1 store is upgraded in this txn when `write`, else refused with
  * PS_ERR_NEEDS_UPGRADE. */
@@ -49,12 +63,9 @@ static int open_dbs(ps_env *e, int write)
     rc = mdb_dbi_open(txn, PS_DB_META, 0, &e->meta_dbi);
     if (rc == MDB_NOTFOUND) {
         /* Not a store yet: only an empty LMDB file may become one. */
-        MDB_dbi main_dbi;
-        MDB_stat st;
-        rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
-        if (!rc)
-            rc = mdb_stat(txn, main_dbi, &st);
-        if (!rc && (!write || st.ms_entries != 0))
+        int empty;
+        rc = main_db_empty(txn, &empty);
+        if (!rc && (!write || !empty))
             rc = PS_ERR_NOT_A_STORE;
         if (!rc)
             rc = mdb_dbi_open(txn, PS_DB_META, MDB_CREATE, &e->meta_dbi);
@@ -237,12 +248,8 @@ static int probe_mode(MDB_env *mdb, int *mode)
     if (rc == MDB_NOTFOUND) {
         /* not a store: only an empty LMDB file may become one (open_dbs
          * refuses others, which must not be touched meanwhile) */
-        MDB_dbi main_dbi;
-        MDB_stat st;
-        rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
-        if (!rc)
-            rc = mdb_stat(txn, main_dbi, &st);
-        if (!rc && st.ms_entries == 0)
+        int empty;
+        if (main_db_empty(txn, &empty) == PS_OK && empty)
             *mode = -1;
         rc = PS_OK;
     } else if (!rc) {
