@@ -388,15 +388,19 @@ int64_t ps_fw_save_many(ps_env *env, const char *kind, size_t kind_len,
  * transaction ended), so a finished or never-begun transaction, or one of
  * another thread, is refused at PS_FW_STAGE_BEGIN before anything else. */
 
-static int txn_in(ps_txn **slot, ps_txn **out)
+/* The live write txn in `slot`, begun by this thread: 0, or fail()'s -1
+ * at PS_FW_STAGE_BEGIN.  Clears the per-call fields of `last` first. */
+static int64_t txn_in(ps_txn **slot, ps_txn **out)
 {
+    last.actual = 0;
+    last.index = 0;
     ps_txn *t = slot ? *slot : NULL;
     if (t == NULL || !t->write)
-        return PS_ERR_INVALID_ARG;
+        return fail(PS_FW_STAGE_BEGIN, PS_ERR_INVALID_ARG);
     if (!pthread_equal(t->thread, pthread_self()))
-        return PS_ERR_WRONG_THREAD;
+        return fail(PS_FW_STAGE_BEGIN, PS_ERR_WRONG_THREAD);
     *out = t;
-    return PS_OK;
+    return 0;
 }
 
 static int64_t pending(ps_txn *t)
@@ -411,12 +415,9 @@ int64_t ps_fw_txn_save(ps_txn **slot, const char *kind, size_t kind_len,
                        size_t len, const ps_fw_plan *plan, unsigned flags,
                        uint64_t expected)
 {
-    last.actual = 0;
-    last.index = 0;
     ps_txn *t;
-    int rc = txn_in(slot, &t);
-    if (rc)
-        return fail(PS_FW_STAGE_BEGIN, rc);
+    if (txn_in(slot, &t))
+        return -1;
     if ((data == NULL && len) ||
         (flags & ~(unsigned)(PS_PUT_NOOVERWRITE | PS_PUT_IF_REVISION | PS_FW_KEEP)))
         return fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG);
@@ -430,8 +431,8 @@ int64_t ps_fw_txn_save(ps_txn **slot, const char *kind, size_t kind_len,
     /* Without PS_FW_KEEP the log keeps a copy (`owned` and the thread's
      * strip buffer die here).  With it the log borrows: `data` itself, or
      * the stripped copy until the put returns, then `data` and the plan. */
-    rc = ps_put_if(t, kind, kind_len, id, id_len, payload, plen, ps_now_ns(),
-                   keep ? flags | PS_PUT_BORROW : flags, expected, &last.actual);
+    int rc = ps_put_if(t, kind, kind_len, id, id_len, payload, plen, ps_now_ns(),
+                       keep ? flags | PS_PUT_BORROW : flags, expected, &last.actual);
     if (!rc && keep && payload != data)
         ps_txn_log_unstripped(t, data, len, plan);
     free(owned);
@@ -442,17 +443,14 @@ int64_t ps_fw_txn_del(ps_txn **slot, const char *kind, size_t kind_len,
                       const char *id, size_t id_len, unsigned flags,
                       uint64_t expected)
 {
-    last.actual = 0;
-    last.index = 0;
     ps_txn *t;
-    int rc = txn_in(slot, &t);
-    if (rc)
-        return fail(PS_FW_STAGE_BEGIN, rc);
+    if (txn_in(slot, &t))
+        return -1;
     if (flags & ~(unsigned)PS_PUT_IF_REVISION)
         return fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG);
     int existed = 0;
-    rc = ps_del_if(t, kind, kind_len, id, id_len, (flags & PS_PUT_IF_REVISION) != 0,
-                   expected, &last.actual, &existed);
+    int rc = ps_del_if(t, kind, kind_len, id, id_len, (flags & PS_PUT_IF_REVISION) != 0,
+                       expected, &last.actual, &existed);
     if (rc)
         return fail(PS_FW_STAGE_WRITE, rc);
     return existed ? 1 : 0;
@@ -463,11 +461,9 @@ int64_t ps_fw_txn_save_many(ps_txn **slot, const char *kind, size_t kind_len,
                             const uint32_t *lens, size_t n,
                             const ps_fw_plan *plan)
 {
-    last.index = 0;
     ps_txn *t;
-    int rc = txn_in(slot, &t);
-    if (rc)
-        return fail(PS_FW_STAGE_BEGIN, rc);
+    if (txn_in(slot, &t))
+        return -1;
     char *owned;
     uint32_t *owned_lens;
     if (payload_many(plan, &data, &data_len, &lens, n, &owned, &owned_lens))
@@ -476,7 +472,7 @@ int64_t ps_fw_txn_save_many(ps_txn **slot, const char *kind, size_t kind_len,
     size_t at = 0;
     /* not borrowed (the stripped copy dies here); every key is checked
      * before the first put */
-    rc = ps_put_many(t, kind, kind_len, data, data_len, lens, n, ps_now_ns(), 0, &at);
+    int rc = ps_put_many(t, kind, kind_len, data, data_len, lens, n, ps_now_ns(), 0, &at);
     if (rc) {
         last.index = at;
         result = fail(PS_FW_STAGE_WRITE, rc);
