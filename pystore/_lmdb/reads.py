@@ -311,7 +311,7 @@ class FastReads(_General):
         rd: Reader | None = self._tls.fast
         if rd is None:
             rd = self._reader()  # this thread's first read (None: the general path)
-            if rd is None or self._tls.txn is not None:
+            if rd is None:  # this thread holds a transaction, or the store fails
                 return super().get_resource(kind, id, msg_or_type)
         msg: Any = msg_or_type
         n = -1
@@ -357,7 +357,7 @@ class FastReads(_General):
         rd: Reader | None = self._tls.fast
         if rd is None:
             rd = self._reader()  # this thread's first read (None: the general path)
-            if rd is None or self._tls.txn is not None:
+            if rd is None:  # this thread holds a transaction, or the store fails
                 return super().find_one(kind, index, value, msg_type)
         try:
             kb, nb = self._qs[kind, index]
