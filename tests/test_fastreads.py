@@ -173,15 +173,13 @@ def test_fast_reads_inside_a_transaction_and_after_it(store: Store) -> None:
     assert [r.id for r in store.iter_resources("A")] == ["x", "y"]
 
 
-def test_fast_gets_stop_for_a_transaction_or_callback_and_resume_after(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The gets' one thread-state read (``fast``) follows every way a thread
-    enters and leaves a transaction: off inside, on again after."""
+def count_general_reads(monkeypatch: pytest.MonkeyPatch, *names: str) -> list[str]:
+    """The names of the general (ResourceOps) read methods called from now
+    on, in order: the fast path declined those calls."""
     from pystore._ops import ResourceOps
 
     general: list[str] = []
-    for name in ("get_bytes", "get_resource"):
+    for name in names:
         real = getattr(ResourceOps, name)
 
         def counting(*args: object, _real: object = real, _name: str = name) -> object:
@@ -189,6 +187,15 @@ def test_fast_gets_stop_for_a_transaction_or_callback_and_resume_after(
             return _real(*args)  # type: ignore[operator]
 
         monkeypatch.setattr(ResourceOps, name, counting)
+    return general
+
+
+def test_fast_gets_stop_for_a_transaction_or_callback_and_resume_after(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gets' one thread-state read (``fast``) follows every way a thread
+    enters and leaves a transaction: off inside, on again after."""
+    general = count_general_reads(monkeypatch, "get_bytes", "get_resource")
     store.save_resource("A", "x", Agent(model="1"))
     assert store.get_resource("A", "x", Agent).model == "1"  # the type is now checked
     general.clear()
@@ -437,19 +444,9 @@ def test_find_one_fast_path_keeps_its_errors(store: Store) -> None:
 def test_a_thread_that_only_parses_or_finds_takes_the_fast_path(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pystore._ops import ResourceOps
-
     store.create_index("A", "slug", field="model", msg_type=Agent, unique=True)
     store.save_resources("A", [(f"a{i}", Agent(model=f"m{i}")) for i in range(5)])
-    general: list[str] = []
-    for name in ("get_resource", "find_one"):
-        real = getattr(ResourceOps, name)
-
-        def counting(*args: object, _real: object = real, _name: str = name) -> object:
-            general.append(_name)
-            return _real(*args)  # type: ignore[operator]
-
-        monkeypatch.setattr(ResourceOps, name, counting)
+    general = count_general_reads(monkeypatch, "get_resource", "find_one")
     got: list[str] = []
 
     def reader() -> None:  # a new thread: no read context yet
