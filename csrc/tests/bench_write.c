@@ -117,7 +117,9 @@ static size_t fkey(int i, char *out)
     return (size_t)snprintf(out, 64, "Agent/agt-%06d", i);
 }
 
-static void floor_save(int i)
+/* Plain LMDB: one record put (12-byte header + payload) or deleted in a
+ * txn of its own; with `log`, plus the change-log entry pystore appends. */
+static void floor_put(int i, int log)
 {
     char k[64];
     MDB_txn *t;
@@ -126,42 +128,27 @@ static void floor_save(int i)
     CK(mdb_put(t, fdbi, &kv, &vv, MDB_RESERVE));
     memset(vv.mv_data, 0, 12);
     memcpy((char *)vv.mv_data + 12, payload, payload_len);
+    if (log)
+        log_append(t, i);
     CK(mdb_txn_commit(t));
 }
 
-static void floor2_save(int i)
-{
-    char k[64];
-    MDB_txn *t;
-    MDB_val kv = {fkey(i, k), k}, vv = {12 + payload_len, NULL};
-    CK(mdb_txn_begin(fenv, NULL, 0, &t));
-    CK(mdb_put(t, fdbi, &kv, &vv, MDB_RESERVE));
-    memset(vv.mv_data, 0, 12);
-    memcpy((char *)vv.mv_data + 12, payload, payload_len);
-    log_append(t, i);
-    CK(mdb_txn_commit(t));
-}
-
-static void floor2_delete(int i)
+static void floor_del(int i, int log)
 {
     char k[64];
     MDB_txn *t;
     MDB_val kv = {fkey(i, k), k};
     CK(mdb_txn_begin(fenv, NULL, 0, &t));
     CK(mdb_del(t, fdbi, &kv, NULL));
-    log_append(t, i);
+    if (log)
+        log_append(t, i);
     CK(mdb_txn_commit(t));
 }
 
-static void floor_delete(int i)
-{
-    char k[64];
-    MDB_txn *t;
-    MDB_val kv = {fkey(i, k), k};
-    CK(mdb_txn_begin(fenv, NULL, 0, &t));
-    CK(mdb_del(t, fdbi, &kv, NULL));
-    CK(mdb_txn_commit(t));
-}
+static void floor_save(int i) { floor_put(i, 0); }
+static void floor2_save(int i) { floor_put(i, 1); }
+static void floor_delete(int i) { floor_del(i, 0); }
+static void floor2_delete(int i) { floor_del(i, 1); }
 
 /* ---- batches: n records in one transaction ------------------------------ */
 
