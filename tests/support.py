@@ -27,6 +27,22 @@ def umount_fs(mnt: Path) -> None:
     subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=60)
 
 
+def fill_fs(fs: Path, sizes: tuple[int, ...] = (1 << 16, 4096, 1)) -> None:
+    """Fill the filesystem of directory ``fs`` with a file ``filler``, in
+    writes of each size in turn until one fails (down to 1 byte: to the
+    last block)."""
+    fd = os.open(fs / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in sizes:
+            try:
+                while os.write(fd, b"\0" * size) == size:
+                    pass
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+
+
 def mount_image(tmp: Path, mkfs: list[str], size: int, mnt: Path) -> None:
     """A fresh filesystem made by ``mkfs`` (+ the image path) on a sparse
     ``size``-byte image in ``tmp``, loop-mounted at MNT (skipped when the

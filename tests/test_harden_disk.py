@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import mount_fs, umount_fs
+from support import fill_fs, mount_fs, umount_fs
 
 import pystore
 from pystore import Store
@@ -36,20 +36,6 @@ def tiny_fs(tmp_path: Path) -> Iterator[Path]:
         umount_fs(mnt)
 
 
-def _fill(fs: Path) -> None:
-    """Fill the filesystem to the last block."""
-    fd = os.open(fs / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (1 << 16, 4096, 1):
-            try:
-                while os.write(fd, b"\0" * size) == size:
-                    pass
-            except OSError:
-                pass
-    finally:
-        os.close(fd)
-
-
 def _open_in_child(path: Path) -> subprocess.CompletedProcess[str]:
     code = f"""
     import pystore
@@ -64,7 +50,7 @@ def _open_in_child(path: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_new_store_on_a_full_filesystem(tiny_fs: Path) -> None:
-    _fill(tiny_fs)
+    fill_fs(tiny_fs)
     r = _open_in_child(tiny_fs / "store")
     assert r.returncode == 0, f"child died: {r.returncode} {r.stderr[-2000:]}"
     assert r.stdout.split()[0] == "StorageFullError", r.stdout
@@ -80,7 +66,7 @@ def test_existing_store_without_lock_file_on_a_full_filesystem(
     with Store(path, map_size=1 << 20) as s:
         s.save_resource("Agent", "a", Agent(model="a"))
     (path / "lock.mdb").unlink()
-    _fill(tiny_fs)
+    fill_fs(tiny_fs)
     r = _open_in_child(path)
     assert r.returncode == 0, f"child died: {r.returncode} {r.stderr[-2000:]}"
     assert r.stdout.split()[0] == "StorageFullError", r.stdout

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import mount_fs, mount_image, umount_fs
+from support import fill_fs, mount_fs, mount_image, umount_fs
 from workers import Child, payload
 
 from pystore import StorageFullError, Store
@@ -312,17 +312,7 @@ def test_disk_filled_by_another_file_after_open(small_fs: Path) -> None:
                             stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdin is not None
     first = proc.stdout.readline()
-    # fill the filesystem behind the open store's back
-    fd = os.open(small_fs / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (1 << 16, 4096):
-            try:
-                while os.write(fd, b"\0" * size) == size:
-                    pass
-            except OSError:
-                pass
-    finally:
-        os.close(fd)
+    fill_fs(small_fs, (1 << 16, 4096))  # behind the open store's back
     out, err = proc.communicate("go\n", timeout=300)
     r = subprocess.CompletedProcess(proc.args, proc.returncode, first + out, err)
     _check_full(r, path)
