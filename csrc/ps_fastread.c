@@ -1,18 +1,17 @@
 /* ps_fastread.c -- one-call reads through a per-thread read context.
  *
  * A ps_rctx holds what every read of one handle by one thread passes
- * anyway: the handle, a payload buffer, a buffer of offsets and a wire
- * buffer, all kept between calls.  A get is then ps_rget(ctx, key): two
- * arguments (ps_rget1: one, cffi's cheapest call), the payload length
- * as the return value (PS_RBIG when it does not fit the buffer), the stamp and revision left in the context for the
- * caller that wants them.
+ * anyway: the handle, a payload buffer and a buffer of offsets, kept
+ * between calls.  A get is then ps_rget(ctx, key): two arguments
+ * (ps_rget1: one, cffi's cheapest call), the payload length as the return
+ * value (PS_RBIG when it does not fit the buffer), the stamp and revision
+ * left in the context for the caller that wants them.
  *
- * ps_rscan walks a kind in one read transaction.  PS_RSCAN_WIRE copies
- * the payloads into the context's wire buffer (ps_list_wire's layout) and
- * ends the transaction; the offset modes end the call with the
+ * ps_rscan walks a kind in one read transaction and ends the call with the
  * transaction still open (and its gate entry held, so no map resize or
- * close can move or unmap the pages) and hand out offsets of the values
- * inside the map, from ctx->base: the caller copies the bytes out, then
+ * close can move or unmap the pages); it hands out offsets of the values
+ * inside the map, from ctx->base: the caller copies the bytes out (or has
+ * ps_rscan_wire write them as a wrapper message's wire bytes), then
  * calls ps_rscan_end.  The context is not thread-safe: one thread uses
  * it at a time (pystore keeps one per store per thread). */
 #include <stdlib.h>
@@ -27,7 +26,9 @@ struct ps_rctx_priv {
     MDB_txn *held;        /* read txn of an unfinished offset scan */
     pthread_t holder;     /* the thread that began it */
     size_t offs_cap;      /* uint64_t slots in ctx->offs */
-    size_t keep;          /* wire bytes kept between calls */
+    size_t keep;          /* offset bytes kept between calls */
+    unsigned mode;        /* the held scan's mode ... */
+    uint64_t count;       /* ... and its records */
 };
 
 int ps_rctx_new(ps_env *env, size_t cap, size_t keep, ps_rctx **out)
@@ -91,7 +92,6 @@ void ps_rctx_free(ps_rctx *c)
     c->magic = 0;
     free(c->buf);
     free(c->offs);
-    free(c->wire.data);
     free(c->priv);
     free(c);
 }
@@ -202,26 +202,13 @@ static int offs_reserve(ps_rctx *c, size_t need)
 
 /* One record: append what `mode` asks for (absolute addresses in offs;
  * made relative to the lowest one at the end). */
-static int emit(ps_rctx *c, unsigned mode, const char *tag, size_t tag_len,
-                const MDB_val *k, size_t prefix_len, const MDB_val *v,
-                size_t n)
+static int emit(ps_rctx *c, unsigned mode, const MDB_val *k, size_t prefix_len,
+                const MDB_val *v, size_t n)
 {
     const char *r = v->mv_data;
     if (v->mv_size < PS_HEADER_SIZE || r[0] != PS_FORMAT_VERSION)
         return PS_ERR_BAD_RECORD;
     size_t plen = v->mv_size - PS_HEADER_SIZE;
-    if (mode == PS_RSCAN_WIRE) {
-        int rc = ps_buf_reserve(&c->wire, tag_len + 10 + plen);
-        if (rc)
-            return rc;
-        char *w = c->wire.data + c->wire.len;
-        memcpy(w, tag, tag_len);
-        size_t h = tag_len + ps_put_varint(w + tag_len, plen);
-        memcpy(w + h, r + PS_HEADER_SIZE, plen);
-        c->wire.len += h + plen;
-        c->wire.count++;
-        return PS_OK;
-    }
     size_t per = mode == PS_RSCAN_RECORDS ? 6 : 2;
     int rc = offs_reserve(c, (n + 1) * per);
     if (rc)
@@ -274,16 +261,9 @@ int64_t ps_rscan(ps_rctx *c, const char *start, size_t start_len,
     if (start == NULL || prefix_len < 2 || prefix_len > start_len ||
         start_len > PS_MAX_KEY || start[prefix_len - 1] != '/' ||
         memchr(start, '/', prefix_len - 1) != NULL ||
-        (mode != PS_RSCAN_WIRE && mode != PS_RSCAN_PAYLOADS &&
-         mode != PS_RSCAN_RECORDS) ||
+        (mode != PS_RSCAN_PAYLOADS && mode != PS_RSCAN_RECORDS) ||
         p->held)
         return fail(c, PS_ERR_INVALID_ARG);
-    if (mode == PS_RSCAN_WIRE) {
-        c->wire.len = 0;
-        c->wire.count = 0;
-    }
-    char tag[WIRE_TAG_MAX];
-    size_t tag_len = ps_put_varint(tag, ((uint64_t)PS_RSCAN_FIELD << 3) | 2);
     MDB_txn *txn;
     int rc = read_begin(p->env, &txn);
     if (rc)
@@ -302,7 +282,7 @@ int64_t ps_rscan(ps_rctx *c, const char *start, size_t start_len,
                (limit == 0 || n < limit)) {
             rc = ps_value_check(p->env->sh, &v);
             if (!rc)
-                rc = emit(c, mode, tag, tag_len, &k, prefix_len, &v, (size_t)n);
+                rc = emit(c, mode, &k, prefix_len, &v, (size_t)n);
             if (rc)
                 break;
             n++;
@@ -312,9 +292,11 @@ int64_t ps_rscan(ps_rctx *c, const char *start, size_t start_len,
         if (rc == MDB_NOTFOUND)
             rc = PS_OK;
     }
-    if (!rc && mode != PS_RSCAN_WIRE) {
+    if (!rc) {
         relocate(c, mode, n);
         p->held = txn; /* the pages stay valid until ps_rscan_end */
+        p->mode = mode;
+        p->count = n;
         p->holder = pthread_self();
         return (int64_t)n;
     }
@@ -324,18 +306,42 @@ int64_t ps_rscan(ps_rctx *c, const char *start, size_t start_len,
     return (int64_t)n;
 }
 
+int64_t ps_rscan_wire(ps_rctx *c, char *dst, size_t cap)
+{
+    if (c == NULL || c->priv == NULL)
+        return c ? fail(c, PS_ERR_INVALID_ARG) : PS_RFAIL;
+    struct ps_rctx_priv *p = c->priv;
+    if (p->held == NULL || p->mode != PS_RSCAN_PAYLOADS)
+        return fail(c, PS_ERR_INVALID_ARG);
+    char tag[WIRE_TAG_MAX], len[10];
+    size_t tag_len = ps_put_varint(tag, ((uint64_t)PS_RSCAN_FIELD << 3) | 2);
+    const uint64_t *o = c->offs;
+    uint64_t total = 0;
+    for (uint64_t i = 0; i < p->count; i++) {
+        uint64_t plen = o[2 * i + 1] - o[2 * i];
+        total += tag_len + ps_put_varint(len, plen) + plen;
+    }
+    if (total > INT64_MAX)
+        return fail(c, PS_ERR_VALUE_TOO_LARGE);
+    if (dst == NULL || total != cap)
+        return (int64_t)total;
+    char *w = dst;
+    for (uint64_t i = 0; i < p->count; i++) {
+        uint64_t plen = o[2 * i + 1] - o[2 * i];
+        memcpy(w, tag, tag_len);
+        w += tag_len;
+        w += ps_put_varint(w, plen);
+        memcpy(w, c->base + o[2 * i], plen);
+        w += plen;
+    }
+    return (int64_t)total;
+}
+
 void ps_rctx_trim(ps_rctx *c)
 {
     if (c == NULL || c->priv == NULL)
         return;
     struct ps_rctx_priv *p = c->priv;
-    if (c->wire.cap > p->keep) {
-        free(c->wire.data);
-        c->wire.data = NULL;
-        c->wire.cap = 0;
-    }
-    c->wire.len = 0;
-    c->wire.count = 0;
     if (p->offs_cap * sizeof(uint64_t) > p->keep) {
         free(c->offs);
         c->offs = NULL;

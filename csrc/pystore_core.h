@@ -635,10 +635,9 @@ int ps_etcd_range_wire(const char *resp, size_t resp_len, uint32_t field,
  * its code in `rc`. */
 #define PS_RFAIL -1
 #define PS_RBIG -3           /* found, but longer than ctx->cap: ctx->len bytes */
-#define PS_RSCAN_WIRE 0      /* payloads as repeated field PS_RSCAN_FIELD */
 #define PS_RSCAN_PAYLOADS 1  /* offs: [start, end) of each payload */
 #define PS_RSCAN_RECORDS 2   /* offs: payload start, end, id start, end, updated_ns, revision */
-#define PS_RSCAN_FIELD 1
+#define PS_RSCAN_FIELD 1     /* ps_rscan_wire: the wrapper's repeated field */
 typedef struct ps_rctx {
     char *buf;              /* ps_rget's payload (when it fits: len <= cap) */
     size_t cap;
@@ -649,20 +648,19 @@ typedef struct ps_rctx {
     const char *base;       /* offset scans: the offsets count from here */
     size_t span;            /* ... and end within span bytes of it */
     uint64_t *offs;         /* offset scans: per record, as the mode says */
-    ps_buf wire;            /* PS_RSCAN_WIRE: the wire bytes, wire.count records */
     void *priv;             /* the core's */
     uint32_t magic;         /* PS_RCTX_MAGIC while the context lives */
 } ps_rctx;
 #define PS_RCTX_MAGIC 0x52435458
 #define PS_RCTX_TAG 10       /* bytes of a context's tag (ps_rctx_tag) */
 /* A context reading `env` (which must outlive it) with a `cap`-byte
- * payload buffer; ps_rctx_trim keeps up to `keep` bytes of scan buffers. */
+ * payload buffer; ps_rctx_trim keeps up to `keep` bytes of offsets. */
 int ps_rctx_new(ps_env *env, size_t cap, size_t keep, ps_rctx **out);
 /* Resize the payload buffer to `cap` bytes (its content is lost). */
 int ps_rctx_reserve(ps_rctx *ctx, size_t cap);
 /* Free the context (ends an unfinished offset scan first). */
 void ps_rctx_free(ps_rctx *ctx);
-/* Free scan buffers grown past the context's `keep` bytes. */
+/* Free the offsets buffer when it grew past the context's `keep` bytes. */
 void ps_rctx_trim(ps_rctx *ctx);
 /* Read the record `key` ("<kind>/<id>", NUL-terminated; a key holding NUL
  * must be refused by the caller) in a reused read txn.  Returns the
@@ -681,14 +679,20 @@ void ps_rctx_tag(ps_rctx *ctx, char *out);
 /* The records of one kind in key order, at most `limit` (0: all), in one
  * read txn: start[0, prefix_len) is "<kind>/", and a longer `start` names
  * the id to start strictly after.  Returns the count (or PS_RFAIL).
- * PS_RSCAN_WIRE: into ctx->wire, the txn ended.  The offset modes: into
- * ctx->offs (relative to ctx->base); the txn and its pages stay held, so
+ * Offsets go into ctx->offs (relative to ctx->base); the txn and its pages stay held, so
  * they stay valid and no map resize or close completes, until
  * ps_rscan_end, which the caller must call (also after PS_RFAIL: it does
  * nothing then) before any other call on the context. */
 int64_t ps_rscan(ps_rctx *ctx, const char *start, size_t start_len,
                  size_t prefix_len, uint64_t limit, unsigned mode);
 void ps_rscan_end(ps_rctx *ctx);
+/* After a PS_RSCAN_PAYLOADS scan, before ps_rscan_end: the length of its
+ * payloads as the wire bytes of repeated field PS_RSCAN_FIELD (what
+ * PS_RSCAN_WIRE makes), and, when that length is exactly `cap`, those
+ * bytes written to dst (the caller's memory: pystore sizes a bytearray to
+ * the length, so the wrapper message is parsed from it without a copy).
+ * PS_RFAIL (ctx->rc PS_ERR_INVALID_ARG) when no such scan is held. */
+int64_t ps_rscan_wire(ps_rctx *ctx, char *dst, size_t cap);
 /* ps_find_first_into into ctx->buf: the payload length (copied: it fits),
  * PS_RBIG (ctx->len set, as ps_rget), PS_RNONE when nothing matches, or
  * PS_RFAIL. */

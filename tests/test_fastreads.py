@@ -363,15 +363,48 @@ def test_scan_buffers_are_kept_only_up_to_the_limit(
 
     def fresh_thread() -> None:  # a new thread: a new context, with the patched limit
         assert len(store.list_resources("Small", Agent)) == 10
-        seen["small"] = store._tls.rd.ctx.wire.cap
+        seen["small"] = len(store._tls.rd.wire)
         assert len(store.list_resources("Big", Agent)) == 100  # ~100 KB of wire bytes
-        seen["big"] = store._tls.rd.ctx.wire.cap
+        seen["big"] = len(store._tls.rd.wire)
+        assert len(store.list_resources("Small", Agent)) == 10  # a buffer again
+        seen["again"] = len(store._tls.rd.wire)
 
     t = threading.Thread(target=fresh_thread)
     t.start()
     t.join(30)
     assert 0 < seen["small"] <= 50_000  # kept
-    assert seen["big"] == 0  # grown past the limit: freed
+    assert seen["big"] == 0  # grown past the limit: let go
+    assert seen["again"] == seen["small"]
+
+
+def test_parsed_lists_of_kinds_of_other_sizes_and_a_list_in_between(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The wire bytes of a parsed list sit in the thread's kept bytearray,
+    # cut to each list's length: bigger, smaller and bigger again, and a
+    # list made in the middle of another (a signal handler's) gets its own.
+    kinds = {"Big": 300, "Mid": 40, "Tiny": 2}
+    for kind, n in kinds.items():
+        store.save_resources(kind, [(f"{kind}{i:03d}", Agent(model=kind, instructions="i" * (i % 50)))
+                                    for i in range(n)])
+    want = {k: [m.SerializeToString() for m in store.list_resources(k, Agent)] for k in kinds}
+    for kind in ("Big", "Tiny", "Mid", "Big", "Mid", "Tiny", "Big"):
+        got = store.list_resources(kind, Agent)
+        assert [m.SerializeToString() for m in got] == want[kind]
+        assert len(want[kind]) == kinds[kind] and all(m.model == kind for m in got)
+    real = reads._decode
+    inner: list[int] = []
+
+    def decode_after_another_list(parser: object, data: object) -> bool:
+        if not inner:
+            inner.append(0)
+            inner[0] = len(store.list_resources("Mid", Agent))
+        return real(parser, data)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reads, "_decode", decode_after_another_list)
+    got = store.list_resources("Big", Agent)
+    assert inner == [40]
+    assert [m.SerializeToString() for m in got] == want["Big"]
 
 
 def test_iterated_resources_are_plain_frozen_resources(store: Store) -> None:

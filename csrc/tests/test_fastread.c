@@ -63,7 +63,18 @@ static void test_rscan(ps_env *env)
     CHECK(c->offs[5] <= c->span);
     /* another call before the end is refused */
     CHECK(ps_rget(c, "Kind/a") == PS_RFAIL && c->rc == PS_ERR_INVALID_ARG);
-    CHECK(ps_rscan(c, S("Kind/"), 5, 0, PS_RSCAN_WIRE) == PS_RFAIL);
+    CHECK(ps_rscan(c, S("Kind/"), 5, 0, PS_RSCAN_RECORDS) == PS_RFAIL);
+    /* the held payloads as wire bytes: tag 0x0a, varint length, payload;
+     * written only into a buffer of exactly their length */
+    char wire[16];
+    memset(wire, 'x', sizeof wire);
+    CHECK(ps_rscan_wire(c, NULL, 0) == 12);
+    CHECK(ps_rscan_wire(c, wire, 13) == 12 && wire[0] == 'x');
+    CHECK(ps_rscan_wire(c, wire, 11) == 12 && wire[0] == 'x');
+    CHECK(ps_rscan_wire(c, wire, 12) == 12);
+    CHECK(memcmp(wire, "\x0a\x02" "AA" "\x0a\x00" "\x0a\x04" "CCCC", 12) == 0 && wire[12] == 'x');
+    ps_rscan_end(c);
+    CHECK(ps_rscan_wire(c, wire, 12) == PS_RFAIL && c->rc == PS_ERR_INVALID_ARG); /* none held */
     ps_rscan_end(c);
     ps_rscan_end(c); /* twice: nothing */
     CHECK(c->base == NULL);
@@ -73,12 +84,11 @@ static void test_rscan(ps_env *env)
     CHECK(o[3] - o[2] == 1 && c->base[o[2]] == 'b' && o[1] == o[0]);
     CHECK((int64_t)o[4] == 42 && o[5] == 4);
     ps_rscan_end(c);
-    /* wire mode: tag 0x0a, varint length, payload */
-    CHECK(ps_rscan(c, S("Kind/"), 5, 0, PS_RSCAN_WIRE) == 3);
-    CHECK(c->wire.len == 3 * 2 + 2 + 0 + 4 && c->wire.count == 3);
-    CHECK(memcmp(c->wire.data, "\x0a\x02" "AA" "\x0a\x00" "\x0a\x04" "CCCC", 12) == 0);
+    /* wire bytes of a records scan: refused (only payload scans) */
+    CHECK(ps_rscan(c, S("Kind/"), 5, 0, PS_RSCAN_RECORDS) == 3);
+    CHECK(ps_rscan_wire(c, NULL, 0) == PS_RFAIL && c->rc == PS_ERR_INVALID_ARG);
+    ps_rscan_end(c);
     ps_rctx_trim(c);
-    CHECK(c->wire.len == 0);
     /* an empty range, bad arguments */
     CHECK(ps_rscan(c, S("None/"), 5, 0, PS_RSCAN_PAYLOADS) == 0);
     ps_rscan_end(c);

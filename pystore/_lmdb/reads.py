@@ -59,7 +59,10 @@ _rget = lib.ps_rget
 _rget1 = lib.ps_rget1
 _rscan = lib.ps_rscan
 _rend = lib.ps_rscan_end
+_rwire = lib.ps_rscan_wire
 _trim = lib.ps_rctx_trim
+_from_buffer = ffi.from_buffer
+_release = ffi.release
 _buffer = ffi.buffer
 _unpack = ffi.unpack
 _I64P = ffi.typeof("int64_t *")
@@ -73,7 +76,6 @@ _META = type(descriptor_pb2.FileDescriptorProto)  # the class of generated messa
 _TYPES: set[type] = set()  # message classes find_one has checked
 _PAYLOADS: int = lib.PS_RSCAN_PAYLOADS
 _RECORDS: int = lib.PS_RSCAN_RECORDS
-_WIRE: int = lib.PS_RSCAN_WIRE
 
 # Resource is a frozen slotted dataclass: its __init__ sets each field via
 # object.__setattr__ (~0.9 us).  A plain class with the same slots is filled
@@ -146,7 +148,7 @@ class _Stamps:
 class Reader:
     """One thread's read context on one Store (kept in the Store's thread state)."""
 
-    __slots__ = ("cap", "ctx", "env", "held", "kp", "mv", "ok", "tag", "view")
+    __slots__ = ("cap", "ctx", "env", "held", "kp", "mv", "ok", "tag", "view", "wire")
 
     def __init__(self, env: Any, ok: dict[str, Descriptor]) -> None:
         out = ffi.new("ps_rctx **")
@@ -166,6 +168,9 @@ class Reader:
         self.ok = ok
         # True while an offset scan holds its read txn (see Store.close).
         self.held = False
+        # list_resources parsed: the wire bytes of the last list, kept (up
+        # to SCAN_KEEP) for the next one
+        self.wire = bytearray()
         self._views()
 
     def _views(self) -> None:
@@ -417,7 +422,7 @@ class FastReads(_General):
             desc = cast(Descriptor, cls.DESCRIPTOR)
             if self._schemas.read_ok.get(kind) is not desc:
                 return super().list_resources(kind, msg_type)
-            out = _list_parsed(rd.ctx, prefix, cls)
+            out = _list_parsed(rd, prefix, cls)
         if out is None:  # a damaged record or another oddity: named there
             return super().list_resources(kind, msg_type)
         return cast("list[bytes] | list[M]", out)
@@ -517,6 +522,7 @@ def _list_payloads(rd: Reader, prefix: bytes) -> list[bytes] | None:
         return list(map(get, map(slice, offs[0::2], offs[1::2])))
     finally:
         _rend(ctx)
+        _trim(ctx)  # a huge kind's offsets are not kept
         rd.held = False
 
 
@@ -545,21 +551,56 @@ def _scan_records(
     return ids, payloads, o[4::6], o[5::6]
 
 
-def _list_parsed(ctx: Any, prefix: bytes, cls: type[Message]) -> list[Any] | None:
-    """The records of a kind parsed as one wrapper message from the kept wire buffer."""
-    plen = len(prefix)
+def _wire_into(ctx: Any, wire: bytearray) -> bytearray | None:
+    """The payloads of the held offset scan as the wire bytes of the
+    wrapper's repeated field, in ``wire`` (or a new bytearray when it is too
+    small) sized to them exactly: upb parses a bytearray where it is, where
+    bytes made from a buffer would be an 11 MB copy per 10,000 records."""
+    p = _from_buffer(wire)
     try:
-        n: int = _rscan(ctx, prefix, plen, plen, 0, _WIRE)
+        need: int = _rwire(ctx, p, len(wire))
+    finally:
+        _release(p)
+    if need < 0 or need > MAX_WIRE:
+        return None
+    if need != len(wire):
+        if need < len(wire):
+            del wire[need:]  # keeps the allocation unless it shrinks by half
+        else:
+            wire = bytearray(need)
+        p = _from_buffer(wire)
+        try:
+            _rwire(ctx, p, need)
+        finally:
+            _release(p)
+    return wire
+
+
+def _list_parsed(rd: Reader, prefix: bytes, cls: type[Message]) -> list[Any] | None:
+    """The records of a kind parsed as one wrapper message from the wire
+    bytes gathered under one held read txn, in the Reader's kept bytearray
+    (taken while in use: a signal handler's list gets a bytearray of its own)."""
+    plen = len(prefix)
+    ctx = rd.ctx
+    kept, rd.wire = rd.wire, bytearray()
+    rd.held = True
+    try:
+        n: int = _rscan(ctx, prefix, plen, plen, 0, _PAYLOADS)
         if n <= 0:
             return [] if n == 0 else None
-        w = ctx.wire
-        if w.len > MAX_WIRE:
-            return None
-        wrapper = list_class(cast(Descriptor, cls.DESCRIPTOR))()
-        if not _decode(wrapper, memoryview(_buffer(w.data, w.len))):
-            return None
+        wire = _wire_into(ctx, kept)
     finally:
+        _rend(ctx)
         _trim(ctx)
+        rd.held = False
+    if wire is None:
+        return None
+    wrapper = list_class(cast(Descriptor, cls.DESCRIPTOR))()
+    ok = _decode(wrapper, wire)
+    if len(wire) <= SCAN_KEEP:
+        rd.wire = wire  # for the next list (a huge kind's is let go)
+    if not ok:
+        return None
     items = list(wrapper.items)  # type: ignore[attr-defined]
     if len(items) != n or type(items[0]) is not cls:
         return None
