@@ -636,7 +636,7 @@ int ps_etcd_range_wire(const char *resp, size_t resp_len, uint32_t field,
 #define PS_RFAIL -1
 #define PS_RBIG -3           /* found, but longer than ctx->cap: ctx->len bytes */
 #define PS_RSCAN_PAYLOADS 1  /* offs: [start, end) of each payload */
-#define PS_RSCAN_RECORDS 2   /* offs: payload start, end, id start, end, updated_ns, revision */
+#define PS_RSCAN_RECORDS 2   /* offs: payload start, end, updated_ns, revision; ids: the ids */
 #define PS_RSCAN_FIELD 1     /* ps_rscan_wire: the wrapper's repeated field */
 typedef struct ps_rctx {
     char *buf;              /* ps_rget's payload (when it fits: len <= cap) */
@@ -648,6 +648,8 @@ typedef struct ps_rctx {
     const char *base;       /* offset scans: the offsets count from here */
     size_t span;            /* ... and end within span bytes of it */
     uint64_t *offs;         /* offset scans: per record, as the mode says */
+    ps_buf ids;             /* PS_RSCAN_RECORDS: the records' ids (the keys less
+                             * "<kind>/"), joined by NUL (ids hold none) */
     void *priv;             /* the core's */
     uint32_t magic;         /* PS_RCTX_MAGIC while the context lives */
 } ps_rctx;
@@ -660,7 +662,7 @@ int ps_rctx_new(ps_env *env, size_t cap, size_t keep, ps_rctx **out);
 int ps_rctx_reserve(ps_rctx *ctx, size_t cap);
 /* Free the context (ends an unfinished offset scan first). */
 void ps_rctx_free(ps_rctx *ctx);
-/* Free the offsets buffer when it grew past the context's `keep` bytes. */
+/* Free the offsets and ids buffers that grew past the context's `keep` bytes. */
 void ps_rctx_trim(ps_rctx *ctx);
 /* Read the record `key` ("<kind>/<id>", NUL-terminated; a key holding NUL
  * must be refused by the caller) in a reused read txn.  Returns the
