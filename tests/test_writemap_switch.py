@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from support import mount_image, umount_fs
+from support import fill_fs, mount_fs, mount_image, umount_fs
 from workers import payload
 
 from pystore import (
@@ -20,6 +20,7 @@ from pystore import (
     Store,
     StoreError,
     StoreInUseError,
+    StorageFullError,
     StoreOSError,
     switch_to_writemap,
 )
@@ -214,3 +215,105 @@ def test_not_a_store_and_format_1(tmp_path: Path) -> None:
         with Store(v1) as s:  # the upgrade to format 2 (this build: pwrite)
             assert s.stats().write_mode == "pwrite"
         assert switch_to_writemap(v1) is True
+
+
+# -- a full disk, and errors that must leave the store as it was ------------
+
+
+def _pwrite_store_on(mnt: Path, records: int, size: int) -> Path:
+    path = mnt / "store"
+    env = {**os.environ, "PYSTORE_WRITEMAP": "0"}
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        from pystore import Store
+        from pystore.samples.agent_pb2 import Agent
+        with Store({str(path)!r}) as s:
+            s.save_resources("Agent", [(f"a{{i}}", Agent(model="m" * {size}))
+                                       for i in range({records})])
+            assert s.stats().write_mode == "pwrite"
+        """)], capture_output=True, text=True, cwd=TESTS, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return path
+
+
+def _refill(mnt: Path, free: int) -> None:
+    """The filesystem full but for ``free`` bytes (``filler`` redone)."""
+    (mnt / "filler").unlink(missing_ok=True)
+    fill_fs(mnt)
+    filler = mnt / "filler"
+    os.truncate(filler, max(0, os.stat(filler).st_size - free))
+
+
+def test_switch_on_a_nearly_full_disk_keeps_the_store_readable(tmp_path: Path) -> None:
+    # A small pwrite store (< 1 MiB) on a disk with room for the switch's
+    # commit but not for the map a writemap store allocates: the switch must
+    # not leave a store that no read-only open can open until disk space is
+    # freed.  The map is allocated by the switch (StorageFullError, nothing
+    # changed), so after it the store is like one made in the mode.
+    mnt = tmp_path / "mnt"
+    mount_fs(["-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs"], mnt)
+    try:
+        path = _pwrite_store_on(mnt, 20, 10)
+        size = os.stat(path / "data.mdb").st_size
+        assert size < (1 << 20)
+        _refill(mnt, 64 << 10)
+        with pytest.raises(StorageFullError):
+            switch_to_writemap(path)
+        assert os.stat(path / "data.mdb").st_size == size  # nothing left allocated
+        for readonly in (True, False):
+            with Store(path, readonly=readonly) as s:
+                assert s.count("Agent") == 20 and s.stats().write_mode == "pwrite"
+        (mnt / "filler").unlink()
+        assert switch_to_writemap(path) is True
+        file = os.stat(path / "data.mdb")  # allocated before any open
+        assert file.st_size >= (1 << 20) and file.st_blocks * 512 >= file.st_size
+        _refill(mnt, 0)
+        with Store(path, readonly=True) as s:
+            assert s.count("Agent") == 20
+        with Store(path) as s:  # writes that fit in the map go on
+            assert s.stats().write_mode == "writemap"
+            s.save_resource("Agent", "new", Agent(model="x"))
+            assert s.count("Agent") == 21
+    finally:
+        umount_fs(mnt)
+
+
+def test_switch_on_a_full_ext4_is_storage_full(tmp_path: Path) -> None:
+    # LMDB reports a write cut short by a full disk as EIO (ps_full.c): the
+    # switch's commit says StorageFullError like every other write, and a
+    # failed switch leaves a pwrite store.
+    mnt = tmp_path / "mnt"
+    mount_image(tmp_path, ["mkfs.ext4", "-q", "-F"], 24 << 20, mnt)
+    try:
+        path = _pwrite_store_on(mnt, 400, 3000)
+        size = os.stat(path / "data.mdb").st_size
+        for free in range(0, 64 << 10, 4096):
+            _refill(mnt, free)
+            try:
+                switched = switch_to_writemap(path)
+            except StorageFullError:
+                # (a commit cut short may leave written pages past the end)
+                assert os.stat(path / "data.mdb").st_size >= size
+                with Store(path, readonly=True) as s:
+                    assert s.stats().write_mode == "pwrite" and s.count("Agent") == 400
+                    assert len(list(s.iter_resources("Agent"))) == 400
+                continue
+            assert switched is True
+            break
+        else:
+            pytest.fail("no switch with 64 KiB free")
+        (mnt / "filler").unlink()
+        with Store(path) as s:
+            assert s.stats().write_mode == "writemap" and s.count("Agent") == 400
+    finally:
+        umount_fs(mnt)
+
+
+def test_an_empty_data_file_is_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "store"
+    path.mkdir(mode=0o700)
+    (path / "data.mdb").touch()
+    with pytest.raises(StoreError) as ro:
+        Store(path, readonly=True)
+    with pytest.raises(type(ro.value)):
+        switch_to_writemap(path)
+    assert os.listdir(path) == ["data.mdb"] and os.stat(path / "data.mdb").st_size == 0
