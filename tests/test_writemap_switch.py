@@ -317,3 +317,13 @@ def test_an_empty_data_file_is_left_untouched(tmp_path: Path) -> None:
     with pytest.raises(type(ro.value)):
         switch_to_writemap(path)
     assert os.listdir(path) == ["data.mdb"] and os.stat(path / "data.mdb").st_size == 0
+
+
+def test_a_path_with_a_nul_byte_is_refused(pwrite_store: Path) -> None:
+    # C would see the path cut at the NUL: another directory (this one)
+    with pytest.raises(ValueError, match="null"):
+        Store(f"{pwrite_store}\0other")
+    with pytest.raises(ValueError, match="null"):
+        switch_to_writemap(f"{pwrite_store}\0other")
+    with Store(pwrite_store) as s:
+        assert s.stats().write_mode == "pwrite"

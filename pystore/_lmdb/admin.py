@@ -210,6 +210,8 @@ def switch_to_writemap(path: str | os.PathLike[str]) -> bool:
     target = os.fspath(path)
     if not isinstance(target, str):
         raise TypeError("path must be a str path")
+    if "\0" in target:  # C would act on the path cut there (os.* refuse it too)
+        raise ValueError("embedded null byte")
     changed = ffi.new("int *")
     check(lib.ps_store_to_writemap(os.fsencode(target), changed), f"switch {target!r} to writemap")
     return bool(changed[0])
