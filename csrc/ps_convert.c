@@ -20,10 +20,11 @@
  * environment closed (which drops the lock).
  *
  * The map is allocated on disk by the switch, before format 3 is
- * recorded (as a writemap open would, ps_prealloc.c): a disk too full for
- * it fails the switch (ENOSPC, the allocation truncated away, format 2
- * kept) instead of leaving a store that no open, not even a read-only one,
- * can open until space is freed. */
+ * recorded: the whole file (holes included, see alloc_map) and 1 MiB more.
+ * A disk too full for it fails the switch (ENOSPC, the allocation
+ * truncated away, format 2 kept) instead of leaving a store that no open,
+ * not even a read-only one, can open until space is freed. */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -33,9 +34,15 @@
 
 #include "ps_internal.h"
 
-/* data.mdb allocated up to the writemap mode's first map (ps_prealloc.c),
- * under its flock, taken without waiting: a process that holds it is
- * opening the store MDB_WRITEMAP and waits for our lock.mdb lock. */
+/* Every block of data.mdb allocated, and 1 MiB more (the commit's new
+ * pages land there, and the first writemap open finds room), under its
+ * flock, taken without waiting: a process that holds it is opening the
+ * store MDB_WRITEMAP and waits for our lock.mdb lock.  From offset 0, not
+ * from the file's end as ps_wm_prealloc: a pwrite store has holes where
+ * LMDB never wrote a page a transaction allocated and freed again (a
+ * loose page, on the free list now), which st_blocks cannot reveal next to
+ * the filesystem's own blocks; in the writemap mode a store into one on a
+ * full disk is SIGBUS.  *old: the size before. */
 static int alloc_map(int dfd, uint64_t *old)
 {
     struct stat st;
@@ -47,10 +54,17 @@ static int alloc_map(int dfd, uint64_t *old)
         ;
     if (r != 0)
         return errno == EWOULDBLOCK ? PS_ERR_IN_USE : errno;
-    uint64_t size;
-    int rc = ps_wm_prealloc(dfd, PS_WM_INITIAL, &size);
+    const uint64_t mib = (uint64_t)1 << 20;
+    uint64_t size = (*old + mib - 1) / mib * mib + PS_WM_INITIAL;
+    int err;
+    while ((err = posix_fallocate(dfd, 0, (off_t)size)) == EINTR)
+        ; /* what was allocated stays: it progresses */
+    if (err && fstat(dfd, &st) == 0 && (uint64_t)st.st_size > *old)
+        (void)ftruncate(dfd, (off_t)*old); /* drop a partial allocation */
     ps_wm_unlock(dfd);
-    return rc == EOPNOTSUPP || rc == EINVAL ? PS_ERR_NO_WRITEMAP : rc;
+    if (err == EDQUOT || err == EFBIG)
+        return ENOSPC;
+    return err == EOPNOTSUPP || err == EINVAL ? PS_ERR_NO_WRITEMAP : err;
 }
 
 /* meta format_version 2 -> 3 in one durable write txn, data.mdb (dfd)

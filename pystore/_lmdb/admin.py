@@ -194,8 +194,8 @@ def switch_to_writemap(path: str | os.PathLike[str]) -> bool:
 
     A store's write mode is chosen when it is created (docs/durability.md);
     stores made before the writemap mode, or with ``PYSTORE_WRITEMAP=0``,
-    are written with pwrite.  This allocates the map on disk (at least
-    1 MiB) and records the writemap mode in the store (one durable write;
+    are written with pwrite.  This allocates the map on disk (the file and
+    1 MiB more) and records the writemap mode in the store (one durable write;
     the records are not touched); the next writable open writes it through
     LMDB's writable map.  ``StorageFullError`` on a disk too full for the
     map (the store stays a pwrite store).
