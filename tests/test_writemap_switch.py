@@ -17,10 +17,10 @@ from workers import payload
 
 from pystore import (
     IncompatibleStoreError,
+    StorageFullError,
     Store,
     StoreError,
     StoreInUseError,
-    StorageFullError,
     StoreOSError,
     switch_to_writemap,
 )
@@ -365,7 +365,8 @@ def test_a_switched_store_has_every_page_allocated(tmp_path: Path) -> None:
                     with s.transaction() as t:
                         n = rnd.randrange(100, 3000)
                         for i in range(n):
-                            t.save_resource("A", f"a{{r}}-{{i}}", Agent(model="m" * rnd.randrange(10, 300)))
+                            msg = Agent(model="m" * rnd.randrange(10, 300))
+                            t.save_resource("A", f"a{{r}}-{{i}}", msg)
                         for i in range(n):
                             if rnd.random() < 0.95:
                                 t.delete_resource("A", f"a{{r}}-{{i}}")
