@@ -56,9 +56,9 @@ static int alloc_map(int dfd, uint64_t *old)
         return errno == EWOULDBLOCK ? PS_ERR_IN_USE : errno;
     const uint64_t mib = (uint64_t)1 << 20;
     uint64_t size = (*old + mib - 1) / mib * mib + PS_WM_INITIAL;
-    int err;
-    while ((err = posix_fallocate(dfd, 0, (off_t)size)) == EINTR)
-        ; /* what was allocated stays: it progresses */
+    int err = EINTR;
+    for (int tries = 0; err == EINTR && tries < 8; tries++)
+        err = posix_fallocate(dfd, 0, (off_t)size); /* tmpfs: EINTR on any signal */
     if (err && fstat(dfd, &st) == 0 && (uint64_t)st.st_size > *old)
         (void)ftruncate(dfd, (off_t)*old); /* drop a partial allocation */
     ps_wm_unlock(dfd);
