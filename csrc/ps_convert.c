@@ -7,8 +7,7 @@
  * because LMDB forbids writers with and without MDB_WRITEMAP on one
  * environment.  So the switch is one durable write of `format_version`,
  * made while NO process has the environment open: the next writable open
- * reads 3 and opens the store MDB_WRITEMAP, allocating its map first
- * (ps_prealloc.c).
+ * reads 3 and opens the store MDB_WRITEMAP (ps_prealloc.c).
  *
  * "No process": this process's registry has no environment on the
  * directory (a placeholder entry makes its other openers wait meanwhile),
@@ -18,17 +17,59 @@
  * after), then turns the process's lock on that byte exclusive, which is
  * granted only when no other process holds it, and makes a process that
  * opens the store meanwhile wait until the switch is committed and the
- * environment closed (which drops the lock). */
+ * environment closed (which drops the lock).
+ *
+ * The map is allocated on disk by the switch, before format 3 is
+ * recorded: the whole file (holes included, see alloc_map) and 1 MiB more.
+ * A disk too full for it fails the switch (ENOSPC, the allocation
+ * truncated away, format 2 kept) instead of leaving a store that no open,
+ * not even a read-only one, can open until space is freed. */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ps_internal.h"
 
-/* meta format_version 2 -> 3 in one durable write txn; *changed 0 when it
- * was 3 already. */
-static int mark_writemap(MDB_env *mdb, int *changed)
+/* Every block of data.mdb allocated, and 1 MiB more (the commit's new
+ * pages land there, and the first writemap open finds room), under its
+ * flock, taken without waiting: a process that holds it is opening the
+ * store MDB_WRITEMAP and waits for our lock.mdb lock.  From offset 0, not
+ * from the file's end as ps_wm_prealloc: a pwrite store has holes where
+ * LMDB never wrote a page a transaction allocated and freed again (a
+ * loose page, on the free list now), which st_blocks cannot reveal next to
+ * the filesystem's own blocks; in the writemap mode a store into one on a
+ * full disk is SIGBUS.  *old: the size before. */
+static int alloc_map(int dfd, uint64_t *old)
+{
+    struct stat st;
+    if (fstat(dfd, &st) != 0)
+        return errno;
+    *old = (uint64_t)st.st_size;
+    int r;
+    while ((r = flock(dfd, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR)
+        ;
+    if (r != 0)
+        return errno == EWOULDBLOCK ? PS_ERR_IN_USE : errno;
+    const uint64_t mib = (uint64_t)1 << 20;
+    uint64_t size = (*old + mib - 1) / mib * mib + PS_WM_INITIAL;
+    int err = EINTR;
+    for (int tries = 0; err == EINTR && tries < 8; tries++)
+        err = posix_fallocate(dfd, 0, (off_t)size); /* tmpfs: EINTR on any signal */
+    if (err && fstat(dfd, &st) == 0 && (uint64_t)st.st_size > *old)
+        (void)ftruncate(dfd, (off_t)*old); /* drop a partial allocation */
+    ps_wm_unlock(dfd);
+    if (err == EDQUOT || err == EFBIG)
+        return ENOSPC;
+    return err == EOPNOTSUPP || err == EINVAL ? PS_ERR_NO_WRITEMAP : err;
+}
+
+/* meta format_version 2 -> 3 in one durable write txn, data.mdb (dfd)
+ * allocated first; *changed 0 when it was 3 already. */
+static int mark_writemap(MDB_env *mdb, int dfd, int *changed)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin(mdb, NULL, 0, &txn);
@@ -52,16 +93,27 @@ static int mark_writemap(MDB_env *mdb, int *changed)
         mdb_txn_abort(txn);
         return rc;
     }
+    uint64_t old = 0;
+    rc = alloc_map(dfd, &old);
     char ver[4];
     ps_put_u32(ver, PS_STORE_FORMAT_WRITEMAP);
     v.mv_size = sizeof ver;
     v.mv_data = ver;
-    rc = mdb_put(txn, dbi, &k, &v, 0);
+    if (!rc) {
+        rc = mdb_put(txn, dbi, &k, &v, 0);
+        /* still a pwrite store: its file as it was (nobody maps it) */
+        if (rc && flock(dfd, LOCK_EX | LOCK_NB) == 0) {
+            (void)ftruncate(dfd, (off_t)old);
+            ps_wm_unlock(dfd);
+        }
+    }
     if (rc) {
         mdb_txn_abort(txn);
         return rc;
     }
-    rc = mdb_txn_commit(txn); /* the env has no MDB_NOSYNC: durable */
+    /* The env has no MDB_NOSYNC: durable.  A failed commit keeps the
+     * allocation (its meta page may be on disk already). */
+    rc = mdb_txn_commit(txn);
     if (!rc)
         *changed = 1;
     return rc;
@@ -76,12 +128,17 @@ static int switch_alone(ps_shared *sh, const char *path, int *changed)
         rc = ps_path_join(data, sizeof data, path, "data.mdb");
     if (rc)
         return rc;
-    /* data.mdb first: nothing is created or touched for a non-store */
-    int dfd = open(data, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    /* data.mdb first: nothing is created or touched for a non-store (LMDB
+     * would write its meta pages into an empty file) */
+    int dfd = open(data, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
     if (dfd < 0)
         return errno == ELOOP ? PS_ERR_UNSAFE_FILE : errno;
-    rc = ps_wm_wanted(dfd) ? PS_OK : PS_ERR_NO_WRITEMAP;
-    close(dfd);
+    struct stat st;
+    rc = fstat(dfd, &st) != 0 ? errno : PS_OK;
+    if (!rc && (!S_ISREG(st.st_mode) || st.st_size == 0))
+        rc = S_ISREG(st.st_mode) ? PS_ERR_NOT_A_STORE : PS_ERR_UNSAFE_FILE;
+    if (!rc && !ps_wm_wanted(dfd))
+        rc = PS_ERR_NO_WRITEMAP;
     /* lock.mdb sized (and closed) before any descriptor of ours holds a
      * lock on it: closing one drops every lock of the process on it */
     if (!rc)
@@ -112,12 +169,13 @@ static int switch_alone(ps_shared *sh, const char *path, int *changed)
     if (!rc)
         rc = ps_check_file(sh->mdb); /* no switch for a damaged file */
     if (!rc)
-        rc = mark_writemap(sh->mdb, changed);
+        rc = mark_writemap(sh->mdb, dfd, changed);
     if (sh->mdb)
         mdb_env_close(sh->mdb); /* drops the process's locks: openers go on */
     sh->mdb = NULL;
     if (lfd >= 0)
         close(lfd);
+    close(dfd);
     return rc;
 }
 
@@ -141,5 +199,5 @@ int ps_store_to_writemap(const char *path, int *changed)
     }
     rc = switch_alone(sh, path, changed);
     ps_shared_opened(sh, 0); /* the placeholder goes: nothing stays open */
-    return rc;
+    return ps_space_errno(NULL, path, rc); /* a write cut short: full disk */
 }

@@ -720,9 +720,10 @@ int64_t ps_rfind(ps_rctx *ctx, const char *kind, size_t kind_len,
 int ps_env_writemap(ps_env *env);
 /* Switch the pwrite store at `path` to the writemap mode, in place (see
  * ps_convert.c): one durable write of meta format_version, made only while
- * no process (this one included) has the store open; the next writable
- * open allocates its map and writes it MDB_WRITEMAP.  *changed: 1 if it
- * switched, 0 if it was a writemap store already.  PS_ERR_IN_USE: open
+ * no process (this one included) has the store open, after its map is
+ * allocated on disk (ENOSPC: nothing changed); the next writable open
+ * writes it MDB_WRITEMAP.  *changed: 1 if it switched, 0 if it was a
+ * writemap store already.  PS_ERR_IN_USE: open
  * somewhere; PS_ERR_NO_WRITEMAP: its filesystem does not allow the mode
  * (or PYSTORE_WRITEMAP=0 is set); PS_ERR_NEEDS_UPGRADE: a format-1 store
  * (open it writable once first); PS_ERR_NOT_A_STORE, PS_ERR_FORMAT. */

@@ -12,11 +12,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from support import mount_image, umount_fs
+from support import fill_fs, mount_fs, mount_image, umount_fs
 from workers import payload
 
 from pystore import (
     IncompatibleStoreError,
+    StorageFullError,
     Store,
     StoreError,
     StoreInUseError,
@@ -214,3 +215,196 @@ def test_not_a_store_and_format_1(tmp_path: Path) -> None:
         with Store(v1) as s:  # the upgrade to format 2 (this build: pwrite)
             assert s.stats().write_mode == "pwrite"
         assert switch_to_writemap(v1) is True
+
+
+# -- a full disk, and errors that must leave the store as it was ------------
+
+
+def _pwrite_store_on(mnt: Path, records: int, size: int) -> Path:
+    path = mnt / "store"
+    env = {**os.environ, "PYSTORE_WRITEMAP": "0"}
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        from pystore import Store
+        from pystore.samples.agent_pb2 import Agent
+        with Store({str(path)!r}) as s:
+            s.save_resources("Agent", [(f"a{{i}}", Agent(model="m" * {size}))
+                                       for i in range({records})])
+            assert s.stats().write_mode == "pwrite"
+        """)], capture_output=True, text=True, cwd=TESTS, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return path
+
+
+def _refill(mnt: Path, free: int) -> None:
+    """The filesystem full but for ``free`` bytes (``filler`` redone)."""
+    (mnt / "filler").unlink(missing_ok=True)
+    fill_fs(mnt)
+    filler = mnt / "filler"
+    os.truncate(filler, max(0, os.stat(filler).st_size - free))
+
+
+def test_switch_on_a_nearly_full_disk_keeps_the_store_readable(tmp_path: Path) -> None:
+    # A small pwrite store (< 1 MiB) on a disk with room for the switch's
+    # commit but not for the map a writemap store allocates: the switch must
+    # not leave a store that no read-only open can open until disk space is
+    # freed.  The map is allocated by the switch (StorageFullError, nothing
+    # changed), so after it the store is like one made in the mode.
+    mnt = tmp_path / "mnt"
+    mount_fs(["-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs"], mnt)
+    try:
+        path = _pwrite_store_on(mnt, 20, 10)
+        size = os.stat(path / "data.mdb").st_size
+        assert size < (1 << 20)
+        _refill(mnt, 64 << 10)
+        with pytest.raises(StorageFullError):
+            switch_to_writemap(path)
+        assert os.stat(path / "data.mdb").st_size == size  # nothing left allocated
+        for readonly in (True, False):
+            with Store(path, readonly=readonly) as s:
+                assert s.count("Agent") == 20 and s.stats().write_mode == "pwrite"
+        (mnt / "filler").unlink()
+        assert switch_to_writemap(path) is True
+        file = os.stat(path / "data.mdb")  # allocated before any open
+        assert file.st_size >= (1 << 20) and file.st_blocks * 512 >= file.st_size
+        _refill(mnt, 0)
+        with Store(path, readonly=True) as s:
+            assert s.count("Agent") == 20
+        with Store(path) as s:  # writes that fit in the map go on
+            assert s.stats().write_mode == "writemap"
+            s.save_resource("Agent", "new", Agent(model="x"))
+            assert s.count("Agent") == 21
+    finally:
+        umount_fs(mnt)
+
+
+def test_switch_on_a_full_ext4_is_storage_full(tmp_path: Path) -> None:
+    # LMDB reports a write cut short by a full disk as EIO (ps_full.c): the
+    # switch's commit says StorageFullError like every other write, and a
+    # failed switch leaves a pwrite store.
+    mnt = tmp_path / "mnt"
+    mount_image(tmp_path, ["mkfs.ext4", "-q", "-F"], 24 << 20, mnt)
+    try:
+        path = _pwrite_store_on(mnt, 400, 3000)
+        size = os.stat(path / "data.mdb").st_size
+        # (the map allocated first: the commit's pages find their blocks)
+        for free in [*range(0, 16 << 10, 4096), *range(64 << 10, 4 << 20, 128 << 10)]:
+            _refill(mnt, free)
+            try:
+                switched = switch_to_writemap(path)
+            except StorageFullError:
+                # (a commit cut short may leave written pages past the end)
+                assert os.stat(path / "data.mdb").st_size >= size
+                with Store(path, readonly=True) as s:
+                    assert s.stats().write_mode == "pwrite" and s.count("Agent") == 400
+                    assert len(list(s.iter_resources("Agent"))) == 400
+                continue
+            assert switched is True
+            break
+        else:
+            pytest.fail("no switch with 4 MiB free")
+        (mnt / "filler").unlink()
+        with Store(path) as s:
+            assert s.stats().write_mode == "writemap" and s.count("Agent") == 400
+    finally:
+        umount_fs(mnt)
+
+
+def test_an_empty_data_file_is_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "store"
+    path.mkdir(mode=0o700)
+    (path / "data.mdb").touch()
+    with pytest.raises(StoreError) as ro:
+        Store(path, readonly=True)
+    with pytest.raises(type(ro.value)):
+        switch_to_writemap(path)
+    assert os.listdir(path) == ["data.mdb"] and os.stat(path / "data.mdb").st_size == 0
+
+
+def test_a_path_with_a_nul_byte_is_refused(pwrite_store: Path) -> None:
+    # C would see the path cut at the NUL: another directory (this one)
+    with pytest.raises(ValueError, match="null"):
+        Store(f"{pwrite_store}\0other")
+    with pytest.raises(ValueError, match="null"):
+        switch_to_writemap(f"{pwrite_store}\0other")
+    with Store(pwrite_store) as s:
+        assert s.stats().write_mode == "pwrite"
+
+
+def _holes(file: Path) -> list[tuple[int, int]]:
+    """(offset, length) of each hole in ``file`` (SEEK_HOLE/SEEK_DATA)."""
+    fd = os.open(file, os.O_RDONLY)
+    try:
+        size, off, found = os.fstat(fd).st_size, 0, []
+        while (hole := os.lseek(fd, off, os.SEEK_HOLE)) < size:
+            off = os.lseek(fd, hole, os.SEEK_DATA)
+            found.append((hole, off - hole))
+        return found
+    finally:
+        os.close(fd)
+
+
+def test_a_switched_store_has_every_page_allocated(tmp_path: Path) -> None:
+    # LMDB's pwrite mode never writes a page that a transaction allocated and
+    # freed again (a "loose" page): a pwrite store's file has holes there.
+    # Those pages are on the free list; in the writemap mode a store into one
+    # on a full disk is SIGBUS.  st_blocks cannot tell one such hole from the
+    # filesystem's own blocks, so the switch must allocate the whole file.
+    mnt = tmp_path / "mnt"
+    mount_image(tmp_path, ["mkfs.ext4", "-q", "-F"], 64 << 20, mnt)
+    try:
+        path = mnt / "store"
+        r = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+            import random
+            from pystore import Store
+            from pystore.samples.agent_pb2 import Agent
+            rnd = random.Random(1)
+            with Store({str(path)!r}) as s:
+                s.save_resources("B", [(f"b{{i}}", Agent(model="m" * rnd.randrange(10, 300)))
+                                       for i in range(3000)])
+                for r in range(12):  # records added and mostly deleted in one txn
+                    with s.transaction() as t:
+                        n = rnd.randrange(100, 3000)
+                        for i in range(n):
+                            msg = Agent(model="m" * rnd.randrange(10, 300))
+                            t.save_resource("A", f"a{{r}}-{{i}}", msg)
+                        for i in range(n):
+                            if rnd.random() < 0.95:
+                                t.delete_resource("A", f"a{{r}}-{{i}}")
+                assert s.stats().write_mode == "pwrite"
+            """)], capture_output=True, text=True, cwd=TESTS, timeout=120,
+            env={**os.environ, "PYSTORE_WRITEMAP": "0"})
+        assert r.returncode == 0, r.stderr[-2000:]
+        data = path / "data.mdb"
+        holes = _holes(data)
+        assert len(holes) > 1, "no loose pages: LMDB changed?"
+        # one hole left (the others allocated with the zeros they read as:
+        # the file's bytes do not change)
+        fd = os.open(data, os.O_WRONLY)
+        try:
+            for off, length in holes[1:]:
+                os.pwrite(fd, b"\0" * length, off)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        assert len(_holes(data)) == 1
+        assert switch_to_writemap(path) is True
+        fill_fs(mnt)
+        r = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+            import random
+            from pystore import StorageFullError, Store
+            from pystore.samples.agent_pb2 import Agent
+            rnd = random.Random(2)
+            with Store({str(path)!r}) as s:
+                assert s.stats().write_mode == "writemap"
+                try:
+                    for r in range(3000):  # pages from the free list, then growth
+                        s.save_resources("B", [(f"b{{rnd.randrange(3000)}}",
+                                                Agent(model="w" * rnd.randrange(10, 300)))
+                                               for i in range(50)])
+                except StorageFullError:
+                    print("full")
+            """)], capture_output=True, text=True, cwd=TESTS, timeout=120)
+        assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+        assert r.stdout.strip() == "full"
+    finally:
+        umount_fs(mnt)

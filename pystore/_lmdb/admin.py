@@ -194,9 +194,11 @@ def switch_to_writemap(path: str | os.PathLike[str]) -> bool:
 
     A store's write mode is chosen when it is created (docs/durability.md);
     stores made before the writemap mode, or with ``PYSTORE_WRITEMAP=0``,
-    are written with pwrite.  This records the writemap mode in the store
-    (one durable write, nothing else changes); the next writable open
-    allocates its map on disk and writes it through LMDB's writable map.
+    are written with pwrite.  This allocates the map on disk (the file and
+    1 MiB more) and records the writemap mode in the store (one durable write;
+    the records are not touched); the next writable open writes it through
+    LMDB's writable map.  ``StorageFullError`` on a disk too full for the
+    map (the store stays a pwrite store).
     Returns True if it switched, False if the store was in the writemap mode
     already.  Every Store on it, in every process, must be closed:
     ``StoreInUseError`` otherwise (nothing changes).  Only on ext4, XFS and
@@ -208,6 +210,8 @@ def switch_to_writemap(path: str | os.PathLike[str]) -> bool:
     target = os.fspath(path)
     if not isinstance(target, str):
         raise TypeError("path must be a str path")
+    if "\0" in target:  # C would act on the path cut there (os.* refuse it too)
+        raise ValueError("embedded null byte")
     changed = ffi.new("int *")
     check(lib.ps_store_to_writemap(os.fsencode(target), changed), f"switch {target!r} to writemap")
     return bool(changed[0])
