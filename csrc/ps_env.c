@@ -345,6 +345,15 @@ static int shared_open(ps_shared *sh, const char *path, unsigned flags,
                 mdb_env_close(sh->mdb);
             sh->mdb = NULL;
             rc = ps_mdb_open(&sh->mdb, path, 0, probe_size);
+        } else if (rc == ENOSPC && readonly) {
+            /* a full disk where the map has a hole to allocate: a reader
+             * needs no block, so it reads through an MDB_RDONLY env (and
+             * this process's writers are refused until it is closed) */
+            if (sh->mdb)
+                mdb_env_close(sh->mdb);
+            sh->mdb = NULL;
+            rc = ps_mdb_open(&sh->mdb, path, MDB_RDONLY, 0);
+            mdb_ro = 1;
         } else if (!rc) {
             sh->writemap = 1;
         }

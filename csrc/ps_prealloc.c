@@ -99,10 +99,18 @@ int ps_wm_prealloc(int fd, uint64_t want, uint64_t *out)
         want = PS_MAX_MAP_SIZE;
     uint64_t size = want > old ? round_mib(want) : old;
     /* Below `old` the file is allocated already unless it has holes (a
-     * sparse copy of the store): then the whole range.  st_blocks counts
-     * 512-byte units, metadata blocks included, so a hole smaller than a
-     * filesystem's metadata could hide; copies leave map-sized holes. */
-    uint64_t from = (uint64_t)st.st_blocks * 512 >= old ? old : 0;
+     * sparse copy of the store, a hole punched): then from the first one.
+     * SEEK_HOLE finds any (and an unwritten preallocated extent, which
+     * allocating again leaves as it is); st_blocks, the fallback where
+     * SEEK_HOLE is missing, counts the filesystem's extent blocks too, so
+     * a small hole next to them could hide, and a store into it through
+     * the map on a full disk would be SIGBUS. */
+    uint64_t from = old;
+    off_t hole = lseek(fd, 0, SEEK_HOLE);
+    if (hole >= 0 && (uint64_t)hole < old)
+        from = (uint64_t)hole & ~(uint64_t)4095;
+    else if (hole < 0 && (uint64_t)st.st_blocks * 512 < old)
+        from = 0;
     if (from >= size) {
         *out = size;
         return PS_OK; /* the open of a store that is allocated: no call */

@@ -424,3 +424,47 @@ def test_sync_false_commits_without_a_flush_and_sync_true_with_one(
         counts[sync] = calls
     assert counts[False] < 5, counts  # the open's own writes, not one per commit
     assert counts[True] >= 40, counts
+
+
+def test_a_hole_in_the_map_is_allocated_at_open(tmp_path: Path) -> None:
+    """A store's map with a hole (a sparse copy, a punched page) is made
+    whole at open: a store into the hole through the map on a full disk
+    would be SIGBUS.  The hole here sits among many small extents, whose
+    blocks make st_blocks cover the file's size, so only SEEK_HOLE sees it."""
+    mnt = tmp_path / "mnt"
+    mount_image(tmp_path, ["mkfs.ext4", "-q", "-F"], 64 * MIB, mnt)
+    try:
+        path = mnt / "store"
+        with Store(path, map_size=16 * MIB) as s:
+            assert s.stats().write_mode == "writemap"
+            s.save_resources("Seed", [(f"s{i}", payload("Seed", f"s{i}")) for i in range(50)])
+        data = path / "data.mdb"
+        size = os.stat(data).st_size
+        offsets = [8 * MIB + 8192 * k for k in range(400)]  # the unused end of the map
+        for off in offsets:
+            subprocess.run(["fallocate", "-p", "-o", str(off), "-l", "4096", str(data)],
+                           check=True)
+        fd = os.open(data, os.O_WRONLY)
+        try:
+            for off in offsets[1:]:  # zeros written back: one hole left, many extents
+                os.pwrite(fd, b"\0" * 4096, off)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        st = os.stat(data)
+        assert st.st_size == size and st.st_blocks * 512 >= size  # st_blocks hides it
+        fd = os.open(data, os.O_RDONLY)
+        try:
+            assert os.lseek(fd, offsets[0], os.SEEK_HOLE) == offsets[0]  # the punched one
+        finally:
+            os.close(fd)
+        fill_fs(mnt)
+        r = _child(_FILL.format(path=str(path), wait=""), timeout=300)
+        # StorageFullError from the open (the hole cannot be allocated) or
+        # from a write; never a death by signal (SIGBUS: -7)
+        assert r.returncode in (0, 1), f"writer died: {r.returncode} {r.stderr[-2000:]}"
+        assert "StorageFullError" in r.stdout + r.stderr, (r.stdout, r.stderr[-2000:])
+        with Store(path, readonly=True) as s:
+            assert s.count("Seed") == 50
+    finally:
+        umount_fs(mnt)
