@@ -104,6 +104,19 @@ def test_a_list_in_the_middle_of_a_parsed_list_leaves_its_wire_bytes_whole(
     assert [m.model for m in got] == ["new0"] + [f"old{i}" for i in range(1, 9)]
 
 
+def test_a_parsed_list_of_an_empty_kind_keeps_the_wire_buffer(store: Store) -> None:
+    """The kept bytearray was taken for the list and not given back when
+    the kind was empty: the next list of a big kind allocated it anew."""
+    store.save_resources("Big", [(f"b{i}", Agent(instructions="w" * 1000)) for i in range(50)])
+    store.save_resource("Empty", "e", Agent())
+    store.delete_resource("Empty", "e")  # its type recorded, no records
+    assert len(store.list_resources("Big", Agent)) == 50
+    kept = store._tls.rd.wire
+    assert len(kept) > 50_000
+    assert store.list_resources("Empty", Agent) == []
+    assert store._tls.rd.wire is kept
+
+
 @pytest.mark.parametrize("how", ["list", "parsed", "iter"])
 def test_an_interrupt_as_a_scan_ends_leaves_close_working(
     store: Store, monkeypatch: pytest.MonkeyPatch, how: str

@@ -632,6 +632,7 @@ def _list_parsed(rd: Reader, prefix: bytes, cls: type[Message]) -> list[Any] | N
     try:
         n: int = _rscan(ctx, prefix, plen, plen, 0, _PAYLOADS)
         if n <= 0:
+            rd.wire = kept  # unused: kept for the next list
             return [] if n == 0 else None
         wire = _wire_into(ctx, kept)
     finally:
@@ -639,6 +640,7 @@ def _list_parsed(rd: Reader, prefix: bytes, cls: type[Message]) -> list[Any] | N
         _rend(ctx)
         _trim(ctx)
     if wire is None:
+        rd.wire = kept
         return None
     wrapper = list_class(cast(Descriptor, cls.DESCRIPTOR))()
     ok = _decode(wrapper, wire)
