@@ -201,15 +201,13 @@ static int init_dbs(ps_env *e)
     return rc;
 }
 
-static int join(char *out, size_t cap, const char *dir, const char *name)
+int ps_path_join(char *out, size_t cap, const char *dir, const char *name)
 {
     int n = snprintf(out, cap, "%s/%s", dir, name);
     return n < 0 || (size_t)n >= cap ? ENAMETOOLONG : PS_OK;
 }
 
-/* Create and open an LMDB env on `path` (flags: MDB_RDONLY, MDB_WRITEMAP). */
-static int env_open(MDB_env **out, const char *path, unsigned mflags,
-                    uint64_t map_size)
+int ps_mdb_open(MDB_env **out, const char *path, unsigned mflags, uint64_t map_size)
 {
     int rc = mdb_env_create(out);
     if (!rc)
@@ -280,7 +278,7 @@ static int writemap_open(ps_shared *sh, const char *path, const char *data,
         uint64_t size = 0;
         rc = ps_wm_prealloc(fd, map_size ? map_size : PS_WM_INITIAL, &size);
         if (!rc)
-            rc = env_open(&sh->mdb, path, MDB_WRITEMAP, size);
+            rc = ps_mdb_open(&sh->mdb, path, MDB_WRITEMAP, size);
         ps_wm_unlock(fd);
     }
     close(fd);
@@ -298,7 +296,7 @@ static int shared_open(ps_shared *sh, const char *path, unsigned flags,
 {
     int readonly = (flags & PS_OPEN_READONLY) != 0;
     char data[4096];
-    int rc = join(data, sizeof data, path, "data.mdb");
+    int rc = ps_path_join(data, sizeof data, path, "data.mdb");
     if (rc)
         return rc;
     int mdb_ro = 0;
@@ -317,7 +315,7 @@ static int shared_open(ps_shared *sh, const char *path, unsigned flags,
     if (rc)
         return rc;
     uint64_t probe_size = map_size || !readonly ? (map_size ? map_size : PS_DEFAULT_MAP_SIZE) : 0;
-    rc = env_open(&sh->mdb, path, mdb_ro ? MDB_RDONLY : 0, probe_size);
+    rc = ps_mdb_open(&sh->mdb, path, mdb_ro ? MDB_RDONLY : 0, probe_size);
     if (!rc) {
         int dead = 0;
         mdb_reader_check(sh->mdb, &dead); /* clear slots of dead processes */
@@ -346,7 +344,7 @@ static int shared_open(ps_shared *sh, const char *path, unsigned flags,
             if (sh->mdb)
                 mdb_env_close(sh->mdb);
             sh->mdb = NULL;
-            rc = env_open(&sh->mdb, path, 0, probe_size);
+            rc = ps_mdb_open(&sh->mdb, path, 0, probe_size);
         } else if (!rc) {
             sh->writemap = 1;
         }
@@ -528,7 +526,7 @@ int ps_env_copy(ps_env *e, const char *dest, int compact)
     if (ps_getpid() != e->pid)
         return PS_ERR_FORKED;
     char path[4096];
-    int rc = join(path, sizeof path, dest, "data.mdb");
+    int rc = ps_path_join(path, sizeof path, dest, "data.mdb");
     if (rc)
         return rc;
     /* Created 0600 from its first byte (LMDB's own copy creates it 0666

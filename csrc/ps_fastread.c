@@ -92,6 +92,7 @@ void ps_rctx_free(ps_rctx *c)
     c->magic = 0;
     free(c->buf);
     free(c->offs);
+    free(c->ids.data);
     free(c->priv);
     free(c);
 }
@@ -209,7 +210,7 @@ static int emit(ps_rctx *c, unsigned mode, const MDB_val *k, size_t prefix_len,
     if (v->mv_size < PS_HEADER_SIZE || r[0] != PS_FORMAT_VERSION)
         return PS_ERR_BAD_RECORD;
     size_t plen = v->mv_size - PS_HEADER_SIZE;
-    size_t per = mode == PS_RSCAN_RECORDS ? 6 : 2;
+    size_t per = mode == PS_RSCAN_RECORDS ? 4 : 2;
     int rc = offs_reserve(c, (n + 1) * per);
     if (rc)
         return rc;
@@ -218,11 +219,18 @@ static int emit(ps_rctx *c, unsigned mode, const MDB_val *k, size_t prefix_len,
     o[0] = pay;
     o[1] = pay + plen;
     if (mode == PS_RSCAN_RECORDS) {
-        uintptr_t id = (uintptr_t)k->mv_data + prefix_len;
-        o[2] = id;
-        o[3] = (uintptr_t)k->mv_data + k->mv_size;
-        o[4] = (uint64_t)ps_get_i64(r + 4);
-        o[5] = ps_record_rev(r);
+        o[2] = (uint64_t)ps_get_i64(r + 4);
+        o[3] = ps_record_rev(r);
+        /* the id, after a NUL unless it is the first (ids hold no NUL) */
+        size_t id_len = k->mv_size - prefix_len;
+        rc = ps_buf_reserve(&c->ids, id_len + 1);
+        if (rc)
+            return rc;
+        if (n)
+            c->ids.data[c->ids.len++] = '\0';
+        memcpy(c->ids.data + c->ids.len, (const char *)k->mv_data + prefix_len, id_len);
+        c->ids.len += id_len;
+        c->ids.count++;
     }
     return PS_OK;
 }
@@ -230,11 +238,11 @@ static int emit(ps_rctx *c, unsigned mode, const MDB_val *k, size_t prefix_len,
 /* Turn the absolute addresses of n entries into offsets from ctx->base. */
 static void relocate(ps_rctx *c, unsigned mode, uint64_t n)
 {
-    size_t per = mode == PS_RSCAN_RECORDS ? 6 : 2;
+    size_t per = mode == PS_RSCAN_RECORDS ? 4 : 2;
     uint64_t lo = UINT64_MAX, hi = 0;
     for (uint64_t i = 0; i < n; i++) {
         const uint64_t *o = c->offs + i * per;
-        for (size_t j = 0; j < (per == 6 ? 4u : 2u); j++) {
+        for (size_t j = 0; j < 2; j++) {
             if (o[j] < lo)
                 lo = o[j];
             if (o[j] > hi)
@@ -245,7 +253,7 @@ static void relocate(ps_rctx *c, unsigned mode, uint64_t n)
         lo = hi = 0;
     for (uint64_t i = 0; i < n; i++) {
         uint64_t *o = c->offs + i * per;
-        for (size_t j = 0; j < (per == 6 ? 4u : 2u); j++)
+        for (size_t j = 0; j < 2; j++)
             o[j] -= lo;
     }
     c->base = (const char *)(uintptr_t)lo;
@@ -264,6 +272,8 @@ int64_t ps_rscan(ps_rctx *c, const char *start, size_t start_len,
         (mode != PS_RSCAN_PAYLOADS && mode != PS_RSCAN_RECORDS) ||
         p->held)
         return fail(c, PS_ERR_INVALID_ARG);
+    c->ids.len = 0;
+    c->ids.count = 0;
     MDB_txn *txn;
     int rc = read_begin(p->env, &txn);
     if (rc)
@@ -342,6 +352,13 @@ void ps_rctx_trim(ps_rctx *c)
     if (c == NULL || c->priv == NULL)
         return;
     struct ps_rctx_priv *p = c->priv;
+    if (c->ids.cap > p->keep) {
+        free(c->ids.data);
+        c->ids.data = NULL;
+        c->ids.cap = 0;
+    }
+    c->ids.len = 0;
+    c->ids.count = 0;
     if (p->offs_cap * sizeof(uint64_t) > p->keep) {
         free(c->offs);
         c->offs = NULL;

@@ -215,6 +215,12 @@ uint32_t ps_get_u32(const char *p);
 int64_t ps_get_i64(const char *p);
 size_t ps_put_varint(char *w, uint64_t v); /* w holds 10 bytes; returns length */
 
+/* ps_env.c: "dir/name" into out (ENAMETOOLONG past cap); a new MDB_env
+ * opened on `path` with pystore's limits (mflags: MDB_RDONLY,
+ * MDB_WRITEMAP; map_size 0: the file's). */
+int ps_path_join(char *out, size_t cap, const char *dir, const char *name);
+int ps_mdb_open(MDB_env **out, const char *path, unsigned mflags, uint64_t map_size);
+
 /* ps_check.c: refuse a data.mdb whose pages in use lie past its end */
 int ps_check_file(MDB_env *mdb);
 

@@ -636,7 +636,7 @@ int ps_etcd_range_wire(const char *resp, size_t resp_len, uint32_t field,
 #define PS_RFAIL -1
 #define PS_RBIG -3           /* found, but longer than ctx->cap: ctx->len bytes */
 #define PS_RSCAN_PAYLOADS 1  /* offs: [start, end) of each payload */
-#define PS_RSCAN_RECORDS 2   /* offs: payload start, end, id start, end, updated_ns, revision */
+#define PS_RSCAN_RECORDS 2   /* offs: payload start, end, updated_ns, revision; ids: the ids */
 #define PS_RSCAN_FIELD 1     /* ps_rscan_wire: the wrapper's repeated field */
 typedef struct ps_rctx {
     char *buf;              /* ps_rget's payload (when it fits: len <= cap) */
@@ -648,6 +648,8 @@ typedef struct ps_rctx {
     const char *base;       /* offset scans: the offsets count from here */
     size_t span;            /* ... and end within span bytes of it */
     uint64_t *offs;         /* offset scans: per record, as the mode says */
+    ps_buf ids;             /* PS_RSCAN_RECORDS: the records' ids (the keys less
+                             * "<kind>/"), joined by NUL (ids hold none) */
     void *priv;             /* the core's */
     uint32_t magic;         /* PS_RCTX_MAGIC while the context lives */
 } ps_rctx;
@@ -660,7 +662,7 @@ int ps_rctx_new(ps_env *env, size_t cap, size_t keep, ps_rctx **out);
 int ps_rctx_reserve(ps_rctx *ctx, size_t cap);
 /* Free the context (ends an unfinished offset scan first). */
 void ps_rctx_free(ps_rctx *ctx);
-/* Free the offsets buffer when it grew past the context's `keep` bytes. */
+/* Free the offsets and ids buffers that grew past the context's `keep` bytes. */
 void ps_rctx_trim(ps_rctx *ctx);
 /* Read the record `key` ("<kind>/<id>", NUL-terminated; a key holding NUL
  * must be refused by the caller) in a reused read txn.  Returns the
@@ -716,6 +718,17 @@ int64_t ps_rfind(ps_rctx *ctx, const char *kind, size_t kind_len,
 /* The store's recorded write mode: 1 writemap, 0 pwrite (every writable
  * environment on it uses that mode). */
 int ps_env_writemap(ps_env *env);
+/* Switch the pwrite store at `path` to the writemap mode, in place (see
+ * ps_convert.c): one durable write of meta format_version, made only while
+ * no process (this one included) has the store open; the next writable
+ * open allocates its map and writes it MDB_WRITEMAP.  *changed: 1 if it
+ * switched, 0 if it was a writemap store already.  PS_ERR_IN_USE: open
+ * somewhere; PS_ERR_NO_WRITEMAP: its filesystem does not allow the mode
+ * (or PYSTORE_WRITEMAP=0 is set); PS_ERR_NEEDS_UPGRADE: a format-1 store
+ * (open it writable once first); PS_ERR_NOT_A_STORE, PS_ERR_FORMAT. */
+#define PS_ERR_IN_USE -31056      /* the store is open (in this or another process) */
+#define PS_ERR_NO_WRITEMAP -31057 /* the filesystem does not allow the writemap mode */
+int ps_store_to_writemap(const char *path, int *changed);
 
 /* ---- Parked snapshot txns (ps_park.c) -----------------------------------
  * A read txn kept open across calls (a Snapshot) is parked between them:

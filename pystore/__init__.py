@@ -5,7 +5,7 @@ kind is a collection listed by prefix scan.  Cloud tenancy fields
 (``org_id``, ``project_id``) never reach the disk.
 """
 
-from ._lmdb.admin import KindStats, StoreStats
+from ._lmdb.admin import KindStats, StoreStats, switch_to_writemap
 from .collection import Collection
 from .errors import (
     AlreadyExistsError,
@@ -23,6 +23,7 @@ from .errors import (
     StorageFullError,
     StoreClosedError,
     StoreError,
+    StoreInUseError,
     StoreOSError,
     StoreUnavailableError,
     TransactionError,
@@ -60,6 +61,7 @@ __all__ = [
     "Store",
     "StoreClosedError",
     "StoreError",
+    "StoreInUseError",
     "StoreOSError",
     "StoreStats",
     "StoreUnavailableError",
@@ -69,4 +71,5 @@ __all__ = [
     "UnsafePathError",
     "ValueTooLargeError",
     "__version__",
+    "switch_to_writemap",
 ]

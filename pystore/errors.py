@@ -28,6 +28,7 @@ __all__ = [
     "StorageFullError",
     "StoreClosedError",
     "StoreError",
+    "StoreInUseError",
     "StoreOSError",
     "StoreUnavailableError",
     "TransactionError",
@@ -138,6 +139,11 @@ class ReadersFullError(StoreError):
     """Too many concurrent readers."""
 
 
+class StoreInUseError(StoreError):
+    """The operation needs the store closed everywhere, and it is open
+    (by a Store of this process or by another process)."""
+
+
 class StoreOSError(StoreError, OSError):
     """An operating-system error (``errno`` is set)."""
 
@@ -178,6 +184,12 @@ _TABLE: dict[int, tuple[type[StoreError], str]] = {
     ),
     lib.PS_ERR_WRONG_THREAD: (TransactionError, ""),
     lib.PS_ERR_WRITE_MODE: (StoreError, "open the store again"),
+    lib.PS_ERR_IN_USE: (
+        StoreInUseError, "close every Store of it, in every process, and run this again"
+    ),
+    lib.PS_ERR_NO_WRITEMAP: (
+        StoreError, "only stores on ext4, XFS or tmpfs can be written in the writemap mode"
+    ),
     lib.PS_ERR_UNIQUE: (AlreadyExistsError, "a unique index holds the value"),
     lib.PS_ERR_INDEX_EXISTS: (StoreError, "drop the index first to change its definition"),
     lib.PS_ERR_INDEX_DEF: (CorruptionError, "an index definition is damaged"),

@@ -97,3 +97,13 @@ def test_backup_of_a_url_says_what_to_do(
         s.save_resource("A", "1", Agent())
     assert main(["backup", url, str(tmp_path / "b")]) != 0
     assert "pystore dump" in capsys.readouterr().err
+
+
+def test_upgrade_of_a_url_has_no_write_mode_to_switch(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Store(url) as s:
+        s.save_resource("A", "1", Agent())
+    assert "revision" in _run(capsys, "upgrade", url)
+    assert main(["upgrade", "--writemap", url]) == 1
+    assert "etcd store has no write mode" in capsys.readouterr().err

@@ -385,9 +385,8 @@ def test_parsed_lists_of_kinds_of_other_sizes_and_a_list_in_between(
     # list made in the middle of another (a signal handler's) gets its own.
     kinds = {"Big": 300, "Mid": 40, "Tiny": 2}
     for kind, n in kinds.items():
-        store.save_resources(kind, [(f"{kind}{i:03d}",
-                                     Agent(model=kind, instructions="i" * (i % 50)))
-                                    for i in range(n)])
+        store.save_resources(kind, [
+            (f"{kind}{i:03d}", Agent(model=kind, instructions="i" * (i % 50))) for i in range(n)])
     want = {k: [m.SerializeToString() for m in store.list_resources(k, Agent)] for k in kinds}
     for kind in ("Big", "Tiny", "Mid", "Big", "Mid", "Tiny", "Big"):
         got = store.list_resources(kind, Agent)

@@ -81,8 +81,14 @@ static void test_rscan(ps_env *env)
     /* records strictly after "a", at most 1 */
     CHECK(ps_rscan(c, S("Kind/a"), 5, 1, PS_RSCAN_RECORDS) == 1);
     uint64_t *o = c->offs;
-    CHECK(o[3] - o[2] == 1 && c->base[o[2]] == 'b' && o[1] == o[0]);
-    CHECK((int64_t)o[4] == 42 && o[5] == 4);
+    CHECK(o[1] == o[0]);
+    CHECK((int64_t)o[2] == 42 && o[3] == 4);
+    CHECK(c->ids.len == 1 && c->ids.count == 1 && c->ids.data[0] == 'b');
+    ps_rscan_end(c);
+    /* all of them: the ids joined by NUL, each record's 4 values */
+    CHECK(ps_rscan(c, S("Kind/"), 5, 0, PS_RSCAN_RECORDS) == 3);
+    CHECK(c->ids.len == 5 && c->ids.count == 3 && memcmp(c->ids.data, "a\0b\0c", 5) == 0);
+    CHECK(memcmp(c->base + c->offs[8], "CCCC", 4) == 0 && c->offs[9] - c->offs[8] == 4);
     ps_rscan_end(c);
     /* wire bytes of a records scan: refused (only payload scans) */
     CHECK(ps_rscan(c, S("Kind/"), 5, 0, PS_RSCAN_RECORDS) == 3);

@@ -15,7 +15,7 @@ from .core import CTxn, encode_kind
 from .files import make_dirs
 from .schema import read_schema
 
-__all__ = ["AdminOps", "KindStats", "StoreStats"]
+__all__ = ["AdminOps", "KindStats", "StoreStats", "switch_to_writemap"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,3 +187,27 @@ class AdminOps:
         check(lib.ps_env_copy(self._env, os.fsencode(target), 1 if compact else 0),
               f"backup to {target!r}")
         return os.stat(os.path.join(target, "data.mdb")).st_size
+
+
+def switch_to_writemap(path: str | os.PathLike[str]) -> bool:
+    """Switch the pwrite store at ``path`` to the writemap mode, in place.
+
+    A store's write mode is chosen when it is created (docs/durability.md);
+    stores made before the writemap mode, or with ``PYSTORE_WRITEMAP=0``,
+    are written with pwrite.  This records the writemap mode in the store
+    (one durable write, nothing else changes); the next writable open
+    allocates its map on disk and writes it through LMDB's writable map.
+    Returns True if it switched, False if the store was in the writemap mode
+    already.  Every Store on it, in every process, must be closed:
+    ``StoreInUseError`` otherwise (nothing changes).  Only on ext4, XFS and
+    tmpfs (``StoreError`` elsewhere); a format-1 store must be opened
+    writable once first (``IncompatibleStoreError``).
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be str or os.PathLike, not {type(path).__name__}")
+    target = os.fspath(path)
+    if not isinstance(target, str):
+        raise TypeError("path must be a str path")
+    changed = ffi.new("int *")
+    check(lib.ps_store_to_writemap(os.fsencode(target), changed), f"switch {target!r} to writemap")
+    return bool(changed[0])

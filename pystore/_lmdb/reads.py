@@ -580,18 +580,21 @@ def _scan_records(
         n: int = _rscan(ctx, start, len(start), plen, limit, _RECORDS)
         if n <= 0:
             return ([], [], [], []) if n == 0 else None
-        o = _unpack(_as_i64(ctx.offs), 6 * n)  # stamps are signed
+        o = _unpack(_as_i64(ctx.offs), 4 * n)  # stamps are signed
         get = _buffer(ctx.base, ctx.span).__getitem__
-        payloads = list(map(get, map(slice, o[0::6], o[1::6])))
-        idbytes = list(map(get, map(slice, o[2::6], o[3::6])))
+        payloads = list(map(get, map(slice, o[0::4], o[1::4])))
+        idb = ctx.ids
+        joined = _unpack(idb.data, idb.len)  # the ids, joined by NUL
     finally:
         rd.held = False
         _rend(ctx)
     try:
-        ids = list(map(bytes.decode, idbytes))  # UTF-8
+        ids = joined.decode().split("\0")  # UTF-8; one str each, no NUL in any
     except UnicodeDecodeError:
         return None  # the general path names it
-    return ids, payloads, o[4::6], o[5::6]
+    if len(ids) != n:
+        return None
+    return ids, payloads, o[2::4], o[3::4]
 
 
 def _wire_into(ctx: Any, wire: bytearray) -> bytearray | None:

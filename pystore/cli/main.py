@@ -115,6 +115,8 @@ def _parser() -> _Parser:
                    help="one JSON object per line")
     c = cmd("upgrade", "upgrade a store of an older format in place (one transaction)")
     c.add_argument("path", metavar="PATH")
+    c.add_argument("--writemap", action="store_true",
+                   help="then switch a pwrite store to the writemap mode (closed everywhere)")
     c = cmd("demo", "run the README's main job on a local store")
     c.add_argument("path", metavar="PATH", nargs="?", default="./.pystore-demo")
     return p
@@ -383,7 +385,16 @@ def cmd_watch(a: argparse.Namespace) -> int:
 def cmd_upgrade(a: argparse.Namespace) -> int:
     with _open_existing(a.path, readonly=False) as s:
         st = s.stats()
-    _out(f"{a.path}: format version {st.format_version}, revision {st.revision}")
+    mode = st.write_mode
+    if a.writemap and is_etcd_url(a.path):
+        raise StoreError(f"{a.path}: an etcd store has no write mode (--writemap is LMDB's)")
+    if a.writemap and mode != "writemap":
+        from pystore import switch_to_writemap
+
+        switch_to_writemap(a.path)
+        mode = "writemap"
+    text = f"{a.path}: format version {st.format_version}, revision {st.revision}"
+    _out(f"{text}, write mode {mode}" if mode else text)
     return OK
 
 
