@@ -32,6 +32,57 @@ static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
 /* Live transactions begun by this thread (any env). */
 static __thread unsigned tls_live;
 
+/* ... and per shared env (ps_gate_alone: a growth must not wait for a txn
+ * of its own thread on its env, and may wait for the thread's txns of other
+ * envs, which do not hold it up).  A thread with txns live on more envs
+ * than HERE_MAX at once counts the rest in here_lost, which ps_gate_alone
+ * takes as maybe on its env (it then refuses, as it always did). */
+#define HERE_MAX 8
+static __thread struct {
+    const ps_shared *sh;
+    unsigned n;
+} here[HERE_MAX];
+static __thread unsigned here_lost;
+
+static void here_add(const ps_shared *sh)
+{
+    int slot = -1;
+    for (int i = 0; i < HERE_MAX; i++) {
+        if (here[i].n && here[i].sh == sh) {
+            here[i].n++;
+            return;
+        }
+        if (here[i].n == 0 && slot < 0)
+            slot = i;
+    }
+    if (slot < 0) {
+        here_lost++;
+        return;
+    }
+    here[slot].sh = sh;
+    here[slot].n = 1;
+}
+
+static void here_drop(const ps_shared *sh)
+{
+    for (int i = 0; i < HERE_MAX; i++) {
+        if (here[i].n && here[i].sh == sh) {
+            here[i].n--;
+            return;
+        }
+    }
+    if (here_lost)
+        here_lost--;
+}
+
+static unsigned here_count(const ps_shared *sh)
+{
+    for (int i = 0; i < HERE_MAX; i++)
+        if (here[i].n && here[i].sh == sh)
+            return here[i].n + here_lost;
+    return here_lost;
+}
+
 static void reg_prepare(void) { pthread_mutex_lock(&reg_mu); }
 static void reg_parent(void) { pthread_mutex_unlock(&reg_mu); }
 static void reg_child(void) { pthread_mutex_unlock(&reg_mu); }
@@ -176,12 +227,15 @@ void ps_shared_unref(ps_shared *sh)
 
 /* Count a txn live in the process (and with `handle` in e's own count,
  * which close waits for), after any growth that holds the env alone --
- * unless this thread already has a live txn, which that growth waits for. */
+ * unless this thread already has a live txn, which a waiting growth may
+ * wait for.  A growth running now (it began once nothing of this env was
+ * live, so this thread has nothing live here) is always waited for: the
+ * thread's live txns of other envs do not make remapping this one safe. */
 static int gate_join(ps_env *e, int handle)
 {
     ps_shared *sh = e->sh;
     pthread_mutex_lock(&sh->gate_mu);
-    while (!e->closing && sh->excl && tls_live == 0)
+    while (!e->closing && (sh->excl_busy || (sh->excl && tls_live == 0)))
         pthread_cond_wait(&sh->gate_cv, &sh->gate_mu);
     if (e->closing) {
         pthread_mutex_unlock(&sh->gate_mu);
@@ -190,6 +244,7 @@ static int gate_join(ps_env *e, int handle)
     sh->live++;
     e->live += handle;
     tls_live++;
+    here_add(sh);
     pthread_mutex_unlock(&sh->gate_mu);
     return PS_OK;
 }
@@ -201,8 +256,10 @@ static void gate_leave(ps_env *e, int same_thread, int handle)
     pthread_mutex_lock(&sh->gate_mu);
     sh->live--;
     e->live -= handle;
-    if (same_thread && tls_live)
+    if (same_thread && tls_live) {
         tls_live--;
+        here_drop(sh);
+    }
     if (sh->live == 0 || (e->closing && e->live == 0))
         pthread_cond_broadcast(&sh->gate_cv);
     pthread_mutex_unlock(&sh->gate_mu);
@@ -237,6 +294,7 @@ int ps_gate_unpark(ps_env *e, int ending)
         pthread_cond_wait(&sh->gate_cv, &sh->gate_mu);
     sh->live++;
     tls_live++;
+    here_add(sh);
     pthread_mutex_unlock(&sh->gate_mu);
     return PS_OK;
 }
@@ -245,9 +303,9 @@ int ps_gate_alone(ps_env *e, int (*fn)(ps_shared *, void *), void *arg)
 {
     ps_shared *sh = e->sh;
     pthread_mutex_lock(&sh->gate_mu);
-    if (tls_live > 1) {
-        /* This thread holds another transaction: waiting for every
-         * transaction to end would wait for itself. */
+    if (here_count(sh) > 1) {
+        /* This thread holds another transaction of this env: waiting for
+         * every transaction to end would wait for itself. */
         pthread_mutex_unlock(&sh->gate_mu);
         return MDB_MAP_RESIZED;
     }
@@ -255,6 +313,7 @@ int ps_gate_alone(ps_env *e, int (*fn)(ps_shared *, void *), void *arg)
      * closed meanwhile) and wait until nothing else is live. */
     sh->live--;
     tls_live--;
+    here_drop(sh);
     sh->excl++;
     while (sh->live > 0 || sh->excl_busy)
         pthread_cond_wait(&sh->gate_cv, &sh->gate_mu);
@@ -266,6 +325,7 @@ int ps_gate_alone(ps_env *e, int (*fn)(ps_shared *, void *), void *arg)
     sh->excl--;
     sh->live++;
     tls_live++;
+    here_add(sh);
     pthread_cond_broadcast(&sh->gate_cv);
     pthread_mutex_unlock(&sh->gate_mu);
     return rc;

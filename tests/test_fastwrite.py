@@ -250,6 +250,43 @@ def test_inside_transaction_and_update_callback(tmp_path: Path) -> None:
         assert s.save_resource("Agent", "a", agent("after")) > 0
 
 
+def test_a_transaction_collected_without_its_exit_leaves_the_one_call_writes_on(
+    tmp_path: Path,
+) -> None:
+    """A Transaction entered and never exited (the interrupt gap of
+    docs/durability.md) is rolled back when collected; the thread then holds
+    no transaction.  Its writes kept taking the general path for the
+    thread's life (its state still held the dead weak reference, which only
+    a read cleared), as the reads did before."""
+    import gc
+
+    s = Store(tmp_path / "s", sync=False)
+    s.save_resource("Agent", "a", agent("m"))
+    s.save_resource("Other", "o", agent("m"))
+    t = s.transaction()
+    t.__enter__()
+    t.save_resource("Agent", "a", agent("rolled back"))
+    del t
+    gc.collect()
+
+    def refuse(*a: object) -> None:
+        raise AssertionError("the general path was taken")
+
+    s._prepare = refuse  # type: ignore[assignment,method-assign]
+    assert s.save_resource("Agent", "a", agent("m2")) > 0
+    assert s.save_resources("Agent", [("c", agent("m5"))]) == 1
+    assert s.delete_resource("Agent", "c") is True
+    assert s.delete_resources_by_kind("Other") == 1
+    del s._prepare
+    assert s.get_resource("Agent", "a", Agent).model == "m2"
+    with s.transaction() as t2:  # a live one still sends them the general way
+        with pytest.raises(pystore.TransactionError, match="open transaction"):
+            s.save_resource("Agent", "a", agent("m"))
+        t2.save_resource("Agent", "b", agent("b"))
+    assert s.delete_resources_by_kind("Agent") == 2
+    s.close()
+
+
 def test_forked_child_refuses(tmp_path: Path) -> None:
     code = textwrap.dedent(
         """

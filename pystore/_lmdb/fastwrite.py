@@ -19,6 +19,7 @@ with the same types and messages as the general path's.
 
 from __future__ import annotations
 
+import weakref
 from array import array
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,7 @@ _KEYEXIST: int = lib.PS_LMDB_KEYEXIST
 _CONFLICT: int = lib.PS_ERR_CONFLICT
 _STORE_STATE = (lib.PS_ERR_CLOSED, lib.PS_ERR_FORKED)
 _GENERAL = None  # a result meaning: take the general path
+_WeakRef = weakref.ref
 
 
 def check_revision(if_revision: object) -> int | None:
@@ -124,6 +126,18 @@ def pack_pairs(
     return kb, ibs, b"".join(parts), array("I", map(len, parts)), entry[1]
 
 
+def _holds(tls: Any) -> bool:
+    """With ``tls.txn`` set: whether this thread holds a transaction (or
+    runs an update callback).  A Transaction's dead weak reference -- it
+    was collected without its exit, and rolled back -- is cleared (as
+    ``FastReads._reader`` does): the thread holds none."""
+    held = tls.txn
+    if held.__class__ is _WeakRef and held() is None:
+        tls.txn = None
+        return False
+    return True
+
+
 def _general_error(store: Store, info: Any, where: str) -> StoreError:
     """The error the general path raises for a failure of the one call."""
     rc = info.rc
@@ -160,7 +174,7 @@ class FastWriter:
             entry is None
             or type(kind) is not str
             or type(id) is not str
-            or store._tls.txn is not None
+            or (store._tls.txn is not None and _holds(store._tls))
             or store._schemas.known.get(kind) is not entry[0]
         ):
             return _GENERAL
@@ -195,7 +209,9 @@ class FastWriter:
 
     def delete(self, store: Store, kind: object, id: object, if_revision: object) -> bool | None:
         """Whether kind/id existed, or None: take the general path."""
-        if type(kind) is not str or type(id) is not str or store._tls.txn is not None:
+        if type(kind) is not str or type(id) is not str or (
+            store._tls.txn is not None and _holds(store._tls)
+        ):
             return _GENERAL
         try:
             kb = kind.encode()
@@ -220,7 +236,7 @@ class FastWriter:
 
     def delete_kind(self, store: Store, kind: object) -> int | None:
         """The number of records deleted, or None: take the general path."""
-        if type(kind) is not str or store._tls.txn is not None:
+        if type(kind) is not str or (store._tls.txn is not None and _holds(store._tls)):
             return _GENERAL
         try:
             kb = kind.encode()
@@ -237,7 +253,7 @@ class FastWriter:
     def save_many(self, store: Store, kind: object, items: Iterable[Any]) -> tuple[int | None, Any]:
         """(the number saved, items) or (None, items): take the general path
         (see ``pack_pairs`` for what is taken here)."""
-        if store._tls.txn is not None:
+        if store._tls.txn is not None and _holds(store._tls):
             return _GENERAL, items
         known = store._schemas.known
         packed = pack_pairs(self._stripper, kind, items, lambda k, d: known.get(k) is d)

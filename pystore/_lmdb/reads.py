@@ -148,7 +148,7 @@ class _Stamps:
 class Reader:
     """One thread's read context on one Store (kept in the Store's thread state)."""
 
-    __slots__ = ("cap", "ctx", "env", "held", "kp", "mv", "ok", "tag", "view", "wire")
+    __slots__ = ("cap", "ctx", "env", "held", "kp", "ok", "tag", "view", "wire")
 
     def __init__(self, env: Any, ok: dict[str, Descriptor]) -> None:
         out = ffi.new("ps_rctx **")
@@ -171,20 +171,31 @@ class Reader:
         # list_resources parsed: the wire bytes of the last list, kept (up
         # to SCAN_KEEP) for the next one
         self.wire = bytearray()
+        self.cap: int = 0
+        self.view: Any = None
         self._views()
 
     def _views(self) -> None:
+        """The views of the payload buffer as it is now; ``cap`` is stored
+        last, with them and after no check point, so ``cap != ctx.cap``
+        tells views left behind by an interrupt (see ``grow``)."""
         c = self.ctx
-        self.cap: int = c.cap
-        self.view: Any = _buffer(c.buf, c.cap)
-        self.mv = memoryview(self.view)
+        cap = -1
+        while cap != c.cap:  # again if it grew meanwhile (a handler's read)
+            cap = c.cap
+            view = _buffer(c.buf, cap)
+        self.view, self.cap = view, cap
 
     def grow(self, n: int) -> bool:
-        """Make the payload buffer hold ``n`` bytes; False if over KEEP."""
-        if n > KEEP or lib.ps_rctx_reserve(self.ctx, n):
+        """Make the payload buffer hold ``n`` bytes; False if over KEEP.
+        The buffer is reallocated, so the caller takes this Reader off the
+        thread's fast path until this returns: an interrupt after the C
+        call leaves views of the freed buffer, which ``_reader`` renews."""
+        if n > KEEP:
             return False
+        rc = lib.ps_rctx_reserve(self.ctx, n)
         self._views()
-        return True
+        return not rc
 
 
 def _decode(parser: Message, data: Any) -> bool:
@@ -233,6 +244,8 @@ class FastReads(_General):
             except Exception:
                 return None  # the general path raises it
             rd = tls.rd = Reader(self._env, self._schemas.read_ok)
+        elif rd.cap != rd.ctx.cap:
+            rd._views()  # an interrupt in grow() left them on the freed buffer
         tls.fast = rd  # txn is None (checked above): the fast gets may use it
         return rd
 
@@ -269,10 +282,14 @@ class FastReads(_General):
 
     # -- gets ---------------------------------------------------------------
 
-    def _get_n(self, kind: str, id: str) -> tuple[Reader, int] | None:
-        """Read kind/id into this thread's buffer: (reader, length), or None
-        when the general path must answer."""
-        rd: Reader | None = self._tls.fast
+    def _get_n(self, kind: str, id: str) -> tuple[bytes, int, int] | None:
+        """Read kind/id: (payload, updated_ns, revision), or None when the
+        general path must answer.  They are taken from the thread's buffer
+        and context right after the C call, before any allocation that may
+        run the garbage collector: a finalizer reading this store in this
+        thread would overwrite (or grow) them."""
+        tls = self._tls
+        rd: Reader | None = tls.fast
         if rd is None:
             rd = self._reader()
             if rd is None:
@@ -280,12 +297,17 @@ class FastReads(_General):
         key = self._key(kind, id)
         if key is None:
             return None
+        c = rd.ctx
         while True:
-            n: int = _rget(rd.ctx, key)
+            n: int = _rget(c, key)
             if n >= 0:
-                return rd, n
-            if n != _BIG or not rd.grow(rd.ctx.len):
+                return rd.view[:n], c.updated_ns, c.revision
+            if n != _BIG:
                 return None
+            tls.fast = None  # until grow() returns: see there
+            if not rd.grow(c.len):
+                return None
+            tls.fast = rd
 
     def get_bytes(self, kind: str, id: str) -> bytes:
         # The hot path: this thread's Reader while it holds no transaction
@@ -305,7 +327,7 @@ class FastReads(_General):
         got = self._get_n(kind, id)
         if got is None:
             return super().get_bytes(kind, id)
-        return got[0].view[: got[1]]  # type: ignore[no-any-return]
+        return got[0]
 
     @overload
     def get_resource(self, kind: str, id: str, msg_or_type: type[M]) -> M: ...
@@ -325,9 +347,14 @@ class FastReads(_General):
                 if msg.__class__ is _META:  # a generated message class
                     # A type this store checked against the kind's schema.
                     if rd.ok.get(kind) is msg.DESCRIPTOR:
-                        n = _rget1(rd.kp[kind] + id.encode())
+                        # The message and its bound parse method are made
+                        # before the read: allocations may run the garbage
+                        # collector, whose finalizers may read into the buffer.
                         msg = msg()
+                        parse = msg.ParseFromString
+                        n = _rget1(rd.kp[kind] + id.encode())
                 elif isinstance(msg, Message) and rd.ok.get(kind) is msg.DESCRIPTOR:
+                    parse = msg.ParseFromString
                     n = _rget1(rd.kp[kind] + id.encode())
         except KeyError:
             n = _BIG  # a kind new to this thread: _get_n checks and adds it
@@ -335,7 +362,7 @@ class FastReads(_General):
             pass
         if n >= 0:
             try:
-                msg.ParseFromString(rd.view[:n])  # bytes: upb parses them as they are
+                parse(rd.view[:n])  # bytes: upb parses them as they are
             except DecodeError as exc:
                 raise decode_error(f"{kind}/{id}", msg, exc) from None
             return msg  # type: ignore[no-any-return]
@@ -344,17 +371,15 @@ class FastReads(_General):
                 msg = msg()
             got = self._get_n(kind, id)  # grows the buffer (or None: too big, or bad)
             if got is not None:
-                return parse_into(msg, got[0].mv[: got[1]], kind, id)  # type: ignore[arg-type, no-any-return]
+                return parse_into(msg, got[0], kind, id)  # type: ignore[no-any-return]
         return super().get_resource(kind, id, msg)  # type: ignore[no-any-return]
 
     def get_record(self, kind: str, id: str) -> Resource:
         got = self._get_n(kind, id)
         if got is None:
             return super().get_record(kind, id)
-        rd, n = got
-        c = rd.ctx
-        ns = c.updated_ns
-        return Resource(id, kind, rd.view[:n], ns_to_datetime(ns), ns, c.revision)
+        data, ns, rev = got
+        return Resource(id, kind, data, ns_to_datetime(ns), ns, rev)
 
     # -- index lookups -------------------------------------------------------
 
@@ -390,14 +415,15 @@ class FastReads(_General):
         if not known:
             _TYPES.add(check_type(msg_type))
         mlen = 0 if mkey is _NULL else len(mkey)
+        msg = msg_type()  # before the read, as its parse method: they may run the
+        parse = msg.ParseFromString  # collector (see get_resource)
         n: int = _rfind(rd.ctx, kb, len(kb), nb, len(nb), qtype, sv, len(sv), num, mkey, mlen)
         if n == _NONE:
             raise NotFoundError(f"no {kind} with {index} = {value!r}")
         if n < 0:  # an error (raised there), or a record past the buffer (_BIG)
             return super().find_one(kind, index, value, msg_type)
-        msg = msg_type()
         try:
-            msg.ParseFromString(rd.view[:n])
+            parse(rd.view[:n])
         except DecodeError as exc:
             raise decode_error(f"{kind} by {index}", msg, exc) from None
         return msg
@@ -504,12 +530,26 @@ class FastReads(_General):
                 left -= len(ids)
 
 
+# _SCAN_NOTE: a scan holds its read txn (rd.held) while it copies out; code
+# that runs meanwhile in this thread (a signal handler, a finalizer) and
+# scans too takes the general path: the context's scan is the outer one's,
+# and ending it (each scan's finally does) would pull the pages from under
+# it.  Each finally marks the thread out of the scan BEFORE the C call
+# that ends it: an interrupt at the check point after that call would
+# otherwise leave the mark for good (and every close() in this thread
+# refused); a read between the mark and the call cannot run (no check
+# point), and one after it finds the scan ended.
+
+
 def _as_i64(p: Any) -> Any:
     return ffi.cast(_I64P, p)
 
 
 def _list_payloads(rd: Reader, prefix: bytes) -> list[bytes] | None:
-    """The payloads of a kind, sliced from the map under one held read txn."""
+    """The payloads of a kind, sliced from the map under one held read txn
+    (None: take the general path)."""
+    if rd.held:
+        return None  # a read in the middle of this thread's scan (see _SCAN_NOTE)
     plen = len(prefix)
     ctx = rd.ctx
     rd.held = True
@@ -521,16 +561,19 @@ def _list_payloads(rd: Reader, prefix: bytes) -> list[bytes] | None:
         get = _buffer(ctx.base, ctx.span).__getitem__
         return list(map(get, map(slice, offs[0::2], offs[1::2])))
     finally:
+        rd.held = False  # first: the interrupt point is after the C call
         _rend(ctx)
         _trim(ctx)  # a huge kind's offsets are not kept
-        rd.held = False
 
 
 def _scan_records(
     rd: Reader, start: bytes, plen: int, limit: int
 ) -> tuple[list[str], list[bytes], list[int], list[int]] | None:
     """Up to ``limit`` records after ``start``, as columns: (ids, payloads,
-    updated_ns, revisions); None for a damaged record or an undecodable id."""
+    updated_ns, revisions); None for a damaged record or an undecodable id
+    (or a read in the middle of this thread's scan: see _SCAN_NOTE)."""
+    if rd.held:
+        return None
     ctx = rd.ctx
     rd.held = True
     try:
@@ -543,8 +586,8 @@ def _scan_records(
         idb = ctx.ids
         joined = _unpack(idb.data, idb.len)  # the ids, joined by NUL
     finally:
-        _rend(ctx)
         rd.held = False
+        _rend(ctx)
     try:
         ids = joined.decode().split("\0")  # UTF-8; one str each, no NUL in any
     except UnicodeDecodeError:
@@ -583,6 +626,8 @@ def _list_parsed(rd: Reader, prefix: bytes, cls: type[Message]) -> list[Any] | N
     """The records of a kind parsed as one wrapper message from the wire
     bytes gathered under one held read txn, in the Reader's kept bytearray
     (taken while in use: a signal handler's list gets a bytearray of its own)."""
+    if rd.held:
+        return None  # see _SCAN_NOTE
     plen = len(prefix)
     ctx = rd.ctx
     kept, rd.wire = rd.wire, bytearray()
@@ -590,13 +635,15 @@ def _list_parsed(rd: Reader, prefix: bytes, cls: type[Message]) -> list[Any] | N
     try:
         n: int = _rscan(ctx, prefix, plen, plen, 0, _PAYLOADS)
         if n <= 0:
+            rd.wire = kept  # unused: kept for the next list
             return [] if n == 0 else None
         wire = _wire_into(ctx, kept)
     finally:
+        rd.held = False
         _rend(ctx)
         _trim(ctx)
-        rd.held = False
     if wire is None:
+        rd.wire = kept
         return None
     wrapper = list_class(cast(Descriptor, cls.DESCRIPTOR))()
     ok = _decode(wrapper, wire)
