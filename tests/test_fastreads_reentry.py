@@ -452,3 +452,90 @@ def test_an_interrupt_at_any_check_point_of_a_fast_read_leaves_the_store_right(
     assert problems == []
     store.close()
     assert store.closed
+
+
+def _nested_at(point: int, call: Callable[[], object], nested: Callable[[], object]) -> object:
+    """Run ``call`` with ``nested`` run at its ``point``-th check point in
+    pystore/_lmdb/reads.py (a function's entry or the end of a call: where
+    a signal handler runs); ``call``'s result, or _NO_POINT when ``call``
+    has fewer check points."""
+    n = 0
+    done: list[bool] = []
+    last: dict[int, int | None] = {}
+
+    def hit() -> None:
+        nonlocal n
+        n += 1
+        if n == point:
+            done.append(True)
+            sys.settrace(None)
+            try:
+                nested()
+            finally:
+                sys.settrace(trace)
+
+    def local(frame: Any, event: str, arg: object) -> Any:
+        if done:
+            return None
+        if event == "opcode":
+            prev, last[id(frame)] = last.get(id(frame)), frame.f_lasti
+            if prev is not None and frame.f_code.co_code[prev] in _CALLS:
+                hit()
+        return local
+
+    def trace(frame: Any, event: str, arg: object) -> Any:
+        if done or frame.f_code.co_filename != reads.__file__:
+            return None
+        frame.f_trace_opcodes = True
+        last[id(frame)] = None
+        hit()
+        return local
+
+    sys.settrace(trace)
+    try:
+        got = call()
+    finally:
+        sys.settrace(None)
+    return got if done else _NO_POINT
+
+
+_NO_POINT = object()
+
+
+def test_a_read_at_any_check_point_of_a_get_leaves_its_result(store: Store) -> None:
+    """What a signal handler reading the same store does in the main thread:
+    at each check point of each fast get (right after the C call filled the
+    thread's buffer, too), other reads of the store run; the get still
+    returns its own record (they went the general way while it was busy)."""
+    store.create_index("A", "m", field="model", msg_type=Agent, unique=True)
+    store.save_resources("A", [(f"a{i:04d}", Agent(model=f"m{i}", instructions="x" * (i * 10)))
+                               for i in range(20)])
+    store.save_resource("A", "big", Agent(model="big", instructions="B" * 300_000))
+    s = store
+    gets: dict[str, Callable[[], object]] = {
+        "get_bytes": lambda: s.get_bytes("A", "a0005"),
+        "get_resource": lambda: _ser(s.get_resource("A", "a0007", Agent)),
+        "get_resource_instance": lambda: _ser(s.get_resource("A", "a0007", Agent())),
+        "get_record": lambda: (lambda r: (r.id, r.data, r.revision))(s.get_record("A", "a0009")),
+        "find_one": lambda: _ser(s.find_one("A", "m", "m11", Agent)),
+        "get_bytes_big": lambda: s.get_bytes("A", "big"),
+    }
+    want = {name: get() for name, get in gets.items()}
+
+    def others() -> None:  # other records, every kind of get
+        assert s.get_bytes("A", "a0013") == _ser(Agent(model="m13", instructions="x" * 130))
+        assert s.get_resource("A", "a0015", Agent).model == "m15"
+        assert s.find_one("A", "m", "m17", Agent).model == "m17"
+        assert s.get_record("A", "a0002").id == "a0002"
+
+    wrong, points = [], 0
+    for name, get in gets.items():
+        point = 1
+        while (got := _nested_at(point, get, others)) is not _NO_POINT:
+            points += 1
+            if got != want[name]:
+                wrong.append((name, point))
+            assert not getattr(store._tls.rd, "busy", False)
+            point += 1
+    assert points > 20
+    assert wrong == []

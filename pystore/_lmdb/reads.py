@@ -148,7 +148,7 @@ class _Stamps:
 class Reader:
     """One thread's read context on one Store (kept in the Store's thread state)."""
 
-    __slots__ = ("cap", "ctx", "env", "held", "kp", "ok", "tag", "view", "wire")
+    __slots__ = ("busy", "cap", "ctx", "env", "held", "kp", "ok", "tag", "view", "wire")
 
     def __init__(self, env: Any, ok: dict[str, Descriptor]) -> None:
         out = ffi.new("ps_rctx **")
@@ -168,6 +168,10 @@ class Reader:
         self.ok = ok
         # True while an offset scan holds its read txn (see Store.close).
         self.held = False
+        # True from a get's C call until its bytes are sliced from the
+        # buffer: a get that runs in between (a signal handler's, in this
+        # thread) goes the general way instead of overwriting them.
+        self.busy = False
         # list_resources parsed: the wire bytes of the last list, kept (up
         # to SCAN_KEEP) for the next one
         self.wire = bytearray()
@@ -294,20 +298,26 @@ class FastReads(_General):
             rd = self._reader()
             if rd is None:
                 return None
+        if rd.busy:  # in the middle of another get of this thread
+            return None
         key = self._key(kind, id)
         if key is None:
             return None
         c = rd.ctx
-        while True:
-            n: int = _rget(c, key)
-            if n >= 0:
-                return rd.view[:n], c.updated_ns, c.revision
-            if n != _BIG:
-                return None
-            tls.fast = None  # until grow() returns: see there
-            if not rd.grow(c.len):
-                return None
-            tls.fast = rd
+        rd.busy = True
+        try:
+            while True:
+                n: int = _rget(c, key)
+                if n >= 0:
+                    return rd.view[:n], c.updated_ns, c.revision
+                if n != _BIG:
+                    return None
+                tls.fast = None  # until grow() returns: see there
+                if not rd.grow(c.len):
+                    return None
+                tls.fast = rd
+        finally:
+            rd.busy = False
 
     def get_bytes(self, kind: str, id: str) -> bytes:
         # The hot path: this thread's Reader while it holds no transaction
@@ -316,7 +326,8 @@ class FastReads(_General):
         # other case -- and a missing, too-big or damaged record (n < 0) --
         # goes the general way, which raises the right error.
         rd: Reader | None = self._tls.fast
-        if rd is not None:
+        if rd is not None and not rd.busy:
+            rd.busy = True  # until the bytes are out of the buffer (see Reader)
             try:
                 if "\0" not in id:
                     n: int = _rget1(rd.kp[kind] + id.encode())  # rd keeps the tagged context
@@ -324,6 +335,8 @@ class FastReads(_General):
                         return rd.view[:n]  # type: ignore[no-any-return]
             except (KeyError, TypeError, AttributeError, UnicodeEncodeError):
                 pass
+            finally:
+                rd.busy = False
         got = self._get_n(kind, id)
         if got is None:
             return super().get_bytes(kind, id)
@@ -340,8 +353,11 @@ class FastReads(_General):
             rd = self._reader()  # this thread's first read (None: the general path)
             if rd is None:  # this thread holds a transaction, or the store fails
                 return super().get_resource(kind, id, msg_or_type)
+        if rd.busy:  # in the middle of another get of this thread (see Reader)
+            return super().get_resource(kind, id, msg_or_type)
         msg: Any = msg_or_type
         n = -1
+        rd.busy = True
         try:
             if "\0" not in id:
                 if msg.__class__ is _META:  # a generated message class
@@ -356,13 +372,17 @@ class FastReads(_General):
                 elif isinstance(msg, Message) and rd.ok.get(kind) is msg.DESCRIPTOR:
                     parse = msg.ParseFromString
                     n = _rget1(rd.kp[kind] + id.encode())
+            if n >= 0:
+                data = rd.view[:n]
         except KeyError:
             n = _BIG  # a kind new to this thread: _get_n checks and adds it
         except (TypeError, AttributeError, UnicodeEncodeError):
             pass
+        finally:
+            rd.busy = False
         if n >= 0:
             try:
-                parse(rd.view[:n])  # bytes: upb parses them as they are
+                parse(data)  # bytes: upb parses them as they are
             except DecodeError as exc:
                 raise decode_error(f"{kind}/{id}", msg, exc) from None
             return msg  # type: ignore[no-any-return]
@@ -417,13 +437,21 @@ class FastReads(_General):
         mlen = 0 if mkey is _NULL else len(mkey)
         msg = msg_type()  # before the read, as its parse method: they may run the
         parse = msg.ParseFromString  # collector (see get_resource)
-        n: int = _rfind(rd.ctx, kb, len(kb), nb, len(nb), qtype, sv, len(sv), num, mkey, mlen)
+        if rd.busy:  # in the middle of another get of this thread (see Reader)
+            return super().find_one(kind, index, value, msg_type)
+        rd.busy = True
+        try:
+            n: int = _rfind(rd.ctx, kb, len(kb), nb, len(nb), qtype, sv, len(sv), num, mkey, mlen)
+            if n >= 0:
+                data = rd.view[:n]
+        finally:
+            rd.busy = False
         if n == _NONE:
             raise NotFoundError(f"no {kind} with {index} = {value!r}")
         if n < 0:  # an error (raised there), or a record past the buffer (_BIG)
             return super().find_one(kind, index, value, msg_type)
         try:
-            parse(rd.view[:n])
+            parse(data)
         except DecodeError as exc:
             raise decode_error(f"{kind} by {index}", msg, exc) from None
         return msg
