@@ -637,3 +637,32 @@ def test_a_transaction_collected_without_its_exit_leaves_the_fast_reads_on(
         assert store._tls.fast is None
         t2.save_resource("A", "x", Agent(model="3"))
     assert store._tls.fast is store._tls.rd
+
+
+def test_a_kind_read_by_class_is_checked_again_once_its_type_changes(store: Store) -> None:
+    # A fast get remembers the class it checked for a kind (read_ok_cls);
+    # a write recording another type for the kind drops it, in every thread.
+    from pystore import InvalidMessageError
+    from pystore.samples.session_pb2 import Session
+
+    store.save_resource("Thing", "1", Agent(model="a"))
+    for _ in range(2):  # checked, then by class
+        assert store.get_resource("Thing", "1", Agent).model == "a"
+    seen: list[object] = []
+
+    def other_thread() -> None:
+        seen.append(store.get_resource("Thing", "1", Agent).model)
+
+    t = threading.Thread(target=other_thread)
+    t.start()
+    t.join(30)
+    assert seen == ["a"]
+    store.save_resource("Thing", "2", Session())  # the kind now holds Sessions
+    with pytest.raises(InvalidMessageError, match="Session"):
+        store.get_resource("Thing", "1", Agent)
+    t = threading.Thread(target=lambda: seen.append(
+        pytest.raises(InvalidMessageError, store.get_resource, "Thing", "1", Agent)))
+    t.start()
+    t.join(30)
+    assert len(seen) == 2
+    assert store.get_resource("Thing", "2", Session) == Session()

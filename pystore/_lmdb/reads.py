@@ -148,9 +148,9 @@ class _Stamps:
 class Reader:
     """One thread's read context on one Store (kept in the Store's thread state)."""
 
-    __slots__ = ("busy", "cap", "ctx", "env", "held", "kp", "ok", "tag", "view", "wire")
+    __slots__ = ("busy", "cap", "ctx", "env", "held", "kp", "ok", "okc", "tag", "view", "wire")
 
-    def __init__(self, env: Any, ok: dict[str, Descriptor]) -> None:
+    def __init__(self, env: Any, ok: dict[str, Descriptor], okc: dict[str, type]) -> None:
         out = ffi.new("ps_rctx **")
         rc = lib.ps_rctx_new(env, BUF, SCAN_KEEP, out)
         if rc:
@@ -166,6 +166,7 @@ class Reader:
         # The store's SchemaRecorder.read_ok (the same dict): kind -> the
         # descriptor readers may parse it as without checking again.
         self.ok = ok
+        self.okc = okc  # its read_ok_cls: kind -> a message class checked as above
         # True while an offset scan holds its read txn (see Store.close).
         self.held = False
         # True from a get's C call until its bytes are sliced from the
@@ -247,7 +248,7 @@ class FastReads(_General):
                 self._check_usable()  # type: ignore[attr-defined]
             except Exception:
                 return None  # the general path raises it
-            rd = tls.rd = Reader(self._env, self._schemas.read_ok)
+            rd = tls.rd = Reader(self._env, self._schemas.read_ok, self._schemas.read_ok_cls)
         elif rd.cap != rd.ctx.cap:
             rd._views()  # an interrupt in grow() left them on the freed buffer
         tls.fast = rd  # txn is None (checked above): the fast gets may use it
@@ -360,9 +361,19 @@ class FastReads(_General):
         rd.busy = True
         try:
             if "\0" not in id:
-                if msg.__class__ is _META:  # a generated message class
+                if rd.okc.get(kind) is msg:  # a class checked as below: one lookup
+                    msg = msg()  # type: ignore[misc]  # (before the read: see below)
+                    parse = msg.ParseFromString
+                    n = _rget1(rd.kp[kind] + id.encode())
+                elif msg.__class__ is _META:  # a generated message class
                     # A type this store checked against the kind's schema.
                     if rd.ok.get(kind) is msg.DESCRIPTOR:
+                        # Remembered by class, then checked again: a settle
+                        # or forget in between (read_ok's entry changed,
+                        # then read_ok_cls's dropped) is not overwritten.
+                        rd.okc[kind] = msg
+                        if rd.ok.get(kind) is not msg.DESCRIPTOR:
+                            rd.okc.pop(kind, None)
                         # The message and its bound parse method are made
                         # before the read: allocations may run the garbage
                         # collector, whose finalizers may read into the buffer.

@@ -177,14 +177,17 @@ class SchemaRecorder:
     that kind; writers compare it by identity and call :meth:`record` only
     on a miss.  ``read_ok[kind]`` is a descriptor that readers checked
     against the type recorded for the kind (or that this process recorded):
-    reading the kind as that type costs one dict lookup.
+    reading the kind as that type costs one dict lookup.  ``read_ok_cls[kind]``
+    is a message class whose descriptor readers found in ``read_ok[kind]``
+    (the fast get's check, by class: dropped with ``read_ok``'s entry).
     """
 
-    __slots__ = ("known", "read_ok")
+    __slots__ = ("known", "read_ok", "read_ok_cls")
 
     def __init__(self) -> None:
         self.known: dict[str, Descriptor] = {}
         self.read_ok: dict[str, Descriptor] = {}
+        self.read_ok_cls: dict[str, type] = {}
 
     def record(self, txn: CTxn, kind: str, kb: bytes, desc: Descriptor) -> None:
         """Check / store ``kind``'s schema in ``txn``; publish it when ``txn`` commits."""
@@ -202,9 +205,12 @@ class SchemaRecorder:
         if txn.schemas:
             self.known.update(txn.schemas)
             self.read_ok.update(txn.schemas)
+            for kind in txn.schemas:
+                self.read_ok_cls.pop(kind, None)
             txn.schemas = None
 
     def forget(self, kind: str) -> None:
         """The stored schema of ``kind`` was replaced behind the cache."""
         self.known.pop(kind, None)
         self.read_ok.pop(kind, None)
+        self.read_ok_cls.pop(kind, None)
