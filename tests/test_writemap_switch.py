@@ -4,6 +4,7 @@ where the mode is allowed, and nothing but the recorded mode changes."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -169,6 +170,12 @@ def test_cli_upgrade_writemap(pwrite_store: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "pystore", "upgrade", str(pwrite_store)],
                        capture_output=True, text=True, cwd=TESTS)
     assert r.returncode == 0 and "write mode writemap" in r.stdout, r.stderr
+    r = subprocess.run([sys.executable, "-m", "pystore", "--json", "upgrade", str(pwrite_store)],
+                       capture_output=True, text=True, cwd=TESTS)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got["write_mode"] == "writemap" and got["format_version"] == 2
+    assert got["revision"] > 0 and got["path"] == str(pwrite_store)
 
 
 def test_refused_where_the_mode_is_not_allowed(pwrite_store: Path, tmp_path: Path,

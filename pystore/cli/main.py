@@ -393,6 +393,10 @@ def cmd_upgrade(a: argparse.Namespace) -> int:
 
         switch_to_writemap(a.path)
         mode = "writemap"
+    if a.json:
+        _json({"path": a.path, "format_version": st.format_version, "revision": st.revision,
+               "write_mode": mode or None})
+        return OK
     text = f"{a.path}: format version {st.format_version}, revision {st.revision}"
     _out(f"{text}, write mode {mode}" if mode else text)
     return OK
