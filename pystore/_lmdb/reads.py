@@ -211,6 +211,19 @@ def _decode(parser: Message, data: Any) -> bool:
     return True
 
 
+def _parses_bytearray() -> bool:
+    """Whether this protobuf runtime parses a bytearray as it is (upb in
+    recent releases); older ones accept only bytes (a copy, then)."""
+    try:
+        descriptor_pb2.FileDescriptorProto().ParseFromString(bytearray())  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    return True
+
+
+_BYTEARRAY_OK = _parses_bytearray()
+
+
 class FastReads(_General):
     """The fast read methods of an LMDB ``Store``: a mixin placed before
     ``ResourceOps`` in ``Store``'s bases, whose methods each fall back to
@@ -685,7 +698,7 @@ def _list_parsed(rd: Reader, prefix: bytes, cls: type[Message]) -> list[Any] | N
         rd.wire = kept
         return None
     wrapper = list_class(cast(Descriptor, cls.DESCRIPTOR))()
-    ok = _decode(wrapper, wire)
+    ok = _decode(wrapper, wire if _BYTEARRAY_OK else bytes(wire))
     if len(wire) <= SCAN_KEEP:
         rd.wire = wire  # for the next list (a huge kind's is let go)
     if not ok:
