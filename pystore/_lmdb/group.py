@@ -93,14 +93,21 @@ class Op:
     def outcome(self) -> Any:
         if self.error is not None:
             raise self.error
-        return self.result
+        result = self.result
+        if result is None and self.payload is not None:
+            # A put whose leader was interrupted after the commit, before it
+            # gave the puts its revision: the commit's, from its txn.
+            t = self.batch.txn if self.batch is not None else None
+            if t is not None and t.committed:
+                return int(t.revp[0])
+        return result
 
 
 def _settle(ops: list[Op], t: CTxn | None, exc: BaseException | None) -> bool:
     """Give each op its outcome from the txn; False if the caller must retry
     (the txn was aborted by an interrupt, not by a failure of its own)."""
     if t is not None and t.committed:
-        return True  # per-op results and per-op errors were set as applied
+        return True  # per-op errors were set as applied (a put's revision: Op.outcome)
     for op in ops:
         op.result = None
     if exc is None or not isinstance(exc, Exception):
