@@ -13,6 +13,7 @@ copied the revision into its puts left them None: a durable
 from __future__ import annotations
 
 import dis
+import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -114,7 +115,7 @@ def test_an_interrupt_anywhere_in_a_leaders_commit_never_misreports_a_follower(
         s.save_resource("Agent", "gone", make_agent(8))
         base = s.revision()
         batch = _ops(s)
-        where = _interrupted_at(point, lambda: commit_ops(s, batch))
+        where = _interrupted_at(point, functools.partial(commit_ops, s, batch))
         if where is None:
             s.close()
             break
