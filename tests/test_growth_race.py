@@ -83,3 +83,51 @@ def test_no_increment_is_lost_when_a_transaction_grows_the_map(tmp_path: Path) -
         assert final == acked, f"round {n}: {acked} increments acknowledged, {final} stored"
         if raced:
             break  # the race was hit and handled
+
+
+def test_a_shared_commit_that_races_a_growth_fails_whole_as_a_conflict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group-commit batch whose growth races another process's commit:
+    every write of it fails with the retryable ConflictError, nothing of it
+    applied (not the opaque 'an earlier error made the txn unusable')."""
+    from pystore._lmdb.core import encode_id, encode_kind
+    from pystore._lmdb.group import Op, commit_ops
+
+    path = tmp_path / "s"
+    s = pystore.Store(path, map_size=1 << 18)
+    s.save_resource("Agent", "n", Agent(model="0"))
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert child.stdout is not None and child.stdin is not None
+    assert child.stdout.readline().strip() == "ready"
+    real = s._note_schema
+    started: list[bool] = []
+
+    def note(*args: object) -> None:  # after the batch's first write: the child queues
+        real(*args)  # type: ignore[arg-type]
+        if not started:
+            started.append(True)
+            child.stdin.write("go\n")  # type: ignore[union-attr]
+            child.stdin.flush()  # type: ignore[union-attr]
+            time.sleep(0.3)
+
+    monkeypatch.setattr(s, "_note_schema", note)
+    kb = encode_kind("Fill")
+    big = Agent(instructions="f" * 30_000)
+    ops = [Op("Fill", kb, encode_id(f"f{i}"), s._payload(big), big) for i in range(40)]
+    ops.append(Op("Fill", kb, encode_id("last"), s._payload(big), big))
+    try:
+        with pytest.raises(ConflictError):
+            commit_ops(s, ops)
+        out, _ = child.communicate(timeout=60)
+        assert out.strip() == "1"
+        for op in ops:
+            assert isinstance(op.error, ConflictError), op.error
+            assert op.done
+        assert not s.exists("Fill", "f0")
+    finally:
+        child.kill()
+        s.close()

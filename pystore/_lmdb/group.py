@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf.message import Message
 
 from ..errors import AlreadyExistsError, ConflictError
+from ._native import lib
 from .core import CTxn
 from .wirestrip import WirePlan
 
@@ -55,6 +56,7 @@ __all__ = ["Batch", "GroupCommit", "Op", "commit_ops"]
 
 _allocate_lock = threading.Lock
 _POLL_S = 0.01  # a waiter re-checks at least this often
+_RACED: int = lib.PS_ERR_RACED
 
 
 class Batch(list["Op"]):
@@ -148,6 +150,8 @@ def commit_ops(store: Store, ops: list[Op]) -> None:
                     continue
                 t.put(op.kb, op.ib, op.payload, ns, op.create, op.if_revision)
             except (AlreadyExistsError, ConflictError) as exc:  # this write alone fails
+                if getattr(exc, "code", 0) == _RACED:
+                    raise  # unless the whole txn failed (map growth raced a commit)
                 op.error = exc
                 continue
             puts.append(op)
