@@ -42,6 +42,7 @@ def _round(path: Path) -> tuple[int, bool]:
     read, and one in another process waiting for the write lock meanwhile;
     (acknowledged increments, whether ours raced)."""
     s = pystore.Store(path, map_size=1 << 18)
+    child: subprocess.Popen[str] | None = None
     try:
         s.save_resource("Agent", "n", Agent(model="0"))
         child = subprocess.Popen(
@@ -70,6 +71,9 @@ def _round(path: Path) -> tuple[int, bool]:
         acked += 1 if out.strip() else 0
         return acked, raced
     finally:
+        if child is not None:
+            child.kill()
+            child.communicate()  # closes its pipes
         s.close()
 
 
@@ -130,4 +134,5 @@ def test_a_shared_commit_that_races_a_growth_fails_whole_as_a_conflict(
         assert not s.exists("Fill", "f0")
     finally:
         child.kill()
+        child.communicate()  # closes its pipes
         s.close()
