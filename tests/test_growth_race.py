@@ -89,50 +89,68 @@ def test_no_increment_is_lost_when_a_transaction_grows_the_map(tmp_path: Path) -
             break  # the race was hit and handled
 
 
-def test_a_shared_commit_that_races_a_growth_fails_whole_as_a_conflict(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A group-commit batch whose growth races another process's commit:
-    every write of it fails with the retryable ConflictError, nothing of it
-    applied (not the opaque 'an earlier error made the txn unusable')."""
+def _shared_round(path: Path, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """One batch of ``commit_ops`` (what group commit and AsyncStore use)
+    that grows the map after its first write, while another process waits
+    for the write lock; whether it raced."""
     from pystore._lmdb.core import encode_id, encode_kind
     from pystore._lmdb.group import Op, commit_ops
 
-    path = tmp_path / "s"
     s = pystore.Store(path, map_size=1 << 18)
     s.save_resource("Agent", "n", Agent(model="0"))
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD, str(path)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
-    assert child.stdout is not None and child.stdin is not None
-    assert child.stdout.readline().strip() == "ready"
-    real = s._note_schema
-    started: list[bool] = []
-
-    def note(*args: object) -> None:  # after the batch's first write: the child queues
-        real(*args)  # type: ignore[arg-type]
-        if not started:
-            started.append(True)
-            child.stdin.write("go\n")  # type: ignore[union-attr]
-            child.stdin.flush()  # type: ignore[union-attr]
-            time.sleep(0.3)
-
-    monkeypatch.setattr(s, "_note_schema", note)
-    kb = encode_kind("Fill")
-    big = Agent(instructions="f" * 30_000)
-    ops = [Op("Fill", kb, encode_id(f"f{i}"), s._payload(big), big) for i in range(40)]
-    ops.append(Op("Fill", kb, encode_id("last"), s._payload(big), big))
     try:
-        with pytest.raises(ConflictError):
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline().strip() == "ready"
+        real = s._note_schema
+        started: list[bool] = []
+
+        def note(*args: object) -> None:  # after the batch's first write: the child queues
+            real(*args)  # type: ignore[arg-type]
+            if not started:
+                started.append(True)
+                child.stdin.write("go\n")  # type: ignore[union-attr]
+                child.stdin.flush()  # type: ignore[union-attr]
+                time.sleep(0.3)
+
+        monkeypatch.setattr(s, "_note_schema", note)
+        kb = encode_kind("Fill")
+        big = Agent(instructions="f" * 30_000)
+        ops = [Op("Fill", kb, encode_id(f"f{i}"), s._payload(big), big) for i in range(41)]
+        raced = False
+        try:
             commit_ops(s, ops)
+        except ConflictError:
+            raced = True
         out, _ = child.communicate(timeout=60)
-        assert out.strip() == "1"
+        assert out.strip() == "1"  # the child's increment
         for op in ops:
-            assert isinstance(op.error, ConflictError), op.error
             assert op.done
-        assert not s.exists("Fill", "f0")
+            if raced:
+                assert isinstance(op.error, ConflictError), op.error
+            else:
+                assert op.error is None and op.result == s.get_record("Fill", "f0").revision
+        assert s.exists("Fill", "f0") is not raced
+        return raced
     finally:
+        monkeypatch.undo()
         child.kill()
         child.communicate()  # closes its pipes
         s.close()
+
+
+@pytest.mark.slow
+def test_a_shared_commit_that_races_a_growth_fails_whole_as_a_conflict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shared commit whose growth races another process's commit: every
+    write of it fails with the retryable ConflictError, nothing of it
+    applied (it failed with 'transaction failed earlier', a TransactionError,
+    when the per-write catch took the race for one write's conflict); a
+    round that did not race applied every write."""
+    for n in range(6):
+        if _shared_round(tmp_path / f"s{n}", monkeypatch):
+            break
