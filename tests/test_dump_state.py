@@ -1,0 +1,41 @@
+"""``pystore dump``/``load`` of what a kind keeps without live records: its
+history keep count, the kept versions of its deleted resources, its schema."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from pystore import Store
+from pystore.samples.session_pb2 import Session
+
+
+def run(*args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pystore", *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_kind_without_records_keeps_history_and_schema(tmp_path: Path) -> None:
+    src, dst, out = tmp_path / "a", tmp_path / "b", tmp_path / "d.jsonl"
+    with Store(src, sync=False) as s:
+        s.set_history("Gone", 3)  # every resource of this kind deleted
+        s.save_resource("Gone", "g1", Session(agent_id="v1"))
+        s.save_resource("Gone", "g1", Session(agent_id="v2"))
+        s.delete_resource("Gone", "g1")
+        s.set_history("Empty", 2)  # a keep count set before any write
+        s.save_resource("Live", "l", Session(agent_id="l"))
+        before = [(r.data, r.updated_ns) for r in s.history("Gone", "g1")]
+    assert len(before) == 2
+    assert run("dump", src, "-o", out).returncode == 0
+    r = run("load", dst, out)
+    assert r.returncode == 0, r.stderr
+    with Store(dst, readonly=True) as c:
+        assert c.history_keep("Gone") == 3
+        assert c.history_keep("Empty") == 2
+        assert [(r.data, r.updated_ns) for r in c.history("Gone", "g1")] == before
+    again = tmp_path / "d2.jsonl"
+    assert run("dump", dst, "-o", again).returncode == 0
+    text = out.read_text()
+    assert '"kind":"Gone","type":"pystore.samples.Session"' in text
+    assert again.read_text() == text
