@@ -262,7 +262,12 @@ def dump(
     dec = Decoder()
     n = 0
     with store._reading() as t:
-        names = sorted(set(kinds)) if kinds is not None else t.kinds()
+        if kinds is not None:
+            names = sorted(set(kinds))
+        elif isinstance(t, CTxn):  # and the kinds with a keep count, kept versions or a schema
+            names = sorted(set(t.kinds()) | set(t.kinds_with_state()))
+        else:
+            names = t.kinds()
         total = sum(t.count(encode_kind(k)) for k in names)
         out.write(_line({"pystore_dump": DUMP_VERSION, "format_version": 2}))
         with Progress("dump", total, show=progress) as bar:
