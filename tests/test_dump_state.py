@@ -39,3 +39,31 @@ def test_kind_without_records_keeps_history_and_schema(tmp_path: Path) -> None:
     text = out.read_text()
     assert '"kind":"Gone","type":"pystore.samples.Session"' in text
     assert again.read_text() == text
+
+
+def test_loading_a_dump_twice_changes_nothing(tmp_path: Path) -> None:
+    """Loading is idempotent (docs/format.md): a second load of the same dump
+    neither copies the live version into the history nor adds the kept
+    versions again."""
+    src, dst = tmp_path / "a", tmp_path / "b"
+    with Store(src, sync=False) as s:
+        s.set_history("V", 3)
+        for i in range(3):
+            s.save_resource("V", "x", Session(agent_id=f"v{i}"))
+        s.save_resource("V", "y", Session(agent_id="only"))
+        s.create_index("V", "u", field="agent_id", msg_type=Session, unique=True)
+        s.append_events("e", [(1, Session())])
+    d1, d2, d3 = (tmp_path / n for n in ("d1", "d2", "d3"))
+    assert run("dump", src, "-o", d1).returncode == 0
+    assert run("load", dst, d1).returncode == 0
+    assert run("dump", dst, "-o", d2).returncode == 0
+    with Store(dst, readonly=True) as c:
+        history, revision = c.history("V", "x"), c.revision()
+    r = run("load", dst, d1)
+    assert r.returncode == 0, r.stderr
+    assert run("dump", dst, "-o", d3).returncode == 0
+    assert d2.read_text() == d1.read_text()
+    assert d3.read_text() == d2.read_text()
+    with Store(dst, readonly=True) as c:
+        assert c.history("V", "x") == history
+        assert c.revision() == revision
