@@ -291,6 +291,17 @@ def dump(
     return n
 
 
+def _holds(txn: CTxn, kind: str, id: str, data: bytes, ns: int) -> bool:
+    """Whether ``kind/id`` is stored with exactly these bytes and stamp: a
+    load writes it again only if not (which would make a revision and, for a
+    kind keeping history, keep the same version twice)."""
+    try:
+        got = txn.get(encode_kind(kind), encode_id(id))
+    except NotFoundError:
+        return False
+    return got[0] == data and got[1] == ns
+
+
 class _LoadError(ValueError):
     pass
 
@@ -489,10 +500,13 @@ def load(
                     op_for(ctxn, revs.history_set)(ctxn, encode_kind(item[0]), item[1])
                 elif what == "history":
                     kind, id, data, ns = item
-                    op_for(ctxn, revs.history_load)(
-                        ctxn, encode_kind(kind), encode_id(id), data, ns, label)
+                    kb, ib = encode_kind(kind), encode_id(id)
+                    held = op_for(ctxn, revs.history)(ctxn, kind, kb, id, ib, 0)
+                    # loaded before (a load is idempotent): not kept twice
+                    if not any(r.data == data and r.updated_ns == ns for r in held):
+                        op_for(ctxn, revs.history_load)(ctxn, kb, ib, data, ns, label)
                     label += 1
-                else:
+                elif not _holds(ctxn, *item):
                     tx._put_raw(*item)
         for what, item in chunk:
             if what == "schema":
