@@ -3,9 +3,14 @@ history keep count, the kept versions of its deleted resources, its schema."""
 
 from __future__ import annotations
 
+import base64
+import json
+import struct
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from pystore import Store
 from pystore.samples.session_pb2 import Session
@@ -66,3 +71,49 @@ def test_loading_a_dump_twice_changes_nothing(tmp_path: Path) -> None:
     assert d3.read_text() == d2.read_text()
     with Store(dst, readonly=True) as c:
         assert c.history("V", "x") == history
+
+
+def _index_line(tmp_path: Path) -> dict[str, object]:
+    src = tmp_path / "with-index"
+    with Store(src, sync=False) as s:
+        s.create_index("Noidx", "ag", field="agent_id", msg_type=Session)
+    p = run("dump", src)
+    assert p.returncode == 0
+    line: dict[str, object] = next(
+        x for x in map(json.loads, p.stdout.splitlines()) if "index" in x)
+    return line
+
+
+def _blob(line: dict[str, object], old: bytes, new: bytes) -> str:
+    index = line["index"]
+    assert isinstance(index, dict)
+    blob = base64.b64decode(index["definition"])
+    assert old in blob
+    return json.dumps({"index": {**index, "definition": base64.b64encode(
+        blob.replace(old, new)).decode("ascii")}})
+
+
+@pytest.mark.parametrize("case", ["empty stream", "NUL in a mark", "long stream",
+                                  "kind with a slash", "bad plan"])
+def test_bad_stream_or_index_line_names_file_and_line(tmp_path: Path, case: str) -> None:
+    """Like every bad line (docs/format.md): `FILE:LINE: reason`, exit 1,
+    nothing of its chunk written."""
+    line = _index_line(tmp_path)
+    bad = {
+        "empty stream": '{"event":{"stream":"","seq":1,"recorded_ns":5,"data":""}}',
+        "NUL in a mark": '{"stream":{"name":"a\\u0000b","forgotten":3}}',
+        "long stream": json.dumps(
+            {"event": {"stream": "x" * 600, "seq": 1, "recorded_ns": 5, "data": ""}}),
+        "kind with a slash": _blob(line, b"Noidx", b"No/dx"),
+        "bad plan": _blob(line, struct.pack("<3I", 1, 2, 1), struct.pack("<3I", 0, 0, 0)),
+    }[case]
+    f = tmp_path / "bad.jsonl"
+    f.write_text('{"pystore_dump":1,"format_version":2}\n'
+                 '{"event":{"stream":"ok","seq":1,"recorded_ns":5,"data":""}}\n' + bad + "\n")
+    dst = tmp_path / "dst"
+    p = run("load", dst, f)
+    assert p.returncode == 1, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    assert f"{f}:3: " in p.stderr
+    with Store(dst, readonly=True) as s:
+        assert s.streams() == [] and s.indexes() == []
