@@ -40,10 +40,10 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
 from .._lmdb import revs
-from .._lmdb.core import CTxn, check_key, encode_id, encode_kind
-from .._lmdb.hygiene import is_repeated
 from .._lmdb._native import lib
+from .._lmdb.core import CTxn, check_key, encode_id, encode_kind
 from .._lmdb.events import encode_stream
+from .._lmdb.hygiene import is_repeated
 from .._lmdb.index import check_kind, encode_name, parse_def
 from .._lmdb.schema import message_class, read_schema, write_schema
 from .._seam import op_for
