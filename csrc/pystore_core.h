@@ -744,6 +744,13 @@ int ps_store_to_writemap(const char *path, int *changed);
 int ps_txn_park(ps_txn *txn);
 int ps_txn_unpark(ps_txn *txn);
 
+/* Kinds with state besides records (ps_kindstate.c): append to `out` each
+ * kind with a history keep count, kept versions or a recorded schema, in
+ * no particular order and possibly repeated (entry layout: u32 len, bytes);
+ * a schema stored under a hashed key is given as that key ("#" + 64 hex).
+ * `out` is the caller's; free it with ps_buf_free. */
+int ps_kinds_with_state(ps_txn *txn, ps_buf *out);
+
 /* CDEF-END */
 
 #ifdef __cplusplus
