@@ -267,10 +267,8 @@ def dump(
     with store._reading() as t:
         if kinds is not None:
             names = sorted(set(kinds))
-        elif isinstance(t, CTxn):  # and the kinds with a keep count, kept versions or a schema
+        else:  # and the kinds with a keep count, kept versions or a schema
             names = sorted(set(t.kinds()) | set(t.kinds_with_state()))
-        else:
-            names = t.kinds()
         total = sum(t.count(encode_kind(k)) for k in names)
         out.write(_line({"pystore_dump": DUMP_VERSION, "format_version": 2}))
         with Progress("dump", total, show=progress) as bar:
