@@ -249,6 +249,10 @@ typedef struct ps_space {
     uint64_t live_pages;
 } ps_space;
 int ps_txn_space(ps_txn *txn, ps_space *out);
+/* The number of records the resources table's root says it holds (LMDB's
+ * own count, kept apart from the pages: a walk that finds fewer met damaged
+ * B-tree pages). */
+int ps_txn_entries(ps_txn *txn, uint64_t *out);
 /* Append to `out` every kind holding at least one resource, sorted.
  * Entry layout: u32 len, bytes. */
 int ps_kinds(ps_txn *txn, ps_buf *out);

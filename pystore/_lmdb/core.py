@@ -303,6 +303,12 @@ class CTxn:
         check(lib.ps_txn_space(self.ptr, sp), "space")
         return int(sp.page_size), int(sp.high_pages), int(sp.free_pages), int(sp.live_pages)
 
+    def entries(self) -> int:
+        """The records the resources table's root says it holds (LMDB's count)."""
+        out = ffi.new("uint64_t *")
+        check(lib.ps_txn_entries(self.ptr, out), "entries")
+        return int(out[0])
+
     def kinds(self) -> builtins.list[str]:  # `list` here is the method above
         buf = ffi.new("ps_buf *")
         try:
