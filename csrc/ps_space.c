@@ -1,4 +1,5 @@
-/* ps_space.c -- how much of data.mdb holds live data (`pystore stats`).
+/* ps_space.c -- how much of data.mdb holds live data (`pystore stats`),
+ * and how many records its resources table says it holds (`pystore verify`).
  *
  * LMDB never shrinks its file: pages freed by deletes and by copy-on-write
  * go to the free list (LMDB's FREE_DBI, database 0) and are reused later.
@@ -48,5 +49,20 @@ int ps_txn_space(ps_txn *t, ps_space *out)
     out->high_pages = high;
     out->free_pages = free_pages + freedb <= high ? free_pages + freedb : high;
     out->live_pages = high - out->free_pages;
+    return PS_OK;
+}
+
+int ps_txn_entries(ps_txn *t, uint64_t *out)
+{
+    int rc = ps_txn_usable(t, 0);
+    if (rc)
+        return rc;
+    if (out == NULL)
+        return PS_ERR_INVALID_ARG;
+    MDB_stat st;
+    rc = mdb_stat(t->mdb, t->env->res_dbi, &st);
+    if (rc)
+        return ps_txn_note(t, rc);
+    *out = st.ms_entries;
     return PS_OK;
 }

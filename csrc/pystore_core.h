@@ -251,6 +251,10 @@ typedef struct ps_space {
     uint64_t live_pages;
 } ps_space;
 int ps_txn_space(ps_txn *txn, ps_space *out);
+/* The number of records the resources table's root says it holds (LMDB's
+ * own count, kept apart from the pages: a walk that finds fewer met damaged
+ * B-tree pages). */
+int ps_txn_entries(ps_txn *txn, uint64_t *out);
 /* Append to `out` every kind holding at least one resource, sorted.
  * Entry layout: u32 len, bytes. */
 int ps_kinds(ps_txn *txn, ps_buf *out);
@@ -745,6 +749,13 @@ int ps_store_to_writemap(const char *path, int *changed);
  * ps_txn_abort()/finish() end a parked txn as any other. */
 int ps_txn_park(ps_txn *txn);
 int ps_txn_unpark(ps_txn *txn);
+
+/* Kinds with state besides records (ps_kindstate.c): append to `out` each
+ * kind with a history keep count, kept versions or a recorded schema, in
+ * no particular order and possibly repeated (entry layout: u32 len, bytes);
+ * a schema stored under a hashed key is given as that key ("#" + 64 hex).
+ * `out` is the caller's; free it with ps_buf_free. */
+int ps_kinds_with_state(ps_txn *txn, ps_buf *out);
 
 /* CDEF-END */
 

@@ -107,3 +107,31 @@ def test_upgrade_of_a_url_has_no_write_mode_to_switch(
     assert "revision" in _run(capsys, "upgrade", url)
     assert main(["upgrade", "--writemap", url]) == 1
     assert "etcd store has no write mode" in capsys.readouterr().err
+
+
+def test_dump_of_a_url_keeps_kinds_without_records(
+    url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As on LMDB: a kind whose resources were all deleted keeps its keep
+    # count, kept versions and schema through dump -> load; so does a kind
+    # given a keep count before any write.
+    from pystore.samples.session_pb2 import Session
+
+    with Store(url) as s:
+        s.set_history("Gone", 3)
+        s.save_resource("Gone", "g1", Session(agent_id="v1"))
+        s.save_resource("Gone", "g1", Session(agent_id="v2"))
+        s.delete_resource("Gone", "g1")
+        s.set_history("Empty", 2)
+        s.save_resource("Live", "l", Session(agent_id="l"))
+        before = [(r.data, r.updated_ns) for r in s.history("Gone", "g1")]
+    assert len(before) == 2
+    out = tmp_path / "d.jsonl"
+    _run(capsys, "dump", url, "-o", str(out))
+    text = out.read_text()
+    assert '"kind":"Gone","type":"pystore.samples.Session"' in text
+    dst = tmp_path / "lmdb"
+    _run(capsys, "load", str(dst), str(out))
+    with Store(dst, readonly=True) as c:
+        assert c.history_keep("Gone") == 3 and c.history_keep("Empty") == 2
+        assert [(r.data, r.updated_ns) for r in c.history("Gone", "g1")] == before

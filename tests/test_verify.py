@@ -86,3 +86,41 @@ def test_short_value_and_bad_payload_are_named(tmp_path: Path) -> None:
                                       "pystore.samples.Session)")
     assert header_problem(b"\x02" * 19).startswith("damaged record header (19 bytes")
     assert header_problem(b"\x02" + b"\x00" * 19) == ""
+
+
+def test_damaged_btree_pages_are_reported_never_a_crash(tmp_path: Path) -> None:
+    """Random bytes over B-tree pages: LMDB, which follows page numbers
+    without checksums, may skip the records under them or abort the reader.
+    `pystore verify` (a child process reads the store) says so and exits 1,
+    whichever happens: a walk that finds fewer records than the resources
+    table's own count is a problem, and a reader killed by a signal is
+    reported as damage in one line."""
+    import subprocess
+    import sys
+
+    from pystore.samples.agent_pb2 import Agent
+
+    cli = str(Path(sys.executable).parent / "pystore")
+    outcomes = set()
+    for seed in range(6):
+        path = tmp_path / f"s{seed}"
+        with pystore.Store(path) as s:
+            s.save_resources("A", [(f"a{i:05d}", Agent(model=f"m{i}", instructions="x" * 300))
+                                   for i in range(3000)])
+            assert s.stats().entries == 3000
+        rnd = random.Random(seed)
+        with open(path / "data.mdb", "r+b") as f:
+            for page in range(20, 51):
+                f.seek(page * 4096)
+                f.write(rnd.randbytes(4096))
+        r = subprocess.run([cli, "verify", str(path)], capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 1, (seed, r.returncode, r.stdout[-500:], r.stderr[-500:])
+        if "BAD " in r.stdout:  # the walk went on and named what it met
+            outcomes.add("reported")
+            assert "problem" in r.stdout, (seed, r.stdout[-500:])
+        else:  # stopped: LMDB's error, or the reader killed by a signal
+            outcomes.add("killed" if "killed the reader" in r.stderr else "error")
+            last = r.stderr.strip().splitlines()[-1]
+            assert last.startswith("pystore: error: ") and "damaged" in last, (seed, r.stderr)
+    assert outcomes  # (which ones depends on where the pages fall)

@@ -196,6 +196,52 @@ static void test_history(void)
     ps_env_free(env);
 }
 
+/* Whether `buf` (u32 len, bytes entries) names `kind`. */
+static int names(const ps_buf *buf, const char *kind)
+{
+    size_t off = 0, kl = strlen(kind);
+    for (uint64_t i = 0; i < buf->count; i++) {
+        uint32_t n;
+        memcpy(&n, buf->data + off, 4);
+        if (n == kl && memcmp(buf->data + off + 4, kind, kl) == 0)
+            return 1;
+        off += 4 + n;
+    }
+    return 0;
+}
+
+/* Kinds that keep something without records: a keep count, the kept
+ * versions of deleted resources; not a kind that only had records. */
+static void test_kinds_with_state(void)
+{
+    ps_env *env = fresh("kindstate", 0);
+    ps_txn *t;
+    CHECK_RC(ps_txn_begin(env, PS_TXN_WRITE, &t), PS_OK);
+    CHECK_RC(ps_history_set(t, S("Keep"), 2), PS_OK);
+    CHECK_RC(ps_history_set(t, S("Gone"), 2), PS_OK);
+    CHECK_RC(ps_txn_commit(t), PS_OK);
+    put_one(env, "Gone", "a", "one");
+    put_one(env, "Gone", "a", "two");
+    put_one(env, "Plain", "p", "x");
+    int existed;
+    CHECK_RC(ps_txn_begin(env, PS_TXN_WRITE, &t), PS_OK);
+    CHECK_RC(ps_del(t, S("Gone"), S("a"), &existed), PS_OK);
+    CHECK_RC(ps_history_set(t, S("Gone"), 0), PS_OK); /* versions stay */
+    CHECK_RC(ps_del(t, S("Plain"), S("p"), &existed), PS_OK);
+    CHECK_RC(ps_txn_commit(t), PS_OK);
+    ps_buf buf = {0};
+    CHECK_RC(ps_txn_begin(env, 0, &t), PS_OK);
+    CHECK_RC(ps_kinds_with_state(t, NULL), PS_ERR_INVALID_ARG);
+    CHECK_RC(ps_kinds_with_state(t, &buf), PS_OK);
+    CHECK(names(&buf, "Keep") && names(&buf, "Gone") && !names(&buf, "Plain"));
+    ps_buf_free(&buf);
+    CHECK_RC(ps_kinds(t, &buf), PS_OK);
+    CHECK(buf.count == 0);
+    ps_buf_free(&buf);
+    ps_txn_abort(t);
+    ps_env_free(env);
+}
+
 /* Map growth mid-transaction replays the log: revisions, change log and
  * history must come out as if it had not happened. */
 static void test_growth_replay(void)
@@ -235,6 +281,7 @@ int main(int argc, char **argv)
     test_revisions();
     test_changes_filter_and_trim();
     test_history();
+    test_kinds_with_state();
     test_growth_replay();
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);

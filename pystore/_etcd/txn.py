@@ -283,6 +283,27 @@ class EtcdTxn:
             start = base + kind + b"0"  # b"0" is the byte after b"/"
         return sorted(out)
 
+    def kinds_with_state(self) -> builtins.list[str]:
+        """Sorted kinds with a history keep count, kept versions or a recorded
+        schema, records or not (as the LMDB backend's: what a dump carries);
+        a schema kept under a hashed key is left out."""
+        out: set[bytes] = set()
+        for pre in (b"history.keep/", b"kind.type/"):
+            base = self.lay.meta_key(pre)
+            resp = self.range(base, c.prefix_end(base), keys_only=True)
+            out.update(kv.key[len(base) :] for kv in resp.kvs)
+        base = self.lay.history  # kept versions: a skip-scan, one Range per kind
+        start, end = base, c.prefix_end(base)
+        while True:
+            resp = self.range(start, end, limit=1, keys_only=True)
+            if not resp.kvs:
+                break
+            kind = resp.kvs[0].key[len(base) :].split(b"/", 1)[0]
+            out.add(kind)
+            start = base + kind + b"0"  # b"0" is the byte after b"/"
+        return sorted(k.decode("utf-8", "replace") for k in out
+                      if k and not k.startswith(b"#") and k not in self.dropped)
+
     def meta_get(self, key: bytes) -> bytes | None:
         if key in self.meta:
             return self.meta[key]

@@ -8,6 +8,7 @@ by the transaction until it ends, as the core's contract requires.
 from __future__ import annotations
 
 import builtins
+import re
 import struct
 import threading
 from collections.abc import Iterator
@@ -29,6 +30,8 @@ __all__ = ["MAX_PAYLOAD", "CTxn", "check_key", "check_key_held", "encode_id", "e
 
 _REC = struct.Struct("<IIqQ")  # id_len, payload_len, updated_ns, revision
 _U32 = struct.Struct("<I")
+# The meta key of a schema of a kind too long for "kind.type/<kind>" (schema.py).
+_HASHED = re.compile(rb"#[0-9a-f]{64}")
 MAX_PAYLOAD: int = lib.PS_MAX_PAYLOAD  # largest protobuf payload a record holds
 
 
@@ -300,6 +303,12 @@ class CTxn:
         check(lib.ps_txn_space(self.ptr, sp), "space")
         return int(sp.page_size), int(sp.high_pages), int(sp.free_pages), int(sp.live_pages)
 
+    def entries(self) -> int:
+        """The records the resources table's root says it holds (LMDB's count)."""
+        out = ffi.new("uint64_t *")
+        check(lib.ps_txn_entries(self.ptr, out), "entries")
+        return int(out[0])
+
     def kinds(self) -> builtins.list[str]:  # `list` here is the method above
         buf = ffi.new("ps_buf *")
         try:
@@ -311,6 +320,24 @@ class CTxn:
                 out.append(bytes(view[off + 4 : off + 4 + n]).decode("utf-8", "replace"))
                 off += 4 + n
             # Key order is not kind order: "A\x17/x" sorts before "A/x".
+            return sorted(out)
+        finally:
+            lib.ps_buf_free(buf)
+
+    def kinds_with_state(self) -> builtins.list[str]:
+        """Sorted kinds with a history keep count, kept versions or a recorded
+        schema (records or not); a schema kept under a hashed key is left out."""
+        buf = ffi.new("ps_buf *")
+        try:
+            check(lib.ps_kinds_with_state(self.ptr, buf), "kinds")
+            raw = ffi.unpack(buf.data, buf.len) if buf.len else b""
+            out, off = set(), 0
+            for _ in range(buf.count):
+                (n,) = _U32.unpack_from(raw, off)
+                name = raw[off + 4 : off + 4 + n]
+                off += 4 + n
+                if not _HASHED.fullmatch(name):
+                    out.add(name.decode("utf-8", "replace"))
             return sorted(out)
         finally:
             lib.ps_buf_free(buf)

@@ -40,9 +40,11 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
 from .._lmdb import revs
+from .._lmdb._native import lib
 from .._lmdb.core import CTxn, check_key, encode_id, encode_kind
+from .._lmdb.events import encode_stream
 from .._lmdb.hygiene import is_repeated
-from .._lmdb.index import parse_def
+from .._lmdb.index import check_kind, encode_name, parse_def
 from .._lmdb.schema import message_class, read_schema, write_schema
 from .._seam import op_for
 from ..errors import CorruptionError, InvalidKeyError, NotFoundError
@@ -55,6 +57,7 @@ __all__ = ["Decoder", "dump", "format_ns", "load", "record_json"]
 
 DUMP_VERSION = 1
 _PAGE = 512
+PS_ERR_INDEX_DEF: int = lib.PS_ERR_INDEX_DEF  # a plan the core refuses
 _CHUNK_RECORDS = 1000
 _CHUNK_BYTES = 8 << 20
 
@@ -262,7 +265,10 @@ def dump(
     dec = Decoder()
     n = 0
     with store._reading() as t:
-        names = sorted(set(kinds)) if kinds is not None else t.kinds()
+        if kinds is not None:
+            names = sorted(set(kinds))
+        else:  # and the kinds with a keep count, kept versions or a schema
+            names = sorted(set(t.kinds()) | set(t.kinds_with_state()))
         total = sum(t.count(encode_kind(k)) for k in names)
         out.write(_line({"pystore_dump": DUMP_VERSION, "format_version": 2}))
         with Progress("dump", total, show=progress) as bar:
@@ -284,6 +290,17 @@ def dump(
 
         dump_extras(store, t, out, names if kinds is not None else None)
     return n
+
+
+def _holds(txn: CTxn, kind: str, id: str, data: bytes, ns: int) -> bool:
+    """Whether ``kind/id`` is stored with exactly these bytes and stamp: a
+    load writes it again only if not (which would make a revision and, for a
+    kind keeping history, keep the same version twice)."""
+    try:
+        got = txn.get(encode_kind(kind), encode_id(id))
+    except NotFoundError:
+        return False
+    return got[0] == data and got[1] == ns
 
 
 class _LoadError(ValueError):
@@ -410,23 +427,34 @@ def _parse_extra(what: str, obj: Any, where: str) -> tuple[str, Any]:
     if what == "index":
         blob = _b64(_field(obj, "definition", str, where), where, "definition")
         try:
-            parse_def(blob)
-        except (struct.error, ValueError) as exc:
+            d = parse_def(blob)
+            check_kind(d.kind)
+            encode_name(d.name)
+        except (struct.error, ValueError, TypeError, InvalidKeyError) as exc:
             raise _LoadError(f"{where}: bad index definition: {exc}") from None
         return "index", blob
     if what == "stream":
         name = _field(obj, "name", str, where)
+        _stream(name, where)
         forgotten = _field(obj, "forgotten", int, where)
         if not 0 <= forgotten < 2**63:
             raise _LoadError(f"{where}: 'forgotten' must be in 0..2**63-1")
         return "stream", (name, forgotten)
     stream = _field(obj, "stream", str, where)
+    _stream(stream, where)
     seq = _field(obj, "seq", int, where)
     ns = _field(obj, "recorded_ns", int, where)
     if not 1 <= seq < 2**63 or not -(2**63) <= ns < 2**63:
         raise _LoadError(f"{where}: 'seq' or 'recorded_ns' out of range")
     data = _b64(_field(obj, "data", str, where), where, "data")
     return "event", (stream, seq, data, ns)
+
+
+def _stream(name: str, where: str) -> None:
+    try:
+        encode_stream(name)
+    except InvalidKeyError as exc:
+        raise _LoadError(f"{where}: {exc}") from None
 
 
 def _lines(src: IO[str], name: str) -> Iterator[tuple[str, Any, int]]:
@@ -458,7 +486,7 @@ def load(
     """
     schemas: dict[str, tuple[str, bytes]] = {}
     records = nschemas = 0
-    chunk: list[tuple[str, Any]] = []
+    chunk: list[tuple[str, Any, str]] = []
     chunk_bytes = 0
 
     def flush() -> None:
@@ -468,14 +496,19 @@ def load(
         with store.transaction() as tx:
             ctxn = tx._begin(True)
             # Kept versions get revisions of their own, below the chunk's.
-            n_hist = sum(1 for what, _ in chunk if what == "history")
+            n_hist = sum(1 for what, _, _ in chunk if what == "history")
             label = op_for(ctxn, revs.reserve)(ctxn, n_hist) if n_hist else 0
-            for what, item in chunk:
+            for what, item, where in chunk:
                 if what == "schema":
                     kind, tname, fds = item
                     write_schema(ctxn, encode_kind(kind), tname.encode("utf-8"), fds)
                 elif what == "index":
-                    tx._create_index_raw(item)
+                    try:
+                        tx._create_index_raw(item)
+                    except CorruptionError as exc:
+                        if exc.code != PS_ERR_INDEX_DEF:
+                            raise
+                        raise _LoadError(f"{where}: bad index definition: {exc}") from None
                 elif what == "stream":
                     tx.delete_events(item[0], upto=item[1])
                 elif what == "event":
@@ -484,12 +517,15 @@ def load(
                     op_for(ctxn, revs.history_set)(ctxn, encode_kind(item[0]), item[1])
                 elif what == "history":
                     kind, id, data, ns = item
-                    op_for(ctxn, revs.history_load)(
-                        ctxn, encode_kind(kind), encode_id(id), data, ns, label)
+                    kb, ib = encode_kind(kind), encode_id(id)
+                    held = op_for(ctxn, revs.history)(ctxn, kind, kb, id, ib, 0)
+                    # loaded before (a load is idempotent): not kept twice
+                    if not any(r.data == data and r.updated_ns == ns for r in held):
+                        op_for(ctxn, revs.history_load)(ctxn, kb, ib, data, ns, label)
                     label += 1
-                else:
+                elif not _holds(ctxn, *item):
                     tx._put_raw(*item)
-        for what, item in chunk:
+        for what, item, _ in chunk:
             if what == "schema":
                 store._schemas.forget(item[0])
         chunk, chunk_bytes = [], 0
@@ -507,7 +543,7 @@ def load(
             )
             if what == "skip":
                 continue
-            chunk.append((what, item))
+            chunk.append((what, item, where))
             if what == "schema":
                 nschemas += 1
             elif what == "record":

@@ -17,6 +17,7 @@ import errno
 import io
 import json
 import os
+import signal
 import stat
 import sys
 import threading
@@ -429,15 +430,62 @@ def _fail(text: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code."""
+    return _mapped(lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version
+        sys.stdout.flush()
+        return exc.code if isinstance(exc.code, int) else OK
+    if args.command == "verify" and not is_etcd_url(args.path) and hasattr(os, "fork"):
+        return _verify_in_child(args)
+    return _command(args)
+
+
+def _command(args: argparse.Namespace) -> int:
+    rc = COMMANDS[args.command](args)
+    sys.stdout.flush()  # a closed pipe must show here, not at exit
+    return rc
+
+
+def _verify_in_child(args: argparse.Namespace) -> int:
+    """``verify`` in a child process: it reads a store that may be damaged
+    beyond what LMDB survives (LMDB follows page numbers without checksums,
+    and a damaged branch page can crash the reader, docs/durability.md), so
+    a death of the child by a signal is reported as damage, in one line."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: the command as usual, then out without cleanup
+        code = FAILED
         try:
-            args = _parser().parse_args(argv)
-        except SystemExit as exc:  # --help, --version
-            sys.stdout.flush()
-            return exc.code if isinstance(exc.code, int) else OK
-        rc = COMMANDS[args.command](args)
-        sys.stdout.flush()  # a closed pipe must show here, not at exit
-        return rc
+            code = _mapped(lambda: _command(args))
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(code)
+    try:
+        _, status = os.waitpid(pid, 0)
+    except KeyboardInterrupt:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+            os.waitpid(pid, 0)
+        raise
+    if os.WIFSIGNALED(status):
+        name = signal.Signals(os.WTERMSIG(status)).name
+        _fail(f"error: {args.path}: the store is damaged: reading it killed the reader "
+              f"({name}); restore it from a backup or a dump")
+        return FAILED
+    return os.WEXITSTATUS(status)
+
+
+def _mapped(run: Callable[[], int]) -> int:
+    """``run``'s exit code; every error as one line (never a traceback)."""
+    try:
+        return run()
     except BrokenPipeError:
         return _broken_pipe()
     except UsageError as exc:

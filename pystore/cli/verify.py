@@ -137,6 +137,11 @@ def verify(store: Store, report: IO[str]) -> tuple[int, int]:
                             bad(f"{kind}/{id}: payload does not decode ({what}): {exc}")
                 except CorruptionError as exc:
                     bad(f"{kind}: {exc}")
+        if isinstance(t, CTxn):  # LMDB keeps the count apart from the pages walked
+            held = t.entries()
+            if held != checked:
+                bad(f"the resources table says it holds {held} record(s), {checked} were "
+                    "found: damaged B-tree pages (restore from a backup or a dump)")
         # every index against a full scan of its kind (indexcheck.py)
         try:
             for problem in check_indexes(t):  # either backend (op_for)
