@@ -46,6 +46,7 @@ const char *ps_strerror(int code)
     case PS_ERR_TRUNCATED: return "data file is shorter than the pages it claims to hold (truncated)";
     case PS_ERR_CONFLICT: return "the stored revision is not the one the write was conditional on";
     case PS_ERR_COMPACTED: return "changes from that revision are no longer kept (compacted)";
+    case PS_ERR_RACED: return "another process committed while this write transaction grew the map; nothing was applied";
     case PS_ERR_NEEDS_UPGRADE: return "store was written by format 1 and must be upgraded before it can be read";
     case PS_ERR_UNSAFE_FILE: return "data.mdb or lock.mdb is a symlink or not a regular file";
     case PS_ERR_UNSAFE_DIR: return "store directory is writable by other users and not owned by this user (or sticky)";

@@ -171,6 +171,7 @@ struct ps_txn {
     MDB_cursor *res_cur;
     MDB_cursor *chg_cur;  /* the change log's, from a txn's second change */
     int failed;           /* LMDB code that made the txn unusable, or 0 */
+    size_t write_id;      /* LMDB id of a write txn as begun (ps_txn_recover) */
     int parked;           /* read txn stepped out of the gate (ps_park.c) */
     ps_op *log_head;
     ps_op *log_tail;

@@ -121,6 +121,8 @@ int ps_txn_begin(ps_env *e, unsigned flags, ps_txn **out)
         rc = ps_begin_mdb(e, write, &t->mdb);
         if (rc)
             ps_gate_exit(e, 1);
+        else if (write)
+            t->write_id = mdb_txn_id(t->mdb);
     }
     if (rc) {
         if (write)
@@ -460,6 +462,12 @@ int ps_txn_recover(ps_txn *t)
         int rc = ps_gate_alone(e, resize_map, &g); /* MAP_FULL at the max */
         if (!rc)
             rc = ps_begin_mdb(e, 1, &t->mdb);
+        /* Between the abort and this begin another process may have
+         * committed (LMDB's write lock was free): what this txn read and
+         * decided may be stale (a read-modify-write would overwrite that
+         * commit), so it fails whole instead of replaying over it. */
+        if (!rc && mdb_txn_id(t->mdb) != t->write_id)
+            rc = PS_ERR_RACED;
         if (!rc) {
             rc = replay(t);
             if (rc == MDB_MAP_FULL)

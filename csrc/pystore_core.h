@@ -61,6 +61,8 @@ extern "C" {
 #define PS_ERR_CONFLICT        -31040 /* if_revision did not match the stored one */
 #define PS_ERR_COMPACTED       -31041 /* changes from that revision were trimmed */
 #define PS_ERR_NEEDS_UPGRADE   -31042 /* format-1 store opened read-only */
+#define PS_ERR_RACED           -31043 /* another process committed while this write txn
+                                         grew the map: nothing applied, retry */
 /* Hardening codes (issue 8), their own sub-range. */
 #define PS_ERR_UNSAFE_FILE     -31050 /* data.mdb/lock.mdb is a symlink or not a regular file */
 #define PS_ERR_UNSAFE_DIR      -31051 /* directory writable by others, not ours to tighten */

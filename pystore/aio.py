@@ -15,6 +15,8 @@ writes of many concurrent tasks share a commit and its fsync (group
 commit).  Each awaits only until the commit holding its write has returned,
 i.e. until it is durable (with ``sync=True``, the default).  A task
 cancelled while it waits does not withdraw its write: it may still commit.
+An event loop closed while its writes are queued leaves them undecided
+(they may or may not commit); the store goes on from the next loop.
 
 Point reads (``get_*``, ``exists``, ``count``, ``kinds``, ``revision``)
 are a few microseconds and run inline (the C core releases the GIL while
@@ -106,6 +108,7 @@ class AsyncStore(AsyncStoreViews):
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pystore-commit")
         self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._flush_gen = 0  # which _flush is the current one
         self._closed = False
         # Held by an open transaction(): writer-thread work waits for it.
         self._gate = asyncio.Lock()
@@ -148,7 +151,20 @@ class AsyncStore(AsyncStoreViews):
             task = self._closing = asyncio.ensure_future(self._close())
         await asyncio.shield(task)
 
+    def _adopt(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Forget a flusher left pending on a closed event loop: it never
+        runs again, and the gate it may hold is never released.  The writes
+        it had not taken go with it (their callers are gone with their loop)."""
+        old = self._flusher
+        if old is None or old.get_loop() is loop or not old.get_loop().is_closed():
+            return
+        self._flusher = None
+        self._flush_gen += 1  # its finally, run when it is collected, leaves the state alone
+        self._gate = asyncio.Lock()
+        self._pending = [(op, fut) for op, fut in self._pending if fut.get_loop() is loop]
+
     async def _close(self) -> None:
+        self._adopt(asyncio.get_running_loop())
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
         loop = asyncio.get_running_loop()
@@ -167,13 +183,16 @@ class AsyncStore(AsyncStoreViews):
                 None, _apply_one, self.store, op)
         check_key(op.kb, op.ib)  # a bad key must fail alone, not its whole batch
         loop = asyncio.get_running_loop()
+        if self._flusher is not None and self._flusher.get_loop() is not loop:
+            self._adopt(loop)  # its first loop was closed mid-commit
         fut: asyncio.Future[Any] = loop.create_future()
         self._pending.append((op, fut))
         if self._flusher is None:
-            self._flusher = loop.create_task(self._flush())
+            self._flush_gen += 1
+            self._flusher = loop.create_task(self._flush(self._flush_gen))
         return await fut
 
-    async def _flush(self) -> None:
+    async def _flush(self, gen: int) -> None:
         loop = asyncio.get_running_loop()
         batch: list[tuple[Op, asyncio.Future[Any]]] = []
         try:
@@ -191,14 +210,18 @@ class AsyncStore(AsyncStoreViews):
                     else:
                         fut.set_result(op.result)
         finally:
-            self._flusher = None
+            current = gen == self._flush_gen  # else _adopt replaced it (its loop closed)
+            if current:
+                self._flusher = None
             # Cancelled (the loop is going away): nobody may wait forever.
-            for _, fut in batch + self._pending:
+            for _, fut in batch + self._pending if current else batch:
                 if not fut.done():
-                    fut.set_exception(
-                        StoreError("write interrupted: its commit may or may not have happened")
-                    )
-            self._pending = []
+                    with contextlib.suppress(RuntimeError):  # its loop is closed
+                        fut.set_exception(
+                            StoreError("write interrupted: its commit may or may not have happened")
+                        )
+            if current:
+                self._pending = []
 
     async def save_resource(
         self, kind: str, id: str, msg: Message, *, if_revision: int | None = None

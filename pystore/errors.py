@@ -196,6 +196,7 @@ _TABLE: dict[int, tuple[type[StoreError], str]] = {
     lib.PS_ERR_STREAM: (InvalidKeyError, "a stream is a non-empty str without NUL, <= 500 bytes"),
     lib.PS_ERR_SEQ: (StoreError, "seq must be in 1..2**63-1"),
     lib.PS_ERR_CONFLICT: (ConflictError, ""),
+    lib.PS_ERR_RACED: (ConflictError, "retry the write or transaction"),
     lib.PS_ERR_COMPACTED: (
         CompactedError, "list again, then watch from the list's revision"
     ),

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf.message import Message
 
 from ..errors import AlreadyExistsError, ConflictError
+from ._native import lib
 from .core import CTxn
 from .wirestrip import WirePlan
 
@@ -55,6 +56,7 @@ __all__ = ["Batch", "GroupCommit", "Op", "commit_ops"]
 
 _allocate_lock = threading.Lock
 _POLL_S = 0.01  # a waiter re-checks at least this often
+_RACED: int = lib.PS_ERR_RACED
 
 
 class Batch(list["Op"]):
@@ -93,14 +95,21 @@ class Op:
     def outcome(self) -> Any:
         if self.error is not None:
             raise self.error
-        return self.result
+        result = self.result
+        if result is None and self.payload is not None:
+            # A put whose leader was interrupted after the commit, before it
+            # gave the puts its revision: the commit's, from its txn.
+            t = self.batch.txn if self.batch is not None else None
+            if t is not None and t.committed:
+                return int(t.revp[0])
+        return result
 
 
 def _settle(ops: list[Op], t: CTxn | None, exc: BaseException | None) -> bool:
     """Give each op its outcome from the txn; False if the caller must retry
     (the txn was aborted by an interrupt, not by a failure of its own)."""
     if t is not None and t.committed:
-        return True  # per-op results and per-op errors were set as applied
+        return True  # per-op errors were set as applied (a put's revision: Op.outcome)
     for op in ops:
         op.result = None
     if exc is None or not isinstance(exc, Exception):
@@ -141,6 +150,8 @@ def commit_ops(store: Store, ops: list[Op]) -> None:
                     continue
                 t.put(op.kb, op.ib, op.payload, ns, op.create, op.if_revision)
             except (AlreadyExistsError, ConflictError) as exc:  # this write alone fails
+                if getattr(exc, "code", 0) == _RACED:
+                    raise  # unless the whole txn failed (map growth raced a commit)
                 op.error = exc
                 continue
             puts.append(op)
