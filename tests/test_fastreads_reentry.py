@@ -9,14 +9,14 @@ a call runs pending handlers)."""
 
 from __future__ import annotations
 
-import dis
+import functools
 import gc
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import pytest
+from checkpoints import EXCEPTION_TABLE, at_check_point, interrupted_at
 
 from pystore import Store
 from pystore._lmdb import reads
@@ -327,70 +327,13 @@ def test_an_interrupt_as_the_buffer_grows_leaves_no_view_of_the_old_one(
 
 # -- a KeyboardInterrupt at every check point of every fast read --------------
 
-_CALLS = {dis.opmap[n] for n in ("CALL", "CALL_KW", "CALL_FUNCTION_EX") if n in dis.opmap}
-_exception_table = getattr(dis, "_parse_exception_table", None)
-
-
-_TABLES: dict[Any, Any] = {}
-
-
-def _handler(code: Any, offset: int) -> int | None:
-    if code not in _TABLES:
-        _TABLES[code] = _exception_table(code)  # type: ignore[misc]
-    for e in _TABLES[code]:
-        if e.start <= offset < e.end:
-            return int(e.target)
-    return None
-
-
 def _interrupted_at(point: int, call: Callable[[], object]) -> str | None:
-    """Run ``call`` with a KeyboardInterrupt raised at its ``point``-th check
-    point inside pystore/_lmdb/reads.py: a Python function's entry, or the
-    end of a call (where a SIGINT's KeyboardInterrupt is raised; it is
-    raised here before the next instruction, so points whose next
-    instruction lies in another ``try`` than the call are left out).
-    Where it landed, or None when ``call`` has fewer check points."""
-    n = 0
-    last: dict[int, int | None] = {}
-    where: list[str] = []
-
-    def hit(frame: Any, what: str) -> None:
-        nonlocal n
-        n += 1
-        if n == point:
-            where.append(f"{frame.f_code.co_name}:{frame.f_lineno} {what}")
-            raise KeyboardInterrupt
-
-    def local(frame: Any, event: str, arg: object) -> Any:
-        if where:
-            return None
-        if event == "opcode":
-            prev, last[id(frame)] = last.get(id(frame)), frame.f_lasti
-            code = frame.f_code
-            if (prev is not None and code.co_code[prev] in _CALLS
-                    and _handler(code, prev) == _handler(code, frame.f_lasti)):
-                hit(frame, "after a call")
-        return local
-
-    def trace(frame: Any, event: str, arg: object) -> Any:
-        if where or frame.f_code.co_filename != reads.__file__:
-            return None
-        frame.f_trace_opcodes = True
-        last[id(frame)] = None  # a new frame (ids are reused)
-        hit(frame, "entry")
-        return local
-
-    sys.settrace(trace)
-    try:
-        call()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sys.settrace(None)
-    return where[0] if where else None
+    """``call`` with a KeyboardInterrupt at its ``point``-th check point
+    inside pystore/_lmdb/reads.py (see checkpoints.py)."""
+    return interrupted_at(point, call, reads.__file__)
 
 
-@pytest.mark.skipif(_exception_table is None, reason="needs dis._parse_exception_table")
+@pytest.mark.skipif(not EXCEPTION_TABLE, reason="needs dis._parse_exception_table")
 def test_an_interrupt_at_any_check_point_of_a_fast_read_leaves_the_store_right(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -454,54 +397,6 @@ def test_an_interrupt_at_any_check_point_of_a_fast_read_leaves_the_store_right(
     assert store.closed
 
 
-def _nested_at(point: int, call: Callable[[], object], nested: Callable[[], object]) -> object:
-    """Run ``call`` with ``nested`` run at its ``point``-th check point in
-    pystore/_lmdb/reads.py (a function's entry or the end of a call: where
-    a signal handler runs); ``call``'s result, or _NO_POINT when ``call``
-    has fewer check points."""
-    n = 0
-    done: list[bool] = []
-    last: dict[int, int | None] = {}
-
-    def hit() -> None:
-        nonlocal n
-        n += 1
-        if n == point:
-            done.append(True)
-            sys.settrace(None)
-            try:
-                nested()
-            finally:
-                sys.settrace(trace)
-
-    def local(frame: Any, event: str, arg: object) -> Any:
-        if done:
-            return None
-        if event == "opcode":
-            prev, last[id(frame)] = last.get(id(frame)), frame.f_lasti
-            if prev is not None and frame.f_code.co_code[prev] in _CALLS:
-                hit()
-        return local
-
-    def trace(frame: Any, event: str, arg: object) -> Any:
-        if done or frame.f_code.co_filename != reads.__file__:
-            return None
-        frame.f_trace_opcodes = True
-        last[id(frame)] = None
-        hit()
-        return local
-
-    sys.settrace(trace)
-    try:
-        got = call()
-    finally:
-        sys.settrace(None)
-    return got if done else _NO_POINT
-
-
-_NO_POINT = object()
-
-
 def test_a_read_at_any_check_point_of_a_get_leaves_its_result(store: Store) -> None:
     """What a signal handler reading the same store does in the main thread:
     at each check point of each fast get (right after the C call filled the
@@ -531,9 +426,13 @@ def test_a_read_at_any_check_point_of_a_get_leaves_its_result(store: Store) -> N
     wrong, points = [], 0
     for name, get in gets.items():
         point = 1
-        while (got := _nested_at(point, get, others)) is not _NO_POINT:
+        while True:
+            got: list[object] = []
+            run = functools.partial(lambda out, read: out.append(read()), got, get)
+            if at_check_point(point, run, reads.__file__, others, same_try=False) is None:
+                break
             points += 1
-            if got != want[name]:
+            if got != [want[name]]:
                 wrong.append((name, point))
             assert not getattr(store._tls.rd, "busy", False)
             point += 1

@@ -12,14 +12,12 @@ copied the revision into its puts left them None: a durable
 
 from __future__ import annotations
 
-import dis
 import functools
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
+from checkpoints import EXCEPTION_TABLE, interrupted_at
 from support import make_agent
 
 import pystore
@@ -28,63 +26,11 @@ from pystore import AlreadyExistsError
 from pystore._lmdb.core import encode_id, encode_kind
 from pystore._lmdb.group import Batch, Op, commit_ops
 
-_CALLS = {dis.opmap[n] for n in ("CALL", "CALL_KW", "CALL_FUNCTION_EX") if n in dis.opmap}
-_exception_table = getattr(dis, "_parse_exception_table", None)
-_TABLES: dict[Any, Any] = {}
-
-
-def _handler(code: Any, offset: int) -> int | None:
-    if code not in _TABLES:
-        _TABLES[code] = _exception_table(code)  # type: ignore[misc]
-    for e in _TABLES[code]:
-        if e.start <= offset < e.end:
-            return int(e.target)
-    return None
-
 
 def _interrupted_at(point: int, call: Callable[[], object]) -> str | None:
-    """Run ``call`` with a KeyboardInterrupt at its ``point``-th check point
-    inside pystore/_lmdb/group.py (a function's entry, or the end of a call
-    whose next instruction is in the same ``try``); where it landed, or
-    None when ``call`` has fewer check points."""
-    n = 0
-    last: dict[int, int | None] = {}
-    where: list[str] = []
-
-    def hit(frame: Any, what: str) -> None:
-        nonlocal n
-        n += 1
-        if n == point:
-            where.append(f"{frame.f_code.co_name}:{frame.f_lineno} {what}")
-            raise KeyboardInterrupt
-
-    def local(frame: Any, event: str, arg: object) -> Any:
-        if where:
-            return None
-        if event == "opcode":
-            prev, last[id(frame)] = last.get(id(frame)), frame.f_lasti
-            code = frame.f_code
-            if (prev is not None and code.co_code[prev] in _CALLS
-                    and _handler(code, prev) == _handler(code, frame.f_lasti)):
-                hit(frame, "after a call")
-        return local
-
-    def trace(frame: Any, event: str, arg: object) -> Any:
-        if where or frame.f_code.co_filename != group_mod.__file__:
-            return None
-        frame.f_trace_opcodes = True
-        last[id(frame)] = None
-        hit(frame, "entry")
-        return local
-
-    sys.settrace(trace)
-    try:
-        call()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sys.settrace(None)
-    return where[0] if where else None
+    """``call`` with a KeyboardInterrupt at its ``point``-th check point
+    inside pystore/_lmdb/group.py (see checkpoints.py)."""
+    return interrupted_at(point, call, group_mod.__file__)
 
 
 def _ops(s: pystore.Store) -> Batch:
@@ -101,7 +47,7 @@ def _ops(s: pystore.Store) -> Batch:
     return b
 
 
-@pytest.mark.skipif(_exception_table is None, reason="needs dis._parse_exception_table")
+@pytest.mark.skipif(not EXCEPTION_TABLE, reason="needs dis._parse_exception_table")
 def test_an_interrupt_anywhere_in_a_leaders_commit_never_misreports_a_follower(
     tmp_path: Path,
 ) -> None:
