@@ -1,12 +1,14 @@
-/* ps_kindstate.c -- the kinds that hold state besides their records.
+/* ps_kindstate.c -- the kinds of a store: those holding records, and those
+ * holding state besides their records.
  *
- * A kind can keep a history keep count (meta "history/KIND"), kept versions
+ * ps_kinds() skip-scans the record keys, one cursor jump per kind.  A kind
+ * can also keep a history keep count (meta "history/KIND"), kept versions
  * (the history database, keys "KIND/ID") or a recorded schema (meta
  * "kind.type/KIND") after its last record was deleted, or before its first
- * was written.  ps_kinds() walks the records only; a dump asks this too so
- * that nothing a kind keeps is left out of it.  The list may repeat a kind,
- * and names a schema of a kind too long for its meta key by that key's
- * hash ("#" + 64 hex digits, pystore/_lmdb/schema.py): callers skip those.
+ * was written: ps_kinds_with_state() names those, so that a dump leaves
+ * nothing a kind keeps out.  That list may repeat a kind, and names a
+ * schema of a kind too long for its meta key by that key's hash ("#" + 64
+ * hex digits, pystore/_lmdb/schema.py): callers skip those.
  */
 #include <string.h>
 
@@ -32,7 +34,7 @@ static int walk(ps_txn *t, MDB_dbi dbi, const char *prefix, size_t prefix_len,
         size_t len = k.mv_size - prefix_len;
         const char *slash = cut ? memchr(name, '/', len) : NULL;
         if (cut && slash == NULL) {
-            rc = PS_ERR_BAD_RECORD; /* every history key holds a '/' */
+            rc = PS_ERR_BAD_RECORD; /* every record and history key holds a '/' */
             break;
         }
         if (slash != NULL)
@@ -54,6 +56,17 @@ static int walk(ps_txn *t, MDB_dbi dbi, const char *prefix, size_t prefix_len,
     }
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND ? PS_OK : rc;
+}
+
+int ps_kinds(ps_txn *t, ps_buf *out)
+{
+    int rc = ps_txn_usable(t, 0);
+    if (rc)
+        return rc;
+    if (out == NULL)
+        return PS_ERR_INVALID_ARG;
+    /* every record key holds a '/': one entry per kind */
+    return ps_txn_note(t, walk(t, t->env->res_dbi, "", 0, 1, out));
 }
 
 int ps_kinds_with_state(ps_txn *t, ps_buf *out)

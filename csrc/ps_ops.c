@@ -527,43 +527,6 @@ int ps_list(ps_txn *t, const char *kind, size_t kind_len, const char *after,
                         ps_emit_record, out);
 }
 
-int ps_kinds(ps_txn *t, ps_buf *out)
-{
-    int rc = ps_txn_usable(t, 0);
-    if (rc)
-        return rc;
-    if (out == NULL)
-        return PS_ERR_INVALID_ARG;
-    MDB_cursor *cur;
-    rc = mdb_cursor_open(t->mdb, t->env->res_dbi, &cur);
-    if (rc)
-        return ps_txn_note(t, rc);
-    char next[PS_MAX_KEY];
-    MDB_val k, v;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    while (rc == PS_OK) {
-        const char *slash = memchr(k.mv_data, '/', k.mv_size);
-        if (slash == NULL) {
-            rc = PS_ERR_BAD_RECORD; /* every key holds a '/' */
-            break;
-        }
-        size_t kind_len = (size_t)(slash - (const char *)k.mv_data);
-        rc = ps_buf_add(out, k.mv_data, kind_len);
-        if (rc)
-            break;
-        /* Skip the rest of this kind: '0' is the byte after '/'. */
-        memcpy(next, k.mv_data, kind_len);
-        next[kind_len] = '/' + 1;
-        k.mv_size = kind_len + 1;
-        k.mv_data = next;
-        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    }
-    mdb_cursor_close(cur);
-    if (rc == MDB_NOTFOUND)
-        rc = PS_OK;
-    return ps_txn_note(t, rc);
-}
-
 int ps_meta_get(ps_txn *t, const char *key, size_t key_len, const char **val,
                 size_t *val_len)
 {
