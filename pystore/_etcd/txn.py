@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._lmdb.core import MAX_PAYLOAD, check_key
@@ -268,39 +268,32 @@ class EtcdTxn:
         prefix = self.lay.kind_prefix(kind)
         return int(self.range(prefix, c.prefix_end(prefix), count_only=True).count)
 
-    def kinds(self) -> builtins.list[str]:
-        """Kinds holding a resource: a skip-scan, one Range per kind."""
-        base = self.lay.res
+    def _kinds_under(self, base: bytes) -> Iterator[bytes]:
+        """The kinds of the "<kind>/..." keys under ``base``: a skip-scan,
+        one Range per kind."""
         start, end = base, c.prefix_end(base)
-        out = []
         while True:
             resp = self.range(start, end, limit=1, keys_only=True)
             if not resp.kvs:
-                break
+                return
             kind = resp.kvs[0].key[len(base) :].split(b"/", 1)[0]
-            if kind not in self.dropped:
-                out.append(kind.decode("utf-8", "replace"))
+            yield kind
             start = base + kind + b"0"  # b"0" is the byte after b"/"
-        return sorted(out)
+
+    def kinds(self) -> builtins.list[str]:
+        """Kinds holding a resource."""
+        return sorted(kind.decode("utf-8", "replace")
+                      for kind in self._kinds_under(self.lay.res) if kind not in self.dropped)
 
     def kinds_with_state(self) -> builtins.list[str]:
         """Sorted kinds with a history keep count, kept versions or a recorded
         schema, records or not (as the LMDB backend's: what a dump carries);
         a schema kept under a hashed key is left out."""
-        out: set[bytes] = set()
+        out: set[bytes] = set(self._kinds_under(self.lay.history))  # kept versions
         for pre in (b"history.keep/", b"kind.type/"):
             base = self.lay.meta_key(pre)
             resp = self.range(base, c.prefix_end(base), keys_only=True)
             out.update(kv.key[len(base) :] for kv in resp.kvs)
-        base = self.lay.history  # kept versions: a skip-scan, one Range per kind
-        start, end = base, c.prefix_end(base)
-        while True:
-            resp = self.range(start, end, limit=1, keys_only=True)
-            if not resp.kvs:
-                break
-            kind = resp.kvs[0].key[len(base) :].split(b"/", 1)[0]
-            out.add(kind)
-            start = base + kind + b"0"  # b"0" is the byte after b"/"
         return sorted(k.decode("utf-8", "replace") for k in out
                       if k and not k.startswith(b"#") and k not in self.dropped)
 
