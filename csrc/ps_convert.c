@@ -37,12 +37,11 @@
 /* Every block of data.mdb allocated, and 1 MiB more (the commit's new
  * pages land there, and the first writemap open finds room), under its
  * flock, taken without waiting: a process that holds it is opening the
- * store MDB_WRITEMAP and waits for our lock.mdb lock.  From offset 0, not
- * from the file's end as ps_wm_prealloc: a pwrite store has holes where
- * LMDB never wrote a page a transaction allocated and freed again (a
- * loose page, on the free list now), which st_blocks cannot reveal next to
- * the filesystem's own blocks; in the writemap mode a store into one on a
- * full disk is SIGBUS.  *old: the size before. */
+ * store MDB_WRITEMAP and waits for our lock.mdb lock.  ps_wm_prealloc
+ * allocates from the first hole: a pwrite store has holes where LMDB never
+ * wrote a page a transaction allocated and freed again (a loose page, on
+ * the free list now); in the writemap mode a store into one on a full disk
+ * is SIGBUS.  *old: the size before. */
 static int alloc_map(int dfd, uint64_t *old)
 {
     struct stat st;
@@ -54,16 +53,9 @@ static int alloc_map(int dfd, uint64_t *old)
         ;
     if (r != 0)
         return errno == EWOULDBLOCK ? PS_ERR_IN_USE : errno;
-    const uint64_t mib = (uint64_t)1 << 20;
-    uint64_t size = (*old + mib - 1) / mib * mib + PS_WM_INITIAL;
-    int err = EINTR;
-    for (int tries = 0; err == EINTR && tries < 8; tries++)
-        err = posix_fallocate(dfd, 0, (off_t)size); /* tmpfs: EINTR on any signal */
-    if (err && fstat(dfd, &st) == 0 && (uint64_t)st.st_size > *old)
-        (void)ftruncate(dfd, (off_t)*old); /* drop a partial allocation */
+    uint64_t size;
+    int err = ps_wm_prealloc(dfd, *old + PS_WM_INITIAL, &size);
     ps_wm_unlock(dfd);
-    if (err == EDQUOT || err == EFBIG)
-        return ENOSPC;
     return err == EOPNOTSUPP || err == EINVAL ? PS_ERR_NO_WRITEMAP : err;
 }
 

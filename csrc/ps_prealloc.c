@@ -115,8 +115,10 @@ int ps_wm_prealloc(int fd, uint64_t want, uint64_t *out)
         *out = size;
         return PS_OK; /* the open of a store that is allocated: no call */
     }
-    int err = posix_fallocate(fd, (off_t)from, (off_t)(size - from));
-    if (err == EINTR)
+    /* tmpfs fails with EINTR on any signal (and undoes what it did): a
+     * few tries, so a signal storm fails the call instead of holding it */
+    int err = EINTR;
+    for (int tries = 0; err == EINTR && tries < 8; tries++)
         err = posix_fallocate(fd, (off_t)from, (off_t)(size - from));
     if (err) {
         if (fstat(fd, &st) == 0 && (uint64_t)st.st_size > old)
