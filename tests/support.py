@@ -11,6 +11,14 @@ import pytest
 
 from pystore.samples import agent_pb2, common_pb2
 
+WRITEMAP_FS = {"ext2/ext3", "tmpfs", "xfs"}  # `stat -f -c %T` names of the writemap mode's
+
+
+def fs_type(path: Path) -> str:
+    """The filesystem type of ``path``, as `stat -f -c %T` names it."""
+    r = subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True, text=True)
+    return r.stdout.strip()
+
 
 def mount_fs(args: list[str], mnt: Path) -> None:
     """``mount ARGS MNT`` (MNT created); the test is skipped without root or

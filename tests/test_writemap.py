@@ -18,21 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import fill_fs, mount_fs, mount_image, umount_fs
+from support import WRITEMAP_FS, fill_fs, fs_type, mount_fs, mount_image, umount_fs
 from workers import Child, payload
 
 from pystore import StorageFullError, Store
 
 MIB = 1 << 20
 TESTS = Path(__file__).parent
-WRITEMAP_FS = {"ext2/ext3", "tmpfs", "xfs"}  # `stat -f -c %T` names
-
-
-def _fs_type(path: Path) -> str:
-    r = subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True, text=True)
-    return r.stdout.strip()
-
-
 def _child(code: str, env: dict[str, str] | None = None,
            timeout: float = 120) -> subprocess.CompletedProcess[str]:
     full_env = dict(os.environ)
@@ -67,8 +59,8 @@ def _mode_in_child(path: Path, env: dict[str, str] | None = None, write: str = "
 
 @pytest.fixture
 def writemap_dir(tmp_path: Path) -> Path:
-    if _fs_type(tmp_path) not in WRITEMAP_FS:
-        pytest.skip(f"{_fs_type(tmp_path)}: pystore keeps the pwrite mode there")
+    if fs_type(tmp_path) not in WRITEMAP_FS:
+        pytest.skip(f"{fs_type(tmp_path)}: pystore keeps the pwrite mode there")
     return tmp_path
 
 
@@ -94,7 +86,7 @@ def test_new_store_mode_follows_the_filesystem(tmp_path: Path) -> None:
     path = tmp_path / "store"
     with Store(path) as s:
         st = s.stats()
-    if _fs_type(tmp_path) in WRITEMAP_FS:
+    if fs_type(tmp_path) in WRITEMAP_FS:
         assert st.write_mode == "writemap"
         assert _format(path) == 3
         # the whole map is allocated, and an empty store's map is small

@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from support import fill_fs, mount_fs, mount_image, umount_fs
+from support import WRITEMAP_FS, fill_fs, fs_type, mount_fs, mount_image, umount_fs
 from workers import payload
 
 from pystore import (
@@ -28,20 +28,12 @@ from pystore import (
 from pystore.samples.agent_pb2 import Agent
 
 TESTS = Path(__file__).parent
-WRITEMAP_FS = {"ext2/ext3", "tmpfs", "xfs"}  # `stat -f -c %T` names
-
-
-def _fs_type(path: Path) -> str:
-    r = subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True, text=True)
-    return r.stdout.strip()
-
-
 @pytest.fixture
 def pwrite_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A pwrite store (made with PYSTORE_WRITEMAP=0) on a filesystem that
     allows the writemap mode, with records, history and a change log."""
-    if _fs_type(tmp_path) not in WRITEMAP_FS:
-        pytest.skip(f"{_fs_type(tmp_path)}: no writemap mode there")
+    if fs_type(tmp_path) not in WRITEMAP_FS:
+        pytest.skip(f"{fs_type(tmp_path)}: no writemap mode there")
     path = tmp_path / "store"
     monkeypatch.setenv("PYSTORE_WRITEMAP", "0")
     with Store(path) as s:
@@ -213,7 +205,7 @@ def test_not_a_store_and_format_1(tmp_path: Path) -> None:
         switch_to_writemap(tmp_path / "missing")
     with pytest.raises(TypeError):
         switch_to_writemap(42)  # type: ignore[arg-type]
-    if _fs_type(tmp_path) in WRITEMAP_FS:
+    if fs_type(tmp_path) in WRITEMAP_FS:
         v1 = tmp_path / "v1"
         v1.mkdir()
         shutil.copy(TESTS / "fixtures" / "format1" / "data.mdb", v1 / "data.mdb")
