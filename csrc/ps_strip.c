@@ -62,12 +62,38 @@ static int lookup(const strip_ctx *c, uint32_t node, uint64_t field,
     return PS_OK;
 }
 
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* Appends in[from, to) to the output at *w (runs of fields kept as they
+ * are go in one copy). */
+static int copy_run(const strip_ctx *c, const unsigned char *in, size_t from,
+                    size_t to, size_t *w)
+{
+    size_t n = to - from;
+    if (n == 0)
+        return PS_OK;
+    if (c->cap - *w < n)
+        return PS_ERR_NOMEM;
+    memcpy(c->out + *w, in + from, n);
+    *w += n;
+    return PS_OK;
+}
+
 static int strip_msg(const strip_ctx *c, uint32_t node, const unsigned char *in,
                      size_t len, size_t w, size_t *w_end, int depth)
 {
     if (depth > STRIP_MAX_DEPTH)
         return PS_ERR_BAD_RECORD;
     size_t pos = 0;
+    size_t run = 0; /* start of the fields read but not written yet */
     while (pos < len) {
         size_t start = pos;
         uint64_t tag, n = 0;
@@ -105,32 +131,33 @@ static int strip_msg(const strip_ctx *c, uint32_t node, const unsigned char *in,
         rc = lookup(c, node, tag >> 3, &action);
         if (rc)
             return rc;
+        if (action == NO_ACTION || (action != PS_STRIP_DROP && (tag & 7) != 2))
+            continue; /* kept as it is: part of the run */
+        if ((rc = copy_run(c, in, run, start, &w)))
+            return rc;
+        run = pos;
         if (action == PS_STRIP_DROP)
             continue;
-        if (action != NO_ACTION && (tag & 7) == 2) {
-            /* tag, then the stripped body written 5 bytes on, then its
-             * length (<= 5 bytes) in front of it */
-            size_t tl = tag_end - start;
-            if (c->cap - w < tl + 5)
-                return PS_ERR_NOMEM;
-            memcpy(c->out + w, in + start, tl);
-            w += tl;
-            size_t body_end;
-            rc = strip_msg(c, action, in + pos - n, n, w + 5, &body_end, depth + 1);
-            if (rc)
-                return rc;
-            size_t body = body_end - (w + 5);
-            size_t vl = ps_put_varint(c->out + w, body);
-            memmove(c->out + w + vl, c->out + w + 5, body);
-            w += vl + body;
-        } else {
-            size_t fl = pos - start;
-            if (c->cap - w < fl)
-                return PS_ERR_NOMEM;
-            memcpy(c->out + w, in + start, fl);
-            w += fl;
-        }
+        /* tag, then the stripped body written after room for the old
+         * length's varint, then the new length in front of it (moved back
+         * only in the rare case its varint got shorter) */
+        size_t vl0 = varint_len(n);
+        if ((rc = copy_run(c, in, start, tag_end, &w)))
+            return rc;
+        if (c->cap - w < vl0)
+            return PS_ERR_NOMEM;
+        size_t body_end;
+        rc = strip_msg(c, action, in + pos - n, n, w + vl0, &body_end, depth + 1);
+        if (rc)
+            return rc;
+        size_t body = body_end - (w + vl0);
+        size_t vl = ps_put_varint(c->out + w, body);
+        if (vl != vl0)
+            memmove(c->out + w + vl, c->out + w + vl0, body);
+        w += vl + body;
     }
+    if (copy_run(c, in, run, len, &w))
+        return PS_ERR_NOMEM;
     *w_end = w;
     return PS_OK;
 }
