@@ -209,12 +209,22 @@ bench: bench-deps
 bench-spread:
 	$(MAKE) --no-print-directory bench BENCH_RUNS=3
 
+# The floor of the single-write rows (bench/floor_log.py over
+# bench/c/logfloor.c): plain LMDB puts and deletes in C, with and without a
+# change-log entry, beside py-lmdb expert and pystore's own C call, in one
+# process (docs/performance.md, "The floor of the single-write rows").
+FLOOR_ROUNDS ?= 11
+.PHONY: bench-floor
+bench-floor: bench-deps
+	cd bench && ../$(VPY) floor_log.py $(CURDIR)/$(BUILD)/bench-c/liblogfloor.so $(FLOOR_ROUNDS)
+
 # The harness end to end with tiny sizes (PYSTORE_BENCH_SMOKE=1), in seconds:
 # for CI; its report goes to $(BUILD)/bench-smoke/RESULTS.md (numbers meaningless).
 bench-smoke: bench-deps
 	rm -rf $(BUILD)/bench-smoke && mkdir -p $(BUILD)/bench-smoke
 	cd bench && PYSTORE_BENCH_SMOKE=1 ../$(VPY) measure.py $(CURDIR)/$(BUILD)/bench-smoke/run1 $(BENCH_C)
 	cd bench && ../$(VPY) report.py $(CURDIR)/$(BUILD)/bench-smoke/RESULTS.md $(CURDIR)/$(BUILD)/bench-smoke/run1
+	cd bench && ../$(VPY) floor_log.py $(CURDIR)/$(BUILD)/bench-c/liblogfloor.so 1 >/dev/null
 	grep -q '^| `get_bytes`' $(BUILD)/bench-smoke/RESULTS.md
 
 # The earlier pytest-benchmark suite (issues 3 and 10: every operation per

@@ -1,0 +1,230 @@
+/* logfloor.c -- the floor of a single-record write that keeps a change log,
+ * as a shared library that bench/floor_log.py calls from the same process as
+ * py-lmdb (issue 12: "show the floor with a measured prototype").
+ *
+ * Plain liblmdb, no pystore: one environment (MDB_WRITEMAP | MDB_NOSYNC,
+ * like py-lmdb expert's) with a "resources" and a "changes" database.  Each
+ * lf_loop() call runs n single-record writes, each in a write transaction of
+ * its own, and returns the thread CPU time per write in µs.  The caller
+ * passes the record bytes already serialized, so nothing of Python is timed.
+ *
+ *   LF_PUT       the record only (12-byte header + payload), no log: what
+ *                py-lmdb expert does;
+ *   LF_PUT_LOG   plus one change-log entry appended (MDB_APPEND) to the
+ *                "changes" database: pystore's format;
+ *   LF_PUT_TAIL  plus the entry put in LMDB's main database instead (under
+ *                a 0xff prefix, after the names of the databases), whose
+ *                page every write commit dirties anyway (the commit writes
+ *                the changed databases' roots there); every LF_TAIL entries
+ *                are moved to "changes" in one go.  The cheapest log that
+ *                stays inside the transaction: a prototype of a format
+ *                pystore does not have.
+ *   LF_DEL, LF_DEL_LOG, LF_DEL_TAIL   the same for a delete (the loop puts
+ *                each record back afterwards, untimed).
+ *
+ * Single-threaded by contract (one environment in static state). */
+#define _GNU_SOURCE
+#include <lmdb.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+enum { LF_PUT, LF_PUT_LOG, LF_PUT_TAIL, LF_DEL, LF_DEL_LOG, LF_DEL_TAIL };
+#define LF_TAIL 32
+
+static MDB_env *env;
+static MDB_dbi res, chg, mainb;
+static uint64_t rev = 1;
+static unsigned tail_n;
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec * 1e6 + (double)t.tv_nsec * 1e-3;
+}
+
+/* the log entry of pystore's format: u64 BE revision + u32 index; op,
+ * flags, reserved, updated_ns, kind length, kind, id */
+static void entry(uint64_t r, char k[13], char *v, size_t *vl, const char *key, size_t kl)
+{
+    k[0] = (char)0xff; /* only the main database's key uses k[0] */
+    for (int b = 0; b < 8; b++)
+        k[1 + b] = (char)(r >> (56 - 8 * b));
+    memset(k + 9, 0, 4);
+    memset(v, 0, 16);
+    v[0] = 1;
+    memcpy(v + 16, key, kl); /* "Kind/id": the same bytes as kind + id */
+    *vl = 16 + kl;
+}
+
+static int log_changes(MDB_txn *t, const char *key, size_t kl)
+{
+    char k[13], v[600];
+    size_t vl;
+    entry(rev, k, v, &vl, key, kl);
+    MDB_val kv = {12, k + 1}, vv = {vl, v};
+    int rc = mdb_put(t, chg, &kv, &vv, MDB_APPEND);
+    rev++;
+    return rc;
+}
+
+/* move the main database's log entries into changes (in key order) */
+static int flush_tail(MDB_txn *t)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t, mainb, &c);
+    if (rc)
+        return rc;
+    char first = (char)0xff;
+    MDB_val ck = {1, &first}, cv;
+    while ((rc = mdb_cursor_get(c, &ck, &cv, MDB_SET_RANGE)) == 0) {
+        MDB_val to = {ck.mv_size - 1, (char *)ck.mv_data + 1};
+        if ((rc = mdb_put(t, chg, &to, &cv, MDB_APPEND)) || (rc = mdb_cursor_del(c, 0)))
+            break;
+        ck.mv_size = 1;
+        ck.mv_data = &first;
+    }
+    mdb_cursor_close(c);
+    if (rc == MDB_NOTFOUND)
+        tail_n = 0;
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* into the main database; every LF_TAIL entries, all of them into changes */
+static int log_tail(MDB_txn *t, const char *key, size_t kl)
+{
+    char k[13], v[600];
+    size_t vl;
+    entry(rev, k, v, &vl, key, kl);
+    MDB_val kv = {13, k}, vv = {vl, v};
+    int rc = mdb_put(t, mainb, &kv, &vv, MDB_APPEND);
+    rev++;
+    if (rc || ++tail_n < LF_TAIL)
+        return rc;
+    return flush_tail(t);
+}
+
+/* Open (create) the environment in dir; 0 or an LMDB code. */
+int lf_open(const char *dir)
+{
+    int rc;
+    MDB_txn *t;
+    if ((rc = mdb_env_create(&env)) || (rc = mdb_env_set_mapsize(env, (size_t)1 << 30)) ||
+        (rc = mdb_env_set_maxdbs(env, 4)) ||
+        (rc = mdb_env_open(env, dir, MDB_WRITEMAP | MDB_NOSYNC | MDB_NOTLS, 0600)))
+        return rc;
+    if ((rc = mdb_txn_begin(env, NULL, 0, &t)))
+        return rc;
+    if ((rc = mdb_dbi_open(t, "resources", MDB_CREATE, &res)) ||
+        (rc = mdb_dbi_open(t, "changes", MDB_CREATE, &chg)) ||
+        (rc = mdb_dbi_open(t, NULL, 0, &mainb))) {
+        mdb_txn_abort(t);
+        return rc;
+    }
+    return mdb_txn_commit(t);
+}
+
+void lf_close(void)
+{
+    if (env)
+        mdb_env_close(env);
+    env = NULL;
+}
+
+static int put(const char *key, size_t kl, const char *val, size_t vl, int mode)
+{
+    MDB_txn *t;
+    MDB_val kv = {kl, (void *)key}, vv = {12 + vl, NULL};
+    int rc = mdb_txn_begin(env, NULL, 0, &t);
+    if (rc)
+        return rc;
+    if (!(rc = mdb_put(t, res, &kv, &vv, MDB_RESERVE))) {
+        memset(vv.mv_data, 0, 12);
+        memcpy((char *)vv.mv_data + 12, val, vl);
+        if (mode == LF_PUT_LOG)
+            rc = log_changes(t, key, kl);
+        else if (mode == LF_PUT_TAIL)
+            rc = log_tail(t, key, kl);
+    }
+    if (rc) {
+        mdb_txn_abort(t);
+        return rc;
+    }
+    return mdb_txn_commit(t);
+}
+
+static int del(const char *key, size_t kl, int mode)
+{
+    MDB_txn *t;
+    MDB_val kv = {kl, (void *)key};
+    int rc = mdb_txn_begin(env, NULL, 0, &t);
+    if (rc)
+        return rc;
+    if (!(rc = mdb_del(t, res, &kv, NULL))) {
+        if (mode == LF_DEL_LOG)
+            rc = log_changes(t, key, kl);
+        else if (mode == LF_DEL_TAIL)
+            rc = log_tail(t, key, kl);
+    }
+    if (rc) {
+        mdb_txn_abort(t);
+        return rc;
+    }
+    return mdb_txn_commit(t);
+}
+
+/* n writes: keys[i] (klens[i] bytes) with vals[i] (vlens[i] bytes; unused
+ * by deletes).  µs of CPU per write, or the (negative) LMDB code. */
+double lf_loop(int mode, const char **keys, const size_t *klens, const char **vals,
+               const size_t *vlens, int n)
+{
+    if (tail_n && mode != LF_PUT_TAIL && mode != LF_DEL_TAIL) {
+        /* the other modes' log entries come after the pending ones (untimed) */
+        MDB_txn *t;
+        int rc = mdb_txn_begin(env, NULL, 0, &t);
+        if (!rc && (rc = flush_tail(t)))
+            mdb_txn_abort(t);
+        else if (!rc)
+            rc = mdb_txn_commit(t);
+        if (rc)
+            return (double)rc;
+    }
+    double t0 = now();
+    for (int i = 0; i < n; i++) {
+        int rc = mode >= LF_DEL ? del(keys[i], klens[i], mode)
+                                : put(keys[i], klens[i], vals[i], vlens[i], mode);
+        if (rc)
+            return (double)rc; /* LMDB codes are negative */
+    }
+    double us = (now() - t0) / n;
+    if (mode >= LF_DEL) /* put the records back, untimed */
+        for (int i = 0; i < n; i++) {
+            int rc = put(keys[i], klens[i], vals[i], vlens[i], LF_PUT);
+            if (rc)
+                return (double)rc; /* LMDB codes are negative */
+        }
+    return us;
+}
+
+/* pystore's one-call save, called through a pointer the caller takes from
+ * pystore's own module (no Python or cffi per write): n saves of kind
+ * "Agent", ids[i] with vals[i], stripped with `plan`.  µs of CPU per save,
+ * or the (negative) error. */
+typedef int64_t (*lf_save_fn)(void *env, const char *kind, size_t kind_len, const char *id,
+                              size_t id_len, const char *data, size_t len, const void *plan,
+                              unsigned flags, uint64_t expected);
+
+double lf_loop_ps(void *fn, void *ps_env, const void *plan, const char **ids,
+                  const size_t *idlens, const char **vals, const size_t *vlens, int n)
+{
+    lf_save_fn save = (lf_save_fn)fn;
+    double t0 = now();
+    for (int i = 0; i < n; i++) {
+        int64_t r = save(ps_env, "Agent", 5, ids[i], idlens[i], vals[i], vlens[i], plan, 0, 0);
+        if (r < 0)
+            return (double)r;
+    }
+    return (now() - t0) / n;
+}

@@ -1,0 +1,248 @@
+"""The floor of issue 12's single-write rows, measured in one process.
+
+Issue 12 asks ``save_resource`` (sync=False, minus serializing) and
+``delete_resource`` to cost <= 1.10x py-lmdb used by an expert.  Every
+pystore write also appends a change-log entry (revisions, watch and history
+depend on it, issue 9).  This measures, interleaved in one process and in
+thread CPU time, on 10,000 ~1.1 KB Agents:
+
+* py-lmdb expert's save (``systems.LmdbExpert``: writemap, one write txn)
+  minus the serialization of the message, and its delete;
+* C loops on plain liblmdb with no Python at all (``bench/c/logfloor.c``,
+  pre-serialized bytes): the record only; plus a change-log entry appended
+  to a "changes" database (pystore's format); plus the entry kept in LMDB's
+  main database instead, whose page every commit dirties anyway (the
+  cheapest in-transaction log: a prototype, not pystore's format);
+* pystore's own one C call (``ps_fw_save``): in a C loop through a
+  pointer taken from pystore's module (no Python per write), through cffi
+  with and without the strip plan, and ``ps_fw_del`` through cffi (all with
+  pre-serialized bytes); and pystore's public calls.
+
+Every cell is the median µs per write over the rounds; the ratio column is
+the median of the per-round ratios to the expert.  A C loop with no Python
+that is above 1.10x shows the target cannot be met by any layer above it.
+
+    make bench-floor     (or: cd bench && python floor_log.py LIB [ROUNDS [CASE...]];
+                          CASE: substrings of the case names to run alone, for perf)
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import workload as wl
+from cffi import FFI
+from systems import LmdbExpert
+
+import pystore
+from pystore._lmdb._native import ffi as psffi
+from pystore._lmdb._native import lib as pslib
+
+N, OPS = 10_000, 2_000
+PUT, PUT_LOG, PUT_TAIL, DEL, DEL_LOG, DEL_TAIL = range(6)
+
+
+def main() -> None:
+    so = sys.argv[1]
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 11
+    ffi = FFI()
+    ffi.cdef(
+        "int lf_open(const char *dir); void lf_close(void);"
+        "double lf_loop(int mode, const char **keys, const size_t *klens,"
+        " const char **vals, const size_t *vlens, int n);"
+        "double lf_loop_ps(void *fn, void *ps_env, const void *plan, const char **ids,"
+        " const size_t *idlens, const char **vals, const size_t *vlens, int n);"
+    )
+    lf = ffi.dlopen(so)
+    rng = random.Random(wl.SEED)
+    ids = [wl.make_id("Agent", i) for i in range(N)]
+    msgs = [wl.make_agent(rng, "Agent", i) for i in ids]
+    datas = [m.SerializeToString() for m in msgs]
+    keys = [f"Agent/{i}".encode() for i in ids]
+
+    root = tempfile.mkdtemp(prefix="floor-log-")
+    os.makedirs(f"{root}/c")
+    rc = lf.lf_open(f"{root}/c".encode())
+    if rc:
+        raise SystemExit(f"lf_open: LMDB error {rc}")
+    c_keys = [ffi.new("char[]", k) for k in keys]
+    c_vals = [ffi.new("char[]", d) for d in datas]
+    expert = LmdbExpert()
+    expert.open(f"{root}/expert")
+    expert.load((("Agent", i, m) for i, m in zip(ids, msgs, strict=True)), 5_000)
+    store = pystore.Store(f"{root}/pystore", sync=False)
+    store.save_resources("Agent", list(zip(ids, msgs, strict=True)))
+    fw = store._fw
+    assert fw is not None, "the one-call write path is off"
+    plan = fw._plans[type(msgs[0])][1]
+    env = fw._env
+
+    def c_loop(mode: int, sel: list[int]) -> float:
+        ks = ffi.new("const char *[]", [c_keys[i] for i in sel])
+        kl = ffi.new("size_t[]", [len(keys[i]) for i in sel])
+        vs = ffi.new("const char *[]", [c_vals[i] for i in sel])
+        vl = ffi.new("size_t[]", [len(datas[i]) for i in sel])
+        us: float = lf.lf_loop(mode, ks, kl, vs, vl, len(sel))
+        if us < 0:
+            raise SystemExit(f"lf_loop: LMDB error {us:.0f}")
+        return us
+
+    c_loop(PUT, list(range(N)))  # load (untimed)
+
+    c_ids = [ffi.new("char[]", i.encode()) for i in ids]
+    ps_fn = ffi.cast("void *", psffi.addressof(pslib, "ps_fw_save"))
+    ps_env = ffi.cast("void *", psffi.cast("uintptr_t", env))
+    ps_plan = ffi.cast("void *", psffi.cast("uintptr_t", plan))
+
+    def c_ps(sel: list[int]) -> float:
+        ks = ffi.new("const char *[]", [c_ids[i] for i in sel])
+        kl = ffi.new("size_t[]", [len(ids[i]) for i in sel])
+        vs = ffi.new("const char *[]", [c_vals[i] for i in sel])
+        vl = ffi.new("size_t[]", [len(datas[i]) for i in sel])
+        us: float = lf.lf_loop_ps(ps_fn, ps_env, ps_plan, ks, kl, vs, vl, len(sel))
+        if us < 0:
+            raise SystemExit(f"ps_fw_save: {us:.0f}")
+        return us
+
+    def timed(fn: Callable[[list[int]], Any], sel: list[int]) -> float:
+        t0 = time.thread_time_ns()
+        fn(sel)
+        return (time.thread_time_ns() - t0) / 1e3 / len(sel)
+
+    def ex_save(sel: list[int]) -> None:
+        save = expert.save_one
+        for i in sel:
+            save("Agent", ids[i], msgs[i])
+
+    def ser(sel: list[int]) -> None:
+        for i in sel:
+            msgs[i].SerializeToString()
+
+    def ex_del(sel: list[int]) -> None:
+        d = expert.delete_one
+        for i in sel:
+            d("Agent", ids[i])
+
+    def ps_save(sel: list[int]) -> None:
+        save = store.save_resource
+        for i in sel:
+            save("Agent", ids[i], msgs[i])
+
+    def ps_del(sel: list[int]) -> None:
+        d = store.delete_resource
+        for i in sel:
+            d("Agent", ids[i])
+
+    def ps_call(sel: list[int]) -> None:
+        save = pslib.ps_fw_save
+        for i in sel:
+            ib = ids[i].encode()
+            d = datas[i]
+            save(env, b"Agent", 5, ib, len(ib), d, len(d), plan, 0, 0)
+
+    def ps_call_nostrip(sel: list[int]) -> None:
+        save = pslib.ps_fw_save
+        null = ffi.NULL
+        for i in sel:
+            ib = ids[i].encode()
+            d = datas[i]
+            save(env, b"Agent", 5, ib, len(ib), d, len(d), null, 0, 0)
+
+    def ps_call_del(sel: list[int]) -> None:
+        d = pslib.ps_fw_del
+        for i in sel:
+            ib = ids[i].encode()
+            d(env, b"Agent", 5, ib, len(ib), 0, 0)
+
+    cases: dict[str, tuple[Callable[[list[int]], float], Callable[[list[int]], Any] | None]] = {
+        "expert save": (lambda s: timed(ex_save, s), None),
+        "serialize": (lambda s: timed(ser, s), None),
+        "C put": (lambda s: c_loop(PUT, s), None),
+        "C put + log": (lambda s: c_loop(PUT_LOG, s), None),
+        "C put + main-db log": (lambda s: c_loop(PUT_TAIL, s), None),
+        "pystore C call": (lambda s: timed(ps_call, s), None),
+        "pystore C loop": (c_ps, None),
+        "pystore save": (lambda s: timed(ps_save, s), None),
+        "pystore C call, no strip": (lambda s: timed(ps_call_nostrip, s), None),
+        "expert delete": (lambda s: timed(ex_del, s), ex_save),
+        "C del": (lambda s: c_loop(DEL, s), None),
+        "C del + log": (lambda s: c_loop(DEL_LOG, s), None),
+        "C del + main-db log": (lambda s: c_loop(DEL_TAIL, s), None),
+        "pystore C del call": (lambda s: timed(ps_call_del, s), ps_save),
+        "pystore delete": (lambda s: timed(ps_del, s), ps_save),
+    }
+    only = sys.argv[3:]  # substrings of case names: run only those (for perf)
+    if only:
+        cases = {k: v for k, v in cases.items() if any(o in k for o in only)}
+    res: dict[str, list[float]] = {k: [] for k in cases}
+    for r in range(-1, rounds):  # round -1 warms up
+        order = list(cases)
+        random.shuffle(order)
+        for name in order:
+            sel = random.sample(range(N), OPS)
+            fn, back = cases[name]
+            us = fn(sel)
+            if back is not None:
+                back(sel)  # put the deleted records back, untimed
+            if r >= 0:
+                res[name].append(us)
+    store.close()
+    expert.close()
+    lf.lf_close()
+    shutil.rmtree(root)
+
+    def ratio(name: str, base: str, minus_ser: bool) -> float:
+        rs = []
+        for x, b, s in zip(res[name], res[base], res["serialize"], strict=True):
+            rs.append(
+                ((x - s) if minus_ser and name == "pystore save" else x)
+                / ((b - s) if minus_ser else b)
+            )
+        return statistics.median(rs)
+
+    med = {k: statistics.median(v) for k, v in res.items()}
+    print(
+        f"{rounds} rounds x {OPS} writes, {N} Agents of ~{len(datas[0])} bytes; "
+        f"µs per write (thread CPU); ratio to py-lmdb expert (target <= 1.10)"
+    )
+    print("| write | µs | / expert |")
+    print("|---|---|---|")
+    if only:  # a part of the cases: no ratios
+        for name, us in med.items():
+            print(f"| {name} | {us:.2f} | |")
+        return
+    print(f"| expert save minus serializing | {med['expert save'] - med['serialize']:.2f} | 1 |")
+    for name in (
+        "C put",
+        "C put + log",
+        "C put + main-db log",
+        "pystore C loop",
+        "pystore C call",
+        "pystore C call, no strip",
+    ):
+        print(f"| {name} | {med[name]:.2f} | {ratio(name, 'expert save', True):.2f} |")
+    print(
+        f"| pystore save minus serializing | {med['pystore save'] - med['serialize']:.2f} | "
+        f"{ratio('pystore save', 'expert save', True):.2f} |"
+    )
+    print(f"| expert delete | {med['expert delete']:.2f} | 1 |")
+    for name in (
+        "C del",
+        "C del + log",
+        "C del + main-db log",
+        "pystore C del call",
+        "pystore delete",
+    ):
+        print(f"| {name} | {med[name]:.2f} | {ratio(name, 'expert delete', False):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
