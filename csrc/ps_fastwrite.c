@@ -20,6 +20,7 @@
 #include "ps_internal.h"
 
 static __thread ps_fw_info last;
+static __thread uint64_t last_ticket; /* the ticket of this thread's last failure */
 
 /* The thread's strip buffer: kept up to STRIP_KEEP bytes, freed when the
  * thread exits (a key destructor; the main thread's stays reachable). */
@@ -73,11 +74,17 @@ void ps_fw_last(ps_fw_info *out)
         *out = last;
 }
 
+/* Records a failure: its result is -ticket, a number this thread's
+ * failures never repeat, so a caller can tell its own details from those
+ * of a later call (a signal handler's run in between). */
 static int64_t fail(int stage, int rc)
 {
     last.stage = stage;
     last.rc = rc;
-    return -1;
+    if (last_ticket >= INT64_MAX)
+        last_ticket = 0;
+    last.ticket = ++last_ticket;
+    return -(int64_t)last.ticket;
 }
 
 /* Checks before a write transaction, in the order the Python layer made
@@ -121,7 +128,7 @@ static int strip_one(const ps_fw_plan *plan, const char *data, size_t len,
 }
 
 /* The payload of one save, stripped (see strip_one) and within
- * PS_MAX_PAYLOAD: 0, or fail()'s -1 with the stage recorded (nothing to
+ * PS_MAX_PAYLOAD: 0, or fail()'s -ticket with the stage recorded (nothing to
  * free then). */
 static int64_t payload_one(const ps_fw_plan *plan, const char *data, size_t len,
                            char **owned, const char **out, size_t *out_len)
@@ -161,9 +168,9 @@ int64_t ps_fw_save(ps_env *env, const char *kind, size_t kind_len,
     char *owned;
     const char *payload;
     size_t plen;
-    if (payload_one(plan, data, len, &owned, &payload, &plen))
-        return -1;
-    int64_t result = -1;
+    int64_t result = payload_one(plan, data, len, &owned, &payload, &plen);
+    if (result)
+        return result;
     int rc;
     if ((rc = env_usable(env)) != PS_OK) {
         result = fail(PS_FW_STAGE_BEGIN, rc);
@@ -300,7 +307,7 @@ static int strip_many(const ps_fw_plan *plan, const char *data, size_t data_len,
 
 /* A batch's payloads, stripped into one new buffer when a plan is given
  * (*data, *data_len and *lens then point into *owned / *owned_lens, to
- * free), each within PS_MAX_PAYLOAD: 0, or fail()'s -1 with the stage
+ * free), each within PS_MAX_PAYLOAD: 0, or fail()'s -ticket with the stage
  * recorded and nothing to free. */
 static int64_t payload_many(const ps_fw_plan *plan, const char **data,
                             size_t *data_len, const uint32_t **lens, size_t n,
@@ -347,9 +354,9 @@ int64_t ps_fw_save_many(ps_env *env, const char *kind, size_t kind_len,
     /* Arguments and sizes only: each payload is stripped as it is put (a
      * failure aborts this call's own txn, so all or nothing still holds),
      * with no second copy of the whole batch. */
-    if (payload_many(NULL, &data, &data_len, &lens, n, &owned, &owned_lens))
-        return -1;
-    int64_t result = -1;
+    int64_t result = payload_many(NULL, &data, &data_len, &lens, n, &owned, &owned_lens);
+    if (result)
+        return result;
     int rc;
     if ((rc = env_usable(env)) != PS_OK) {
         result = fail(PS_FW_STAGE_BEGIN, rc);
@@ -388,7 +395,7 @@ int64_t ps_fw_save_many(ps_env *env, const char *kind, size_t kind_len,
  * transaction ended), so a finished or never-begun transaction, or one of
  * another thread, is refused at PS_FW_STAGE_BEGIN before anything else. */
 
-/* The live write txn in `slot`, begun by this thread: 0, or fail()'s -1
+/* The live write txn in `slot`, begun by this thread: 0, or fail()'s -ticket
  * at PS_FW_STAGE_BEGIN.  Clears the per-call fields of `last` first. */
 static int64_t txn_in(ps_txn **slot, ps_txn **out)
 {
@@ -416,8 +423,9 @@ int64_t ps_fw_txn_save(ps_txn **slot, const char *kind, size_t kind_len,
                        uint64_t expected)
 {
     ps_txn *t;
-    if (txn_in(slot, &t))
-        return -1;
+    int64_t r = txn_in(slot, &t);
+    if (r)
+        return r;
     if ((data == NULL && len) ||
         (flags & ~(unsigned)(PS_PUT_NOOVERWRITE | PS_PUT_IF_REVISION | PS_FW_KEEP)))
         return fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG);
@@ -426,8 +434,8 @@ int64_t ps_fw_txn_save(ps_txn **slot, const char *kind, size_t kind_len,
     char *owned;
     const char *payload;
     size_t plen;
-    if (payload_one(plan, data, len, &owned, &payload, &plen))
-        return -1;
+    if ((r = payload_one(plan, data, len, &owned, &payload, &plen)))
+        return r;
     /* Without PS_FW_KEEP the log keeps a copy (`owned` and the thread's
      * strip buffer die here).  With it the log borrows: `data` itself, or
      * the stripped copy until the put returns, then `data` and the plan. */
@@ -444,8 +452,9 @@ int64_t ps_fw_txn_del(ps_txn **slot, const char *kind, size_t kind_len,
                       uint64_t expected)
 {
     ps_txn *t;
-    if (txn_in(slot, &t))
-        return -1;
+    int64_t r = txn_in(slot, &t);
+    if (r)
+        return r;
     if (flags & ~(unsigned)PS_PUT_IF_REVISION)
         return fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG);
     int existed = 0;
@@ -462,13 +471,14 @@ int64_t ps_fw_txn_save_many(ps_txn **slot, const char *kind, size_t kind_len,
                             const ps_fw_plan *plan)
 {
     ps_txn *t;
-    if (txn_in(slot, &t))
-        return -1;
+    int64_t result = txn_in(slot, &t);
+    if (result)
+        return result;
     char *owned;
     uint32_t *owned_lens;
-    if (payload_many(plan, &data, &data_len, &lens, n, &owned, &owned_lens))
-        return -1;
-    int64_t result = (int64_t)n;
+    if ((result = payload_many(plan, &data, &data_len, &lens, n, &owned, &owned_lens)))
+        return result;
+    result = (int64_t)n;
     size_t at = 0;
     /* not borrowed (the stripped copy dies here); every key is checked
      * before the first put */

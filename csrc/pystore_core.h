@@ -312,8 +312,10 @@ int ps_put_many(ps_txn *txn, const char *kind, size_t kind_len,
  * handled as in any transaction (grow the map, replay the txn's log).
  * Order of the checks: strip, payload size, fork, close, read-only, key(s),
  * then the transaction.  The result is the return value: >= 0 on success,
- * -1 on failure, with the details in this thread's ps_fw_info (read by
- * ps_fw_last, valid until this thread's next ps_fw_* call). */
+ * -ticket (< 0) on failure, with the details in this thread's ps_fw_info
+ * (read by ps_fw_last; info.ticket == -result while they are this call's:
+ * a later failure of the thread, e.g. of a signal handler's call run
+ * before the caller reads them, replaces them with its own ticket). */
 typedef struct ps_fw_plan {
     const uint32_t *table; /* ps_wire_strip's plan; must outlive the calls */
     size_t len;
@@ -325,6 +327,7 @@ typedef struct ps_fw_info {
     size_t len;       /* PS_ERR_VALUE_TOO_LARGE: the stripped payload's size */
     size_t index;     /* batches: the record that failed */
     uint64_t revision; /* the revision the last successful call committed */
+    uint64_t ticket;  /* -(the result) of the failure these details are of */
 } ps_fw_info;
 #define PS_FW_STAGE_ARGS   0 /* bad arguments: nothing was done */
 #define PS_FW_STAGE_STRIP  1 /* ps_wire_strip declined (strip another way) */
@@ -369,7 +372,7 @@ void ps_fw_last(ps_fw_info *out);
  * of copying each payload.  A failed write leaves the txn as ps_put_if / ps_del_if /
  * ps_put_many leave it.  Results: ps_fw_txn_save the revision the txn will
  * commit at, ps_fw_txn_del 1 if kind/id existed else 0, ps_fw_txn_save_many
- * n; -1 on failure with the details in ps_fw_last. */
+ * n; -ticket on failure with the details in ps_fw_last (as above). */
 #define PS_FW_KEEP 256 /* ps_fw_txn_save: data outlives the txn (see above) */
 int64_t ps_fw_txn_save(ps_txn **slot, const char *kind, size_t kind_len,
                        const char *id, size_t id_len, const char *data,

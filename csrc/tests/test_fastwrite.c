@@ -37,12 +37,18 @@ static void test_save_delete(ps_env *env)
     int64_t r2 = ps_fw_save(env, S("Agent"), S("a1"), S("hello2"), NULL, 0, 0);
     CHECK(r2 == r1 + 1);
     /* create of an existing key */
-    CHECK(ps_fw_save(env, S("Agent"), S("a1"), S("x"), NULL, PS_PUT_NOOVERWRITE, 0) == -1);
+    CHECK(ps_fw_save(env, S("Agent"), S("a1"), S("x"), NULL, PS_PUT_NOOVERWRITE, 0) < 0);
     CHECK(last().rc == PS_LMDB_KEYEXIST && last().stage == PS_FW_STAGE_WRITE);
     /* if_revision: wrong, then right, then 0 = only if absent */
     CHECK(ps_fw_save(env, S("Agent"), S("a1"), S("x"), NULL, PS_PUT_IF_REVISION,
-                     (uint64_t)r1) == -1);
+                     (uint64_t)r1) < 0);
     CHECK(last().rc == PS_ERR_CONFLICT && last().actual == (uint64_t)r2);
+    /* each failure has a ticket of its own: the result is -ticket, and the
+     * details are the newest failure's */
+    int64_t f1 = ps_fw_save(env, S("Agent"), S("a1"), S("x"), NULL, PS_PUT_NOOVERWRITE, 0);
+    int64_t f2 = ps_fw_del(env, S("Agent"), "a\0", 2, 0, 0);
+    CHECK(f1 < 0 && f2 < 0 && f1 != f2);
+    CHECK(last().ticket == (uint64_t)-f2 && last().rc == PS_ERR_ID_NUL);
     int64_t r3 = ps_fw_save(env, S("Agent"), S("a1"), S("x"), NULL, PS_PUT_IF_REVISION,
                             (uint64_t)r2);
     CHECK(r3 == r2 + 1);
@@ -54,33 +60,33 @@ static void test_save_delete(ps_env *env)
     CHECK_RC(ps_get_into(env, S("Agent"), S("a1"), buf, sizeof buf, &n, &ns), PS_OK);
     CHECK(n == 1 && buf[0] == 'x' && ns > INT64_C(1577836800000000000));
     /* bad keys, bad arguments, too large: nothing written */
-    CHECK(ps_fw_save(env, S("Agent"), "a\0b", 3, S("x"), NULL, 0, 0) == -1);
+    CHECK(ps_fw_save(env, S("Agent"), "a\0b", 3, S("x"), NULL, 0, 0) < 0);
     CHECK(last().rc == PS_ERR_ID_NUL && last().stage == PS_FW_STAGE_WRITE);
-    CHECK(ps_fw_save(env, S("A/b"), S("a"), S("x"), NULL, 0, 0) == -1);
+    CHECK(ps_fw_save(env, S("A/b"), S("a"), S("x"), NULL, 0, 0) < 0);
     CHECK(last().rc == PS_ERR_KIND_SLASH);
-    CHECK(ps_fw_save(env, S("Agent"), "", 0, S("x"), NULL, 0, 0) == -1);
+    CHECK(ps_fw_save(env, S("Agent"), "", 0, S("x"), NULL, 0, 0) < 0);
     CHECK(last().rc == PS_ERR_ID_EMPTY);
-    CHECK(ps_fw_save(env, S("Agent"), S("a"), S("x"), NULL, 0x80, 0) == -1);
+    CHECK(ps_fw_save(env, S("Agent"), S("a"), S("x"), NULL, 0x80, 0) < 0);
     CHECK(last().rc == PS_ERR_INVALID_ARG && last().stage == PS_FW_STAGE_ARGS);
-    CHECK(ps_fw_save(env, S("Agent"), S("a"), S("x"), NULL, PS_PUT_BORROW, 0) == -1);
-    CHECK(ps_fw_save(NULL, S("Agent"), S("a"), S("x"), NULL, 0, 0) == -1);
-    CHECK(ps_fw_save(env, S("Agent"), S("a"), NULL, 3, NULL, 0, 0) == -1);
+    CHECK(ps_fw_save(env, S("Agent"), S("a"), S("x"), NULL, PS_PUT_BORROW, 0) < 0);
+    CHECK(ps_fw_save(NULL, S("Agent"), S("a"), S("x"), NULL, 0, 0) < 0);
+    CHECK(ps_fw_save(env, S("Agent"), S("a"), NULL, 3, NULL, 0, 0) < 0);
     CHECK(last().rc == PS_ERR_INVALID_ARG);
     /* a length over the limit: refused before the payload is read */
     size_t big = (size_t)PS_MAX_PAYLOAD + 1;
-    CHECK(ps_fw_save(env, S("Agent"), S("a"), "x", big, NULL, 0, 0) == -1);
+    CHECK(ps_fw_save(env, S("Agent"), S("a"), "x", big, NULL, 0, 0) < 0);
     CHECK(last().rc == PS_ERR_VALUE_TOO_LARGE && last().len == big);
     CHECK(last().stage == PS_FW_STAGE_ARGS);
     CHECK(count_of(env, "Agent") == 2);
     /* deletes */
     CHECK(ps_fw_del(env, S("Agent"), S("nope"), 0, 0) == 0);
-    CHECK(ps_fw_del(env, S("Agent"), S("a1"), PS_PUT_IF_REVISION, 1) == -1);
+    CHECK(ps_fw_del(env, S("Agent"), S("a1"), PS_PUT_IF_REVISION, 1) < 0);
     CHECK(last().rc == PS_ERR_CONFLICT && last().actual == (uint64_t)r3);
     int64_t rd = ps_fw_del(env, S("Agent"), S("a1"), PS_PUT_IF_REVISION, (uint64_t)r3);
     CHECK(rd > r3);
     CHECK(ps_fw_del(env, S("Agent"), S("a1"), 0, 0) == 0);
-    CHECK(ps_fw_del(env, S("Agent"), "a\0", 2, 0, 0) == -1 && last().rc == PS_ERR_ID_NUL);
-    CHECK(ps_fw_del(env, S("Agent"), S("a"), PS_PUT_NOOVERWRITE, 0) == -1);
+    CHECK(ps_fw_del(env, S("Agent"), "a\0", 2, 0, 0) < 0 && last().rc == PS_ERR_ID_NUL);
+    CHECK(ps_fw_del(env, S("Agent"), S("a"), PS_PUT_NOOVERWRITE, 0) < 0);
     CHECK(last().rc == PS_ERR_INVALID_ARG);
     CHECK(count_of(env, "Agent") == 1);
 }
@@ -98,7 +104,7 @@ static void test_strip_and_batch(ps_env *env)
     CHECK_RC(ps_get_into(env, S("Strip"), S("s1"), buf, sizeof buf, &n, &ns), PS_OK);
     CHECK(n == 4 && memcmp(buf, "\x0a\x02" "ab", 4) == 0);
     /* the strip declines malformed input: the caller strips another way */
-    CHECK(ps_fw_save(env, S("Strip"), S("s2"), "\x0b", 1, &plan, 0, 0) == -1);
+    CHECK(ps_fw_save(env, S("Strip"), S("s2"), "\x0b", 1, &plan, 0, 0) < 0);
     CHECK(last().rc == PS_ERR_BAD_RECORD && last().stage == PS_FW_STAGE_STRIP);
     /* a batch, stripped */
     const char data[] = "b1" "\x0a\x01" "x" "\x22\x01" "o" "b2" "\x08\x07";
@@ -110,28 +116,28 @@ static void test_strip_and_batch(ps_env *env)
     /* a bad id in the second record: nothing of the batch is written */
     const char bad[] = "c1" "\x08\x01" "c\0" "\x08\x02";
     uint32_t bad_lens[] = {2, 2, 2, 2};
-    CHECK(ps_fw_save_many(env, S("Batch"), bad, sizeof bad - 1, bad_lens, 2, NULL) == -1);
+    CHECK(ps_fw_save_many(env, S("Batch"), bad, sizeof bad - 1, bad_lens, 2, NULL) < 0);
     CHECK(last().rc == PS_ERR_ID_NUL && last().index == 1);
     CHECK(count_of(env, "Batch") == 2);
     uint32_t short_lens[] = {2, 2, 2, 9};
-    CHECK(ps_fw_save_many(env, S("Batch"), bad, sizeof bad - 1, short_lens, 2, &plan) == -1);
+    CHECK(ps_fw_save_many(env, S("Batch"), bad, sizeof bad - 1, short_lens, 2, &plan) < 0);
     CHECK(last().rc == PS_ERR_INVALID_ARG && last().index == 1);
-    CHECK(ps_fw_save_many(env, S("Batch"), bad, sizeof bad - 1, NULL, 2, NULL) == -1);
+    CHECK(ps_fw_save_many(env, S("Batch"), bad, sizeof bad - 1, NULL, 2, NULL) < 0);
     /* an empty batch commits nothing */
     CHECK(ps_fw_save_many(env, S("Batch"), NULL, 0, NULL, 0, NULL) == 0);
     CHECK(last().revision == 0);
     /* kind delete */
     CHECK(ps_fw_del_kind(env, S("Batch")) == 2 && last().revision > 0);
     CHECK(ps_fw_del_kind(env, S("Batch")) == 0 && last().revision == 0);
-    CHECK(ps_fw_del_kind(env, S("B/x")) == -1 && last().rc == PS_ERR_KIND_SLASH);
+    CHECK(ps_fw_del_kind(env, S("B/x")) < 0 && last().rc == PS_ERR_KIND_SLASH);
     /* inside a transaction the caller began */
     ps_txn *t;
     CHECK_RC(ps_txn_begin(env, PS_TXN_WRITE, &t), PS_OK);
     CHECK(ps_fw_txn_save(&t, S("Strip"), S("t1"), in, sizeof in - 1, &plan, 0, 0) > 0);
     CHECK(ps_fw_txn_save(&t, S("Strip"), S("t1"), in, sizeof in - 1, &plan,
-                         PS_PUT_IF_REVISION, 1) == -1);
+                         PS_PUT_IF_REVISION, 1) < 0);
     CHECK(last().rc == PS_ERR_CONFLICT);
-    CHECK(ps_fw_txn_save(&t, S("Strip"), S("t2"), in, 3, &plan, PS_PUT_BORROW, 0) == -1);
+    CHECK(ps_fw_txn_save(&t, S("Strip"), S("t2"), in, 3, &plan, PS_PUT_BORROW, 0) < 0);
     CHECK(last().rc == PS_ERR_INVALID_ARG);
     CHECK_RC(ps_txn_commit(t), PS_OK);
     CHECK_RC(ps_get_into(env, S("Strip"), S("t1"), buf, sizeof buf, &n, &ns), PS_OK);
@@ -163,10 +169,10 @@ static void test_growth(const char *dir)
     CHECK(ps_fw_del_kind(env, S("Grow")) == 2000);
     CHECK(count_of(env, "Grow") == 0);
     ps_env_close(env);
-    CHECK(ps_fw_save(env, S("Grow"), S("x"), S("x"), NULL, 0, 0) == -1);
+    CHECK(ps_fw_save(env, S("Grow"), S("x"), S("x"), NULL, 0, 0) < 0);
     CHECK(last().rc == PS_ERR_CLOSED && last().stage == PS_FW_STAGE_BEGIN);
-    CHECK(ps_fw_del(env, S("Grow"), S("x"), 0, 0) == -1 && last().rc == PS_ERR_CLOSED);
-    CHECK(ps_fw_del_kind(env, S("Grow")) == -1 && last().rc == PS_ERR_CLOSED);
+    CHECK(ps_fw_del(env, S("Grow"), S("x"), 0, 0) < 0 && last().rc == PS_ERR_CLOSED);
+    CHECK(ps_fw_del_kind(env, S("Grow")) < 0 && last().rc == PS_ERR_CLOSED);
     ps_env_free(env);
 }
 

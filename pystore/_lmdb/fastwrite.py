@@ -73,11 +73,16 @@ def check_revision(if_revision: object) -> int | None:
     return if_revision
 
 
-def last_info() -> Any:
-    """This thread's details of its last failed ps_fw_* call."""
+def last_info(result: int) -> Any | None:
+    """This thread's details of the failed ps_fw_* call that returned
+    ``result`` (-ticket), or None when they are gone: a later failing call
+    of this thread (a signal handler's or a finalizer's, run between the
+    call and here) replaced them.  Nothing was written by the failed call,
+    so the caller then takes the general path, which does the write again
+    and raises what it finds."""
     info = ffi.new("ps_fw_info *")
     lib.ps_fw_last(info)
-    return info
+    return info if info.ticket == -result else None
 
 
 def key_context(kind: bytes, id: bytes | None) -> str:
@@ -193,7 +198,9 @@ class FastWriter:
         if rev >= 0:
             store._signal.notify()  # this process's watchers wake at once
             return rev
-        info = last_info()
+        info = last_info(rev)
+        if info is None:
+            return _GENERAL
         rc = info.rc
         if info.stage == _STRIP or rc == _UNIQUE:
             return _GENERAL  # strips the slow way / names the unique value's holder
@@ -227,7 +234,9 @@ class FastWriter:
             return True
         if r == 0:
             return False
-        info = last_info()
+        info = last_info(r)
+        if info is None:
+            return _GENERAL
         if info.rc == _CONFLICT and expected is not None:
             raise ConflictError(kind, id, expected, int(info.actual))
         raise _general_error(store, info, key_context(kb, ib))
@@ -243,10 +252,12 @@ class FastWriter:
         except UnicodeEncodeError:
             return _GENERAL
         n: int = _del_kind(self._env, kb, len(kb))
-        info = last_info()
         if n < 0:
+            info = last_info(n)
+            if info is None:
+                return _GENERAL
             raise _general_error(store, info, key_context(kb, None))
-        if info.revision:
+        if n:  # deleted something: a revision was committed
             store._signal.notify()
         return n
 
@@ -263,11 +274,13 @@ class FastWriter:
         n = len(ibs)
         r: int = _save_many(self._env, kb, len(kb), data, len(data),
                             ffi.from_buffer("uint32_t[]", lens), n, plan)
-        info = last_info()
         if r >= 0:
-            if info.revision:
+            if r:  # saved something: a revision was committed
                 store._signal.notify()
             return r, items
+        info = last_info(r)
+        if info is None:
+            return _GENERAL, items
         rc = info.rc
         if info.stage == _STRIP or rc in (_UNIQUE, _TOO_LARGE):
             return _GENERAL, items  # strips the slow way / names the holder / the size

@@ -44,12 +44,13 @@ _KEYEXIST: int = lib.PS_LMDB_KEYEXIST
 _CONFLICT: int = lib.PS_ERR_CONFLICT
 
 
-def save_failed(ptr: Any, kb: bytes, ib: bytes, if_revision: int | None) -> None:
-    """After ps_fw_txn_save returned -1: raise what ``CTxn.put`` raises for a
-    failed write; return (nothing done) to take the general path."""
-    info = last_info()
-    if info.stage != _WRITE:
-        return  # not live / other thread / strip declined / too large
+def save_failed(result: int, ptr: Any, kb: bytes, ib: bytes, if_revision: int | None) -> None:
+    """After ps_fw_txn_save returned ``result`` < 0: raise what ``CTxn.put``
+    raises for a failed write; return (nothing done) to take the general
+    path (also when the failure's details were replaced: see last_info)."""
+    info = last_info(result)
+    if info is None or info.stage != _WRITE:
+        return  # not live / other thread / strip declined / too large / details gone
     rc = info.rc
     if rc == _KEYEXIST:
         raise AlreadyExistsError(f"resource already exists: {key_context(kb, ib)}")
@@ -58,10 +59,11 @@ def save_failed(ptr: Any, kb: bytes, ib: bytes, if_revision: int | None) -> None
     raise _write_error(rc, kb, ib, if_revision, info)
 
 
-def delete_failed(kb: bytes, ib: bytes, if_revision: int | None) -> None:
-    """After ps_fw_txn_del returned -1: as ``save_failed`` for ``CTxn.delete``."""
-    info = last_info()
-    if info.stage != _WRITE:
+def delete_failed(result: int, kb: bytes, ib: bytes, if_revision: int | None) -> None:
+    """After ps_fw_txn_del returned ``result`` < 0: as ``save_failed`` for
+    ``CTxn.delete``."""
+    info = last_info(result)
+    if info is None or info.stage != _WRITE:
         return
     raise _write_error(info.rc, kb, ib, if_revision, info)
 
@@ -94,9 +96,9 @@ def save_many_in(
                         ffi.from_buffer("uint32_t[]", lens), n, plan)
     if r >= 0:
         return r
-    info = last_info()
-    if info.stage != _WRITE:
-        return None  # the general path strips another way / names the size
+    info = last_info(r)
+    if info is None or info.stage != _WRITE:
+        return None  # strips another way / names the size / details gone
     where = key_context(kb, ibs[min(info.index, n - 1)])
     if info.rc == _UNIQUE:
         raise unique_error(ptr, kb, where)

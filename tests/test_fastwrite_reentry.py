@@ -1,0 +1,129 @@
+"""A failing write re-entering between a one-call write and its error details.
+
+The one-call writes (``ps_fw_*``) return -ticket on failure and leave the
+details (code, stage, stored revision...) in the thread's ``ps_fw_info``.
+A signal handler (or a finalizer) runs at any check point of the Python
+code around the call; if it makes a failing write of its own -- here, to
+another store, which takes the one-call path even inside the first store's
+transaction -- it replaces those details.  The outer call must still raise
+its own error: it compares the details' ticket with its result and, when
+they are another call's, takes the general path, which does the write again
+(the failed call wrote nothing) and raises what it finds.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from checkpoints import at_check_point
+
+import pystore
+from pystore import AlreadyExistsError, ConflictError, InvalidKeyError, Store
+from pystore._lmdb import fastwrite, txnwrite
+from pystore.samples.agent_pb2 import Agent
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> Iterator[tuple[Store, Store]]:
+    x = pystore.Store(tmp_path / "x", sync=False)
+    y = pystore.Store(tmp_path / "y", sync=False)
+    try:
+        yield x, y
+    finally:
+        x.close()
+        y.close()
+
+
+def _outcome(call: Callable[[], object]) -> tuple[str, object]:
+    try:
+        return "ok", call()
+    except ConflictError as e:
+        return "ConflictError", (getattr(e, "actual", None), str(e))
+    except pystore.StoreError as e:
+        return type(e).__name__, str(e)
+
+
+def _prepare(x: Store, y: Store) -> tuple[int, Callable[[], None]]:
+    """x/Agent/a at revision 3, y/Agent/b at 1; and the handler's write: a
+    failing one on y, with another code and another stored revision than
+    the outer writes' failures."""
+    for _ in range(3):
+        rev = x.save_resource("Agent", "a", Agent(model="m"))
+    y.save_resource("Agent", "b", Agent(model="m"))
+
+    def handler() -> None:
+        with pytest.raises(ConflictError):
+            y.save_resource("Agent", "b", Agent(model="z"), if_revision=77)
+
+    return rev, handler
+
+
+def _walk(filename: str, cases: dict[str, Callable[[], object]],
+          handler: Callable[[], None]) -> tuple[int, list[tuple[str, int, object]]]:
+    """Each case with the handler at each of its check points in filename:
+    (points walked, the cases whose outcome changed)."""
+    want = {name: _outcome(call) for name, call in cases.items()}
+    wrong, points = [], 0
+    for name, call in cases.items():
+        point = 1
+        while True:
+            got: list[tuple[str, object]] = []
+            run = functools.partial(lambda out, c: out.append(_outcome(c)), got, call)
+            if at_check_point(point, run, filename, handler, same_try=False) is None:
+                break
+            points += 1
+            if got != [want[name]]:
+                wrong.append((name, point, got))
+            point += 1
+    return points, wrong
+
+
+def test_a_failing_write_at_any_check_point_of_a_failing_one_call_write(
+    two: tuple[Store, Store],
+) -> None:
+    x, y = two
+    rev, handler = _prepare(x, y)
+    cases: dict[str, Callable[[], object]] = {
+        "save if_revision": lambda: x.save_resource("Agent", "a", Agent(), if_revision=rev + 9),
+        "create existing": lambda: x.create_resource("Agent", "a", Agent()),
+        "delete if_revision": lambda: x.delete_resource("Agent", "a", if_revision=rev + 9),
+        "save_resources bad id": lambda: x.save_resources("Agent", [("ok", Agent()),
+                                                                    ("bad\0", Agent())]),
+    }
+    assert _outcome(cases["save if_revision"])[1][0] == rev
+    assert _outcome(cases["create existing"])[0] == AlreadyExistsError.__name__
+    assert _outcome(cases["save_resources bad id"])[0] == InvalidKeyError.__name__
+    points, wrong = _walk(fastwrite.__file__, cases, handler)
+    assert points > 20
+    assert wrong == [], "\n".join(map(repr, wrong))
+    assert x.get_resource("Agent", "a", Agent).model == "m"  # nothing written
+    assert not x.exists("Agent", "ok")
+
+
+def test_a_failing_write_at_any_check_point_of_a_failing_write_in_a_transaction(
+    two: tuple[Store, Store],
+) -> None:
+    x, y = two
+    rev, handler = _prepare(x, y)
+    def in_txn(write: Callable[[pystore.Transaction], object]) -> Callable[[], object]:
+        def run() -> object:
+            with x.transaction() as t:
+                return write(t)
+        return run
+
+    cases: dict[str, Callable[[], object]] = {
+        "save if_revision": in_txn(
+            lambda t: t.save_resource("Agent", "a", Agent(), if_revision=rev + 9)),
+        "create existing": in_txn(lambda t: t.create_resource("Agent", "a", Agent())),
+        "delete if_revision": in_txn(
+            lambda t: t.delete_resource("Agent", "a", if_revision=rev + 9)),
+        "save_resources bad id": in_txn(
+            lambda t: t.save_resources("Agent", [("ok", Agent()), ("bad\0", Agent())])),
+    }
+    points, wrong = _walk(txnwrite.__file__, cases, handler)
+    assert points > 8
+    assert wrong == [], "\n".join(map(repr, wrong))
+    assert x.get_resource("Agent", "a", Agent).model == "m"
