@@ -85,29 +85,32 @@ def main() -> None:
     plan = fw._plans[type(msgs[0])][1]
     env = fw._env
 
+    c_ids = [ffi.new("char[]", i.encode()) for i in ids]
+
+    def arrays(sel: list[int], names: list[Any], lens: list[bytes]) -> tuple[Any, ...]:
+        """C arrays of the selected names (keys or ids) and values, and lengths"""
+        return (
+            ffi.new("const char *[]", [names[i] for i in sel]),
+            ffi.new("size_t[]", [len(lens[i]) for i in sel]),
+            ffi.new("const char *[]", [c_vals[i] for i in sel]),
+            ffi.new("size_t[]", [len(datas[i]) for i in sel]),
+        )
+
     def c_loop(mode: int, sel: list[int]) -> float:
-        ks = ffi.new("const char *[]", [c_keys[i] for i in sel])
-        kl = ffi.new("size_t[]", [len(keys[i]) for i in sel])
-        vs = ffi.new("const char *[]", [c_vals[i] for i in sel])
-        vl = ffi.new("size_t[]", [len(datas[i]) for i in sel])
-        us: float = lf.lf_loop(mode, ks, kl, vs, vl, len(sel))
+        us: float = lf.lf_loop(mode, *arrays(sel, c_keys, keys), len(sel))
         if us < 0:
             raise SystemExit(f"lf_loop: LMDB error {us:.0f}")
         return us
 
     c_loop(PUT, list(range(N)))  # load (untimed)
 
-    c_ids = [ffi.new("char[]", i.encode()) for i in ids]
     ps_fn = ffi.cast("void *", psffi.addressof(pslib, "ps_fw_save"))
     ps_env = ffi.cast("void *", psffi.cast("uintptr_t", env))
     ps_plan = ffi.cast("void *", psffi.cast("uintptr_t", plan))
+    id_bytes = [i.encode() for i in ids]
 
     def c_ps(sel: list[int]) -> float:
-        ks = ffi.new("const char *[]", [c_ids[i] for i in sel])
-        kl = ffi.new("size_t[]", [len(ids[i]) for i in sel])
-        vs = ffi.new("const char *[]", [c_vals[i] for i in sel])
-        vl = ffi.new("size_t[]", [len(datas[i]) for i in sel])
-        us: float = lf.lf_loop_ps(ps_fn, ps_env, ps_plan, ks, kl, vs, vl, len(sel))
+        us: float = lf.lf_loop_ps(ps_fn, ps_env, ps_plan, *arrays(sel, c_ids, id_bytes), len(sel))
         if us < 0:
             raise SystemExit(f"ps_fw_save: {us:.0f}")
         return us
@@ -117,44 +120,39 @@ def main() -> None:
         fn(sel)
         return (time.thread_time_ns() - t0) / 1e3 / len(sel)
 
-    def ex_save(sel: list[int]) -> None:
-        save = expert.save_one
-        for i in sel:
-            save("Agent", ids[i], msgs[i])
+    def saving(save: Callable[[str, str, Any], Any]) -> Callable[[list[int]], None]:
+        def run(sel: list[int]) -> None:
+            for i in sel:
+                save("Agent", ids[i], msgs[i])
+
+        return run
+
+    def deleting(delete: Callable[[str, str], Any]) -> Callable[[list[int]], None]:
+        def run(sel: list[int]) -> None:
+            for i in sel:
+                delete("Agent", ids[i])
+
+        return run
 
     def ser(sel: list[int]) -> None:
         for i in sel:
             msgs[i].SerializeToString()
 
-    def ex_del(sel: list[int]) -> None:
-        d = expert.delete_one
-        for i in sel:
-            d("Agent", ids[i])
+    def calling(p: Any) -> Callable[[list[int]], None]:
+        """ps_fw_save through cffi with the strip plan p (NULL: none)"""
 
-    def ps_save(sel: list[int]) -> None:
-        save = store.save_resource
-        for i in sel:
-            save("Agent", ids[i], msgs[i])
+        def run(sel: list[int]) -> None:
+            save = pslib.ps_fw_save
+            for i in sel:
+                ib = ids[i].encode()
+                d = datas[i]
+                save(env, b"Agent", 5, ib, len(ib), d, len(d), p, 0, 0)
 
-    def ps_del(sel: list[int]) -> None:
-        d = store.delete_resource
-        for i in sel:
-            d("Agent", ids[i])
+        return run
 
-    def ps_call(sel: list[int]) -> None:
-        save = pslib.ps_fw_save
-        for i in sel:
-            ib = ids[i].encode()
-            d = datas[i]
-            save(env, b"Agent", 5, ib, len(ib), d, len(d), plan, 0, 0)
-
-    def ps_call_nostrip(sel: list[int]) -> None:
-        save = pslib.ps_fw_save
-        null = ffi.NULL
-        for i in sel:
-            ib = ids[i].encode()
-            d = datas[i]
-            save(env, b"Agent", 5, ib, len(ib), d, len(d), null, 0, 0)
+    ex_save, ex_del = saving(expert.save_one), deleting(expert.delete_one)
+    ps_save, ps_del = saving(store.save_resource), deleting(store.delete_resource)
+    ps_call, ps_call_nostrip = calling(plan), calling(ffi.NULL)
 
     def ps_call_del(sel: list[int]) -> None:
         d = pslib.ps_fw_del

@@ -133,41 +133,25 @@ void lf_close(void)
     env = NULL;
 }
 
-static int put(const char *key, size_t kl, const char *val, size_t vl, int mode)
+/* One write in a txn of its own: a put of val (mode < LF_DEL) or a delete
+ * of key, then the log entry its mode asks for. */
+static int write1(const char *key, size_t kl, const char *val, size_t vl, int mode)
 {
     MDB_txn *t;
     MDB_val kv = {kl, (void *)key}, vv = {12 + vl, NULL};
     int rc = mdb_txn_begin(env, NULL, 0, &t);
     if (rc)
         return rc;
-    if (!(rc = mdb_put(t, res, &kv, &vv, MDB_RESERVE))) {
+    if (mode >= LF_DEL) {
+        rc = mdb_del(t, res, &kv, NULL);
+    } else if (!(rc = mdb_put(t, res, &kv, &vv, MDB_RESERVE))) {
         memset(vv.mv_data, 0, 12);
         memcpy((char *)vv.mv_data + 12, val, vl);
-        if (mode == LF_PUT_LOG)
-            rc = log_changes(t, key, kl);
-        else if (mode == LF_PUT_TAIL)
-            rc = log_tail(t, key, kl);
     }
-    if (rc) {
-        mdb_txn_abort(t);
-        return rc;
-    }
-    return mdb_txn_commit(t);
-}
-
-static int del(const char *key, size_t kl, int mode)
-{
-    MDB_txn *t;
-    MDB_val kv = {kl, (void *)key};
-    int rc = mdb_txn_begin(env, NULL, 0, &t);
-    if (rc)
-        return rc;
-    if (!(rc = mdb_del(t, res, &kv, NULL))) {
-        if (mode == LF_DEL_LOG)
-            rc = log_changes(t, key, kl);
-        else if (mode == LF_DEL_TAIL)
-            rc = log_tail(t, key, kl);
-    }
+    if (!rc && (mode == LF_PUT_LOG || mode == LF_DEL_LOG))
+        rc = log_changes(t, key, kl);
+    else if (!rc && (mode == LF_PUT_TAIL || mode == LF_DEL_TAIL))
+        rc = log_tail(t, key, kl);
     if (rc) {
         mdb_txn_abort(t);
         return rc;
@@ -193,15 +177,14 @@ double lf_loop(int mode, const char **keys, const size_t *klens, const char **va
     }
     double t0 = now();
     for (int i = 0; i < n; i++) {
-        int rc = mode >= LF_DEL ? del(keys[i], klens[i], mode)
-                                : put(keys[i], klens[i], vals[i], vlens[i], mode);
+        int rc = write1(keys[i], klens[i], vals[i], vlens[i], mode);
         if (rc)
             return (double)rc; /* LMDB codes are negative */
     }
     double us = (now() - t0) / n;
     if (mode >= LF_DEL) /* put the records back, untimed */
         for (int i = 0; i < n; i++) {
-            int rc = put(keys[i], klens[i], vals[i], vlens[i], LF_PUT);
+            int rc = write1(keys[i], klens[i], vals[i], vlens[i], LF_PUT);
             if (rc)
                 return (double)rc; /* LMDB codes are negative */
         }
