@@ -56,6 +56,9 @@ def main() -> None:
     ffi = FFI()
     ffi.cdef(
         "int lf_open(const char *dir); void lf_close(void);"
+        "int lf_open_main(const char *dir2, const char **keys, const size_t *klens,"
+        " const char **vals, const size_t *vlens, int n);"
+        "double lf_get_loop(int named, const char **keys, const size_t *klens, int n);"
         "double lf_loop(int mode, const char **keys, const size_t *klens,"
         " const char **vals, const size_t *vlens, int n);"
         "double lf_loop_ps(void *fn, void *ps_env, const void *plan, const char **ids,"
@@ -103,6 +106,16 @@ def main() -> None:
         return us
 
     c_loop(PUT, list(range(N)))  # load (untimed)
+    os.makedirs(f"{root}/c-main")
+    rc = lf.lf_open_main(f"{root}/c-main".encode(), *arrays(list(range(N)), c_keys, keys), N)
+    if rc:
+        raise SystemExit(f"lf_open_main: LMDB error {rc}")
+
+    def c_get(named: int, sel: list[int]) -> float:
+        us: float = lf.lf_get_loop(named, *arrays(sel, c_keys, keys)[:2], len(sel))
+        if us < 0:
+            raise SystemExit(f"lf_get_loop: LMDB error {us:.0f}")
+        return us
 
     ps_fn = ffi.cast("void *", psffi.addressof(pslib, "ps_fw_save"))
     ps_env = ffi.cast("void *", psffi.cast("uintptr_t", env))
@@ -127,10 +140,10 @@ def main() -> None:
 
         return run
 
-    def deleting(delete: Callable[[str, str], Any]) -> Callable[[list[int]], None]:
+    def per_id(call: Callable[[str, str], Any]) -> Callable[[list[int]], None]:
         def run(sel: list[int]) -> None:
             for i in sel:
-                delete("Agent", ids[i])
+                call("Agent", ids[i])
 
         return run
 
@@ -150,8 +163,9 @@ def main() -> None:
 
         return run
 
-    ex_save, ex_del = saving(expert.save_one), deleting(expert.delete_one)
-    ps_save, ps_del = saving(store.save_resource), deleting(store.delete_resource)
+    ex_save, ex_del = saving(expert.save_one), per_id(expert.delete_one)
+    ps_save, ps_del = saving(store.save_resource), per_id(store.delete_resource)
+    ex_get, ps_get = per_id(expert.get_raw), per_id(store.get_bytes)
     ps_call, ps_call_nostrip = calling(plan), calling(ffi.NULL)
 
     def ps_call_del(sel: list[int]) -> None:
@@ -176,6 +190,10 @@ def main() -> None:
         "C del + main-db log": (lambda s: c_loop(DEL_TAIL, s), None),
         "pystore C del call": (lambda s: timed(ps_call_del, s), ps_save),
         "pystore delete": (lambda s: timed(ps_del, s), ps_save),
+        "expert get": (lambda s: timed(ex_get, s), None),
+        "C get, main db": (lambda s: c_get(0, s), None),
+        "C get, named db": (lambda s: c_get(1, s), None),
+        "pystore get_bytes": (lambda s: timed(ps_get, s), None),
     }
     only = sys.argv[3:]  # substrings of case names: run only those (for perf)
     if only:
@@ -208,10 +226,10 @@ def main() -> None:
 
     med = {k: statistics.median(v) for k, v in res.items()}
     print(
-        f"{rounds} rounds x {OPS} writes, {N} Agents of ~{len(datas[0])} bytes; "
-        f"µs per write (thread CPU); ratio to py-lmdb expert (target <= 1.10)"
+        f"{rounds} rounds x {OPS} ops per case, {N} Agents of ~{len(datas[0])} bytes; "
+        f"µs per op (thread CPU); ratio to py-lmdb expert"
     )
-    print("| write | µs | / expert |")
+    print("| op | µs | / expert |")
     print("|---|---|---|")
     if only:  # a part of the cases: no ratios
         for name, us in med.items():
@@ -240,6 +258,10 @@ def main() -> None:
         "pystore delete",
     ):
         print(f"| {name} | {med[name]:.2f} | {ratio(name, 'expert delete', False):.2f} |")
+    print("| **get** (a reused read txn renewed per get, the value copied out) | | |")
+    print(f"| expert get (`get_raw`) | {med['expert get']:.2f} | 1 |")
+    for name in ("C get, main db", "C get, named db", "pystore get_bytes"):
+        print(f"| {name} | {med[name]:.2f} | {ratio(name, 'expert get', False):.2f} |")
 
 
 if __name__ == "__main__":
