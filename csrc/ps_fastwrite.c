@@ -19,8 +19,22 @@
 
 #include "ps_internal.h"
 
-static __thread ps_fw_info last;
+/* `cur` gathers the details of the running call (the stored revision of a
+ * conflict, the record of a batch, a size); fail() publishes them whole in
+ * `last` with a ticket.  Code run between a call and the caller's read of
+ * `last` (a signal handler's call, in this thread) then cannot mix its
+ * details into the call's: a failure of its own gets a new ticket, and a
+ * success touches only last.revision. */
+static __thread ps_fw_info last, cur;
 static __thread uint64_t last_ticket; /* the ticket of this thread's last failure */
+
+/* A new call: no details yet. */
+static void call_begins(void)
+{
+    cur.actual = 0;
+    cur.index = 0;
+    cur.len = 0;
+}
 
 /* The thread's strip buffer: kept up to STRIP_KEEP bytes, freed when the
  * thread exits (a key destructor; the main thread's stays reachable). */
@@ -79,12 +93,14 @@ void ps_fw_last(ps_fw_info *out)
  * of a later call (a signal handler's run in between). */
 static int64_t fail(int stage, int rc)
 {
-    last.stage = stage;
-    last.rc = rc;
+    cur.stage = stage;
+    cur.rc = rc;
+    cur.revision = last.revision;
     if (last_ticket >= INT64_MAX)
         last_ticket = 0;
-    last.ticket = ++last_ticket;
-    return -(int64_t)last.ticket;
+    cur.ticket = ++last_ticket;
+    last = cur;
+    return -(int64_t)cur.ticket;
 }
 
 /* Checks before a write transaction, in the order the Python layer made
@@ -139,7 +155,7 @@ static int64_t payload_one(const ps_fw_plan *plan, const char *data, size_t len,
     if (*out_len > PS_MAX_PAYLOAD) {
         free(*owned);
         *owned = NULL;
-        last.len = *out_len;
+        cur.len = *out_len;
         return fail(PS_FW_STAGE_ARGS, PS_ERR_VALUE_TOO_LARGE);
     }
     return 0;
@@ -160,8 +176,7 @@ int64_t ps_fw_save(ps_env *env, const char *kind, size_t kind_len,
                    const char *id, size_t id_len, const char *data, size_t len,
                    const ps_fw_plan *plan, unsigned flags, uint64_t expected)
 {
-    last.actual = 0;
-    last.index = 0;
+    call_begins();
     if (env == NULL || (data == NULL && len) ||
         (flags & ~(unsigned)(PS_PUT_NOOVERWRITE | PS_PUT_IF_REVISION)))
         return fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG);
@@ -184,7 +199,7 @@ int64_t ps_fw_save(ps_env *env, const char *kind, size_t kind_len,
         } else {
             rc = ps_put_if(t, kind, kind_len, id, id_len, payload, plen,
                            ps_now_ns(), flags | PS_PUT_BORROW, expected,
-                           &last.actual);
+                           &cur.actual);
             if (rc) {
                 ps_txn_abort(t);
                 result = fail(PS_FW_STAGE_WRITE, rc);
@@ -203,8 +218,7 @@ int64_t ps_fw_del(ps_env *env, const char *kind, size_t kind_len,
                   const char *id, size_t id_len, unsigned flags,
                   uint64_t expected)
 {
-    last.actual = 0;
-    last.index = 0;
+    call_begins();
     if (env == NULL || (flags & ~(unsigned)PS_PUT_IF_REVISION))
         return fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG);
     int rc = env_usable(env);
@@ -219,7 +233,7 @@ int64_t ps_fw_del(ps_env *env, const char *kind, size_t kind_len,
         return fail(PS_FW_STAGE_BEGIN, rc);
     int existed = 0;
     rc = ps_del_if(t, kind, kind_len, id, id_len, (flags & PS_PUT_IF_REVISION) != 0,
-                   expected, &last.actual, &existed);
+                   expected, &cur.actual, &existed);
     if (rc) {
         ps_txn_abort(t);
         return fail(PS_FW_STAGE_WRITE, rc);
@@ -234,6 +248,7 @@ int64_t ps_fw_del(ps_env *env, const char *kind, size_t kind_len,
 
 int64_t ps_fw_del_kind(ps_env *env, const char *kind, size_t kind_len)
 {
+    call_begins();
     last.revision = 0;
     if (env == NULL)
         return fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG);
@@ -254,7 +269,7 @@ int64_t ps_fw_del_kind(ps_env *env, const char *kind, size_t kind_len)
 }
 
 /* Strip every payload of a batch into one buffer (*out, lens in *out_lens);
- * on failure last.index names the record. */
+ * on failure cur.index names the record. */
 static int strip_many(const ps_fw_plan *plan, const char *data, size_t data_len,
                       const uint32_t *lens, size_t n, char **out,
                       uint32_t **out_lens, size_t *out_len)
@@ -266,7 +281,7 @@ static int strip_many(const ps_fw_plan *plan, const char *data, size_t data_len,
     for (size_t i = 0; rc == PS_OK && i < n; i++) {
         size_t id_len = lens[2 * i], plen = lens[2 * i + 1], got = 0;
         if (id_len > data_len - in || plen > data_len - in - id_len) {
-            last.index = i;
+            cur.index = i;
             rc = PS_ERR_INVALID_ARG;
             break;
         }
@@ -286,7 +301,7 @@ static int strip_many(const ps_fw_plan *plan, const char *data, size_t data_len,
         if (rc == PS_OK && got > UINT32_MAX)
             rc = PS_ERR_VALUE_TOO_LARGE;
         if (rc) {
-            last.index = i;
+            cur.index = i;
             break;
         }
         nl[2 * i] = (uint32_t)id_len;
@@ -333,8 +348,8 @@ static int64_t payload_many(const ps_fw_plan *plan, const char **data,
             free(*owned_lens);
             *owned = NULL;
             *owned_lens = NULL;
-            last.index = i;
-            last.len = (*lens)[2 * i + 1];
+            cur.index = i;
+            cur.len = (*lens)[2 * i + 1];
             return fail(PS_FW_STAGE_ARGS, PS_ERR_VALUE_TOO_LARGE);
         }
     }
@@ -345,7 +360,7 @@ int64_t ps_fw_save_many(ps_env *env, const char *kind, size_t kind_len,
                         const char *data, size_t data_len, const uint32_t *lens,
                         size_t n, const ps_fw_plan *plan)
 {
-    last.index = 0;
+    call_begins();
     last.revision = 0;
     if (env == NULL || (plan != NULL && plan->table == NULL))
         return fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG);
@@ -374,7 +389,7 @@ int64_t ps_fw_save_many(ps_env *env, const char *kind, size_t kind_len,
                                   &strip_failed);
             if (rc) {
                 ps_txn_abort(t);
-                last.index = at;
+                cur.index = at;
                 if (!strip_failed)
                     result = fail(PS_FW_STAGE_WRITE, rc);
                 else
@@ -396,11 +411,10 @@ int64_t ps_fw_save_many(ps_env *env, const char *kind, size_t kind_len,
  * another thread, is refused at PS_FW_STAGE_BEGIN before anything else. */
 
 /* The live write txn in `slot`, begun by this thread: 0, or fail()'s -ticket
- * at PS_FW_STAGE_BEGIN.  Clears the per-call fields of `last` first. */
+ * at PS_FW_STAGE_BEGIN.  A new call's details begin here (call_begins). */
 static int64_t txn_in(ps_txn **slot, ps_txn **out)
 {
-    last.actual = 0;
-    last.index = 0;
+    call_begins();
     ps_txn *t = slot ? *slot : NULL;
     if (t == NULL || !t->write)
         return fail(PS_FW_STAGE_BEGIN, PS_ERR_INVALID_ARG);
@@ -440,7 +454,7 @@ int64_t ps_fw_txn_save(ps_txn **slot, const char *kind, size_t kind_len,
      * strip buffer die here).  With it the log borrows: `data` itself, or
      * the stripped copy until the put returns, then `data` and the plan. */
     int rc = ps_put_if(t, kind, kind_len, id, id_len, payload, plen, ps_now_ns(),
-                       keep ? flags | PS_PUT_BORROW : flags, expected, &last.actual);
+                       keep ? flags | PS_PUT_BORROW : flags, expected, &cur.actual);
     if (!rc && keep && payload != data)
         ps_txn_log_unstripped(t, data, len, plan);
     free(owned);
@@ -459,7 +473,7 @@ int64_t ps_fw_txn_del(ps_txn **slot, const char *kind, size_t kind_len,
         return fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG);
     int existed = 0;
     int rc = ps_del_if(t, kind, kind_len, id, id_len, (flags & PS_PUT_IF_REVISION) != 0,
-                       expected, &last.actual, &existed);
+                       expected, &cur.actual, &existed);
     if (rc)
         return fail(PS_FW_STAGE_WRITE, rc);
     return existed ? 1 : 0;
@@ -484,7 +498,7 @@ int64_t ps_fw_txn_save_many(ps_txn **slot, const char *kind, size_t kind_len,
      * before the first put */
     int rc = ps_put_many(t, kind, kind_len, data, data_len, lens, n, ps_now_ns(), 0, &at);
     if (rc) {
-        last.index = at;
+        cur.index = at;
         result = fail(PS_FW_STAGE_WRITE, rc);
     }
     free(owned);

@@ -46,19 +46,25 @@ def _outcome(call: Callable[[], object]) -> tuple[str, object]:
         return type(e).__name__, str(e)
 
 
-def _prepare(x: Store, y: Store) -> tuple[int, Callable[[], None]]:
-    """x/Agent/a at revision 3, y/Agent/b at 1; and the handler's write: a
-    failing one on y, with another code and another stored revision than
-    the outer writes' failures."""
+def _prepare(x: Store, y: Store, handler_fails: bool) -> tuple[int, Callable[[], None]]:
+    """x/Agent/a at revision 3, y/Agent/b at 1; and the handler's writes on
+    y: a failing one, with another code and another stored revision than
+    the outer writes' failures, or ones that succeed (they must not touch
+    the details of the outer failure either)."""
     for _ in range(3):
         rev = x.save_resource("Agent", "a", Agent(model="m"))
     y.save_resource("Agent", "b", Agent(model="m"))
 
-    def handler() -> None:
+    def fails() -> None:
         with pytest.raises(ConflictError):
             y.save_resource("Agent", "b", Agent(model="z"), if_revision=77)
 
-    return rev, handler
+    def succeed() -> None:
+        y.save_resource("Agent", "b", Agent(model="z"))
+        y.delete_resource("Agent", "nothing")
+        y.save_resources("Agent", [("c", Agent())])
+
+    return rev, fails if handler_fails else succeed
 
 
 def _walk(filename: str, cases: dict[str, Callable[[], object]],
@@ -81,11 +87,12 @@ def _walk(filename: str, cases: dict[str, Callable[[], object]],
     return points, wrong
 
 
-def test_a_failing_write_at_any_check_point_of_a_failing_one_call_write(
-    two: tuple[Store, Store],
+@pytest.mark.parametrize("handler_fails", [True, False], ids=["fails", "succeeds"])
+def test_a_write_at_any_check_point_of_a_failing_one_call_write(
+    two: tuple[Store, Store], handler_fails: bool
 ) -> None:
     x, y = two
-    rev, handler = _prepare(x, y)
+    rev, handler = _prepare(x, y, handler_fails)
     cases: dict[str, Callable[[], object]] = {
         "save if_revision": lambda: x.save_resource("Agent", "a", Agent(), if_revision=rev + 9),
         "create existing": lambda: x.create_resource("Agent", "a", Agent()),
@@ -103,11 +110,12 @@ def test_a_failing_write_at_any_check_point_of_a_failing_one_call_write(
     assert not x.exists("Agent", "ok")
 
 
-def test_a_failing_write_at_any_check_point_of_a_failing_write_in_a_transaction(
-    two: tuple[Store, Store],
+@pytest.mark.parametrize("handler_fails", [True, False], ids=["fails", "succeeds"])
+def test_a_write_at_any_check_point_of_a_failing_write_in_a_transaction(
+    two: tuple[Store, Store], handler_fails: bool
 ) -> None:
     x, y = two
-    rev, handler = _prepare(x, y)
+    rev, handler = _prepare(x, y, handler_fails)
     def in_txn(write: Callable[[pystore.Transaction], object]) -> Callable[[], object]:
         def run() -> object:
             with x.transaction() as t:
