@@ -11,6 +11,7 @@ store's), its own stripped payload (not the other message's).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,8 +30,8 @@ def _walk(filename: str, call: Callable[[], object], handler: Callable[[], None]
     wrong, point = [], 1
     while True:
         got: list[object] = []
-        where = at_check_point(point, lambda: got.append(call()), filename, handler,
-                               same_try=False)
+        run = functools.partial(lambda out: out.append(call()), got)
+        where = at_check_point(point, run, filename, handler, same_try=False)
         if where is None:
             return point - 1, wrong
         if got != [want]:
