@@ -19,7 +19,7 @@ from checkpoints import at_check_point
 
 import pystore
 from pystore import Store
-from pystore._lmdb import core, fast, wirestrip
+from pystore._lmdb import core, fast, index, wirestrip
 from pystore.samples.agent_pb2 import Agent
 
 
@@ -120,6 +120,34 @@ def test_reads_in_a_transaction_between_a_read_and_its_out_parameters(
 
         points, wrong = _walk(core.__file__, call, handler, ("mine", 1, 1, True))
         assert points >= 10
+        assert wrong == []
+    finally:
+        x.close()
+        y.close()
+
+
+def test_a_lookup_between_a_lookup_and_its_copy(tmp_path: Path) -> None:
+    """find_one of a record past the Reader's buffer goes the general way
+    (find_first_env), which reads again into a bigger buffer kept for the
+    thread; another store's lookup run after that read filled it: the outer
+    find_one returned the other store's record."""
+    x = pystore.Store(tmp_path / "x", sync=False)
+    y = pystore.Store(tmp_path / "y", sync=False)
+    try:
+        for s, model in ((x, "mine"), (y, "theirs")):
+            s.create_index("Agent", "model", field="model", msg_type=Agent)
+            big = Agent(model=model)
+            big.metadata.name = model * 40000  # 160-240 KB
+            s.save_resource("Agent", "a", big)
+
+        def handler() -> None:
+            assert y.find_one("Agent", "model", "theirs", Agent).model == "theirs"
+
+        def call() -> str:
+            return x.find_one("Agent", "model", "mine", Agent).model
+
+        points, wrong = _walk(index.__file__, call, handler, "mine")
+        assert points >= 3
         assert wrong == []
     finally:
         x.close()
