@@ -28,6 +28,7 @@ that is above 1.10x shows the target cannot be met by any layer above it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -71,149 +72,156 @@ def main() -> None:
     datas = [m.SerializeToString() for m in msgs]
     keys = [f"Agent/{i}".encode() for i in ids]
 
-    root = tempfile.mkdtemp(prefix="floor-log-")
-    os.makedirs(f"{root}/c")
-    rc = lf.lf_open(f"{root}/c".encode())
-    if rc:
-        raise SystemExit(f"lf_open: LMDB error {rc}")
-    c_keys = [ffi.new("char[]", k) for k in keys]
-    c_vals = [ffi.new("char[]", d) for d in datas]
-    expert = LmdbExpert()
-    expert.open(f"{root}/expert")
-    expert.load((("Agent", i, m) for i, m in zip(ids, msgs, strict=True)), 5_000)
-    store = pystore.Store(f"{root}/pystore", sync=False)
-    store.save_resources("Agent", list(zip(ids, msgs, strict=True)))
-    fw = store._fw
-    assert fw is not None, "the one-call write path is off"
-    plan = fw._plans[type(msgs[0])][1]
-    env = fw._env
+    # everything opened is closed, and the scratch directory removed, however
+    # the run ends (an error, an interrupt)
+    with contextlib.ExitStack() as stack:
+        root = tempfile.mkdtemp(prefix="floor-log-")
+        stack.callback(shutil.rmtree, root, ignore_errors=True)
+        os.makedirs(f"{root}/c")
+        rc = lf.lf_open(f"{root}/c".encode())
+        stack.callback(lf.lf_close)  # also frees what a failed open left
+        if rc:
+            raise SystemExit(f"lf_open: LMDB error {rc}")
+        c_keys = [ffi.new("char[]", k) for k in keys]
+        c_vals = [ffi.new("char[]", d) for d in datas]
+        expert = LmdbExpert()
+        expert.open(f"{root}/expert")
+        stack.callback(expert.close)
+        expert.load((("Agent", i, m) for i, m in zip(ids, msgs, strict=True)), 5_000)
+        store = pystore.Store(f"{root}/pystore", sync=False)
+        stack.callback(store.close)
+        store.save_resources("Agent", list(zip(ids, msgs, strict=True)))
+        fw = store._fw
+        assert fw is not None, "the one-call write path is off"
+        plan = fw._plans[type(msgs[0])][1]
+        env = fw._env
 
-    c_ids = [ffi.new("char[]", i.encode()) for i in ids]
+        c_ids = [ffi.new("char[]", i.encode()) for i in ids]
 
-    def arrays(sel: list[int], names: list[Any], lens: list[bytes]) -> tuple[Any, ...]:
-        """C arrays of the selected names (keys or ids) and values, and lengths"""
-        return (
-            ffi.new("const char *[]", [names[i] for i in sel]),
-            ffi.new("size_t[]", [len(lens[i]) for i in sel]),
-            ffi.new("const char *[]", [c_vals[i] for i in sel]),
-            ffi.new("size_t[]", [len(datas[i]) for i in sel]),
-        )
+        def arrays(sel: list[int], names: list[Any], lens: list[bytes]) -> tuple[Any, ...]:
+            """C arrays of the selected names (keys or ids) and values, and lengths"""
+            return (
+                ffi.new("const char *[]", [names[i] for i in sel]),
+                ffi.new("size_t[]", [len(lens[i]) for i in sel]),
+                ffi.new("const char *[]", [c_vals[i] for i in sel]),
+                ffi.new("size_t[]", [len(datas[i]) for i in sel]),
+            )
 
-    def c_loop(mode: int, sel: list[int]) -> float:
-        us: float = lf.lf_loop(mode, *arrays(sel, c_keys, keys), len(sel))
-        if us < 0:
-            raise SystemExit(f"lf_loop: LMDB error {us:.0f}")
-        return us
+        def c_loop(mode: int, sel: list[int]) -> float:
+            us: float = lf.lf_loop(mode, *arrays(sel, c_keys, keys), len(sel))
+            if us < 0:
+                raise SystemExit(f"lf_loop: LMDB error {us:.0f}")
+            return us
 
-    c_loop(PUT, list(range(N)))  # load (untimed)
-    os.makedirs(f"{root}/c-main")
-    rc = lf.lf_open_main(f"{root}/c-main".encode(), *arrays(list(range(N)), c_keys, keys), N)
-    if rc:
-        raise SystemExit(f"lf_open_main: LMDB error {rc}")
+        c_loop(PUT, list(range(N)))  # load (untimed)
+        os.makedirs(f"{root}/c-main")
+        rc = lf.lf_open_main(f"{root}/c-main".encode(), *arrays(list(range(N)), c_keys, keys), N)
+        if rc:
+            raise SystemExit(f"lf_open_main: LMDB error {rc}")
 
-    def c_get(named: int, sel: list[int]) -> float:
-        us: float = lf.lf_get_loop(named, *arrays(sel, c_keys, keys)[:2], len(sel))
-        if us < 0:
-            raise SystemExit(f"lf_get_loop: LMDB error {us:.0f}")
-        return us
+        def c_get(named: int, sel: list[int]) -> float:
+            us: float = lf.lf_get_loop(named, *arrays(sel, c_keys, keys)[:2], len(sel))
+            if us < 0:
+                raise SystemExit(f"lf_get_loop: LMDB error {us:.0f}")
+            return us
 
-    ps_fn = ffi.cast("void *", psffi.addressof(pslib, "ps_fw_save"))
-    ps_env = ffi.cast("void *", psffi.cast("uintptr_t", env))
-    ps_plan = ffi.cast("void *", psffi.cast("uintptr_t", plan))
-    id_bytes = [i.encode() for i in ids]
+        ps_fn = ffi.cast("void *", psffi.addressof(pslib, "ps_fw_save"))
+        ps_env = ffi.cast("void *", psffi.cast("uintptr_t", env))
+        ps_plan = ffi.cast("void *", psffi.cast("uintptr_t", plan))
+        id_bytes = [i.encode() for i in ids]
 
-    def c_ps(sel: list[int]) -> float:
-        us: float = lf.lf_loop_ps(ps_fn, ps_env, ps_plan, *arrays(sel, c_ids, id_bytes), len(sel))
-        if us < 0:
-            raise SystemExit(f"ps_fw_save: {us:.0f}")
-        return us
+        def c_ps(sel: list[int]) -> float:
+            args = arrays(sel, c_ids, id_bytes)
+            us: float = lf.lf_loop_ps(ps_fn, ps_env, ps_plan, *args, len(sel))
+            if us < 0:  # -ticket: the failure's details are the thread's last
+                info = psffi.new("ps_fw_info *")
+                pslib.ps_fw_last(info)
+                why = psffi.string(pslib.ps_strerror(info.rc)).decode()
+                raise SystemExit(f"ps_fw_save: {why} ({info.rc}, stage {info.stage})")
+            return us
 
-    def timed(fn: Callable[[list[int]], Any], sel: list[int]) -> float:
-        t0 = time.thread_time_ns()
-        fn(sel)
-        return (time.thread_time_ns() - t0) / 1e3 / len(sel)
+        def timed(fn: Callable[[list[int]], Any], sel: list[int]) -> float:
+            t0 = time.thread_time_ns()
+            fn(sel)
+            return (time.thread_time_ns() - t0) / 1e3 / len(sel)
 
-    def saving(save: Callable[[str, str, Any], Any]) -> Callable[[list[int]], None]:
-        def run(sel: list[int]) -> None:
+        def saving(save: Callable[[str, str, Any], Any]) -> Callable[[list[int]], None]:
+            def run(sel: list[int]) -> None:
+                for i in sel:
+                    save("Agent", ids[i], msgs[i])
+
+            return run
+
+        def per_id(call: Callable[[str, str], Any]) -> Callable[[list[int]], None]:
+            def run(sel: list[int]) -> None:
+                for i in sel:
+                    call("Agent", ids[i])
+
+            return run
+
+        def ser(sel: list[int]) -> None:
             for i in sel:
-                save("Agent", ids[i], msgs[i])
+                msgs[i].SerializeToString()
 
-        return run
+        def calling(p: Any) -> Callable[[list[int]], None]:
+            """ps_fw_save through cffi with the strip plan p (NULL: none)"""
 
-    def per_id(call: Callable[[str, str], Any]) -> Callable[[list[int]], None]:
-        def run(sel: list[int]) -> None:
-            for i in sel:
-                call("Agent", ids[i])
+            def run(sel: list[int]) -> None:
+                save = pslib.ps_fw_save
+                for i in sel:
+                    ib = ids[i].encode()
+                    d = datas[i]
+                    save(env, b"Agent", 5, ib, len(ib), d, len(d), p, 0, 0)
 
-        return run
+            return run
 
-    def ser(sel: list[int]) -> None:
-        for i in sel:
-            msgs[i].SerializeToString()
+        ex_save, ex_del = saving(expert.save_one), per_id(expert.delete_one)
+        ps_save, ps_del = saving(store.save_resource), per_id(store.delete_resource)
+        ex_get, ps_get = per_id(expert.get_raw), per_id(store.get_bytes)
+        ps_call, ps_call_nostrip = calling(plan), calling(ffi.NULL)
 
-    def calling(p: Any) -> Callable[[list[int]], None]:
-        """ps_fw_save through cffi with the strip plan p (NULL: none)"""
-
-        def run(sel: list[int]) -> None:
-            save = pslib.ps_fw_save
+        def ps_call_del(sel: list[int]) -> None:
+            d = pslib.ps_fw_del
             for i in sel:
                 ib = ids[i].encode()
-                d = datas[i]
-                save(env, b"Agent", 5, ib, len(ib), d, len(d), p, 0, 0)
+                d(env, b"Agent", 5, ib, len(ib), 0, 0)
 
-        return run
-
-    ex_save, ex_del = saving(expert.save_one), per_id(expert.delete_one)
-    ps_save, ps_del = saving(store.save_resource), per_id(store.delete_resource)
-    ex_get, ps_get = per_id(expert.get_raw), per_id(store.get_bytes)
-    ps_call, ps_call_nostrip = calling(plan), calling(ffi.NULL)
-
-    def ps_call_del(sel: list[int]) -> None:
-        d = pslib.ps_fw_del
-        for i in sel:
-            ib = ids[i].encode()
-            d(env, b"Agent", 5, ib, len(ib), 0, 0)
-
-    cases: dict[str, tuple[Callable[[list[int]], float], Callable[[list[int]], Any] | None]] = {
-        "expert save": (lambda s: timed(ex_save, s), None),
-        "serialize": (lambda s: timed(ser, s), None),
-        "C put": (lambda s: c_loop(PUT, s), None),
-        "C put + log": (lambda s: c_loop(PUT_LOG, s), None),
-        "C put + main-db log": (lambda s: c_loop(PUT_TAIL, s), None),
-        "pystore C call": (lambda s: timed(ps_call, s), None),
-        "pystore C loop": (c_ps, None),
-        "pystore save": (lambda s: timed(ps_save, s), None),
-        "pystore C call, no strip": (lambda s: timed(ps_call_nostrip, s), None),
-        "expert delete": (lambda s: timed(ex_del, s), ex_save),
-        "C del": (lambda s: c_loop(DEL, s), None),
-        "C del + log": (lambda s: c_loop(DEL_LOG, s), None),
-        "C del + main-db log": (lambda s: c_loop(DEL_TAIL, s), None),
-        "pystore C del call": (lambda s: timed(ps_call_del, s), ps_save),
-        "pystore delete": (lambda s: timed(ps_del, s), ps_save),
-        "expert get": (lambda s: timed(ex_get, s), None),
-        "C get, main db": (lambda s: c_get(0, s), None),
-        "C get, named db": (lambda s: c_get(1, s), None),
-        "pystore get_bytes": (lambda s: timed(ps_get, s), None),
-    }
-    only = sys.argv[3:]  # substrings of case names: run only those (for perf)
-    if only:
-        cases = {k: v for k, v in cases.items() if any(o in k for o in only)}
-    res: dict[str, list[float]] = {k: [] for k in cases}
-    for r in range(-1, rounds):  # round -1 warms up
-        order = list(cases)
-        random.shuffle(order)
-        for name in order:
-            sel = random.sample(range(N), OPS)
-            fn, back = cases[name]
-            us = fn(sel)
-            if back is not None:
-                back(sel)  # put the deleted records back, untimed
-            if r >= 0:
-                res[name].append(us)
-    store.close()
-    expert.close()
-    lf.lf_close()
-    shutil.rmtree(root)
+        cases: dict[str, tuple[Callable[[list[int]], float], Callable[[list[int]], Any] | None]] = {
+            "expert save": (lambda s: timed(ex_save, s), None),
+            "serialize": (lambda s: timed(ser, s), None),
+            "C put": (lambda s: c_loop(PUT, s), None),
+            "C put + log": (lambda s: c_loop(PUT_LOG, s), None),
+            "C put + main-db log": (lambda s: c_loop(PUT_TAIL, s), None),
+            "pystore C call": (lambda s: timed(ps_call, s), None),
+            "pystore C loop": (c_ps, None),
+            "pystore save": (lambda s: timed(ps_save, s), None),
+            "pystore C call, no strip": (lambda s: timed(ps_call_nostrip, s), None),
+            "expert delete": (lambda s: timed(ex_del, s), ex_save),
+            "C del": (lambda s: c_loop(DEL, s), None),
+            "C del + log": (lambda s: c_loop(DEL_LOG, s), None),
+            "C del + main-db log": (lambda s: c_loop(DEL_TAIL, s), None),
+            "pystore C del call": (lambda s: timed(ps_call_del, s), ps_save),
+            "pystore delete": (lambda s: timed(ps_del, s), ps_save),
+            "expert get": (lambda s: timed(ex_get, s), None),
+            "C get, main db": (lambda s: c_get(0, s), None),
+            "C get, named db": (lambda s: c_get(1, s), None),
+            "pystore get_bytes": (lambda s: timed(ps_get, s), None),
+        }
+        only = sys.argv[3:]  # substrings of case names: run only those (for perf)
+        if only:
+            cases = {k: v for k, v in cases.items() if any(o in k for o in only)}
+        res: dict[str, list[float]] = {k: [] for k in cases}
+        for r in range(-1, rounds):  # round -1 warms up
+            order = list(cases)
+            random.shuffle(order)
+            for name in order:
+                sel = random.sample(range(N), OPS)
+                fn, back = cases[name]
+                us = fn(sel)
+                if back is not None:
+                    back(sel)  # put the deleted records back, untimed
+                if r >= 0:
+                    res[name].append(us)
 
     def ratio(name: str, base: str, minus_ser: bool) -> float:
         rs = []

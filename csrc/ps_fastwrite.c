@@ -424,6 +424,25 @@ static int64_t txn_in(ps_txn **slot, ps_txn **out)
     return 0;
 }
 
+/* A result of a write in t: a failure's details are kept in t as well. */
+static int64_t in_txn(ps_txn *t, int64_t result)
+{
+    if (result < 0)
+        t->fw_failed = last;
+    return result;
+}
+
+void ps_fw_txn_last(ps_txn **slot, ps_fw_info *out)
+{
+    if (out == NULL)
+        return;
+    ps_txn *t = slot ? *slot : NULL;
+    if (t != NULL && t->write && pthread_equal(t->thread, pthread_self()))
+        *out = t->fw_failed;
+    else
+        memset(out, 0, sizeof *out);
+}
+
 static int64_t pending(ps_txn *t)
 {
     uint64_t rev = 0;
@@ -442,14 +461,14 @@ int64_t ps_fw_txn_save(ps_txn **slot, const char *kind, size_t kind_len,
         return r;
     if ((data == NULL && len) ||
         (flags & ~(unsigned)(PS_PUT_NOOVERWRITE | PS_PUT_IF_REVISION | PS_FW_KEEP)))
-        return fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG);
+        return in_txn(t, fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG));
     unsigned keep = flags & PS_FW_KEEP;
     flags &= ~(unsigned)PS_FW_KEEP;
     char *owned;
     const char *payload;
     size_t plen;
     if ((r = payload_one(plan, data, len, &owned, &payload, &plen)))
-        return r;
+        return in_txn(t, r);
     /* Without PS_FW_KEEP the log keeps a copy (`owned` and the thread's
      * strip buffer die here).  With it the log borrows: `data` itself, or
      * the stripped copy until the put returns, then `data` and the plan. */
@@ -458,7 +477,7 @@ int64_t ps_fw_txn_save(ps_txn **slot, const char *kind, size_t kind_len,
     if (!rc && keep && payload != data)
         ps_txn_log_unstripped(t, data, len, plan);
     free(owned);
-    return rc ? fail(PS_FW_STAGE_WRITE, rc) : pending(t);
+    return rc ? in_txn(t, fail(PS_FW_STAGE_WRITE, rc)) : pending(t);
 }
 
 int64_t ps_fw_txn_del(ps_txn **slot, const char *kind, size_t kind_len,
@@ -470,12 +489,12 @@ int64_t ps_fw_txn_del(ps_txn **slot, const char *kind, size_t kind_len,
     if (r)
         return r;
     if (flags & ~(unsigned)PS_PUT_IF_REVISION)
-        return fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG);
+        return in_txn(t, fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG));
     int existed = 0;
     int rc = ps_del_if(t, kind, kind_len, id, id_len, (flags & PS_PUT_IF_REVISION) != 0,
                        expected, &cur.actual, &existed);
     if (rc)
-        return fail(PS_FW_STAGE_WRITE, rc);
+        return in_txn(t, fail(PS_FW_STAGE_WRITE, rc));
     return existed ? 1 : 0;
 }
 
@@ -491,7 +510,7 @@ int64_t ps_fw_txn_save_many(ps_txn **slot, const char *kind, size_t kind_len,
     char *owned;
     uint32_t *owned_lens;
     if ((result = payload_many(plan, &data, &data_len, &lens, n, &owned, &owned_lens)))
-        return result;
+        return in_txn(t, result);
     result = (int64_t)n;
     size_t at = 0;
     /* not borrowed (the stripped copy dies here); every key is checked
@@ -499,7 +518,7 @@ int64_t ps_fw_txn_save_many(ps_txn **slot, const char *kind, size_t kind_len,
     int rc = ps_put_many(t, kind, kind_len, data, data_len, lens, n, ps_now_ns(), 0, &at);
     if (rc) {
         cur.index = at;
-        result = fail(PS_FW_STAGE_WRITE, rc);
+        result = in_txn(t, fail(PS_FW_STAGE_WRITE, rc));
     }
     free(owned);
     free(owned_lens);

@@ -184,6 +184,8 @@ struct ps_txn {
     int idx_ready;
     uint64_t idx_gen;
     int idx_touched;      /* wrote an "index." meta key (ps_idx_committed) */
+    /* The details of the last failed ps_fw_txn_* write in it (ps_fastwrite.c). */
+    ps_fw_info fw_failed;
     /* Details of the last PS_ERR_UNIQUE (ps_txn_violation). */
     char *viol;
     size_t viol_name_len, viol_holder_len, viol_value_len;

@@ -372,7 +372,10 @@ void ps_fw_last(ps_fw_info *out);
  * of copying each payload.  A failed write leaves the txn as ps_put_if / ps_del_if /
  * ps_put_many leave it.  Results: ps_fw_txn_save the revision the txn will
  * commit at, ps_fw_txn_del 1 if kind/id existed else 0, ps_fw_txn_save_many
- * n; -ticket on failure with the details in ps_fw_last (as above). */
+ * n; -ticket on failure with the details in ps_fw_last (as above), and
+ * in the txn too: ps_fw_txn_last reads them while only a write in the same
+ * txn replaced them (a failed write may have spoiled the txn, so a caller
+ * that lost the thread's details cannot simply write again). */
 #define PS_FW_KEEP 256 /* ps_fw_txn_save: data outlives the txn (see above) */
 int64_t ps_fw_txn_save(ps_txn **slot, const char *kind, size_t kind_len,
                        const char *id, size_t id_len, const char *data,
@@ -385,6 +388,10 @@ int64_t ps_fw_txn_save_many(ps_txn **slot, const char *kind, size_t kind_len,
                             const char *data, size_t data_len,
                             const uint32_t *lens, size_t n,
                             const ps_fw_plan *plan);
+/* Copy the details of the last failed ps_fw_txn_* write in the live txn of
+ * `slot` into *out (zeroed when none, when the slot is empty or the txn is
+ * another thread's). */
+void ps_fw_txn_last(ps_txn **slot, ps_fw_info *out);
 
 /* ---- Secondary indexes (ps_index.c, ps_extract.c, ps_find.c) ----------
  * An index of a kind is a plan (u32 array, see ps_extract.c) that picks

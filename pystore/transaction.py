@@ -142,7 +142,7 @@ class Transaction(IndexAdminOps, ResourceOps):
                                       entry[1], _KEEP, 0)
                     if r >= 0:
                         return r
-                    save_failed(r, slot[0], kb, ib, None)
+                    save_failed(r, slot, kb, ib, None)
             else:
                 rev = self._save(slot, kind, id, msg, 0, None)
                 if rev is not None:
@@ -180,7 +180,7 @@ class Transaction(IndexAdminOps, ResourceOps):
                             flags | _KEEP, expected or 0)
         if rev >= 0:
             return rev
-        save_failed(rev, slot[0], kb, ib, expected)
+        save_failed(rev, slot, kb, ib, expected)
         return None
 
     def delete_resource(self, kind: str, id: str, *, if_revision: int | None = None) -> bool:
@@ -197,7 +197,7 @@ class Transaction(IndexAdminOps, ResourceOps):
                                  0 if expected is None else _IF_REV, expected or 0)
                 if r >= 0:
                     return r > 0
-                delete_failed(r, kb, ib, expected)
+                delete_failed(r, slot, kb, ib, expected)
         return ResourceOps.delete_resource(self, kind, id, if_revision=if_revision)
 
     def save_resources(self, kind: str, items: Iterable[tuple[str, Message]]) -> int:

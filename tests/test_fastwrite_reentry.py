@@ -125,3 +125,38 @@ def test_a_write_at_any_check_point_of_a_failing_write(
     assert wrong == [], "\n".join(map(repr, wrong))
     assert x.get_resource("Agent", "a", Agent).model == "m"  # nothing written
     assert not x.exists("Agent", "ok")
+
+
+def test_a_failing_write_after_a_batch_that_spoiled_its_transaction(
+    two: tuple[Store, Store],
+) -> None:
+    """A batch in a transaction whose second record breaks a unique index:
+    the first is written, so the transaction can only be aborted now, and
+    the batch raises UniqueViolationError.  A failing write of the handler
+    between the call and the read of its details replaced them; the general
+    path then found the transaction spoiled and raised TransactionError."""
+    x, y = two
+    x.create_index("Agent", "slug", field="metadata.slug", msg_type=Agent, unique=True)
+    held = Agent()
+    held.metadata.slug = "s"
+    x.save_resource("Agent", "a", held)
+    y.save_resource("Agent", "b", Agent(model="m"))
+
+    def handler() -> None:
+        with pytest.raises(ConflictError):
+            y.save_resource("Agent", "b", Agent(model="z"), if_revision=77)
+
+    fresh, dup = Agent(), Agent()
+    fresh.metadata.slug = "t"
+    dup.metadata.slug = "s"
+
+    def run() -> object:
+        with x.transaction() as t:
+            return t.save_resources("Agent", [("ok", fresh), ("dup", dup)])
+
+    assert _outcome(run)[0] == pystore.UniqueViolationError.__name__
+    points, wrong = _walk(txnwrite.__file__, {"batch": run}, handler)
+    assert points > 8
+    assert wrong == [], "\n".join(map(repr, wrong))
+    assert not x.exists("Agent", "ok")
+

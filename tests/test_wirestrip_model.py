@@ -186,3 +186,58 @@ def test_deep_nesting_is_declined_past_100_levels() -> None:
     data = _field(1, 2, data)  # the innermost body 101 levels down
     assert model(plan, 0, data) is None
     assert WirePlan(plan).strip(data) is None
+
+
+def _padded_varint(v: int, extra: int) -> bytes:
+    """v as a varint with ``extra`` redundant bytes (0x80 continuation, then 0)."""
+    out = bytearray(_put_varint(v))
+    for _ in range(extra):
+        out[-1] |= 0x80
+        out.append(0)
+    return bytes(out)
+
+
+# Bodies around the sizes where a length's varint changes width.
+EDGES = [1, 2, 126, 127, 128, 129, 130, 16382, 16383, 16384, 16385, 16386,
+         2097151, 2097152, 2097153]
+
+
+@st.composite
+def big_nested(draw: st.DrawFn) -> tuple[list[int], bytes]:
+    """A sub-message whose stripped body crosses a varint width (3 -> 2 -> 1
+    bytes and within one), lengths written minimally or padded (up to 10
+    bytes), nested two deep, the stripped field first, last or between."""
+    keep = draw(st.sampled_from(EDGES))
+    drop = draw(st.sampled_from(EDGES))
+    pad = draw(st.integers(0, 9 - len(_put_varint(keep + drop + 8))))
+    kept = _field(2, 2, b"k" * max(keep - 4, 0))
+    dropped = _field(1, 2, b"d" * max(drop - 4, 0))
+    order = draw(st.sampled_from(["dk", "kd", "kdk"]))
+    inner = {"dk": dropped + kept, "kd": kept + dropped, "kdk": kept + dropped + kept}[order]
+    mid = _put_varint(3 << 3 | 2) + _padded_varint(len(inner), pad) + inner
+    outer = _put_varint(5 << 3 | 2) + _padded_varint(len(mid), draw(st.integers(0, 3))) + mid
+    data = draw(st.sampled_from([b"", _field(6, 0, 7)])) + outer
+    if draw(st.booleans()):
+        data += _field(6, 0, MASK64)  # a 10-byte varint last
+    # node 0: 5 -> node 3; node 3: 3 -> node 6; node 6: drop 1
+    return [1, 5, 3, 1, 3, 6, 1, 1, DROP], data
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=big_nested())
+def test_bodies_whose_length_varints_change_width(case: tuple[list[int], bytes]) -> None:
+    plan, data = case
+    got = WirePlan(plan).strip(data)
+    assert got is not None
+    assert got == model(plan, 0, data)
+    assert len(got) <= len(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=big_nested(), cut=st.integers(1, 12))
+def test_a_length_cut_short_near_the_end_is_declined(
+    case: tuple[list[int], bytes], cut: int
+) -> None:
+    plan, data = case
+    data = data[: len(data) - cut]
+    assert WirePlan(plan).strip(data) == model(plan, 0, data)

@@ -134,9 +134,19 @@ static void test_strip_and_batch(ps_env *env)
     ps_txn *t;
     CHECK_RC(ps_txn_begin(env, PS_TXN_WRITE, &t), PS_OK);
     CHECK(ps_fw_txn_save(&t, S("Strip"), S("t1"), in, sizeof in - 1, &plan, 0, 0) > 0);
-    CHECK(ps_fw_txn_save(&t, S("Strip"), S("t1"), in, sizeof in - 1, &plan,
-                         PS_PUT_IF_REVISION, 1) < 0);
-    CHECK(last().rc == PS_ERR_CONFLICT);
+    int64_t f = ps_fw_txn_save(&t, S("Strip"), S("t1"), in, sizeof in - 1, &plan,
+                               PS_PUT_IF_REVISION, 1);
+    CHECK(f < 0 && last().rc == PS_ERR_CONFLICT);
+    /* the txn keeps its failure's details when a failure elsewhere (a
+     * one-call write of this thread) replaced the thread's */
+    CHECK(ps_fw_del(env, S("Agent"), "a\0", 2, 0, 0) < 0 && last().ticket != (uint64_t)-f);
+    ps_fw_info kept;
+    ps_fw_txn_last(&t, &kept);
+    CHECK(kept.ticket == (uint64_t)-f && kept.rc == PS_ERR_CONFLICT &&
+          kept.stage == PS_FW_STAGE_WRITE && kept.actual > 0);
+    ps_txn *none = NULL;
+    ps_fw_txn_last(&none, &kept);
+    CHECK(kept.ticket == 0 && kept.rc == 0);
     CHECK(ps_fw_txn_save(&t, S("Strip"), S("t2"), in, 3, &plan, PS_PUT_BORROW, 0) < 0);
     CHECK(last().rc == PS_ERR_INVALID_ARG);
     CHECK_RC(ps_txn_commit(t), PS_OK);

@@ -73,8 +73,10 @@ def check_key_held(kind: bytes, id: bytes) -> None:
         check_key(kind, id)
 
 
-class _Out(threading.local):
-    """Per-thread out-parameters, so hot calls allocate nothing in cffi."""
+class _Params:
+    """Out-parameters of one C call of CTxn, read after it returns."""
+
+    __slots__ = ("busy", "int", "ns", "ptr", "rev", "size", "u64")
 
     def __init__(self) -> None:
         self.ptr: Any = ffi.new("const char **")
@@ -83,9 +85,27 @@ class _Out(threading.local):
         self.u64: Any = ffi.new("uint64_t *")
         self.int: Any = ffi.new("int *")
         self.rev: Any = ffi.new("uint64_t *")
+        self.busy = False  # from the C call to the read of its results
+
+
+class _Out(threading.local):
+    """Per-thread out-parameters, so hot calls allocate nothing in cffi."""
+
+    def __init__(self) -> None:
+        self.p = _Params()
 
 
 _out = _Out()
+
+
+def _params() -> _Params:
+    """This thread's out-parameters; new ones when they are busy: this call
+    runs between another call's C call and its read of them (a signal
+    handler's or a finalizer's, in this thread), whose results they hold.
+    The caller sets ``busy`` right before its ``try`` (no check point in
+    between: an interrupt cannot leave it set) and clears it in ``finally``."""
+    o: _Params = _out.p
+    return _Params() if o.busy else o
 
 
 def _key_context(kind: bytes, id: bytes | None) -> str:
@@ -173,15 +193,23 @@ class CTxn:
 
     def pending(self) -> int:
         """The revision this write txn's changes carry (0 while none)."""
-        o = _out
-        check(lib.ps_txn_pending(self.ptr, o.rev), "revision")
-        return int(o.rev[0])
+        o = _params()
+        o.busy = True
+        try:
+            check(lib.ps_txn_pending(self.ptr, o.rev), "revision")
+            return int(o.rev[0])
+        finally:
+            o.busy = False
 
     def revision(self) -> int:
         """The last committed revision this txn sees."""
-        o = _out
-        check(lib.ps_txn_revision(self.ptr, o.rev), "revision")
-        return int(o.rev[0])
+        o = _params()
+        o.busy = True
+        try:
+            check(lib.ps_txn_revision(self.ptr, o.rev), "revision")
+            return int(o.rev[0])
+        finally:
+            o.busy = False
 
     def abort(self) -> None:
         finish(self.pp, 0, self.rc, ffi.NULL)
@@ -199,33 +227,46 @@ class CTxn:
         if_revision: int | None = None,
     ) -> None:
         flags = lib.PS_PUT_BORROW | (lib.PS_PUT_NOOVERWRITE if create else 0)
+        actual = 0
         if if_revision is None:
             rc = lib.ps_put(self.ptr, kind, len(kind), id, len(id), payload, len(payload), ns,
                             flags)
         else:
-            rc = lib.ps_put_if(self.ptr, kind, len(kind), id, len(id), payload, len(payload),
-                               ns, flags | lib.PS_PUT_IF_REVISION, if_revision, _out.rev)
+            o = _params()
+            o.busy = True
+            try:
+                rc = lib.ps_put_if(self.ptr, kind, len(kind), id, len(id), payload,
+                                   len(payload), ns, flags | lib.PS_PUT_IF_REVISION,
+                                   if_revision, o.rev)
+                actual = int(o.rev[0])
+            finally:
+                o.busy = False
         if rc:
             if rc == lib.PS_LMDB_KEYEXIST:
                 raise AlreadyExistsError(f"resource already exists: {_key_context(kind, id)}")
             if rc == lib.PS_ERR_UNIQUE:
                 raise unique_error(self.ptr, kind, _key_context(kind, id))
-            raise _write_error(rc, kind, id, if_revision)
+            raise _write_error(rc, kind, id, if_revision, actual)
         self._keep.append(payload)
 
     def get(self, kind: bytes, id: bytes) -> tuple[bytes, int, int]:
         """Payload (copied), updated_ns and revision; NotFoundError when absent."""
-        o = _out
-        rc = lib.ps_get_rev(self.ptr, kind, len(kind), id, len(id), o.ptr, o.size, o.ns, o.rev)
-        if rc:
-            if rc == lib.PS_LMDB_NOTFOUND:
-                raise NotFoundError(f"resource not found: {_key_context(kind, id)}")
-            raise error_for(rc, _key_context(kind, id))
-        return ffi.unpack(o.ptr[0], o.size[0]), int(o.ns[0]), int(o.rev[0])
+        o = _params()
+        o.busy = True
+        try:
+            rc = lib.ps_get_rev(self.ptr, kind, len(kind), id, len(id), o.ptr, o.size, o.ns,
+                                o.rev)
+            if rc == 0:
+                return ffi.unpack(o.ptr[0], o.size[0]), int(o.ns[0]), int(o.rev[0])
+        finally:
+            o.busy = False
+        if rc == lib.PS_LMDB_NOTFOUND:
+            raise NotFoundError(f"resource not found: {_key_context(kind, id)}")
+        raise error_for(rc, _key_context(kind, id))
 
     def exists(self, kind: bytes, id: bytes) -> bool:
         """Whether kind/id is stored (nothing is copied)."""
-        o = _out
+        o = _out.p  # written, never read: a call of a handler may share them
         rc = lib.ps_get(self.ptr, kind, len(kind), id, len(id), o.ptr, o.size, o.ns)
         if rc == lib.PS_LMDB_NOTFOUND:
             return False
@@ -234,28 +275,45 @@ class CTxn:
         return True
 
     def delete(self, kind: bytes, id: bytes, if_revision: int | None = None) -> bool:
-        o = _out
-        rc = lib.ps_del_if(self.ptr, kind, len(kind), id, len(id), if_revision is not None,
-                           if_revision or 0, o.rev, o.int)
+        o = _params()
+        o.busy = True
+        try:
+            rc = lib.ps_del_if(self.ptr, kind, len(kind), id, len(id), if_revision is not None,
+                               if_revision or 0, o.rev, o.int)
+            actual, existed = int(o.rev[0]), bool(o.int[0])
+        finally:
+            o.busy = False
         if rc:
-            raise _write_error(rc, kind, id, if_revision)
-        return bool(o.int[0])
+            raise _write_error(rc, kind, id, if_revision, actual)
+        return existed
 
     def delete_kind(self, kind: bytes) -> int:
-        o = _out
-        check(lib.ps_del_kind(self.ptr, kind, len(kind), o.u64), _key_context(kind, None))
-        return int(o.u64[0])
+        o = _params()
+        o.busy = True
+        try:
+            check(lib.ps_del_kind(self.ptr, kind, len(kind), o.u64), _key_context(kind, None))
+            return int(o.u64[0])
+        finally:
+            o.busy = False
 
     def delete_prefix(self, kind: bytes, prefix: bytes) -> int:
-        o = _out
-        rc = lib.ps_del_prefix(self.ptr, kind, len(kind), prefix, len(prefix), o.u64)
-        check(rc, _key_context(kind, prefix or None))
-        return int(o.u64[0])
+        o = _params()
+        o.busy = True
+        try:
+            rc = lib.ps_del_prefix(self.ptr, kind, len(kind), prefix, len(prefix), o.u64)
+            check(rc, _key_context(kind, prefix or None))
+            return int(o.u64[0])
+        finally:
+            o.busy = False
 
     def count(self, kind: bytes) -> int:
-        o = _out
-        check(lib.ps_count(self.ptr, kind, len(kind), o.u64), _key_context(kind, None))
-        return int(o.u64[0])
+        o = _params()
+        o.busy = True
+        try:
+            check(lib.ps_count(self.ptr, kind, len(kind), o.u64), _key_context(kind, None))
+            return int(o.u64[0])
+        finally:
+            o.busy = False
 
     def list(
         self, kind: bytes, after: bytes | None, limit: int
@@ -343,23 +401,28 @@ class CTxn:
             lib.ps_buf_free(buf)
 
     def meta_get(self, key: bytes) -> bytes | None:
-        o = _out
-        rc = lib.ps_meta_get(self.ptr, key, len(key), o.ptr, o.size)
-        if rc == lib.PS_LMDB_NOTFOUND:
-            return None
-        check(rc, "meta")
-        value: bytes = ffi.unpack(o.ptr[0], o.size[0])
-        return value
+        o = _params()
+        o.busy = True
+        try:
+            rc = lib.ps_meta_get(self.ptr, key, len(key), o.ptr, o.size)
+            if rc == lib.PS_LMDB_NOTFOUND:
+                return None
+            check(rc, "meta")
+            value: bytes = ffi.unpack(o.ptr[0], o.size[0])
+            return value
+        finally:
+            o.busy = False
 
     def meta_put(self, key: bytes, value: bytes) -> None:
         check(lib.ps_meta_put(self.ptr, key, len(key), value, len(value)), "meta")
 
 
-def _write_error(rc: int, kind: bytes, id: bytes, if_revision: int | None) -> Exception:
+def _write_error(rc: int, kind: bytes, id: bytes, if_revision: int | None,
+                 actual: int = 0) -> Exception:
     if rc == lib.PS_ERR_CONFLICT and if_revision is not None:
         return ConflictError(
             kind.decode("utf-8", "replace"), id.decode("utf-8", "replace"),
-            if_revision, int(_out.rev[0]),
+            if_revision, actual,
         )
     return error_for(rc, _key_context(kind, id))
 

@@ -34,11 +34,15 @@ _NOTFOUND: int = lib.PS_LMDB_NOTFOUND
 class _Tls(threading.local):
     def __init__(self) -> None:
         # One attribute: each access to a threading.local costs ~0.1 us.
-        self.get: tuple[Any, int, Any, Any, Any] = (
-            ffi.new("char[]", 1 << 16), 1 << 16, ffi.new("size_t *"), ffi.new("int64_t *"),
-            ffi.new("uint64_t *"),
-        )
+        # [buffer, its size, size, updated_ns, revision, busy]: busy from the
+        # C call to the copy of its results (see env_get).
+        self.get: list[Any] = _get_space(1 << 16)
         self.index: Any = ffi.new("size_t *")
+
+
+def _get_space(n: int) -> list[Any]:
+    return [ffi.new("char[]", n), n, ffi.new("size_t *"), ffi.new("int64_t *"),
+            ffi.new("uint64_t *"), False]
 
 
 _tls = _Tls()
@@ -51,15 +55,25 @@ def _context(kind: bytes, id: bytes) -> str:
 def env_get(env: Any, kind: bytes, id: bytes) -> tuple[bytes, int, int]:
     """Payload (a copy), updated_ns and revision of ``kind/id``; NotFoundError
     when absent."""
-    buf, cap, size, ns, rev = _tls.get
-    rc = _get_into(env, kind, len(kind), id, len(id), buf, cap, size, ns, rev)
-    if rc:
-        if rc == _NOTFOUND:
-            raise NotFoundError(f"resource not found: {_context(kind, id)}")
-        raise error_for(rc, _context(kind, id))
-    n = size[0]
-    if n <= cap:
-        return _unpack(buf, n), ns[0], rev[0]
+    o = _tls.get
+    if o[5]:
+        # Run between another read's C call and its copy, in this thread (a
+        # signal handler's or a finalizer's): its results are in the
+        # thread's buffer, so this read takes its own.
+        o = _get_space(o[1])
+    buf, cap, size, ns, rev = o[0], o[1], o[2], o[3], o[4]
+    o[5] = True
+    try:
+        rc = _get_into(env, kind, len(kind), id, len(id), buf, cap, size, ns, rev)
+        if rc:
+            if rc == _NOTFOUND:
+                raise NotFoundError(f"resource not found: {_context(kind, id)}")
+            raise error_for(rc, _context(kind, id))
+        n = size[0]
+        if n <= cap:
+            return _unpack(buf, n), ns[0], rev[0]
+    finally:
+        o[5] = False
     return _get_large(env, kind, id, n)
 
 
@@ -67,18 +81,20 @@ def _get_large(env: Any, kind: bytes, id: bytes, n: int) -> tuple[bytes, int, in
     """A record larger than this thread's buffer: grow it (kept only if
     modest) and read again; the record may change in between, hence the loop."""
     while True:
-        buf, size, ns = ffi.new("char[]", n), ffi.new("size_t *"), ffi.new("int64_t *")
-        rev = ffi.new("uint64_t *")
-        if n <= _KEEP_MAX:
-            _tls.get = (buf, n, size, ns, rev)
+        o = _get_space(n)  # its own: kept for the thread only when no longer read
+        buf, size, ns, rev = o[0], o[2], o[3], o[4]
         rc = _get_into(env, kind, len(kind), id, len(id), buf, n, size, ns, rev)
         if rc:
             if rc == _NOTFOUND:
                 raise NotFoundError(f"resource not found: {_context(kind, id)}")
             raise error_for(rc, _context(kind, id))
-        if size[0] <= n:
-            return _unpack(buf, size[0]), ns[0], rev[0]
-        n = size[0]
+        got = size[0]
+        if got <= n:
+            result = _unpack(buf, got), ns[0], rev[0]
+            if n <= _KEEP_MAX:
+                _tls.get = o
+            return result
+        n = got
 
 
 def list_wire(txn: CTxn, kind: bytes, after: bytes | None, limit: int) -> tuple[bytes, int]:

@@ -373,9 +373,13 @@ def check_kind(kind: object) -> bytes:
 
 class _Tls(threading.local):
     def __init__(self) -> None:
-        self.buf: tuple[Any, int] = (ffi.new("char[]", 1 << 16), 1 << 16)
-        self.size: Any = ffi.new("size_t *")
-        self.found: Any = ffi.new("int *")
+        # [buffer, its size, size, found, busy]: busy from the C call to the
+        # copy of its results (see find_first_env).
+        self.first: list[Any] = _first_space(1 << 16)
+
+
+def _first_space(n: int) -> list[Any]:
+    return [ffi.new("char[]", n), n, ffi.new("size_t *"), ffi.new("int *"), False]
 
 
 _tls = _Tls()
@@ -384,20 +388,33 @@ _first_into = lib.ps_find_first_into
 
 def find_first_env(env: Any, kind: bytes, name: bytes, value: object, q: Query) -> bytes | None:
     """Payload of the first match in one C call (reused read txn); None if none."""
-    t = _tls
     qtype, s, num, mkey = q
     mlen = 0 if mkey == ffi.NULL else len(mkey)
-    buf, cap = t.buf
-    while True:
-        rc = _first_into(env, kind, len(kind), name, len(name), qtype, s, len(s), num, mkey,
-                         mlen, buf, cap, t.size, t.found)
-        if rc:
-            raise query_error(rc, kind, name, value)
-        if not t.found[0]:
-            return None
-        n = t.size[0]
-        if n <= cap:
-            return ffi.unpack(buf, n) if n else b""
-        buf, cap = ffi.new("char[]", n), n  # larger than this thread's buffer: read again
-        if n <= 1 << 20:
-            t.buf = (buf, cap)
+    o = _tls.first
+    if o[4]:
+        # Run between another lookup's C call and its copy, in this thread
+        # (a signal handler's or a finalizer's): its results are in the
+        # thread's buffer, so this lookup takes its own.
+        o = _first_space(o[1])
+    o[4] = True
+    try:
+        while True:
+            buf, cap, size, found = o[0], o[1], o[2], o[3]
+            rc = _first_into(env, kind, len(kind), name, len(name), qtype, s, len(s), num,
+                             mkey, mlen, buf, cap, size, found)
+            if rc:
+                raise query_error(rc, kind, name, value)
+            if not found[0]:
+                return None
+            n = size[0]
+            if n <= cap:
+                return ffi.unpack(buf, n) if n else b""
+            # larger than the buffer: read again into a bigger one (kept
+            # for the thread when modest)
+            o[4] = False
+            o = _first_space(n)
+            o[4] = True
+            if n <= 1 << 20:
+                _tls.first = o
+    finally:
+        o[4] = False

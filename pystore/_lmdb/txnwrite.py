@@ -38,31 +38,49 @@ __all__ = ["delete_failed", "save_failed", "save_many_in", "txn_del", "txn_save"
 txn_save = lib.ps_fw_txn_save
 txn_del = lib.ps_fw_txn_del
 _save_many = lib.ps_fw_txn_save_many
+_txn_last = lib.ps_fw_txn_last
 _WRITE: int = lib.PS_FW_STAGE_WRITE
 _UNIQUE: int = lib.PS_ERR_UNIQUE
 _KEYEXIST: int = lib.PS_LMDB_KEYEXIST
 _CONFLICT: int = lib.PS_ERR_CONFLICT
 
 
-def save_failed(result: int, ptr: Any, kb: bytes, ib: bytes, if_revision: int | None) -> None:
+def _details(result: int, slot: Any) -> Any | None:
+    """The details of the failed ps_fw_txn_* call that returned ``result``:
+    the thread's (``last_info``) or, when a failing call of a signal
+    handler or finalizer replaced those, the copy kept in the transaction
+    (the failed write may have spoiled it: writing again would then raise
+    another error); None when a failed write in the same transaction
+    replaced those too."""
+    info = last_info(result)
+    if info is None:
+        info = ffi.new("ps_fw_info *")
+        _txn_last(slot, info)
+        if info.ticket != -result:
+            return None
+    return info
+
+
+def save_failed(result: int, slot: Any, kb: bytes, ib: bytes, if_revision: int | None) -> None:
     """After ps_fw_txn_save returned ``result`` < 0: raise what ``CTxn.put``
     raises for a failed write; return (nothing done) to take the general
-    path (also when the failure's details were replaced: see last_info)."""
-    info = last_info(result)
+    path (see ``_details``)."""
+    info = _details(result, slot)
     if info is None or info.stage != _WRITE:
         return  # not live / other thread / strip declined / too large / details gone
     rc = info.rc
     if rc == _KEYEXIST:
         raise AlreadyExistsError(f"resource already exists: {key_context(kb, ib)}")
     if rc == _UNIQUE:
-        raise unique_error(ptr, kb, key_context(kb, ib))
+        raise unique_error(slot[0], kb, key_context(kb, ib))
     raise _write_error(rc, kb, ib, if_revision, info)
 
 
-def delete_failed(result: int, kb: bytes, ib: bytes, if_revision: int | None) -> None:
+def delete_failed(result: int, slot: Any, kb: bytes, ib: bytes,
+                  if_revision: int | None) -> None:
     """After ps_fw_txn_del returned ``result`` < 0: as ``save_failed`` for
     ``CTxn.delete``."""
-    info = last_info(result)
+    info = _details(result, slot)
     if info is None or info.stage != _WRITE:
         return
     raise _write_error(info.rc, kb, ib, if_revision, info)
@@ -96,7 +114,7 @@ def save_many_in(
                         ffi.from_buffer("uint32_t[]", lens), n, plan)
     if r >= 0:
         return r
-    info = last_info(r)
+    info = _details(r, slot)
     if info is None or info.stage != _WRITE:
         return None  # strips another way / names the size / details gone
     where = key_context(kb, ibs[min(info.index, n - 1)])

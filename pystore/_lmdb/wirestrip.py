@@ -67,7 +67,9 @@ def compile_plan(desc: Descriptor, plan_of: Callable[[Descriptor], Any]) -> list
 class _Tls(threading.local):
     def __init__(self) -> None:
         # One attribute: each access to a threading.local costs ~0.1 us.
-        self.out: tuple[Any, int, Any] = (ffi.new("char[]", 1 << 16), 1 << 16, ffi.new("size_t *"))
+        # [buffer, its size, the out-length, busy]: busy from the C call to
+        # the copy of its output (see WirePlan.strip).
+        self.out: list[Any] = [ffi.new("char[]", 1 << 16), 1 << 16, ffi.new("size_t *"), False]
 
 
 _tls = _Tls()
@@ -87,14 +89,23 @@ class WirePlan:
         self.fw: Any = ffi.new("ps_fw_plan *", (self._table, self._n))
 
     def strip(self, data: bytes) -> bytes | None:
-        buf, cap, size = _tls.out
+        o = _tls.out
         need = len(data) + _SLACK
-        if need > cap:
-            buf, cap = ffi.new("char[]", need), need
+        if o[3]:
+            # Run between another strip's C call and its copy, in this
+            # thread (a signal handler's or a finalizer's save): that strip's
+            # output is in the thread's buffer, so this one takes its own.
+            o = [ffi.new("char[]", need), need, ffi.new("size_t *"), False]
+        elif need > o[1]:
+            o = [ffi.new("char[]", need), need, o[2], False]
             if need <= _KEEP_MAX:
-                _tls.out = (buf, cap, size)
-        rc = _strip(self._table, self._n, data, len(data), buf, cap, size)
-        if rc:
-            return None
-        out: bytes = _unpack(buf, size[0])
-        return out
+                _tls.out = o
+        o[3] = True
+        try:
+            rc = _strip(self._table, self._n, data, len(data), o[0], o[1], o[2])
+            if rc:
+                return None
+            out: bytes = _unpack(o[0], o[2][0])
+            return out
+        finally:
+            o[3] = False
