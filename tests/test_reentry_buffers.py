@@ -71,6 +71,35 @@ def test_a_strip_between_a_strip_and_its_copy(tmp_path: Path) -> None:
         y.close()
 
 
+def test_a_strip_between_a_large_strip_and_its_copy(tmp_path: Path) -> None:
+    """A message past the thread's kept buffer (1 MiB) is stripped into a
+    buffer of its own; its output length must be its own too: a handler's
+    strip in between wrote its length into the thread's, which the outer
+    strip shared, and the outer save stored a prefix of its message."""
+    x = pystore.Store(tmp_path / "x")
+    y = pystore.Store(tmp_path / "y")
+    try:
+        big = _agent("mine", "o1")
+        big.instructions = "i" * 1_200_000
+        x.save_resource("Agent", "a", big)
+        y.save_resource("Agent", "b", _agent("m"))
+
+        def handler() -> None:
+            y.save_resource("Agent", "b", _agent("theirs", "o2"))
+
+        def call() -> str:
+            x.save_resource("Agent", "a", big)
+            got = x.get_resource("Agent", "a", Agent)
+            return f"{got.model}/{got.metadata.org_id}/{len(got.instructions)}"
+
+        points, wrong = _walk(wirestrip.__file__, call, handler, "mine//1200000")
+        assert points >= 3
+        assert wrong == []
+    finally:
+        x.close()
+        y.close()
+
+
 def test_a_read_between_a_read_and_its_copy(tmp_path: Path) -> None:
     """A store's first read of a kind goes the general way (env_get, the
     thread's buffer); another store's first read, run after its C call,

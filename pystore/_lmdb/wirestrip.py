@@ -97,7 +97,9 @@ class WirePlan:
             # output is in the thread's buffer, so this one takes its own.
             o = [ffi.new("char[]", need), need, ffi.new("size_t *"), False]
         elif need > o[1]:
-            o = [ffi.new("char[]", need), need, o[2], False]
+            # a bigger buffer, with its own out-length: one past _KEEP_MAX is
+            # not the thread's, so a handler's strip uses the thread's one
+            o = [ffi.new("char[]", need), need, ffi.new("size_t *"), False]
             if need <= _KEEP_MAX:
                 _tls.out = o
         o[3] = True
