@@ -54,9 +54,11 @@ PUT, PUT_LOG, PUT_TAIL, DEL, DEL_LOG, DEL_TAIL = range(6)
 def main() -> None:
     so = sys.argv[1]
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 11
+    if rounds < 1:
+        raise SystemExit("floor_log.py: ROUNDS must be >= 1")
     ffi = FFI()
     ffi.cdef(
-        "int lf_open(const char *dir); void lf_close(void);"
+        "int lf_open(const char *dir); void lf_close(void); const char *lf_strerror(int rc);"
         "int lf_open_main(const char *dir2, const char **keys, const size_t *klens,"
         " const char **vals, const size_t *vlens, int n);"
         "double lf_get_loop(int named, const char **keys, const size_t *klens, int n);"
@@ -66,6 +68,14 @@ def main() -> None:
         " const size_t *idlens, const char **vals, const size_t *vlens, int n);"
     )
     lf = ffi.dlopen(so)
+
+    def lmdb_error(code: float) -> str:
+        """An error code of the library (LMDB's own are <= -30600; a loop
+        returns an errno value negated) as text."""
+        rc = int(code)
+        rc = rc if rc <= -30600 or rc > 0 else -rc
+        return f"{ffi.string(lf.lf_strerror(rc)).decode()} ({rc})"
+
     rng = random.Random(wl.SEED)
     ids = [wl.make_id("Agent", i) for i in range(N)]
     msgs = [wl.make_agent(rng, "Agent", i) for i in ids]
@@ -81,7 +91,7 @@ def main() -> None:
         rc = lf.lf_open(f"{root}/c".encode())
         stack.callback(lf.lf_close)  # also frees what a failed open left
         if rc:
-            raise SystemExit(f"lf_open: LMDB error {rc}")
+            raise SystemExit(f"lf_open: {lmdb_error(rc)}")
         c_keys = [ffi.new("char[]", k) for k in keys]
         c_vals = [ffi.new("char[]", d) for d in datas]
         expert = LmdbExpert()
@@ -110,19 +120,19 @@ def main() -> None:
         def c_loop(mode: int, sel: list[int]) -> float:
             us: float = lf.lf_loop(mode, *arrays(sel, c_keys, keys), len(sel))
             if us < 0:
-                raise SystemExit(f"lf_loop: LMDB error {us:.0f}")
+                raise SystemExit(f"lf_loop: {lmdb_error(us)}")
             return us
 
         c_loop(PUT, list(range(N)))  # load (untimed)
         os.makedirs(f"{root}/c-main")
         rc = lf.lf_open_main(f"{root}/c-main".encode(), *arrays(list(range(N)), c_keys, keys), N)
         if rc:
-            raise SystemExit(f"lf_open_main: LMDB error {rc}")
+            raise SystemExit(f"lf_open_main: {lmdb_error(rc)}")
 
         def c_get(named: int, sel: list[int]) -> float:
             us: float = lf.lf_get_loop(named, *arrays(sel, c_keys, keys)[:2], len(sel))
             if us < 0:
-                raise SystemExit(f"lf_get_loop: LMDB error {us:.0f}")
+                raise SystemExit(f"lf_get_loop: {lmdb_error(us)}")
             return us
 
         ps_fn = ffi.cast("void *", psffi.addressof(pslib, "ps_fw_save"))

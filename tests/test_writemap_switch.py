@@ -127,16 +127,20 @@ def test_an_opener_that_comes_during_the_switch_writes_in_the_recorded_mode(
         copy = tmp_path / f"copy{n}"
         copy.mkdir(mode=0o700)
         shutil.copy(pwrite_store / "data.mdb", copy / "data.mdb")
+        # unbuffered: readline takes "go" alone, and communicate() the rest
+        # (a buffered text pipe may read the child's next line along with
+        # "go" when the child runs ahead, and communicate() never sees it)
         child = subprocess.Popen([sys.executable, "-c", code, str(copy), str(n / 2000)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
                                  cwd=TESTS)
         assert child.stdout is not None
-        assert child.stdout.readline().strip() == "go"
+        assert child.stdout.readline().strip() == b"go"
         try:
             switched = switch_to_writemap(copy)
         except StoreInUseError:
             switched = None  # the child had it open first
-        out, err = child.communicate(timeout=60)
+        outb, errb = child.communicate(timeout=60)
+        out, err = outb.decode(), errb.decode()
         assert child.returncode == 0, err[-2000:]
         with Store(copy) as s:
             recorded = s.stats().write_mode

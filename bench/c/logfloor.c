@@ -43,6 +43,18 @@ static MDB_dbi main2;
 static uint64_t rev = 1;
 static unsigned tail_n;
 
+/* An error as a result of the loops: negative whatever its sign (LMDB's
+ * own codes are negative, errno values positive); lf_strerror names it. */
+static double err(int rc)
+{
+    return rc < 0 ? (double)rc : -(double)rc;
+}
+
+const char *lf_strerror(int rc)
+{
+    return mdb_strerror(rc);
+}
+
 static double now(void)
 {
     struct timespec t;
@@ -172,7 +184,7 @@ static int write1(const char *key, size_t kl, const char *val, size_t vl, int mo
 }
 
 /* n writes: keys[i] (klens[i] bytes) with vals[i] (vlens[i] bytes; unused
- * by deletes).  µs of CPU per write, or the (negative) LMDB code. */
+ * by deletes).  µs of CPU per write, or err()'s negative code. */
 double lf_loop(int mode, const char **keys, const size_t *klens, const char **vals,
                const size_t *vlens, int n)
 {
@@ -185,20 +197,20 @@ double lf_loop(int mode, const char **keys, const size_t *klens, const char **va
         else if (!rc)
             rc = mdb_txn_commit(t);
         if (rc)
-            return (double)rc;
+            return err(rc);
     }
     double t0 = now();
     for (int i = 0; i < n; i++) {
         int rc = write1(keys[i], klens[i], vals[i], vlens[i], mode);
         if (rc)
-            return (double)rc; /* LMDB codes are negative */
+            return err(rc);
     }
     double us = (now() - t0) / n;
     if (mode >= LF_DEL) /* put the records back, untimed */
         for (int i = 0; i < n; i++) {
             int rc = write1(keys[i], klens[i], vals[i], vlens[i], LF_PUT);
             if (rc)
-                return (double)rc; /* LMDB codes are negative */
+                return err(rc);
         }
     return us;
 }
@@ -256,8 +268,8 @@ int lf_open_main(const char *dir2, const char **keys, const size_t *klens, const
  * get, copy the value out, reset.  named: from lf_open's "resources"
  * database (LMDB marks a named database stale at every renew and looks its
  * root up again in the main database at its first use); else from
- * lf_open_main's main database.  µs of CPU per get, or the (negative)
- * LMDB code. */
+ * lf_open_main's main database.  µs of CPU per get, or err()'s negative
+ * code. */
 double lf_get_loop(int named, const char **keys, const size_t *klens, int n)
 {
     static char out[1 << 16];
@@ -267,7 +279,7 @@ double lf_get_loop(int named, const char **keys, const size_t *klens, int n)
     int rc = 0;
     if (*rt == NULL) {
         if ((rc = mdb_txn_begin(e, NULL, MDB_RDONLY, rt)))
-            return (double)rc;
+            return err(rc);
         mdb_txn_reset(*rt);
     }
     double t0 = now();
@@ -279,5 +291,5 @@ double lf_get_loop(int named, const char **keys, const size_t *klens, int n)
             memcpy(out, vv.mv_data, vv.mv_size < sizeof out ? vv.mv_size : sizeof out);
         mdb_txn_reset(*rt);
     }
-    return rc ? (double)rc : (now() - t0) / n;
+    return rc ? err(rc) : (now() - t0) / n;
 }
