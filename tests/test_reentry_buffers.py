@@ -15,6 +15,7 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from checkpoints import at_check_point
 
 import pystore
@@ -45,13 +46,20 @@ def _agent(model: str, org: str = "") -> Agent:
     return a
 
 
-def test_a_strip_between_a_strip_and_its_copy(tmp_path: Path) -> None:
+@pytest.mark.parametrize("size", [0, 1_200_000], ids=["kept-buffer", "past-1MiB"])
+def test_a_strip_between_a_strip_and_its_copy(tmp_path: Path, size: int) -> None:
     """A durable store's save strips with the thread's buffer
     (WirePlan.strip); a handler's save to another store strips into it
-    after the outer strip's C call: the outer save stored that message."""
+    after the outer strip's C call: the outer save stored that message.
+    A message past the kept buffer (1 MiB) is stripped into a buffer of its
+    own, whose output length must be its own too: the handler's strip
+    wrote its length into the thread's, which it shared, and the outer save
+    stored a prefix of its message."""
     x = pystore.Store(tmp_path / "x")
     y = pystore.Store(tmp_path / "y")
     try:
+        mine = _agent("mine", "o1")
+        mine.instructions = "i" * size
         x.save_resource("Agent", "a", _agent("m"))
         y.save_resource("Agent", "b", _agent("m"))
 
@@ -59,40 +67,11 @@ def test_a_strip_between_a_strip_and_its_copy(tmp_path: Path) -> None:
             y.save_resource("Agent", "b", _agent("theirs, longer", "o2"))
 
         def call() -> str:
-            x.save_resource("Agent", "a", _agent("mine", "o1"))
-            got = x.get_resource("Agent", "a", Agent)
-            return f"{got.model}/{got.metadata.org_id}"
-
-        points, wrong = _walk(wirestrip.__file__, call, handler, "mine/")
-        assert points >= 3
-        assert wrong == []
-    finally:
-        x.close()
-        y.close()
-
-
-def test_a_strip_between_a_large_strip_and_its_copy(tmp_path: Path) -> None:
-    """A message past the thread's kept buffer (1 MiB) is stripped into a
-    buffer of its own; its output length must be its own too: a handler's
-    strip in between wrote its length into the thread's, which the outer
-    strip shared, and the outer save stored a prefix of its message."""
-    x = pystore.Store(tmp_path / "x")
-    y = pystore.Store(tmp_path / "y")
-    try:
-        big = _agent("mine", "o1")
-        big.instructions = "i" * 1_200_000
-        x.save_resource("Agent", "a", big)
-        y.save_resource("Agent", "b", _agent("m"))
-
-        def handler() -> None:
-            y.save_resource("Agent", "b", _agent("theirs", "o2"))
-
-        def call() -> str:
-            x.save_resource("Agent", "a", big)
+            x.save_resource("Agent", "a", mine)
             got = x.get_resource("Agent", "a", Agent)
             return f"{got.model}/{got.metadata.org_id}/{len(got.instructions)}"
 
-        points, wrong = _walk(wirestrip.__file__, call, handler, "mine//1200000")
+        points, wrong = _walk(wirestrip.__file__, call, handler, f"mine//{size}")
         assert points >= 3
         assert wrong == []
     finally:

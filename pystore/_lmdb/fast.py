@@ -60,20 +60,26 @@ def env_get(env: Any, kind: bytes, id: bytes) -> tuple[bytes, int, int]:
         # signal handler's or a finalizer's): its results are in the
         # thread's buffer, so this read takes its own.
         o = _get_space(o[1])
-    buf, cap, size, ns, rev = o[0], o[1], o[2], o[3], o[4]
     o[5] = True
     try:
-        rc = _get_into(env, kind, len(kind), id, len(id), buf, cap, size, ns, rev)
-        if rc:
-            if rc == _NOTFOUND:
-                raise NotFoundError(f"resource not found: {_context(kind, id)}")
-            raise error_for(rc, _context(kind, id))
-        n = size[0]
-        if n <= cap:
-            return _unpack(buf, n), ns[0], rev[0]
+        n = _read(env, kind, id, o)
+        if n <= o[1]:
+            return _unpack(o[0], n), o[3][0], o[4][0]
     finally:
         o[5] = False
     return _get_large(env, kind, id, n)
+
+
+def _read(env: Any, kind: bytes, id: bytes, o: list[Any]) -> int:
+    """Read kind/id into the space ``o`` (see _get_space): the record's size
+    (past the buffer: read again into a bigger one); NotFoundError when absent."""
+    rc = _get_into(env, kind, len(kind), id, len(id), o[0], o[1], o[2], o[3], o[4])
+    if rc:
+        if rc == _NOTFOUND:
+            raise NotFoundError(f"resource not found: {_context(kind, id)}")
+        raise error_for(rc, _context(kind, id))
+    n: int = o[2][0]
+    return n
 
 
 def _get_large(env: Any, kind: bytes, id: bytes, n: int) -> tuple[bytes, int, int]:
@@ -81,15 +87,9 @@ def _get_large(env: Any, kind: bytes, id: bytes, n: int) -> tuple[bytes, int, in
     modest) and read again; the record may change in between, hence the loop."""
     while True:
         o = _get_space(n)  # its own: kept for the thread only when no longer read
-        buf, size, ns, rev = o[0], o[2], o[3], o[4]
-        rc = _get_into(env, kind, len(kind), id, len(id), buf, n, size, ns, rev)
-        if rc:
-            if rc == _NOTFOUND:
-                raise NotFoundError(f"resource not found: {_context(kind, id)}")
-            raise error_for(rc, _context(kind, id))
-        got = size[0]
+        got = _read(env, kind, id, o)
         if got <= n:
-            result = _unpack(buf, got), ns[0], rev[0]
+            result = _unpack(o[0], got), o[3][0], o[4][0]
             if n <= _KEEP_MAX:
                 _tls.get = o
             return result
