@@ -26,7 +26,6 @@
  * details into the call's: a failure of its own gets a new ticket, and a
  * success touches only last.revision. */
 static __thread ps_fw_info last, cur;
-static __thread uint64_t last_ticket; /* the ticket of this thread's last failure */
 
 /* A new call: no details yet. */
 static void call_begins(void)
@@ -96,9 +95,8 @@ static int64_t fail(int stage, int rc)
     cur.stage = stage;
     cur.rc = rc;
     cur.revision = last.revision;
-    if (last_ticket >= INT64_MAX)
-        last_ticket = 0;
-    cur.ticket = ++last_ticket;
+    /* last.ticket is the thread's last failure's: only this sets it */
+    cur.ticket = last.ticket >= INT64_MAX ? 1 : last.ticket + 1;
     last = cur;
     return -(int64_t)cur.ticket;
 }
