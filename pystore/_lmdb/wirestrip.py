@@ -67,9 +67,13 @@ def compile_plan(desc: Descriptor, plan_of: Callable[[Descriptor], Any]) -> list
 class _Tls(threading.local):
     def __init__(self) -> None:
         # One attribute: each access to a threading.local costs ~0.1 us.
-        # [buffer, its size, the out-length, busy]: busy from the C call to
-        # the copy of its output (see WirePlan.strip).
-        self.out: list[Any] = [ffi.new("char[]", 1 << 16), 1 << 16, ffi.new("size_t *"), False]
+        self.out: list[Any] = _out_space(1 << 16)
+
+
+def _out_space(n: int) -> list[Any]:
+    """[buffer of n bytes, n, the out-length, busy]: busy from the C call to
+    the copy of its output (see WirePlan.strip)."""
+    return [ffi.new("char[]", n), n, ffi.new("size_t *"), False]
 
 
 _tls = _Tls()
@@ -91,16 +95,15 @@ class WirePlan:
     def strip(self, data: bytes) -> bytes | None:
         o = _tls.out
         need = len(data) + _SLACK
-        if o[3]:
-            # Run between another strip's C call and its copy, in this
-            # thread (a signal handler's or a finalizer's save): that strip's
-            # output is in the thread's buffer, so this one takes its own.
-            o = [ffi.new("char[]", need), need, ffi.new("size_t *"), False]
-        elif need > o[1]:
-            # a bigger buffer, with its own out-length: one past _KEEP_MAX is
-            # not the thread's, so a handler's strip uses the thread's one
-            o = [ffi.new("char[]", need), need, ffi.new("size_t *"), False]
-            if need <= _KEEP_MAX:
+        busy = o[3]
+        if busy or need > o[1]:
+            # A space of its own: the thread's is too small, or holds the
+            # output of another strip run between its C call and its copy,
+            # in this thread (a signal handler's or a finalizer's save).  Its
+            # own out-length too: one past _KEEP_MAX is not made the
+            # thread's, so a handler's strip uses the thread's.
+            o = _out_space(need)
+            if not busy and need <= _KEEP_MAX:
                 _tls.out = o
         o[3] = True
         try:
