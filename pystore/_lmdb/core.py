@@ -11,6 +11,7 @@ import builtins
 import re
 import struct
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +27,10 @@ from ..errors import (
 from ._native import ffi, lib
 from .violation import unique_error
 
-__all__ = ["MAX_PAYLOAD", "CTxn", "check_key", "check_key_held", "encode_id", "encode_kind"]
+__all__ = [
+    "MAX_PAYLOAD", "CTxn", "check_key", "check_key_held", "encode_id", "encode_kind",
+    "holds_txn",
+]
 
 _REC = struct.Struct("<IIqQ")  # id_len, payload_len, updated_ns, revision
 _U32 = struct.Struct("<I")
@@ -73,6 +77,21 @@ def check_key_held(kind: bytes, id: bytes) -> None:
         check_key(kind, id)
 
 
+_WeakRef = weakref.ref
+
+
+def holds_txn(tls: Any) -> bool:
+    """With a Store's ``tls.txn`` set: whether this thread holds a
+    transaction (or runs an update callback).  A Transaction's dead weak
+    reference -- it was collected without its exit, and rolled back -- is
+    cleared: the thread holds none."""
+    held = tls.txn
+    if held.__class__ is _WeakRef and held() is None:
+        tls.txn = None
+        return False
+    return True
+
+
 class _Params:
     """Out-parameters of one C call of CTxn, read after it returns."""
 
@@ -106,6 +125,18 @@ def _params() -> _Params:
     between: an interrupt cannot leave it set) and clears it in ``finally``."""
     o: _Params = _out.p
     return _Params() if o.busy else o
+
+
+def _number(where: str, fn: Any, *args: Any) -> int:
+    """``fn(*args, out)`` with a u64 out-parameter of this call's own (see
+    _params), checked (``where`` names it in an error): the number."""
+    o = _params()
+    o.busy = True
+    try:
+        check(fn(*args, o.u64), where)
+        return int(o.u64[0])
+    finally:
+        o.busy = False
 
 
 def _key_context(kind: bytes, id: bytes | None) -> str:
@@ -193,23 +224,11 @@ class CTxn:
 
     def pending(self) -> int:
         """The revision this write txn's changes carry (0 while none)."""
-        o = _params()
-        o.busy = True
-        try:
-            check(lib.ps_txn_pending(self.ptr, o.rev), "revision")
-            return int(o.rev[0])
-        finally:
-            o.busy = False
+        return _number("revision", lib.ps_txn_pending, self.ptr)
 
     def revision(self) -> int:
         """The last committed revision this txn sees."""
-        o = _params()
-        o.busy = True
-        try:
-            check(lib.ps_txn_revision(self.ptr, o.rev), "revision")
-            return int(o.rev[0])
-        finally:
-            o.busy = False
+        return _number("revision", lib.ps_txn_revision, self.ptr)
 
     def abort(self) -> None:
         finish(self.pp, 0, self.rc, ffi.NULL)
@@ -288,32 +307,14 @@ class CTxn:
         return existed
 
     def delete_kind(self, kind: bytes) -> int:
-        o = _params()
-        o.busy = True
-        try:
-            check(lib.ps_del_kind(self.ptr, kind, len(kind), o.u64), _key_context(kind, None))
-            return int(o.u64[0])
-        finally:
-            o.busy = False
+        return _number(_key_context(kind, None), lib.ps_del_kind, self.ptr, kind, len(kind))
 
     def delete_prefix(self, kind: bytes, prefix: bytes) -> int:
-        o = _params()
-        o.busy = True
-        try:
-            rc = lib.ps_del_prefix(self.ptr, kind, len(kind), prefix, len(prefix), o.u64)
-            check(rc, _key_context(kind, prefix or None))
-            return int(o.u64[0])
-        finally:
-            o.busy = False
+        return _number(_key_context(kind, prefix or None), lib.ps_del_prefix, self.ptr, kind,
+                       len(kind), prefix, len(prefix))
 
     def count(self, kind: bytes) -> int:
-        o = _params()
-        o.busy = True
-        try:
-            check(lib.ps_count(self.ptr, kind, len(kind), o.u64), _key_context(kind, None))
-            return int(o.u64[0])
-        finally:
-            o.busy = False
+        return _number(_key_context(kind, None), lib.ps_count, self.ptr, kind, len(kind))
 
     def list(
         self, kind: bytes, after: bytes | None, limit: int

@@ -19,7 +19,6 @@ with the same types and messages as the general path's.
 
 from __future__ import annotations
 
-import weakref
 from array import array
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -35,7 +34,7 @@ from ..errors import (
     error_for,
 )
 from ._native import ffi, lib
-from .core import MAX_PAYLOAD
+from .core import MAX_PAYLOAD, holds_txn
 from .hygiene import Stripper
 
 if TYPE_CHECKING:
@@ -59,7 +58,6 @@ _KEYEXIST: int = lib.PS_LMDB_KEYEXIST
 _CONFLICT: int = lib.PS_ERR_CONFLICT
 _STORE_STATE = (lib.PS_ERR_CLOSED, lib.PS_ERR_FORKED)
 _GENERAL = None  # a result meaning: take the general path
-_WeakRef = weakref.ref
 
 
 def check_revision(if_revision: object) -> int | None:
@@ -131,18 +129,6 @@ def pack_pairs(
     return kb, ibs, b"".join(parts), array("I", map(len, parts)), entry[1]
 
 
-def _holds(tls: Any) -> bool:
-    """With ``tls.txn`` set: whether this thread holds a transaction (or
-    runs an update callback).  A Transaction's dead weak reference -- it
-    was collected without its exit, and rolled back -- is cleared (as
-    ``FastReads._reader`` does): the thread holds none."""
-    held = tls.txn
-    if held.__class__ is _WeakRef and held() is None:
-        tls.txn = None
-        return False
-    return True
-
-
 def _general_error(store: Store, info: Any, where: str) -> StoreError:
     """The error the general path raises for a failure of the one call."""
     rc = info.rc
@@ -179,7 +165,7 @@ class FastWriter:
             entry is None
             or type(kind) is not str
             or type(id) is not str
-            or (store._tls.txn is not None and _holds(store._tls))
+            or (store._tls.txn is not None and holds_txn(store._tls))
             or store._schemas.known.get(kind) is not entry[0]
         ):
             return _GENERAL
@@ -217,7 +203,7 @@ class FastWriter:
     def delete(self, store: Store, kind: object, id: object, if_revision: object) -> bool | None:
         """Whether kind/id existed, or None: take the general path."""
         if type(kind) is not str or type(id) is not str or (
-            store._tls.txn is not None and _holds(store._tls)
+            store._tls.txn is not None and holds_txn(store._tls)
         ):
             return _GENERAL
         try:
@@ -245,7 +231,7 @@ class FastWriter:
 
     def delete_kind(self, store: Store, kind: object) -> int | None:
         """The number of records deleted, or None: take the general path."""
-        if type(kind) is not str or (store._tls.txn is not None and _holds(store._tls)):
+        if type(kind) is not str or (store._tls.txn is not None and holds_txn(store._tls)):
             return _GENERAL
         try:
             kb = kind.encode()
@@ -264,7 +250,7 @@ class FastWriter:
     def save_many(self, store: Store, kind: object, items: Iterable[Any]) -> tuple[int | None, Any]:
         """(the number saved, items) or (None, items): take the general path
         (see ``pack_pairs`` for what is taken here)."""
-        if store._tls.txn is not None and _holds(store._tls):
+        if store._tls.txn is not None and holds_txn(store._tls):
             return _GENERAL, items
         known = store._schemas.known
         packed = pack_pairs(self._stripper, kind, items, lambda k, d: known.get(k) is d)

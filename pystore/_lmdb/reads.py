@@ -22,7 +22,6 @@ Closed and forked stores are caught by the C call itself (``PS_ERR_CLOSED``,
 from __future__ import annotations
 
 import datetime as _dt
-import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
@@ -35,7 +34,7 @@ from ..errors import NotFoundError, TransactionError
 from ..records import Resource, ns_to_datetime
 from . import index as _ix
 from ._native import ffi, lib
-from .core import check_key, encode_kind
+from .core import check_key, encode_kind, holds_txn
 from .wire import ITEMS_FIELD, MAX_WIRE, list_class
 
 if TYPE_CHECKING:
@@ -71,7 +70,6 @@ _NONE: int = lib.PS_RNONE
 _BIG: int = lib.PS_RBIG
 _Q_TEXT: int = lib.PS_Q_TEXT
 _NULL = ffi.NULL
-_WeakRef = weakref.ref
 _META = type(descriptor_pb2.FileDescriptorProto)  # the class of generated message classes
 _TYPES: set[type] = set()  # message classes find_one has checked
 _PAYLOADS: int = lib.PS_RSCAN_PAYLOADS
@@ -246,13 +244,8 @@ class FastReads(_General):
         """This thread's Reader; None when the general path must answer
         (this thread holds a transaction, or it raises the store's error)."""
         tls = self._tls
-        held = tls.txn
-        if held is not None:
-            # A Transaction's weak reference, dead once it was collected
-            # without its exit (rolled back then): no transaction is held.
-            if held.__class__ is not _WeakRef or held() is not None:
-                return None
-            tls.txn = None
+        if tls.txn is not None and holds_txn(tls):
+            return None
         rd: Reader | None = tls.rd
         if rd is None:
             if self.__dict__.get("_kp") is None:
