@@ -6,17 +6,18 @@ call.  ``at_check_point`` traces the functions of one source file and runs
 ``action`` at the ``point``-th one, with the tracing suspended meanwhile,
 so a test can walk every point of a code path in turn, deterministically:
 raise KeyboardInterrupt there (``interrupted_at``), or run other reads of a
-store there (a handler's).
+store there (a handler's); ``walk_check_points`` does the walk.
 """
 
 from __future__ import annotations
 
 import dis
+import functools
 import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["EXCEPTION_TABLE", "at_check_point", "interrupted_at"]
+__all__ = ["EXCEPTION_TABLE", "at_check_point", "interrupted_at", "walk_check_points"]
 
 _CALLS = {dis.opmap[n] for n in ("CALL", "CALL_KW", "CALL_FUNCTION_EX") if n in dis.opmap}
 _exception_table = getattr(dis, "_parse_exception_table", None)
@@ -92,3 +93,22 @@ def interrupted_at(point: int, call: Callable[[], object], filename: str) -> str
     """``call`` with a KeyboardInterrupt raised at its ``point``-th check
     point inside ``filename``: where it landed, or None (fewer points)."""
     return at_check_point(point, call, filename, _interrupt)
+
+
+def walk_check_points(call: Callable[[], object], filename: str, action: Callable[[], None],
+                      want: object) -> tuple[int, list[tuple[int, str, object]]]:
+    """``call`` run again with ``action`` at each of its check points inside
+    ``filename`` in turn (every call's end counts: ``same_try=False``):
+    (points walked, [(point, where, result)] of the results other than
+    ``want``)."""
+    wrong: list[tuple[int, str, object]] = []
+    point = 1
+    while True:
+        got: list[object] = []
+        run = functools.partial(lambda out: out.append(call()), got)
+        where = at_check_point(point, run, filename, action, same_try=False)
+        if where is None:
+            return point - 1, wrong
+        if got != [want]:
+            wrong.append((point, where, got))
+        point += 1

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import pytest
-from checkpoints import EXCEPTION_TABLE, at_check_point, interrupted_at
+from checkpoints import EXCEPTION_TABLE, interrupted_at, walk_check_points
 
 from pystore import Store
 from pystore._lmdb import reads
@@ -423,18 +423,16 @@ def test_a_read_at_any_check_point_of_a_get_leaves_its_result(store: Store) -> N
         assert s.find_one("A", "m", "m17", Agent).model == "m17"
         assert s.get_record("A", "a0002").id == "a0002"
 
+    def read_then_not_busy(read: Callable[[], object]) -> object:
+        got = read()
+        assert not getattr(store._tls.rd, "busy", False)
+        return got
+
     wrong, points = [], 0
     for name, get in gets.items():
-        point = 1
-        while True:
-            got: list[object] = []
-            run = functools.partial(lambda out, read: out.append(read()), got, get)
-            if at_check_point(point, run, reads.__file__, others, same_try=False) is None:
-                break
-            points += 1
-            if got != [want[name]]:
-                wrong.append((name, point))
-            assert not getattr(store._tls.rd, "busy", False)
-            point += 1
+        n, bad = walk_check_points(functools.partial(read_then_not_busy, get), reads.__file__,
+                                   others, want[name])
+        points += n
+        wrong += [(name, point) for point, _, _ in bad]
     assert points > 20
     assert wrong == []

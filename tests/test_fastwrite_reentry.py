@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from checkpoints import at_check_point
+from checkpoints import walk_check_points
 
 import pystore
 from pystore import AlreadyExistsError, ConflictError, InvalidKeyError, Store
@@ -69,22 +69,16 @@ def _prepare(x: Store, y: Store, handler_fails: bool) -> tuple[int, Callable[[],
 
 
 def _walk(filename: str, cases: dict[str, Callable[[], object]],
-          handler: Callable[[], None]) -> tuple[int, list[tuple[str, int, object]]]:
+          handler: Callable[[], None]) -> tuple[int, list[tuple[str, object]]]:
     """Each case with the handler at each of its check points in filename:
-    (points walked, the cases whose outcome changed)."""
+    (points walked, the cases whose outcome changed, with where)."""
     want = {name: _outcome(call) for name, call in cases.items()}
-    wrong, points = [], 0
+    points, wrong = 0, []
     for name, call in cases.items():
-        point = 1
-        while True:
-            got: list[tuple[str, object]] = []
-            run = functools.partial(lambda out, c: out.append(_outcome(c)), got, call)
-            if at_check_point(point, run, filename, handler, same_try=False) is None:
-                break
-            points += 1
-            if got != [want[name]]:
-                wrong.append((name, point, got))
-            point += 1
+        n, bad = walk_check_points(functools.partial(_outcome, call), filename, handler,
+                                   want[name])
+        points += n
+        wrong += [(name, w) for w in bad]
     return points, wrong
 
 

@@ -11,33 +11,15 @@ store's), its own stripped payload (not the other message's).
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from checkpoints import at_check_point
+from checkpoints import walk_check_points
 
 import pystore
 from pystore import Store
 from pystore._lmdb import core, fast, index, wirestrip
 from pystore.samples.agent_pb2 import Agent
-
-
-def _walk(filename: str, call: Callable[[], object], handler: Callable[[], None],
-          want: object) -> tuple[int, list[tuple[int, str, object]]]:
-    """``call`` with ``handler`` at each of its check points in filename:
-    (points walked, [(point, where, result)] of the wrong results)."""
-    wrong, point = [], 1
-    while True:
-        got: list[object] = []
-        run = functools.partial(lambda out: out.append(call()), got)
-        where = at_check_point(point, run, filename, handler, same_try=False)
-        if where is None:
-            return point - 1, wrong
-        if got != [want]:
-            wrong.append((point, where, got))
-        point += 1
 
 
 def _agent(model: str, org: str = "") -> Agent:
@@ -71,7 +53,7 @@ def test_a_strip_between_a_strip_and_its_copy(tmp_path: Path, size: int) -> None
             got = x.get_resource("Agent", "a", Agent)
             return f"{got.model}/{got.metadata.org_id}/{len(got.instructions)}"
 
-        points, wrong = _walk(wirestrip.__file__, call, handler, f"mine//{size}")
+        points, wrong = walk_check_points(call, wirestrip.__file__, handler, f"mine//{size}")
         assert points >= 3
         assert wrong == []
     finally:
@@ -95,7 +77,7 @@ def test_a_read_between_a_read_and_its_copy(tmp_path: Path) -> None:
         with Store(tmp_path / "x", sync=False) as x:  # new: its first read
             return x.get_resource("Agent", "a", Agent).model
 
-    points, wrong = _walk(fast.__file__, call, handler, "mine")
+    points, wrong = walk_check_points(call, fast.__file__, handler, "mine")
     assert points >= 3
     assert wrong == []
 
@@ -126,7 +108,7 @@ def test_reads_in_a_transaction_between_a_read_and_its_out_parameters(
                         t.get_record("Agent", "a").revision, t.count("Agent"),
                         t.exists("Agent", "a"))
 
-        points, wrong = _walk(core.__file__, call, handler, ("mine", 1, 1, True))
+        points, wrong = walk_check_points(call, core.__file__, handler, ("mine", 1, 1, True))
         assert points >= 10
         assert wrong == []
     finally:
@@ -154,7 +136,7 @@ def test_a_lookup_between_a_lookup_and_its_copy(tmp_path: Path) -> None:
         def call() -> str:
             return x.find_one("Agent", "model", "mine", Agent).model
 
-        points, wrong = _walk(index.__file__, call, handler, "mine")
+        points, wrong = walk_check_points(call, index.__file__, handler, "mine")
         assert points >= 3
         assert wrong == []
     finally:
