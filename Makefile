@@ -226,6 +226,7 @@ bench-smoke: bench-deps
 	cd bench && ../$(VPY) report.py $(CURDIR)/$(BUILD)/bench-smoke/RESULTS.md $(CURDIR)/$(BUILD)/bench-smoke/run1
 	cd bench && ../$(VPY) floor_log.py $(CURDIR)/$(BUILD)/bench-c/liblogfloor.so 1 >/dev/null
 	cd bench && ../$(VPY) floor_interrupt_check.py $(CURDIR)/$(BUILD)/bench-c/liblogfloor.so
+	cd bench && ../$(VPY) durable_forms.py $(CURDIR)/$(BUILD)/bench-smoke 1 >/dev/null
 	grep -q '^| `get_bytes`' $(BUILD)/bench-smoke/RESULTS.md
 
 # The earlier pytest-benchmark suite (issues 3 and 10: every operation per
