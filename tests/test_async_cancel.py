@@ -1,0 +1,79 @@
+"""Cancelling a task at any of its awaits in AsyncStore's transaction(),
+snapshot() and writes: nothing is half applied, no transaction is left open
+(the writer stays free, close() returns)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from pathlib import Path
+
+import pytest
+
+from pystore.aio import AsyncStore
+from pystore.samples.agent_pb2 import Agent
+
+STEPS = 8  # event-loop turns before the cancel: 0 .. STEPS-1
+
+
+async def _cancel_after(turns: int, coro: object) -> bool:
+    """Run ``coro`` as a task, cancel it after ``turns`` loop turns; whether it
+    finished before the cancel landed."""
+    task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("turns", range(STEPS))
+def test_a_transaction_cancelled_at_any_await_leaves_the_writer_free(
+    store_path: Path, turns: int
+) -> None:
+    async def txn(s: AsyncStore) -> None:
+        async with s.transaction() as t:
+            await t.save_resource("Agent", "a", Agent(model="x"))
+            await t.save_resource("Agent", "b", Agent(model="x"))
+
+    async def main() -> None:
+        s = await AsyncStore.open(store_path, sync=False)
+        finished = await _cancel_after(turns, txn(s))
+        gc.collect()
+        # the writer thread holds no transaction: writes and a new txn work
+        await asyncio.wait_for(s.save_resource("Agent", "c", Agent()), 10)
+        async with s.transaction() as t:
+            await asyncio.wait_for(t.save_resource("Agent", "d", Agent()), 10)
+        ids = await s.list_ids("Agent")
+        # all or nothing: both of the cancelled transaction's writes or neither
+        assert ids in (["a", "b", "c", "d"], ["c", "d"]), ids
+        if finished:
+            assert ids == ["a", "b", "c", "d"]
+        await asyncio.wait_for(s.close(), 10)
+        assert s.store.closed
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("turns", range(STEPS))
+def test_a_snapshot_cancelled_at_any_await_is_closed(store_path: Path, turns: int) -> None:
+    async def snap(s: AsyncStore) -> None:
+        async with s.snapshot() as sn:
+            await sn.list_ids("Agent")
+
+    async def main() -> None:
+        s = await AsyncStore.open(store_path, sync=False)
+        await s.save_resource("Agent", "a", Agent())
+        await _cancel_after(turns, snap(s))
+        for _ in range(500):  # a worker thread may still be entering it
+            gc.collect()
+            if not list(s.store._snapshots):
+                break
+            await asyncio.sleep(0.01)
+        assert not list(s.store._snapshots), "a cancelled snapshot stayed open"
+        await asyncio.wait_for(s.close(), 10)
+
+    asyncio.run(main())
