@@ -22,6 +22,7 @@ every write of ``Transaction`` (``AsyncWrites`` and the three below).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 from collections.abc import Callable
@@ -89,10 +90,16 @@ class AsyncTransaction(AsyncWrites, AsyncReads):
         owner = self._owner
         owner._check_open()
         await owner._gate.acquire()
+        txn = owner.store.transaction()
         try:
-            txn = owner.store.transaction()
             await _run_in(owner._writer, txn.__enter__)
-        except BaseException:
+        except BaseException as exc:
+            # Cancelled while the writer thread begins it: the begin still
+            # runs there, and nobody would end it (every later write on that
+            # thread failed, close() waited forever).  Roll it back on that
+            # thread, queued behind the begin (a no-op if it never began).
+            with contextlib.suppress(RuntimeError):  # the executor is shut down
+                owner._writer.submit(txn.__exit__, type(exc), exc, None)
             owner._gate.release()
             raise
         self._txn = txn
