@@ -255,6 +255,32 @@ def test_cli_watch(store_path: Path) -> None:
     assert not (store_path.parent / "nope").exists()
 
 
+@pytest.mark.parametrize("as_json", [False, True])
+def test_cli_watch_names_the_stream_and_seq_of_an_append(store_path: Path, as_json: bool) -> None:
+    with Store(store_path, sync=False) as s:
+        s.append_events("ex-1", [(7, Agent())])
+        s.delete_resources_by_prefix("A", "tmp-")  # nothing: no change
+        s.save_resource("A", "tmp-1", Agent())
+        s.delete_resources_by_prefix("A", "tmp-")
+    p = subprocess.Popen([sys.executable, "-m", "pystore", *(["--json"] if as_json else []),
+                          "watch", str(store_path), "--after", "0"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    assert p.stdout is not None
+    lines = [p.stdout.readline() for _ in range(3)]
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 0 and err == ""
+    if as_json:
+        rows = [json.loads(ln) for ln in lines]
+        assert rows[0]["op"] == "append" and (rows[0]["stream"], rows[0]["seq"]) == ("ex-1", 7)
+        assert [(r["op"], r["kind"], r["id"]) for r in rows[1:]] == [
+            ("put", "A", "tmp-1"), ("delete_prefix", "A", "tmp-")]
+    else:
+        assert lines[0].split()[1:3] == ["append", "ex-1#7"], lines
+        assert "None" not in lines[0]
+
+
 @pytest.mark.parametrize("after", [None, 0])
 def test_watch_in_another_process_sees_every_change(store_path: Path, after: int | None) -> None:
     with Store(store_path, sync=False) as s:
