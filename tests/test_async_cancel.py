@@ -77,3 +77,46 @@ def test_a_snapshot_cancelled_at_any_await_is_closed(store_path: Path, turns: in
         await asyncio.wait_for(s.close(), 10)
 
     asyncio.run(main())
+
+
+def test_writes_of_a_readonly_async_store_raise_readonly_error(store_path: Path) -> None:
+    from pystore import ReadOnlyError, Store
+
+    with Store(store_path, sync=False) as s:
+        s.save_resource("Agent", "x", Agent(model="1"))
+
+    async def main() -> None:
+        async with AsyncStore.open(store_path, readonly=True) as a:
+            calls = [
+                lambda: a.save_resource("Agent", "n", Agent()),
+                lambda: a.save_resource("Agent", "x", Agent(), if_revision=1),
+                lambda: a.create_resource("Agent", "n", Agent()),
+                lambda: a.delete_resource("Agent", "x"),  # exists: was False
+                lambda: a.delete_resource("Agent", "nope", if_revision=0),
+                lambda: a.save_resource("Agent", "", Agent()),  # as Store: readonly first
+            ]
+            for call in calls:
+                with pytest.raises(ReadOnlyError):
+                    await call()
+
+    asyncio.run(main())
+    with Store(store_path, readonly=True) as s:
+        assert s.list_ids("Agent") == ["x"] and s.revision() == 1
+
+
+def test_a_write_queued_when_its_commit_cannot_begin_gets_the_error(store_path: Path) -> None:
+    from pystore import StoreClosedError
+
+    async def main() -> None:
+        a = await AsyncStore.open(store_path, sync=False)
+        save = asyncio.ensure_future(a.save_resource("Agent", "x", Agent()))
+        delete = asyncio.ensure_future(a.delete_resource("Agent", "y"))
+        await asyncio.sleep(0)  # both queued, their commit not begun
+        assert a._pending
+        a.store.close()  # the Store under it, closed behind its back
+        for fut in (save, delete):  # never None (int(None): TypeError; bool(None): False)
+            with pytest.raises(StoreClosedError):
+                await fut
+        await a.close()
+
+    asyncio.run(main())
