@@ -46,7 +46,7 @@ from ._lmdb.core import check_key, encode_id, encode_kind
 from ._lmdb.group import Op, commit_ops
 from ._ops import _check_revision
 from .aio_views import AsyncStoreViews
-from .errors import StoreClosedError, StoreError
+from .errors import ReadOnlyError, StoreClosedError, StoreError
 from .records import Change
 from .store import Store
 from .watch import Watcher
@@ -123,6 +123,13 @@ class AsyncStore(AsyncStoreViews):
     def _check_open(self) -> None:
         if self._closed:
             raise StoreClosedError(f"store {self.store.path!r} is closed")
+
+    def _check_writable(self) -> None:
+        """ReadOnlyError for a readonly=True store, before the key is looked at
+        (as Store's writes); the queued writes would otherwise meet it only
+        in the commit."""
+        if self.store.readonly:
+            raise ReadOnlyError(f"store {self.store.path!r} was opened with readonly=True")
 
     async def __aenter__(self) -> AsyncStore:
         """``async with AsyncStore(store)``: closes the store at the end."""
@@ -228,14 +235,16 @@ class AsyncStore(AsyncStoreViews):
     ) -> int:
         """Upsert ``kind/id``; returns its revision once the commit holding it is
         durable.  ``if_revision`` as for Store.save_resource."""
-        kb, ib = encode_kind(kind), encode_id(id)
         expected = _check_revision(if_revision)
+        self._check_writable()
+        kb, ib = encode_kind(kind), encode_id(id)
         return int(await self._write(
             Op(kind, kb, ib, self.store._payload(msg), msg, False, expected)
         ))
 
     async def create_resource(self, kind: str, id: str, msg: Message) -> int:
         """Like save_resource, but AlreadyExistsError if ``kind/id`` exists."""
+        self._check_writable()
         kb, ib = encode_kind(kind), encode_id(id)
         return int(await self._write(Op(kind, kb, ib, self.store._payload(msg), msg, True)))
 
@@ -243,8 +252,9 @@ class AsyncStore(AsyncStoreViews):
         self, kind: str, id: str, *, if_revision: int | None = None
     ) -> bool:
         """Delete ``kind/id``; True if it existed."""
-        kb, ib = encode_kind(kind), encode_id(id)
         expected = _check_revision(if_revision)
+        self._check_writable()
+        kb, ib = encode_kind(kind), encode_id(id)
         return bool(await self._write(Op(kind, kb, ib, None, if_revision=expected)))
 
     # -- the change feed ------------------------------------------------------
