@@ -17,7 +17,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
-from .collection import Collection
+from .collection import Collection, check_own
 from .records import Change, Page
 
 __all__ = ["AsyncCollection", "AsyncOwner"]
@@ -101,10 +101,12 @@ class AsyncCollection(Generic[M]):
 
     async def save(self, id: str, msg: M, *, if_revision: int | None = None) -> int:
         """Upsert ``id``; the revision it committed at (see ``Collection.save``)."""
+        check_own(self.kind, self.msg_type, msg)
         return await self._owner.save_resource(self.kind, id, msg, if_revision=if_revision)
 
     async def create(self, id: str, msg: M) -> int:
         """Save ``id`` only if absent (AlreadyExistsError); the revision."""
+        check_own(self.kind, self.msg_type, msg)
         return await self._owner.create_resource(self.kind, id, msg)
 
     async def update(self, id: str, fn: Callable[[M], object], *, create: bool = False) -> M:

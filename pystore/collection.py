@@ -32,7 +32,7 @@ from .records import Change, Page
 if TYPE_CHECKING:
     from ._ops import ResourceOps
 
-__all__ = ["Collection", "decode_token", "encode_token"]
+__all__ = ["Collection", "check_own", "decode_token", "encode_token"]
 
 M = TypeVar("M", bound=Message)
 
@@ -66,6 +66,17 @@ def decode_token(token: str) -> str:
     if not last or "\0" in last or encode_token(last) != token:
         raise InvalidKeyError(f"invalid page token {token!r}")
     return last
+
+
+def check_own(kind: str, msg_type: type[Message], msg: object) -> None:
+    """A typed handle writes only its own type: another message would be
+    recorded as the kind's type and make its other records unreadable as
+    ``msg_type`` (TypeError naming both; a non-message is the owner's to refuse)."""
+    if isinstance(msg, Message) and msg.DESCRIPTOR.full_name != msg_type.DESCRIPTOR.full_name:
+        raise TypeError(
+            f"collection {kind!r} holds {msg_type.DESCRIPTOR.full_name} messages, "
+            f"not {msg.DESCRIPTOR.full_name}"
+        )
 
 
 def _check_size(size: object) -> int:
@@ -203,11 +214,14 @@ class Collection(Generic[M]):
 
     def save(self, id: str, msg: M, *, if_revision: int | None = None) -> int:
         """Upsert ``id``; the revision it committed at.  ``if_revision=N``:
-        only if the stored revision is N (0: only if absent), else ConflictError."""
+        only if the stored revision is N (0: only if absent), else ConflictError.
+        A message of another type than the handle's: TypeError."""
+        check_own(self.kind, self.msg_type, msg)
         return self._ops.save_resource(self.kind, id, msg, if_revision=if_revision)
 
     def create(self, id: str, msg: M) -> int:
         """Save ``id`` only if absent (AlreadyExistsError); the revision."""
+        check_own(self.kind, self.msg_type, msg)
         return self._ops.create_resource(self.kind, id, msg)
 
     def update(self, id: str, fn: Callable[[M], object], *, create: bool = False) -> M:
