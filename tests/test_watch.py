@@ -231,6 +231,40 @@ def test_async_watch(store_path: Path) -> None:
     asyncio.run(main())
 
 
+def test_idle_async_watchers_leave_the_worker_threads_free(store_path: Path) -> None:
+    """More idle AsyncStore watchers than the loop's default executor has
+    threads (at most 32): reads that run in worker threads stay prompt, and
+    a change reaches every watcher promptly (each watcher held a worker
+    thread a quarter second at a time: 16 watchers made every list 0.5 s)."""
+    n = 40
+
+    async def main() -> None:
+        async with AsyncStore.open(store_path, sync=False) as s:
+            await s.save_resource("A", "x", Agent())
+            got: list[list[Change]] = [[] for _ in range(n)]
+
+            async def follow(out: list[Change]) -> None:
+                async for ch in s.watch(timeout=30):
+                    out.append(ch)
+                    return
+
+            tasks = [asyncio.create_task(follow(out)) for out in got]
+            await asyncio.sleep(0.3)  # every watcher waiting
+            took = []
+            for _ in range(5):
+                t0 = time.monotonic()
+                assert await s.list_ids("A") == ["x"]
+                took.append(time.monotonic() - t0)
+            assert sorted(took)[2] < 0.2, took
+            t0 = time.monotonic()
+            rev = await s.save_resource("A", "y", Agent())
+            await asyncio.wait_for(asyncio.gather(*tasks), 30)
+            assert time.monotonic() - t0 < 1.0
+            assert all([c.revision for c in out] == [rev] for out in got)
+
+    asyncio.run(main())
+
+
 def test_cli_watch(store_path: Path) -> None:
     with Store(store_path, sync=False) as s:
         s.save_resource("A", "x", Agent())
