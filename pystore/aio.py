@@ -49,11 +49,9 @@ from .aio_views import AsyncStoreViews
 from .errors import ReadOnlyError, StoreClosedError, StoreError
 from .records import Change
 from .store import Store
-from .watch import Watcher
+from .watch import POLL_S, Watcher
 
 __all__ = ["AsyncStore"]
-
-_WATCH_STEP_S = 0.25  # longest a watch waits in a worker thread per step
 
 
 class _Opening:
@@ -289,8 +287,9 @@ class AsyncStore(AsyncStoreViews):
         streams: Iterable[str] | None = None,
         timeout: float | None = None,
     ) -> AsyncIterator[Change]:
-        """Store.watch as an async iterator: the waiting runs in a worker thread a
-        quarter second at a time, so an abandoned iterator frees it soon."""
+        """Store.watch as an async iterator.  It waits on the event loop (this
+        process's commits wake it at once, other processes' are seen within
+        POLL_S); only reads of the change log run in a worker thread."""
         if timeout is not None:
             if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
                 raise TypeError(f"timeout must be a number or None, not {type(timeout).__name__}")
@@ -306,17 +305,34 @@ class AsyncStore(AsyncStoreViews):
                     return
                 yield ch
         watcher = await loop.run_in_executor(None, Watcher, self.store, after, kinds, streams)
-        idle_since = loop.time()
-        while True:
-            wait = _WATCH_STEP_S
-            if timeout is not None:
-                wait = min(wait, max(0.0, idle_since + timeout - loop.time()))
-            batch = await loop.run_in_executor(None, watcher.poll, wait)
-            if batch is None:
-                return
-            if batch:
-                for ch in batch:
-                    yield ch
-                idle_since = loop.time()
-            elif timeout is not None and loop.time() - idle_since >= timeout:
-                return
+        # Waiting happens on the loop, never in a worker thread (idle
+        # watchers held one each and starved every other worker-thread call):
+        # this process's commits set ``woken``; other processes' are seen by
+        # the revision check every POLL_S, one C call on the loop.  Only a
+        # read of the log runs in a worker thread.
+        signal, woken = self.store._signal, asyncio.Event()
+        waiter = (loop, woken)
+        signal.add_async(waiter)
+        try:
+            idle_since = loop.time()
+            while True:
+                woken.clear()  # before the check: a commit after it sets it again
+                if watcher.moved():
+                    batch = await loop.run_in_executor(None, watcher.poll, 0.0)
+                    if batch is None:
+                        return
+                    if batch:
+                        for ch in batch:
+                            yield ch
+                        idle_since = loop.time()
+                        continue
+                wait = POLL_S
+                if timeout is not None:
+                    left = idle_since + timeout - loop.time()
+                    if left <= 0:
+                        return
+                    wait = min(wait, left)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(woken.wait(), wait)
+        finally:
+            signal.discard_async(waiter)
