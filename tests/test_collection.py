@@ -288,13 +288,12 @@ def test_a_collection_refuses_a_message_of_another_type_and_writes_nothing(
         agents.save("a1", Agent(model="m"))
         rev = s.revision()
         wrong: Any = Session(agent_id="x")
-        with pytest.raises(TypeError, match="pystore.samples.Session"):
+        with pytest.raises(TypeError, match=r"pystore\.samples\.Session"):
             agents.save("s1", wrong)
-        with pytest.raises(TypeError, match="pystore.samples.Agent"):
+        with pytest.raises(TypeError, match=r"pystore\.samples\.Agent"):
             agents.create("s2", wrong)
-        with s.transaction() as t:
-            with pytest.raises(TypeError):
-                t.collection("Agent", Agent).save("s3", wrong)
+        with s.transaction() as t, pytest.raises(TypeError):
+            t.collection("Agent", Agent).save("s3", wrong)
         # nothing written, and the kind's recorded type is still Agent
         assert s.revision() == rev and s.list_ids("Agent") == ["a1"]
         assert s.collection("Agent", Agent).get("a1") == Agent(model="m")
