@@ -189,10 +189,11 @@ def test_async_collection_find(store_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_an_async_collection_of_another_type_refuses_writes_too(store_path: Path) -> None:
-    """Async collections check the recorded type at their first read (they are
-    made outside the store's threads); a write through one came first and
-    recorded its type over the kind's, so the kind's records no longer read."""
+def test_an_async_transactions_collection_of_another_type_refuses_writes_too(store_path: Path) -> None:
+    """An async transaction's collections check the recorded type at their
+    first read (they are made outside its thread); a write through one came
+    first and recorded its type over the kind's, so the kind's records no
+    longer read."""
     with pystore.Store(store_path, sync=False) as s:
         s.save_resource("Agent", "a", Agent(model="m"))
         with pytest.raises(pystore.InvalidMessageError):
@@ -200,13 +201,13 @@ def test_an_async_collection_of_another_type_refuses_writes_too(store_path: Path
 
     async def main() -> None:
         async with AsyncStore.open(store_path, sync=False) as a:
-            wrong = a.collection("Agent", Session)
-            for call in (lambda: wrong.save("s", Session()), lambda: wrong.create("s", Session())):
-                with pytest.raises(pystore.InvalidMessageError):
-                    await call()
             with pytest.raises(pystore.InvalidMessageError):
-                async with a.transaction() as t:
-                    await t.collection("Agent", Session).save("s", Session())
+                a.collection("Agent", Session)  # the store's: at creation, as sync
+            for write in ("save", "create"):
+                with pytest.raises(pystore.InvalidMessageError):
+                    async with a.transaction() as t:
+                        wrong = t.collection("Agent", Session)  # unchecked until used
+                        await getattr(wrong, write)("s", Session())
             assert await a.list_ids("Agent") == ["a"]
             assert await a.collection("Agent", Agent).get("a") == Agent(model="m")
             # a kind without a recorded type takes any: the first save records it
