@@ -105,11 +105,21 @@ class Collection(Generic[M]):
         self._ops = ops
         self.kind = kind
         self.msg_type: type[M] = msg_type
-        kb = encode_kind(kind)
-        # check=False (an async transaction's collection, made outside its
-        # thread): the first read checks instead, as every typed read does.
-        if check and ops._schemas.read_ok.get(kind) is not msg_type.DESCRIPTOR:
-            ops._check_read_type(kind, kb, msg_type.DESCRIPTOR)  # type: ignore[arg-type]
+        # check=False (an async transaction's or snapshot's collection, made
+        # outside its thread): the first read checks instead, as every typed
+        # read does, and its writes call check_kind() first.
+        if check:
+            self.check_kind()
+
+    def kind_checked(self) -> bool:
+        """Whether the kind is known to hold this handle's type (no store read)."""
+        return self._ops._schemas.read_ok.get(self.kind) is self.msg_type.DESCRIPTOR
+
+    def check_kind(self) -> None:
+        """InvalidMessageError if the store recorded another type for the kind."""
+        if not self.kind_checked():
+            desc: Any = self.msg_type.DESCRIPTOR
+            self._ops._check_read_type(self.kind, encode_kind(self.kind), desc)
 
     def __repr__(self) -> str:
         return f"<pystore.Collection {self.kind!r} of {self.msg_type.DESCRIPTOR.full_name}>"

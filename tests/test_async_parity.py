@@ -189,7 +189,9 @@ def test_async_collection_find(store_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_an_async_transactions_collection_of_another_type_refuses_writes_too(store_path: Path) -> None:
+def test_an_async_transactions_collection_of_another_type_refuses_writes_too(
+    store_path: Path,
+) -> None:
     """An async transaction's collections check the recorded type at their
     first read (they are made outside its thread); a write through one came
     first and recorded its type over the kind's, so the kind's records no
