@@ -120,3 +120,45 @@ def test_a_write_queued_when_its_commit_cannot_begin_gets_the_error(store_path: 
         await a.close()
 
     asyncio.run(main())
+
+
+def test_close_waits_for_another_tasks_open_transaction(store_path: Path) -> None:
+    from pystore import Store
+
+    async def main() -> None:
+        s = await AsyncStore.open(store_path, sync=False)
+        inside = asyncio.Event()
+
+        async def txn() -> int:
+            async with s.transaction() as t:
+                await t.save_resource("Agent", "x", Agent())
+                inside.set()
+                await asyncio.sleep(0.2)
+                await t.save_resource("Agent", "y", Agent())
+            return t.revision
+
+        task = asyncio.create_task(txn())
+        await inside.wait()
+        await asyncio.wait_for(s.close(), 10)  # raised TransactionError, store left open
+        assert s.store.closed
+        assert await task == 1
+
+    asyncio.run(main())
+    with Store(store_path, readonly=True) as s:
+        assert s.list_ids("Agent") == ["x", "y"]
+
+
+def test_close_inside_the_tasks_own_transaction_raises_and_never_hangs(store_path: Path) -> None:
+    from pystore import TransactionError
+
+    async def main() -> None:
+        s = await AsyncStore.open(store_path, sync=False)
+        async with s.transaction() as t:
+            await t.save_resource("Agent", "x", Agent())
+            with pytest.raises(TransactionError):
+                await asyncio.wait_for(s.close(), 10)
+        assert await s.exists("Agent", "x")  # the transaction committed; the store is open
+        await asyncio.wait_for(s.close(), 10)
+        assert s.store.closed
+
+    asyncio.run(main())
