@@ -45,8 +45,8 @@ from google.protobuf.message import Message
 from ._lmdb.core import check_key, encode_id, encode_kind
 from ._lmdb.group import Op, commit_ops
 from ._ops import _check_revision
-from .aio_views import AsyncStoreViews
-from .errors import ReadOnlyError, StoreClosedError, StoreError
+from .aio_views import AsyncStoreViews, in_transaction
+from .errors import ReadOnlyError, StoreClosedError, StoreError, TransactionError
 from .records import Change
 from .store import Store
 from .watch import POLL_S, Watcher
@@ -148,8 +148,12 @@ class AsyncStore(AsyncStoreViews):
         The closing runs in its own task: a caller cancelled while it waits
         does not stop it, and a later ``close()`` waits for the same closing
         (or starts it again if it was itself cancelled before the store
-        closed), so the store is closed when any ``close()`` returns.
+        closed), so the store is closed when any ``close()`` returns.  An
+        open ``transaction()`` of another task is waited for; inside the
+        calling task's own, TransactionError (it would wait for itself).
         """
+        if in_transaction(self):  # also from a task started inside its block
+            raise TransactionError("close() inside this task's open transaction()")
         self._closed = True
         task = self._closing
         if task is None or (task.done() and not self.store.closed):
@@ -173,7 +177,8 @@ class AsyncStore(AsyncStoreViews):
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._writer, self.store.close)
+        async with self._gate:  # an open transaction() ends first
+            await loop.run_in_executor(self._writer, self.store.close)
         self._writer.shutdown(wait=True)
 
     # -- writes shared by one commit -----------------------------------------

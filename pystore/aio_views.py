@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import os
 from collections.abc import Callable
@@ -42,10 +43,21 @@ if TYPE_CHECKING:
     from .store import Store
     from .transaction import Transaction
 
-__all__ = ["AsyncSnapshot", "AsyncStoreViews", "AsyncTransaction"]
+__all__ = ["AsyncSnapshot", "AsyncStoreViews", "AsyncTransaction", "in_transaction"]
 
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
+
+
+# The AsyncStores (by id) whose transaction() the current task -- or the
+# task that started it -- is inside: their close() would wait for itself.
+_IN_TXN: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar(
+    "pystore_async_txn", default=())
+
+
+def in_transaction(owner: object) -> bool:
+    """Whether this task runs inside ``owner``'s open ``transaction()`` block."""
+    return id(owner) in _IN_TXN.get()
 
 
 async def _run_in(executor: Executor | None, fn: Callable[..., T], *args: Any,
@@ -69,6 +81,7 @@ class AsyncTransaction(AsyncWrites, AsyncReads):
         self._owner = owner
         self._txn: Transaction | None = None
         self._done = False
+        self._mark: contextvars.Token[tuple[int, ...]] | None = None
 
     def _sync(self) -> Transaction:
         if self._txn is None:
@@ -103,6 +116,7 @@ class AsyncTransaction(AsyncWrites, AsyncReads):
             owner._gate.release()
             raise
         self._txn = txn
+        self._mark = _IN_TXN.set((*_IN_TXN.get(), id(owner)))
         return self
 
     async def __aexit__(
@@ -119,6 +133,9 @@ class AsyncTransaction(AsyncWrites, AsyncReads):
             # shielded: a cancellation here must not leave it open.
             await asyncio.shield(_run_in(self._owner._writer, txn.__exit__, exc_type, exc, tb))
         finally:
+            if self._mark is not None:
+                with contextlib.suppress(ValueError):  # exited in another context
+                    _IN_TXN.reset(self._mark)
             self._owner._gate.release()
             self.revision = txn.revision
 
