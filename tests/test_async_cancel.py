@@ -162,3 +162,40 @@ def test_close_inside_the_tasks_own_transaction_raises_and_never_hangs(store_pat
         assert s.store.closed
 
     asyncio.run(main())
+
+
+def test_a_store_write_inside_the_tasks_own_transaction_raises_not_deadlocks(
+    store_path: Path,
+) -> None:
+    """As Store's: a write through the store (not ``t``) by the task holding
+    the transaction() waited for that transaction, i.e. for itself."""
+    from pystore import TransactionError
+
+    async def main() -> None:
+        s = await AsyncStore.open(store_path, sync=False)
+        writes = [
+            lambda: s.save_resource("Agent", "x", Agent()),
+            lambda: s.create_resource("Agent", "x", Agent()),
+            lambda: s.delete_resource("Agent", "x"),
+            lambda: s.save_resources("Agent", [("y", Agent())]),
+            lambda: s.update_resource("Agent", "z", Agent, lambda m: None, create=True),
+            lambda: s.collection("Agent", Agent).save("w", Agent()),
+        ]
+        for write in writes:
+            async with s.transaction() as t:
+                await t.save_resource("Agent", "t", Agent())
+                with pytest.raises(TransactionError):
+                    await write()
+        assert await s.list_ids("Agent") == ["t"]
+        # another task's write waits for the transaction, as before
+        async with s.transaction() as t:
+            other = asyncio.ensure_future(s.save_resource("Agent", "o", Agent()))
+            await asyncio.sleep(0.05)
+            assert not other.done()
+        await asyncio.wait_for(other, 10)
+        await s.close()
+
+    async def guarded() -> None:
+        await asyncio.wait_for(main(), 30)
+
+    asyncio.run(guarded())
