@@ -16,7 +16,10 @@ commit).  Each awaits only until the commit holding its write has returned,
 i.e. until it is durable (with ``sync=True``, the default).  A task
 cancelled while it waits does not withdraw its write: it may still commit.
 An event loop closed while its writes are queued leaves them undecided
-(they may or may not commit); the store goes on from the next loop.
+(they may or may not commit); the store goes on from the next loop.  While
+a task holds ``transaction()``, other tasks' writes wait for it; that
+task's own writes through the store (not ``t``) raise TransactionError, as
+``Store``'s do in the thread holding one, and ``close()`` waits for it.
 
 Point reads (``get_*``, ``exists``, ``count``, ``kinds``, ``revision``)
 are a few microseconds and run inline (the C core releases the GIL while
@@ -186,6 +189,7 @@ class AsyncStore(AsyncStoreViews):
     async def _write(self, op: Op) -> Any:
         if self._closed:
             raise StoreClosedError(f"store {self.store.path!r} is closed")
+        self._check_not_in_txn()
         self.store._check_usable()
         if self.store._remote:  # etcd: each write is its own Txn, in a worker thread
             check_key(op.kb, op.ib)

@@ -117,6 +117,7 @@ class AsyncTransaction(AsyncWrites, AsyncReads):
             raise
         self._txn = txn
         self._mark = _IN_TXN.set((*_IN_TXN.get(), id(owner)))
+        owner._txn_task = asyncio.current_task()
         return self
 
     async def __aexit__(
@@ -133,6 +134,7 @@ class AsyncTransaction(AsyncWrites, AsyncReads):
             # shielded: a cancellation here must not leave it open.
             await asyncio.shield(_run_in(self._owner._writer, txn.__exit__, exc_type, exc, tb))
         finally:
+            self._owner._txn_task = None
             if self._mark is not None:
                 with contextlib.suppress(ValueError):  # exited in another context
                     _IN_TXN.reset(self._mark)
@@ -232,6 +234,17 @@ class AsyncStoreViews(AsyncWrites, AsyncReads):
     store: Store
     _writer: Executor
     _gate: asyncio.Lock
+    _txn_task: asyncio.Task[Any] | None = None  # the task inside an open transaction()
+
+    def _check_not_in_txn(self) -> None:
+        """TransactionError for a write through the store by the task holding
+        its transaction(): it would wait for that transaction, i.e. itself
+        (as Store raises for the thread holding one).  Other tasks wait."""
+        if self._txn_task is not None and self._txn_task is asyncio.current_task():
+            raise TransactionError(
+                "this task holds an open transaction(): use the transaction's "
+                "methods, or finish it first"
+            )
 
     def _check_open(self) -> None:
         raise NotImplementedError
@@ -257,6 +270,7 @@ class AsyncStoreViews(AsyncWrites, AsyncReads):
     async def _write_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """On the writer thread, once no transaction() holds it."""
         self._check_open()
+        self._check_not_in_txn()
         async with self._gate:
             return await _run_in(self._writer, fn, *args, **kwargs)
 
