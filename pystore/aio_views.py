@@ -102,6 +102,7 @@ class AsyncTransaction(AsyncWrites, AsyncReads):
             raise TransactionError("an AsyncTransaction can be entered only once")
         owner = self._owner
         owner._check_open()
+        owner._check_not_in_txn()  # nested in this task's own: it would wait for itself
         await owner._gate.acquire()
         txn = owner.store.transaction()
         try:

@@ -204,9 +204,9 @@ def test_a_store_write_inside_the_tasks_own_transaction_raises_not_deadlocks(
 def test_a_nested_transaction_in_the_same_task_raises_not_deadlocks(store_path: Path) -> None:
     from pystore import Store, TransactionError
 
-    with Store(store_path, sync=False) as sync_store, sync_store.transaction():
-        with pytest.raises(TransactionError):  # Store's behaviour
-            sync_store.transaction().__enter__()
+    with (Store(store_path, sync=False) as sync_store, sync_store.transaction(),
+          pytest.raises(TransactionError)):  # Store's behaviour
+        sync_store.transaction().__enter__()
 
     async def main() -> None:
         async with AsyncStore.open(store_path, sync=False) as s:
