@@ -16,7 +16,10 @@ commit).  Each awaits only until the commit holding its write has returned,
 i.e. until it is durable (with ``sync=True``, the default).  A task
 cancelled while it waits does not withdraw its write: it may still commit.
 An event loop closed while its writes are queued leaves them undecided
-(they may or may not commit); the store goes on from the next loop.
+(they may or may not commit); the store goes on from the next loop.  While
+a task holds ``transaction()``, other tasks' writes wait for it; that
+task's own writes through the store (not ``t``) raise TransactionError, as
+``Store``'s do in the thread holding one, and ``close()`` waits for it.
 
 Point reads (``get_*``, ``exists``, ``count``, ``kinds``, ``revision``)
 are a few microseconds and run inline (the C core releases the GIL while
@@ -45,15 +48,13 @@ from google.protobuf.message import Message
 from ._lmdb.core import check_key, encode_id, encode_kind
 from ._lmdb.group import Op, commit_ops
 from ._ops import _check_revision
-from .aio_views import AsyncStoreViews
-from .errors import StoreClosedError, StoreError
+from .aio_views import AsyncStoreViews, in_transaction
+from .errors import ReadOnlyError, StoreClosedError, StoreError, TransactionError
 from .records import Change
 from .store import Store
-from .watch import Watcher
+from .watch import POLL_S, Watcher
 
 __all__ = ["AsyncStore"]
-
-_WATCH_STEP_S = 0.25  # longest a watch waits in a worker thread per step
 
 
 class _Opening:
@@ -124,6 +125,13 @@ class AsyncStore(AsyncStoreViews):
         if self._closed:
             raise StoreClosedError(f"store {self.store.path!r} is closed")
 
+    def _check_writable(self) -> None:
+        """ReadOnlyError for a readonly=True store, before the key is looked at
+        (as Store's writes); the queued writes would otherwise meet it only
+        in the commit."""
+        if self.store.readonly:
+            raise ReadOnlyError(f"store {self.store.path!r} was opened with readonly=True")
+
     async def __aenter__(self) -> AsyncStore:
         """``async with AsyncStore(store)``: closes the store at the end."""
         return self
@@ -143,8 +151,12 @@ class AsyncStore(AsyncStoreViews):
         The closing runs in its own task: a caller cancelled while it waits
         does not stop it, and a later ``close()`` waits for the same closing
         (or starts it again if it was itself cancelled before the store
-        closed), so the store is closed when any ``close()`` returns.
+        closed), so the store is closed when any ``close()`` returns.  An
+        open ``transaction()`` of another task is waited for; inside the
+        calling task's own, TransactionError (it would wait for itself).
         """
+        if in_transaction(self):  # also from a task started inside its block
+            raise TransactionError("close() inside this task's open transaction()")
         self._closed = True
         task = self._closing
         if task is None or (task.done() and not self.store.closed):
@@ -168,7 +180,8 @@ class AsyncStore(AsyncStoreViews):
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._writer, self.store.close)
+        async with self._gate:  # an open transaction() ends first
+            await loop.run_in_executor(self._writer, self.store.close)
         self._writer.shutdown(wait=True)
 
     # -- writes shared by one commit -----------------------------------------
@@ -176,6 +189,7 @@ class AsyncStore(AsyncStoreViews):
     async def _write(self, op: Op) -> Any:
         if self._closed:
             raise StoreClosedError(f"store {self.store.path!r} is closed")
+        self._check_not_in_txn()
         self.store._check_usable()
         if self.store._remote:  # etcd: each write is its own Txn, in a worker thread
             check_key(op.kb, op.ib)
@@ -228,14 +242,16 @@ class AsyncStore(AsyncStoreViews):
     ) -> int:
         """Upsert ``kind/id``; returns its revision once the commit holding it is
         durable.  ``if_revision`` as for Store.save_resource."""
-        kb, ib = encode_kind(kind), encode_id(id)
         expected = _check_revision(if_revision)
+        self._check_writable()
+        kb, ib = encode_kind(kind), encode_id(id)
         return int(await self._write(
             Op(kind, kb, ib, self.store._payload(msg), msg, False, expected)
         ))
 
     async def create_resource(self, kind: str, id: str, msg: Message) -> int:
         """Like save_resource, but AlreadyExistsError if ``kind/id`` exists."""
+        self._check_writable()
         kb, ib = encode_kind(kind), encode_id(id)
         return int(await self._write(Op(kind, kb, ib, self.store._payload(msg), msg, True)))
 
@@ -243,8 +259,9 @@ class AsyncStore(AsyncStoreViews):
         self, kind: str, id: str, *, if_revision: int | None = None
     ) -> bool:
         """Delete ``kind/id``; True if it existed."""
-        kb, ib = encode_kind(kind), encode_id(id)
         expected = _check_revision(if_revision)
+        self._check_writable()
+        kb, ib = encode_kind(kind), encode_id(id)
         return bool(await self._write(Op(kind, kb, ib, None, if_revision=expected)))
 
     # -- the change feed ------------------------------------------------------
@@ -279,8 +296,9 @@ class AsyncStore(AsyncStoreViews):
         streams: Iterable[str] | None = None,
         timeout: float | None = None,
     ) -> AsyncIterator[Change]:
-        """Store.watch as an async iterator: the waiting runs in a worker thread a
-        quarter second at a time, so an abandoned iterator frees it soon."""
+        """Store.watch as an async iterator.  It waits on the event loop (this
+        process's commits wake it at once, other processes' are seen within
+        POLL_S); only reads of the change log run in a worker thread."""
         if timeout is not None:
             if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
                 raise TypeError(f"timeout must be a number or None, not {type(timeout).__name__}")
@@ -296,17 +314,34 @@ class AsyncStore(AsyncStoreViews):
                     return
                 yield ch
         watcher = await loop.run_in_executor(None, Watcher, self.store, after, kinds, streams)
-        idle_since = loop.time()
-        while True:
-            wait = _WATCH_STEP_S
-            if timeout is not None:
-                wait = min(wait, max(0.0, idle_since + timeout - loop.time()))
-            batch = await loop.run_in_executor(None, watcher.poll, wait)
-            if batch is None:
-                return
-            if batch:
-                for ch in batch:
-                    yield ch
-                idle_since = loop.time()
-            elif timeout is not None and loop.time() - idle_since >= timeout:
-                return
+        # Waiting happens on the loop, never in a worker thread (idle
+        # watchers held one each and starved every other worker-thread call):
+        # this process's commits set ``woken``; other processes' are seen by
+        # the revision check every POLL_S, one C call on the loop.  Only a
+        # read of the log runs in a worker thread.
+        signal, woken = self.store._signal, asyncio.Event()
+        waiter = (loop, woken)
+        signal.add_async(waiter)
+        try:
+            idle_since = loop.time()
+            while True:
+                woken.clear()  # before the check: a commit after it sets it again
+                if watcher.moved():
+                    batch = await loop.run_in_executor(None, watcher.poll, 0.0)
+                    if batch is None:
+                        return
+                    if batch:
+                        for ch in batch:
+                            yield ch
+                        idle_since = loop.time()
+                        continue
+                wait = POLL_S
+                if timeout is not None:
+                    left = idle_since + timeout - loop.time()
+                    if left <= 0:
+                        return
+                    wait = min(wait, left)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(woken.wait(), wait)
+        finally:
+            signal.discard_async(waiter)

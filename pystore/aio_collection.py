@@ -17,7 +17,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
-from .collection import Collection
+from .collection import Collection, check_own
 from .records import Change, Page
 
 __all__ = ["AsyncCollection", "AsyncOwner"]
@@ -99,12 +99,22 @@ class AsyncCollection(Generic[M]):
         """The first message (by id) whose index holds ``value``; NotFoundError if none."""
         return await self._owner._call(self._sync.find_one, index, value)
 
+    async def _check(self, msg: object) -> None:
+        """A write's checks: ``msg`` is the handle's type, and (until a read or
+        a check saw it) so is the kind's recorded type, which a sync handle
+        checks at its creation."""
+        check_own(self.kind, self.msg_type, msg)
+        if not self._sync.kind_checked():
+            await self._owner._call(self._sync.check_kind)
+
     async def save(self, id: str, msg: M, *, if_revision: int | None = None) -> int:
         """Upsert ``id``; the revision it committed at (see ``Collection.save``)."""
+        await self._check(msg)
         return await self._owner.save_resource(self.kind, id, msg, if_revision=if_revision)
 
     async def create(self, id: str, msg: M) -> int:
         """Save ``id`` only if absent (AlreadyExistsError); the revision."""
+        await self._check(msg)
         return await self._owner.create_resource(self.kind, id, msg)
 
     async def update(self, id: str, fn: Callable[[M], object], *, create: bool = False) -> M:

@@ -22,6 +22,8 @@ every write of ``Transaction`` (``AsyncWrites`` and the three below).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import functools
 import os
 from collections.abc import Callable
@@ -41,10 +43,21 @@ if TYPE_CHECKING:
     from .store import Store
     from .transaction import Transaction
 
-__all__ = ["AsyncSnapshot", "AsyncStoreViews", "AsyncTransaction"]
+__all__ = ["AsyncSnapshot", "AsyncStoreViews", "AsyncTransaction", "in_transaction"]
 
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
+
+
+# The AsyncStores (by id) whose transaction() the current task -- or the
+# task that started it -- is inside: their close() would wait for itself.
+_IN_TXN: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar(
+    "pystore_async_txn", default=())
+
+
+def in_transaction(owner: object) -> bool:
+    """Whether this task runs inside ``owner``'s open ``transaction()`` block."""
+    return id(owner) in _IN_TXN.get()
 
 
 async def _run_in(executor: Executor | None, fn: Callable[..., T], *args: Any,
@@ -68,6 +81,7 @@ class AsyncTransaction(AsyncWrites, AsyncReads):
         self._owner = owner
         self._txn: Transaction | None = None
         self._done = False
+        self._mark: contextvars.Token[tuple[int, ...]] | None = None
 
     def _sync(self) -> Transaction:
         if self._txn is None:
@@ -88,14 +102,23 @@ class AsyncTransaction(AsyncWrites, AsyncReads):
             raise TransactionError("an AsyncTransaction can be entered only once")
         owner = self._owner
         owner._check_open()
+        owner._check_not_in_txn()  # nested in this task's own: it would wait for itself
         await owner._gate.acquire()
+        txn = owner.store.transaction()
         try:
-            txn = owner.store.transaction()
             await _run_in(owner._writer, txn.__enter__)
-        except BaseException:
+        except BaseException as exc:
+            # Cancelled while the writer thread begins it: the begin still
+            # runs there, and nobody would end it (every later write on that
+            # thread failed, close() waited forever).  Roll it back on that
+            # thread, queued behind the begin (a no-op if it never began).
+            with contextlib.suppress(RuntimeError):  # the executor is shut down
+                owner._writer.submit(txn.__exit__, type(exc), exc, None)
             owner._gate.release()
             raise
         self._txn = txn
+        self._mark = _IN_TXN.set((*_IN_TXN.get(), id(owner)))
+        owner._txn_task = asyncio.current_task()
         return self
 
     async def __aexit__(
@@ -112,6 +135,10 @@ class AsyncTransaction(AsyncWrites, AsyncReads):
             # shielded: a cancellation here must not leave it open.
             await asyncio.shield(_run_in(self._owner._writer, txn.__exit__, exc_type, exc, tb))
         finally:
+            self._owner._txn_task = None
+            if self._mark is not None:
+                with contextlib.suppress(ValueError):  # exited in another context
+                    _IN_TXN.reset(self._mark)
             self._owner._gate.release()
             self.revision = txn.revision
 
@@ -208,6 +235,17 @@ class AsyncStoreViews(AsyncWrites, AsyncReads):
     store: Store
     _writer: Executor
     _gate: asyncio.Lock
+    _txn_task: asyncio.Task[Any] | None = None  # the task inside an open transaction()
+
+    def _check_not_in_txn(self) -> None:
+        """TransactionError for a write through the store by the task holding
+        its transaction(): it would wait for that transaction, i.e. itself
+        (as Store raises for the thread holding one).  Other tasks wait."""
+        if self._txn_task is not None and self._txn_task is asyncio.current_task():
+            raise TransactionError(
+                "this task holds an open transaction(): use the transaction's "
+                "methods, or finish it first"
+            )
 
     def _check_open(self) -> None:
         raise NotImplementedError
@@ -233,6 +271,7 @@ class AsyncStoreViews(AsyncWrites, AsyncReads):
     async def _write_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """On the writer thread, once no transaction() holds it."""
         self._check_open()
+        self._check_not_in_txn()
         async with self._gate:
             return await _run_in(self._writer, fn, *args, **kwargs)
 

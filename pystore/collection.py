@@ -32,7 +32,7 @@ from .records import Change, Page
 if TYPE_CHECKING:
     from ._ops import ResourceOps
 
-__all__ = ["Collection", "decode_token", "encode_token"]
+__all__ = ["Collection", "check_own", "decode_token", "encode_token"]
 
 M = TypeVar("M", bound=Message)
 
@@ -68,6 +68,17 @@ def decode_token(token: str) -> str:
     return last
 
 
+def check_own(kind: str, msg_type: type[Message], msg: object) -> None:
+    """A typed handle writes only its own type: another message would be
+    recorded as the kind's type and make its other records unreadable as
+    ``msg_type`` (TypeError naming both; a non-message is the owner's to refuse)."""
+    if isinstance(msg, Message) and msg.DESCRIPTOR.full_name != msg_type.DESCRIPTOR.full_name:
+        raise TypeError(
+            f"collection {kind!r} holds {msg_type.DESCRIPTOR.full_name} messages, "
+            f"not {msg.DESCRIPTOR.full_name}"
+        )
+
+
 def _check_size(size: object) -> int:
     if isinstance(size, bool) or not isinstance(size, int):
         raise TypeError(f"size must be int, not {type(size).__name__}")
@@ -94,11 +105,21 @@ class Collection(Generic[M]):
         self._ops = ops
         self.kind = kind
         self.msg_type: type[M] = msg_type
-        kb = encode_kind(kind)
-        # check=False (an async transaction's collection, made outside its
-        # thread): the first read checks instead, as every typed read does.
-        if check and ops._schemas.read_ok.get(kind) is not msg_type.DESCRIPTOR:
-            ops._check_read_type(kind, kb, msg_type.DESCRIPTOR)  # type: ignore[arg-type]
+        # check=False (an async transaction's or snapshot's collection, made
+        # outside its thread): the first read checks instead, as every typed
+        # read does, and its writes call check_kind() first.
+        if check:
+            self.check_kind()
+
+    def kind_checked(self) -> bool:
+        """Whether the kind is known to hold this handle's type (no store read)."""
+        return self._ops._schemas.read_ok.get(self.kind) is self.msg_type.DESCRIPTOR
+
+    def check_kind(self) -> None:
+        """InvalidMessageError if the store recorded another type for the kind."""
+        if not self.kind_checked():
+            desc: Any = self.msg_type.DESCRIPTOR
+            self._ops._check_read_type(self.kind, encode_kind(self.kind), desc)
 
     def __repr__(self) -> str:
         return f"<pystore.Collection {self.kind!r} of {self.msg_type.DESCRIPTOR.full_name}>"
@@ -203,11 +224,14 @@ class Collection(Generic[M]):
 
     def save(self, id: str, msg: M, *, if_revision: int | None = None) -> int:
         """Upsert ``id``; the revision it committed at.  ``if_revision=N``:
-        only if the stored revision is N (0: only if absent), else ConflictError."""
+        only if the stored revision is N (0: only if absent), else ConflictError.
+        A message of another type than the handle's: TypeError."""
+        check_own(self.kind, self.msg_type, msg)
         return self._ops.save_resource(self.kind, id, msg, if_revision=if_revision)
 
     def create(self, id: str, msg: M) -> int:
         """Save ``id`` only if absent (AlreadyExistsError); the revision."""
+        check_own(self.kind, self.msg_type, msg)
         return self._ops.create_resource(self.kind, id, msg)
 
     def update(self, id: str, fn: Callable[[M], object], *, create: bool = False) -> M:

@@ -19,6 +19,8 @@ pages, and it ends (normally) when its store is closed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -47,6 +49,8 @@ class Signal:
         self._cond = threading.Condition(threading.Lock())
         self.generation = 0
         self._waiting = 0
+        # asyncio watchers (AsyncStore.watch): (loop, event) set at each commit
+        self._loops: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
 
     def notify(self) -> None:
         # No lock unless someone waits (a commit pays ~0.1 us): a waiter
@@ -56,6 +60,17 @@ class Signal:
         if self._waiting:
             with self._cond:
                 self._cond.notify_all()
+        if self._loops:
+            for loop, event in list(self._loops):
+                with contextlib.suppress(RuntimeError):  # its loop is closed
+                    loop.call_soon_threadsafe(event.set)
+
+    def add_async(self, waiter: tuple[asyncio.AbstractEventLoop, asyncio.Event]) -> None:
+        """Set ``waiter``'s event (in its loop) after every commit, until discarded."""
+        self._loops.add(waiter)
+
+    def discard_async(self, waiter: tuple[asyncio.AbstractEventLoop, asyncio.Event]) -> None:
+        self._loops.discard(waiter)
 
     def wait(self, generation: int, timeout: float) -> None:
         """Wait up to ``timeout`` unless a commit came after ``generation``."""
@@ -132,6 +147,16 @@ class Watcher:
                 t, self._rev, self._idx, self._kinds, _PAGE, self._streams
             )
         return batch
+
+    def moved(self) -> bool:
+        """Whether ``poll`` has something to read (or the store closed): one
+        C call, a microsecond; an asyncio watcher asks it on the loop."""
+        if self._store._closed or self._idx != END:
+            return True
+        try:
+            return env_revision(self._store._env) > self._rev
+        except StoreClosedError:
+            return True
 
     def poll(self, wait: float) -> list[Change] | None:
         """The next changes (waiting up to ``wait`` seconds for some); [] when none

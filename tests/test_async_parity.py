@@ -187,3 +187,32 @@ def test_async_collection_find(store_path: Path) -> None:
                 await agents.find_one("by_model", "7")
 
     asyncio.run(main())
+
+
+def test_an_async_transactions_collection_of_another_type_refuses_writes_too(
+    store_path: Path,
+) -> None:
+    """An async transaction's collections check the recorded type at their
+    first read (they are made outside its thread); a write through one came
+    first and recorded its type over the kind's, so the kind's records no
+    longer read."""
+    with pystore.Store(store_path, sync=False) as s:
+        s.save_resource("Agent", "a", Agent(model="m"))
+        with pytest.raises(pystore.InvalidMessageError):
+            s.collection("Agent", Session)  # the sync handle: at creation
+
+    async def main() -> None:
+        async with AsyncStore.open(store_path, sync=False) as a:
+            with pytest.raises(pystore.InvalidMessageError):
+                a.collection("Agent", Session)  # the store's: at creation, as sync
+            for write in ("save", "create"):
+                with pytest.raises(pystore.InvalidMessageError):
+                    async with a.transaction() as t:
+                        wrong = t.collection("Agent", Session)  # unchecked until used
+                        await getattr(wrong, write)("s", Session())
+            assert await a.list_ids("Agent") == ["a"]
+            assert await a.collection("Agent", Agent).get("a") == Agent(model="m")
+            # a kind without a recorded type takes any: the first save records it
+            assert await a.collection("New", Session).save("n", Session()) > 0
+
+    asyncio.run(main())

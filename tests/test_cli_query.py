@@ -132,3 +132,29 @@ def test_dump_load_carries_indexes_and_events(qstore: Path, tmp_path: Path) -> N
     assert run("load", other, dump).returncode == 0
     with Store(other, readonly=True) as s:
         assert [i.entries for i in s.indexes()] == [1, 2, 1]
+
+
+@pytest.mark.parametrize(("args", "lines"), [
+    (["find", "{p}", "Session", "agent", "a1"], True),
+    (["indexes", "{p}"], False),
+    (["events", "{p}", "ex-1"], True),
+    (["reindex", "{p}", "Session", "agent"], False),
+    (["upgrade", "{p}"], False),
+])
+def test_json_before_the_command_is_honoured_by_the_query_commands(
+    qstore: Path, args: list[str], lines: bool
+) -> None:
+    p = run("--json", *[a.format(p=qstore) for a in args])
+    assert p.returncode == 0, p.stderr
+    docs = ([json.loads(x) for x in p.stdout.splitlines()] if lines
+            else [json.loads(p.stdout)])
+    assert docs
+    if args[0] == "reindex":
+        assert docs == [{"kind": "Session", "name": "agent", "entries": 2}]
+
+
+@pytest.mark.parametrize("after", ["-1", str(2**64)])
+def test_an_out_of_range_events_after_is_a_usage_error(qstore: Path, after: str) -> None:
+    p = run("events", qstore, "ex-1", "--after", after)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert p.stderr.startswith("pystore: error:") and p.stderr.count("\n") == 1

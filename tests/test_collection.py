@@ -4,7 +4,9 @@ update function rules)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -274,3 +276,38 @@ def test_find_and_find_one_by_index(agents: pystore.Collection[Agent],
     with pytest.raises(pystore.UniqueViolationError):
         agents.save("x3", Agent(metadata={"name": "x-one"}))
     assert not agents.exists("x3")
+
+
+def test_a_collection_refuses_a_message_of_another_type_and_writes_nothing(
+    store_path: Path,
+) -> None:
+    from pystore.aio import AsyncStore
+
+    with pystore.Store(store_path, sync=False) as s:
+        agents = s.collection("Agent", Agent)
+        agents.save("a1", Agent(model="m"))
+        rev = s.revision()
+        wrong: Any = Session(agent_id="x")
+        with pytest.raises(TypeError, match=r"pystore\.samples\.Session"):
+            agents.save("s1", wrong)
+        with pytest.raises(TypeError, match=r"pystore\.samples\.Agent"):
+            agents.create("s2", wrong)
+        with s.transaction() as t, pytest.raises(TypeError):
+            t.collection("Agent", Agent).save("s3", wrong)
+        # nothing written, and the kind's recorded type is still Agent
+        assert s.revision() == rev and s.list_ids("Agent") == ["a1"]
+        assert s.collection("Agent", Agent).get("a1") == Agent(model="m")
+
+    async def main() -> None:
+        async with AsyncStore.open(store_path, sync=False) as a:
+            ac = a.collection("Agent", Agent)
+            with pytest.raises(TypeError):
+                await ac.save("s4", wrong)
+            with pytest.raises(TypeError):
+                await ac.create("s5", wrong)
+            async with a.transaction() as at:
+                with pytest.raises(TypeError):
+                    await at.collection("Agent", Agent).save("s6", wrong)
+            assert await a.list_ids("Agent") == ["a1"]
+
+    asyncio.run(main())

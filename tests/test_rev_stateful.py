@@ -3,8 +3,9 @@ log and version history, checked against a model after every step.
 
 The model keeps, per key, the live (revision, data) and the kept versions;
 the store revision; and the expected change log.  Rules: save (plain and
-conditional, right and wrong revision), delete (plain and conditional),
-transactions that commit or roll back, kind deletes, set_history,
+conditional, right and wrong revision), create, update_resource (with and
+without create), save_resources batches, delete (plain and conditional),
+transactions that commit or roll back, prefix and kind deletes, set_history,
 delete_history, a small map (so map growth replays the log) and reopen.
 """
 
@@ -17,7 +18,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from pystore import ConflictError, NotFoundError, Store
+from pystore import AlreadyExistsError, CompactedError, ConflictError, NotFoundError, Store
 from pystore.samples.agent_pb2 import Agent
 
 KINDS = st.sampled_from(["V", "W"])
@@ -135,6 +136,60 @@ class RevMachine(RuleBasedStateMachine):
             self.rev = rev
         assert t.revision == (rev if changed else 0)
 
+    @rule(kind=KINDS, id=IDS, model=DATA)
+    def create(self, kind: str, id: str, model: str) -> None:
+        msg = Agent(model=model)
+        if (kind, id) in self.live:
+            try:
+                self.store.create_resource(kind, id, msg)
+                raise AssertionError("created over a live record")
+            except AlreadyExistsError:
+                return
+        rev = self.store.create_resource(kind, id, msg)
+        self.rev += 1
+        assert rev == self.rev
+        self._put((kind, id), msg.SerializeToString(), rev)
+
+    @rule(kind=KINDS, id=IDS, model=DATA, create=st.booleans())
+    def update(self, kind: str, id: str, model: str, create: bool) -> None:
+        old = self.live.get((kind, id))
+        if old is None and not create:
+            try:
+                self.store.update_resource(kind, id, Agent, lambda a: None)
+                raise AssertionError("updated an absent record")
+            except NotFoundError:
+                return
+        out = self.store.update_resource(kind, id, Agent, lambda a: setattr(a, "model", model),
+                                         create=create)
+        want = Agent.FromString(old[1]) if old is not None else Agent()
+        want.model = model
+        assert out == want
+        self.rev += 1
+        self._put((kind, id), want.SerializeToString(), self.rev)
+        assert self.store.get_record(kind, id).revision == self.rev
+
+    @rule(kind=KINDS, items=st.lists(st.tuples(IDS, DATA), min_size=1, max_size=4))
+    def batch(self, kind: str, items: list[tuple[str, str]]) -> None:
+        n = self.store.save_resources(kind, [(id, Agent(model=m)) for id, m in items])
+        assert n == len(items)
+        self.rev += 1
+        for id, m in items:  # one revision; a version the batch overwrote is not kept
+            self._put((kind, id), Agent(model=m).SerializeToString(), self.rev)
+
+    @rule(kind=KINDS, prefix=st.sampled_from(["", "a", "c/", "x"]))
+    def delete_prefix(self, kind: str, prefix: str) -> None:
+        n = self.store.delete_resources_by_prefix(kind, prefix)
+        keys = [k for k in self.live if k[0] == kind and k[1].startswith(prefix)]
+        assert n == len(keys)
+        for k in keys:
+            del self.live[k]
+        # the matching ids' kept versions go with them (as with a kind delete)
+        for k in [k for k in self.kept if k[0] == kind and k[1].startswith(prefix)]:
+            del self.kept[k]
+        if keys:
+            self.rev += 1
+            self.log.append((self.rev, "delete_prefix", kind, prefix))
+
     @rule(kind=KINDS)
     def delete_kind(self, kind: str) -> None:
         n = self.store.delete_resources_by_kind(kind)
@@ -186,6 +241,18 @@ class RevMachine(RuleBasedStateMachine):
             raise AssertionError("a future revision")
         except NotFoundError:
             pass
+        # a snapshot sees the same revision and records; the log before the
+        # kept window is compacted (CompactedError), never silently short
+        with s.snapshot() as snap:
+            assert snap.revision == self.rev
+            assert {(k, r.id): (r.revision, r.data) for k in ("V", "W")
+                    for r in snap.iter_resources(k)} == self.live
+        if self.rev > 12:
+            try:
+                s.changes(0)
+                raise AssertionError("changes(0) after the log was trimmed")
+            except CompactedError:
+                pass
 
 
 RevMachine.TestCase.settings = settings(

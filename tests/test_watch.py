@@ -231,6 +231,40 @@ def test_async_watch(store_path: Path) -> None:
     asyncio.run(main())
 
 
+def test_idle_async_watchers_leave_the_worker_threads_free(store_path: Path) -> None:
+    """More idle AsyncStore watchers than the loop's default executor has
+    threads (at most 32): reads that run in worker threads stay prompt, and
+    a change reaches every watcher promptly (each watcher held a worker
+    thread a quarter second at a time: 16 watchers made every list 0.5 s)."""
+    n = 40
+
+    async def main() -> None:
+        async with AsyncStore.open(store_path, sync=False) as s:
+            await s.save_resource("A", "x", Agent())
+            got: list[list[Change]] = [[] for _ in range(n)]
+
+            async def follow(out: list[Change]) -> None:
+                async for ch in s.watch(timeout=30):
+                    out.append(ch)
+                    return
+
+            tasks = [asyncio.create_task(follow(out)) for out in got]
+            await asyncio.sleep(0.3)  # every watcher waiting
+            took = []
+            for _ in range(5):
+                t0 = time.monotonic()
+                assert await s.list_ids("A") == ["x"]
+                took.append(time.monotonic() - t0)
+            assert sorted(took)[2] < 0.2, took
+            t0 = time.monotonic()
+            rev = await s.save_resource("A", "y", Agent())
+            await asyncio.wait_for(asyncio.gather(*tasks), 30)
+            assert time.monotonic() - t0 < 1.0
+            assert all([c.revision for c in out] == [rev] for out in got)
+
+    asyncio.run(main())
+
+
 def test_cli_watch(store_path: Path) -> None:
     with Store(store_path, sync=False) as s:
         s.save_resource("A", "x", Agent())
@@ -253,6 +287,32 @@ def test_cli_watch(store_path: Path) -> None:
                              capture_output=True, text=True, timeout=30)
     assert missing.returncode == 1 and len(missing.stderr.splitlines()) == 1
     assert not (store_path.parent / "nope").exists()
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_cli_watch_names_the_stream_and_seq_of_an_append(store_path: Path, as_json: bool) -> None:
+    with Store(store_path, sync=False) as s:
+        s.append_events("ex-1", [(7, Agent())])
+        s.delete_resources_by_prefix("A", "tmp-")  # nothing: no change
+        s.save_resource("A", "tmp-1", Agent())
+        s.delete_resources_by_prefix("A", "tmp-")
+    p = subprocess.Popen([sys.executable, "-m", "pystore", *(["--json"] if as_json else []),
+                          "watch", str(store_path), "--after", "0"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    assert p.stdout is not None
+    lines = [p.stdout.readline() for _ in range(3)]
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 0 and err == ""
+    if as_json:
+        rows = [json.loads(ln) for ln in lines]
+        assert rows[0]["op"] == "append" and (rows[0]["stream"], rows[0]["seq"]) == ("ex-1", 7)
+        assert [(r["op"], r["kind"], r["id"]) for r in rows[1:]] == [
+            ("put", "A", "tmp-1"), ("delete_prefix", "A", "tmp-")]
+    else:
+        assert lines[0].split()[1:3] == ["append", "ex-1#7"], lines
+        assert "None" not in lines[0]
 
 
 @pytest.mark.parametrize("after", [None, 0])

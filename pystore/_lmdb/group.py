@@ -135,7 +135,12 @@ def commit_ops(store: Store, ops: list[Op]) -> None:
             # payload with its plan: stripping it again changes nothing.
             op.payload = stripper.strip(msg, data, wire)
             op.wire = None
-    t = store._prepare(True)
+    try:
+        t = store._prepare(True)
+    except Exception as exc:  # nothing begun: every op fails with it (never a None result)
+        for op in ops:
+            op.error, op.done = exc, True
+        raise
     if isinstance(ops, Batch):
         ops.txn = t
     ok = False

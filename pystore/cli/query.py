@@ -47,13 +47,21 @@ def add_commands(cmd: Any) -> None:
     c = cmd("events", "the events of a stream in seq order")
     c.add_argument("path", metavar="PATH")
     c.add_argument("stream", metavar="STREAM")
-    c.add_argument("--after", type=int, default=0, metavar="N", help="only seqs above N")
+    c.add_argument("--after", type=_seq, default=0, metavar="N", help="only seqs above N")
     c.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                    help="one JSON object per event (data in base64)")
     c = cmd("reindex", "rebuild one index from the records")
     c.add_argument("path", metavar="PATH")
     c.add_argument("kind", metavar="KIND")
     c.add_argument("name", metavar="NAME")
+
+
+def _seq(text: str) -> int:
+    """``events --after``: out of range is a usage error (exit 2), as other bad values."""
+    try:
+        return _ev.check_seq(int(text), "--after", 0)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _out(text: str) -> None:
@@ -183,7 +191,6 @@ def cmd_indexes(a: argparse.Namespace, open_store: Any) -> int:
 
 
 def cmd_events(a: argparse.Namespace, open_store: Any) -> int:
-    _ev.check_seq(a.after, "--after", 0)
     with open_store(a.path) as s:
         events = s.read_events(a.stream, after=a.after)
     for e in events:
@@ -199,7 +206,10 @@ def cmd_events(a: argparse.Namespace, open_store: Any) -> int:
 def cmd_reindex(a: argparse.Namespace, open_store: Any) -> int:
     with open_store(a.path, readonly=False) as s:
         n = s.rebuild_index(a.kind, a.name)
-    _out(f"rebuilt index {a.kind}.{a.name}: {n} entries")
+    if getattr(a, "json", False):
+        _out(json.dumps({"kind": a.kind, "name": a.name, "entries": n}, indent=2))
+    else:
+        _out(f"rebuilt index {a.kind}.{a.name}: {n} entries")
     return 0
 
 

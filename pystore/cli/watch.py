@@ -21,13 +21,20 @@ def _stamp(ch: Change) -> str:
 
 
 def change_json(ch: Change) -> dict[str, object]:
-    """The JSON object of one change (the shape of ``pystore watch --json``)."""
-    return {"revision": ch.revision, "op": ch.op, "kind": ch.kind, "id": ch.id,
-            "updated_at": _stamp(ch)}
+    """The JSON object of one change (the shape of ``pystore watch --json``);
+    an event append also has ``stream`` and ``seq``."""
+    obj: dict[str, object] = {"revision": ch.revision, "op": ch.op, "kind": ch.kind,
+                              "id": ch.id, "updated_at": _stamp(ch)}
+    if ch.stream is not None:
+        obj["stream"], obj["seq"] = ch.stream, ch.seq
+    return obj
 
 
 def _text(ch: Change) -> str:
-    target = ch.kind if ch.id is None else f"{ch.kind}/{ch.id}"
+    if ch.stream is not None:  # an event append: STREAM#SEQ
+        target = f"{ch.stream}#{ch.seq}"
+    else:
+        target = f"{ch.kind}" if ch.id is None else f"{ch.kind}/{ch.id}"
     return f"{ch.revision:>8}  {ch.op:<11}  {target}  {_stamp(ch)}"
 
 
