@@ -196,6 +196,49 @@ int ps_apply_hist_del(ps_txn *t, const char *key, size_t key_len,
     return mdb_del(t->mdb, t->env->history_dbi, &k, NULL);
 }
 
+/* Keep at most `keep` versions of each resource of the kind `prefix`
+ * ("<kind>/"): the oldest of a longer history go (all with keep 0). */
+int ps_apply_hist_trim(ps_txn *t, const char *prefix, size_t prefix_len,
+                       uint64_t keep)
+{
+    if (keep == 0)
+        return ps_hist_drop_prefix(t, prefix, prefix_len);
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(t->mdb, t->env->history_dbi, &cur);
+    if (rc)
+        return rc;
+    MDB_val k = {prefix_len, (void *)prefix}, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == PS_OK && k.mv_size >= prefix_len &&
+           memcmp(k.mv_data, prefix, prefix_len) == 0) {
+        uint64_t count;
+        rc = blob_count(v.mv_data, v.mv_size, &count);
+        if (rc == PS_OK && k.mv_size > PS_MAX_KEY)
+            rc = PS_ERR_BAD_RECORD;
+        if (rc == PS_OK && count > keep) {
+            /* the key and the newest `keep` entries, copied out: both point
+             * into the page, which the put below rewrites */
+            char key[PS_MAX_KEY];
+            memcpy(key, k.mv_data, k.mv_size);
+            MDB_val nk = {k.mv_size, key};
+            size_t from = blob_skip(v.mv_data, count - keep), len = v.mv_size - from;
+            char *nb = malloc(len);
+            if (nb == NULL) {
+                rc = PS_ERR_NOMEM;
+                break;
+            }
+            memcpy(nb, (const char *)v.mv_data + from, len);
+            MDB_val nv = {len, nb};
+            rc = mdb_cursor_put(cur, &nk, &nv, MDB_CURRENT);
+            free(nb);
+        }
+        if (rc == PS_OK)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? PS_OK : rc;
+}
+
 int ps_apply_hist_load(ps_txn *t, const char *key, size_t key_len,
                        const char *record, size_t record_len)
 {
@@ -243,7 +286,21 @@ int ps_history_set(ps_txn *t, const char *kind, size_t kind_len, uint64_t keep)
     rc = ps_meta_put(t, key, key_len, val, sizeof val);
     t->hist_n = 0; /* forget cached keep counts */
     t->hist_set = 1;
-    return rc;
+    if (rc)
+        return rc;
+    /* the count holds for the versions kept already: a lower one drops
+     * the oldest now (all of them with 0), not at each resource's next write */
+    char prefix[PS_MAX_KEY + 1];
+    memcpy(prefix, kind, kind_len);
+    prefix[kind_len] = '/';
+    while ((rc = ps_apply_hist_trim(t, prefix, kind_len + 1, keep)) == MDB_MAP_FULL) {
+        rc = ps_txn_recover(t);
+        if (rc)
+            return rc;
+    }
+    if (rc == PS_OK)
+        rc = ps_txn_log_arg(t, PS_OP_HIST_TRIM, prefix, kind_len + 1, NULL, 0, 0, 0, keep);
+    return ps_txn_note(t, rc);
 }
 
 int ps_history_keep(ps_txn *t, const char *kind, size_t kind_len,

@@ -139,7 +139,7 @@ enum ps_op_type {
     PS_OP_PUT, PS_OP_DEL, PS_OP_DEL_KIND, PS_OP_META_PUT,
     PS_OP_IDX_CREATE, PS_OP_IDX_DROP, PS_OP_IDX_REBUILD, PS_OP_DEL_PREFIX,
     PS_OP_EV_APPEND, PS_OP_EV_DELETE,
-    PS_OP_HIST_DEL, PS_OP_HIST_LOAD, PS_OP_RESERVE
+    PS_OP_HIST_DEL, PS_OP_HIST_LOAD, PS_OP_RESERVE, PS_OP_HIST_TRIM
 };
 
 #define PS_OP0_ROOM 96   /* key (and copied value) bytes of ps_txn.op0 */
@@ -435,6 +435,9 @@ int ps_apply_hist_del(ps_txn *txn, const char *key, size_t key_len,
                       uint64_t *dropped);
 int ps_apply_hist_load(ps_txn *txn, const char *key, size_t key_len,
                        const char *record, size_t record_len);
+/* Keep at most `keep` versions of each resource under `prefix` ("<kind>/"). */
+int ps_apply_hist_trim(ps_txn *txn, const char *prefix, size_t prefix_len,
+                       uint64_t keep);
 int ps_apply_reserve(ps_txn *txn, uint64_t n, uint64_t *first);
 
 /* ps_upgrade.c: rewrite a format-1 store as format 2 in `txn`. */

@@ -399,6 +399,9 @@ static int replay(ps_txn *t)
         case PS_OP_HIST_LOAD:
             rc = ps_apply_hist_load(t, op->bytes, op->key_len, op->val, op->val_len);
             break;
+        case PS_OP_HIST_TRIM:
+            rc = ps_apply_hist_trim(t, op->bytes, op->key_len, op->arg);
+            break;
         case PS_OP_RESERVE:
             rc = ps_apply_reserve(t, op->arg, &n);
             break;

@@ -35,7 +35,8 @@ class HistoryOps:
 
     def set_history(self, kind: str, keep: int) -> None:
         """Keep the last ``keep`` superseded versions of each resource of ``kind``
-        (0, the default, keeps none).  Persisted; makes no revision."""
+        (0, the default, keeps none).  Persisted; makes no revision.  A lower
+        count drops the oldest of the versions kept already, at once."""
         kb = encode_kind(kind)
         self._run(True, revs.history_set, kb, _count(keep, "keep"))
 

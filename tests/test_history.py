@@ -4,6 +4,7 @@ dump/load carrying it (issue 9)."""
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 import textwrap
@@ -46,8 +47,6 @@ def test_history_keeps_the_last_versions(store: Store) -> None:
     assert len(store.history("W", "a")) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="review8: a lowered keep count is applied only by a "
-                   "later write with keep > 0; with keep 0 the old versions stay (not fixed)")
 def test_a_lowered_keep_count_keeps_at_most_that_many(store: Store) -> None:
     store.set_history("V", 3)
     for i in range(5):
@@ -58,6 +57,28 @@ def test_a_lowered_keep_count_keeps_at_most_that_many(store: Store) -> None:
     assert models(store, "V", "a") == [(6, "5")]
     with pytest.raises(NotFoundError):
         store.get_record_at("V", "a", 3)
+
+
+def test_a_lowered_keep_count_applies_at_once_to_every_resource(store: Store) -> None:
+    store.set_history("V", 4)
+    store.set_history("W", 4)
+    for id in ("a", "b"):
+        for i in range(4):
+            store.save_resource("V", id, Agent(model=f"{id}{i}"))
+            store.save_resource("W", id, Agent(model=f"{id}{i}"))
+    before = store.revision()
+    store.set_history("V", 1)  # no write of V/a or V/b after it
+    assert store.revision() == before  # an administrative call: no revision
+    for id in ("a", "b"):
+        assert [m for _, m in models(store, "V", id)] == [f"{id}3", f"{id}2"]  # live + 1 kept
+        assert len(store.history("W", id)) == 4  # another kind: untouched
+    store.set_history("V", 0)
+    assert [m for _, m in models(store, "V", "a")] == ["a3"]
+    with pytest.raises(RuntimeError), store.transaction() as t:  # rolled back: nothing dropped
+        t.set_history("W", 0)
+        assert t.history("W", "a") == t.history("W", "a")[:1]  # the txn sees its own trim
+        raise RuntimeError("roll back")
+    assert len(store.history("W", "a")) == 4
 
 
 def test_delete_moves_the_last_version_into_history(store: Store) -> None:
@@ -139,3 +160,40 @@ def test_dump_and_load_carry_history(store_path: Path, tmp_path: Path) -> None:
     strip = [line for line in again.getvalue().splitlines() if '"X"' not in line]
     assert [ln for ln in strip if '"history"' not in ln] == [
         ln for ln in text.splitlines() if '"history"' not in ln]
+
+
+def test_a_lowered_keep_count_trims_large_versions_of_many_resources(store: Store) -> None:
+    # versions over a page each (LMDB's overflow pages), a kind whose name
+    # starts with the trimmed one's ("VV"), and enough ids to fill pages
+    store.set_history("V", 3)
+    store.set_history("VV", 3)
+    ids = [f"id{n:03d}" for n in range(40)]
+    for i in range(4):
+        store.save_resources("V", [(id, Agent(model=f"{id}-{i}", instructions="x" * (3000 + i)))
+                                   for id in ids])
+        store.save_resources("VV", [(id, Agent(model=f"{id}-{i}")) for id in ids])
+    store.set_history("V", 1)
+    for id in ids:
+        got = [(Agent.FromString(r.data).model, len(Agent.FromString(r.data).instructions))
+               for r in store.history("V", id)]
+        assert got == [(f"{id}-3", 3003), (f"{id}-2", 3002)]
+        assert [m for _, m in models(store, "VV", id)] == [f"{id}-{i}" for i in (3, 2, 1, 0)]
+    store.close()
+    with Store(store.path, readonly=True) as again:  # committed as it was read
+        assert len(again.history("V", "id039")) == 2
+
+
+def test_a_trim_in_a_transaction_survives_the_replay_of_a_map_growth(tmp_path: Path) -> None:
+    path = str(tmp_path / "small")
+    with Store(path, sync=False, map_size=1 << 16) as s:
+        s.set_history("V", 3)
+        for i in range(4):
+            s.save_resource("V", "a", Agent(model=str(i)))
+        size = os.path.getsize(os.path.join(path, "data.mdb"))
+        with s.transaction() as t:
+            t.set_history("V", 1)
+            for n in range(1000):  # ~3 MB more: the map grows, the txn's log is replayed
+                t.save_resource("Big", f"b{n}", Agent(instructions="y" * 3000))
+        assert os.path.getsize(os.path.join(path, "data.mdb")) > size
+        assert [m for _, m in models(s, "V", "a")] == ["3", "2"]
+        assert s.count("Big") == 1000

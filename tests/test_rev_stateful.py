@@ -207,6 +207,10 @@ class RevMachine(RuleBasedStateMachine):
     def set_history(self, kind: str, keep: int) -> None:
         self.store.set_history(kind, keep)
         self.keep[kind] = keep
+        for key in [k for k in self.kept if k[0] == kind]:  # applies to those kept already
+            self.kept[key] = self.kept[key][len(self.kept[key]) - keep:] if keep else []
+            if not self.kept[key]:
+                del self.kept[key]
 
     @rule(kind=KINDS, id=IDS)
     def delete_history(self, kind: str, id: str) -> None:
