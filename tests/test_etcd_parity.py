@@ -1,0 +1,117 @@
+"""Parity found by an adversarial review of the etcd backend (issue 13): calls
+a user's code makes on the LMDB store, made the same way on both backends
+(``any_store``), must give the same results and exceptions."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from pystore import Store, UniqueViolationError
+from pystore.cli import dump as dump_mod
+from pystore.samples.agent_pb2 import Agent
+
+
+def _slug(value: str) -> Agent:
+    m = Agent()
+    m.metadata.slug = value
+    return m
+
+
+def _holders(s: Store, *values: str) -> list[list[str]]:
+    return [s.find_ids("Agent", "slug", v) for v in values]
+
+
+def test_watch_with_timeout_0_yields_what_is_already_there(any_store: Store) -> None:
+    # "timeout: ends after T idle seconds": the changes already committed
+    # after `after` are not idle time, whatever T is (etcd yielded nothing)
+    before = any_store.revision()
+    any_store.save_resource("Agent", "a", Agent())
+    any_store.save_resource("Agent", "b", Agent())
+    any_store.delete_resource("Agent", "a")
+    got = [(c.op, c.id) for c in any_store.watch(after=before, timeout=0)]
+    assert got == [("put", "a"), ("put", "b"), ("delete", "a")]
+    assert [c.id for c in any_store.watch(after=before, timeout=0.001)] == ["a", "b", "a"]
+
+
+def test_a_transaction_lists_the_kinds_as_it_left_them(any_store: Store) -> None:
+    s = any_store
+    s.save_resource("Old", "1", Agent())
+    s.save_resource("Gone", "1", Agent())
+    s.save_resource("Dropped", "1", Agent())
+    with s.transaction() as t:
+        t.save_resource("New", "1", Agent())
+        t.delete_resource("Gone", "1")
+        t.delete_resources_by_kind("Dropped")
+        assert t.kinds() == ["New", "Old"]
+    assert s.kinds() == ["New", "Old"]
+
+
+def test_a_unique_value_handed_over_in_one_commit(any_store: Store) -> None:
+    s = any_store
+    s.save_resource("Agent", "1", _slug("s1"))
+    s.save_resource("Agent", "2", _slug("s2"))
+    s.create_index("Agent", "slug", field="metadata.slug", msg_type=Agent, unique=True)
+    # a batch: 2 lets s2 go before 1 takes it (LMDB writes in order)
+    s.save_resources("Agent", [("2", _slug("s5")), ("1", _slug("s2"))])
+    assert _holders(s, "s1", "s2", "s5") == [[], ["1"], ["2"]]
+    # a transaction: 1 lets s2 go, then 2 takes it
+    with s.transaction() as t:
+        t.save_resource("Agent", "1", _slug("s3"))
+        t.save_resource("Agent", "2", _slug("s2"))
+    assert _holders(s, "s2", "s3", "s5") == [["2"], ["1"], []]
+    # a delete frees a value another record of the same commit takes
+    with s.transaction() as t:
+        t.delete_resource("Agent", "1")
+        t.save_resource("Agent", "9", _slug("s3"))
+    assert _holders(s, "s2", "s3") == [["2"], ["9"]]
+    # so does a prefix delete
+    with s.transaction() as t:
+        t.delete_resources_by_prefix("Agent", "9")
+        t.save_resource("Agent", "8", _slug("s3"))
+    assert _holders(s, "s2", "s3") == [["2"], ["8"]]
+    assert s.find_one("Agent", "slug", "s3", Agent).metadata.slug == "s3"
+    assert sorted(s.list_ids("Agent")) == ["2", "8"]
+    assert [(i.name, i.entries) for i in s.indexes("Agent")] == [("slug", 2)]
+
+
+def test_two_records_taking_one_unique_value_in_one_commit(any_store: Store) -> None:
+    s = any_store
+    s.create_index("Agent", "slug", field="metadata.slug", msg_type=Agent, unique=True)
+    s.save_resource("Agent", "1", _slug("held"))
+    with pytest.raises(UniqueViolationError) as e:
+        s.save_resources("Agent", [("7", _slug("n")), ("8", _slug("n"))])
+    assert (e.value.index, e.value.value, e.value.holder) == ("slug", "n", "7")
+    with pytest.raises(UniqueViolationError) as e, s.transaction() as t:
+        t.save_resource("Agent", "7", _slug("m"))
+        t.save_resource("Agent", "8", _slug("m"))
+    assert (e.value.value, e.value.holder) == ("m", "7")
+    # one of them taking a value a record outside the commit holds
+    with pytest.raises(UniqueViolationError) as e:
+        s.save_resources("Agent", [("7", _slug("held")), ("8", _slug("held"))])
+    assert (e.value.value, e.value.holder) == ("held", "1")
+    assert s.list_ids("Agent") == ["1"]
+    assert _holders(s, "n", "m", "held") == [[], [], ["1"]]
+
+
+def test_a_dump_lists_kept_versions_of_every_id_in_id_order(
+    any_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ids where one is another's prefix followed by a byte below "/" (or by
+    # "/"): etcd keeps versions under "<id>/<revision>", whose key order is
+    # not the ids' order
+    s = any_store
+    s.set_history("W", 3)
+    ids = ["a", "a/b", "a!", "a/0", "a-1", "b"]
+    for i in ids:
+        s.save_resource("W", i, Agent(model=i + "1"))
+        s.save_resource("W", i, Agent(model=i + "2"))
+    for page in (512, 1, 2):
+        monkeypatch.setattr(dump_mod, "_PAGE", page)
+        out = io.StringIO()
+        dump_mod.dump(s, out, progress=False)
+        lines = [json.loads(x) for x in out.getvalue().splitlines()]
+        kept = [x["history"]["id"] for x in lines if "history" in x]
+        assert kept == sorted(ids), page
