@@ -154,18 +154,27 @@ def watch(
     names, snames = _kinds(kinds), _streams(streams)
     start = 0 if after is None else _check_rev(after, "after") + 1
     store._check_usable()
+    upto = 0  # the last change committed before the call: not idle time
     if start:  # CompactedError here, at the call (etcd would say so only later)
         lay = store._layout
-        now = store._client.range(lay.last, keys_only=True).header.revision
+        resp = store._client.range(lay.last, keys_only=True)
+        now = resp.header.revision
         if start <= now:
             store._client.range(lay.last, keys_only=True, revision=start)
+        if resp.kvs and resp.kvs[0].mod_revision >= start:
+            upto = resp.kvs[0].mod_revision
     w = _open(store, start)
-    return _follow(store, w, _Converter(store._layout, names, snames), timeout)
+    return _follow(store, w, _Converter(store._layout, names, snames), timeout, upto)
 
 
 def _follow(
-    store: EtcdStore, w: Watch, conv: _Converter, timeout: float | None
+    store: EtcdStore, w: Watch, conv: _Converter, timeout: float | None, upto: int = 0
 ) -> Iterator[Change]:
+    """The changes of ``w``; ``timeout`` counts idle time only once the
+    changes committed up to ``upto`` (before the call) were yielded, as on
+    LMDB, where the first poll reads them at once (``watch(after=r,
+    timeout=0)`` yields the backlog).  etcd sends them at once too: waiting
+    for them longer than the store's timeout is StoreUnavailableError."""
     q: queue.SimpleQueue[pb.WatchResponse | BaseException | None] = queue.SimpleQueue()
 
     def pump() -> None:
@@ -181,17 +190,28 @@ def _follow(
     idle_since = time.monotonic()
     try:
         while True:
-            wait = None if timeout is None else idle_since + timeout - time.monotonic()
-            if wait is not None and wait <= 0:
-                return
+            if upto and timeout is not None:
+                wait: float | None = store.timeout
+            else:
+                wait = None if timeout is None else idle_since + timeout - time.monotonic()
+                if wait is not None and wait <= 0:
+                    return
             try:
                 item = q.get(timeout=wait)
             except queue.Empty:
+                if upto:
+                    raise c.unavailable(
+                        store._client.endpoints, store.timeout,
+                        f"the watch did not deliver the changes up to revision {upto}",
+                    ) from None
                 return
             if item is None or store._closed:
                 return
             if isinstance(item, BaseException):
                 raise item
+            if upto and item.events and item.events[-1].kv.mod_revision >= upto:
+                upto = 0
+                idle_since = time.monotonic()
             batch = conv.convert(item.events)
             if batch:
                 yield from batch
