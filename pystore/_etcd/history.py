@@ -14,6 +14,7 @@ live version's ``mod_revision`` so nothing is lost in between.
 
 from __future__ import annotations
 
+import bisect
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._lmdb import index as lix
@@ -92,6 +93,8 @@ def prepare(
     lay = txn.lay
     txn.unique_cmps = []
     txn.unique_keys = {}
+    txn.unique_takes = {}
+    txn.unique_gives = {}
     txn.range_cmps = []
     kinds: dict[bytes, list[tuple[bytes, bytes]]] = {}
     for key in txn.writes:
@@ -132,7 +135,7 @@ def prepare(
                 txn.unique_cmps.extend(more_cmps)
                 ops.extend(more_ops)
     if not reads:
-        return cmps, ops
+        return _with_unique(txn, cmps, ops)
     req = []
     for key, kind, id, _ in reads:
         hp = lay.history_prefix(kind, id)
@@ -158,7 +161,15 @@ def prepare(
         ops.append(c.op_put(lay.history_key(kind, id, prev.mod_revision), prev.value))
         for _, kv in kept[: max(0, len(kept) + 1 - cfg.keep)]:
             ops.append(c.op_delete(kv.key))
-    return cmps, ops
+    return _with_unique(txn, cmps, ops)
+
+
+def _with_unique(
+    txn: EtcdTxn, cmps: list[tuple[bytes, int]], ops: list[pb.RequestOp]
+) -> tuple[list[tuple[bytes, int]], list[pb.RequestOp]]:
+    """``cmps`` and ``ops`` with those of the unique keys every write moves."""
+    more_cmps, more_ops = ix.unique_upkeep(txn)
+    return cmps + more_cmps, ops + more_ops
 
 
 # -- the history calls of ResourceOps (``_run`` maps revs.* to these) -----------
@@ -217,20 +228,31 @@ def history_delete(txn: EtcdTxn, kb: bytes, ib: bytes) -> int:
 
 
 def history_ids(txn: EtcdTxn, kb: bytes, after: bytes | None, limit: int) -> list[bytes]:
-    hp = txn.lay.history_prefix(kb)
-    start = hp + after + b"/\xff" if after else hp
-    out: list[bytes] = []
-    while True:
-        resp = txn.range(start, c.prefix_end(hp), keys_only=True, limit=1000)
-        for kv in resp.kvs:
-            id = kv.key[len(hp) :].rsplit(b"/", 1)[0]
-            if (not out or out[-1] != id) and (after is None or id > after):
-                out.append(id)
-                if limit and len(out) >= limit:
-                    return out
-        if not resp.more or not resp.kvs:
-            return out
-        start = resp.kvs[-1].key + b"\0"
+    """Ids of a kind with kept versions, in id order (as LMDB's), after
+    ``after``.  A version's key is ``<ID>/<rev>``, so the keys' order is not
+    the ids' (``a-1/...`` sorts before ``a/...``, and ``a/b/...`` after
+    ``a/...``): the ids are read whole, once per read transaction (a dump
+    pages through them in one)."""
+    cache = txn.history_ids_cache
+    ids = None if txn.write else cache.get(kb)
+    if ids is None:
+        hp = txn.lay.history_prefix(kb)
+        found: set[bytes] = set()
+        start = hp
+        while True:
+            resp = txn.range(start, c.prefix_end(hp), keys_only=True, limit=1000)
+            for kv in resp.kvs:
+                id, sep, rev = kv.key[len(hp) :].rpartition(b"/")
+                if sep and len(rev) == 16:
+                    found.add(id)
+            if not resp.more or not resp.kvs:
+                break
+            start = resp.kvs[-1].key + b"\0"
+        ids = sorted(found)
+        if not txn.write:
+            cache[kb] = ids
+    first = 0 if after is None else bisect.bisect_right(ids, after)
+    return ids[first : first + limit] if limit else ids[first:]
 
 
 def reserve(txn: EtcdTxn, n: int) -> int:

@@ -111,17 +111,54 @@ def upkeep(
         after = set(lix.extract(d.plan, new)) if new is not None else set()
         for enc in sorted(before - after):
             ops.append(c.op_delete(entry_key(p, enc, id)))
-            if d.unique:  # only if this record holds it (see backfill.py)
+            if d.unique:  # its key: unique_upkeep, once every write is known
                 uk = unique_key(p, enc)
-                ops.append(pb.RequestOp(request_txn=pb.TxnRequest(
-                    compare=[c.cmp_value(uk, "==", id)], success=[c.op_delete(uk)])))
+                txn.unique_keys[uk] = (d, enc)
+                txn.unique_gives.setdefault(uk, []).append(id)
         for enc in sorted(after - before):
             ops.append(c.op_put(entry_key(p, enc, id), b""))
             if d.unique:
                 uk = unique_key(p, enc)
-                cmps.append(c.cmp_create(uk, "==", 0))
                 txn.unique_keys[uk] = (d, enc)
-                ops.append(c.op_put(uk, id))
+                txn.unique_takes.setdefault(uk, []).append(id)
+    return cmps, ops
+
+
+def unique_upkeep(txn: EtcdTxn) -> tuple[list[tuple[bytes, int]], list[pb.RequestOp]]:
+    """The ops on the unique keys that ``upkeep`` noted for every write of
+    ``txn``, and compares of keys read here (``(key, mod_revision)``: a
+    change is a stale read, prepared again).
+
+    A value only let go: a delete of its key by its holder only (a nested
+    Txn comparing the key's value, see backfill.py).  A value only taken:
+    ``CREATE == 0`` and a put (a failed compare reads the holder back).  A
+    value taken by several records of one commit, or let go by one and
+    taken by another (a handover), is decided from its key's holder read
+    now, because etcd refuses a Txn writing one key twice: held by a record
+    outside these, or taken twice, it is ``UniqueViolationError`` (naming
+    that holder, else the first taker, as LMDB does); else one put of the
+    new holder, guarded by the key's ``mod_revision``.  The commit's end
+    state is what counts: within one Txn the order of the writes does not."""
+    cmps: list[tuple[bytes, int]] = []
+    ops: list[pb.RequestOp] = []
+    for uk, (d, enc) in txn.unique_keys.items():
+        takers = txn.unique_takes.get(uk, [])
+        gives = txn.unique_gives.get(uk, [])
+        if not takers:
+            ops += [pb.RequestOp(request_txn=pb.TxnRequest(
+                compare=[c.cmp_value(uk, "==", id)], success=[c.op_delete(uk)]))
+                for id in gives]
+        elif len(takers) == 1 and not gives:
+            txn.unique_cmps.append(c.cmp_create(uk, "==", 0))
+            ops.append(c.op_put(uk, takers[0]))
+        else:
+            kv = txn.client.get(uk)
+            if kv is not None and kv.value not in gives and kv.value not in takers:
+                raise violation_of(d, enc, kv.value)
+            if len(takers) > 1:
+                raise violation_of(d, enc, takers[0])
+            cmps.append((uk, kv.mod_revision if kv is not None else 0))
+            ops.append(c.op_put(uk, takers[0]))
     return cmps, ops
 
 

@@ -96,9 +96,13 @@ class EtcdTxn:
         # reads; a failed one leaves _send at its last line (_Stale)
         self.range_cmps: builtins.list[pb.Compare] = []
         self.unique_keys: dict[bytes, tuple[Any, bytes]] = {}
+        # unique key -> ids that let its value go / take it (index.unique_upkeep)
+        self.unique_gives: dict[bytes, builtins.list[bytes]] = {}
+        self.unique_takes: dict[bytes, builtins.list[bytes]] = {}
         self.range_deletes: builtins.list[tuple[bytes, bytes]] = []
         self.meta_deletes: set[bytes] = set()
         self.schemas: dict[str, Any] | None = None
+        self.history_ids_cache: dict[bytes, builtins.list[bytes]] = {}  # history.py
         self.response: pb.TxnResponse | None = None
         self.ptr = True  # "live", as CTxn's (tests look at nothing else)
         # The finishing shape of ResourceOps (see CTxn): ``finish`` ends
@@ -281,9 +285,17 @@ class EtcdTxn:
             start = base + kind + b"0"  # b"0" is the byte after b"/"
 
     def kinds(self) -> builtins.list[str]:
-        """Kinds holding a resource."""
-        return sorted(kind.decode("utf-8", "replace")
-                      for kind in self._kinds_under(self.lay.res) if kind not in self.dropped)
+        """Kinds holding a resource, as this transaction sees them (its own
+        writes and deletes merged, as on LMDB)."""
+        found = {kind for kind in self._kinds_under(self.lay.res) if kind not in self.dropped}
+        touched = {k for k, _ in self.prefixes}
+        for key in self.writes:
+            split = self.lay.split(key)
+            if split is not None:
+                touched.add(split[0])
+        found -= touched
+        found.update(k for k in touched if self.list_ids(k, None, None, 1))
+        return sorted(kind.decode("utf-8", "replace") for kind in found)
 
     def kinds_with_state(self) -> builtins.list[str]:
         """Sorted kinds with a history keep count, kept versions or a recorded
