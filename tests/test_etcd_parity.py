@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 
 import pytest
 
-from pystore import Store, UniqueViolationError
+from pystore import ConflictError, Store, Transaction, UniqueViolationError
 from pystore.cli import dump as dump_mod
 from pystore.samples.agent_pb2 import Agent
 
@@ -115,3 +116,46 @@ def test_a_dump_lists_kept_versions_of_every_id_in_id_order(
         lines = [json.loads(x) for x in out.getvalue().splitlines()]
         kept = [x["history"]["id"] for x in lines if "history" in x]
         assert kept == sorted(ids), page
+
+
+def _other_writes(s: Store, write: Callable[[Store], object]) -> None:
+    other = Store(s.path, timeout=10.0)
+    try:
+        write(other)
+    finally:
+        other.close()
+
+
+@pytest.mark.etcd_only("LMDB has one writer at a time: a transaction never conflicts")
+@pytest.mark.parametrize("change", ["create", "update", "delete"])
+@pytest.mark.parametrize("read", ["list", "count", "list_ids", "find", "kinds"])
+def test_a_transaction_that_listed_conflicts_with_a_change_since(
+    any_store: Store, read: str, change: str
+) -> None:
+    # "ONE etcd Txn at exit that checks nothing it read changed": a list,
+    # count or search is a read too (the total below would be stale)
+    s = any_store
+    s.create_index("A", "slug", field="metadata.slug", msg_type=Agent)
+    s.save_resource("A", "1", _slug("x"))
+    reads: dict[str, Callable[[Transaction], object]] = {
+        "list": lambda t: len(t.list_resources("A")),
+        "count": lambda t: t.count("A"),
+        "list_ids": lambda t: len(t.list_ids("A")),
+        "find": lambda t: len(t.find_ids("A", "slug", "x")),
+        "kinds": lambda t: len(t.kinds()),
+    }
+    changes: dict[str, Callable[[Store], object]] = {
+        "create": lambda o: o.save_resource("A", "2", _slug("x")),
+        "update": lambda o: o.save_resource("A", "1", _slug("y")),
+        "delete": lambda o: o.delete_resource("A", "1"),
+    }
+    with pytest.raises(ConflictError) as e, s.transaction() as t:
+        seen = reads[read](t)
+        _other_writes(s, changes[change])
+        t.save_resource("Total", "a", Agent(model=str(seen)))
+    assert "listed" in str(e.value)
+    assert not s.exists("Total", "a")  # nothing of t was written
+    # without a change in between it commits
+    with s.transaction() as t:
+        t.save_resource("Total", "a", Agent(model=str(reads[read](t))))
+    assert s.exists("Total", "a")
