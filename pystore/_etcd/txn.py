@@ -57,6 +57,19 @@ class ReadConflict(ConflictError):
     library's own reads and writes is safe to run again."""
 
 
+class ListedConflict(ReadConflict):
+    """A transaction() that read a range (a list, count, search, kinds) saw
+    the store change after its pinned revision: its view is stale."""
+
+    def __init__(self, what: str, pin: int, actual: int) -> None:
+        super().__init__(what, "", pin, actual)
+        self.args = (
+            f"conflict: this transaction listed {what} at revision {pin}, and the "
+            f"store changed at revision {actual} before it committed (nothing was "
+            "written: run it again)",
+        )
+
+
 class _Stale(Exception):
     """A compare the backend added itself (keep count, history read) failed:
     prepare again and send again."""
@@ -103,6 +116,7 @@ class EtcdTxn:
         self.meta_deletes: set[bytes] = set()
         self.schemas: dict[str, Any] | None = None
         self.history_ids_cache: dict[bytes, builtins.list[bytes]] = {}  # history.py
+        self.listed: bytes | None = None  # the first range a transaction() read
         self.response: pb.TxnResponse | None = None
         self.ptr = True  # "live", as CTxn's (tests look at nothing else)
         # The finishing shape of ResourceOps (see CTxn): ``finish`` ends
@@ -126,7 +140,16 @@ class EtcdTxn:
         )
         if not self.pin:
             self.pin = resp.header.revision
+        if end:
+            self.note_range(key)
         return resp
+
+    def note_range(self, key: bytes) -> None:
+        """A range from ``key`` was read.  etcd cannot compare "no key came
+        or went in this range": a transaction() that read one compares the
+        store's last change at its commit instead (_send)."""
+        if self.interactive and self.listed is None:
+            self.listed = key
 
     def revision(self) -> int:
         """The revision this transaction reads at (pinned by its first read)."""
@@ -480,6 +503,11 @@ class EtcdTxn:
         compares += self.unique_cmps
         failure += [c.op_range(k) for k in ukeys]
         compares += self.range_cmps  # last: the indexes above stay those of cmp_keys, ukeys
+        if self.listed is not None and self.write:
+            # a transaction() that read a range: nothing of the store changed
+            # since its pinned revision (every changing Txn puts c/last)
+            compares.append(c.cmp_mod(lay.last, "<", self.pin + 1))
+            failure.append(c.op_range(lay.last, keys_only=True))
         user = bool(self.conds)  # a conditional write is never sent twice
         resp = self.client.txn(compares, success, failure, retry=not user)
         self.response = resp
@@ -502,6 +530,12 @@ class EtcdTxn:
             if why == "read":
                 raise ReadConflict(k, d, expected, actual)
             raise ConflictError(k, d, expected, actual)
+        if self.listed is not None:
+            kvs = resp.responses[-1].response_range.kvs
+            if kvs and kvs[0].mod_revision > self.pin:
+                split = lay.split(self.listed)
+                what = "kind " + _ctx(split[0], b"")[0] if split else "the store"
+                raise ListedConflict(what, self.pin, kvs[0].mod_revision)
         if stale:
             raise _Stale()
         for j, key in enumerate(ukeys):
