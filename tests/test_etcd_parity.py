@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pystore import ConflictError, Store, Transaction, UniqueViolationError
+from pystore import ConflictError, InvalidKeyError, Store, Transaction, UniqueViolationError
 from pystore.cli import dump as dump_mod
 from pystore.samples.agent_pb2 import Agent
 
@@ -159,3 +159,41 @@ def test_a_transaction_that_listed_conflicts_with_a_change_since(
     with s.transaction() as t:
         t.save_resource("Total", "a", Agent(model=str(reads[read](t))))
     assert s.exists("Total", "a")
+
+
+_BAD_KINDS = ["", "a/b", "a\0", "K" * 600]
+_BAD_IDS = ["", "a\0b", "x" * 600]
+
+
+@pytest.mark.parametrize("kind", _BAD_KINDS)
+def test_history_calls_refuse_a_bad_kind_and_store_nothing(any_store: Store, kind: str) -> None:
+    s = any_store
+    calls: list[Callable[[], object]] = [
+        lambda: s.set_history(kind, 3), lambda: s.history_keep(kind),
+        lambda: s.history(kind, "x"), lambda: s.get_record_at(kind, "x", 1),
+        lambda: s.delete_history(kind, "x"),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidKeyError):
+            call()
+    out = io.StringIO()  # no keep count was stored under a bad kind
+    dump_mod.dump(s, out, progress=False)
+    assert "history_keep" not in out.getvalue()
+
+
+@pytest.mark.parametrize("id", _BAD_IDS)
+def test_history_calls_refuse_a_bad_id(any_store: Store, id: str) -> None:
+    s = any_store
+    s.set_history("W", 2)
+    for call in (lambda: s.history("W", id), lambda: s.get_record_at("W", id, 1),
+                 lambda: s.delete_history("W", id)):
+        with pytest.raises(InvalidKeyError):
+            call()
+
+
+def test_an_index_name_too_long_for_a_key_is_refused(any_store: Store) -> None:
+    s = any_store
+    s.create_index("A", "n" * 400, field="model", msg_type=Agent)  # fits
+    with pytest.raises(InvalidKeyError):
+        s.create_index("A", "n" * 505, field="model", msg_type=Agent)
+    assert [i.name for i in s.indexes("A")] == ["n" * 400]
