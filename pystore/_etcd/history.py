@@ -18,6 +18,7 @@ import bisect
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._lmdb import index as lix
+from .._lmdb.core import check_key
 from ..errors import NotFoundError
 from ..records import Resource, ns_to_datetime
 from . import _common as c
@@ -176,6 +177,7 @@ def _with_unique(
 
 
 def history(txn: EtcdTxn, kind: str, kb: bytes, id: str, ib: bytes, limit: int) -> list[Resource]:
+    check_key(kb, ib)  # the C core's checks of the same call on LMDB
     lay = txn.lay
     key = lay.key(kb, ib)
     out = []
@@ -192,6 +194,7 @@ def history(txn: EtcdTxn, kind: str, kb: bytes, id: str, ib: bytes, limit: int) 
 
 
 def get_at(txn: EtcdTxn, kind: str, kb: bytes, id: str, ib: bytes, revision: int) -> Resource:
+    check_key(kb, ib)
     lay = txn.lay
     key = lay.key(kb, ib)
     resp = txn.range(key)
@@ -210,16 +213,19 @@ def get_at(txn: EtcdTxn, kind: str, kb: bytes, id: str, ib: bytes, revision: int
 
 
 def history_set(txn: EtcdTxn, kb: bytes, keep: int) -> None:
+    check_key(kb, b"_")
     txn.meta_put(_KEEP_PREFIX + kb, str(keep).encode("ascii"))
 
 
 def history_keep(txn: EtcdTxn, kb: bytes) -> int:
+    check_key(kb, b"_")
     value = txn.meta_get(_KEEP_PREFIX + kb)
     return int(value) if value else 0
 
 
 def history_delete(txn: EtcdTxn, kb: bytes, ib: bytes) -> int:
     txn._writable()
+    check_key(kb, ib)
     hp = txn.lay.history_prefix(kb, ib)
     kept = _versions(list(txn.range(hp, c.prefix_end(hp), keys_only=True).kvs), hp)
     for _, kv in kept:
@@ -266,4 +272,5 @@ def history_load(
     txn: EtcdTxn, kb: bytes, ib: bytes, data: bytes, ns: int, revision: int
 ) -> None:
     txn._writable()
+    check_key(kb, ib)
     txn.writes[txn.lay.history_key(kb, ib, revision)] = encode_record(data, ns)

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 from .._lmdb import index as lix
 from .._lmdb._native import ffi, lib
 from .._lmdb.core import check_key
-from ..errors import NotFoundError, StoreError, UniqueViolationError
+from ..errors import NotFoundError, StoreError, UniqueViolationError, error_for
 from . import _common as c
 from . import etcd_api_pb2 as pb
 from .backfill import Build, violation_of
@@ -170,10 +170,17 @@ def violation(txn: EtcdTxn, key: bytes, holder: bytes) -> UniqueViolationError:
 # -- the index calls of QueryOps / IndexAdminOps (``EtcdTxn.OPS``) ------------
 
 
+def _check_name(kind: bytes, name: bytes, where: str) -> None:
+    """InvalidKeyError for a definition key LMDB could not hold (ps_idx_meta_key)."""
+    if len(b"index/") + len(kind) + 1 + len(name) > lib.PS_MAX_KEY:
+        raise error_for(lib.PS_ERR_KEY_TOO_LONG, where)
+
+
 def _def(txn: EtcdTxn, kind: bytes, name: bytes, ready: bool = True) -> lix.IndexDef:
     """The definition; NotFoundError when absent, or (``ready``) still being built."""
-    blob = txn.meta_get(def_key(txn, kind, name))
     where = f"{kind.decode('utf-8', 'replace')}.{name.decode('utf-8', 'replace')}"
+    _check_name(kind, name, f"index {where}")
+    blob = txn.meta_get(def_key(txn, kind, name))
     if blob is None:
         raise NotFoundError(f"no index {where}")
     if ready and txn.meta_get(building_key(kind, name)) is not None:
@@ -304,6 +311,7 @@ def create(txn: EtcdTxn, blob: bytes, kind: bytes) -> tuple[int, bool]:
     d = lix.parse_def(blob)
     check_key(kind, b"_")
     name = d.name.encode("utf-8")
+    _check_name(kind, name, f"create index {d.kind}.{d.name}")
     lay = txn.lay
     dk = lay.meta_key(def_key(txn, kind, name))
     resp = txn.client.range(dk)
