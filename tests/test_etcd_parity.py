@@ -4,9 +4,11 @@ a user's code makes on the LMDB store, made the same way on both backends
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -201,3 +203,32 @@ def test_an_index_name_too_long_for_a_key_is_refused(any_store: Store) -> None:
                  lambda: s.find_ids("A", "n" * 505, "x"), lambda: s.count_index("A", "n" * 505, "x")):
         with pytest.raises(InvalidKeyError):
             call()
+
+
+def test_waiting_async_watchers_leave_worker_threads_to_other_calls(store_target: str) -> None:
+    # A Subscribe-style server: one AsyncStore.watch() per client.  Each
+    # waits in a worker thread of the loop's default executor a step at a
+    # time (LMDB: 0.25 s); on etcd each held a thread until a change came,
+    # so as many watchers as threads froze every other call of the store.
+    from pystore.aio import AsyncStore
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=3))
+        async with AsyncStore.open(store_target) as s:
+            await s.save_resource("A", "1", Agent(model="m"))
+
+            async def follow() -> None:
+                async for _ in s.watch(kinds=["Other"]):
+                    pass
+
+            tasks = [asyncio.create_task(follow()) for _ in range(3)]
+            await asyncio.sleep(0.5)  # every watcher is waiting
+            got = await asyncio.wait_for(s.get_resource("A", "1", Agent), 5)
+            assert got.model == "m"
+            await asyncio.wait_for(s.save_resource("A", "2", Agent()), 5)
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            assert await asyncio.wait_for(s.count("A"), 5) == 2
+
+    asyncio.run(main())
