@@ -199,8 +199,9 @@ def test_an_index_name_too_long_for_a_key_is_refused(any_store: Store) -> None:
     with pytest.raises(InvalidKeyError):
         s.create_index("A", "n" * 505, field="model", msg_type=Agent)
     assert [i.name for i in s.indexes("A")] == ["n" * 400]
-    for call in (lambda: s.drop_index("A", "n" * 505), lambda: s.rebuild_index("A", "n" * 505),
-                 lambda: s.find_ids("A", "n" * 505, "x"), lambda: s.count_index("A", "n" * 505, "x")):
+    long = "n" * 505
+    for call in (lambda: s.drop_index("A", long), lambda: s.rebuild_index("A", long),
+                 lambda: s.find_ids("A", long, "x"), lambda: s.count_index("A", long, "x")):
         with pytest.raises(InvalidKeyError):
             call()
 
