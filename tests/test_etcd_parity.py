@@ -233,3 +233,14 @@ def test_waiting_async_watchers_leave_worker_threads_to_other_calls(store_target
             assert await asyncio.wait_for(s.count("A"), 5) == 2
 
     asyncio.run(main())
+
+
+def test_a_prefix_delete_in_a_transaction_counts_its_own_writes(any_store: Store) -> None:
+    s = any_store
+    s.save_resources("K", [("a1", Agent()), ("a2", Agent()), ("b", Agent())])
+    with s.transaction() as t:
+        t.save_resource("K", "a3", Agent())  # new here
+        t.delete_resource("K", "a1")  # gone here
+        assert t.delete_resources_by_prefix("K", "a") == 2  # a2, a3
+        assert t.delete_resources_by_prefix("K", "a") == 0
+    assert s.list_ids("K") == ["b"]
