@@ -427,7 +427,12 @@ class EtcdTxn:
         self._writable()
         check_key(kind, prefix)
         scope = self.lay.kind_prefix(kind) + prefix
-        n = int(self.range(scope, c.prefix_end(scope), count_only=True).count)
+        if kind in self.dropped:
+            n = 0
+        elif self.overlaid(kind):  # as this transaction sees them (its writes merged)
+            n = sum(1 for r in self._merged(kind, None, 0) if r[0].startswith(prefix))
+        else:
+            n = int(self.range(scope, c.prefix_end(scope), count_only=True).count)
         for key in [k for k in self.writes if k.startswith(scope)]:
             del self.writes[key]
         self.prefixes[(kind, prefix)] = (time.time_ns(), n)
