@@ -244,3 +244,20 @@ def test_a_prefix_delete_in_a_transaction_counts_its_own_writes(any_store: Store
         assert t.delete_resources_by_prefix("K", "a") == 2  # a2, a3
         assert t.delete_resources_by_prefix("K", "a") == 0
     assert s.list_ids("K") == ["b"]
+
+
+def test_a_prefix_delete_drops_the_kept_versions_under_it(any_store: Store) -> None:
+    # LMDB drops the kept versions of the ids under the prefix (ps_hist_drop_prefix),
+    # as a kind delete drops the kind's; etcd kept them
+    s = any_store
+    s.set_history("H", 2)
+    for id in ("a", "a-1", "a/b", "b"):
+        s.save_resource("H", id, Agent(model="1"))
+        s.save_resource("H", id, Agent(model="2"))
+    s.delete_resource("H", "a")  # only kept versions left
+    assert s.delete_resources_by_prefix("H", "a") == 2
+    assert [s.history("H", id) for id in ("a", "a-1", "a/b")] == [[], [], []]
+    assert [Agent.FromString(r.data).model for r in s.history("H", "b")] == ["2", "1"]
+    with s.transaction() as t:
+        t.delete_resources_by_prefix("H", "b")
+    assert s.history("H", "b") == []
