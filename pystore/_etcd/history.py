@@ -107,6 +107,9 @@ def prepare(
     for kind in txn.dropped:
         for pre in (lay.history_prefix(kind), ix.kind_prefix(txn, kind)):
             ops.append(c.op_delete(pre, c.prefix_end(pre)))
+    for kind, pre in txn.prefixes:  # the kept versions of the ids under it (as LMDB)
+        hp = lay.history_prefix(kind) + pre
+        ops.append(c.op_delete(hp, c.prefix_end(hp)))
     for key in txn.meta:
         for pre in (_KEEP_PREFIX, b"indexes/"):
             if key.startswith(pre):
