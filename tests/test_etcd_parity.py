@@ -12,7 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from pystore import ConflictError, InvalidKeyError, Store, Transaction, UniqueViolationError
+from pystore import (
+    ConflictError,
+    InvalidKeyError,
+    Store,
+    StoreError,
+    Transaction,
+    UniqueViolationError,
+)
 from pystore.cli import dump as dump_mod
 from pystore.samples.agent_pb2 import Agent
 
@@ -261,3 +268,18 @@ def test_a_prefix_delete_drops_the_kept_versions_under_it(any_store: Store) -> N
     with s.transaction() as t:
         t.delete_resources_by_prefix("H", "b")
     assert s.history("H", "b") == []
+
+
+def test_events_deleted_past_the_last_seq_are_never_appended(any_store: Store) -> None:
+    # "delete_events(stream, upto=N): never re-appended afterwards", also
+    # for seqs not appended yet (etcd appended seq 1 again)
+    s = any_store
+    assert s.delete_events("e", upto=2) == 0
+    assert s.last_seq("e") == 2
+    assert s.append_events("e", [(1, Agent()), (2, Agent())]) == 0
+    assert s.append_event("e", Agent()) == 3
+    assert [ev.seq for ev in s.read_events("e")] == [3]
+    s.delete_events("f", upto=2**63 - 1)  # a stream closed for good
+    with pytest.raises(StoreError):
+        s.append_event("f", Agent())
+    assert s.streams() == ["e"]
