@@ -283,3 +283,23 @@ def test_events_deleted_past_the_last_seq_are_never_appended(any_store: Store) -
     with pytest.raises(StoreError):
         s.append_event("f", Agent())
     assert s.streams() == ["e"]
+
+
+def test_a_transaction_finds_through_its_own_writes(any_store: Store) -> None:
+    s = any_store
+    s.create_index("Agent", "slug", field="metadata.slug", msg_type=Agent)
+    s.save_resources("Agent", [("1", _slug("v")), ("2", _slug("v")), ("3", _slug("w"))])
+    with s.transaction() as t:
+        t.save_resource("Agent", "4", _slug("v"))  # new with the value
+        t.save_resource("Agent", "1", _slug("w"))  # moved away
+        t.delete_resource("Agent", "2")
+        assert t.find_ids("Agent", "slug", "v") == ["4"]
+        assert t.find_ids("Agent", "slug", "w") == ["1", "3"]
+        assert [m.metadata.slug for m in t.find("Agent", "slug", "w", Agent, after="1")] == ["w"]
+        assert t.count_index("Agent", "slug", "v") == 1
+        assert t.find_one("Agent", "slug", "v", Agent).metadata.slug == "v"
+        t.delete_resources_by_prefix("Agent", "3")
+        assert t.find_ids("Agent", "slug", "w") == ["1"]
+        t.delete_resources_by_kind("Agent")
+        assert t.find_ids("Agent", "slug", "w") == [] and t.count_index("Agent", "slug", "v") == 0
+    assert s.count("Agent") == 0
