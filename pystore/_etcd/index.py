@@ -218,6 +218,25 @@ def _ids(txn: EtcdTxn, d: lix.IndexDef, enc: bytes, after: bytes | None,
         start = resp.kvs[-1].key + b"\0"
 
 
+def _ids_seen(txn: EtcdTxn, d: lix.IndexDef, kind: bytes, enc: bytes, after: bytes | None,
+              limit: int) -> list[bytes]:
+    """``_ids`` as this transaction sees them: its own saves, deletes, prefix
+    and kind deletes merged (their entries are written only at its commit)."""
+    if kind in txn.dropped:
+        return []
+    if not txn.overlaid(kind):
+        return _ids(txn, d, enc, after, limit)
+    pre = txn.lay.kind_prefix(kind)
+    ids = {i for i in _ids(txn, d, enc, None, 0)
+           if not txn._gone(kind, i) and pre + i not in txn.writes}
+    for key, value in txn.writes.items():
+        if key.startswith(pre) and value is not None:
+            if enc in lix.extract(d.plan, decode_record(value, key)[0]):
+                ids.add(key[len(pre) :])
+    out = sorted(i for i in ids if after is None or i > after)
+    return out[:limit] if limit else out
+
+
 def find(txn: EtcdTxn, kind: bytes, name: bytes, value: object, q: lix.Query,
          after: bytes | None, limit: int, mode: int) -> tuple[bytes, int]:
     """As ``ps_find``: ids (mode 0), records (1) or a wire list (2), in id order."""
@@ -227,7 +246,7 @@ def find(txn: EtcdTxn, kind: bytes, name: bytes, value: object, q: lix.Query,
         return b"", 0
     parts: list[bytes] = []
     n = 0
-    ids = _ids(txn, d, enc, after, limit)
+    ids = _ids_seen(txn, d, kind, enc, after, limit)
     if mode == lib.PS_FIND_IDS:
         return b"".join(_U32.pack(len(i)) + i for i in ids), len(ids)
     for start in range(0, len(ids), 100):  # records at the same revision, 100 per Txn
@@ -236,15 +255,20 @@ def find(txn: EtcdTxn, kind: bytes, name: bytes, value: object, q: lix.Query,
             (), [c.op_range(txn.lay.key(kind, i), revision=txn.pin) for i in chunk], retry=True
         )
         for i, r in zip(chunk, resp.responses, strict=True):
+            own = txn.writes.get(txn.lay.key(kind, i))  # written here: revision 0
             kvs = r.response_range.kvs
-            if not kvs:
+            if own is not None:
+                payload, ns = decode_record(own, txn.lay.key(kind, i))
+                mod = 0
+            elif kvs:
+                payload, ns = decode_record(kvs[0].value, kvs[0].key)
+                mod = kvs[0].mod_revision
+            else:
                 continue
-            payload, ns = decode_record(kvs[0].value, kvs[0].key)
             if mode == lib.PS_FIND_WIRE:
                 parts.append(b"\x0a" + _varint(len(payload)) + payload)
             else:
-                parts.append(_REC.pack(len(i), len(payload), ns, kvs[0].mod_revision) + i
-                             + payload)
+                parts.append(_REC.pack(len(i), len(payload), ns, mod) + i + payload)
             n += 1
     return b"".join(parts), n
 
@@ -263,6 +287,8 @@ def count(txn: EtcdTxn, kind: bytes, name: bytes, value: object, q: lix.Query) -
     enc = _encode(d, value, q)
     if enc is None:
         return 0
+    if kind in txn.dropped or txn.overlaid(kind):
+        return len(_ids_seen(txn, d, kind, enc, None, 0))
     p = entry_key(prefix(txn, kind, name), enc, b"")
     return int(txn.range(p, c.prefix_end(p), count_only=True).count)
 
