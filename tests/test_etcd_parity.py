@@ -303,3 +303,24 @@ def test_a_transaction_finds_through_its_own_writes(any_store: Store) -> None:
         t.delete_resources_by_kind("Agent")
         assert t.find_ids("Agent", "slug", "w") == [] and t.count_index("Agent", "slug", "v") == 0
     assert s.count("Agent") == 0
+
+
+def test_a_unique_violation_in_a_transaction_is_raised_at_the_call(any_store: Store) -> None:
+    # as create_resource and if_revision: the caller may catch it and go on
+    s = any_store
+    s.create_index("Agent", "slug", field="metadata.slug", msg_type=Agent, unique=True)
+    s.save_resource("Agent", "1", _slug("v"))
+    with s.transaction() as t:
+        with pytest.raises(UniqueViolationError) as e:
+            t.create_resource("Agent", "2", _slug("v"))
+        assert (e.value.value, e.value.holder) == ("v", "1")
+        t.save_resource("Agent", "2", _slug("v2"))
+        t.save_resource("Agent", "3", _slug("v3"))
+        with pytest.raises(UniqueViolationError) as e:  # held by a record written here
+            t.save_resource("Agent", "4", _slug("v3"))
+        assert e.value.holder == "3"
+        t.save_resource("Agent", "1", _slug("v4"))  # 1 lets v go ...
+        t.save_resource("Agent", "5", _slug("v"))  # ... so 5 may take it
+        t.delete_resource("Agent", "3")
+        t.save_resource("Agent", "4", _slug("v3"))  # freed by the delete
+    assert _holders(s, "v", "v2", "v3", "v4") == [["5"], ["2"], ["4"], ["1"]]
