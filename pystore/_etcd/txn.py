@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .._lmdb import index as lix
 from .._lmdb.core import MAX_PAYLOAD, check_key
 from ..errors import (
     AlreadyExistsError,
@@ -39,7 +40,7 @@ from ..errors import (
 from . import _common as c
 from . import etcd_api_pb2 as pb
 from . import index
-from .history import prepare
+from .history import config_of, prepare
 from .layout import decode_record, encode_ns, encode_record
 
 if TYPE_CHECKING:
@@ -369,7 +370,47 @@ class EtcdTxn:
             )
         key = self.lay.key(kind, id)
         self._condition(key, kind, id, create, if_revision)
+        if self.interactive:
+            self._unique_check(kind, id, payload)
         self.writes[key] = encode_record(payload, ns)
+
+    def _unique_check(self, kind: bytes, id: bytes, payload: bytes) -> None:
+        """In a transaction(), as on LMDB: a value of a unique index that
+        another record holds, as this transaction sees them, is
+        UniqueViolationError at the call (the commit checks again)."""
+        defs = [d for d in config_of(self, kind, False).defs if d.unique]
+        if not defs:
+            return
+        key = self.lay.key(kind, id)
+        if key in self.writes:
+            value = self.writes[key]
+            old = decode_record(value, key)[0] if value is not None else None
+        elif self._gone(kind, id):
+            old = None
+        else:
+            kvs = self.range(key).kvs
+            old = decode_record(kvs[0].value, key)[0] if kvs else None
+        for d in defs:
+            before = set(lix.extract(d.plan, old)) if old is not None else set()
+            for enc in sorted(set(lix.extract(d.plan, payload)) - before):
+                holder = self._holder(kind, id, d, enc)
+                if holder is not None:
+                    raise index.violation_of(d, enc, holder)
+
+    def _holder(self, kind: bytes, id: bytes, d: Any, enc: bytes) -> bytes | None:
+        """Who else holds ``enc`` of unique index ``d``, as this transaction sees it."""
+        pre = self.lay.kind_prefix(kind)
+        for key, value in self.writes.items():  # records written here: their new values
+            if key.startswith(pre) and key != pre + id and value is not None and \
+                    enc in lix.extract(d.plan, decode_record(value, key)[0]):
+                return key[len(pre) :]
+        kvs = self.range(index.unique_key(index.prefix(self, kind, d.name.encode()), enc)).kvs
+        if not kvs:
+            return None
+        holder = bytes(kvs[0].value)
+        if holder == id or self._gone(kind, holder) or pre + holder in self.writes:
+            return None  # rewritten or deleted here: its new value was looked at above
+        return holder
 
     def _condition(
         self, key: bytes, kind: bytes, id: bytes, create: bool, if_revision: int | None
