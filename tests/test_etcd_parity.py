@@ -324,3 +324,14 @@ def test_a_unique_violation_in_a_transaction_is_raised_at_the_call(any_store: St
         t.delete_resource("Agent", "3")
         t.save_resource("Agent", "4", _slug("v3"))  # freed by the delete
     assert _holders(s, "v", "v2", "v3", "v4") == [["5"], ["2"], ["4"], ["1"]]
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), 1e12])
+def test_a_timeout_no_clock_can_hold_is_refused_alike(store_target: str, timeout: float) -> None:
+    # etcd took it, then failed every call at once ("did not answer within
+    # inf s") on a healthy cluster: gRPC and the watch's waits overflow
+    with pytest.raises(ValueError, match="timeout"):
+        Store(store_target, timeout=timeout)
+    with Store(store_target, timeout=1e6) as s:  # a long one works
+        s.save_resource("A", "1", Agent())
+        assert s.count("A") == 1
