@@ -335,3 +335,20 @@ def test_a_timeout_no_clock_can_hold_is_refused_alike(store_target: str, timeout
     with Store(store_target, timeout=1e6) as s:  # a long one works
         s.save_resource("A", "1", Agent())
         assert s.count("A") == 1
+
+
+def test_empty_kind_and_stream_filters_mean_every_change(any_store: Store) -> None:
+    # as the C core's change_wanted (and test_query_changes): no names, no filter
+    s = any_store
+    before = s.revision()
+    s.save_resource("A", "1", Agent())
+    s.append_event("st", Agent())
+    s.delete_resources_by_kind("A")
+    every = [(c.op, c.kind, c.stream) for c in s.changes(before)]
+    assert len(every) == 3
+    for kinds, streams in (([], None), (None, []), ([], [])):
+        assert [(c.op, c.kind, c.stream) for c in s.changes(
+            before, kinds=kinds, streams=streams)] == every
+        assert [(c.op, c.kind, c.stream) for c in s.watch(
+            after=before, kinds=kinds, streams=streams, timeout=0)] == every
+    assert [c.op for c in s.changes(before, kinds=[], streams=["st"])] == ["append"]
