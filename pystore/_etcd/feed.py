@@ -42,7 +42,7 @@ class _Converter:
         self, lay: Layout, kinds: list[bytes] | None, streams: list[bytes] | None = None
     ) -> None:
         self.lay = lay
-        every = kinds is None and streams is None
+        every = not kinds and not streams  # empty lists filter nothing (as the C core)
         self.kinds = None if every else set(kinds or ())
         self.streams = None if every else set(streams or ())
         # revision -> {(kind, id prefix)}: kind/prefix deletes hide their N deletes
