@@ -48,7 +48,7 @@ def _msg(slug: str, model: str) -> Agent:
 def _outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
     try:
         return ("ok", fn())
-    except Exception as e:  # noqa: BLE001 - the type is what is compared
+    except Exception as e:  # the type is what is compared
         return ("err", type(e).__name__)
 
 

@@ -230,9 +230,9 @@ def _ids_seen(txn: EtcdTxn, d: lix.IndexDef, kind: bytes, enc: bytes, after: byt
     ids = {i for i in _ids(txn, d, enc, None, 0)
            if not txn._gone(kind, i) and pre + i not in txn.writes}
     for key, value in txn.writes.items():
-        if key.startswith(pre) and value is not None:
-            if enc in lix.extract(d.plan, decode_record(value, key)[0]):
-                ids.add(key[len(pre) :])
+        if key.startswith(pre) and value is not None and \
+                enc in lix.extract(d.plan, decode_record(value, key)[0]):
+            ids.add(key[len(pre) :])
     out = sorted(i for i in ids if after is None or i > after)
     return out[:limit] if limit else out
 

@@ -40,6 +40,7 @@ from ..errors import (
 from . import _common as c
 from . import etcd_api_pb2 as pb
 from . import index
+from .backfill import violation_of
 from .history import config_of, prepare
 from .layout import decode_record, encode_ns, encode_record
 
@@ -395,7 +396,7 @@ class EtcdTxn:
             for enc in sorted(set(lix.extract(d.plan, payload)) - before):
                 holder = self._holder(kind, id, d, enc)
                 if holder is not None:
-                    raise index.violation_of(d, enc, holder)
+                    raise violation_of(d, enc, holder)
 
     def _holder(self, kind: bytes, id: bytes, d: Any, enc: bytes) -> bytes | None:
         """Who else holds ``enc`` of unique index ``d``, as this transaction sees it."""
