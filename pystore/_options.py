@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["check_options"]
+__all__ = ["MAX_TIMEOUT", "check_options"]
+
+# The longest ``timeout`` (about 31 years): gRPC deadlines and Python's
+# timed waits overflow somewhere past 1e10 s (``inf`` failed every etcd call
+# at once), so a larger value is refused, not silently broken.
+MAX_TIMEOUT = 1e9
 
 
 def check_options(
@@ -26,8 +31,9 @@ def check_options(
     if timeout is not None:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
             raise TypeError(f"timeout must be a number of seconds, not {timeout!r}")
-        if not timeout > 0:
-            raise ValueError("timeout must be > 0 seconds")
+        if not 0 < timeout <= MAX_TIMEOUT:  # nan, inf: no clock holds the deadline
+            raise ValueError(
+                f"timeout must be > 0 and at most {MAX_TIMEOUT:g} seconds, not {timeout!r}")
     if isinstance(strip_fields, str):
         raise TypeError("strip_fields must be an iterable of field names, not a str")
     names = frozenset(strip_fields)

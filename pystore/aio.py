@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import time
 from collections.abc import AsyncIterator, Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
@@ -306,13 +307,20 @@ class AsyncStore(AsyncStoreViews):
                 raise ValueError("timeout must be >= 0")
         loop = asyncio.get_running_loop()
         if self.store._remote:  # etcd: the store's own watch, stepped in a worker thread
-            it = await loop.run_in_executor(None, functools.partial(
-                self.store.watch, after, kinds=kinds, streams=streams, timeout=timeout))
-            while True:
-                ch = await loop.run_in_executor(None, next, it, None)
-                if ch is None:
-                    return
-                yield ch
+            from ._etcd.feed import follower
+
+            f = await loop.run_in_executor(None, functools.partial(
+                follower, self.store, after, kinds, streams, timeout))  # type: ignore[arg-type]
+            try:
+                while (batch := await loop.run_in_executor(None, f.step, _WATCH_STEP_S)
+                       ) is not None:
+                    for ch in batch:
+                        yield ch
+                    if batch:
+                        f.idle_since = time.monotonic()
+            finally:
+                f.close()
+            return
         watcher = await loop.run_in_executor(None, Watcher, self.store, after, kinds, streams)
         # Waiting happens on the loop, never in a worker thread (idle
         # watchers held one each and starved every other worker-thread call):

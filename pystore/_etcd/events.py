@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import StoreError
+from .._lmdb._native import lib
+from .._lmdb.events import _ctx
+from ..errors import StoreError, error_for
 from . import _common as c
 from .layout import decode_record, encode_record
 
@@ -50,6 +52,8 @@ def append(txn: EtcdTxn, stream: bytes, seq: int, payload: bytes, ns: int) -> tu
     hwm, forgot = marks(txn, stream)
     if seq == 0:
         seq = hwm + 1
+        if seq > lib.PS_MAX_SEQ:  # a stream forgotten up to the last seq there is
+            raise error_for(lib.PS_ERR_SEQ, _ctx(stream))
     else:
         key = txn.lay.event_key(stream, seq)
         if seq <= forgot or key in txn.writes or txn.read_key(key) is not None:
@@ -91,7 +95,9 @@ def delete(txn: EtcdTxn, stream: bytes, upto: int | None) -> int:
     resp = txn.range(prefix, end, keys_only=True)
     for kv in resp.kvs:
         txn.writes[kv.key] = None
-    _set_marks(txn, stream, hwm, max(forgot, top))
+    # a forgotten seq is never appended again, one not appended yet included
+    # (the high-water mark moves up to it, as LMDB's)
+    _set_marks(txn, stream, max(hwm, top), max(forgot, top))
     return len(resp.kvs)
 
 

@@ -73,6 +73,7 @@ def list_wire(txn: EtcdTxn, kind: bytes, after: bytes | None, limit: int) -> tup
         wire, n, rev, more, last = range_wire(raw, what)
         if not txn.pin:
             txn.pin = rev
+        txn.note_range(start)
         parts.append(wire)
         count += n
         if len(raw) < _SMALL:

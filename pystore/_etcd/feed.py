@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .client import Watch
     from .store import EtcdStore
 
-__all__ = ["changes", "watch"]
+__all__ = ["Follower", "changes", "follower", "watch"]
 
 
 
@@ -42,7 +42,7 @@ class _Converter:
         self, lay: Layout, kinds: list[bytes] | None, streams: list[bytes] | None = None
     ) -> None:
         self.lay = lay
-        every = kinds is None and streams is None
+        every = not kinds and not streams  # empty lists filter nothing (as the C core)
         self.kinds = None if every else set(kinds or ())
         self.streams = None if every else set(streams or ())
         # revision -> {(kind, id prefix)}: kind/prefix deletes hide their N deletes
@@ -142,10 +142,12 @@ def changes(
     return out
 
 
-def watch(
+def follower(
     store: EtcdStore, after: int | None, kinds: Iterable[str] | None,
     streams: Iterable[str] | None, timeout: float | None,
-) -> Iterator[Change]:
+) -> Follower:
+    """The etcd watch behind ``watch()`` (and ``AsyncStore.watch``), created:
+    a compacted ``after`` raises CompactedError here, at the call."""
     if timeout is not None:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
             raise TypeError(f"timeout must be a number or None, not {type(timeout).__name__}")
@@ -154,47 +156,106 @@ def watch(
     names, snames = _kinds(kinds), _streams(streams)
     start = 0 if after is None else _check_rev(after, "after") + 1
     store._check_usable()
+    upto = 0  # the last change committed before the call: not idle time
     if start:  # CompactedError here, at the call (etcd would say so only later)
         lay = store._layout
-        now = store._client.range(lay.last, keys_only=True).header.revision
+        resp = store._client.range(lay.last, keys_only=True)
+        now = resp.header.revision
         if start <= now:
             store._client.range(lay.last, keys_only=True, revision=start)
+        if resp.kvs and resp.kvs[0].mod_revision >= start:
+            upto = resp.kvs[0].mod_revision
     w = _open(store, start)
-    return _follow(store, w, _Converter(store._layout, names, snames), timeout)
+    return Follower(store, w, _Converter(store._layout, names, snames), timeout, upto)
 
 
-def _follow(
-    store: EtcdStore, w: Watch, conv: _Converter, timeout: float | None
+def watch(
+    store: EtcdStore, after: int | None, kinds: Iterable[str] | None,
+    streams: Iterable[str] | None, timeout: float | None,
 ) -> Iterator[Change]:
-    q: queue.SimpleQueue[pb.WatchResponse | BaseException | None] = queue.SimpleQueue()
+    return _follow(follower(store, after, kinds, streams, timeout))
 
-    def pump() -> None:
-        try:
-            for resp in w:
-                q.put(resp)
-        except BaseException as exc:
-            q.put(exc)
-        q.put(None)
 
-    t = threading.Thread(target=pump, name="pystore-etcd-watch", daemon=True)
-    t.start()
-    idle_since = time.monotonic()
+def _follow(f: Follower) -> Iterator[Change]:
     try:
-        while True:
-            wait = None if timeout is None else idle_since + timeout - time.monotonic()
-            if wait is not None and wait <= 0:
-                return
-            try:
-                item = q.get(timeout=wait)
-            except queue.Empty:
-                return
-            if item is None or store._closed:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            batch = conv.convert(item.events)
+        while (batch := f.step(None)) is not None:
             if batch:
                 yield from batch
-                idle_since = time.monotonic()
+                f.idle_since = time.monotonic()
     finally:
-        w.close()
+        f.close()
+
+
+class Follower:
+    """The changes of one etcd watch, handed out by ``step``.
+
+    A thread pumps the watch's responses into a queue; ``step(cap)`` waits
+    for the next at most ``cap`` seconds, so AsyncStore.watch holds a
+    worker thread a short step at a time (as on LMDB), never until a change
+    comes.  ``timeout`` counts idle time only once the changes committed up
+    to ``upto`` (before the call) were handed out, as on LMDB, where the
+    first poll reads them at once (``watch(after=r, timeout=0)`` yields the
+    backlog); etcd sends them at once too: waiting for them longer than the
+    store's timeout is StoreUnavailableError."""
+
+    def __init__(
+        self, store: EtcdStore, w: Watch, conv: _Converter, timeout: float | None, upto: int
+    ) -> None:
+        self.store, self.w, self.conv, self.timeout, self.upto = store, w, conv, timeout, upto
+        self.idle_since = time.monotonic()
+        self.backlog_until = self.idle_since + store.timeout
+        self.ended = False
+        self.q: queue.SimpleQueue[pb.WatchResponse | BaseException | None] = queue.SimpleQueue()
+        threading.Thread(target=self._pump, name="pystore-etcd-watch", daemon=True).start()
+
+    def _pump(self) -> None:
+        try:
+            for resp in self.w:
+                self.q.put(resp)
+        except BaseException as exc:
+            self.q.put(exc)
+        self.q.put(None)
+
+    def step(self, cap: float | None) -> list[Change] | None:
+        """The next changes, waiting at most ``cap`` seconds (None: as long
+        as the watch's timeout lets it): [] when none came, None once the
+        watch ended (idle ``timeout``, store closed)."""
+        if self.ended:
+            return None
+        now = time.monotonic()
+        left: float | None = None
+        if self.upto and self.timeout is not None:
+            left = self.backlog_until - now
+            if left <= 0:
+                self.ended = True
+                raise c.unavailable(
+                    self.store._client.endpoints, self.store.timeout,
+                    f"the watch did not deliver the changes up to revision {self.upto}",
+                )
+        elif self.timeout is not None:
+            left = self.idle_since + self.timeout - now
+            if left <= 0:
+                self.ended = True
+                return None
+        wait = cap if left is None else (left if cap is None else min(cap, left))
+        try:
+            item = self.q.get() if wait is None else self.q.get(timeout=max(wait, 0.0))
+        except queue.Empty:
+            return []
+        if item is None or self.store._closed:
+            self.ended = True
+            return None
+        if isinstance(item, BaseException):
+            self.ended = True
+            raise item
+        if self.upto and item.events and item.events[-1].kv.mod_revision >= self.upto:
+            self.upto = 0
+            self.idle_since = time.monotonic()
+        batch = self.conv.convert(item.events)
+        if batch:
+            self.idle_since = time.monotonic()
+        return batch
+
+    def close(self) -> None:
+        self.ended = True
+        self.w.close()

@@ -14,9 +14,11 @@ live version's ``mod_revision`` so nothing is lost in between.
 
 from __future__ import annotations
 
+import bisect
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._lmdb import index as lix
+from .._lmdb.core import check_key
 from ..errors import NotFoundError
 from ..records import Resource, ns_to_datetime
 from . import _common as c
@@ -92,6 +94,8 @@ def prepare(
     lay = txn.lay
     txn.unique_cmps = []
     txn.unique_keys = {}
+    txn.unique_takes = {}
+    txn.unique_gives = {}
     txn.range_cmps = []
     kinds: dict[bytes, list[tuple[bytes, bytes]]] = {}
     for key in txn.writes:
@@ -103,6 +107,9 @@ def prepare(
     for kind in txn.dropped:
         for pre in (lay.history_prefix(kind), ix.kind_prefix(txn, kind)):
             ops.append(c.op_delete(pre, c.prefix_end(pre)))
+    for kind, pre in txn.prefixes:  # the kept versions of the ids under it (as LMDB)
+        hp = lay.history_prefix(kind) + pre
+        ops.append(c.op_delete(hp, c.prefix_end(hp)))
     for key in txn.meta:
         for pre in (_KEEP_PREFIX, b"indexes/"):
             if key.startswith(pre):
@@ -132,7 +139,7 @@ def prepare(
                 txn.unique_cmps.extend(more_cmps)
                 ops.extend(more_ops)
     if not reads:
-        return cmps, ops
+        return _with_unique(txn, cmps, ops)
     req = []
     for key, kind, id, _ in reads:
         hp = lay.history_prefix(kind, id)
@@ -158,13 +165,22 @@ def prepare(
         ops.append(c.op_put(lay.history_key(kind, id, prev.mod_revision), prev.value))
         for _, kv in kept[: max(0, len(kept) + 1 - cfg.keep)]:
             ops.append(c.op_delete(kv.key))
-    return cmps, ops
+    return _with_unique(txn, cmps, ops)
+
+
+def _with_unique(
+    txn: EtcdTxn, cmps: list[tuple[bytes, int]], ops: list[pb.RequestOp]
+) -> tuple[list[tuple[bytes, int]], list[pb.RequestOp]]:
+    """``cmps`` and ``ops`` with those of the unique keys every write moves."""
+    more_cmps, more_ops = ix.unique_upkeep(txn)
+    return cmps + more_cmps, ops + more_ops
 
 
 # -- the history calls of ResourceOps (``_run`` maps revs.* to these) -----------
 
 
 def history(txn: EtcdTxn, kind: str, kb: bytes, id: str, ib: bytes, limit: int) -> list[Resource]:
+    check_key(kb, ib)  # the C core's checks of the same call on LMDB
     lay = txn.lay
     key = lay.key(kb, ib)
     out = []
@@ -181,6 +197,7 @@ def history(txn: EtcdTxn, kind: str, kb: bytes, id: str, ib: bytes, limit: int) 
 
 
 def get_at(txn: EtcdTxn, kind: str, kb: bytes, id: str, ib: bytes, revision: int) -> Resource:
+    check_key(kb, ib)
     lay = txn.lay
     key = lay.key(kb, ib)
     resp = txn.range(key)
@@ -199,16 +216,19 @@ def get_at(txn: EtcdTxn, kind: str, kb: bytes, id: str, ib: bytes, revision: int
 
 
 def history_set(txn: EtcdTxn, kb: bytes, keep: int) -> None:
+    check_key(kb, b"_")
     txn.meta_put(_KEEP_PREFIX + kb, str(keep).encode("ascii"))
 
 
 def history_keep(txn: EtcdTxn, kb: bytes) -> int:
+    check_key(kb, b"_")
     value = txn.meta_get(_KEEP_PREFIX + kb)
     return int(value) if value else 0
 
 
 def history_delete(txn: EtcdTxn, kb: bytes, ib: bytes) -> int:
     txn._writable()
+    check_key(kb, ib)
     hp = txn.lay.history_prefix(kb, ib)
     kept = _versions(list(txn.range(hp, c.prefix_end(hp), keys_only=True).kvs), hp)
     for _, kv in kept:
@@ -217,20 +237,31 @@ def history_delete(txn: EtcdTxn, kb: bytes, ib: bytes) -> int:
 
 
 def history_ids(txn: EtcdTxn, kb: bytes, after: bytes | None, limit: int) -> list[bytes]:
-    hp = txn.lay.history_prefix(kb)
-    start = hp + after + b"/\xff" if after else hp
-    out: list[bytes] = []
-    while True:
-        resp = txn.range(start, c.prefix_end(hp), keys_only=True, limit=1000)
-        for kv in resp.kvs:
-            id = kv.key[len(hp) :].rsplit(b"/", 1)[0]
-            if (not out or out[-1] != id) and (after is None or id > after):
-                out.append(id)
-                if limit and len(out) >= limit:
-                    return out
-        if not resp.more or not resp.kvs:
-            return out
-        start = resp.kvs[-1].key + b"\0"
+    """Ids of a kind with kept versions, in id order (as LMDB's), after
+    ``after``.  A version's key is ``<ID>/<rev>``, so the keys' order is not
+    the ids' (``a-1/...`` sorts before ``a/...``, and ``a/b/...`` after
+    ``a/...``): the ids are read whole, once per read transaction (a dump
+    pages through them in one)."""
+    cache = txn.history_ids_cache
+    ids = None if txn.write else cache.get(kb)
+    if ids is None:
+        hp = txn.lay.history_prefix(kb)
+        found: set[bytes] = set()
+        start = hp
+        while True:
+            resp = txn.range(start, c.prefix_end(hp), keys_only=True, limit=1000)
+            for kv in resp.kvs:
+                id, sep, rev = kv.key[len(hp) :].rpartition(b"/")
+                if sep and len(rev) == 16:
+                    found.add(id)
+            if not resp.more or not resp.kvs:
+                break
+            start = resp.kvs[-1].key + b"\0"
+        ids = sorted(found)
+        if not txn.write:
+            cache[kb] = ids
+    first = 0 if after is None else bisect.bisect_right(ids, after)
+    return ids[first : first + limit] if limit else ids[first:]
 
 
 def reserve(txn: EtcdTxn, n: int) -> int:
@@ -244,4 +275,5 @@ def history_load(
     txn: EtcdTxn, kb: bytes, ib: bytes, data: bytes, ns: int, revision: int
 ) -> None:
     txn._writable()
+    check_key(kb, ib)
     txn.writes[txn.lay.history_key(kb, ib, revision)] = encode_record(data, ns)

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 from .._lmdb import index as lix
 from .._lmdb._native import ffi, lib
 from .._lmdb.core import check_key
-from ..errors import NotFoundError, StoreError, UniqueViolationError
+from ..errors import NotFoundError, StoreError, UniqueViolationError, error_for
 from . import _common as c
 from . import etcd_api_pb2 as pb
 from .backfill import Build, violation_of
@@ -111,17 +111,54 @@ def upkeep(
         after = set(lix.extract(d.plan, new)) if new is not None else set()
         for enc in sorted(before - after):
             ops.append(c.op_delete(entry_key(p, enc, id)))
-            if d.unique:  # only if this record holds it (see backfill.py)
+            if d.unique:  # its key: unique_upkeep, once every write is known
                 uk = unique_key(p, enc)
-                ops.append(pb.RequestOp(request_txn=pb.TxnRequest(
-                    compare=[c.cmp_value(uk, "==", id)], success=[c.op_delete(uk)])))
+                txn.unique_keys[uk] = (d, enc)
+                txn.unique_gives.setdefault(uk, []).append(id)
         for enc in sorted(after - before):
             ops.append(c.op_put(entry_key(p, enc, id), b""))
             if d.unique:
                 uk = unique_key(p, enc)
-                cmps.append(c.cmp_create(uk, "==", 0))
                 txn.unique_keys[uk] = (d, enc)
-                ops.append(c.op_put(uk, id))
+                txn.unique_takes.setdefault(uk, []).append(id)
+    return cmps, ops
+
+
+def unique_upkeep(txn: EtcdTxn) -> tuple[list[tuple[bytes, int]], list[pb.RequestOp]]:
+    """The ops on the unique keys that ``upkeep`` noted for every write of
+    ``txn``, and compares of keys read here (``(key, mod_revision)``: a
+    change is a stale read, prepared again).
+
+    A value only let go: a delete of its key by its holder only (a nested
+    Txn comparing the key's value, see backfill.py).  A value only taken:
+    ``CREATE == 0`` and a put (a failed compare reads the holder back).  A
+    value taken by several records of one commit, or let go by one and
+    taken by another (a handover), is decided from its key's holder read
+    now, because etcd refuses a Txn writing one key twice: held by a record
+    outside these, or taken twice, it is ``UniqueViolationError`` (naming
+    that holder, else the first taker, as LMDB does); else one put of the
+    new holder, guarded by the key's ``mod_revision``.  The commit's end
+    state is what counts: within one Txn the order of the writes does not."""
+    cmps: list[tuple[bytes, int]] = []
+    ops: list[pb.RequestOp] = []
+    for uk, (d, enc) in txn.unique_keys.items():
+        takers = txn.unique_takes.get(uk, [])
+        gives = txn.unique_gives.get(uk, [])
+        if not takers:
+            ops += [pb.RequestOp(request_txn=pb.TxnRequest(
+                compare=[c.cmp_value(uk, "==", id)], success=[c.op_delete(uk)]))
+                for id in gives]
+        elif len(takers) == 1 and not gives:
+            txn.unique_cmps.append(c.cmp_create(uk, "==", 0))
+            ops.append(c.op_put(uk, takers[0]))
+        else:
+            kv = txn.client.get(uk)
+            if kv is not None and kv.value not in gives and kv.value not in takers:
+                raise violation_of(d, enc, kv.value)
+            if len(takers) > 1:
+                raise violation_of(d, enc, takers[0])
+            cmps.append((uk, kv.mod_revision if kv is not None else 0))
+            ops.append(c.op_put(uk, takers[0]))
     return cmps, ops
 
 
@@ -133,10 +170,17 @@ def violation(txn: EtcdTxn, key: bytes, holder: bytes) -> UniqueViolationError:
 # -- the index calls of QueryOps / IndexAdminOps (``EtcdTxn.OPS``) ------------
 
 
+def _check_name(kind: bytes, name: bytes, where: str) -> None:
+    """InvalidKeyError for a definition key LMDB could not hold (ps_idx_meta_key)."""
+    if len(b"index/") + len(kind) + 1 + len(name) > lib.PS_MAX_KEY:
+        raise error_for(lib.PS_ERR_KEY_TOO_LONG, where)
+
+
 def _def(txn: EtcdTxn, kind: bytes, name: bytes, ready: bool = True) -> lix.IndexDef:
     """The definition; NotFoundError when absent, or (``ready``) still being built."""
-    blob = txn.meta_get(def_key(txn, kind, name))
     where = f"{kind.decode('utf-8', 'replace')}.{name.decode('utf-8', 'replace')}"
+    _check_name(kind, name, f"index {where}")
+    blob = txn.meta_get(def_key(txn, kind, name))
     if blob is None:
         raise NotFoundError(f"no index {where}")
     if ready and txn.meta_get(building_key(kind, name)) is not None:
@@ -174,6 +218,25 @@ def _ids(txn: EtcdTxn, d: lix.IndexDef, enc: bytes, after: bytes | None,
         start = resp.kvs[-1].key + b"\0"
 
 
+def _ids_seen(txn: EtcdTxn, d: lix.IndexDef, kind: bytes, enc: bytes, after: bytes | None,
+              limit: int) -> list[bytes]:
+    """``_ids`` as this transaction sees them: its own saves, deletes, prefix
+    and kind deletes merged (their entries are written only at its commit)."""
+    if kind in txn.dropped:
+        return []
+    if not txn.overlaid(kind):
+        return _ids(txn, d, enc, after, limit)
+    pre = txn.lay.kind_prefix(kind)
+    ids = {i for i in _ids(txn, d, enc, None, 0)
+           if not txn._gone(kind, i) and pre + i not in txn.writes}
+    for key, value in txn.writes.items():
+        if key.startswith(pre) and value is not None and \
+                enc in lix.extract(d.plan, decode_record(value, key)[0]):
+            ids.add(key[len(pre) :])
+    out = sorted(i for i in ids if after is None or i > after)
+    return out[:limit] if limit else out
+
+
 def find(txn: EtcdTxn, kind: bytes, name: bytes, value: object, q: lix.Query,
          after: bytes | None, limit: int, mode: int) -> tuple[bytes, int]:
     """As ``ps_find``: ids (mode 0), records (1) or a wire list (2), in id order."""
@@ -183,7 +246,7 @@ def find(txn: EtcdTxn, kind: bytes, name: bytes, value: object, q: lix.Query,
         return b"", 0
     parts: list[bytes] = []
     n = 0
-    ids = _ids(txn, d, enc, after, limit)
+    ids = _ids_seen(txn, d, kind, enc, after, limit)
     if mode == lib.PS_FIND_IDS:
         return b"".join(_U32.pack(len(i)) + i for i in ids), len(ids)
     for start in range(0, len(ids), 100):  # records at the same revision, 100 per Txn
@@ -192,15 +255,20 @@ def find(txn: EtcdTxn, kind: bytes, name: bytes, value: object, q: lix.Query,
             (), [c.op_range(txn.lay.key(kind, i), revision=txn.pin) for i in chunk], retry=True
         )
         for i, r in zip(chunk, resp.responses, strict=True):
+            own = txn.writes.get(txn.lay.key(kind, i))  # written here: revision 0
             kvs = r.response_range.kvs
-            if not kvs:
+            if own is not None:
+                payload, ns = decode_record(own, txn.lay.key(kind, i))
+                mod = 0
+            elif kvs:
+                payload, ns = decode_record(kvs[0].value, kvs[0].key)
+                mod = kvs[0].mod_revision
+            else:
                 continue
-            payload, ns = decode_record(kvs[0].value, kvs[0].key)
             if mode == lib.PS_FIND_WIRE:
                 parts.append(b"\x0a" + _varint(len(payload)) + payload)
             else:
-                parts.append(_REC.pack(len(i), len(payload), ns, kvs[0].mod_revision) + i
-                             + payload)
+                parts.append(_REC.pack(len(i), len(payload), ns, mod) + i + payload)
             n += 1
     return b"".join(parts), n
 
@@ -219,6 +287,8 @@ def count(txn: EtcdTxn, kind: bytes, name: bytes, value: object, q: lix.Query) -
     enc = _encode(d, value, q)
     if enc is None:
         return 0
+    if kind in txn.dropped or txn.overlaid(kind):
+        return len(_ids_seen(txn, d, kind, enc, None, 0))
     p = entry_key(prefix(txn, kind, name), enc, b"")
     return int(txn.range(p, c.prefix_end(p), count_only=True).count)
 
@@ -267,6 +337,7 @@ def create(txn: EtcdTxn, blob: bytes, kind: bytes) -> tuple[int, bool]:
     d = lix.parse_def(blob)
     check_key(kind, b"_")
     name = d.name.encode("utf-8")
+    _check_name(kind, name, f"create index {d.kind}.{d.name}")
     lay = txn.lay
     dk = lay.meta_key(def_key(txn, kind, name))
     resp = txn.client.range(dk)

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .._lmdb import index as lix
 from .._lmdb.core import MAX_PAYLOAD, check_key
 from ..errors import (
     AlreadyExistsError,
@@ -39,7 +40,8 @@ from ..errors import (
 from . import _common as c
 from . import etcd_api_pb2 as pb
 from . import index
-from .history import prepare
+from .backfill import violation_of
+from .history import config_of, prepare
 from .layout import decode_record, encode_ns, encode_record
 
 if TYPE_CHECKING:
@@ -55,6 +57,19 @@ class ReadConflict(ConflictError):
     """A ConflictError because something the transaction READ changed before
     it committed (not a failed ``if_revision``): a Store call made of the
     library's own reads and writes is safe to run again."""
+
+
+class ListedConflict(ReadConflict):
+    """A transaction() that read a range (a list, count, search, kinds) saw
+    the store change after its pinned revision: its view is stale."""
+
+    def __init__(self, what: str, pin: int, actual: int) -> None:
+        super().__init__(what, "", pin, actual)
+        self.args = (
+            f"conflict: this transaction listed {what} at revision {pin}, and the "
+            f"store changed at revision {actual} before it committed (nothing was "
+            "written: run it again)",
+        )
 
 
 class _Stale(Exception):
@@ -96,9 +111,14 @@ class EtcdTxn:
         # reads; a failed one leaves _send at its last line (_Stale)
         self.range_cmps: builtins.list[pb.Compare] = []
         self.unique_keys: dict[bytes, tuple[Any, bytes]] = {}
+        # unique key -> ids that let its value go / take it (index.unique_upkeep)
+        self.unique_gives: dict[bytes, builtins.list[bytes]] = {}
+        self.unique_takes: dict[bytes, builtins.list[bytes]] = {}
         self.range_deletes: builtins.list[tuple[bytes, bytes]] = []
         self.meta_deletes: set[bytes] = set()
         self.schemas: dict[str, Any] | None = None
+        self.history_ids_cache: dict[bytes, builtins.list[bytes]] = {}  # history.py
+        self.listed: bytes | None = None  # the first range a transaction() read
         self.response: pb.TxnResponse | None = None
         self.ptr = True  # "live", as CTxn's (tests look at nothing else)
         # The finishing shape of ResourceOps (see CTxn): ``finish`` ends
@@ -122,7 +142,16 @@ class EtcdTxn:
         )
         if not self.pin:
             self.pin = resp.header.revision
+        if end:
+            self.note_range(key)
         return resp
+
+    def note_range(self, key: bytes) -> None:
+        """A range from ``key`` was read.  etcd cannot compare "no key came
+        or went in this range": a transaction() that read one compares the
+        store's last change at its commit instead (_send)."""
+        if self.interactive and self.listed is None:
+            self.listed = key
 
     def revision(self) -> int:
         """The revision this transaction reads at (pinned by its first read)."""
@@ -281,9 +310,17 @@ class EtcdTxn:
             start = base + kind + b"0"  # b"0" is the byte after b"/"
 
     def kinds(self) -> builtins.list[str]:
-        """Kinds holding a resource."""
-        return sorted(kind.decode("utf-8", "replace")
-                      for kind in self._kinds_under(self.lay.res) if kind not in self.dropped)
+        """Kinds holding a resource, as this transaction sees them (its own
+        writes and deletes merged, as on LMDB)."""
+        found = {kind for kind in self._kinds_under(self.lay.res) if kind not in self.dropped}
+        touched = {k for k, _ in self.prefixes}
+        for key in self.writes:
+            split = self.lay.split(key)
+            if split is not None:
+                touched.add(split[0])
+        found -= touched
+        found.update(k for k in touched if self.list_ids(k, None, None, 1))
+        return sorted(kind.decode("utf-8", "replace") for kind in found)
 
     def kinds_with_state(self) -> builtins.list[str]:
         """Sorted kinds with a history keep count, kept versions or a recorded
@@ -334,7 +371,47 @@ class EtcdTxn:
             )
         key = self.lay.key(kind, id)
         self._condition(key, kind, id, create, if_revision)
+        if self.interactive:
+            self._unique_check(kind, id, payload)
         self.writes[key] = encode_record(payload, ns)
+
+    def _unique_check(self, kind: bytes, id: bytes, payload: bytes) -> None:
+        """In a transaction(), as on LMDB: a value of a unique index that
+        another record holds, as this transaction sees them, is
+        UniqueViolationError at the call (the commit checks again)."""
+        defs = [d for d in config_of(self, kind, False).defs if d.unique]
+        if not defs:
+            return
+        key = self.lay.key(kind, id)
+        if key in self.writes:
+            value = self.writes[key]
+            old = decode_record(value, key)[0] if value is not None else None
+        elif self._gone(kind, id):
+            old = None
+        else:
+            kvs = self.range(key).kvs
+            old = decode_record(kvs[0].value, key)[0] if kvs else None
+        for d in defs:
+            before = set(lix.extract(d.plan, old)) if old is not None else set()
+            for enc in sorted(set(lix.extract(d.plan, payload)) - before):
+                holder = self._holder(kind, id, d, enc)
+                if holder is not None:
+                    raise violation_of(d, enc, holder)
+
+    def _holder(self, kind: bytes, id: bytes, d: Any, enc: bytes) -> bytes | None:
+        """Who else holds ``enc`` of unique index ``d``, as this transaction sees it."""
+        pre = self.lay.kind_prefix(kind)
+        for key, value in self.writes.items():  # records written here: their new values
+            if key.startswith(pre) and key != pre + id and value is not None and \
+                    enc in lix.extract(d.plan, decode_record(value, key)[0]):
+                return key[len(pre) :]
+        kvs = self.range(index.unique_key(index.prefix(self, kind, d.name.encode()), enc)).kvs
+        if not kvs:
+            return None
+        holder = bytes(kvs[0].value)
+        if holder == id or self._gone(kind, holder) or pre + holder in self.writes:
+            return None  # rewritten or deleted here: its new value was looked at above
+        return holder
 
     def _condition(
         self, key: bytes, kind: bytes, id: bytes, create: bool, if_revision: int | None
@@ -392,7 +469,12 @@ class EtcdTxn:
         self._writable()
         check_key(kind, prefix)
         scope = self.lay.kind_prefix(kind) + prefix
-        n = int(self.range(scope, c.prefix_end(scope), count_only=True).count)
+        if kind in self.dropped:
+            n = 0
+        elif self.overlaid(kind):  # as this transaction sees them (its writes merged)
+            n = sum(1 for r in self._merged(kind, None, 0) if r[0].startswith(prefix))
+        else:
+            n = int(self.range(scope, c.prefix_end(scope), count_only=True).count)
         for key in [k for k in self.writes if k.startswith(scope)]:
             del self.writes[key]
         self.prefixes[(kind, prefix)] = (time.time_ns(), n)
@@ -468,6 +550,11 @@ class EtcdTxn:
         compares += self.unique_cmps
         failure += [c.op_range(k) for k in ukeys]
         compares += self.range_cmps  # last: the indexes above stay those of cmp_keys, ukeys
+        if self.listed is not None and self.write:
+            # a transaction() that read a range: nothing of the store changed
+            # since its pinned revision (every changing Txn puts c/last)
+            compares.append(c.cmp_mod(lay.last, "<", self.pin + 1))
+            failure.append(c.op_range(lay.last, keys_only=True))
         user = bool(self.conds)  # a conditional write is never sent twice
         resp = self.client.txn(compares, success, failure, retry=not user)
         self.response = resp
@@ -490,6 +577,12 @@ class EtcdTxn:
             if why == "read":
                 raise ReadConflict(k, d, expected, actual)
             raise ConflictError(k, d, expected, actual)
+        if self.listed is not None:
+            kvs = resp.responses[-1].response_range.kvs
+            if kvs and kvs[0].mod_revision > self.pin:
+                split = lay.split(self.listed)
+                what = "kind " + _ctx(split[0], b"")[0] if split else "the store"
+                raise ListedConflict(what, self.pin, kvs[0].mod_revision)
         if stale:
             raise _Stale()
         for j, key in enumerate(ukeys):

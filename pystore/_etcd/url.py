@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from .._options import MAX_TIMEOUT
 from ..errors import StoreError
 from ._limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS, DEFAULT_TIMEOUT
 
@@ -186,8 +187,10 @@ def _timeout(url: str, text: str | None) -> float:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise InvalidURLError(f"etcd URL {url!r}: timeout must be a positive number of seconds")
+    if not 0 < value <= MAX_TIMEOUT:
+        raise InvalidURLError(
+            f"etcd URL {url!r}: timeout must be a positive number of seconds, "
+            f"at most {MAX_TIMEOUT:g}")
     return value
 
 
