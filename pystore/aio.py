@@ -57,6 +57,8 @@ from .watch import POLL_S, Watcher
 
 __all__ = ["AsyncStore"]
 
+_WATCH_STEP_S = 0.25  # etcd: longest a watch step holds a worker thread
+
 
 class _Opening:
     """What ``AsyncStore.open()`` returns: ``await`` it for the store, or use

@@ -352,3 +352,35 @@ def test_empty_kind_and_stream_filters_mean_every_change(any_store: Store) -> No
         assert [(c.op, c.kind, c.stream) for c in s.watch(
             after=before, kinds=kinds, streams=streams, timeout=0)] == every
     assert [c.op for c in s.changes(before, kinds=[], streams=["st"])] == ["append"]
+
+
+def _kept(s: Store, kind: str, id: str) -> list[str]:
+    return [Agent.FromString(r.data).model for r in s.history(kind, id)]
+
+
+def test_a_lowered_keep_count_applies_to_the_versions_kept_already(any_store: Store) -> None:
+    s = any_store
+    s.set_history("V", 3)
+    s.set_history("VV", 3)  # a kind whose name starts with the other's
+    for id in ("a", "a/0", "b"):
+        for i in range(4):
+            s.save_resource("V", id, Agent(model=f"{id}:{i}"))
+            s.save_resource("VV", id, Agent(model=f"{id}:{i}"))
+    s.set_history("V", 1)  # no write after it
+    for id in ("a", "a/0", "b"):
+        assert _kept(s, "V", id) == [f"{id}:3", f"{id}:2"]
+        assert len(_kept(s, "VV", id)) == 4
+    with s.transaction() as t:  # lowered again with a write and a prefix delete in the txn
+        t.set_history("VV", 1)
+        t.save_resource("VV", "a", Agent(model="a:4"))
+        t.delete_resources_by_prefix("VV", "b")
+    assert _kept(s, "VV", "a") == ["a:4", "a:3"]
+    assert _kept(s, "VV", "a/0") == ["a/0:3", "a/0:2"]
+    assert _kept(s, "VV", "b") == []
+    s.set_history("V", 0)
+    assert [_kept(s, "V", id) for id in ("a", "a/0", "b")] == [["a:3"], ["a/0:3"], ["b:3"]]
+    with s.transaction() as t:  # 0 with a write of the kind in the same transaction
+        t.set_history("VV", 0)
+        t.save_resource("VV", "a", Agent(model="a:5"))
+    assert _kept(s, "VV", "a") == ["a:5"]
+    assert _kept(s, "VV", "a/0") == ["a/0:3"]

@@ -110,6 +110,9 @@ def prepare(
     for kind, pre in txn.prefixes:  # the kept versions of the ids under it (as LMDB)
         hp = lay.history_prefix(kind) + pre
         ops.append(c.op_delete(hp, c.prefix_end(hp)))
+    # kinds given a keep count by this transaction: the count it set
+    keeps = {key[len(_KEEP_PREFIX) :]: int(value) for key, value in txn.meta.items()
+             if key.startswith(_KEEP_PREFIX)}
     for key in txn.meta:
         for pre in (_KEEP_PREFIX, b"indexes/"):
             if key.startswith(pre):
@@ -119,8 +122,14 @@ def prepare(
         cfg = config_of(txn, kind, fresh)
         cmps.append((lay.keep_key(kind), cfg.keep_mod))
         cmps.append((lay.meta_key(ix.set_key(kind)), cfg.defs_mod))
-        if cfg.keep or cfg.defs:
+        if kind in keeps:  # its writes keep versions by the count set here (as LMDB)
+            cfg = cfg._replace(keep=keeps[kind])
+        if cfg.keep or cfg.defs or kind in keeps:
             reads.extend((key, kind, id, cfg) for key, id in keys)
+    written = {(kind, id) for kind, keys in kinds.items() for _, id in keys}
+    for kind, keep in keeps.items():
+        if kind not in txn.dropped:
+            ops.extend(_trim(txn, kind, keep, written))
     for (kind, pre), _ in txn.prefixes.items():  # entries of the ids a prefix delete drops
         cfg = config_of(txn, kind, fresh)
         cmps.append((lay.meta_key(ix.set_key(kind)), cfg.defs_mod))
@@ -157,15 +166,54 @@ def prepare(
             more_cmps, more_ops = ix.upkeep(txn, cfg.defs, kind, id, was, new)
             txn.unique_cmps.extend(more_cmps)
             ops.extend(more_ops)
-        if not live or not cfg.keep:
-            continue
         kept = _versions(list(resp.responses[2 * i + 1].response_range.kvs),
                          lay.history_prefix(kind, id))
+        if not live or not cfg.keep:
+            if kind in keeps and not cfg.keep:  # set to 0 here: none stays
+                ops.extend(c.op_delete(kv.key) for _, kv in kept)
+            elif kind in keeps:  # lowered here: the newest cfg.keep stay
+                ops.extend(c.op_delete(kv.key) for _, kv in kept[: max(0, len(kept) - cfg.keep)])
+            continue
         prev = live[0]
         ops.append(c.op_put(lay.history_key(kind, id, prev.mod_revision), prev.value))
         for _, kv in kept[: max(0, len(kept) + 1 - cfg.keep)]:
             ops.append(c.op_delete(kv.key))
     return _with_unique(txn, cmps, ops)
+
+
+def _trim(txn: EtcdTxn, kind: bytes, keep: int, written: set[tuple[bytes, bytes]]
+          ) -> list[pb.RequestOp]:
+    """The deletes that leave each resource of ``kind`` its newest ``keep``
+    kept versions (set_history in this transaction: a lower count applies to
+    the versions kept already, as on LMDB); the ids this transaction writes
+    are trimmed with their write.  Read now, compared at the commit: a
+    version kept meanwhile by another writer makes it prepare again."""
+    hp = txn.lay.history_prefix(kind)
+    end = c.prefix_end(hp)
+    # a prefix delete of this transaction drops its ids' versions itself
+    # (one Txn cannot delete a key twice)
+    gone = tuple(hp + pre for k, pre in txn.prefixes if k == kind)
+    if keep == 0 and not gone and not any(k == kind for k, _ in written):
+        return [c.op_delete(hp, end)]  # one range delete
+    by_id: dict[bytes, list[tuple[int, bytes]]] = {}
+    start, rev = hp, 0
+    while True:
+        resp = txn.client.range(start, end, keys_only=True, limit=1000, revision=rev)
+        rev = rev or int(resp.header.revision)
+        for kv in resp.kvs:
+            id, sep, label = kv.key[len(hp) :].rpartition(b"/")
+            if (sep and len(label) == 16 and (kind, id) not in written
+                    and not kv.key.startswith(gone)):
+                by_id.setdefault(id, []).append((int(label, 16), kv.key))
+        if not resp.more or not resp.kvs:
+            break
+        start = resp.kvs[-1].key + b"\0"
+    txn.range_cmps.append(c.cmp_range_unchanged(hp, end, rev))
+    ops: list[pb.RequestOp] = []
+    for versions in by_id.values():
+        versions.sort()
+        ops.extend(c.op_delete(key) for _, key in versions[: max(0, len(versions) - keep)])
+    return ops
 
 
 def _with_unique(
