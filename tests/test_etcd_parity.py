@@ -9,6 +9,7 @@ import io
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -22,6 +23,9 @@ from pystore import (
 )
 from pystore.cli import dump as dump_mod
 from pystore.samples.agent_pb2 import Agent
+
+if TYPE_CHECKING:
+    from etcd_cluster import EtcdCluster
 
 
 def _slug(value: str) -> Agent:
@@ -384,3 +388,31 @@ def test_a_lowered_keep_count_applies_to_the_versions_kept_already(any_store: St
         t.save_resource("VV", "a", Agent(model="a:5"))
     assert _kept(s, "VV", "a") == ["a:5"]
     assert _kept(s, "VV", "a/0") == ["a/0:3"]
+
+
+def test_a_root_under_another_roots_own_name_keeps_apart(
+    etcd_cluster: EtcdCluster, etcd_root: bytes
+) -> None:
+    # README: roots may share a cluster; only one under another's r/ m/ h/ c/
+    # e/ i/ collides, so /R/a/ beside /R/ must keep every key apart
+    etcd_cluster.ensure_running()
+    outer_root = etcd_root.decode()
+    with Store(str(etcd_cluster.url(outer_root)), sync=False, timeout=10.0) as outer, \
+            Store(str(etcd_cluster.url(outer_root + "a/")), sync=False, timeout=10.0) as inner:
+        outer.create_index("Agent", "slug", field="metadata.slug", msg_type=Agent, unique=True)
+        inner.create_index("Agent", "slug", field="metadata.slug", msg_type=Agent, unique=True)
+        outer.set_history("Agent", 2)
+        inner.set_history("Agent", 2)
+        start = outer.revision()
+        for s, tag in ((outer, "o"), (inner, "i")):
+            s.save_resource("Agent", "x", _slug(tag))
+            s.save_resource("Agent", "x", _slug(tag + "2"))
+            s.append_events("log", [(1, Agent(model=tag))])
+        assert [c.op for c in outer.changes(after=start) if c.kind == "Agent"] == ["put", "put"]
+        assert inner.find_ids("Agent", "slug", "o2") == []
+        assert outer.delete_resources_by_kind("Agent") == 1
+        assert outer.kinds() == []
+        assert inner.list_ids("Agent") == ["x"]
+        assert len(inner.history("Agent", "x")) == 2
+        assert inner.find_ids("Agent", "slug", "i2") == ["x"]
+        assert [e.seq for e in inner.read_events("log")] == [1]
