@@ -384,3 +384,16 @@ def test_progress_bar_on_a_terminal_only(filled: Path, tmp_path: Path) -> None:
     assert "[" not in piped.stderr and "%" not in piped.stderr
     code, err = _stderr_on_a_pty(["verify", filled])
     assert code == 0 and b"verify [" in err
+
+
+@pytest.mark.parametrize("content", ["not json\n", "\n\n{truncated\n", "\x00\x01garbage"])
+def test_load_of_a_file_that_is_no_dump_creates_no_store(tmp_path: Path, content: str) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(content)
+    target = tmp_path / "new-store"
+    p = run("load", target, bad)
+    assert p.returncode == 1
+    assert "bad.jsonl:" in one_line_error(p) and "not JSON" in one_line_error(p)
+    assert not target.exists()
+    p = run("load", target, "-", input=content)  # from stdin alike
+    assert p.returncode == 1 and not target.exists()

@@ -457,7 +457,22 @@ def _stream(name: str, where: str) -> None:
         raise _LoadError(f"{where}: {exc}") from None
 
 
-def _lines(src: IO[str], name: str) -> Iterator[tuple[str, Any, int]]:
+def read_start(src: IO[str], name: str) -> list[str]:
+    """The lines of ``src`` up to its first non-blank one, which is checked
+    to be JSON as ``load`` checks it (the same error): ``pystore load`` reads
+    them before it opens the store, so a file that is no dump creates no
+    store.  ``load`` gets them back first (``itertools.chain(head, src)``)."""
+    head: list[str] = []
+    for text in src:
+        head.append(text)
+        if text.strip():
+            break
+    for _ in _lines(head, name):  # the same line numbers: head starts at line 1
+        pass
+    return head
+
+
+def _lines(src: Iterable[str], name: str) -> Iterator[tuple[str, Any, int]]:
     """(where, parsed JSON, characters read so far) of each non-blank line."""
     read = 0
     for no, text in enumerate(src, 1):
@@ -475,7 +490,7 @@ def _lines(src: IO[str], name: str) -> Iterator[tuple[str, Any, int]]:
 
 
 def load(
-    store: Store, src: IO[str], name: str = "-", size: int = 0,
+    store: Store, src: Iterable[str], name: str = "-", size: int = 0,
     extras: dict[str, int] | None = None,
 ) -> tuple[int, int]:
     """Load a dump into ``store``: (records, schemas) written.

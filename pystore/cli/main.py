@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import errno
 import io
+import itertools
 import json
 import os
 import signal
@@ -290,8 +291,9 @@ def cmd_load(a: argparse.Namespace) -> int:
         size = os.fstat(src.fileno()).st_size
     extras = {"index": 0, "event": 0}
     try:
+        head = _dump.read_start(src, a.file)  # no JSON there: no store is created
         with Store(a.path) as s:
-            records, schemas = _dump.load(s, src, a.file, size, extras)
+            records, schemas = _dump.load(s, itertools.chain(head, src), a.file, size, extras)
     finally:
         if src is not sys.stdin:
             src.close()
