@@ -351,7 +351,14 @@ class AsyncStore(AsyncStoreViews):
                     if left <= 0:
                         return
                     wait = min(wait, left)
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(woken.wait(), wait)
+                # a timer sets the event too, and the wait is a plain await:
+                # asyncio.wait_for (3.11) returns normally when the event is
+                # set in the loop turn that cancels this task, and the
+                # cancellation was lost (the iterator ran on)
+                timer = loop.call_later(wait, woken.set)
+                try:
+                    await woken.wait()
+                finally:
+                    timer.cancel()
         finally:
             signal.discard_async(waiter)

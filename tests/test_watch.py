@@ -342,3 +342,33 @@ def test_watch_in_another_process_sees_every_change(store_path: Path, after: int
         lines = out.split("\n")[:-1]
         first = 1 if after == 0 else 2
         assert lines == [f"{c.revision} {c.op} {c.id}" for c in s.changes(first - 1)]
+
+
+def test_an_async_watch_cancelled_as_a_commit_wakes_it_ends(store_path: Path) -> None:
+    # The commit sets each watcher's event in the loop turn that cancels the
+    # tasks: the cancellation must end them (asyncio.wait_for returned
+    # normally there, and the iterators ran on: 160 of 240 here before)
+    async def main() -> int:
+        async with AsyncStore.open(str(store_path), sync=False) as s:
+
+            async def follow() -> None:
+                async for _ in s.watch(kinds=["Other"]):
+                    pass
+
+            left = 0
+            for trial in range(12):
+                tasks = [asyncio.create_task(follow()) for _ in range(8)]
+                await asyncio.sleep(0.05)  # every watcher waits
+                s.store.save_resource("A", str(trial), Agent())  # sets their events
+                for _ in range(trial % 3):
+                    await asyncio.sleep(0)
+                for t in tasks:
+                    t.cancel()
+                _, pending = await asyncio.wait(tasks, timeout=2.0)
+                left += len(pending)
+                for t in pending:  # let the test end either way
+                    t.cancel()
+                await asyncio.wait(tasks, timeout=2.0)
+            return left
+
+    assert asyncio.run(main()) == 0
