@@ -274,11 +274,11 @@ int ps_history_set(ps_txn *t, const char *kind, size_t kind_len, uint64_t keep)
     int rc = ps_txn_usable(t, 1);
     if (rc)
         return rc;
-    rc = ps_kind_check(kind, kind_len);
+    char prefix[PS_MAX_KEY], key[PS_MAX_KEY], val[8];
+    size_t prefix_len, key_len;
+    rc = ps_kind_prefix(kind, kind_len, prefix, &prefix_len); /* checks the kind */
     if (rc)
         return rc;
-    char key[PS_MAX_KEY], val[8];
-    size_t key_len;
     rc = keep_key(kind, kind_len, key, &key_len);
     if (rc)
         return rc;
@@ -290,16 +290,13 @@ int ps_history_set(ps_txn *t, const char *kind, size_t kind_len, uint64_t keep)
         return rc;
     /* the count holds for the versions kept already: a lower one drops
      * the oldest now (all of them with 0), not at each resource's next write */
-    char prefix[PS_MAX_KEY + 1];
-    memcpy(prefix, kind, kind_len);
-    prefix[kind_len] = '/';
-    while ((rc = ps_apply_hist_trim(t, prefix, kind_len + 1, keep)) == MDB_MAP_FULL) {
+    while ((rc = ps_apply_hist_trim(t, prefix, prefix_len, keep)) == MDB_MAP_FULL) {
         rc = ps_txn_recover(t);
         if (rc)
             return rc;
     }
     if (rc == PS_OK)
-        rc = ps_txn_log_arg(t, PS_OP_HIST_TRIM, prefix, kind_len + 1, NULL, 0, 0, 0, keep);
+        rc = ps_txn_log_arg(t, PS_OP_HIST_TRIM, prefix, prefix_len, NULL, 0, 0, 0, keep);
     return ps_txn_note(t, rc);
 }
 
