@@ -15,6 +15,7 @@ live version's ``mod_revision`` so nothing is lost in between.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._lmdb import index as lix
@@ -169,9 +170,7 @@ def prepare(
         kept = _versions(list(resp.responses[2 * i + 1].response_range.kvs),
                          lay.history_prefix(kind, id))
         if not live or not cfg.keep:
-            if kind in keeps and not cfg.keep:  # set to 0 here: none stays
-                ops.extend(c.op_delete(kv.key) for _, kv in kept)
-            elif kind in keeps:  # lowered here: the newest cfg.keep stay
+            if kind in keeps:  # set here: the newest cfg.keep stay (none for 0)
                 ops.extend(c.op_delete(kv.key) for _, kv in kept[: max(0, len(kept) - cfg.keep)])
             continue
         prev = live[0]
@@ -195,25 +194,41 @@ def _trim(txn: EtcdTxn, kind: bytes, keep: int, written: set[tuple[bytes, bytes]
     gone = tuple(hp + pre for k, pre in txn.prefixes if k == kind)
     if keep == 0 and not gone and not any(k == kind for k, _ in written):
         return [c.op_delete(hp, end)]  # one range delete
-    by_id: dict[bytes, list[tuple[int, bytes]]] = {}
-    start, rev = hp, 0
-    while True:
+    rev = 0
+
+    def read(start: bytes) -> pb.RangeResponse:  # the pages at the first one's revision
+        nonlocal rev
         resp = txn.client.range(start, end, keys_only=True, limit=1000, revision=rev)
         rev = rev or int(resp.header.revision)
-        for kv in resp.kvs:
-            id, sep, label = kv.key[len(hp) :].rpartition(b"/")
-            if (sep and len(label) == 16 and (kind, id) not in written
-                    and not kv.key.startswith(gone)):
-                by_id.setdefault(id, []).append((int(label, 16), kv.key))
-        if not resp.more or not resp.kvs:
-            break
-        start = resp.kvs[-1].key + b"\0"
+        return resp
+
+    by_id: dict[bytes, list[tuple[int, bytes]]] = {}
+    for id, label, key in _version_keys(read, hp):
+        if (kind, id) not in written and not key.startswith(gone):
+            by_id.setdefault(id, []).append((int(label, 16), key))
     txn.range_cmps.append(c.cmp_range_unchanged(hp, end, rev))
     ops: list[pb.RequestOp] = []
     for versions in by_id.values():
         versions.sort()
         ops.extend(c.op_delete(key) for _, key in versions[: max(0, len(versions) - keep)])
     return ops
+
+
+def _version_keys(
+    read: Callable[[bytes], pb.RangeResponse], hp: bytes
+) -> Iterator[tuple[bytes, bytes, bytes]]:
+    """(id, 16-hex revision label, key) of every kept version under ``hp``
+    (``history_prefix(kind)``), read a page at a time by ``read(start)``."""
+    start = hp
+    while True:
+        resp = read(start)
+        for kv in resp.kvs:
+            id, sep, label = kv.key[len(hp) :].rpartition(b"/")
+            if sep and len(label) == 16:
+                yield id, label, kv.key
+        if not resp.more or not resp.kvs:
+            return
+        start = resp.kvs[-1].key + b"\0"
 
 
 def _with_unique(
@@ -294,18 +309,9 @@ def history_ids(txn: EtcdTxn, kb: bytes, after: bytes | None, limit: int) -> lis
     ids = None if txn.write else cache.get(kb)
     if ids is None:
         hp = txn.lay.history_prefix(kb)
-        found: set[bytes] = set()
-        start = hp
-        while True:
-            resp = txn.range(start, c.prefix_end(hp), keys_only=True, limit=1000)
-            for kv in resp.kvs:
-                id, sep, rev = kv.key[len(hp) :].rpartition(b"/")
-                if sep and len(rev) == 16:
-                    found.add(id)
-            if not resp.more or not resp.kvs:
-                break
-            start = resp.kvs[-1].key + b"\0"
-        ids = sorted(found)
+        end = c.prefix_end(hp)
+        ids = sorted({id for id, _, _ in _version_keys(
+            lambda start: txn.range(start, end, keys_only=True, limit=1000), hp)})
         if not txn.write:
             cache[kb] = ids
     first = 0 if after is None else bisect.bisect_right(ids, after)
