@@ -11,7 +11,8 @@ order (REPS repetitions, default 15), medians per save:
   first and last commits, smaller while writers gather or finish, are 2 of
   its ~21);
 * ``steady100``: 8 threads started once, released by a barrier, 100 saves
-  each (the form ``make bench`` uses: a throughput in steady state);
+  each (the form ``make bench`` uses, its ``measure.Writers``: a throughput
+  in steady state);
 * ``steady20`` and ``burst100``: the other two combinations, to tell the
   thread start-up from the round's length;
 * T1 / T8: one ``save_resources`` commit of 1 / 8 records.
@@ -35,10 +36,9 @@ from collections.abc import Callable
 from typing import Any
 
 import workload as wl
+from measure import THREADS, Writers
 
 import pystore
-
-THREADS = 8
 
 
 def _burst(store: pystore.Store, msgs: list[Any], per: int) -> Callable[[], None]:
@@ -56,43 +56,6 @@ def _burst(store: pystore.Store, msgs: list[Any], per: int) -> Callable[[], None
     return go
 
 
-class _Steady:
-    """THREADS threads started once; ``run(per)`` releases them for ``per`` saves each."""
-
-    def __init__(self, store: pystore.Store, msgs: list[Any]) -> None:
-        self.store, self.msgs, self.per = store, msgs, 0
-        self.go, self.done = threading.Barrier(THREADS + 1), threading.Barrier(THREADS + 1)
-        self.threads = [threading.Thread(target=self._loop, args=(t,), daemon=True)
-                        for t in range(THREADS)]
-        for th in self.threads:
-            th.start()
-
-    def _loop(self, t: int) -> None:
-        try:
-            while True:
-                self.go.wait()
-                per = self.per
-                for n in range(per):
-                    self.store.save_resource(
-                        "Agent", f"t{t}-{n}", self.msgs[(t * per + n) % len(self.msgs)])
-                self.done.wait()
-        except threading.BrokenBarrierError:
-            return
-
-    def run(self, per: int) -> Callable[[], None]:
-        def go() -> None:
-            self.per = per
-            self.go.wait()
-            self.done.wait()
-        return go
-
-    def close(self) -> None:
-        self.go.abort()
-        self.done.abort()
-        for th in self.threads:
-            th.join(timeout=10)
-
-
 def main() -> None:
     base = sys.argv[1] if len(sys.argv) > 1 else "."
     reps = int(sys.argv[2]) if len(sys.argv) > 2 else 15
@@ -101,7 +64,7 @@ def main() -> None:
     d = tempfile.mkdtemp(prefix="durable-forms-", dir=base)
     try:
         with pystore.Store(d) as store:
-            steady = _Steady(store, msgs)
+            steady = Writers(store, msgs)
             try:
                 g1 = [[(f"c1-{c}", msgs[c])] for c in range(10)]
                 g8 = [[(f"c8-{c}-{j}", msgs[(c * 8 + j) % len(msgs)]) for j in range(8)]
@@ -121,8 +84,8 @@ def main() -> None:
                     "one": (one, 40), "t1": (commits(g1), 10), "t8": (commits(g8), 10),
                     "burst20": (_burst(store, msgs, 20), 160),
                     "burst100": (_burst(store, msgs, 100), 800),
-                    "steady20": (steady.run(20), 160),
-                    "steady100": (steady.run(100), 800),
+                    "steady20": (lambda: steady.round(20), 160),
+                    "steady100": (lambda: steady.round(100), 800),
                 }
                 times: dict[str, list[float]] = {k: [] for k in ops}
                 rng = random.Random(3)

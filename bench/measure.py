@@ -280,13 +280,15 @@ def main_ops(w: wl.Workload, systems: dict[str, System], indexed: pystore.Store,
     return list(ops.values())
 
 
-class _Writers:
-    """THREADS writer threads started once; ``round()`` releases them to
-    save PER_THREAD records each and returns when all are done (only that
-    is timed: starting threads is not the store's work)."""
+class Writers:
+    """THREADS writer threads started once; ``round(per)`` releases them to
+    save ``per`` records each and returns when all are done (only that is
+    timed: starting threads is not the store's work).  Also used by
+    ``durable_forms.py``."""
 
     def __init__(self, store: pystore.Store, msgs: list[Any]) -> None:
         self._store, self._msgs = store, msgs
+        self._per = 0
         self._go = threading.Barrier(THREADS + 1)
         self._done = threading.Barrier(THREADS + 1)
         self._errors: list[BaseException] = []
@@ -300,16 +302,18 @@ class _Writers:
         try:
             while True:
                 self._go.wait()
+                per = self._per
                 try:
-                    for n in range(PER_THREAD):
-                        save("Agent", f"t{t}-{n}", msgs[(t * PER_THREAD + n) % len(msgs)])
+                    for n in range(per):
+                        save("Agent", f"t{t}-{n}", msgs[(t * per + n) % len(msgs)])
                 except BaseException as exc:  # reported by round(), not lost in the thread
                     self._errors.append(exc)
                 self._done.wait()
         except threading.BrokenBarrierError:
             return  # close()
 
-    def round(self) -> None:
+    def round(self, per: int) -> None:
+        self._per = per  # read by the threads after the barrier lets them go
         self._go.wait()
         self._done.wait()
         if self._errors:
@@ -323,7 +327,7 @@ class _Writers:
             th.join(timeout=10)
 
 
-def durable_ops(w: wl.Workload, store: pystore.Store) -> tuple[list[Op], _Writers]:
+def durable_ops(w: wl.Workload, store: pystore.Store) -> tuple[list[Op], Writers]:
     """8 durable writer threads against one, and the disk's commit times T1
     and T8; the writers' pool, to close before the store."""
     msgs = [m for _, _, m in w.records[:256]]
@@ -334,7 +338,7 @@ def durable_ops(w: wl.Workload, store: pystore.Store) -> tuple[list[Op], _Writer
         for n in range(ONE_THREAD_SAVES):
             store.save_resource("Agent", f"one-{n}", msgs[n])
 
-    writers = _Writers(store, msgs)
+    writers = Writers(store, msgs)
     groups1 = [[(f"c1-{c}", msgs[c])] for c in range(COMMITS)]
     groups8 = [[(f"c8-{c}-{j}", msgs[(c * 8 + j) % len(msgs)]) for j in range(8)]
                for c in range(COMMITS)]
@@ -346,7 +350,7 @@ def durable_ops(w: wl.Workload, store: pystore.Store) -> tuple[list[Op], _Writer
         return go
 
     d1.add("pystore", one)
-    d8.add("pystore", writers.round)
+    d8.add("pystore", lambda: writers.round(PER_THREAD))
     t1.add("pystore", commits(groups1))
     t8.add("pystore", commits(groups8))
     return [d1, d8, t1, t8], writers
@@ -399,7 +403,7 @@ def main(argv: list[str]) -> int:
     loads: list[float] = []
     opened: dict[str, System] = {}
     indexed = durable = None
-    writers: _Writers | None = None
+    writers: Writers | None = None
     try:
         w = wl.build()
         wfile = os.path.join(scratch, "workload.bin")
