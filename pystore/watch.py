@@ -27,8 +27,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ._lmdb.core import encode_kind
 from ._lmdb.events import encode_stream
+from ._lmdb.index import check_kind
 from ._lmdb.revs import END, env_revision, read_changes
 from .errors import StoreClosedError
 from .records import Change
@@ -102,11 +102,9 @@ def _kinds(kinds: Iterable[str] | None) -> list[bytes] | None:
         return None
     if isinstance(kinds, str):
         raise TypeError("kinds must be an iterable of kinds, not a str")
-    out = [encode_kind(k) for k in kinds]
-    for k in out:
-        if not k or b"/" in k or b"\0" in k:
-            raise ValueError(f"invalid kind {k.decode('utf-8', 'replace')!r}")
-    return out
+    # a kind as every other method checks it: InvalidKeyError when empty,
+    # with '/' or NUL, or longer than a key allows
+    return [check_kind(k) for k in kinds]
 
 
 def _streams(streams: Iterable[str] | None) -> list[bytes] | None:

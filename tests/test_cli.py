@@ -310,10 +310,18 @@ def test_usage_errors_exit_2_with_one_line(args: list[str]) -> None:
     one_line_error(p)
 
 
-def test_bad_kind_is_a_usage_error(filled: Path) -> None:
-    p = run("list", filled, "A/B")
-    assert p.returncode == 2
-    assert "'/'" in one_line_error(p)
+@pytest.mark.parametrize(
+    "args",
+    [["list", "{p}", "A/B"], ["watch", "{p}", "--kind", "A/B"], ["watch", "{p}", "--kind", ""],
+     ["dump", "{p}", "--kind", "A/B"], ["find", "{p}", "A/B", "i", "v"],
+     ["clean", "{p}", "--kind", "A/B", "--yes"], ["get", "{p}", "Agent", ""]],
+)
+def test_bad_kind_is_a_usage_error(filled: Path, args: list[str]) -> None:
+    # docs/cli.md: "2 usage error (including a malformed kind or id)", for
+    # every command that takes a kind (watch's --kind exited 1)
+    p = run(*[a.format(p=filled) for a in args])
+    assert p.returncode == 2, p.stderr
+    one_line_error(p)
 
 
 def test_not_a_store_is_one_line(tmp_path: Path) -> None:

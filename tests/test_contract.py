@@ -582,3 +582,14 @@ def test_bad_options_are_refused_alike(store_target: str, options: dict[str, obj
     """Every backend checks every option, also those it ignores."""
     with pytest.raises(exc):
         Store(store_target, **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["", "A/B", "a\0b", "k" * 600])
+def test_a_malformed_kind_in_a_change_filter_is_invalid_key(any_store: Store, kind: str) -> None:
+    # README: a kind is a non-empty str without '/' or NUL, within the key
+    # limit; "Violations raise InvalidKeyError" -- also in kinds=[...] of
+    # changes() and watch() (they raised a bare ValueError, or accepted it)
+    with pytest.raises(InvalidKeyError):
+        any_store.changes(0, kinds=[kind])
+    with pytest.raises(InvalidKeyError):
+        any_store.watch(kinds=["Agent", kind])
