@@ -178,6 +178,34 @@ def test_dump_load_round_trip_is_byte_for_byte(filled: Path, tmp_path: Path) -> 
             assert a._schema_of(kind) == b._schema_of(kind)
 
 
+def test_dump_load_dump_with_history_differs_only_in_history_revisions(
+    tmp_path: Path
+) -> None:
+    # docs/cli.md: dump, load, dump | cmp is identical, but for the
+    # revision labels of kept versions (a loaded store takes its own)
+    src = tmp_path / "src"
+    with pystore.Store(src, sync=False) as s:
+        s.save_resource("Other", "o", agent_pb2.Agent())  # shifts the revisions
+        s.set_history("Agent", 3)
+        for i in range(3):
+            s.save_resource("Agent", "a", agent_pb2.Agent(model=str(i)))
+    dump = tmp_path / "store.jsonl"
+    assert run("dump", src, "-o", dump).returncode == 0
+    assert run("load", tmp_path / "restored", dump).returncode == 0
+    again = run("dump", tmp_path / "restored")
+    assert again.returncode == 0
+    first, second = dump.read_text().splitlines(), again.stdout.splitlines()
+    assert len(first) == len(second)
+    revisions = 0
+    for a, b in zip(first, second, strict=True):
+        if a != b:
+            ja, jb = json.loads(a), json.loads(b)
+            assert ja["history"].pop("revision") != jb["history"].pop("revision")
+            assert ja == jb
+            revisions += 1
+    assert revisions == 2  # the two kept versions
+
+
 def test_load_in_chunks_from_stdin_and_kind_filter(filled: Path, tmp_path: Path) -> None:
     with pystore.Store(filled, sync=False) as s:
         s.save_resources("Bulk", [(f"b{i:05d}", agent_pb2.Agent(model=str(i)))
