@@ -433,3 +433,17 @@ def test_load_of_a_file_that_is_no_dump_creates_no_store(tmp_path: Path, content
     assert not target.exists()
     p = run("load", target, "-", input=content)  # from stdin alike
     assert p.returncode == 1 and not target.exists()
+
+
+@pytest.mark.parametrize("content", ["", "\n \n"])
+def test_load_of_an_empty_input_creates_no_store(tmp_path: Path, content: str) -> None:
+    # docs/cli.md: "a file that is no dump creates no store"; an empty input
+    # (a failed `pystore dump ... |`) is none: it created an empty store, exit 0
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(content)
+    target = tmp_path / "new-store"
+    for args, stdin in (((target, empty), None), ((target, "-"), content)):
+        p = run("load", *args, input=stdin)
+        assert p.returncode == 1
+        assert "empty" in one_line_error(p) and "no dump" in one_line_error(p)
+        assert not target.exists()
