@@ -119,7 +119,7 @@ def _check_rev(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{what} must be int, not {type(value).__name__}")
     if not 0 <= value < 2**64:
-        raise ValueError(f"{what} must be >= 0")
+        raise ValueError(f"{what} must be in 0..2**64-1, not {value}")
     return value
 
 

@@ -330,7 +330,8 @@ def test_missing_store_is_never_created(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "args",
     [[], ["stats"], ["nosuch", "x"], ["list", "p"], ["list", "p", "K", "--limit", "-1"],
-     ["clean", "p"], ["get", "p", "K"], ["stats", "p", "--bogus"]],
+     ["clean", "p"], ["get", "p", "K"], ["stats", "p", "--bogus"],
+     ["watch", "p", "--after", "-1"], ["watch", "p", "--after", str(2**64)]],
 )
 def test_usage_errors_exit_2_with_one_line(args: list[str]) -> None:
     p = run(*args)

@@ -61,6 +61,14 @@ def _count(text: str) -> int:
     return n
 
 
+def _revision(text: str) -> int:
+    """``watch --after``: a revision (u64); out of range is a usage error (exit 2)."""
+    n = _count(text)
+    if n >= 2**64:
+        raise argparse.ArgumentTypeError("must be in 0..2**64-1")
+    return n
+
+
 def _parser() -> _Parser:
     p = _Parser(prog="pystore", description="Inspect, copy and check pystore stores.")
     p.add_argument("--version", action="version",
@@ -111,7 +119,7 @@ def _parser() -> _Parser:
     c = cmd("watch", "print each change as it is committed, until interrupted")
     c.add_argument("path", metavar="PATH")
     c.add_argument("--kind", action="append", metavar="KIND", help="only this kind (repeatable)")
-    c.add_argument("--after", type=_count, metavar="N",
+    c.add_argument("--after", type=_revision, metavar="N",
                    help="first replay every change after revision N")
     c.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                    help="one JSON object per line")
