@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 
 from ._lmdb.core import CTxn, check_key, encode_id, encode_kind
 from ._lmdb.schema import SchemaRecorder, read_type_name
+from ._messages import check_type
 from .errors import InvalidMessageError
 
 if TYPE_CHECKING:
@@ -89,6 +90,14 @@ class KindOps:
         from .collection import Collection
 
         return Collection(cast("ResourceOps", self), kind, msg_type)
+
+    def _read_type(self, kind: str, kb: bytes, msg_type: type[M]) -> type[M]:
+        """``msg_type`` checked as a message class that ``kind`` may be read
+        as (InvalidMessageError if the store recorded another type)."""
+        cls = check_type(msg_type)
+        if self._schemas.read_ok.get(kind) is not cls.DESCRIPTOR:
+            self._check_read_type(kind, kb, cls.DESCRIPTOR)  # type: ignore[arg-type]
+        return cls
 
     def _check_read_type(self, kind: str, kb: bytes, desc: Descriptor) -> None:
         """InvalidMessageError unless ``kind`` may be read as ``desc``'s type.

@@ -55,6 +55,9 @@ class QueryOps:
     def _payload(self, msg: object, owned: bool = False) -> bytes:
         raise NotImplementedError
 
+    def _read_type(self, kind: str, kb: bytes, msg_type: type[M]) -> type[M]:
+        raise NotImplementedError  # KindOps's (before this class in ResourceOps)
+
     # -- index lookups ----------------------------------------------------
 
     def _query(self, kind: str, index: str, value: object) -> tuple[bytes, bytes, Any]:
@@ -86,7 +89,7 @@ class QueryOps:
         """Resources of ``kind`` whose ``index`` holds ``value``, in id order:
         raw bytes, or ``msg_type`` messages; ids strictly after ``after``."""
         kb, nb, q = self._query(kind, index, value)
-        cls = None if msg_type is None else _check_type(msg_type)
+        cls = None if msg_type is None else self._read_type(kind, kb, msg_type)
         ab = None if after is None or after == "" else encode_id(after)
         if ab is not None:
             check_key(kb, ab)
@@ -127,7 +130,7 @@ class QueryOps:
         """The first resource (by id) whose ``index`` holds ``value``;
         NotFoundError if none."""
         kb, nb, q = self._query(kind, index, value)
-        cls = _check_type(msg_type)
+        cls = self._read_type(kind, kb, msg_type)
         data = None if q is None else self._find_first(kb, nb, value, q)
         if data is None:
             if q is None:
@@ -255,6 +258,8 @@ class IndexAdminOps:
 
         def _run(self, write: bool, op: Callable[..., Any], *args: Any) -> Any: ...
 
+        def _read_type(self, kind: str, kb: bytes, msg_type: type[M]) -> type[M]: ...
+
     def create_index(
         self, kind: str, name: str, *, field: str, msg_type: type[Message], unique: bool = False
     ) -> int:
@@ -265,7 +270,7 @@ class IndexAdminOps:
         the same name with another definition raises StoreError."""
         kb = _ix.check_kind(kind)
         nb = _ix.encode_name(name)
-        cls = _check_type(msg_type)
+        cls = self._read_type(kind, kb, msg_type)  # the kind's recorded type, if any
         if not isinstance(unique, bool):
             raise TypeError(f"unique must be bool, not {type(unique).__name__}")
         plan = _ix.compile_plan(cls.DESCRIPTOR, field)  # type: ignore[arg-type]

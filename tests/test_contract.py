@@ -593,3 +593,31 @@ def test_a_malformed_kind_in_a_change_filter_is_invalid_key(any_store: Store, ki
         any_store.changes(0, kinds=[kind])
     with pytest.raises(InvalidKeyError):
         any_store.watch(kinds=["Agent", kind])
+
+
+def test_finds_and_create_index_refuse_another_type_than_the_kinds(any_store: Store) -> None:
+    # issue 11: reading a kind as a type other than the one the store
+    # recorded for it is InvalidMessageError naming both -- find and
+    # find_one parsed Agent records as Session messages, and create_index
+    # built an index of Session's field over Agent records
+    from pystore.samples.session_pb2 import Session
+
+    s = any_store
+    s.save_resource("Agent", "a", Agent(model="m"))
+    s.create_index("Agent", "model", field="model", msg_type=Agent)
+    assert s.find("Agent", "model", "m", Agent)[0].model == "m"
+    with pytest.raises(pystore.InvalidMessageError, match=r"Agent.*Session"):
+        s.find("Agent", "model", "m", Session)
+    with pytest.raises(pystore.InvalidMessageError, match=r"Agent.*Session"):
+        s.find_one("Agent", "model", "m", Session)
+    with pytest.raises(pystore.InvalidMessageError, match=r"Agent.*Session"):
+        s.find_one("Agent", "model", "nothing", Session)
+    with s.snapshot() as snap, pytest.raises(pystore.InvalidMessageError):
+        snap.find("Agent", "model", "m", Session)
+    with pytest.raises(pystore.InvalidMessageError, match=r"Agent.*Session"):
+        s.create_index("Agent", "subject", field="subject", msg_type=Session)
+    assert [i.name for i in s.indexes("Agent")] == ["model"]
+    with pytest.raises(pystore.InvalidMessageError), s.transaction() as t:
+        t.find_one("Agent", "model", "m", Session)
+    assert s.find_one("Agent", "model", "m", Agent).model == "m"
+    assert s.find("Agent", "model", "m") == [Agent(model="m").SerializeToString()]
