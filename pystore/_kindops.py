@@ -97,7 +97,7 @@ class KindOps:
         cls = check_type(msg_type)
         if self._schemas.read_ok.get(kind) is not cls.DESCRIPTOR:
             self._check_read_type(kind, kb, cls.DESCRIPTOR)  # type: ignore[arg-type]
-        return cls
+        return cast("type[M]", cls)
 
     def _check_read_type(self, kind: str, kb: bytes, desc: Descriptor) -> None:
         """InvalidMessageError unless ``kind`` may be read as ``desc``'s type.

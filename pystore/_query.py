@@ -136,7 +136,7 @@ class QueryOps:
             if q is None:
                 self._run(False, _ix.index_exists, kb, nb)
             raise NotFoundError(f"no {kind} with {index} = {value!r}")
-        return _parse(cls, data, f"{kind} by {index}")  # type: ignore[return-value]
+        return _parse(cls, data, f"{kind} by {index}")
 
     def _find_first(self, kb: bytes, nb: bytes, value: object, q: Any) -> bytes | None:
         wire, count = self._run(False, _ix.find, kb, nb, value, q, None, 1, 2)
