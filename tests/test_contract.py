@@ -621,3 +621,18 @@ def test_finds_and_create_index_refuse_another_type_than_the_kinds(any_store: St
         t.find_one("Agent", "model", "m", Session)
     assert s.find_one("Agent", "model", "m", Agent).model == "m"
     assert s.find("Agent", "model", "m") == [Agent(model="m").SerializeToString()]
+
+
+def test_a_prefix_delete_drops_the_kept_versions_under_it(any_store: Store) -> None:
+    # docs/format.md, "Version history": a prefix delete is a kind delete of
+    # part of the kind (its ids' kept versions go); delete_resource keeps
+    # the last version; ids outside the prefix keep theirs
+    s = any_store
+    s.set_history("Agent", 3)
+    for model in ("1", "2"):
+        s.save_resources("Agent", [(i, Agent(model=model)) for i in ("tmp-1", "tmp-2", "keep")])
+    s.delete_resource("Agent", "tmp-2")
+    assert [Agent.FromString(r.data).model for r in s.history("Agent", "tmp-2")] == ["2", "1"]
+    assert s.delete_resources_by_prefix("Agent", "tmp-") == 1
+    assert s.history("Agent", "tmp-1") == [] and s.history("Agent", "tmp-2") == []
+    assert [Agent.FromString(r.data).model for r in s.history("Agent", "keep")] == ["2", "1"]
