@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 from ._lmdb.core import CTxn, check_key, encode_id, encode_kind
 from ._lmdb.schema import SchemaRecorder, read_type_name
 from ._messages import check_type
+from ._seam import nothing
 from .errors import InvalidMessageError
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ class KindOps:
             check_key(kb, pb)
         n = check_limit(limit)
         if n == 0:
+            self._run(False, nothing)  # a closed store refuses it all the same
             return []
         ids: list[str] = self._run(False, CTxn.list_ids, kb, ab, pb, n or 0)
         return ids

@@ -20,7 +20,7 @@ from ._lmdb import index as _ix
 from ._lmdb.core import CTxn, check_key, encode_id, encode_kind, records_of
 from ._lmdb.fast import parse_list
 from ._messages import check_type, parse_into
-from ._seam import op_for
+from ._seam import nothing, op_for
 from .errors import NotFoundError
 from .records import Event, IndexInfo, ns_to_datetime
 
@@ -183,6 +183,7 @@ class QueryOps:
                 raise TypeError(f"events must be (seq, msg) pairs, got {item!r}")
             batch.append((_ev.check_seq(item[0]), self._payload(item[1])))
         if not batch:
+            self._run(True, nothing)  # a closed or read-only store refuses it
             return 0
         n: int = self._run(True, self._append_all, sb, batch, time.time_ns())
         return n
@@ -223,6 +224,7 @@ class QueryOps:
         a = _ev.check_seq(after, "after", 0)
         n = _limit(limit)
         if n == 0:
+            self._run(False, nothing)  # a closed store refuses it all the same
             return []
         rows = self._run(False, _ev.read, sb, a, n or 0)
         out = []
