@@ -169,7 +169,9 @@ def test_context_manager_closes(store_path) -> None:  # type: ignore[no-untyped-
     assert s.closed
 
 
-def test_every_call_on_a_closed_store_raises_even_with_nothing_to_do(tmp_path: pathlib.Path) -> None:
+def test_every_call_on_a_closed_store_raises_even_with_nothing_to_do(
+    tmp_path: pathlib.Path,
+) -> None:
     # issue 2: "After close() every call raises StoreClosedError" -- calls
     # with nothing to read or write (limit=0, an empty batch) returned [] / 0;
     # and a read-only store refuses an empty append as it refuses an empty batch
