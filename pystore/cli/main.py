@@ -167,6 +167,16 @@ def _open_existing(path: str, readonly: bool = True) -> Store:
         raise
 
 
+def _open_writable(path: str) -> Store:
+    """Open (or create) a store to write it; a permission problem is said as such."""
+    try:
+        return Store(path)
+    except OSError as exc:  # StoreOSError from the core (lock.mdb, data.mdb)
+        if exc.errno in _DENIED:
+            raise _denied(path, False, exc.strerror or str(exc)) from None
+        raise
+
+
 def _size(n: int) -> str:
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
@@ -300,7 +310,7 @@ def cmd_load(a: argparse.Namespace) -> int:
     extras = {"index": 0, "event": 0}
     try:
         head = _dump.read_start(src, a.file)  # no JSON there: no store is created
-        with Store(a.path) as s:
+        with _open_writable(a.path) as s:
             records, schemas = _dump.load(s, itertools.chain(head, src), a.file, size, extras)
     finally:
         if src is not sys.stdin:
