@@ -636,3 +636,22 @@ def test_a_prefix_delete_drops_the_kept_versions_under_it(any_store: Store) -> N
     assert s.delete_resources_by_prefix("Agent", "tmp-") == 1
     assert s.history("Agent", "tmp-1") == [] and s.history("Agent", "tmp-2") == []
     assert [Agent.FromString(r.data).model for r in s.history("Agent", "keep")] == ["2", "1"]
+
+
+def test_calls_with_nothing_to_do_still_check_the_store(
+    backend: str, store_target: str
+) -> None:
+    # issue 2: after close() every call raises StoreClosedError, also one
+    # with nothing to read or write; a read-only store refuses an empty append
+    s = Store(store_target, sync=False, timeout=10.0)
+    s.save_resource("A", "x", Agent())
+    assert s.append_events("st", []) == 0 and s.list_ids("A", limit=0) == []
+    assert s.history("A", "x", limit=0) == [] and s.read_events("st", limit=0) == []
+    s.close()
+    for call in (lambda: s.append_events("st", []), lambda: s.list_ids("A", limit=0),
+                 lambda: s.history("A", "x", limit=0), lambda: s.read_events("st", limit=0),
+                 lambda: list(s.iter_resources("A", limit=0))):
+        with pytest.raises(StoreClosedError):
+            call()
+    with Store(store_target, readonly=True, timeout=10.0) as ro, pytest.raises(ReadOnlyError):
+        ro.append_events("st", [])
