@@ -52,6 +52,9 @@ class Transaction(IndexAdminOps, ResourceOps):
         self._id = id(self)
         self._done = False
 
+    def _schema_epoch(self) -> int | None:
+        return self._store._schema_epoch()  # its write txn sees the newest
+
     # Interrupt safety: a C call is followed by a check point where a
     # KeyboardInterrupt can be raised, so every state change of the Python
     # side comes BEFORE the C call that begins or ends the transaction, and

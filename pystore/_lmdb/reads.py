@@ -37,6 +37,8 @@ from ._native import ffi, lib
 from .core import check_key, encode_kind, holds_txn
 from .wire import ITEMS_FIELD, MAX_WIRE, list_class
 
+_epoch = lib.ps_env_schema_epoch  # after a typed read: did a kind's type change?
+
 if TYPE_CHECKING:
     from .._ops import ResourceOps as _General
     from ..store import _ThreadState
@@ -398,6 +400,8 @@ class FastReads(_General):
         finally:
             rd.busy = False
         if n >= 0:
+            if _epoch(self._env) != self._schemas.epoch:  # a kind's type changed: check
+                self._recheck_type(kind, encode_kind(kind), msg.DESCRIPTOR)
             try:
                 parse(data)  # bytes: upb parses them as they are
             except DecodeError as exc:
@@ -408,6 +412,8 @@ class FastReads(_General):
                 msg = msg()
             got = self._get_n(kind, id)  # grows the buffer (or None: too big, or bad)
             if got is not None:
+                if _epoch(self._env) != self._schemas.epoch:
+                    self._recheck_type(kind, encode_kind(kind), msg.DESCRIPTOR)
                 return parse_into(msg, got[0], kind, id)  # type: ignore[no-any-return]
         return super().get_resource(kind, id, msg)  # type: ignore[no-any-return]
 
@@ -494,6 +500,8 @@ class FastReads(_General):
             if self._schemas.read_ok.get(kind) is not desc:
                 return super().list_resources(kind, msg_type)
             out = _list_parsed(rd, prefix, cls)
+            if _epoch(self._env) != self._schemas.epoch:  # a kind's type changed: check
+                self._recheck_type(kind, encode_kind(kind), desc)
         if out is None:  # a damaged record or another oddity: named there
             return super().list_resources(kind, msg_type)
         return cast("list[bytes] | list[M]", out)
@@ -542,6 +550,8 @@ class FastReads(_General):
                 yield from super()._iter(kind, kb, cursor, left, cls)
                 return
             ids = cols[0]
+            if cls is not None and _epoch(self._env) != self._schemas.epoch:
+                self._recheck_type(kind, kb, cls.DESCRIPTOR)
             for id, payload, ns, rev in zip(*cols, strict=True):
                 if ns != last_ns:  # records saved together share a stamp
                     sec, us = divmod(ns // 1000, 1_000_000)  # as stamps.at(ns), inline
