@@ -775,6 +775,13 @@ int ps_kinds_with_state(ps_txn *txn, ps_buf *out);
  * closed or forked handle, or a store whose types never changed).  No
  * system call, no lock: cheap enough to ask after every typed read. */
 uint64_t ps_env_schema_epoch(ps_env *env);
+/* Make `ctx`'s reads (ps_rget, ps_rscan) fail with PS_ERR_SCHEMA_MOVED,
+ * reading nothing, while the epoch noted by their own txn differs from
+ * *slot: the epoch the caller's type checks were made at (the caller
+ * updates it; it must outlive the context; NULL: no check).  So a caller
+ * that trusts its checks pays nothing per read until a type changed. */
+int ps_rctx_watch_epoch(ps_rctx *ctx, const uint64_t *slot);
+#define PS_ERR_SCHEMA_MOVED -31058 /* a kind's recorded type changed: check again */
 
 /* CDEF-END */
 

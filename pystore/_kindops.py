@@ -121,7 +121,15 @@ class KindOps:
         """After a typed read that trusted ``read_ok``: if another process
         changed a kind's recorded type since (the schema epoch moved), forget
         every check and check this kind again (InvalidMessageError)."""
-        epoch = self._schema_epoch()
-        if epoch is not None and epoch != self._schemas.epoch:
-            self._schemas.adopt(epoch)
+        if self._adopt_epoch():
             self._check_read_type(kind, kb, desc)
+
+    def _adopt_epoch(self) -> bool:
+        """After a read: whether the schema epoch moved past the checks
+        (then forgotten: the fast readers, which refuse to read meanwhile,
+        read again)."""
+        epoch = self._schema_epoch()
+        if epoch is None or epoch == self._schemas.epoch:
+            return False
+        self._schemas.adopt(epoch)
+        return True

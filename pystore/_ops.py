@@ -470,7 +470,7 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
             page = _PAGE if left is None else min(_PAGE, left)
             records = self._run(False, CTxn.list, kb, cursor, page)
             if cls is not None:
-                self._recheck_type(kind, kb, cls.DESCRIPTOR)
+                self._recheck_type(kind, kb, cls.DESCRIPTOR)  # type: ignore[arg-type]
             for ib, payload, ns, rev in records:
                 if ns != last_ns:  # records saved together share a stamp
                     last_ns, last_dt = ns, ns_to_datetime(ns)

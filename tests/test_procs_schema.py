@@ -62,9 +62,8 @@ def test_a_kind_retyped_by_another_process_is_not_read_as_the_old_type(
         for store in (s, ro):
             with pytest.raises(InvalidMessageError, match="Session"):
                 fn(store)
-            with pytest.raises(InvalidMessageError, match="Session"):
-                with store.snapshot() as snap:
-                    snap.get_resource("K", "a", Agent)
+            with pytest.raises(InvalidMessageError, match="Session"), store.snapshot() as snap:
+                snap.get_resource("K", "a", Agent)
         with pytest.raises(InvalidMessageError, match="Session"), s.transaction() as t:
             t.get_resource("K", "a", Agent)
         assert s.get_resource("K", "a", Session).agent_id == "zz"

@@ -31,6 +31,7 @@ from google.protobuf.descriptor import Descriptor, FileDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from ..errors import CorruptionError
+from ._native import ffi
 from .core import CTxn
 
 __all__ = [
@@ -197,7 +198,7 @@ class SchemaRecorder:
     (the fast get's check, by class: dropped with ``read_ok``'s entry).
     """
 
-    __slots__ = ("epoch", "known", "read_ok", "read_ok_cls")
+    __slots__ = ("epoch", "known", "read_ok", "read_ok_cls", "slot")
 
     def __init__(self) -> None:
         self.known: dict[str, Descriptor] = {}
@@ -207,15 +208,20 @@ class SchemaRecorder:
         # at: another process that records another type for a kind raises
         # it, and then every entry is dropped (:meth:`adopt`).
         self.epoch = 0
+        # The same, for the C core: the fast readers' contexts refuse to read
+        # while the store's epoch differs from it (ps_rctx_watch_epoch).
+        self.slot: Any = ffi.new("uint64_t *")
 
     def adopt(self, epoch: int) -> None:
         """A txn saw schema epoch ``epoch``: past ours, forget every check.
-        The dicts are cleared in place (the fast readers hold them)."""
+        The dicts are cleared in place (the fast readers hold them), then
+        the slot lets the fast readers read again."""
         if epoch > self.epoch:
             self.epoch = epoch
             self.read_ok_cls.clear()
             self.read_ok.clear()
             self.known.clear()
+            self.slot[0] = epoch
 
     def record(self, txn: CTxn, kind: str, kb: bytes, desc: Descriptor) -> None:
         """Check / store ``kind``'s schema in ``txn``; publish it when ``txn`` commits."""
