@@ -1,6 +1,6 @@
 """Child processes of the cross-process race tests (test_procs_race.py).
 
-Run as ``python race_workers.py MODE STORE ME [ARGS...]``.  Each prints
+Run as ``python race_workers.py MODE STORE ME N [MAP_SIZE|- [KEEP_CHANGES]]``.  Each prints
 ``ready`` once its store is open, then one line per acknowledged operation
 (flushed: a parent that kills it knows what was acknowledged).  ``rounds``
 modes read one line from stdin before each round, so the parent releases
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 
-from pystore import (AlreadyExistsError, ConflictError, Store, UniqueViolationError)
+from pystore import AlreadyExistsError, ConflictError, Store, UniqueViolationError
 from pystore.samples.agent_pb2 import Agent
 from pystore.samples.common_pb2 import ResourceMetadata
 
@@ -119,17 +119,31 @@ def run_logs(store: Store, me: str, start: int) -> None:
         i += 5
 
 
+def run_mixed(store: Store, me: str, n: int) -> None:
+    """n rounds of every kind of change, then a save of Done/<me>."""
+    for i in range(n):
+        store.save_resource("M", f"{me}-{i}", Agent(model=str(i)))
+        store.save_resources("M", [(f"{me}-b{i}-{j}", Agent()) for j in range(3)])
+        with store.transaction() as t:
+            t.save_resource("N", f"{me}-{i}", Agent())
+            t.delete_resource("M", f"{me}-{i}")
+        store.append_event(f"ev-{me}", Agent(model=str(i)))
+        store.delete_resources_by_prefix("M", f"{me}-b{i}-")
+    store.save_resource("Done", me, Agent())
+
+
 def _bump(m: Agent) -> None:
     m.model = str(int(m.model or "0") + 1)
 
 
 def main(argv: list[str]) -> int:
     mode, path, me = argv[1], argv[2], argv[3]
-    map_size = int(argv[5]) if len(argv) > 5 else None
-    with Store(path, sync=mode == "logs", map_size=map_size) as store:
+    map_size = int(argv[5]) if len(argv) > 5 and argv[5] != "-" else None
+    keep = int(argv[6]) if len(argv) > 6 else 100_000
+    with Store(path, sync=mode == "logs", map_size=map_size, keep_changes=keep) as store:
         ack("ready")
         {"incr": run_incr, "rounds": run_rounds, "append": run_append,
-         "events": run_events, "hold": run_hold, "logs": run_logs}[mode](
+         "events": run_events, "hold": run_hold, "logs": run_logs, "mixed": run_mixed}[mode](
             store, me, int(argv[4]))
     return 0
 
