@@ -783,6 +783,12 @@ uint64_t ps_env_schema_epoch(ps_env *env);
 int ps_rctx_watch_epoch(ps_rctx *ctx, const uint64_t *slot);
 #define PS_ERR_SCHEMA_MOVED -31058 /* a kind's recorded type changed: check again */
 
+/* Opening a store another process is creating (review of 2026-12-06): an
+ * empty data.mdb, or an LMDB environment holding nothing yet, is "no store
+ * yet" for a read-only open (a writable open makes it a store), not
+ * PS_ERR_NOT_A_STORE, which is kept for environments holding other data. */
+#define PS_ERR_NO_STORE -31059 /* no store here yet (being created?) */
+
 /* CDEF-END */
 
 #ifdef __cplusplus
