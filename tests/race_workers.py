@@ -132,6 +132,36 @@ def run_mixed(store: Store, me: str, n: int) -> None:
     store.save_resource("Done", me, Agent())
 
 
+def run_cond(store: Store, me: str, n: int) -> None:
+    """n random conditional writes on 4 shared ids, each on the revision this
+    process read (often stale by then); one line per outcome:
+    ``OP ID EXPECTED ok RESULT`` or ``OP ID EXPECTED conflict ACTUAL``."""
+    import random
+
+    rng = random.Random(f"{me}-{n}")
+    for i in range(n):
+        id = f"k{rng.randrange(4)}"
+        try:
+            seen = store.get_record("Cond", id).revision
+        except KeyError:
+            seen = 0
+        op = rng.choice(("save", "save", "delete", "create"))
+        if rng.random() < 0.2:
+            seen = rng.randrange(seen + 3)  # a made-up revision now and then
+        msg = Agent(model=f"{me}-{i}")
+        try:
+            if op == "save":
+                ack(op, id, seen, "ok", store.save_resource("Cond", id, msg, if_revision=seen))
+            elif op == "delete":
+                ack(op, id, seen, "ok", store.delete_resource("Cond", id, if_revision=seen))
+            else:
+                ack(op, id, 0, "ok", store.create_resource("Cond", id, msg), f"{me}-{i}")
+        except ConflictError as exc:
+            ack(op, id, seen, "conflict", exc.actual)
+        except AlreadyExistsError:
+            ack(op, id, 0, "exists", 0)
+
+
 def _bump(m: Agent) -> None:
     m.model = str(int(m.model or "0") + 1)
 
@@ -143,7 +173,8 @@ def main(argv: list[str]) -> int:
     with Store(path, sync=mode == "logs", map_size=map_size, keep_changes=keep) as store:
         ack("ready")
         {"incr": run_incr, "rounds": run_rounds, "append": run_append,
-         "events": run_events, "hold": run_hold, "logs": run_logs, "mixed": run_mixed}[mode](
+         "events": run_events, "hold": run_hold, "logs": run_logs, "mixed": run_mixed,
+         "cond": run_cond}[mode](
             store, me, int(argv[4]))
     return 0
 

@@ -133,6 +133,55 @@ def test_the_same_idempotent_appends_from_processes_record_each_event_once(
             assert len([c for c in s.changes(streams=[f"r{r}"])]) == 10
 
 
+def test_conditional_writes_from_processes_are_linearizable_against_a_model(
+    tmp_path: Path,
+) -> None:
+    """Random conditional saves, deletes and creates of 4 ids from 4
+    processes, replayed against a model in the change log's order: each
+    write that went through was made on the revision the id held just
+    before it, each ConflictError names a revision the id really held
+    (never the one asked for), and the store ends as the model."""
+    path, n = tmp_path / "s", 60
+    Store(path).close()
+    lines = [line.split() for out in Workers("cond", path, n).finish() for line in out]
+    puts = {int(w[4]): w for w in lines if w[0] in ("save", "create") and w[3] == "ok"}
+    deletes: dict[str, int] = {}
+    for w in lines:
+        if w[0] == "delete" and w[3] == "ok" and w[4] == "True":
+            deletes[w[1]] = deletes.get(w[1], 0) + 1
+    with Store(path, readonly=True) as s:
+        model: dict[str, int] = {}
+        held: dict[str, set[int]] = {}
+        seen_deletes: dict[str, int] = {}
+        for ch in s.changes():
+            assert ch.kind == "Cond" and ch.id is not None
+            before = model.get(ch.id, 0)
+            if ch.op == "put":
+                w = puts.pop(ch.revision)  # each put was acknowledged (no crash here)
+                assert w[1] == ch.id
+                assert int(w[2]) == before, (w, before)  # made on the revision it asked for
+                model[ch.id] = ch.revision
+            else:
+                assert ch.op == "delete"
+                assert before != 0
+                seen_deletes[ch.id] = seen_deletes.get(ch.id, 0) + 1
+                model[ch.id] = 0
+            held.setdefault(ch.id, {0}).add(model[ch.id])
+        assert not puts  # no acknowledged put is missing from the log
+        assert seen_deletes == deletes
+        for w in lines:
+            if w[3] == "conflict":
+                assert int(w[4]) != int(w[2]) and int(w[4]) in held.get(w[1], {0}), w
+            elif w[0] == "delete" and w[4] == "False":
+                assert int(w[2]) == 0  # deleting an absent id on "absent" changes nothing
+        for id in (f"k{i}" for i in range(4)):
+            if model.get(id, 0):
+                assert s.get_record("Cond", id).revision == model[id]
+            else:
+                assert not s.exists("Cond", id)
+    assert _verify(path)
+
+
 def _verify(path: Path) -> bool:
     r = subprocess.run([sys.executable, "-m", "pystore", "verify", str(path)],
                        capture_output=True, text=True, timeout=60)
