@@ -218,6 +218,14 @@ FLOOR_ROUNDS ?= 11
 bench-floor: bench-deps
 	cd bench && ../$(VPY) floor_log.py $(CURDIR)/$(BUILD)/bench-c/liblogfloor.so $(FLOOR_ROUNDS)
 
+# The floor of the iter_resources row (bench/iter_floor.py): py-lmdb's own
+# cursor loop building the Resource objects the API yields, beside pystore's
+# scan and its iter_resources (docs/performance.md, "The floor of the iter row").
+ITER_FLOOR_ROUNDS ?= 11
+.PHONY: bench-iter-floor
+bench-iter-floor: bench-deps
+	cd bench && ../$(VPY) iter_floor.py $(ITER_FLOOR_ROUNDS)
+
 # The harness end to end with tiny sizes (PYSTORE_BENCH_SMOKE=1), in seconds:
 # for CI; its report goes to $(BUILD)/bench-smoke/RESULTS.md (numbers meaningless).
 bench-smoke: bench-deps
@@ -227,6 +235,7 @@ bench-smoke: bench-deps
 	cd bench && ../$(VPY) floor_log.py $(CURDIR)/$(BUILD)/bench-c/liblogfloor.so 1 >/dev/null
 	cd bench && ../$(VPY) floor_interrupt_check.py $(CURDIR)/$(BUILD)/bench-c/liblogfloor.so
 	cd bench && ../$(VPY) durable_forms.py $(CURDIR)/$(BUILD)/bench-smoke 1 >/dev/null
+	cd bench && ../$(VPY) iter_floor.py 1 >/dev/null
 	grep -q '^| `get_bytes`' $(BUILD)/bench-smoke/RESULTS.md
 
 # The earlier pytest-benchmark suite (issues 3 and 10: every operation per

@@ -34,6 +34,7 @@ from ..errors import (
     error_for,
 )
 from ._native import ffi, lib
+from .batchbuf import Joined
 from .core import MAX_PAYLOAD, holds_txn
 from .hygiene import Stripper
 
@@ -91,10 +92,11 @@ def key_context(kind: bytes, id: bytes | None) -> str:
 def pack_pairs(
     stripper: Stripper, kind: object, items: object,
     schema_ok: Callable[[str, Descriptor], bool],
-) -> tuple[bytes, list[bytes], bytes, array[int], Any] | None:
+) -> tuple[bytes, list[bytes], list[bytes], array[int], Any] | None:
     """A ``save_resources`` batch for one ps_fw_*save_many call: (kind,
-    ids, ids and payloads joined, their lengths, the strip plan); None when
-    the general path must take it (nothing consumed).
+    ids, ids and payloads in turn (to join: ``batchbuf.Joined``), their
+    lengths, the strip plan); None when the general path must take it
+    (nothing consumed).
 
     Only a list or tuple of 2-tuples (str id, message of one class whose
     descriptor ``schema_ok(kind, descriptor)`` accepts) is taken: any other iterable goes to
@@ -126,7 +128,7 @@ def pack_pairs(
     parts: list[bytes] = [b""] * (2 * len(ibs))
     parts[::2] = ibs
     parts[1::2] = datas
-    return kb, ibs, b"".join(parts), array("I", map(len, parts)), entry[1]
+    return kb, ibs, parts, array("I", map(len, parts)), entry[1]
 
 
 def _general_error(store: Store, info: Any, where: str) -> StoreError:
@@ -256,10 +258,14 @@ class FastWriter:
         packed = pack_pairs(self._stripper, kind, items, lambda k, d: known.get(k) is d)
         if packed is None:
             return _GENERAL, items
-        kb, ibs, data, lens, plan = packed
+        kb, ibs, parts, lens, plan = packed
         n = len(ibs)
-        r: int = _save_many(self._env, kb, len(kb), data, len(data),
-                            ffi.from_buffer("uint32_t[]", lens), n, plan)
+        joined = Joined(parts)
+        try:
+            r: int = _save_many(self._env, kb, len(kb), joined.data, joined.size,
+                                ffi.from_buffer("uint32_t[]", lens), n, plan)
+        finally:
+            joined.close()
         if r >= 0:
             if r:  # saved something: a revision was committed
                 store._signal.notify()

@@ -28,6 +28,7 @@ from typing import Any
 
 from ..errors import AlreadyExistsError, ConflictError, StoreError, error_for
 from ._native import ffi, lib
+from .batchbuf import Joined
 from .fastwrite import key_context, last_info, pack_pairs
 from .hygiene import Stripper
 from .violation import unique_error
@@ -108,10 +109,14 @@ def save_many_in(
     )
     if packed is None:
         return None
-    kb, ibs, data, lens, plan = packed
+    kb, ibs, parts, lens, plan = packed
     n = len(ibs)
-    r: int = _save_many(slot, kb, len(kb), data, len(data),
-                        ffi.from_buffer("uint32_t[]", lens), n, plan)
+    joined = Joined(parts)
+    try:  # (the txn's log copies what it keeps: the buffer is free after the call)
+        r: int = _save_many(slot, kb, len(kb), joined.data, joined.size,
+                            ffi.from_buffer("uint32_t[]", lens), n, plan)
+    finally:
+        joined.close()
     if r >= 0:
         return r
     info = _details(r, slot)
