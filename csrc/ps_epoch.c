@@ -4,7 +4,9 @@
  * (pystore/_lmdb/schema.py, SchemaRecorder.read_ok).  Another process may
  * record another type for the kind afterwards; every write that changes a
  * recorded type also raises meta `schema.epoch` (u64 LE) in its txn.  Each
- * txn this process begins notes the epoch it sees here, so a reader asks
+ * read txn this process begins notes the epoch it sees here (write txns do
+ * not: a one-call write would pay a meta read; a Transaction reads its
+ * own txn's epoch once, when it first reads a kind typed), so a reader asks
  * ps_env_schema_epoch() after a typed read and checks the type again when
  * the epoch moved.  The meta value is read only when the txn id moved
  * since the last note (a commit came in between): the steady state of a

@@ -770,8 +770,8 @@ int ps_kinds_with_state(ps_txn *txn, ps_buf *out);
 /* Schema epoch (ps_epoch.c): meta `schema.epoch`, raised by every write
  * that changes the message type recorded for a kind, so that a process
  * can tell that the types it checked its kinds against may have changed
- * (another process re-recorded one).  Every txn this process begins notes
- * the epoch it sees; this returns the highest noted so far (0 for a NULL,
+ * (another process re-recorded one).  Every read txn this process begins
+ * notes the epoch it sees; this returns the highest noted so far (0 for a NULL,
  * closed or forked handle, or a store whose types never changed).  No
  * system call, no lock: cheap enough to ask after every typed read. */
 uint64_t ps_env_schema_epoch(ps_env *env);

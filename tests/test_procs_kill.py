@@ -98,7 +98,7 @@ def test_sigkill_mid_appends_updates_and_slug_moves(tmp_path: Path) -> None:
         s.create_index("Slug", "slug", field="metadata.slug", msg_type=Agent, unique=True)
     acked: list[str] = []
     start = 0
-    for _ in range(8):
+    for kills in range(1, 9):
         p = spawn("logs", path, start)
         acked += _ack_lines(p, rng.randrange(1, 30))
         time.sleep(rng.random() * 0.004)
@@ -110,26 +110,27 @@ def test_sigkill_mid_appends_updates_and_slug_moves(tmp_path: Path) -> None:
         moved = [int(a.split()[1]) for a in acked if a.startswith("moved")]
         start = (max(moved) if moved else start) + 100
         with Store(path, sync=False) as s:
-            _check_logs(s, acked)
+            _check_logs(s, acked, kills)
         verify(path)
 
 
-def _check_logs(s: Store, acked: list[str]) -> None:
+def _check_logs(s: Store, acked: list[str], kills: int) -> None:
+    """``kills``: each may have left one write committed but not acknowledged."""
     seqs = [int(a.split()[1]) for a in acked if a.startswith("seq")]
     evs = s.read_events("log")
     have = [e.seq for e in evs]
     assert have == list(range(1, len(have) + 1))  # no gap, no duplicate
-    assert set(seqs) <= set(have) and len(have) <= len(seqs) + 1
+    assert set(seqs) <= set(have) and len(have) <= len(seqs) + kills
     assert s.last_seq("log") == len(have)
     keyed = [int(a.split()[1]) for a in acked if a.startswith("keyed")]
     kseqs = {e.seq for e in s.read_events("keyed")}
     assert all(set(range(k - 4, k + 1)) <= kseqs for k in keyed)
-    # the versioned counter: one bump per acknowledged call (at most one more)
+    # the versioned counter: one bump per acknowledged call (one more per kill at most)
     bumps = sum(a == "bumped" for a in acked)
     if bumps:
         hist = s.history("Versioned", "v")
         values = [int(Agent.FromString(r.data).model) for r in hist]
-        assert values[0] in (bumps, bumps + 1)
+        assert bumps <= values[0] <= bumps + kills
         assert values == list(range(values[0], values[0] - len(values), -1))
         revs = [r.revision for r in hist]
         assert revs == sorted(revs, reverse=True) and len(set(revs)) == len(revs)
