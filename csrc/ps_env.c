@@ -65,8 +65,10 @@ static int open_dbs(ps_env *e, int write)
         /* Not a store yet: only an empty LMDB file may become one. */
         int empty;
         rc = main_db_empty(txn, &empty);
-        if (!rc && (!write || !empty))
+        if (!rc && !empty)
             rc = PS_ERR_NOT_A_STORE;
+        else if (!rc && !write)
+            rc = PS_ERR_NO_STORE; /* a store another process is creating */
         if (!rc)
             rc = mdb_dbi_open(txn, PS_DB_META, MDB_CREATE, &e->meta_dbi);
     } else if (rc == MDB_INCOMPATIBLE) {
@@ -188,7 +190,8 @@ static int init_dbs(ps_env *e)
      * writer lock to create its databases, and a format-1 store to be
      * upgraded (its upgrade is one txn: it happens whole or not at all). */
     int rc = open_dbs_gated(e, 0);
-    if ((rc == PS_ERR_NOT_A_STORE || rc == PS_ERR_NEEDS_UPGRADE) && !e->readonly) {
+    if ((rc == PS_ERR_NOT_A_STORE || rc == PS_ERR_NO_STORE || rc == PS_ERR_NEEDS_UPGRADE) &&
+        !e->readonly) {
         for (int tries = 0; tries < 24; tries++) {
             rc = open_dbs_gated(e, 1);
             if (rc != MDB_MAP_FULL)
@@ -305,7 +308,7 @@ static int shared_open(ps_shared *sh, const char *path, unsigned flags,
         if (stat(data, &st) != 0)
             return errno; /* ENOENT: a read-only open never creates a store */
         if (st.st_size == 0)
-            return PS_ERR_NOT_A_STORE;
+            return PS_ERR_NO_STORE; /* being created (or never was) */
         mdb_ro = faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) != 0 ||
                  faccessat(AT_FDCWD, data, R_OK | W_OK, AT_EACCESS) != 0;
     }

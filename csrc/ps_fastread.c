@@ -29,6 +29,7 @@ struct ps_rctx_priv {
     size_t keep;          /* offset bytes kept between calls */
     unsigned mode;        /* the held scan's mode ... */
     uint64_t count;       /* ... and its records */
+    const uint64_t *epoch; /* ps_rctx_watch_epoch's slot, or NULL */
 };
 
 int ps_rctx_new(ps_env *env, size_t cap, size_t keep, ps_rctx **out)
@@ -114,14 +115,32 @@ static int key_check(const char *key, size_t len, size_t *slash)
     return PS_OK;
 }
 
-/* Fork and close checks, then ps_read_begin (the order every reader keeps). */
-static int read_begin(ps_env *e, MDB_txn **txn)
+int ps_rctx_watch_epoch(ps_rctx *c, const uint64_t *slot)
 {
+    if (c == NULL || c->priv == NULL)
+        return PS_ERR_INVALID_ARG;
+    ((struct ps_rctx_priv *)c->priv)->epoch = slot;
+    return PS_OK;
+}
+
+/* Fork and close checks, then ps_read_begin (the order every reader keeps),
+ * then the schema epoch (ps_epoch.c) against the caller's slot. */
+static int read_begin(struct ps_rctx_priv *p, MDB_txn **txn)
+{
+    ps_env *e = p->env;
     if (ps_getpid() != e->pid)
         return PS_ERR_FORKED;
     if (e->sh == NULL)
         return PS_ERR_CLOSED;
-    return ps_read_begin(e, txn);
+    int rc = ps_read_begin(e, txn);
+    if (rc || p->epoch == NULL)
+        return rc;
+    /* this txn noted its epoch: the newest, as the txn is */
+    if (ps_env_schema_epoch(e) != __atomic_load_n(p->epoch, __ATOMIC_RELAXED)) {
+        ps_read_end(e, *txn);
+        return PS_ERR_SCHEMA_MOVED;
+    }
+    return PS_OK;
 }
 
 static int64_t fail(ps_rctx *c, int rc)
@@ -168,7 +187,7 @@ int64_t ps_rget(ps_rctx *c, const char *key)
     if (p->held)
         return fail(c, PS_ERR_INVALID_ARG); /* a scan's pages are still out */
     MDB_txn *txn;
-    rc = read_begin(p->env, &txn);
+    rc = read_begin(p, &txn);
     if (rc)
         return fail(c, rc);
     MDB_val k = {len, (void *)key}, v;
@@ -275,7 +294,7 @@ int64_t ps_rscan(ps_rctx *c, const char *start, size_t start_len,
     c->ids.len = 0;
     c->ids.count = 0;
     MDB_txn *txn;
-    int rc = read_begin(p->env, &txn);
+    int rc = read_begin(p, &txn);
     if (rc)
         return fail(c, rc);
     MDB_cursor *cur;

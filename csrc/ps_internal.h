@@ -26,6 +26,7 @@
 #define PS_META_FORMAT "format_version"
 #define PS_META_REVISION "revision"
 #define PS_META_COMPACTED "changes.compacted"
+#define PS_META_SCHEMA_EPOCH "schema.epoch"      /* u64 LE: kind type changes */
 #define PS_META_HISTORY "history/"                /* + kind: keep count */
 #define PS_MAX_DBS 8                              /* room for later databases; 16 made every write txn ~5 us slower (LMDB) */
 #define PS_CHANGE_KEY 12                          /* u64 BE revision, u32 BE index */
@@ -91,6 +92,10 @@ typedef struct ps_shared {
      * a write txn grows the map before it begins to leave room for as much
      * again, so a run of big txns is not replayed after MDB_MAP_FULL. */
     uint64_t last_txn_bytes;
+    /* The highest meta `schema.epoch` a txn of this process began on, and
+     * the LMDB txn id it was read at (ps_epoch.c; both atomic). */
+    uint64_t schema_epoch;
+    uint64_t epoch_txnid;
 } ps_shared;
 
 /* A handle: what one ps_env_open() returned. */
@@ -326,6 +331,9 @@ int ps_value_check(ps_shared *sh, const MDB_val *v);
  * value's bounds and header; *payload_len is the length either way;
  * updated_ns and revision may be NULL). */
 int ps_read_begin(ps_env *e, MDB_txn **txn);
+/* Note meta `schema.epoch` as of `txn` (just begun) in e->sh (ps_epoch.c):
+ * one meta read when a commit came since the last note, else none. */
+void ps_epoch_note(ps_env *e, MDB_txn *txn);
 void ps_read_end(ps_env *e, MDB_txn *txn);
 int ps_record_copy(ps_shared *sh, const MDB_val *v, char *buf, size_t cap,
                    size_t *payload_len, int64_t *updated_ns, uint64_t *revision);

@@ -67,6 +67,8 @@ int ps_read_begin(ps_env *e, MDB_txn **txn)
     rc = ps_begin_read(e, txn);
     if (rc)
         ps_gate_exit(e, 1);
+    else
+        ps_epoch_note(e, *txn);
     return rc;
 }
 

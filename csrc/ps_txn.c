@@ -123,6 +123,8 @@ int ps_txn_begin(ps_env *e, unsigned flags, ps_txn **out)
             ps_gate_exit(e, 1);
         else if (write)
             t->write_id = mdb_txn_id(t->mdb);
+        if (!rc && !write) /* (a write txn's own reader reads it: see Transaction) */
+            ps_epoch_note(e, t->mdb);
     }
     if (rc) {
         if (write)

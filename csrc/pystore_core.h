@@ -767,6 +767,28 @@ int ps_txn_unpark(ps_txn *txn);
  * `out` is the caller's; free it with ps_buf_free. */
 int ps_kinds_with_state(ps_txn *txn, ps_buf *out);
 
+/* Schema epoch (ps_epoch.c): meta `schema.epoch`, raised by every write
+ * that changes the message type recorded for a kind, so that a process
+ * can tell that the types it checked its kinds against may have changed
+ * (another process re-recorded one).  Every read txn this process begins
+ * notes the epoch it sees; this returns the highest noted so far (0 for a NULL,
+ * closed or forked handle, or a store whose types never changed).  No
+ * system call, no lock: cheap enough to ask after every typed read. */
+uint64_t ps_env_schema_epoch(ps_env *env);
+/* Make `ctx`'s reads (ps_rget, ps_rscan) fail with PS_ERR_SCHEMA_MOVED,
+ * reading nothing, while the epoch noted by their own txn differs from
+ * *slot: the epoch the caller's type checks were made at (the caller
+ * updates it; it must outlive the context; NULL: no check).  So a caller
+ * that trusts its checks pays nothing per read until a type changed. */
+int ps_rctx_watch_epoch(ps_rctx *ctx, const uint64_t *slot);
+#define PS_ERR_SCHEMA_MOVED -31058 /* a kind's recorded type changed: check again */
+
+/* Opening a store another process is creating (review of 2026-12-06): an
+ * empty data.mdb, or an LMDB environment holding nothing yet, is "no store
+ * yet" for a read-only open (a writable open makes it a store), not
+ * PS_ERR_NOT_A_STORE, which is kept for environments holding other data. */
+#define PS_ERR_NO_STORE -31059 /* no store here yet (being created?) */
+
 /* CDEF-END */
 
 #ifdef __cplusplus

@@ -14,7 +14,7 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from ._lmdb.core import CTxn, check_key, encode_id, encode_kind
-from ._lmdb.schema import SchemaRecorder, read_type_name
+from ._lmdb.schema import SchemaRecorder, read_type_name, schema_epoch
 from ._messages import check_type
 from ._seam import nothing
 from .errors import InvalidMessageError
@@ -39,8 +39,8 @@ def check_limit(limit: object) -> int | None:
     return limit
 
 
-def _recorded(txn: CTxn, kb: bytes) -> tuple[str | None, bool]:
-    return read_type_name(txn, kb), txn.write
+def _recorded(txn: CTxn, kb: bytes) -> tuple[str | None, bool, int]:
+    return read_type_name(txn, kb), txn.write, schema_epoch(txn)
 
 
 class KindOps:
@@ -110,7 +110,7 @@ class KindOps:
         A kind without a recorded type (raw records, or no record yet) may be
         read as any type.
         """
-        name, in_write = self._run(False, _recorded, kb)
+        name, in_write, epoch = self._run(False, _recorded, kb)
         if name is None:
             return
         if name != desc.full_name:
@@ -119,4 +119,28 @@ class KindOps:
                 f"cannot read it as {desc.full_name}"
             )
         if not in_write:
-            self._schemas.read_ok[kind] = desc
+            latest = self._schema_epoch()  # None (etcd): the txn's own
+            self._schemas.adopt(epoch if latest is None else latest)
+            if epoch == self._schemas.epoch:  # checked at the epoch the cache holds
+                self._schemas.read_ok[kind] = desc
+
+    def _schema_epoch(self) -> int | None:
+        """The newest schema epoch this process saw (None: not tracked)."""
+        return None
+
+    def _recheck_type(self, kind: str, kb: bytes, desc: Descriptor) -> None:
+        """After a typed read that trusted ``read_ok``: if another process
+        changed a kind's recorded type since (the schema epoch moved), forget
+        every check and check this kind again (InvalidMessageError)."""
+        if self._adopt_epoch():
+            self._check_read_type(kind, kb, desc)
+
+    def _adopt_epoch(self) -> bool:
+        """After a read: whether the schema epoch moved past the checks
+        (then forgotten: the fast readers, which refuse to read meanwhile,
+        read again)."""
+        epoch = self._schema_epoch()
+        if epoch is None or epoch == self._schemas.epoch:
+            return False
+        self._schemas.adopt(epoch)
+        return True

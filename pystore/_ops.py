@@ -382,6 +382,7 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
         if self._schemas.read_ok.get(kind) is not desc:  # the hot path: one lookup
             self._check_read_type(kind, kb, desc)  # type: ignore[arg-type]
         data = self._read_one(kb, ib)[0]
+        self._recheck_type(kind, kb, desc)  # type: ignore[arg-type]
         return _parse(msg, data, kind, id)
 
     def get_record(self, kind: str, id: str) -> Resource:
@@ -413,6 +414,8 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
         if cls is not None and self._schemas.read_ok.get(kind) is not cls.DESCRIPTOR:
             self._check_read_type(kind, kb, cls.DESCRIPTOR)  # type: ignore[arg-type]
         wire, count = self._run(False, list_wire, kb, None, 0)  # one buffer, parsed once
+        if cls is not None:
+            self._recheck_type(kind, kb, cls.DESCRIPTOR)  # type: ignore[arg-type]
         parsed = parse_list(wire, count, cls)
         if parsed is not None:
             return parsed
@@ -468,6 +471,8 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
         while left is None or left > 0:
             page = _PAGE if left is None else min(_PAGE, left)
             records = self._run(False, CTxn.list, kb, cursor, page)
+            if cls is not None:
+                self._recheck_type(kind, kb, cls.DESCRIPTOR)  # type: ignore[arg-type]
             for ib, payload, ns, rev in records:
                 if ns != last_ns:  # records saved together share a stamp
                     last_ns, last_dt = ns, ns_to_datetime(ns)

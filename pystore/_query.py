@@ -58,6 +58,9 @@ class QueryOps:
     def _read_type(self, kind: str, kb: bytes, msg_type: type[M]) -> type[M]:
         raise NotImplementedError  # KindOps's (before this class in ResourceOps)
 
+    def _recheck_type(self, kind: str, kb: bytes, desc: Any) -> None:
+        raise NotImplementedError  # KindOps's
+
     # -- index lookups ----------------------------------------------------
 
     def _query(self, kind: str, index: str, value: object) -> tuple[bytes, bytes, Any]:
@@ -98,6 +101,8 @@ class QueryOps:
             self._run(False, _ix.index_exists, kb, nb)
             return []
         wire, count = self._run(False, _ix.find, kb, nb, value, q, ab, n or 0, 2)
+        if cls is not None:  # another process may have changed the kind's type
+            self._recheck_type(kind, kb, cls.DESCRIPTOR)
         parsed = parse_list(wire, count, cls)
         if parsed is not None:
             return parsed
@@ -132,6 +137,7 @@ class QueryOps:
         kb, nb, q = self._query(kind, index, value)
         cls = self._read_type(kind, kb, msg_type)
         data = None if q is None else self._find_first(kb, nb, value, q)
+        self._recheck_type(kind, kb, cls.DESCRIPTOR)  # (as after every typed read)
         if data is None:
             if q is None:
                 self._run(False, _ix.index_exists, kb, nb)

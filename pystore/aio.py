@@ -50,7 +50,13 @@ from ._lmdb.core import check_key, encode_id, encode_kind
 from ._lmdb.group import Op, commit_ops
 from ._ops import _check_revision
 from .aio_views import AsyncStoreViews, in_transaction
-from .errors import ReadOnlyError, StoreClosedError, StoreError, TransactionError
+from .errors import (
+    ForkedError,
+    ReadOnlyError,
+    StoreClosedError,
+    StoreError,
+    TransactionError,
+)
 from .records import Change
 from .store import Store
 from .watch import POLL_S, Watcher, _check_rev, _kinds, _streams
@@ -102,6 +108,19 @@ def _apply_one(store: Store, op: Op) -> Any:
     return store.save_resource(op.kind, id, msg, if_revision=op.if_revision)
 
 
+# Bumped in every child after fork(): an AsyncStore made before must not
+# hand work to its writer thread, which is not in the child.
+_fork_gen = 0
+
+
+def _after_fork_in_child() -> None:
+    global _fork_gen
+    _fork_gen += 1
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class AsyncStore(AsyncStoreViews):
     """An asyncio front of one Store (see the module docstring)."""
 
@@ -117,6 +136,7 @@ class AsyncStore(AsyncStoreViews):
         # Held by an open transaction(): writer-thread work waits for it.
         self._gate = asyncio.Lock()
         self._closing: asyncio.Future[None] | None = None
+        self._fork_gen = _fork_gen  # a child of fork() has none of its threads
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], **options: Any) -> _Opening:
@@ -127,6 +147,10 @@ class AsyncStore(AsyncStoreViews):
     def _check_open(self) -> None:
         if self._closed:
             raise StoreClosedError(f"store {self.store.path!r} is closed")
+        if self._fork_gen != _fork_gen:  # its writer thread stayed in the parent
+            raise ForkedError(
+                "AsyncStore was opened before fork(): open a new one in the child process"
+            )
 
     def _check_writable(self) -> None:
         """ReadOnlyError for a readonly=True store, before the key is looked at
@@ -161,6 +185,13 @@ class AsyncStore(AsyncStoreViews):
         if in_transaction(self):  # also from a task started inside its block
             raise TransactionError("close() inside this task's open transaction()")
         self._closed = True
+        if self._fork_gen != _fork_gen:
+            # A child of fork(): the writer thread stayed in the parent, so
+            # work given to it would wait for ever.  Closing the Store here
+            # only forgets the parent's handle (it never touches its LMDB
+            # state), as Store.close() does in a child.
+            self.store.close()
+            return
         task = self._closing
         if task is None or (task.done() and not self.store.closed):
             task = self._closing = asyncio.ensure_future(self._close())

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._lmdb._native import lib
 from ._lmdb.core import CTxn
+from ._lmdb.schema import schema_epoch
 from ._ops import ResourceOps
 from ._seam import op_for
 from .errors import ReadOnlyError, StoreClosedError, error_for
@@ -48,6 +49,14 @@ class Snapshot(ResourceOps):
         self._lock = threading.Lock()
         self._txn: CTxn | None = None
         self._used = False
+        self._epoch: int | None = None  # the schema epoch its txn sees (read once)
+
+    def _schema_epoch(self) -> int | None:
+        # The snapshot's own view: a type another process recorded after it
+        # began is checked against the type recorded as of the snapshot.
+        if self._epoch is None:
+            self._epoch = int(self._run(False, schema_epoch))
+        return self._epoch
 
     def __enter__(self) -> Snapshot:
         if self._used:

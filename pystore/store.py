@@ -223,6 +223,10 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, FastReads, ResourceOps):
         state = "closed" if self._closed else ("readonly" if self.readonly else "open")
         return f"<pystore.Store {self.path!r} {state}>"
 
+    def _schema_epoch(self) -> int | None:
+        env = self.__dict__.get("_env")  # (an etcd store has none)
+        return None if env is None else int(lib.ps_env_schema_epoch(env))
+
     # -- transactions -----------------------------------------------------
 
     def _check_usable(self) -> None:

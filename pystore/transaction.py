@@ -12,6 +12,7 @@ from google.protobuf.message import EncodeError, Message
 
 from ._lmdb._native import lib
 from ._lmdb.core import NO_SLOT, CTxn, finish
+from ._lmdb.schema import schema_epoch
 from ._lmdb.txnwrite import delete_failed, save_failed, save_many_in, txn_del, txn_save
 from ._ops import ResourceOps, _check_revision
 from ._query import IndexAdminOps
@@ -51,6 +52,14 @@ class Transaction(IndexAdminOps, ResourceOps):
         self._thread: int | None = None
         self._id = id(self)
         self._done = False
+
+    def _schema_epoch(self) -> int | None:
+        # The epoch its write txn sees, read once (write txns do not note
+        # it: that would cost every one-call write a meta read).
+        epoch: int | None = self.__dict__.get("_epoch")
+        if epoch is None:
+            epoch = self._epoch = int(self._run(False, schema_epoch))
+        return epoch
 
     # Interrupt safety: a C call is followed by a check point where a
     # KeyboardInterrupt can be raised, so every state change of the Python

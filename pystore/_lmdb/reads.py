@@ -35,6 +35,7 @@ from ..records import Resource, ns_to_datetime
 from . import index as _ix
 from ._native import ffi, lib
 from .core import check_key, encode_kind, holds_txn
+from .schema import SchemaRecorder
 from .wire import ITEMS_FIELD, MAX_WIRE, list_class
 
 if TYPE_CHECKING:
@@ -146,15 +147,22 @@ class _Stamps:
 class Reader:
     """One thread's read context on one Store (kept in the Store's thread state)."""
 
-    __slots__ = ("busy", "cap", "ctx", "env", "held", "kp", "ok", "okc", "tag", "view", "wire")
+    __slots__ = ("busy", "cap", "ctx", "env", "held", "kp", "ok", "okc", "slot", "tag", "view",
+                 "wire")
 
-    def __init__(self, env: Any, ok: dict[str, Descriptor], okc: dict[str, type]) -> None:
+    def __init__(self, env: Any, schemas: SchemaRecorder) -> None:
         out = ffi.new("ps_rctx **")
         rc = lib.ps_rctx_new(env, BUF, SCAN_KEEP, out)
         if rc:
             raise MemoryError("cannot allocate a read context")
         self.env = env  # the context reads it: it must outlive the context
         self.ctx: Any = ffi.gc(out[0], lib.ps_rctx_free)
+        # The context's reads fail (the general path answers) while a kind's
+        # type changed since the store's checks (ps_epoch.c): the slot is the
+        # epoch they were made at, kept alive here as long as the context.
+        self.slot = schemas.slot
+        lib.ps_rctx_watch_epoch(self.ctx, self.slot)
+        ok, okc = schemas.read_ok, schemas.read_ok_cls
         tag = ffi.new("char[]", lib.PS_RCTX_TAG)
         lib.ps_rctx_tag(self.ctx, tag)
         # The context's tag (it names the context to ps_rget1) + b"Kind/",
@@ -254,7 +262,7 @@ class FastReads(_General):
                 self._check_usable()  # type: ignore[attr-defined]
             except Exception:
                 return None  # the general path raises it
-            rd = tls.rd = Reader(self._env, self._schemas.read_ok, self._schemas.read_ok_cls)
+            rd = tls.rd = Reader(self._env, self._schemas)
         elif rd.cap != rd.ctx.cap:
             rd._views()  # an interrupt in grow() left them on the freed buffer
         tls.fast = rd  # txn is None (checked above): the fast gets may use it
@@ -346,6 +354,7 @@ class FastReads(_General):
                 rd.busy = False
         got = self._get_n(kind, id)
         if got is None:
+            self._adopt_epoch()  # (a type change stops the fast reads until adopted)
             return super().get_bytes(kind, id)
         return got[0]
 
@@ -414,6 +423,7 @@ class FastReads(_General):
     def get_record(self, kind: str, id: str) -> Resource:
         got = self._get_n(kind, id)
         if got is None:
+            self._adopt_epoch()
             return super().get_record(kind, id)
         data, ns, rev = got
         return Resource(id, kind, data, ns_to_datetime(ns), ns, rev)
@@ -497,6 +507,7 @@ class FastReads(_General):
                 return super().list_resources(kind, msg_type)
             out = _list_parsed(rd, prefix, cls)
         if out is None:  # a damaged record or another oddity: named there
+            self._adopt_epoch()  # (or a type change: see get_bytes)
             return super().list_resources(kind, msg_type)
         return cast("list[bytes] | list[M]", out)
 
@@ -541,6 +552,10 @@ class FastReads(_General):
             start = prefix if cursor is None else prefix + cursor
             cols = _scan_records(rd, start, plen, page)
             if cols is None:  # a damaged record: the general path names it
+                if cls is None:  # (or a type change: see get_bytes)
+                    self._adopt_epoch()
+                else:  # (the general _iter trusts the check made before it)
+                    self._recheck_type(kind, kb, cls.DESCRIPTOR)  # type: ignore[arg-type]
                 yield from super()._iter(kind, kb, cursor, left, cls)
                 return
             ids = cols[0]

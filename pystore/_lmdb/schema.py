@@ -31,6 +31,7 @@ from google.protobuf.descriptor import Descriptor, FileDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from ..errors import CorruptionError
+from ._native import ffi
 from .core import CTxn
 
 __all__ = [
@@ -39,11 +40,17 @@ __all__ = [
     "message_class",
     "read_schema",
     "read_type_name",
+    "schema_epoch",
     "schema_keys",
     "write_schema",
 ]
 
 TYPE_PREFIX = b"kind.type/"
+# Raised (u64 LE) by every write that replaces a kind's recorded type with
+# another (a first record, or the same type's new schema, does not), so
+# that processes trusting an earlier check know to check again (ps_epoch.c;
+# kind.type/ keys are never deleted).
+EPOCH_KEY = b"schema.epoch"
 SCHEMA_PREFIX = b"kind.schema/"
 _MAX_META_KEY = 511
 
@@ -112,11 +119,20 @@ def encoded(desc: Descriptor) -> tuple[bytes, bytes]:
 def write_schema(txn: CTxn, kind: bytes, type_name: bytes, fds: bytes) -> bool:
     """Store a kind's schema in ``txn`` unless the same is stored; True if written."""
     tkey, skey = schema_keys(kind)
-    if txn.meta_get(tkey) == type_name and txn.meta_get(skey) == fds:
+    old = txn.meta_get(tkey)
+    if old == type_name and txn.meta_get(skey) == fds:
         return False
+    if old is not None and old != type_name:  # readers that checked it: check again
+        txn.meta_put(EPOCH_KEY, (schema_epoch(txn) + 1).to_bytes(8, "little"))
     txn.meta_put(tkey, type_name)
     txn.meta_put(skey, fds)
     return True
+
+
+def schema_epoch(txn: CTxn) -> int:
+    """Meta ``schema.epoch`` as ``txn`` sees it (0: no type ever changed)."""
+    raw = txn.meta_get(EPOCH_KEY)
+    return 0 if raw is None else int.from_bytes(raw, "little")
 
 
 def read_type_name(txn: CTxn, kind: bytes) -> str | None:
@@ -182,12 +198,30 @@ class SchemaRecorder:
     (the fast get's check, by class: dropped with ``read_ok``'s entry).
     """
 
-    __slots__ = ("known", "read_ok", "read_ok_cls")
+    __slots__ = ("epoch", "known", "read_ok", "read_ok_cls", "slot")
 
     def __init__(self) -> None:
         self.known: dict[str, Descriptor] = {}
         self.read_ok: dict[str, Descriptor] = {}
         self.read_ok_cls: dict[str, type] = {}
+        # The schema epoch (meta ``schema.epoch``) the entries were checked
+        # at: another process that records another type for a kind raises
+        # it, and then every entry is dropped (:meth:`adopt`).
+        self.epoch = 0
+        # The same, for the C core: the fast readers' contexts refuse to read
+        # while the store's epoch differs from it (ps_rctx_watch_epoch).
+        self.slot: Any = ffi.new("uint64_t *")
+
+    def adopt(self, epoch: int) -> None:
+        """A txn saw schema epoch ``epoch``: past ours, forget every check.
+        The dicts are cleared in place (the fast readers hold them), then
+        the slot lets the fast readers read again."""
+        if epoch > self.epoch:
+            self.epoch = epoch
+            self.read_ok_cls.clear()
+            self.read_ok.clear()
+            self.known.clear()
+            self.slot[0] = epoch
 
     def record(self, txn: CTxn, kind: str, kb: bytes, desc: Descriptor) -> None:
         """Check / store ``kind``'s schema in ``txn``; publish it when ``txn`` commits."""
