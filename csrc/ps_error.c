@@ -56,6 +56,7 @@ const char *ps_strerror(int code)
     case PS_ERR_WRITE_MODE: return "store is being written in another write mode (writemap/pwrite) by another opener";
     case PS_ERR_IN_USE: return "store is open (in this or another process)";
     case PS_ERR_SCHEMA_MOVED: return "a kind's recorded message type changed since the caller checked it";
+    case PS_ERR_WAIT_AGAIN: return "another thread of this process holds the store's write transaction (begin again)";
     case PS_ERR_NO_STORE: return "no store here yet (an empty LMDB environment: another process may be creating the store)";
     case PS_ERR_NO_WRITEMAP: return "the store's filesystem does not allow the writemap mode (or PYSTORE_WRITEMAP=0 is set)";
     default: return mdb_strerror(code); /* LMDB codes and errno values */

@@ -191,7 +191,7 @@ int64_t ps_fw_save(ps_env *env, const char *kind, size_t kind_len,
         result = fail(PS_FW_STAGE_WRITE, rc);
     } else {
         ps_txn *t;
-        rc = ps_txn_begin(env, PS_TXN_WRITE, &t);
+        rc = ps_txn_begin(env, PS_TXN_WRITE | PS_TXN_WAIT_SLICE, &t);
         if (rc) {
             result = fail(PS_FW_STAGE_BEGIN, rc);
         } else {
@@ -226,7 +226,7 @@ int64_t ps_fw_del(ps_env *env, const char *kind, size_t kind_len,
     if (rc)
         return fail(PS_FW_STAGE_WRITE, rc);
     ps_txn *t;
-    rc = ps_txn_begin(env, PS_TXN_WRITE, &t);
+    rc = ps_txn_begin(env, PS_TXN_WRITE | PS_TXN_WAIT_SLICE, &t);
     if (rc)
         return fail(PS_FW_STAGE_BEGIN, rc);
     int existed = 0;
@@ -254,7 +254,7 @@ int64_t ps_fw_del_kind(ps_env *env, const char *kind, size_t kind_len)
     if (rc)
         return fail(PS_FW_STAGE_BEGIN, rc);
     ps_txn *t;
-    rc = ps_txn_begin(env, PS_TXN_WRITE, &t);
+    rc = ps_txn_begin(env, PS_TXN_WRITE | PS_TXN_WAIT_SLICE, &t);
     if (rc)
         return fail(PS_FW_STAGE_BEGIN, rc);
     uint64_t n = 0;
@@ -375,7 +375,7 @@ int64_t ps_fw_save_many(ps_env *env, const char *kind, size_t kind_len,
         result = fail(PS_FW_STAGE_BEGIN, rc);
     } else {
         ps_txn *t;
-        rc = ps_txn_begin(env, PS_TXN_WRITE, &t);
+        rc = ps_txn_begin(env, PS_TXN_WRITE | PS_TXN_WAIT_SLICE, &t);
         if (rc) {
             result = fail(PS_FW_STAGE_BEGIN, rc);
         } else {

@@ -1,7 +1,9 @@
 /* ps_txn.c -- transactions: locking, the write log, and map growth. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, pthread_mutex_timedlock */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ps_internal.h"
@@ -87,9 +89,26 @@ int ps_begin_mdb(ps_env *e, int write, MDB_txn **out)
     return rc;
 }
 
+/* This process's write lock: waited for in slices with PS_TXN_WAIT_SLICE
+ * (PS_ERR_WAIT_AGAIN when a slice ends), else for as long as it takes. */
+static int lock_writer(ps_shared *sh, unsigned flags)
+{
+    if (!(flags & PS_TXN_WAIT_SLICE))
+        return pthread_mutex_lock(&sh->write_mu);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += PS_TXN_SLICE_MS * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    int rc = pthread_mutex_timedlock(&sh->write_mu, &until);
+    return rc == ETIMEDOUT ? PS_ERR_WAIT_AGAIN : rc;
+}
+
 int ps_txn_begin(ps_env *e, unsigned flags, ps_txn **out)
 {
-    if (e == NULL || out == NULL || (flags & ~(unsigned)PS_TXN_WRITE))
+    if (e == NULL || out == NULL || (flags & ~(unsigned)(PS_TXN_WRITE | PS_TXN_WAIT_SLICE)))
         return PS_ERR_INVALID_ARG;
     *out = NULL;
     if (ps_getpid() != e->pid)
@@ -100,7 +119,7 @@ int ps_txn_begin(ps_env *e, unsigned flags, ps_txn **out)
     if (write && e->readonly)
         return PS_ERR_READONLY;
     ps_shared *sh = e->sh;
-    int rc = write ? pthread_mutex_lock(&sh->write_mu) : 0;
+    int rc = write ? lock_writer(sh, flags) : 0;
     if (rc)
         return rc; /* EDEADLK: this thread already holds a write txn */
     ps_txn *t;

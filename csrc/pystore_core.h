@@ -114,6 +114,15 @@ extern "C" {
 
 /* ps_txn_begin flags */
 #define PS_TXN_WRITE 1
+/* With PS_TXN_WRITE: wait for another thread of this process's write txn
+ * at most PS_TXN_SLICE_MS, then fail with PS_ERR_WAIT_AGAIN (nothing held):
+ * the caller calls again, so a signal (Ctrl-C) is handled between waits
+ * instead of after the other thread's whole transaction.  (Another
+ * process's write txn is waited for in LMDB's lock, which no signal
+ * interrupts: docs/durability.md.) */
+#define PS_TXN_WAIT_SLICE 2
+#define PS_TXN_SLICE_MS 20
+#define PS_ERR_WAIT_AGAIN -31060 /* another thread holds the write txn: call again */
 
 /* ps_put flags */
 #define PS_PUT_NOOVERWRITE 1 /* fail with PS_LMDB_KEYEXIST if the key exists */
@@ -176,7 +185,7 @@ int ps_env_copy(ps_env *env, const char *dest, int compact);
 /* Remove reader slots left by dead processes; *cleared gets the count. */
 int ps_env_reader_check(ps_env *env, int *cleared);
 
-/* Begin a transaction (flags: PS_TXN_WRITE or 0).  A txn must end with
+/* Begin a transaction (flags: PS_TXN_WRITE [| PS_TXN_WAIT_SLICE] or 0).  A txn must end with
  * exactly one ps_txn_commit(), ps_txn_abort() or ps_txn_finish(); all free
  * it.  *out is written before the call returns, so a caller that passes
  * memory it owns always knows the live txn.  A write txn must end on the
@@ -311,7 +320,10 @@ int ps_put_many(ps_txn *txn, const char *kind, size_t kind_len,
  * a caller interrupted around the call never holds one.  MDB_MAP_FULL is
  * handled as in any transaction (grow the map, replay the txn's log).
  * Order of the checks: strip, payload size, fork, close, read-only, key(s),
- * then the transaction.  The result is the return value: >= 0 on success,
+ * then the transaction, begun with PS_TXN_WAIT_SLICE (stage BEGIN, code
+ * PS_ERR_WAIT_AGAIN: another thread of the process held the write txn for
+ * a whole slice; pystore then writes through its general path, which waits
+ * in slices too).  The result is the return value: >= 0 on success,
  * -ticket (< 0) on failure, with the details in this thread's ps_fw_info
  * (read by ps_fw_last; info.ticket == -result while they are this call's:
  * a later failure of the thread, e.g. of a signal handler's call run

@@ -188,6 +188,7 @@ _TABLE: dict[int, tuple[type[StoreError], str]] = {
         StoreInUseError, "close every Store of it, in every process, and run this again"
     ),
     lib.PS_ERR_SCHEMA_MOVED: (StoreError, "a fast read's check: read again"),
+    lib.PS_ERR_WAIT_AGAIN: (TransactionError, "pystore begins again itself: report it if raised"),
     lib.PS_ERR_NO_STORE: (StoreError, "readonly=True never creates one: open it writable"),
     lib.PS_ERR_NO_WRITEMAP: (
         StoreError, "only stores on ext4, XFS or tmpfs can be written in the writemap mode"

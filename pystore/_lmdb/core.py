@@ -145,6 +145,8 @@ def _key_context(kind: bytes, id: bytes | None) -> str:
 
 
 _begin_txn = lib.ps_txn_begin
+_WRITE_SLICED: int = lib.PS_TXN_WRITE | lib.PS_TXN_WAIT_SLICE
+_WAIT_AGAIN: int = lib.PS_ERR_WAIT_AGAIN
 # Ends the txn in a slot and clears the slot in ONE C call: code that ends
 # a transaction calls this directly in a ``finally`` block (no Python
 # function in between, so no KeyboardInterrupt can land before it).
@@ -189,7 +191,13 @@ class CTxn:
     def begin(self, env: Any) -> None:
         if self.pp[0] != ffi.NULL:
             raise TransactionError("this transaction was begun already")
-        rc = _begin_txn(env, lib.PS_TXN_WRITE if self.write else 0, self.pp)
+        flags = _WRITE_SLICED if self.write else 0
+        rc = _begin_txn(env, flags, self.pp)
+        while rc == _WAIT_AGAIN:
+            # Another thread's write txn: waited for in slices (PS_TXN_SLICE_MS),
+            # each call returning here, so a signal's handler (Ctrl-C) runs
+            # between them instead of after that whole transaction.
+            rc = _begin_txn(env, flags, self.pp)
         if rc:
             raise error_for(rc, "begin transaction")
 

@@ -58,6 +58,7 @@ _TOO_LARGE: int = lib.PS_ERR_VALUE_TOO_LARGE
 _KEYEXIST: int = lib.PS_LMDB_KEYEXIST
 _CONFLICT: int = lib.PS_ERR_CONFLICT
 _STORE_STATE = (lib.PS_ERR_CLOSED, lib.PS_ERR_FORKED)
+_WAIT_AGAIN: int = lib.PS_ERR_WAIT_AGAIN  # another thread's write txn: the general path waits
 _GENERAL = None  # a result meaning: take the general path
 
 
@@ -190,8 +191,8 @@ class FastWriter:
         if info is None:
             return _GENERAL
         rc = info.rc
-        if info.stage == _STRIP or rc == _UNIQUE:
-            return _GENERAL  # strips the slow way / names the unique value's holder
+        if info.stage == _STRIP or rc in (_UNIQUE, _WAIT_AGAIN):
+            return _GENERAL  # strips the slow way / names the unique value's holder / waits
         if rc == _TOO_LARGE:
             raise ValueTooLargeError(
                 f"serialized message is {info.len} bytes; a record holds at most {MAX_PAYLOAD}"
@@ -223,7 +224,7 @@ class FastWriter:
         if r == 0:
             return False
         info = last_info(r)
-        if info is None:
+        if info is None or info.rc == _WAIT_AGAIN:
             return _GENERAL
         if info.rc == _CONFLICT and expected is not None:
             raise ConflictError(kind, id, expected, int(info.actual))
@@ -242,7 +243,7 @@ class FastWriter:
         n: int = _del_kind(self._env, kb, len(kb))
         if n < 0:
             info = last_info(n)
-            if info is None:
+            if info is None or info.rc == _WAIT_AGAIN:
                 return _GENERAL
             raise _general_error(store, info, key_context(kb, None))
         if n:  # deleted something: a revision was committed
@@ -274,6 +275,6 @@ class FastWriter:
         if info is None:
             return _GENERAL, items
         rc = info.rc
-        if info.stage == _STRIP or rc in (_UNIQUE, _TOO_LARGE):
-            return _GENERAL, items  # strips the slow way / names the holder / the size
+        if info.stage == _STRIP or rc in (_UNIQUE, _TOO_LARGE, _WAIT_AGAIN):
+            return _GENERAL, items  # strips the slow way / names the holder / the size / waits
         raise _general_error(store, info, key_context(kb, ibs[min(info.index, n - 1)]))
