@@ -3,6 +3,8 @@ leader, lost quorum, a restarted member, compaction, two processes."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -251,3 +253,41 @@ def test_an_unreachable_cluster_fails_the_open_within_the_timeout(
     with pytest.raises(StoreUnavailableError):
         Store(f"etcd://127.0.0.1:{port}/nowhere", timeout=1.0)
     assert time.monotonic() - t0 < 1.0 + 2.0
+
+
+def test_changes_from_a_member_that_stops_answering_is_a_typed_error(
+    etcd_cluster: EtcdCluster, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """changes() reads the revision it must reach, then a watch from
+    ``after``: a member that stops answering in between (stopped with
+    SIGSTOP just as the watch opens) made it wait for ever; now it is
+    StoreUnavailableError within the store's timeout, and the same call
+    works again once the member answers."""
+    from pystore._etcd import feed
+
+    m = etcd_cluster.members[0]
+    root = url.split("/", 3)[3].split("?")[0]
+    one = f"etcd://{m.endpoint}/{root}?serializable=1"
+    pid = m.pid
+    assert pid is not None
+    with Store(one, timeout=2.0) as s:
+        start = s.revision()
+        s.save_resource("W", "a", Agent())
+        real_open = feed._open
+
+        def stop_then_open(store: object, begin: int) -> object:
+            w = real_open(store, begin)  # type: ignore[arg-type]
+            os.kill(pid, signal.SIGSTOP)  # created, then the member stops answering
+            return w
+
+        monkeypatch.setattr(feed, "_open", stop_then_open)
+        t0 = time.monotonic()
+        try:
+            with pytest.raises(StoreUnavailableError):
+                s.changes(after=start)
+            waited = time.monotonic() - t0
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        monkeypatch.undo()
+        assert waited < 2.0 + 3.0, f"not within the timeout: {waited:.1f} s"
+        assert [(c.op, c.id) for c in s.changes(after=start)] == [("put", "a")]

@@ -129,16 +129,22 @@ def changes(
     upto = last.mod_revision if last is not None else 0
     if after >= upto or limit == 0:
         return []
-    conv = _Converter(store._layout, names, snames)
+    # The watch is read through a Follower: it must deliver the changes up to
+    # ``upto`` within the store's timeout (a member that lags or stops
+    # answering is StoreUnavailableError), where iterating the watch itself
+    # waited for them for ever.
+    f = Follower(store, _open(store, after + 1), _Converter(store._layout, names, snames),
+                 0.0, upto)
     out: list[Change] = []
-    with _open(store, after + 1) as w:
-        for resp in w:
-            evs = [e for e in resp.events if e.kv.mod_revision <= upto]
-            out.extend(conv.convert(evs))
+    try:
+        while (batch := f.step(None)) is not None:
+            out.extend(ch for ch in batch if ch.revision <= upto)
             if limit is not None and len(out) >= limit:
                 return out[:limit]
-            if len(evs) < len(resp.events) or (evs and evs[-1].kv.mod_revision >= upto):
-                return out
+            if f.upto == 0:  # every change up to ``upto`` handed out
+                break
+    finally:
+        f.close()
     return out
 
 
