@@ -206,10 +206,20 @@ class AsyncSnapshot(AsyncReads):
         await self.close()
 
     async def close(self) -> None:
-        """End the read view (idempotent); later reads raise StoreClosedError."""
+        """End the read view (idempotent); later reads raise StoreClosedError.
+
+        Ending it waits for this snapshot's reads still running in worker
+        threads (a cancelled read's thread runs on), so it runs in one too:
+        the event loop goes on meanwhile.  Shielded: a cancelled close still
+        ends the view."""
         snap, self._snap = self._snap, None
         if snap is not None:
-            snap.close()
+            try:
+                end = asyncio.get_running_loop().run_in_executor(None, snap.close)
+            except RuntimeError:  # the loop's executor is shut down: here, then
+                snap.close()
+                return
+            await asyncio.shield(end)
 
     async def save_resource(
         self, kind: str, id: str, msg: Message, *, if_revision: int | None = None

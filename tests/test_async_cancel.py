@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pystore import StoreClosedError
 from pystore.aio import AsyncStore
 from pystore.samples.agent_pb2 import Agent
 
@@ -221,3 +222,47 @@ def test_a_nested_transaction_in_the_same_task_raises_not_deadlocks(store_path: 
         await asyncio.wait_for(main(), 30)
 
     asyncio.run(guarded())
+
+
+def test_leaving_a_snapshot_with_a_read_in_flight_never_blocks_the_loop(tmp_path: Path) -> None:
+    """Ending an AsyncSnapshot waits for its reads still running in worker
+    threads (here a list whose task was cancelled: its thread runs on).
+    It waited on the event loop, so every other task stopped meanwhile (0
+    ticks of a 1 ms ticker during the exit); now the loop goes on."""
+    from pystore import Store
+
+    store = Store(tmp_path / "s", sync=False)
+    store.save_resources("A", [(f"a{i:06d}", Agent(model="m", instructions="x" * 200))
+                               for i in range(100_000)])
+
+    async def main() -> tuple[int, bool, int]:
+        async with AsyncStore(store) as a:
+            snap = a.snapshot()
+            await snap.__aenter__()
+            listing = asyncio.ensure_future(snap.list_resources("A", Agent))
+            await asyncio.sleep(0.005)  # the list runs in a worker thread
+            listing.cancel()  # (its thread runs on)
+            ticks = 0
+
+            async def ticker() -> None:
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.001)
+                    ticks += 1
+
+            tk = asyncio.ensure_future(ticker())
+            await asyncio.sleep(0)
+            running = not listing.done() or listing.cancelled()
+            before = ticks
+            await snap.__aexit__(None, None, None)
+            during = ticks - before
+            tk.cancel()
+            with pytest.raises(StoreClosedError):
+                await snap.count("A")  # the view is ended
+            return during, running, await a.count("A")
+
+    during, running, count = asyncio.run(main())
+    assert running
+    assert count == 100_000
+    assert during >= 1, "the event loop stopped while the snapshot ended"
+    store.close()
