@@ -354,6 +354,46 @@ static int del_entry(ps_txn *t, const ps_idxdef *d, const ps_vals *v, size_t i,
     return rc == MDB_NOTFOUND ? PS_OK : rc;
 }
 
+/* Delete every entry of index `d` that names `id`, by a walk of the
+ * index's distinct values: for a stored record whose header is damaged,
+ * whose values cannot be read although its entries were made while it was
+ * whole (a replace or delete of it must not leave them behind).  A rare
+ * repair, so a scan of the index is fine. */
+static int purge_id(ps_txn *t, const ps_idxdef *d, const char *id, size_t id_len)
+{
+    char start[4];
+    ps_idx_entry_key(d->id, NULL, 0, start);
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(t->mdb, t->env->idx_dbi, &cur);
+    if (rc)
+        return rc;
+    char key[4 + PS_IDX_EXACT_MAX + 1];
+    MDB_val k = {4, start}, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == PS_OK && k.mv_size >= 4 && memcmp(k.mv_data, start, 4) == 0) {
+        if (k.mv_size > sizeof key) {
+            rc = MDB_CORRUPTED; /* no entry key is this long */
+            break;
+        }
+        size_t kn = k.mv_size;
+        memcpy(key, k.mv_data, kn); /* k points into a page the delete may change */
+        MDB_val kk = {kn, key}, dv = {id_len, (void *)id};
+        rc = mdb_cursor_get(cur, &kk, &dv, MDB_GET_BOTH);
+        if (rc == PS_OK)
+            rc = mdb_cursor_del(cur, 0);
+        if (rc != PS_OK && rc != MDB_NOTFOUND)
+            break;
+        /* on to the next distinct value (this one may be gone by now) */
+        k.mv_size = kn;
+        k.mv_data = key;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (rc == PS_OK && k.mv_size == kn && memcmp(k.mv_data, key, kn) == 0)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_NODUP);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? PS_OK : rc;
+}
+
 static int cmp_at(const ps_vals *a, size_t i, const ps_vals *b, size_t j)
 {
     const char *ea, *eb, *r;
@@ -457,8 +497,11 @@ static int upkeep(ps_txn *t, const char *key, size_t key_len,
         return MDB_KEYEXIST;
     const char *op = NULL;
     size_t on = 0;
-    if (had && ps_idx_record_payload(&ov, &op, &on))
-        op = NULL; /* damaged header: it made no entries */
+    /* a damaged header: its values cannot be read, but the record made
+     * entries while it was whole; they are purged by id below */
+    int damaged = had && ps_idx_record_payload(&ov, &op, &on) != PS_OK;
+    if (damaged)
+        op = NULL;
     /* the same payload again: the same values, nothing to check or move */
     if (op && payload && on == payload_len && memcmp(op, payload, on) == 0)
         return PS_OK;
@@ -500,8 +543,11 @@ static int upkeep(ps_txn *t, const char *key, size_t key_len,
         ps_idxdef *d = &s->defs[i];
         if (!def_is_kind(d, key, kl))
             continue;
-        rc = ps_idx_diff(t, d, &vals[2 * x], &vals[2 * x + 1], del_entry,
-                         ps_idx_put_entry, id, id_len);
+        if (damaged)
+            rc = purge_id(t, d, id, id_len);
+        if (!rc)
+            rc = ps_idx_diff(t, d, &vals[2 * x], &vals[2 * x + 1], del_entry,
+                             ps_idx_put_entry, id, id_len);
         x++;
     }
     return rc;
@@ -592,7 +638,7 @@ int ps_idx_on_del_prefix(ps_txn *t, const char *prefix, size_t prefix_len)
         memcpy(key, k.mv_data, key_len);
         const char *p;
         size_t n;
-        int ok = ps_idx_record_payload(&val, &p, &n) == PS_OK;
+        int ok = ps_idx_record_payload(&val, &p, &n) == PS_OK; /* else purged */
         size_t x = 0;
         for (size_t i = 0; i < s->n && !rc; i++) {
             ps_idxdef *d = &s->defs[i];
@@ -610,8 +656,11 @@ int ps_idx_on_del_prefix(ps_txn *t, const char *prefix, size_t prefix_len)
             ps_idxdef *d = &s->defs[i];
             if (!def_is_kind(d, prefix, kl))
                 continue;
-            rc = ps_idx_diff(t, d, &vals[x], &vals[nd], del_entry, NULL,
-                             key + kl + 1, key_len - kl - 1);
+            if (!ok) /* a damaged header: its entries, by id */
+                rc = purge_id(t, d, key + kl + 1, key_len - kl - 1);
+            else
+                rc = ps_idx_diff(t, d, &vals[x], &vals[nd], del_entry, NULL,
+                                 key + kl + 1, key_len - kl - 1);
             x++;
         }
         if (rc)

@@ -51,9 +51,13 @@ static int prior_version(ps_txn *t, const MDB_val *stored, unsigned flags,
     if (stored->mv_data == NULL)
         ; /* absent */
     else if (stored->mv_size < PS_HEADER_SIZE ||
-             ((char *)stored->mv_data)[0] != PS_FORMAT_VERSION)
-        return PS_ERR_BAD_RECORD;
-    else {
+             ((char *)stored->mv_data)[0] != PS_FORMAT_VERSION) {
+        /* a damaged header: no revision to compare; for the history it is
+         * no version to keep, so it can still be replaced or deleted */
+        if (flags & PS_PUT_IF_REVISION)
+            return PS_ERR_BAD_RECORD;
+        return PS_OK;
+    } else {
         *old = stored->mv_data;
         *old_len = stored->mv_size;
     }

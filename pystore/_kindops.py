@@ -15,6 +15,8 @@ from google.protobuf.message import Message
 
 from ._lmdb.core import CTxn, check_key, encode_id, encode_kind
 from ._lmdb.schema import SchemaRecorder, read_type_name, schema_epoch
+from ._messages import check_type
+from ._seam import nothing
 from .errors import InvalidMessageError
 
 if TYPE_CHECKING:
@@ -76,6 +78,7 @@ class KindOps:
             check_key(kb, pb)
         n = check_limit(limit)
         if n == 0:
+            self._run(False, nothing)  # a closed store refuses it all the same
             return []
         ids: list[str] = self._run(False, CTxn.list_ids, kb, ab, pb, n or 0)
         return ids
@@ -89,6 +92,14 @@ class KindOps:
         from .collection import Collection
 
         return Collection(cast("ResourceOps", self), kind, msg_type)
+
+    def _read_type(self, kind: str, kb: bytes, msg_type: type[M]) -> type[M]:
+        """``msg_type`` checked as a message class that ``kind`` may be read
+        as (InvalidMessageError if the store recorded another type)."""
+        cls = check_type(msg_type)
+        if self._schemas.read_ok.get(kind) is not cls.DESCRIPTOR:
+            self._check_read_type(kind, kb, cls.DESCRIPTOR)  # type: ignore[arg-type]
+        return cast("type[M]", cls)
 
     def _check_read_type(self, kind: str, kb: bytes, desc: Descriptor) -> None:
         """InvalidMessageError unless ``kind`` may be read as ``desc``'s type.

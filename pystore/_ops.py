@@ -26,7 +26,7 @@ from ._lmdb.schema import SchemaRecorder
 from ._lmdb.wirestrip import WirePlan
 from ._messages import check_message, check_type, parse_into
 from ._query import QueryOps
-from ._seam import op_for
+from ._seam import nothing, op_for
 from .errors import InvalidMessageError, NotFoundError, ValueTooLargeError
 from .history import HistoryOps
 from .records import Resource, ns_to_datetime
@@ -453,6 +453,8 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
         cls = None if msg_type is None else _check_type(msg_type)
         if cls is not None and self._schemas.read_ok.get(kind) is not cls.DESCRIPTOR:
             self._check_read_type(kind, kb, cls.DESCRIPTOR)  # type: ignore[arg-type]
+        if limit == 0:  # nothing to read: a closed store refuses it all the same
+            self._run(False, nothing)
         return self._iter(kind, kb, cursor, limit, cls)
 
     def _iter(

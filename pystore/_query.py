@@ -20,7 +20,7 @@ from ._lmdb import index as _ix
 from ._lmdb.core import CTxn, check_key, encode_id, encode_kind, records_of
 from ._lmdb.fast import parse_list
 from ._messages import check_type, parse_into
-from ._seam import op_for
+from ._seam import nothing, op_for
 from .errors import NotFoundError
 from .records import Event, IndexInfo, ns_to_datetime
 
@@ -55,6 +55,12 @@ class QueryOps:
     def _payload(self, msg: object, owned: bool = False) -> bytes:
         raise NotImplementedError
 
+    def _read_type(self, kind: str, kb: bytes, msg_type: type[M]) -> type[M]:
+        raise NotImplementedError  # KindOps's (before this class in ResourceOps)
+
+    def _recheck_type(self, kind: str, kb: bytes, desc: Any) -> None:
+        raise NotImplementedError  # KindOps's
+
     # -- index lookups ----------------------------------------------------
 
     def _query(self, kind: str, index: str, value: object) -> tuple[bytes, bytes, Any]:
@@ -86,7 +92,7 @@ class QueryOps:
         """Resources of ``kind`` whose ``index`` holds ``value``, in id order:
         raw bytes, or ``msg_type`` messages; ids strictly after ``after``."""
         kb, nb, q = self._query(kind, index, value)
-        cls = None if msg_type is None else _check_type(msg_type)
+        cls = None if msg_type is None else self._read_type(kind, kb, msg_type)
         ab = None if after is None or after == "" else encode_id(after)
         if ab is not None:
             check_key(kb, ab)
@@ -95,6 +101,8 @@ class QueryOps:
             self._run(False, _ix.index_exists, kb, nb)
             return []
         wire, count = self._run(False, _ix.find, kb, nb, value, q, ab, n or 0, 2)
+        if cls is not None:  # another process may have changed the kind's type
+            self._recheck_type(kind, kb, cls.DESCRIPTOR)
         parsed = parse_list(wire, count, cls)
         if parsed is not None:
             return parsed
@@ -127,13 +135,14 @@ class QueryOps:
         """The first resource (by id) whose ``index`` holds ``value``;
         NotFoundError if none."""
         kb, nb, q = self._query(kind, index, value)
-        cls = _check_type(msg_type)
+        cls = self._read_type(kind, kb, msg_type)
         data = None if q is None else self._find_first(kb, nb, value, q)
+        self._recheck_type(kind, kb, cls.DESCRIPTOR)  # (as after every typed read)
         if data is None:
             if q is None:
                 self._run(False, _ix.index_exists, kb, nb)
             raise NotFoundError(f"no {kind} with {index} = {value!r}")
-        return _parse(cls, data, f"{kind} by {index}")  # type: ignore[return-value]
+        return _parse(cls, data, f"{kind} by {index}")
 
     def _find_first(self, kb: bytes, nb: bytes, value: object, q: Any) -> bytes | None:
         wire, count = self._run(False, _ix.find, kb, nb, value, q, None, 1, 2)
@@ -180,6 +189,7 @@ class QueryOps:
                 raise TypeError(f"events must be (seq, msg) pairs, got {item!r}")
             batch.append((_ev.check_seq(item[0]), self._payload(item[1])))
         if not batch:
+            self._run(True, nothing)  # a closed or read-only store refuses it
             return 0
         n: int = self._run(True, self._append_all, sb, batch, time.time_ns())
         return n
@@ -220,6 +230,7 @@ class QueryOps:
         a = _ev.check_seq(after, "after", 0)
         n = _limit(limit)
         if n == 0:
+            self._run(False, nothing)  # a closed store refuses it all the same
             return []
         rows = self._run(False, _ev.read, sb, a, n or 0)
         out = []
@@ -255,6 +266,8 @@ class IndexAdminOps:
 
         def _run(self, write: bool, op: Callable[..., Any], *args: Any) -> Any: ...
 
+        def _read_type(self, kind: str, kb: bytes, msg_type: type[M]) -> type[M]: ...
+
     def create_index(
         self, kind: str, name: str, *, field: str, msg_type: type[Message], unique: bool = False
     ) -> int:
@@ -265,7 +278,7 @@ class IndexAdminOps:
         the same name with another definition raises StoreError."""
         kb = _ix.check_kind(kind)
         nb = _ix.encode_name(name)
-        cls = _check_type(msg_type)
+        cls = self._read_type(kind, kb, msg_type)  # the kind's recorded type, if any
         if not isinstance(unique, bool):
             raise TypeError(f"unique must be bool, not {type(unique).__name__}")
         plan = _ix.compile_plan(cls.DESCRIPTOR, field)  # type: ignore[arg-type]

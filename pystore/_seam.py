@@ -13,7 +13,13 @@ from typing import Any
 
 from ._lmdb.core import CTxn
 
-__all__ = ["op_for"]
+__all__ = ["nothing", "op_for"]
+
+
+def nothing(t: object) -> None:
+    """No work: ``_run(write, nothing)`` of a call that has nothing to read
+    or write (a limit of 0, an empty batch) still begins a transaction, so
+    a closed, forked or read-only store refuses it like any other call."""
 
 
 def op_for(t: object, fn: Callable[..., Any]) -> Callable[..., Any]:

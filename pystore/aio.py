@@ -59,7 +59,7 @@ from .errors import (
 )
 from .records import Change
 from .store import Store
-from .watch import POLL_S, Watcher
+from .watch import POLL_S, Watcher, _check_rev, _kinds, _streams
 
 __all__ = ["AsyncStore"]
 
@@ -322,7 +322,7 @@ class AsyncStore(AsyncStoreViews):
         return await self._call(self.store.changes, after, kinds=kinds, streams=streams,
                                 limit=limit)
 
-    async def watch(
+    def watch(
         self,
         after: int | None = None,
         *,
@@ -332,29 +332,51 @@ class AsyncStore(AsyncStoreViews):
     ) -> AsyncIterator[Change]:
         """Store.watch as an async iterator.  It waits on the event loop (this
         process's commits wake it at once, other processes' are seen within
-        POLL_S); only reads of the change log run in a worker thread."""
+        POLL_S); only reads of the change log run in a worker thread.
+
+        As Store.watch, it starts at the call: the arguments are checked and,
+        on LMDB, ``after=None`` is the revision current at the call (a change
+        committed before the first ``async for`` step is not missed).  On
+        etcd, where that is a network round trip the loop must not wait for,
+        ``after=None`` is the revision at the first step: pass ``after=``
+        for an exact start."""
         if timeout is not None:
             if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
                 raise TypeError(f"timeout must be a number or None, not {type(timeout).__name__}")
             if timeout < 0:
                 raise ValueError("timeout must be >= 0")
-        loop = asyncio.get_running_loop()
         if self.store._remote:  # etcd: the store's own watch, stepped in a worker thread
-            from ._etcd.feed import follower
+            _kinds(kinds), _streams(streams)  # bad arguments fail here, as on LMDB
+            if after is not None:
+                _check_rev(after, "after")
+            return self._watch_remote(after, kinds, streams, timeout)
+        # One C call and a short read (no wait: LMDB readers never block), on
+        # the loop like the point reads: the start is fixed now.
+        return self._watch_local(Watcher(self.store, after, kinds, streams), timeout)
 
-            f = await loop.run_in_executor(None, functools.partial(
-                follower, self.store, after, kinds, streams, timeout))  # type: ignore[arg-type]
-            try:
-                while (batch := await loop.run_in_executor(None, f.step, _WATCH_STEP_S)
-                       ) is not None:
-                    for ch in batch:
-                        yield ch
-                    if batch:
-                        f.idle_since = time.monotonic()
-            finally:
-                f.close()
-            return
-        watcher = await loop.run_in_executor(None, Watcher, self.store, after, kinds, streams)
+    async def _watch_remote(
+        self, after: int | None, kinds: Iterable[str] | None,
+        streams: Iterable[str] | None, timeout: float | None,
+    ) -> AsyncIterator[Change]:
+        from ._etcd.feed import follower
+
+        loop = asyncio.get_running_loop()
+        f = await loop.run_in_executor(None, functools.partial(
+            follower, self.store, after, kinds, streams, timeout))  # type: ignore[arg-type]
+        try:
+            while (batch := await loop.run_in_executor(None, f.step, _WATCH_STEP_S)
+                   ) is not None:
+                for ch in batch:
+                    yield ch
+                if batch:
+                    f.idle_since = time.monotonic()
+        finally:
+            f.close()
+
+    async def _watch_local(
+        self, watcher: Watcher, timeout: float | None
+    ) -> AsyncIterator[Change]:
+        loop = asyncio.get_running_loop()
         # Waiting happens on the loop, never in a worker thread (idle
         # watchers held one each and starved every other worker-thread call):
         # this process's commits set ``woken``; other processes' are seen by

@@ -129,14 +129,14 @@ class AsyncCollection(Generic[M]):
         """Delete ``id``; True if it existed."""
         return await self._owner.delete_resource(self.kind, id, if_revision=if_revision)
 
-    async def watch(
+    def watch(
         self, after: int | None = None, *, timeout: float | None = None
     ) -> AsyncIterator[Change]:
         """Changes of this kind after revision ``after``, as ``AsyncStore.watch``
-        yields them (on a snapshot's collection ``after`` defaults to the
-        snapshot's revision)."""
+        yields them, starting at the call as it does (on a snapshot's
+        collection ``after`` defaults to the snapshot's revision)."""
         watcher: Any = getattr(self._owner, "_watch_owner", self._owner)
         if after is None and hasattr(self._owner, "revision") and watcher is not self._owner:
             after = self._owner.revision
-        async for change in watcher.watch(after, kinds=[self.kind], timeout=timeout):
-            yield change
+        changes: AsyncIterator[Change] = watcher.watch(after, kinds=[self.kind], timeout=timeout)
+        return changes

@@ -14,6 +14,7 @@ from typing import Any
 
 from ._lmdb import revs
 from ._lmdb.core import encode_id, encode_kind
+from ._seam import nothing
 from .records import Resource
 
 __all__ = ["HistoryOps"]
@@ -51,6 +52,7 @@ class HistoryOps:
         kb, ib = encode_kind(kind), encode_id(id)
         n = 0 if limit is None else _count(limit, "limit")
         if limit == 0:
+            self._run(False, nothing)  # a closed store refuses it all the same
             return []
         out: list[Resource] = self._run(False, revs.history, kind, kb, id, ib, n)
         return out

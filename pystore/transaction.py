@@ -128,6 +128,8 @@ class Transaction(IndexAdminOps, ResourceOps):
     def save_resource(
         self, kind: str, id: str, msg: Message, *, if_revision: int | None = None
     ) -> int:
+        """Upsert ``kind/id`` in this transaction (as ``Store.save_resource``);
+        the revision the transaction will commit at."""
         slot = self._slot
         if slot is not None and type(kind) is str and type(id) is str:
             if if_revision is not None:
@@ -159,6 +161,8 @@ class Transaction(IndexAdminOps, ResourceOps):
         return ResourceOps.save_resource(self, kind, id, msg, if_revision=if_revision)
 
     def create_resource(self, kind: str, id: str, msg: Message) -> int:
+        """Create ``kind/id`` in this transaction; AlreadyExistsError if it
+        exists.  The revision the transaction will commit at."""
         slot = self._slot
         if slot is not None and type(kind) is str and type(id) is str:
             rev = self._save(slot, kind, id, msg, _CREATE, None)
@@ -193,6 +197,7 @@ class Transaction(IndexAdminOps, ResourceOps):
         return None
 
     def delete_resource(self, kind: str, id: str, *, if_revision: int | None = None) -> bool:
+        """Delete ``kind/id`` in this transaction; True if it existed."""
         slot = self._slot
         if slot is not None and type(kind) is str and type(id) is str:
             try:
@@ -210,6 +215,8 @@ class Transaction(IndexAdminOps, ResourceOps):
         return ResourceOps.delete_resource(self, kind, id, if_revision=if_revision)
 
     def save_resources(self, kind: str, items: Iterable[tuple[str, Message]]) -> int:
+        """Upsert ``(id, msg)`` pairs of ``kind`` in this transaction (all or
+        nothing with it); how many."""
         slot = self._slot
         if slot is not None:
             txn = self._txn

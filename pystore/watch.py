@@ -27,8 +27,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ._lmdb.core import encode_kind
 from ._lmdb.events import encode_stream
+from ._lmdb.index import check_kind
 from ._lmdb.revs import END, env_revision, read_changes
 from .errors import StoreClosedError
 from .records import Change
@@ -102,11 +102,9 @@ def _kinds(kinds: Iterable[str] | None) -> list[bytes] | None:
         return None
     if isinstance(kinds, str):
         raise TypeError("kinds must be an iterable of kinds, not a str")
-    out = [encode_kind(k) for k in kinds]
-    for k in out:
-        if not k or b"/" in k or b"\0" in k:
-            raise ValueError(f"invalid kind {k.decode('utf-8', 'replace')!r}")
-    return out
+    # a kind as every other method checks it: InvalidKeyError when empty,
+    # with '/' or NUL, or longer than a key allows
+    return [check_kind(k) for k in kinds]
 
 
 def _streams(streams: Iterable[str] | None) -> list[bytes] | None:
@@ -121,7 +119,7 @@ def _check_rev(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{what} must be int, not {type(value).__name__}")
     if not 0 <= value < 2**64:
-        raise ValueError(f"{what} must be >= 0")
+        raise ValueError(f"{what} must be in 0..2**64-1, not {value}")
     return value
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import pathlib
 import time
 
 import pytest
@@ -166,3 +167,31 @@ def test_context_manager_closes(store_path) -> None:  # type: ignore[no-untyped-
     with pystore.Store(store_path) as s:
         assert not s.closed
     assert s.closed
+
+
+def test_every_call_on_a_closed_store_raises_even_with_nothing_to_do(
+    tmp_path: pathlib.Path,
+) -> None:
+    # issue 2: "After close() every call raises StoreClosedError" -- calls
+    # with nothing to read or write (limit=0, an empty batch) returned [] / 0;
+    # and a read-only store refuses an empty append as it refuses an empty batch
+    from pystore import ReadOnlyError, StoreClosedError
+    from pystore.samples.agent_pb2 import Agent
+
+    s = pystore.Store(tmp_path / "s")
+    s.save_resource("A", "x", Agent())
+    s.close()
+    calls = [
+        lambda: s.append_events("st", []), lambda: s.save_resources("A", []),
+        lambda: s.list_ids("A", limit=0), lambda: s.history("A", "x", limit=0),
+        lambda: s.read_events("st", limit=0), lambda: list(s.iter_resources("A", limit=0)),
+        lambda: s.find("A", "i", "v", limit=0), lambda: s.changes(0, limit=0),
+        lambda: s.collection("A", Agent).ids(limit=0),
+    ]
+    for call in calls:
+        with pytest.raises(StoreClosedError):
+            call()
+    with pystore.Store(tmp_path / "s", readonly=True) as ro:
+        for call in (lambda: ro.append_events("st", []), lambda: ro.save_resources("A", [])):
+            with pytest.raises(ReadOnlyError):
+                call()

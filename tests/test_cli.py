@@ -178,6 +178,34 @@ def test_dump_load_round_trip_is_byte_for_byte(filled: Path, tmp_path: Path) -> 
             assert a._schema_of(kind) == b._schema_of(kind)
 
 
+def test_dump_load_dump_with_history_differs_only_in_history_revisions(
+    tmp_path: Path
+) -> None:
+    # docs/cli.md: dump, load, dump | cmp is identical, but for the
+    # revision labels of kept versions (a loaded store takes its own)
+    src = tmp_path / "src"
+    with pystore.Store(src, sync=False) as s:
+        s.save_resource("Other", "o", agent_pb2.Agent())  # shifts the revisions
+        s.set_history("Agent", 3)
+        for i in range(3):
+            s.save_resource("Agent", "a", agent_pb2.Agent(model=str(i)))
+    dump = tmp_path / "store.jsonl"
+    assert run("dump", src, "-o", dump).returncode == 0
+    assert run("load", tmp_path / "restored", dump).returncode == 0
+    again = run("dump", tmp_path / "restored")
+    assert again.returncode == 0
+    first, second = dump.read_text().splitlines(), again.stdout.splitlines()
+    assert len(first) == len(second)
+    revisions = 0
+    for a, b in zip(first, second, strict=True):
+        if a != b:
+            ja, jb = json.loads(a), json.loads(b)
+            assert ja["history"].pop("revision") != jb["history"].pop("revision")
+            assert ja == jb
+            revisions += 1
+    assert revisions == 2  # the two kept versions
+
+
 def test_load_in_chunks_from_stdin_and_kind_filter(filled: Path, tmp_path: Path) -> None:
     with pystore.Store(filled, sync=False) as s:
         s.save_resources("Bulk", [(f"b{i:05d}", agent_pb2.Agent(model=str(i)))
@@ -302,7 +330,8 @@ def test_missing_store_is_never_created(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "args",
     [[], ["stats"], ["nosuch", "x"], ["list", "p"], ["list", "p", "K", "--limit", "-1"],
-     ["clean", "p"], ["get", "p", "K"], ["stats", "p", "--bogus"]],
+     ["clean", "p"], ["get", "p", "K"], ["stats", "p", "--bogus"],
+     ["watch", "p", "--after", "-1"], ["watch", "p", "--after", str(2**64)]],
 )
 def test_usage_errors_exit_2_with_one_line(args: list[str]) -> None:
     p = run(*args)
@@ -310,10 +339,18 @@ def test_usage_errors_exit_2_with_one_line(args: list[str]) -> None:
     one_line_error(p)
 
 
-def test_bad_kind_is_a_usage_error(filled: Path) -> None:
-    p = run("list", filled, "A/B")
-    assert p.returncode == 2
-    assert "'/'" in one_line_error(p)
+@pytest.mark.parametrize(
+    "args",
+    [["list", "{p}", "A/B"], ["watch", "{p}", "--kind", "A/B"], ["watch", "{p}", "--kind", ""],
+     ["dump", "{p}", "--kind", "A/B"], ["find", "{p}", "A/B", "i", "v"],
+     ["clean", "{p}", "--kind", "A/B", "--yes"], ["get", "{p}", "Agent", ""]],
+)
+def test_bad_kind_is_a_usage_error(filled: Path, args: list[str]) -> None:
+    # docs/cli.md: "2 usage error (including a malformed kind or id)", for
+    # every command that takes a kind (watch's --kind exited 1)
+    p = run(*[a.format(p=filled) for a in args])
+    assert p.returncode == 2, p.stderr
+    one_line_error(p)
 
 
 def test_not_a_store_is_one_line(tmp_path: Path) -> None:
@@ -397,3 +434,17 @@ def test_load_of_a_file_that_is_no_dump_creates_no_store(tmp_path: Path, content
     assert not target.exists()
     p = run("load", target, "-", input=content)  # from stdin alike
     assert p.returncode == 1 and not target.exists()
+
+
+@pytest.mark.parametrize("content", ["", "\n \n"])
+def test_load_of_an_empty_input_creates_no_store(tmp_path: Path, content: str) -> None:
+    # docs/cli.md: "a file that is no dump creates no store"; an empty input
+    # (a failed `pystore dump ... |`) is none: it created an empty store, exit 0
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(content)
+    target = tmp_path / "new-store"
+    for args, stdin in (((target, empty), None), ((target, "-"), content)):
+        p = run("load", *args, input=stdin)
+        assert p.returncode == 1
+        assert "empty" in one_line_error(p) and "no dump" in one_line_error(p)
+        assert not target.exists()

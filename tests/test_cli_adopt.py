@@ -157,3 +157,24 @@ def test_permission_problem_says_so(private_store: Path, mode: str, cmd: list[st
     target.chmod(0o700 if target.is_dir() else 0o600)
     with pystore.Store(private_store, readonly=True) as s:  # untouched
         assert s.exists("Agent", "a")
+
+
+@pytest.mark.parametrize("mode", ["dir", "data", "lock"])
+def test_load_into_a_store_it_may_not_open_says_permission_denied(
+    private_store: Path, tmp_path: Path, mode: str
+) -> None:
+    # docs/cli.md, "Permissions": `pystore: permission denied: cannot open
+    # the store at PATH ...`, also for load (it said "error: open ...")
+    prefix = _as_unprivileged()
+    dump = tmp_path / "d.jsonl"
+    assert subprocess.run([PYSTORE, "dump", str(private_store), "-o", str(dump)],
+                          capture_output=True, timeout=120).returncode == 0
+    target = {"dir": private_store, "data": private_store / "data.mdb",
+              "lock": private_store / "lock.mdb"}[mode]
+    target.chmod(0)
+    p = subprocess.run([*prefix, PYSTORE, "load", str(private_store), str(dump)],
+                       capture_output=True, text=True, timeout=120)
+    target.chmod(0o700 if target.is_dir() else 0o600)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert p.stderr.startswith("pystore: permission denied: cannot open the store at"), p.stderr
+    assert p.stderr.count("\n") == 1

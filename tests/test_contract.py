@@ -582,3 +582,76 @@ def test_bad_options_are_refused_alike(store_target: str, options: dict[str, obj
     """Every backend checks every option, also those it ignores."""
     with pytest.raises(exc):
         Store(store_target, **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["", "A/B", "a\0b", "k" * 600])
+def test_a_malformed_kind_in_a_change_filter_is_invalid_key(any_store: Store, kind: str) -> None:
+    # README: a kind is a non-empty str without '/' or NUL, within the key
+    # limit; "Violations raise InvalidKeyError" -- also in kinds=[...] of
+    # changes() and watch() (they raised a bare ValueError, or accepted it)
+    with pytest.raises(InvalidKeyError):
+        any_store.changes(0, kinds=[kind])
+    with pytest.raises(InvalidKeyError):
+        any_store.watch(kinds=["Agent", kind])
+
+
+def test_finds_and_create_index_refuse_another_type_than_the_kinds(any_store: Store) -> None:
+    # issue 11: reading a kind as a type other than the one the store
+    # recorded for it is InvalidMessageError naming both -- find and
+    # find_one parsed Agent records as Session messages, and create_index
+    # built an index of Session's field over Agent records
+    from pystore.samples.session_pb2 import Session
+
+    s = any_store
+    s.save_resource("Agent", "a", Agent(model="m"))
+    s.create_index("Agent", "model", field="model", msg_type=Agent)
+    assert s.find("Agent", "model", "m", Agent)[0].model == "m"
+    with pytest.raises(pystore.InvalidMessageError, match=r"Agent.*Session"):
+        s.find("Agent", "model", "m", Session)
+    with pytest.raises(pystore.InvalidMessageError, match=r"Agent.*Session"):
+        s.find_one("Agent", "model", "m", Session)
+    with pytest.raises(pystore.InvalidMessageError, match=r"Agent.*Session"):
+        s.find_one("Agent", "model", "nothing", Session)
+    with s.snapshot() as snap, pytest.raises(pystore.InvalidMessageError):
+        snap.find("Agent", "model", "m", Session)
+    with pytest.raises(pystore.InvalidMessageError, match=r"Agent.*Session"):
+        s.create_index("Agent", "subject", field="subject", msg_type=Session)
+    assert [i.name for i in s.indexes("Agent")] == ["model"]
+    with pytest.raises(pystore.InvalidMessageError), s.transaction() as t:
+        t.find_one("Agent", "model", "m", Session)
+    assert s.find_one("Agent", "model", "m", Agent).model == "m"
+    assert s.find("Agent", "model", "m") == [Agent(model="m").SerializeToString()]
+
+
+def test_a_prefix_delete_drops_the_kept_versions_under_it(any_store: Store) -> None:
+    # docs/format.md, "Version history": a prefix delete is a kind delete of
+    # part of the kind (its ids' kept versions go); delete_resource keeps
+    # the last version; ids outside the prefix keep theirs
+    s = any_store
+    s.set_history("Agent", 3)
+    for model in ("1", "2"):
+        s.save_resources("Agent", [(i, Agent(model=model)) for i in ("tmp-1", "tmp-2", "keep")])
+    s.delete_resource("Agent", "tmp-2")
+    assert [Agent.FromString(r.data).model for r in s.history("Agent", "tmp-2")] == ["2", "1"]
+    assert s.delete_resources_by_prefix("Agent", "tmp-") == 1
+    assert s.history("Agent", "tmp-1") == [] and s.history("Agent", "tmp-2") == []
+    assert [Agent.FromString(r.data).model for r in s.history("Agent", "keep")] == ["2", "1"]
+
+
+def test_calls_with_nothing_to_do_still_check_the_store(
+    backend: str, store_target: str
+) -> None:
+    # issue 2: after close() every call raises StoreClosedError, also one
+    # with nothing to read or write; a read-only store refuses an empty append
+    s = Store(store_target, sync=False, timeout=10.0)
+    s.save_resource("A", "x", Agent())
+    assert s.append_events("st", []) == 0 and s.list_ids("A", limit=0) == []
+    assert s.history("A", "x", limit=0) == [] and s.read_events("st", limit=0) == []
+    s.close()
+    for call in (lambda: s.append_events("st", []), lambda: s.list_ids("A", limit=0),
+                 lambda: s.history("A", "x", limit=0), lambda: s.read_events("st", limit=0),
+                 lambda: list(s.iter_resources("A", limit=0))):
+        with pytest.raises(StoreClosedError):
+            call()
+    with Store(store_target, readonly=True, timeout=10.0) as ro, pytest.raises(ReadOnlyError):
+        ro.append_events("st", [])

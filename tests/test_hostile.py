@@ -190,3 +190,56 @@ def test_existing_loose_files_are_made_private(tmp_path: Path) -> None:
     Store(path).close()
     assert _mode(path / "data.mdb") == 0o600
     assert _mode(path / "lock.mdb") == 0o600
+
+
+@pytest.mark.parametrize("versioned", [False, True])
+@pytest.mark.parametrize("how", ["save", "delete", "prefix"])
+def test_replacing_a_damaged_record_leaves_no_index_entry_behind(
+    tmp_path: Path, how: str, versioned: bool
+) -> None:
+    # docs/durability.md: a record whose header is damaged "can be
+    # overwritten".  Its index entries were made while it was whole; the
+    # upkeep took the damaged record for one that made none, so a save, a
+    # delete or a prefix delete of it left them: find named a record that
+    # no longer held the value, and a unique value stayed taken for ever.
+    from pystore._lmdb.indexcheck import check_indexes
+    from pystore.samples.agent_pb2 import Tool
+
+    path = tmp_path / "store"
+    with Store(path, sync=False) as s:
+        s.create_index("Small", "model", field="model", msg_type=Agent, unique=True)
+        s.create_index("Small", "tool", field="tools.name", msg_type=Agent)
+        if versioned:  # a versioned kind refused to replace or delete it
+            s.set_history("Small", 2)
+            s.save_resource("Small", "m", Agent(model="first"))
+        s.save_resource("Small", "m", Agent(instructions=_marked_text("Small"), model="held",
+                                            tools=[Tool(name="t1"), Tool(name="t2")]))
+        s.save_resource("Small", "other", Agent(model="other", tools=[Tool(name="t1")]))
+    _damage_header(path, "Small")
+    with Store(path) as s:
+        with pytest.raises(CorruptionError, match="damaged header"):
+            s.get_resource("Small", "m", Agent)
+        with pytest.raises(CorruptionError):  # no revision to compare with
+            s.save_resource("Small", "m", Agent(), if_revision=1)
+        with pytest.raises(CorruptionError):
+            s.delete_resource("Small", "m", if_revision=1)
+        if how == "save":
+            s.save_resource("Small", "m", Agent(model="new", tools=[Tool(name="t2")]))
+        elif how == "delete":
+            assert s.delete_resource("Small", "m") is True
+        else:
+            assert s.delete_resources_by_prefix("Small", "m") == 1
+        assert s.find_ids("Small", "model", "held") == []
+        assert s.find_ids("Small", "tool", "t1") == ["other"]
+        assert s.find_ids("Small", "tool", "t2") == (["m"] if how == "save" else [])
+        s.save_resource("Small", "x", Agent(model="held"))  # the unique value is free again
+        with s.snapshot() as snap:
+            assert snap._run(False, check_indexes) == []
+        # the damaged version is not kept (it cannot be read); the whole ones are
+        kept = [Agent.FromString(r.data).model for r in s.history("Small", "m")]
+        if how == "save":
+            assert kept == (["new", "first"] if versioned else ["new"])
+        elif how == "delete":
+            assert kept == (["first"] if versioned else [])
+        else:
+            assert kept == []

@@ -109,3 +109,19 @@ def test_the_etcd_backend_answers_reads_the_general_way() -> None:
 
     for name in FastReads._FAST:
         assert getattr(EtcdStore, name) is getattr(ResourceOps, name), name
+
+
+def test_every_public_method_has_a_docstring() -> None:
+    # issue 11: every public method documented (help() on a Transaction's
+    # one-call writes showed nothing)
+    from pystore.aio import AsyncStore
+    from pystore.aio_collection import AsyncCollection
+    from pystore.aio_views import AsyncSnapshot, AsyncTransaction
+    from pystore.snapshot import Snapshot
+    from pystore.transaction import Transaction
+
+    for cls in (pystore.Store, AsyncStore, pystore.Collection, AsyncCollection, Transaction,
+                Snapshot, AsyncTransaction, AsyncSnapshot):
+        bare = [n for n in dir(cls) if not n.startswith("_") and callable(getattr(cls, n))
+                and not (getattr(cls, n).__doc__ or "").strip()]
+        assert bare == [], f"{cls.__name__}: {bare}"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import pystore
 from pystore import Change, Store
 from pystore.aio import AsyncStore
 from pystore.samples.agent_pb2 import Agent
@@ -227,6 +228,27 @@ def test_async_watch(store_path: Path) -> None:
             await asyncio.wait_for(task, 10)
             assert keys(got) == [(r1, "put", "x"), (r2, "put", "y"), (r2 + 1, "delete", "x")]
             assert [c.revision async for c in a.watch(timeout=0.05)] == []
+
+    asyncio.run(main())
+
+
+def test_async_watch_starts_at_the_call_as_the_sync_one(store_path: Path) -> None:
+    # README: AsyncStore.watch(...) is Store.watch as an async iterator; the
+    # sync one starts at the revision current at the call (and checks its
+    # arguments there).  The async one started at its first step: a change
+    # committed between the call and the first `async for` step was lost.
+    async def main() -> None:
+        async with AsyncStore.open(store_path) as a:
+            await a.save_resource("A", "before", Agent())
+            w = a.watch(timeout=0.3)
+            wc = a.collection("A", Agent).watch(timeout=0.3)
+            await a.save_resource("A", "between", Agent())
+            assert [c.id async for c in w] == ["between"]
+            assert [c.id async for c in wc] == ["between"]
+            with pytest.raises(ValueError):
+                a.watch(timeout=-1)
+            with pytest.raises(pystore.InvalidKeyError):
+                a.watch(kinds=["A/B"])
 
     asyncio.run(main())
 

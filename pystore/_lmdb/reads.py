@@ -461,6 +461,8 @@ class FastReads(_General):
             known = False
         if not known:
             _TYPES.add(check_type(msg_type))
+        if self._schemas.read_ok.get(kind) is not msg_type.DESCRIPTOR:
+            return super().find_one(kind, index, value, msg_type)  # checks the type
         mlen = 0 if mkey is _NULL else len(mkey)
         msg = msg_type()  # before the read, as its parse method: they may run the
         parse = msg.ParseFromString  # collector (see get_resource)

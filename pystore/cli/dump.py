@@ -467,6 +467,8 @@ def read_start(src: IO[str], name: str) -> list[str]:
         head.append(text)
         if text.strip():
             break
+    else:  # an empty input (e.g. of a failed `pystore dump ... |`) is no dump
+        raise _LoadError(f"{name}: empty: no dump to load")
     for _ in _lines(head, name):  # the same line numbers: head starts at line 1
         pass
     return head

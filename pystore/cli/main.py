@@ -61,6 +61,14 @@ def _count(text: str) -> int:
     return n
 
 
+def _revision(text: str) -> int:
+    """``watch --after``: a revision (u64); out of range is a usage error (exit 2)."""
+    n = _count(text)
+    if n >= 2**64:
+        raise argparse.ArgumentTypeError("must be in 0..2**64-1")
+    return n
+
+
 def _parser() -> _Parser:
     p = _Parser(prog="pystore", description="Inspect, copy and check pystore stores.")
     p.add_argument("--version", action="version",
@@ -111,7 +119,7 @@ def _parser() -> _Parser:
     c = cmd("watch", "print each change as it is committed, until interrupted")
     c.add_argument("path", metavar="PATH")
     c.add_argument("--kind", action="append", metavar="KIND", help="only this kind (repeatable)")
-    c.add_argument("--after", type=_count, metavar="N",
+    c.add_argument("--after", type=_revision, metavar="N",
                    help="first replay every change after revision N")
     c.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                    help="one JSON object per line")
@@ -156,6 +164,16 @@ def _open_existing(path: str, readonly: bool = True) -> Store:
     except OSError as exc:  # StoreOSError from the core (lock.mdb, data.mdb)
         if exc.errno in _DENIED:
             raise _denied(path, readonly, exc.strerror or str(exc)) from None
+        raise
+
+
+def _open_writable(path: str) -> Store:
+    """Open (or create) a store to write it; a permission problem is said as such."""
+    try:
+        return Store(path)
+    except OSError as exc:  # StoreOSError from the core (lock.mdb, data.mdb)
+        if exc.errno in _DENIED:
+            raise _denied(path, False, exc.strerror or str(exc)) from None
         raise
 
 
@@ -292,7 +310,7 @@ def cmd_load(a: argparse.Namespace) -> int:
     extras = {"index": 0, "event": 0}
     try:
         head = _dump.read_start(src, a.file)  # no JSON there: no store is created
-        with Store(a.path) as s:
+        with _open_writable(a.path) as s:
             records, schemas = _dump.load(s, itertools.chain(head, src), a.file, size, extras)
     finally:
         if src is not sys.stdin:
