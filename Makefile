@@ -226,6 +226,13 @@ ITER_FLOOR_ROUNDS ?= 11
 bench-iter-floor: bench-deps
 	cd bench && ../$(VPY) iter_floor.py $(ITER_FLOOR_ROUNDS)
 
+# Minor page faults per timed round of make bench's operations
+# (bench/faults.py; docs/performance.md, "List parsed: page faults").
+FAULTS_REPS ?= 5
+.PHONY: bench-faults
+bench-faults: bench-deps
+	cd bench && ../$(VPY) faults.py $(FAULTS_REPS)
+
 # The harness end to end with tiny sizes (PYSTORE_BENCH_SMOKE=1), in seconds:
 # for CI; its report goes to $(BUILD)/bench-smoke/RESULTS.md (numbers meaningless).
 bench-smoke: bench-deps
@@ -236,6 +243,7 @@ bench-smoke: bench-deps
 	cd bench && ../$(VPY) floor_interrupt_check.py $(CURDIR)/$(BUILD)/bench-c/liblogfloor.so
 	cd bench && ../$(VPY) durable_forms.py $(CURDIR)/$(BUILD)/bench-smoke 1 >/dev/null
 	cd bench && ../$(VPY) iter_floor.py 1 >/dev/null
+	cd bench && PYSTORE_BENCH_SMOKE=1 ../$(VPY) faults.py 1 save_batch list_parsed >/dev/null
 	grep -q '^| `get_bytes`' $(BUILD)/bench-smoke/RESULTS.md
 
 # The earlier pytest-benchmark suite (issues 3 and 10: every operation per
