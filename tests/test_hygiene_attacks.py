@@ -4,6 +4,8 @@ disk on any write path, and everything else round-trips exactly."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import subprocess
 import sys
 import threading
@@ -340,3 +342,60 @@ def test_durable_group_commit_leader_strips_every_writer(store_path: Path) -> No
             assert len(ids) == 30
             assert all(s.get_resource(kind, i, type(m)) == _expected(m) for i in ids)
     assert secret.encode() not in _disk(store_path)
+
+
+def test_large_messages_past_the_strip_buffer(store_path: Path) -> None:
+    """Messages past the thread's 1 MiB strip space (and near it) on the
+    single, batch, transaction and durable paths."""
+    secret = "BIG-SECRET-31"
+    msgs = []
+    for size in (1 << 16, (1 << 20) - 40, (1 << 20) + 5, 3 << 20):
+        a = agent_pb2.Agent(instructions="i" * size)
+        a.metadata.org_id = secret
+        a.skills.add(id="s", project_id=secret)
+        msgs.append(a)
+    for sync in (False, True):
+        path = store_path.with_name(f"big{sync}")
+        with pystore.Store(path, sync=sync) as s:
+            for i, m in enumerate(msgs):
+                s.save_resource("Agent", f"s{i}", m)
+            s.save_resources("Agent", [(f"m{i}", m) for i, m in enumerate(msgs)])
+            with s.transaction() as t:
+                t.save_resources("Agent", [(f"t{i}", m) for i, m in enumerate(msgs)])
+            for id_ in s.list_ids("Agent"):
+                want = _expected(msgs[int(id_[1:])])
+                assert s.get_bytes("Agent", id_) == want.SerializeToString()
+        assert secret.encode() not in _disk(path)
+
+
+def _ld(field: int, body: bytes) -> bytes:
+    assert len(body) < 128
+    return bytes([field << 3 | 2, len(body)]) + body
+
+
+def test_odd_encodings_twice_serialized_and_mistyped_tenancy(tmp_path: Path) -> None:
+    """Wire forms a parser accepts: a sub-message given twice (merged), a
+    tenancy field given twice (last wins) and one with another wire type
+    (kept as an unknown field by the parser); by save and by load's data."""
+    md1 = _ld(4, b"ORG-ODD-A") + _ld(2, b"name1")
+    md2 = _ld(5, b"PRJ-ODD-B") + _ld(4, b"ORG-ODD-C") + bytes([4 << 3 | 5]) + b"ORG!"
+    ref = _ld(3, b"ORG-ODD-D") + _ld(2, b"ref")
+    data = _ld(1, md1) + _ld(6, ref) + _ld(1, md2) + _ld(6, ref)
+    msg = agent_pb2.Agent.FromString(data)
+    assert msg.metadata.org_id == "ORG-ODD-C" and msg.metadata.name == "name1"
+    want = _expected(msg)
+    want.metadata.DiscardUnknownFields()  # org_id as a fixed32: dropped too
+    secrets = (b"ORG-ODD", b"PRJ-ODD", b"ORG!")
+    path = tmp_path / "s"
+    with pystore.Store(path, sync=False) as s:
+        s.save_resource("Agent", "a", msg)
+        assert s.get_resource("Agent", "a", agent_pb2.Agent) == want
+    assert not any(x in _disk(path) for x in secrets)
+    line = {"kind": "Agent", "id": "b", "data": base64.b64encode(data).decode()}
+    src = tmp_path / "d.jsonl"
+    src.write_text(json.dumps(line) + "\n")
+    assert _cli("load", path, src).returncode == 0
+    with pystore.Store(path, sync=False) as s:
+        got = s.get_resource("Agent", "b", agent_pb2.Agent)
+        assert got == want and len(got.skills) == 2
+    assert not any(x in _disk(path) for x in secrets)
