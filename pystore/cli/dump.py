@@ -46,6 +46,7 @@ from .._lmdb.events import encode_stream
 from .._lmdb.hygiene import is_repeated
 from .._lmdb.index import check_kind, encode_name, parse_def
 from .._lmdb.schema import message_class, read_schema, write_schema
+from .._lmdb.wirestrip import WirePlan
 from .._seam import op_for
 from ..errors import CorruptionError, InvalidKeyError, NotFoundError
 from .progress import Progress
@@ -325,7 +326,7 @@ def _strip_data(
         cls = message_class(*schema)
     except Exception:  # a schema that does not build: the load reports it elsewhere
         return data
-    wire = store._stripper.wire_plan(cls.DESCRIPTOR)
+    wire: WirePlan | None = store._stripper.wire_plan(cls.DESCRIPTOR)
     if wire is None:
         return data
     out = wire.strip(data)
