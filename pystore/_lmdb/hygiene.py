@@ -68,7 +68,7 @@ class Stripper:
 
     def __init__(self, names: frozenset[str]) -> None:
         self.names = names
-        self._plans: dict[str, _Plan | None] = {}
+        self._plans: dict[Descriptor, _Plan | None] = {}
         self._lock = threading.Lock()
         # Per type: the compiled wire plan, or None when nothing needs stripping.
         self._wire: dict[Descriptor, WirePlan | None] = {}
@@ -106,49 +106,50 @@ class Stripper:
             return self._wire_plan(desc)
 
     def plan(self, desc: Descriptor) -> _Plan | None:
-        """The cached plan for a type, or None when nothing can need stripping."""
+        """The cached plan for a type, or None when nothing can need stripping.
+
+        Plans are keyed by the descriptor, not its full name: two descriptor
+        pools (two versions of a schema in one process) may each hold a type
+        of one name, with and without the fields to strip."""
         try:
-            return self._plans[desc.full_name]
+            return self._plans[desc]
         except KeyError:
             pass
         with self._lock:
             self._build(desc)
-        return self._plans[desc.full_name]
+        return self._plans[desc]
 
     def _build(self, root: Descriptor) -> None:
         # Every type reachable from root, then which of them reach a field to strip.
-        reach: dict[str, Descriptor] = {}
+        reach: list[Descriptor] = []
+        seen: set[Descriptor] = set()
         stack = [root]
         while stack:
             d = stack.pop()
-            if d.full_name in reach:
+            if d in seen:
                 continue
-            reach[d.full_name] = d
+            seen.add(d)
+            reach.append(d)
             stack.extend(child for _, _, child in _message_children(d))
-        needs = {
-            name for name, d in reach.items() if any(f.name in self.names for f in d.fields)
-        }
+        needs = {d for d in reach if any(f.name in self.names for f in d.fields)}
         changed = True
         while changed:  # fixed point: a type needs stripping if a child does
             changed = False
-            for name, d in reach.items():
-                if name not in needs and any(
-                    c.full_name in needs for _, _, c in _message_children(d)
-                ):
-                    needs.add(name)
+            for d in reach:
+                if d not in needs and any(c in needs for _, _, c in _message_children(d)):
+                    needs.add(d)
                     changed = True
-        plans = {name: _Plan() for name in needs}
-        for name in needs:
-            d = reach[name]
-            plan = plans[name]
+        plans = {d: _Plan() for d in needs}
+        for d in needs:
+            plan = plans[d]
             plan.clear = [f.name for f in d.fields if f.name in self.names]
             plan.nested = [
-                (fd.name, how, plans[child.full_name])
+                (fd.name, how, plans[child])
                 for fd, how, child in _message_children(d)
-                if child.full_name in needs and fd.name not in self.names
+                if child in needs and fd.name not in self.names
             ]
-        for name in reach:
-            self._plans.setdefault(name, plans.get(name))
+        for d in reach:
+            self._plans.setdefault(d, plans.get(d))
 
     def serialize(self, msg: Message) -> bytes:
         """The message's bytes with the fields cleared; ``msg`` is left unchanged."""

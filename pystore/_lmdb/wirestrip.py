@@ -30,13 +30,13 @@ _unpack = ffi.unpack
 def compile_plan(desc: Descriptor, plan_of: Callable[[Descriptor], Any]) -> list[int]:
     """The u32 table for ``desc``: node 0 is the root (``plan_of(desc)`` is not None)."""
     table: list[int] = []
-    offsets: dict[str, int] = {}
+    offsets: dict[Descriptor, int] = {}
 
     def node(d: Descriptor) -> int:
-        if d.full_name in offsets:
-            return offsets[d.full_name]
+        if d in offsets:
+            return offsets[d]
         plan = plan_of(d)
-        off = offsets[d.full_name] = len(table)
+        off = offsets[d] = len(table)
         n = len(plan.clear) + len(plan.nested)
         table.extend([n] + [0] * (2 * n))
         i = 0
@@ -52,9 +52,9 @@ def compile_plan(desc: Descriptor, plan_of: Callable[[Descriptor], Any]) -> list
         return off
 
     def entry(d: Descriptor) -> int:  # a map entry: descend into its value
-        if d.full_name in offsets:
-            return offsets[d.full_name]
-        off = offsets[d.full_name] = len(table)
+        if d in offsets:
+            return offsets[d]
+        off = offsets[d] = len(table)
         value = d.fields_by_name["value"]
         table.extend([1, value.number, 0])
         table[off + 2] = node(cast(Descriptor, value.message_type))

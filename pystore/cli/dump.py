@@ -46,6 +46,7 @@ from .._lmdb.events import encode_stream
 from .._lmdb.hygiene import is_repeated
 from .._lmdb.index import check_kind, encode_name, parse_def
 from .._lmdb.schema import message_class, read_schema, write_schema
+from .._lmdb.wirestrip import WirePlan
 from .._seam import op_for
 from ..errors import CorruptionError, InvalidKeyError, NotFoundError
 from .progress import Progress
@@ -307,6 +308,39 @@ class _LoadError(ValueError):
     pass
 
 
+def _strip_data(
+    store: Any, kind: str, data: bytes, schemas: dict[str, tuple[str, bytes]]
+) -> bytes:
+    """A loaded record's ``data`` without the store's strip fields, when the
+    kind's schema (from the file, else the store) says where they are.  The
+    wire strip copies everything else byte for byte, so a pystore dump (its
+    records already stripped) loads back unchanged.  Bytes that do not parse
+    as the kind's type are kept as they are (nothing can be located in them)."""
+    schema = schemas.get(kind)
+    if schema is None:
+        schema = store._schema_of(kind)
+        if schema is None:
+            return data
+        schemas[kind] = schema
+    try:
+        cls = message_class(*schema)
+    except Exception:  # a schema that does not build: the load reports it elsewhere
+        return data
+    wire: WirePlan | None = store._stripper.wire_plan(cls.DESCRIPTOR)
+    if wire is None:
+        return data
+    out = wire.strip(data)
+    if out is not None:
+        return out
+    msg = cls()
+    try:  # the C strip declined (groups, malformed bytes): the slow way
+        msg.ParseFromString(data)
+    except Exception:
+        return data
+    stripped: bytes = store._payload(msg, owned=True)
+    return stripped
+
+
 def _field(obj: dict[str, Any], name: str, typ: type, where: str) -> Any:
     value = obj.get(name)
     if not isinstance(value, typ) or isinstance(value, bool):
@@ -327,6 +361,7 @@ def _parse_line(
     schemas: dict[str, tuple[str, bytes]],
     store_schema: Callable[[str], tuple[str, bytes] | None] | None = None,
     strip: Callable[[Message], bytes] | None = None,
+    strip_data: Callable[[str, bytes, dict[str, tuple[str, bytes]]], bytes] | None = None,
 ) -> tuple[str, Any]:
     """("schema", (kind, name, fds)) | ("record", (kind, id, data, ns)) |
     ("history", (kind, id, data, ns)) | ("history_keep", (kind, keep)) | ("skip", None)."""
@@ -374,7 +409,8 @@ def _parse_line(
         if not isinstance(h, dict) or not isinstance(h.get("data"), str):
             raise _LoadError(f"{where}: 'history' must be an object with 'data' (base64)")
         _, item = _parse_line(
-            {k: v for k, v in h.items() if k != "revision"}, where, schemas, store_schema
+            {k: v for k, v in h.items() if k != "revision"}, where, schemas, store_schema,
+            strip, strip_data,
         )
         return "history", item
     kind = _field(obj, "kind", str, where)
@@ -398,6 +434,8 @@ def _parse_line(
         ns = time.time_ns()
     if obj.get("data") is not None:
         data = _b64(_field(obj, "data", str, where), where, "data")
+        if strip_data is not None:  # hygiene: a foreign dump may hold tenancy values
+            data = strip_data(kind, data, schemas)
     elif isinstance(obj.get("message"), dict):
         if kind not in schemas and store_schema is not None:
             found = store_schema(kind)
@@ -557,6 +595,7 @@ def load(
             what, item = _parse_line(
                 obj, where, schemas, store._schema_of,
                 lambda m: store._payload(m, owned=True),
+                lambda kind, data, known: _strip_data(store, kind, data, known),
             )
             if what == "skip":
                 continue
