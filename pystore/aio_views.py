@@ -26,7 +26,7 @@ import contextlib
 import contextvars
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -234,6 +234,48 @@ class AsyncSnapshot(AsyncReads):
     async def delete_resource(
         self, kind: str, id: str, *, if_revision: int | None = None
     ) -> bool:
+        """Always ReadOnlyError: write through the store."""
+        raise ReadOnlyError("a snapshot is read-only: write through the store")
+
+    # The other writes of Snapshot, which raises ReadOnlyError for each: here
+    # too (they were missing: AttributeError).
+
+    async def save_resources(self, kind: str, items: Iterable[tuple[str, Message]]) -> int:
+        """Always ReadOnlyError: write through the store."""
+        raise ReadOnlyError("a snapshot is read-only: write through the store")
+
+    async def update_resource(
+        self, kind: str, id: str, msg_type: type[M], fn: Callable[[M], object], *,
+        create: bool = False,
+    ) -> M:
+        """Always ReadOnlyError: write through the store."""
+        raise ReadOnlyError("a snapshot is read-only: write through the store")
+
+    async def delete_resources_by_kind(self, kind: str) -> int:
+        """Always ReadOnlyError: write through the store."""
+        raise ReadOnlyError("a snapshot is read-only: write through the store")
+
+    async def delete_resources_by_prefix(self, kind: str, id_prefix: str) -> int:
+        """Always ReadOnlyError: write through the store."""
+        raise ReadOnlyError("a snapshot is read-only: write through the store")
+
+    async def append_events(self, stream: str, events: Iterable[tuple[int, Message]]) -> int:
+        """Always ReadOnlyError: write through the store."""
+        raise ReadOnlyError("a snapshot is read-only: write through the store")
+
+    async def append_event(self, stream: str, msg: Message) -> int:
+        """Always ReadOnlyError: write through the store."""
+        raise ReadOnlyError("a snapshot is read-only: write through the store")
+
+    async def delete_events(self, stream: str, *, upto: int | None = None) -> int:
+        """Always ReadOnlyError: write through the store."""
+        raise ReadOnlyError("a snapshot is read-only: write through the store")
+
+    async def set_history(self, kind: str, keep: int) -> None:
+        """Always ReadOnlyError: write through the store."""
+        raise ReadOnlyError("a snapshot is read-only: write through the store")
+
+    async def delete_history(self, kind: str, id: str) -> int:
         """Always ReadOnlyError: write through the store."""
         raise ReadOnlyError("a snapshot is read-only: write through the store")
 

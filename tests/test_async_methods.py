@@ -32,20 +32,7 @@ from pystore.transaction import Transaction
 NO_TWIN: dict[type, dict[str, str]] = {
     Store: {},
     Transaction: {},
-    Snapshot: {
-        # A snapshot is read-only: the sync Snapshot inherits these and raises
-        # ReadOnlyError; the async one leaves them out (AttributeError), except
-        # save/create/delete_resource, which its collections call.
-        "save_resources": "read-only view",
-        "update_resource": "read-only view",
-        "delete_resources_by_kind": "read-only view",
-        "delete_resources_by_prefix": "read-only view",
-        "append_events": "read-only view",
-        "append_event": "read-only view",
-        "delete_events": "read-only view",
-        "set_history": "read-only view",
-        "delete_history": "read-only view",
-    },
+    Snapshot: {},  # its writes raise ReadOnlyError; so do AsyncSnapshot's
 }
 # Sync methods whose twin is a plain call, not a coroutine function.
 PLAIN = {
@@ -478,3 +465,29 @@ def test_async_views_refuse_use_outside_their_block(store_path: Path) -> None:
             await a.set_history("Agent", 1)
 
     _run(main())
+
+
+def test_async_snapshot_writes_raise_read_only_as_a_snapshot_does(tmp_path: Path) -> None:
+    """Every write Snapshot has raises ReadOnlyError there; AsyncSnapshot had
+    only save/create/delete_resource (AttributeError for the others)."""
+    calls = [c for c in _writes() if hasattr(Snapshot, c[0])]
+    names = {c[0] for c in calls}
+    assert names >= {"save_resources", "update_resource", "append_event", "set_history"}
+    path = tmp_path / "s"
+    with Store(path, sync=False) as s:
+        _fill(s)
+        before = _state(s)
+        with s.snapshot() as snap:
+            for name, args, kwargs in calls:
+                with pytest.raises(pystore.ReadOnlyError):
+                    getattr(snap, name)(*args, **kwargs)
+
+    async def main() -> None:
+        async with AsyncStore.open(path) as a, a.snapshot() as snap:
+            for name, args, kwargs in calls:
+                with pytest.raises(pystore.ReadOnlyError):
+                    await getattr(snap, name)(*args, **kwargs)
+
+    _run(main())
+    with Store(path, sync=False) as s:
+        assert _state(s) == before
