@@ -410,9 +410,7 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
         InvalidMessageError if the store recorded another type for ``kind``.
         """
         kb = encode_kind(kind)
-        cls = None if msg_type is None else _check_type(msg_type)
-        if cls is not None and self._schemas.read_ok.get(kind) is not cls.DESCRIPTOR:
-            self._check_read_type(kind, kb, cls.DESCRIPTOR)  # type: ignore[arg-type]
+        cls = None if msg_type is None else self._read_type(kind, kb, msg_type)
         wire, count = self._run(False, list_wire, kb, None, 0)  # one buffer, parsed once
         if cls is not None:
             self._recheck_type(kind, kb, cls.DESCRIPTOR)  # type: ignore[arg-type]
@@ -427,7 +425,7 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
         return [
             _parse(cls(), payload, f"{kind}/{i.decode('utf-8', 'replace')}")
             for i, payload, _, _ in records
-        ]  # type: ignore[return-value]
+        ]
 
     def iter_resources(
         self,
@@ -450,9 +448,7 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
         # Bad keys, types and limits fail here, at the call, not at the first next().
         check_key(kb, cursor if cursor is not None else b"_")
         limit = check_limit(limit)
-        cls = None if msg_type is None else _check_type(msg_type)
-        if cls is not None and self._schemas.read_ok.get(kind) is not cls.DESCRIPTOR:
-            self._check_read_type(kind, kb, cls.DESCRIPTOR)  # type: ignore[arg-type]
+        cls = None if msg_type is None else self._read_type(kind, kb, msg_type)
         if limit == 0:  # nothing to read: a closed store refuses it all the same
             self._run(False, nothing)
         return self._iter(kind, kb, cursor, limit, cls)

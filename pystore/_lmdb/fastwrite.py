@@ -85,6 +85,16 @@ def last_info(result: int) -> Any | None:
     return info if info.ticket == -result else None
 
 
+def _failure(result: int) -> Any | None:
+    """The details of the failed one-call write that returned ``result``,
+    or None: take the general path, because they are gone (``last_info``)
+    or because another thread held the write txn for a whole wait slice
+    (PS_ERR_WAIT_AGAIN: the general path waits in slices, a signal's
+    handler running between them)."""
+    info = last_info(result)
+    return None if info is None or info.rc == _WAIT_AGAIN else info
+
+
 def key_context(kind: bytes, id: bytes | None) -> str:
     k = kind.decode("utf-8", "replace")
     return k if id is None else f"{k}/{id.decode('utf-8', 'replace')}"
@@ -187,12 +197,12 @@ class FastWriter:
         if rev >= 0:
             store._signal.notify()  # this process's watchers wake at once
             return rev
-        info = last_info(rev)
+        info = _failure(rev)
         if info is None:
             return _GENERAL
         rc = info.rc
-        if info.stage == _STRIP or rc in (_UNIQUE, _WAIT_AGAIN):
-            return _GENERAL  # strips the slow way / names the unique value's holder / waits
+        if info.stage == _STRIP or rc == _UNIQUE:
+            return _GENERAL  # strips the slow way / names the unique value's holder
         if rc == _TOO_LARGE:
             raise ValueTooLargeError(
                 f"serialized message is {info.len} bytes; a record holds at most {MAX_PAYLOAD}"
@@ -223,8 +233,8 @@ class FastWriter:
             return True
         if r == 0:
             return False
-        info = last_info(r)
-        if info is None or info.rc == _WAIT_AGAIN:
+        info = _failure(r)
+        if info is None:
             return _GENERAL
         if info.rc == _CONFLICT and expected is not None:
             raise ConflictError(kind, id, expected, int(info.actual))
@@ -242,8 +252,8 @@ class FastWriter:
             return _GENERAL
         n: int = _del_kind(self._env, kb, len(kb))
         if n < 0:
-            info = last_info(n)
-            if info is None or info.rc == _WAIT_AGAIN:
+            info = _failure(n)
+            if info is None:
                 return _GENERAL
             raise _general_error(store, info, key_context(kb, None))
         if n:  # deleted something: a revision was committed
@@ -271,10 +281,10 @@ class FastWriter:
             if r:  # saved something: a revision was committed
                 store._signal.notify()
             return r, items
-        info = last_info(r)
+        info = _failure(r)
         if info is None:
             return _GENERAL, items
         rc = info.rc
-        if info.stage == _STRIP or rc in (_UNIQUE, _TOO_LARGE, _WAIT_AGAIN):
-            return _GENERAL, items  # strips the slow way / names the holder / the size / waits
+        if info.stage == _STRIP or rc in (_UNIQUE, _TOO_LARGE):
+            return _GENERAL, items  # strips the slow way / names the holder / the size
         raise _general_error(store, info, key_context(kb, ibs[min(info.index, n - 1)]))
