@@ -367,6 +367,14 @@ static int shared_open(ps_shared *sh, const char *path, unsigned flags,
         mdb_filehandle_t fd;
         sh->cow_fs = mdb_env_get_fd(sh->mdb, &fd) == 0 && ps_fs_cow(fd);
     }
+    if (!rc && !mdb_ro) {
+        /* the writers' queue (ps_xlock.c); a read-only handle reads
+         * without it, and this process's writers then queue in LMDB's
+         * mutex alone, as a store of an older pystore did */
+        int xrc = ps_xlock_open(sh, path);
+        if (xrc && !readonly)
+            rc = xrc;
+    }
     if (rc) {
         rc = ps_space_errno(NULL, path, rc); /* a new store on a full disk */
         if (sh->mdb)

@@ -48,7 +48,7 @@ const char *ps_strerror(int code)
     case PS_ERR_COMPACTED: return "changes from that revision are no longer kept (compacted)";
     case PS_ERR_RACED: return "another process committed while this write transaction grew the map; nothing was applied";
     case PS_ERR_NEEDS_UPGRADE: return "store was written by format 1 and must be upgraded before it can be read";
-    case PS_ERR_UNSAFE_FILE: return "data.mdb or lock.mdb is a symlink or not a regular file";
+    case PS_ERR_UNSAFE_FILE: return "data.mdb, lock.mdb or write.lock is a symlink or not a regular file";
     case PS_ERR_UNSAFE_DIR: return "store directory is writable by other users and not owned by this user (or sticky)";
     case PS_ERR_VALUE_BOUNDS: return "stored record's size runs outside its pages (damaged file)";
     case PS_ERR_SHARED_READONLY: return "store is open in this process on files it cannot write";
@@ -56,7 +56,7 @@ const char *ps_strerror(int code)
     case PS_ERR_WRITE_MODE: return "store is being written in another write mode (writemap/pwrite) by another opener";
     case PS_ERR_IN_USE: return "store is open (in this or another process)";
     case PS_ERR_SCHEMA_MOVED: return "a kind's recorded message type changed since the caller checked it";
-    case PS_ERR_WAIT_AGAIN: return "another thread of this process holds the store's write transaction (begin again)";
+    case PS_ERR_WAIT_AGAIN: return "another thread or process holds the store's write transaction (begin again)";
     case PS_ERR_NO_STORE: return "no store here yet (an empty LMDB environment: another process may be creating the store)";
     case PS_ERR_NO_WRITEMAP: return "the store's filesystem does not allow the writemap mode (or PYSTORE_WRITEMAP=0 is set)";
     default: return mdb_strerror(code); /* LMDB codes and errno values */

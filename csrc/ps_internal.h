@@ -36,6 +36,7 @@
 #define PS_MAX_READERS 1024
 #define PS_POOL_MAX 16                            /* parked read txns per env */
 #define PS_READER_CHECK_EVERY 1024                /* commits between stale-reader sweeps */
+#define PS_XLOCK_FILE "write.lock"                /* writers' queue before LMDB's mutex (ps_xlock.c) */
 
 typedef struct ps_idxset ps_idxset;
 /* A kind's history keep count, cached (ps_history.c). */
@@ -75,6 +76,9 @@ typedef struct ps_shared {
      * no other thread's write can slip in between. Error-checking: a
      * second lock by the same thread returns EDEADLK. */
     pthread_mutex_t write_mu;
+    /* The writers' queue of all processes, taken after write_mu and before
+     * LMDB's writer mutex (ps_xlock.c); NULL in an env opened read-only. */
+    struct ps_xlock *xlock;
     /* Write commits since the last sweep of dead readers' slots (under
      * write_mu). */
     unsigned commits;
@@ -248,6 +252,16 @@ void ps_txn_log_unstripped(ps_txn *txn, const char *raw, size_t raw_len,
 
 /* ps_pid.c: getpid() without a system call (refreshed after fork) */
 pid_t ps_getpid(void);
+
+/* ps_xlock.c: the writers' queue in `write.lock` (see there).  open maps
+ * it into sh (a writable env), close unmaps it (no txn live); take waits
+ * until `until` (CLOCK_REALTIME; NULL: for as long as it takes) and gives
+ * PS_ERR_WAIT_AGAIN when that passes; give releases it (the taking thread). */
+struct timespec;
+int ps_xlock_open(ps_shared *sh, const char *dir);
+void ps_xlock_close(ps_shared *sh);
+int ps_xlock_take(ps_shared *sh, const struct timespec *until);
+void ps_xlock_give(ps_shared *sh);
 
 /* ps_registry.c: the shared environments and their gate. */
 /* The shared env of directory `path`: *created 1 if the caller is the

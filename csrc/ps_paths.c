@@ -3,7 +3,8 @@
  * LMDB opens data.mdb and lock.mdb by name with O_CREAT and follows
  * symlinks: a lock.mdb symlink planted in the store directory would make
  * an open overwrite, extend and chmod its target.  Before LMDB opens them
- * both must be absent or regular files (lstat), and a writable open
+ * both (and pystore's write.lock, opened O_NOFOLLOW anyway) must be absent
+ * or regular files (lstat), and a writable open
  * tightens a directory that group or others may write to 0700 when this
  * user owns it (so nobody else can plant a link afterwards), or refuses
  * it when another user owns it or it is sticky (a shared directory such
@@ -43,5 +44,7 @@ int ps_paths_check(const char *dir, int writable)
     int rc = check_file(dir, "data.mdb");
     if (!rc)
         rc = check_file(dir, "lock.mdb");
+    if (!rc)
+        rc = check_file(dir, PS_XLOCK_FILE);
     return rc;
 }

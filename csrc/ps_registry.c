@@ -206,6 +206,7 @@ void ps_shared_release(ps_shared *sh)
     if (sh->mdb)
         mdb_env_close(sh->mdb);
     sh->mdb = NULL;
+    ps_xlock_close(sh);
     int gone = sh->handles == 0;
     pthread_mutex_unlock(&reg_mu);
     if (gone)

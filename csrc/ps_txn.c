@@ -89,21 +89,38 @@ int ps_begin_mdb(ps_env *e, int write, MDB_txn **out)
     return rc;
 }
 
-/* This process's write lock: waited for in slices with PS_TXN_WAIT_SLICE
- * (PS_ERR_WAIT_AGAIN when a slice ends), else for as long as it takes. */
+/* The write lock: this process's write_mu, then the writers' queue of all
+ * processes (ps_xlock.c), then -- in mdb_txn_begin -- LMDB's own mutex.
+ * With PS_TXN_WAIT_SLICE the first two are waited for until one slice has
+ * passed (PS_ERR_WAIT_AGAIN, nothing held), else for as long as it takes. */
 static int lock_writer(ps_shared *sh, unsigned flags)
 {
-    if (!(flags & PS_TXN_WAIT_SLICE))
-        return pthread_mutex_lock(&sh->write_mu);
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += PS_TXN_SLICE_MS * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
+    struct timespec until, *by = NULL;
+    int rc;
+    if (flags & PS_TXN_WAIT_SLICE) {
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += PS_TXN_SLICE_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        by = &until;
+        rc = pthread_mutex_timedlock(&sh->write_mu, by);
+    } else {
+        rc = pthread_mutex_lock(&sh->write_mu);
     }
-    int rc = pthread_mutex_timedlock(&sh->write_mu, &until);
-    return rc == ETIMEDOUT ? PS_ERR_WAIT_AGAIN : rc;
+    if (rc)
+        return rc == ETIMEDOUT ? PS_ERR_WAIT_AGAIN : rc;
+    rc = ps_xlock_take(sh, by);
+    if (rc)
+        pthread_mutex_unlock(&sh->write_mu);
+    return rc;
+}
+
+static void unlock_writer(ps_shared *sh)
+{
+    ps_xlock_give(sh);
+    pthread_mutex_unlock(&sh->write_mu);
 }
 
 int ps_txn_begin(ps_env *e, unsigned flags, ps_txn **out)
@@ -132,7 +149,7 @@ int ps_txn_begin(ps_env *e, unsigned flags, ps_txn **out)
     }
     if (t == NULL) {
         if (write)
-            pthread_mutex_unlock(&sh->write_mu);
+            unlock_writer(sh);
         return PS_ERR_NOMEM;
     }
     rc = ps_gate_enter(e);
@@ -147,7 +164,7 @@ int ps_txn_begin(ps_env *e, unsigned flags, ps_txn **out)
     }
     if (rc) {
         if (write)
-            pthread_mutex_unlock(&sh->write_mu);
+            unlock_writer(sh);
         free(t);
         return rc;
     }
@@ -189,7 +206,7 @@ static void txn_release(ps_txn *t)
             e->spare = t;
         ps_gate_exit(e, same);
         if (write)
-            pthread_mutex_unlock(&sh->write_mu);
+            unlock_writer(sh);
         if (keep)
             return;
     }

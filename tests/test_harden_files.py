@@ -106,7 +106,7 @@ def test_damaged_value_size_is_corruption_never_a_crash(
 # -- item 6: symlinks and loose directories ----------------------------------
 
 
-@pytest.mark.parametrize("name", ["lock.mdb", "data.mdb"])
+@pytest.mark.parametrize("name", ["lock.mdb", "data.mdb", "write.lock"])
 @pytest.mark.parametrize("readonly", [False, True])
 def test_symlinked_store_file_is_refused_and_target_untouched(
     tmp_path: Path, name: str, readonly: bool

@@ -178,7 +178,8 @@ def test_files_are_private_whatever_the_umask(tmp_path: Path, umask: int) -> Non
         os.umask(old)
     for d in (tmp_path / "a", tmp_path / "a" / "b", path, tmp_path / "backup" / "copy"):
         assert _mode(d) == 0o700, d
-    for f in (path / "data.mdb", path / "lock.mdb", tmp_path / "backup" / "copy" / "data.mdb"):
+    for f in (path / "data.mdb", path / "lock.mdb", path / "write.lock",
+              tmp_path / "backup" / "copy" / "data.mdb"):
         assert _mode(f) == 0o600, f
 
 
@@ -187,9 +188,11 @@ def test_existing_loose_files_are_made_private(tmp_path: Path) -> None:
     Store(path).close()
     os.chmod(path / "data.mdb", 0o644)
     os.chmod(path / "lock.mdb", 0o666)
+    os.chmod(path / "write.lock", 0o666)
     Store(path).close()
     assert _mode(path / "data.mdb") == 0o600
     assert _mode(path / "lock.mdb") == 0o600
+    assert _mode(path / "write.lock") == 0o600
 
 
 @pytest.mark.parametrize("versioned", [False, True])

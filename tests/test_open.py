@@ -26,8 +26,9 @@ def test_creates_directory_with_parents_private(tmp_path: Path) -> None:
         os.umask(old)
     assert _mode(path) == 0o700
     assert _mode(tmp_path / "a") == 0o700 and _mode(tmp_path / "a" / "b") == 0o700
-    assert sorted(p.name for p in path.iterdir()) == ["data.mdb", "lock.mdb"]
-    assert _mode(path / "data.mdb") == 0o600 and _mode(path / "lock.mdb") == 0o600
+    assert sorted(p.name for p in path.iterdir()) == ["data.mdb", "lock.mdb", "write.lock"]
+    for name in ("data.mdb", "lock.mdb", "write.lock"):
+        assert _mode(path / name) == 0o600, name
 
 
 def test_accepts_str_and_pathlike(tmp_path: Path) -> None:

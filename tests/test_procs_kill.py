@@ -10,7 +10,6 @@ import random
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -167,41 +166,3 @@ def test_a_writer_killed_while_it_grows_the_map(tmp_path: Path) -> None:
             bounded(lambda: s.save_resource("Big", "after", big))
             assert s.count("Big") == 12 * (round + 1) + 1
     verify(path)
-
-
-@pytest.mark.xfail(strict=True, reason="known limitation (durability.md, Interrupts): the "
-                   "wait for another process's write lock is LMDB's robust mutex, which a "
-                   "signal does not interrupt; Ctrl-C lands when that process commits")
-def test_ctrl_c_interrupts_a_writer_waiting_for_another_process(tmp_path: Path) -> None:
-    path = tmp_path / "s"
-    Store(path).close()
-    holder = spawn("hold", path, 0)
-    assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
-    code = textwrap.dedent(f"""
-        import time
-        from pystore import Store
-        from pystore.samples.agent_pb2 import Agent
-        with Store({str(path)!r}) as s:
-            print("waiting", flush=True)
-            try:
-                s.save_resource("A", "x", Agent())
-            except KeyboardInterrupt:
-                print("interrupted", flush=True)
-    """)
-    waiter = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    try:
-        assert waiter.stdout is not None and waiter.stdout.readline() == "waiting\n"
-        time.sleep(0.3)
-        waiter.send_signal(signal.SIGINT)
-        try:
-            waiter.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            pytest.fail("the waiting writer ignored Ctrl-C while another process held the lock")
-        assert waiter.stdout.read() == "interrupted\n"
-    finally:
-        holder.kill()
-        holder.wait()
-        holder.stdout.close()
-        waiter.wait(timeout=20)
-        if waiter.stdout is not None:
-            waiter.stdout.close()

@@ -1,0 +1,160 @@
+/* ps_xlock.c -- the store's write lock that a waiting writer can leave.
+ *
+ * LMDB serialises writers of all processes with a robust mutex in
+ * lock.mdb, waited for in pthread_mutex_lock: a signal does not end that
+ * wait, so Ctrl-C in a process whose writer waits for another process's
+ * long transaction landed only when that transaction ended.  pystore's
+ * writers therefore queue first on a mutex of their own, in `write.lock`
+ * next to data.mdb, which they wait for in slices (PS_TXN_WAIT_SLICE,
+ * pthread_mutex_timedlock) and leave between slices; LMDB's mutex, taken
+ * next, is then free or about to be.  LMDB's mutex still decides who
+ * writes: a writer that does not take this lock (another program, an older
+ * pystore) is only as interruptible as before, never unsafe.
+ *
+ * Lock order, in every process: this thread's write_mu, then this mutex,
+ * then LMDB's writer mutex.  Nothing waits for this mutex while holding
+ * LMDB's, so the two cannot deadlock across processes.
+ *
+ * The mutex is robust and process-shared: a process that dies holding it
+ * (or a thread that ends holding it) leaves it to the next locker, which
+ * gets EOWNERDEAD and marks it consistent; what the dead writer was doing
+ * is LMDB's to undo, as before.  The file is one page, written (so its
+ * block is allocated: a full disk is an error at open, never SIGBUS in the
+ * map) and initialised under an flock() by the first opener; `magic` is
+ * written last, so a file without it was never in use and is initialised
+ * again. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ps_internal.h"
+
+#define XLOCK_MAGIC UINT64_C(0x31786b6c77737970) /* "pyswlkx1" */
+#define XLOCK_BYTES 4096u
+
+struct ps_xlock {
+    uint64_t magic;
+    uint32_t bytes;
+    uint32_t reserved;
+    pthread_mutex_t mu;
+};
+
+_Static_assert(sizeof(struct ps_xlock) <= XLOCK_BYTES, "write.lock is one page");
+
+static int xlock_init(struct ps_xlock *x)
+{
+    pthread_mutexattr_t ma;
+    int rc = pthread_mutexattr_init(&ma);
+    if (rc)
+        return rc;
+    rc = pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+    if (!rc)
+        rc = pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+    if (!rc)
+        rc = pthread_mutex_init(&x->mu, &ma);
+    pthread_mutexattr_destroy(&ma);
+    if (!rc) {
+        x->bytes = XLOCK_BYTES;
+        __atomic_store_n(&x->magic, XLOCK_MAGIC, __ATOMIC_RELEASE);
+    }
+    return rc;
+}
+
+/* Write the page of a new (or never initialised) file: allocated blocks. */
+static int xlock_fill(int fd)
+{
+    static const char zero[XLOCK_BYTES];
+    size_t done = 0;
+    while (done < XLOCK_BYTES) {
+        ssize_t n = pwrite(fd, zero + done, XLOCK_BYTES - done, (off_t)done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? errno : EIO;
+        done += (size_t)n;
+    }
+    return PS_OK;
+}
+
+int ps_xlock_open(ps_shared *sh, const char *dir)
+{
+    char path[4096];
+    int rc = ps_path_join(path, sizeof path, dir, PS_XLOCK_FILE);
+    if (rc)
+        return rc;
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0600);
+    if (fd < 0)
+        return errno == ELOOP ? PS_ERR_UNSAFE_FILE : errno;
+    struct stat st;
+    rc = fstat(fd, &st) != 0 ? errno : PS_OK;
+    if (!rc && !S_ISREG(st.st_mode))
+        rc = PS_ERR_UNSAFE_FILE;
+    if (!rc && st.st_uid == geteuid())
+        (void)fchmod(fd, 0600);
+    while (!rc && flock(fd, LOCK_EX) != 0)
+        if (errno != EINTR)
+            rc = errno;
+    int locked = !rc;
+    if (!rc && fstat(fd, &st) != 0)
+        rc = errno;
+    int fresh = !rc && st.st_size < (off_t)XLOCK_BYTES;
+    if (fresh)
+        rc = xlock_fill(fd);
+    struct ps_xlock *x = NULL;
+    if (!rc) {
+        void *p = mmap(NULL, XLOCK_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED)
+            rc = errno;
+        else
+            x = p;
+    }
+    if (!rc && __atomic_load_n(&x->magic, __ATOMIC_ACQUIRE) != XLOCK_MAGIC) {
+        /* new, or its first opener died before it was ready: in nobody's
+         * use (writers use it only once `magic` is written) */
+        rc = xlock_init(x);
+    }
+    if (locked)
+        (void)flock(fd, LOCK_UN);
+    close(fd); /* the map stays; no lock of LMDB's is on this file */
+    if (rc) {
+        if (x)
+            munmap(x, XLOCK_BYTES);
+        return rc == EDQUOT ? ENOSPC : rc;
+    }
+    sh->xlock = x;
+    return PS_OK;
+}
+
+void ps_xlock_close(ps_shared *sh)
+{
+    if (sh->xlock)
+        munmap(sh->xlock, XLOCK_BYTES);
+    sh->xlock = NULL;
+}
+
+int ps_xlock_take(ps_shared *sh, const struct timespec *until)
+{
+    struct ps_xlock *x = sh->xlock;
+    if (x == NULL)
+        return PS_OK; /* an env opened without it: LMDB's mutex alone */
+    int rc = until ? pthread_mutex_timedlock(&x->mu, until) : pthread_mutex_lock(&x->mu);
+    if (rc == EOWNERDEAD)
+        rc = pthread_mutex_consistent(&x->mu); /* its owner died: ours now */
+    if (rc == ETIMEDOUT)
+        return PS_ERR_WAIT_AGAIN;
+    return rc;
+}
+
+void ps_xlock_give(ps_shared *sh)
+{
+    if (sh->xlock)
+        pthread_mutex_unlock(&sh->xlock->mu);
+}
