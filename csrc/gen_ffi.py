@@ -1,8 +1,12 @@
 """Generate the C source of the cffi module ``pystore._native`` (API mode).
 
 Run by CMake at build time:  python gen_ffi.py pystore_core.h out.c
-The declarations between the CDEF markers of the public header are the
-cdef; the module's C prelude just includes that header.  Nothing is
+The cdef is read from the public headers that pystore_core.h includes with
+``#include "..."`` (pystore_env.h, pystore_records.h, ...), in the order of
+those lines: each of them holds exactly one region between the markers
+``/* CDEF-BEGIN */`` and ``/* CDEF-END */``, and the regions, joined in
+that order, are the cdef (a type is declared before a later header uses
+it).  The module's C prelude just includes pystore_core.h.  Nothing is
 compiled here: CMake compiles the emitted C and links it to the core.
 """
 
@@ -14,12 +18,28 @@ from pathlib import Path
 
 import cffi
 
+_CDEF = re.compile(r"/\* CDEF-BEGIN \*/(.*?)/\* CDEF-END \*/", re.S)
+_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]+"([^"]+)"', re.M)
 
-def cdef_from_header(header: str) -> str:
-    match = re.search(r"/\* CDEF-BEGIN \*/(.*?)/\* CDEF-END \*/", header, re.S)
-    if match is None:
-        raise SystemExit("gen_ffi: CDEF markers not found in header")
-    return match.group(1)
+
+def cdef_from_header(header: str, name: str) -> str:
+    """The one CDEF region of a public header's text."""
+    regions = _CDEF.findall(header)
+    if len(regions) != 1:
+        raise SystemExit(f"gen_ffi: {name} holds {len(regions)} CDEF regions (one expected)")
+    return str(regions[0])
+
+
+def cdef_from_umbrella(umbrella: Path) -> str:
+    """The CDEF regions of the headers `umbrella` includes, in its order."""
+    parts = _INCLUDE.findall(umbrella.read_text())
+    if not parts:
+        raise SystemExit(f"gen_ffi: {umbrella.name} includes no public header")
+    if _CDEF.search(umbrella.read_text()):
+        raise SystemExit(f"gen_ffi: {umbrella.name} holds a CDEF region of its own")
+    return "".join(
+        cdef_from_header((umbrella.parent / part).read_text(), part) for part in parts
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -28,7 +48,7 @@ def main(argv: list[str]) -> int:
         return 2
     header, out = Path(argv[1]), Path(argv[2])
     ffi = cffi.FFI()
-    ffi.cdef(cdef_from_header(header.read_text()))
+    ffi.cdef(cdef_from_umbrella(header))
     ffi.set_source("pystore._lmdb._native", '#include "pystore_core.h"\n')
     ffi.emit_c_code(str(out))
     return 0

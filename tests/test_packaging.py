@@ -5,11 +5,13 @@ checkout root (the installed wheel itself: test_wheel.py)."""
 from __future__ import annotations
 
 import importlib.metadata as md
+import importlib.util
 import os
 import re
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,73 @@ def test_source_build_without_lmdb_names_the_package_to_install(tmp_path: Path) 
     lines = [ln.strip() for ln in p.stderr.splitlines() if "liblmdb-dev" in ln]
     assert len(lines) == 1, p.stderr
     assert "install liblmdb-dev (Debian/Ubuntu) or lmdb-devel (Fedora)" in lines[0]
+
+
+# The cffi module's cdef: the CDEF regions of the public headers that
+# csrc/pystore_core.h includes, in its order (csrc/gen_ffi.py,
+# docs/architecture.md "Build").
+CSRC = ROOT / "csrc"
+
+
+def _gen_ffi() -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location("gen_ffi", CSRC / "gen_ffi.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _included() -> list[str]:
+    return re.findall(r'^#include "([^"]+)"', (CSRC / "pystore_core.h").read_text(), re.M)
+
+
+def test_the_cdef_is_every_public_header_region_in_include_order() -> None:
+    included = _included()
+    public = sorted(p.name for p in CSRC.glob("pystore_*.h") if p.name != "pystore_core.h")
+    assert sorted(included) == public and len(set(included)) == len(included), included
+    regions = []
+    for name in included:
+        found = re.findall(r"/\* CDEF-BEGIN \*/(.*?)/\* CDEF-END \*/",
+                           (CSRC / name).read_text(), re.S)
+        assert len(found) == 1, name
+        regions.append(found[0])
+    cdef = _gen_ffi().cdef_from_umbrella(CSRC / "pystore_core.h")
+    assert cdef == "".join(regions)
+    # ... and the installed module declares exactly what those regions do
+    code = re.sub(r"/\*.*?\*/", "", cdef, flags=re.S)
+    functions = set(re.findall(r"(\w+)\s*\(", code))
+    constants = set(re.findall(r"^#define\s+(\w+)", code, re.M))
+    assert functions and constants
+    assert set(dir(native.lib)) == functions | constants
+
+
+def test_gen_ffi_refuses_a_public_header_without_one_cdef_region(tmp_path: Path) -> None:
+    gen = _gen_ffi()
+    (tmp_path / "core.h").write_text('#include "a.h"\n#include "b.h"\n')
+    (tmp_path / "a.h").write_text("/* CDEF-BEGIN */\nint a(void);\n/* CDEF-END */\n")
+    (tmp_path / "b.h").write_text("int b(void);\n")
+    with pytest.raises(SystemExit, match=r"b\.h holds 0 CDEF regions"):
+        gen.cdef_from_umbrella(tmp_path / "core.h")
+    (tmp_path / "b.h").write_text("/* CDEF-BEGIN */\nint b(void);\n/* CDEF-END */\n" * 2)
+    with pytest.raises(SystemExit, match=r"b\.h holds 2 CDEF regions"):
+        gen.cdef_from_umbrella(tmp_path / "core.h")
+    (tmp_path / "b.h").write_text("/* CDEF-BEGIN */\nint b(void);\n/* CDEF-END */\n")
+    assert gen.cdef_from_umbrella(tmp_path / "core.h") == "\nint a(void);\n\nint b(void);\n"
+
+
+def test_editing_any_public_header_regenerates_the_cffi_source(tmp_path: Path) -> None:
+    ninja = shutil.which("ninja") or shutil.which("ninja", path=str(Path(sys.executable).parent))
+    if ninja is None:
+        pytest.skip("no ninja")
+    build = tmp_path / "b"
+    p = subprocess.run([_cmake(), "-S", str(ROOT), "-B", str(build), "-G", "Ninja",
+                        f"-DCMAKE_MAKE_PROGRAM={ninja}", "-DPYSTORE_PYTHON=ON",
+                        "-DSKBUILD_SABI_COMPONENT=Development.SABIModule",
+                        f"-DPython_EXECUTABLE={sys.executable}"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    q = subprocess.run([ninja, "-C", str(build), "-t", "query", "_native.c"],
+                       capture_output=True, text=True, timeout=60)
+    assert q.returncode == 0, q.stderr
+    inputs = {Path(ln.strip()).name for ln in q.stdout.split("outputs:")[0].splitlines()}
+    assert {"gen_ffi.py", "pystore_core.h", *_included()} <= inputs, q.stdout
