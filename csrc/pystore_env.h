@@ -47,7 +47,7 @@
 #define PS_ERR_RACED           -31043 /* another process committed while this write txn
                                          grew the map: nothing applied, retry */
 /* Hardening codes (issue 8), their own sub-range. */
-#define PS_ERR_UNSAFE_FILE     -31050 /* data.mdb/lock.mdb is a symlink or not a regular file */
+#define PS_ERR_UNSAFE_FILE     -31050 /* data.mdb/lock.mdb/write.lock is a symlink or not a regular file */
 #define PS_ERR_UNSAFE_DIR      -31051 /* directory writable by others, not ours to tighten */
 #define PS_ERR_VALUE_BOUNDS    -31052 /* a stored value's size points outside its pages */
 #define PS_ERR_SHARED_READONLY -31053 /* open in this process on files it cannot write */
@@ -119,8 +119,9 @@ const char *ps_strerror(int code);
  * with ps_env_close() and then ps_env_free().
  * Handles opened on the same directory in one process share one LMDB
  * environment, closed with the last handle; map_size is used only by the
- * first, readonly and PS_OPEN_NOSYNC are per handle.  data.mdb and
- * lock.mdb must not be symlinks (PS_ERR_UNSAFE_FILE); a writable open
+ * first, readonly and PS_OPEN_NOSYNC are per handle.  data.mdb,
+ * lock.mdb and write.lock (the writers' queue, made by the first writable
+ * open) must not be symlinks (PS_ERR_UNSAFE_FILE); a writable open
  * tightens a directory others can write to 0700 if this user owns it,
  * else refuses it (PS_ERR_UNSAFE_DIR). */
 int ps_env_open(const char *path, uint64_t map_size, unsigned flags,

@@ -23,7 +23,7 @@
  * handled as in any transaction (grow the map, replay the txn's log).
  * Order of the checks: strip, payload size, fork, close, read-only, key(s),
  * then the transaction, begun with PS_TXN_WAIT_SLICE (stage BEGIN, code
- * PS_ERR_WAIT_AGAIN: another thread of the process held the write txn for
+ * PS_ERR_WAIT_AGAIN: another thread or process held the write txn for
  * a whole slice; pystore then writes through its general path, which waits
  * in slices too).  The result is the return value: >= 0 on success,
  * -ticket (< 0) on failure, with the details in this thread's ps_fw_info

@@ -16,15 +16,15 @@
 /* CDEF-BEGIN */
 /* ps_txn_begin flags */
 #define PS_TXN_WRITE 1
-/* With PS_TXN_WRITE: wait for another thread of this process's write txn
- * at most PS_TXN_SLICE_MS, then fail with PS_ERR_WAIT_AGAIN (nothing held):
+/* With PS_TXN_WRITE: wait for another thread's or process's write txn at
+ * most PS_TXN_SLICE_MS, then fail with PS_ERR_WAIT_AGAIN (nothing held):
  * the caller calls again, so a signal (Ctrl-C) is handled between waits
- * instead of after the other thread's whole transaction.  (Another
- * process's write txn is waited for in LMDB's lock, which no signal
- * interrupts: docs/durability.md.) */
+ * instead of after the other transaction.  (Other processes' pystore
+ * writers queue in the store's write.lock before LMDB's own lock, which no
+ * signal interrupts: docs/durability.md.) */
 #define PS_TXN_WAIT_SLICE 2
 #define PS_TXN_SLICE_MS 20
-#define PS_ERR_WAIT_AGAIN -31060 /* another thread holds the write txn: call again */
+#define PS_ERR_WAIT_AGAIN -31060 /* another thread or process holds the write txn: call again */
 
 /* ps_put flags */
 #define PS_PUT_NOOVERWRITE 1 /* fail with PS_LMDB_KEYEXIST if the key exists */

@@ -115,7 +115,7 @@ class TransactionError(StoreError):
 
 class UnsafePathError(StoreError):
     """The store's files or directory could be redirected by someone else:
-    ``data.mdb``/``lock.mdb`` is a symlink (or not a regular file), or the
+    ``data.mdb``/``lock.mdb``/``write.lock`` is a symlink (or not a regular file), or the
     directory is writable by other users and cannot be tightened."""
 
 

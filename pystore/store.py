@@ -86,7 +86,8 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, FastReads, ResourceOps):
     """An embedded store of protobuf resources keyed ``<Kind>/<ID>``.
 
     ``path`` is a directory (created with parents, mode 0700) that holds
-    LMDB's ``data.mdb`` and ``lock.mdb`` (mode 0600).  ``sync=False`` skips
+    LMDB's ``data.mdb`` and ``lock.mdb`` and pystore's ``write.lock`` (the
+    writers' queue; mode 0600).  ``sync=False`` skips
     the fsync at commit (safe against a process crash, not a power loss).
     ``map_size`` is the initial memory map in bytes; the map grows by
     itself (on ext4, XFS and tmpfs a new store is written through the map,
@@ -101,7 +102,7 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, FastReads, ResourceOps):
     Several Stores on one directory in one process share one LMDB
     environment (LMDB allows only one per process), closed with the last
     of them: ``map_size`` counts only for the first; ``sync`` and
-    ``readonly`` are per Store.  ``data.mdb``/``lock.mdb`` symlinks are
+    ``readonly`` are per Store.  ``data.mdb``/``lock.mdb``/``write.lock`` symlinks are
     refused (UnsafePathError); a writable open makes a directory that
     others can write 0700 if this user owns it, else refuses it.
     ``path`` may instead be an ``etcd://`` or ``etcds://`` URL: the same API

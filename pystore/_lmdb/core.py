@@ -194,7 +194,7 @@ class CTxn:
         flags = _WRITE_SLICED if self.write else 0
         rc = _begin_txn(env, flags, self.pp)
         while rc == _WAIT_AGAIN:
-            # Another thread's write txn: waited for in slices (PS_TXN_SLICE_MS),
+            # Another thread's or process's write txn: waited for in slices (PS_TXN_SLICE_MS),
             # each call returning here, so a signal's handler (Ctrl-C) runs
             # between them instead of after that whole transaction.
             rc = _begin_txn(env, flags, self.pp)

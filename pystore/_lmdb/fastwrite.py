@@ -58,7 +58,7 @@ _TOO_LARGE: int = lib.PS_ERR_VALUE_TOO_LARGE
 _KEYEXIST: int = lib.PS_LMDB_KEYEXIST
 _CONFLICT: int = lib.PS_ERR_CONFLICT
 _STORE_STATE = (lib.PS_ERR_CLOSED, lib.PS_ERR_FORKED)
-_WAIT_AGAIN: int = lib.PS_ERR_WAIT_AGAIN  # another thread's write txn: the general path waits
+_WAIT_AGAIN: int = lib.PS_ERR_WAIT_AGAIN  # another writer's txn: the general path waits
 _GENERAL = None  # a result meaning: take the general path
 
 
@@ -88,7 +88,7 @@ def last_info(result: int) -> Any | None:
 def _failure(result: int) -> Any | None:
     """The details of the failed one-call write that returned ``result``,
     or None: take the general path, because they are gone (``last_info``)
-    or because another thread held the write txn for a whole wait slice
+    or because another thread or process held the write txn for a whole wait slice
     (PS_ERR_WAIT_AGAIN: the general path waits in slices, a signal's
     handler running between them)."""
     info = last_info(result)
