@@ -39,10 +39,15 @@ class Refused(Exception):
     """The model's verdict: the call must raise ``expected`` (a tuple of
     exception classes, any of which is right) and change nothing."""
 
-    def __init__(self, *expected: type[BaseException], holder: str | None = None) -> None:
+    def __init__(self, *expected: type[BaseException], holder: str | None = None,
+                 poisons: bool = False) -> None:
         super().__init__(expected)
         self.expected = expected
         self.holder = holder
+        # inside a transaction, the refusal leaves it unusable (a batch
+        # refused after some of its records were written): later calls and
+        # the exit raise TransactionError, and nothing of it is committed
+        self.poisons = poisons
 
 
 @dataclass
@@ -122,10 +127,10 @@ class Model:
         """LMDB checks a batch's unique values record by record, all or nothing."""
         from pystore import UniqueViolationError
         trial = self.copy()
-        for id_, data in items:
+        for n, (id_, data) in enumerate(items):
             uv = trial.holder(kind, id_, data)
             if uv:
-                raise Refused(UniqueViolationError, holder=uv[1])
+                raise Refused(UniqueViolationError, holder=uv[1], poisons=n > 0)
             trial._put((kind, id_), data, rev)
         self.__dict__.update(trial.__dict__)
 

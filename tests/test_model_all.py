@@ -36,10 +36,12 @@ from pystore import (
     Store,
     StoreClosedError,
     StoreError,
+    TransactionError,
     UniqueViolationError,
 )
 from pystore._lmdb.indexcheck import check_indexes
 from pystore.snapshot import Snapshot
+from pystore.transaction import Transaction
 from pystore.samples.agent_pb2 import Agent
 
 KINDS = ["V", "W"]
@@ -71,6 +73,7 @@ def agents(draw: Any) -> bytes:
 
 DATA = agents()
 COND = st.sampled_from([None, "right", "wrong"])
+HANDLE = st.integers(0, 1)
 # one write of a transaction (or of the store): a tuple the executor knows
 OPS = st.one_of(
     st.tuples(st.just("save"), KIND, ID, DATA, COND),
@@ -86,6 +89,12 @@ OPS = st.one_of(
     st.tuples(st.just("set_history"), KIND, st.sampled_from([0, 1, 2])),
     st.tuples(st.just("delete_history"), KIND, ID),
 )
+UPDATES = st.tuples(st.just("update"), KIND, ID, st.sampled_from(["x", "y"]),
+                    st.sampled_from(["", "s1", "s2"]), st.booleans(), st.booleans())
+
+
+class Poisoned(Exception):
+    """A call refused inside a transaction left it unusable (see Refused)."""
 
 
 def _cond(m: Model, op: tuple[Any, ...]) -> int | None:
@@ -179,6 +188,8 @@ def apply(target: Any, m: Model, op: tuple[Any, ...], rev: int) -> None:
         except verdict.expected as exc:
             if isinstance(exc, UniqueViolationError) and verdict.holder is not None:
                 assert exc.holder == verdict.holder, (op, exc.holder, verdict.holder)
+            if verdict.poisons and isinstance(target, Transaction):
+                raise Poisoned from exc
             return
         raise AssertionError(f"{op[:3]} went through; the model expected "
                              f"{verdict.expected}") from None
@@ -191,51 +202,76 @@ class Rollback(Exception):
 
 
 class ModelMachine(RuleBasedStateMachine):
+    pwrite = False
     def __init__(self) -> None:
         super().__init__()
         self.dir = tempfile.mkdtemp(prefix="pystore-all-")
-        self.store = self._open(1 << 16)
+        # two handles on the one store (each with its own caches of
+        # revisions, index definitions, keep counts and schemas)
+        if self.pwrite:  # the store is made in the pwrite mode (its map really is 64 KiB)
+            os.environ["PYSTORE_WRITEMAP"] = "0"
+        try:
+            self.stores = [self._open(1 << 16, False), self._open(None, True)]
+        finally:
+            os.environ.pop("PYSTORE_WRITEMAP", None)
+        assert self.store.stats().write_mode == ("pwrite" if self.pwrite else "writemap")
         self.m = Model()
         self.snaps: list[tuple[Snapshot, Model]] = []
         self.seqs_seen: dict[str, set[int]] = {}
 
-    def _open(self, map_size: int | None) -> Store:
-        return Store(self.dir, sync=False, map_size=map_size, keep_changes=KEEP_CHANGES)
+    @property
+    def store(self) -> Store:
+        return self.stores[0]
+
+    def _open(self, map_size: int | None, sync: bool) -> Store:
+        return Store(self.dir, sync=sync, map_size=map_size, keep_changes=KEEP_CHANGES)
 
     def teardown(self) -> None:
         for snap, _ in self.snaps:
             snap.close()
-        self.store.close()
+        for s in self.stores:
+            s.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def _write(self, op: tuple[Any, ...]) -> None:
+    def _write(self, op: tuple[Any, ...], h: int) -> None:
         """One write of the store: its own transaction, one revision if it changed."""
         before = len(self.m.log)
         rev = self.m.rev + 1
-        apply(self.store, self.m, op, rev)
+        apply(self.stores[h], self.m, op, rev)
         if len(self.m.log) > before:
             self.m.rev = rev
 
     # -- rules ------------------------------------------------------------------
 
-    @rule(op=OPS)
-    def write(self, op: tuple[Any, ...]) -> None:
-        self._write(op)
+    @rule(op=OPS, h=HANDLE)
+    def write(self, op: tuple[Any, ...], h: int) -> None:
+        self._write(op, h)
 
-    @rule(kind=KIND, id_=ID, model=st.sampled_from(["x", "y"]),
+    @rule(h=HANDLE, kind=KIND, id_=ID, model=st.sampled_from(["x", "y"]),
           slug=st.sampled_from(["", "s1", "s2"]), create=st.booleans(), fail=st.booleans())
-    def update(self, kind: str, id_: str, model: str, slug: str, create: bool,
+    def update(self, h: int, kind: str, id_: str, model: str, slug: str, create: bool,
                fail: bool) -> None:
-        self._write(("update", kind, id_, model, slug, create, fail))
+        self._write(("update", kind, id_, model, slug, create, fail), h)
 
-    @rule(ops=st.lists(OPS, min_size=1, max_size=5), commit=st.booleans())
-    def transaction(self, ops: list[tuple[Any, ...]], commit: bool) -> None:
+    @rule(h=HANDLE, ops=st.lists(st.one_of(OPS, UPDATES), min_size=1, max_size=5),
+          commit=st.booleans())
+    def transaction(self, h: int, ops: list[tuple[Any, ...]], commit: bool) -> None:
         saved = self.m.copy()
         rev = self.m.rev + 1
+        poisoned = False
         try:
-            with self.store.transaction() as t:
+            with self.stores[h].transaction() as t:
                 for op in ops:
-                    apply(t, self.m, op, rev)
+                    try:
+                        apply(t, self.m, op, rev)
+                    except Poisoned:
+                        poisoned = True
+                        try:
+                            t.count("V")
+                            raise AssertionError("a read in a transaction left unusable")
+                        except TransactionError:
+                            pass
+                        break
                     self._reads_in(t, self.m)
                 if not commit:
                     raise Rollback
@@ -243,6 +279,12 @@ class ModelMachine(RuleBasedStateMachine):
             self.m = saved
             assert t.revision == 0
             return
+        except TransactionError:  # the exit of an unusable transaction: nothing of it
+            assert poisoned
+            self.m = saved
+            assert t.revision == 0
+            return
+        assert not poisoned, "an unusable transaction committed"
         changed = len(self.m.log) > len(saved.log)
         if changed:
             self.m.rev = rev
@@ -257,13 +299,13 @@ class ModelMachine(RuleBasedStateMachine):
             for q in QUERIES[name]:
                 assert t.find_ids(kind, name, q) == m.find_ids(kind, name, q)
 
-    @rule(kind=KIND, name=st.sampled_from(sorted(INDEXES)), flip=st.booleans())
-    def create_index(self, kind: str, name: str, flip: bool) -> None:
+    @rule(h=HANDLE, kind=KIND, name=st.sampled_from(sorted(INDEXES)), flip=st.booleans())
+    def create_index(self, h: int, kind: str, name: str, flip: bool) -> None:
         fld, unique = INDEXES[name]
         unique ^= flip and name == "slug"  # the same name, another definition
         have = self.m.indexes.get((kind, name))
         try:
-            n = self.store.create_index(kind, name, field=fld, msg_type=Agent, unique=unique)
+            n = self.stores[h].create_index(kind, name, field=fld, msg_type=Agent, unique=unique)
         except UniqueViolationError:
             assert have is None and unique
             trial = self.m.copy()
@@ -281,22 +323,22 @@ class ModelMachine(RuleBasedStateMachine):
         self.m.indexes[kind, name] = (fld, unique)
         assert n == self.m.entries(kind, name)
 
-    @rule(kind=KIND, name=st.sampled_from(sorted(INDEXES)))
-    def drop_index(self, kind: str, name: str) -> None:
+    @rule(h=HANDLE, kind=KIND, name=st.sampled_from(sorted(INDEXES)))
+    def drop_index(self, h: int, kind: str, name: str) -> None:
         if (kind, name) in self.m.indexes:
-            self.store.drop_index(kind, name)
+            self.stores[h].drop_index(kind, name)
             del self.m.indexes[kind, name]
             return
         try:
-            self.store.drop_index(kind, name)
+            self.stores[h].drop_index(kind, name)
         except NotFoundError:
             return
         raise AssertionError("dropped an absent index")
 
     @precondition(lambda self: len(self.snaps) < 2)
-    @rule()
-    def open_snapshot(self) -> None:
-        snap = self.store.snapshot().__enter__()
+    @rule(h=HANDLE)
+    def open_snapshot(self, h: int) -> None:
+        snap = self.stores[h].snapshot().__enter__()
         self.snaps.append((snap, self.m.copy()))
 
     @precondition(lambda self: bool(self.snaps))
@@ -305,9 +347,10 @@ class ModelMachine(RuleBasedStateMachine):
         snap, _ = self.snaps.pop(0)
         snap.close()
 
-    @rule(map_size=st.sampled_from([None, 1 << 16]))
-    def reopen(self, map_size: int | None) -> None:
-        self.store.close()
+    @rule(map_size=st.sampled_from([None, 1 << 16]), sync=st.booleans())
+    def reopen(self, map_size: int | None, sync: bool) -> None:
+        for s in self.stores:
+            s.close()
         for snap, _ in self.snaps:  # closing the store closes its snapshots
             try:
                 snap.count("V")
@@ -315,17 +358,19 @@ class ModelMachine(RuleBasedStateMachine):
             except StoreClosedError:
                 pass
         self.snaps.clear()
-        self.store = self._open(map_size)
+        self.stores = [self._open(map_size, sync), self._open(map_size, not sync)]
 
     # -- invariants ---------------------------------------------------------------
 
     @invariant()
     def records_and_revisions(self) -> None:
         s, m = self.store, self.m
-        assert s.revision() == m.rev
+        for h in self.stores:
+            assert h.revision() == m.rev
+            for kind in KINDS:
+                got = {r.id: (r.revision, r.data) for r in h.iter_resources(kind)}
+                assert got == {i: v for (k, i), v in m.live.items() if k == kind}
         for kind in KINDS:
-            got = {r.id: (r.revision, r.data) for r in s.iter_resources(kind)}
-            assert got == {i: v for (k, i), v in m.live.items() if k == kind}
             assert s.list_ids(kind) == id_order(i for (k, i) in m.live if k == kind)
         assert s.kinds() == sorted({k for k, _ in m.live})
         for key in [(k, i) for k in KINDS for i in IDS]:
@@ -431,12 +476,18 @@ class ModelMachine(RuleBasedStateMachine):
                 assert snap.last_seq(stream) == frozen.last_seq(stream)
 
 
+class PwriteMachine(ModelMachine):
+    pwrite = True
+
+
 _EXAMPLES = int(os.environ.get("PYSTORE_MODEL_EXAMPLES", "0"))
-ModelMachine.TestCase.settings = settings(
-    max_examples=_EXAMPLES or 12,
-    stateful_step_count=60 if _EXAMPLES else 25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
-                           HealthCheck.data_too_large],
-)
+for _machine in (ModelMachine, PwriteMachine):
+    _machine.TestCase.settings = settings(
+        max_examples=_EXAMPLES or 12,
+        stateful_step_count=60 if _EXAMPLES else 25,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                               HealthCheck.data_too_large],
+    )
 TestModelAll = ModelMachine.TestCase
+TestModelAllPwrite = PwriteMachine.TestCase
