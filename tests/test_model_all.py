@@ -298,6 +298,19 @@ class ModelMachine(RuleBasedStateMachine):
         for (kind, name) in m.indexes:
             for q in QUERIES[name]:
                 assert t.find_ids(kind, name, q) == m.find_ids(kind, name, q)
+                assert t.count_index(kind, name, q) == len(m.find_ids(kind, name, q))
+        for key in [("V", "a"), ("W", "a/1"), ("V", "b")]:
+            assert [(r.revision, r.data) for r in t.history(*key)] == m.versions(key), key
+            for rev, data in m.versions(key):
+                assert t.get_record_at(*key, rev).data == data
+            if key in m.live:
+                assert t.get_record(*key).revision == m.live[key][0]
+        for stream in ("e1", "e2"):
+            assert [(e.seq, e.data) for e in t.read_events(stream)] == sorted(
+                m.events.get(stream, {}).items())
+            assert t.last_seq(stream) == m.last_seq(stream)
+        assert t.streams() == m.streams()
+        assert t.history_keep("V") == m.keep.get("V", 0)
 
     @rule(h=HANDLE, kind=KIND, name=st.sampled_from(sorted(INDEXES)), flip=st.booleans())
     def create_index(self, h: int, kind: str, name: str, flip: bool) -> None:
@@ -470,6 +483,17 @@ class ModelMachine(RuleBasedStateMachine):
             for (kind, name) in frozen.indexes:
                 for q in QUERIES[name]:
                     assert snap.find_ids(kind, name, q) == frozen.find_ids(kind, name, q)
+                    assert snap.count_index(kind, name, q) == len(
+                        frozen.find_ids(kind, name, q))
+            for (kind, name) in set(self.m.indexes) - set(frozen.indexes):
+                try:  # an index created after the snapshot began is not in its view
+                    snap.find_ids(kind, name, QUERIES[name][0])
+                    raise AssertionError("a snapshot found through a later index")
+                except NotFoundError:
+                    pass
+            assert [(i.kind, i.name, i.entries) for i in snap.indexes()] == [
+                (k, n, frozen.entries(k, n)) for (k, n) in sorted(frozen.indexes)]
+            assert snap.history_keep("V") == frozen.keep.get("V", 0)
             for stream in ("e1", "e2"):
                 assert [(e.seq, e.data) for e in snap.read_events(stream)] == sorted(
                     frozen.events.get(stream, {}).items())
