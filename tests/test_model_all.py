@@ -19,6 +19,8 @@ seconds' worth).
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import shutil
 import tempfile
@@ -39,9 +41,8 @@ from pystore import (
     TransactionError,
     UniqueViolationError,
 )
+from pystore.aio import AsyncStore
 from pystore._lmdb.indexcheck import check_indexes
-from pystore.snapshot import Snapshot
-from pystore.transaction import Transaction
 from pystore.samples.agent_pb2 import Agent
 
 KINDS = ["V", "W"]
@@ -176,7 +177,7 @@ def model_op(m: Model, op: tuple[Any, ...], cond: int | None, rev: int) -> Any:
     raise AssertionError(name)  # pragma: no cover
 
 
-def apply(target: Any, m: Model, op: tuple[Any, ...], rev: int) -> None:
+def apply(target: Any, m: Model, op: tuple[Any, ...], rev: int, in_txn: bool = False) -> None:
     """Run ``op`` on ``target`` and on ``m`` (its writes at revision ``rev``);
     the store's answer must be the model's."""
     cond = _cond(m, op)
@@ -188,7 +189,7 @@ def apply(target: Any, m: Model, op: tuple[Any, ...], rev: int) -> None:
         except verdict.expected as exc:
             if isinstance(exc, UniqueViolationError) and verdict.holder is not None:
                 assert exc.holder == verdict.holder, (op, exc.holder, verdict.holder)
-            if verdict.poisons and isinstance(target, Transaction):
+            if verdict.poisons and in_txn:
                 raise Poisoned from exc
             return
         raise AssertionError(f"{op[:3]} went through; the model expected "
@@ -201,8 +202,51 @@ class Rollback(Exception):
     pass
 
 
+class Sync:
+    """A synchronous face of an AsyncStore, its transactions and snapshots:
+    each coroutine is run to its end on ``loop``, an async iterator read
+    whole, an async context manager entered through SyncCtx."""
+
+    def __init__(self, obj: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self._obj, self._loop = obj, loop
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._obj, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kw: Any) -> Any:
+            out = attr(*args, **kw)
+            if inspect.isawaitable(out):
+                out = self._loop.run_until_complete(out)
+            if hasattr(out, "__aiter__"):
+                return self._loop.run_until_complete(_collect(out))
+            if hasattr(out, "__aenter__"):
+                return SyncCtx(out, self._loop)
+            return out
+
+        return call
+
+
+async def _collect(it: Any) -> list[Any]:
+    return [x async for x in it]
+
+
+class SyncCtx:
+    def __init__(self, ctx: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self._ctx, self._loop = ctx, loop
+
+    def __enter__(self) -> Sync:
+        return Sync(self._loop.run_until_complete(self._ctx.__aenter__()), self._loop)
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._loop.run_until_complete(self._ctx.__aexit__(*exc))
+
+
 class ModelMachine(RuleBasedStateMachine):
     pwrite = False
+    use_async = False
+    loop: asyncio.AbstractEventLoop | None = None
     def __init__(self) -> None:
         super().__init__()
         self.dir = tempfile.mkdtemp(prefix="pystore-all-")
@@ -211,12 +255,12 @@ class ModelMachine(RuleBasedStateMachine):
         if self.pwrite:  # the store is made in the pwrite mode (its map really is 64 KiB)
             os.environ["PYSTORE_WRITEMAP"] = "0"
         try:
-            self.stores = [self._open(1 << 16, False), self._open(None, True)]
+            self.stores = [self._open(1 << 16, False), self._open_second(None, True)]
         finally:
             os.environ.pop("PYSTORE_WRITEMAP", None)
         assert self.store.stats().write_mode == ("pwrite" if self.pwrite else "writemap")
         self.m = Model()
-        self.snaps: list[tuple[Snapshot, Model]] = []
+        self.snaps: list[tuple[Any, Any, Model]] = []  # (its context, it, the model then)
         self.seqs_seen: dict[str, set[int]] = {}
 
     @property
@@ -226,11 +270,23 @@ class ModelMachine(RuleBasedStateMachine):
     def _open(self, map_size: int | None, sync: bool) -> Store:
         return Store(self.dir, sync=sync, map_size=map_size, keep_changes=KEEP_CHANGES)
 
+    def _open_second(self, map_size: int | None, sync: bool) -> Any:
+        """The second handle: a Store, or an AsyncStore behind a synchronous face."""
+        if not self.use_async:
+            return self._open(map_size, sync)
+        if self.loop is None:
+            self.loop = asyncio.new_event_loop()
+        opening = AsyncStore.open(self.dir, sync=sync, map_size=map_size,
+                                  keep_changes=KEEP_CHANGES)
+        return Sync(self.loop.run_until_complete(opening), self.loop)
+
     def teardown(self) -> None:
-        for snap, _ in self.snaps:
-            snap.close()
+        for ctx, _, _ in self.snaps:
+            ctx.__exit__(None, None, None)
         for s in self.stores:
             s.close()
+        if self.loop is not None:
+            self.loop.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def _write(self, op: tuple[Any, ...], h: int) -> None:
@@ -263,7 +319,7 @@ class ModelMachine(RuleBasedStateMachine):
             with self.stores[h].transaction() as t:
                 for op in ops:
                     try:
-                        apply(t, self.m, op, rev)
+                        apply(t, self.m, op, rev, in_txn=True)
                     except Poisoned:
                         poisoned = True
                         try:
@@ -351,27 +407,27 @@ class ModelMachine(RuleBasedStateMachine):
     @precondition(lambda self: len(self.snaps) < 2)
     @rule(h=HANDLE)
     def open_snapshot(self, h: int) -> None:
-        snap = self.stores[h].snapshot().__enter__()
-        self.snaps.append((snap, self.m.copy()))
+        ctx = self.stores[h].snapshot()
+        self.snaps.append((ctx, ctx.__enter__(), self.m.copy()))
 
     @precondition(lambda self: bool(self.snaps))
     @rule()
     def close_snapshot(self) -> None:
-        snap, _ = self.snaps.pop(0)
-        snap.close()
+        ctx, _, _ = self.snaps.pop(0)
+        ctx.__exit__(None, None, None)
 
     @rule(map_size=st.sampled_from([None, 1 << 16]), sync=st.booleans())
     def reopen(self, map_size: int | None, sync: bool) -> None:
         for s in self.stores:
             s.close()
-        for snap, _ in self.snaps:  # closing the store closes its snapshots
+        for _, snap, _ in self.snaps:  # closing the store closes its snapshots
             try:
                 snap.count("V")
                 raise AssertionError("a snapshot read after its store closed")
             except StoreClosedError:
                 pass
         self.snaps.clear()
-        self.stores = [self._open(map_size, sync), self._open(map_size, not sync)]
+        self.stores = [self._open(map_size, sync), self._open_second(map_size, not sync)]
 
     # -- invariants ---------------------------------------------------------------
 
@@ -473,7 +529,7 @@ class ModelMachine(RuleBasedStateMachine):
 
     @invariant()
     def snapshots_stay_pinned(self) -> None:
-        for snap, frozen in self.snaps:
+        for _, snap, frozen in self.snaps:
             assert snap.revision == frozen.rev
             for kind in KINDS:
                 got = {r.id: (r.revision, r.data) for r in snap.iter_resources(kind)}
@@ -504,8 +560,12 @@ class PwriteMachine(ModelMachine):
     pwrite = True
 
 
+class AsyncMachine(ModelMachine):
+    use_async = True
+
+
 _EXAMPLES = int(os.environ.get("PYSTORE_MODEL_EXAMPLES", "0"))
-for _machine in (ModelMachine, PwriteMachine):
+for _machine in (ModelMachine, PwriteMachine, AsyncMachine):
     _machine.TestCase.settings = settings(
         max_examples=_EXAMPLES or 12,
         stateful_step_count=60 if _EXAMPLES else 25,
@@ -515,3 +575,4 @@ for _machine in (ModelMachine, PwriteMachine):
     )
 TestModelAll = ModelMachine.TestCase
 TestModelAllPwrite = PwriteMachine.TestCase
+TestModelAllAsync = AsyncMachine.TestCase
