@@ -120,16 +120,22 @@ def main(path: str, seed: int, seconds: float, out_path: str) -> None:
                             t.save_resources(k, [(i2, agent(rng, tok))])
                             puts.append([k, i2, tok])
                 log("transaction", t.revision, puts)
-            elif r < 0.94:
+            elif r < 0.92:
                 s.set_history("W", rng.choice([0, 1, 3]))
+            elif r < 0.94:
+                stream = rng.choice(["e1", "e2"])
+                upto = rng.choice([None, s.last_seq(stream) - 2])
+                s.delete_events(stream, upto=None if upto is None else max(0, upto))
             elif r < 0.97:
+                name, unique = rng.choice([("model", False), ("slug2", True)])
+                field = "model" if name == "model" else "metadata.slug"
                 try:
-                    s.create_index("W", "model", field="model", msg_type=Agent)
+                    s.create_index("W", name, field=field, msg_type=Agent, unique=unique)
                 except StoreError:
                     pass
             else:
                 try:
-                    s.drop_index("W", "model")
+                    s.drop_index("W", rng.choice(["model", "slug2"]))
                 except NotFoundError:
                     pass
         except (AlreadyExistsError, ConflictError, NotFoundError, TransactionError):

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from pystore import ConflictError, Store, TransactionError, UniqueViolationError
+from pystore import (
+    AlreadyExistsError,
+    ConflictError,
+    Store,
+    TransactionError,
+    UniqueViolationError,
+)
 from pystore.samples.agent_pb2 import Agent
 
 
@@ -69,3 +75,51 @@ def test_a_batch_refused_midway_inside_a_transaction_aborts_the_transaction(
     assert s.changes(rev) == []
     s.save_resource("V", "after", Agent())  # the store goes on
     assert s.revision() == rev + 1
+
+
+REFUSALS = {
+    "unique": lambda t: t.save_resource("V", "y", _agent("s1")),
+    "conflict": lambda t: t.save_resource("V", "held", Agent(), if_revision=99),
+    "create": lambda t: t.create_resource("V", "held", Agent()),
+    "delete_conflict": lambda t: t.delete_resource("V", "held", if_revision=99),
+    "update_fn": lambda t: t.update_resource("V", "held", Agent, lambda a: 1 / 0),
+    "batch_first": lambda t: t.save_resources("V", [("y", _agent("s1")), ("z", Agent())]),
+}
+
+
+@pytest.mark.parametrize("mode", ["pwrite", "writemap"])
+@pytest.mark.parametrize("refusal", sorted(REFUSALS))
+def test_a_refusal_inside_a_transaction_is_not_replayed_when_it_grows_the_map(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str, refusal: str) -> None:
+    """The transaction goes on after the refusal and then outgrows its map:
+    the replay of its logged writes (docs/durability.md, "Map size") must
+    neither repeat the refused call nor lose the writes around it."""
+    if mode == "pwrite":
+        monkeypatch.setenv("PYSTORE_WRITEMAP", "0")
+    s = Store(tmp_path / "s", sync=False, map_size=1 << 16)
+    monkeypatch.delenv("PYSTORE_WRITEMAP", raising=False)
+    try:
+        assert s.stats().write_mode == mode
+        s.create_index("V", "slug", field="metadata.slug", msg_type=Agent, unique=True)
+        s.set_history("V", 2)
+        held = s.save_resource("V", "held", _agent("s1"))
+        map0 = s.stats().map_size
+        with s.transaction() as t:
+            t.save_resource("V", "x", Agent(model="x1"))
+            with pytest.raises((AlreadyExistsError, ConflictError, ZeroDivisionError)):
+                REFUSALS[refusal](t)
+            t.append_events("e", [(1, Agent()), (1, Agent(model="dup"))])
+            t.save_resource("V", "big", Agent(instructions="L" * 3_000_000))  # outgrows it
+            t.save_resource("V", "x", Agent(model="x2"))
+        assert s.stats().map_size > map0
+        assert t.revision == held + 1
+        assert s.list_ids("V") == ["big", "held", "x"]
+        assert s.get_record("V", "held").revision == held
+        assert s.get_resource("V", "x", Agent).model == "x2"
+        assert [r.revision for r in s.history("V", "x")] == [held + 1]  # not its own overwrite
+        assert [(e.seq, e.data) for e in s.read_events("e")] == [(1, b"")]
+        assert [(c.op, c.id, c.seq) for c in s.changes(held)] == [
+            ("put", "x", None), ("append", None, 1), ("put", "big", None), ("put", "x", None)]
+        assert s.find_ids("V", "slug", "s1") == ["held"]
+    finally:
+        s.close()
