@@ -35,6 +35,7 @@ from pystore import (
     CompactedError,
     ConflictError,
     NotFoundError,
+    ReadOnlyError,
     Store,
     StoreClosedError,
     StoreError,
@@ -262,6 +263,7 @@ class ModelMachine(RuleBasedStateMachine):
         self.m = Model()
         self.snaps: list[tuple[Any, Any, Model]] = []  # (its context, it, the model then)
         self.seqs_seen: dict[str, set[int]] = {}
+        self.backups = 0
 
     @property
     def store(self) -> Store:
@@ -288,6 +290,7 @@ class ModelMachine(RuleBasedStateMachine):
         if self.loop is not None:
             self.loop.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+        shutil.rmtree(self.dir + "-bk", ignore_errors=True)
 
     def _write(self, op: tuple[Any, ...], h: int) -> None:
         """One write of the store: its own transaction, one revision if it changed."""
@@ -416,6 +419,27 @@ class ModelMachine(RuleBasedStateMachine):
         ctx, _, _ = self.snaps.pop(0)
         ctx.__exit__(None, None, None)
 
+    @rule(h=HANDLE, compact=st.booleans())
+    def backup(self, h: int, compact: bool) -> None:
+        """A backup is the store as of the call: everything, opened read-only."""
+        self.backups += 1
+        dest = os.path.join(self.dir + "-bk", str(self.backups))
+        self.stores[h].backup(dest, compact=compact)
+        bk = Store(dest, readonly=True)
+        try:
+            self.records_and_revisions(bk)
+            self.change_log(bk)
+            self.indexes_agree_with_a_scan(bk)
+            self.events(bk)
+            try:
+                bk.save_resource("V", "a", Agent())
+                raise AssertionError("a read-only store took a write")
+            except ReadOnlyError:
+                pass
+        finally:
+            bk.close()
+            shutil.rmtree(dest)
+
     @rule(map_size=st.sampled_from([None, 1 << 16]), sync=st.booleans())
     def reopen(self, map_size: int | None, sync: bool) -> None:
         for s in self.stores:
@@ -432,9 +456,9 @@ class ModelMachine(RuleBasedStateMachine):
     # -- invariants ---------------------------------------------------------------
 
     @invariant()
-    def records_and_revisions(self) -> None:
-        s, m = self.store, self.m
-        for h in self.stores:
+    def records_and_revisions(self, view: Any = None) -> None:
+        s, m = view or self.store, self.m
+        for h in [view] if view else self.stores:
             assert h.revision() == m.rev
             for kind in KINDS:
                 got = {r.id: (r.revision, r.data) for r in h.iter_resources(kind)}
@@ -452,8 +476,8 @@ class ModelMachine(RuleBasedStateMachine):
             assert s.history_keep(key[0]) == m.keep.get(key[0], 0)
 
     @invariant()
-    def change_log(self) -> None:
-        s, m = self.store, self.m
+    def change_log(self, view: Any = None) -> None:
+        s, m = view or self.store, self.m
         def got(after: int, **kw: Any) -> list[Any]:
             return [(c.revision, c.op, c.kind, c.id, c.stream, c.seq)
                     for c in s.changes(after, **kw)]
@@ -474,8 +498,8 @@ class ModelMachine(RuleBasedStateMachine):
                 pass
 
     @invariant()
-    def indexes_agree_with_a_scan(self) -> None:
-        s, m = self.store, self.m
+    def indexes_agree_with_a_scan(self, view: Any = None) -> None:
+        s, m = view or self.store, self.m
         assert [(i.kind, i.name, i.field, i.unique, i.entries) for i in s.indexes()] == [
             (k, n, f, u, m.entries(k, n)) for (k, n), (f, u) in sorted(m.indexes.items())]
         for (kind, name) in m.indexes:
@@ -510,8 +534,8 @@ class ModelMachine(RuleBasedStateMachine):
             t.abort()
 
     @invariant()
-    def events(self) -> None:
-        s, m = self.store, self.m
+    def events(self, view: Any = None) -> None:
+        s, m = view or self.store, self.m
         assert s.streams() == m.streams()
         for stream in ("e1", "e2"):
             evs = m.events.get(stream, {})
