@@ -62,6 +62,13 @@ QUERIES: dict[str, list[object]] = {"model": ["x", "y"], "slug": ["s1", "s2"],
                                     "label": [("k", "1"), ("k", "2")]}
 
 
+class Blob(bytes):
+    """A message's bytes; a large one shows as its size in a failing example."""
+
+    def __repr__(self) -> str:
+        return bytes.__repr__(self) if len(self) < 64 else f"<Agent of {len(self)} bytes>"
+
+
 @st.composite
 def agents(draw: Any) -> bytes:
     msg = Agent(model=draw(st.sampled_from(["", "x", "y"])))
@@ -70,7 +77,7 @@ def agents(draw: Any) -> bytes:
     if label is not None:
         msg.metadata.labels["k"] = label
     msg.instructions = draw(st.sampled_from(["", "i", "L" * BIG]))
-    return msg.SerializeToString()
+    return Blob(msg.SerializeToString())
 
 
 DATA = agents()
@@ -464,11 +471,20 @@ class ModelMachine(RuleBasedStateMachine):
                 got = {r.id: (r.revision, r.data) for r in h.iter_resources(kind)}
                 assert got == {i: v for (k, i), v in m.live.items() if k == kind}
         for kind in KINDS:
-            assert s.list_ids(kind) == id_order(i for (k, i) in m.live if k == kind)
+            ids = id_order(i for (k, i) in m.live if k == kind)
+            assert s.list_ids(kind) == ids
+            assert s.count(kind) == len(ids)
+            assert [s.exists(kind, i) for i in IDS] == [i in ids for i in IDS]
+            if ids:  # pages: ids strictly after, at most limit
+                assert [r.id for r in s.iter_resources(kind, after=ids[0], limit=2)] == ids[1:3]
         assert s.kinds() == sorted({k for k, _ in m.live})
+        assert s.stats().revision == m.rev
+        assert {k: v.count for k, v in s.stats().kinds.items()} == {
+            k: sum(1 for k2, _ in m.live if k2 == k) for k in {k for k, _ in m.live}}
         for key in [(k, i) for k in KINDS for i in IDS]:
             want = m.versions(key)
             assert [(r.revision, r.data) for r in s.history(*key)] == want, key
+            assert [r.revision for r in s.history(*key, limit=1)] == [r for r, _ in want[:1]]
             for rev, data in want:
                 assert s.get_record_at(*key, rev).data == data
             if key in m.live:
@@ -487,9 +503,26 @@ class ModelMachine(RuleBasedStateMachine):
         assert got(after, kinds=["V"]) == [e for e in want if e[2] == "V"]
         assert got(after, streams=["e1"]) == [e for e in want if e[4] == "e1"]
         assert got(after, limit=2) == want[:2]
+        assert got(after, kinds=["W"], streams=["e2"]) == [
+            e for e in want if e[2] == "W" or e[4] == "e2"]
         assert got(m.rev) == []
+        if m.rev % 4 == 0:  # watch(after=...) replays the same, then ends when idle
+            assert [(c.revision, c.op, c.kind, c.id, c.stream, c.seq)
+                    for c in s.watch(after=after, timeout=0.001)] == want
         revs = [e[0] for e in m.log]
         assert revs == sorted(revs) and set(revs) == set(range(1, m.rev + 1))
+        for older in range(max(0, m.rev - 2 * KEEP_CHANGES), after):
+            try:  # kept whole, or CompactedError: never a log with a hole
+                assert got(older) == [e for e in m.log if e[0] > older]
+            except CompactedError:
+                pass
+        last_put = {(c.kind, c.id, c.revision): c for c in s.changes(after) if c.op == "put"}
+        for (kind, id_, rev), c in last_put.items():  # a put's stamp is its version's
+            if m.live.get((kind, id_), (0,))[0] == rev:
+                assert c.updated_at == s.get_record(kind, id_).updated_at
+        for _, _, frozen in self.snaps:  # list at a snapshot, then read on: no gap
+            if frozen.rev >= after:
+                assert got(frozen.rev) == [e for e in m.log if e[0] > frozen.rev]
         if m.rev > 2 * KEEP_CHANGES:  # at most 2 x keep_changes revisions are kept
             try:
                 s.changes(m.rev - 2 * KEEP_CHANGES - 1)
@@ -541,6 +574,10 @@ class ModelMachine(RuleBasedStateMachine):
             evs = m.events.get(stream, {})
             got = s.read_events(stream)
             assert [(e.seq, e.data) for e in got] == sorted(evs.items())
+            seqs = sorted(evs)
+            if seqs:
+                assert [e.seq for e in s.read_events(stream, after=seqs[0], limit=1)] == seqs[1:2]
+                assert s.read_events(stream, Agent)[0].data == Agent.FromString(evs[seqs[0]])
             assert s.last_seq(stream) == m.last_seq(stream)
             # a seq, once appended, is never appended again (deleted or not)
             seen = self.seqs_seen.setdefault(stream, set())
