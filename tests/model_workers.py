@@ -11,6 +11,7 @@ returned none, e.g. a plain delete)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import sys
@@ -129,15 +130,11 @@ def main(path: str, seed: int, seconds: float, out_path: str) -> None:
             elif r < 0.97:
                 name, unique = rng.choice([("model", False), ("slug2", True)])
                 field = "model" if name == "model" else "metadata.slug"
-                try:
+                with contextlib.suppress(StoreError):  # a duplicate value, or there
                     s.create_index("W", name, field=field, msg_type=Agent, unique=unique)
-                except StoreError:
-                    pass
             else:
-                try:
+                with contextlib.suppress(NotFoundError):
                     s.drop_index("W", rng.choice(["model", "slug2"]))
-                except NotFoundError:
-                    pass
         except (AlreadyExistsError, ConflictError, NotFoundError, TransactionError):
             pass  # refused (a unique value, a create over a record, a lost race)
     s.close()
