@@ -129,7 +129,7 @@ int ps_xlock_open(ps_shared *sh, const char *dir)
             munmap(x, XLOCK_BYTES);
         return rc == EDQUOT ? ENOSPC : rc;
     }
-    sh->xlock = x;
+    __atomic_store_n(&sh->xlock, x, __ATOMIC_RELEASE);
     return PS_OK;
 }
 
