@@ -77,7 +77,8 @@ typedef struct ps_shared {
      * second lock by the same thread returns EDEADLK. */
     pthread_mutex_t write_mu;
     /* The writers' queue of all processes, taken after write_mu and before
-     * LMDB's writer mutex (ps_xlock.c); NULL in an env opened read-only. */
+     * LMDB's writer mutex (ps_xlock.c); mapped by the env's first writable
+     * handle (under write_mu once the env is open), NULL until then. */
     struct ps_xlock *xlock;
     /* Write commits since the last sweep of dead readers' slots (under
      * write_mu). */

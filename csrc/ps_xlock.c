@@ -103,10 +103,22 @@ int ps_xlock_open(ps_shared *sh, const char *dir)
         if (errno != EINTR)
             rc = errno;
     int locked = !rc;
-    if (!rc && fstat(fd, &st) != 0)
+    /* The marker, read without the map: a file without it (new, short,
+     * damaged, or left by an opener that died) is in nobody's use, and is
+     * written whole first, so every block of its page is allocated. */
+    uint64_t magic = 0;
+    int fresh = 0;
+    if (!rc) {
+        ssize_t n = pread(fd, &magic, sizeof magic, 0);
+        if (n < 0)
+            rc = errno;
+        fresh = n != (ssize_t)sizeof magic || magic != XLOCK_MAGIC;
+    }
+    if (!rc && !fresh && fstat(fd, &st) != 0)
         rc = errno;
-    int fresh = !rc && st.st_size < (off_t)XLOCK_BYTES;
-    if (fresh)
+    if (!rc && !fresh && st.st_size < (off_t)XLOCK_BYTES)
+        fresh = 1;
+    if (!rc && fresh)
         rc = xlock_fill(fd);
     struct ps_xlock *x = NULL;
     if (!rc) {
@@ -116,11 +128,8 @@ int ps_xlock_open(ps_shared *sh, const char *dir)
         else
             x = p;
     }
-    if (!rc && __atomic_load_n(&x->magic, __ATOMIC_ACQUIRE) != XLOCK_MAGIC) {
-        /* new, or its first opener died before it was ready: in nobody's
-         * use (writers use it only once `magic` is written) */
+    if (!rc && fresh)
         rc = xlock_init(x);
-    }
     if (locked)
         (void)flock(fd, LOCK_UN);
     close(fd); /* the map stays; no lock of LMDB's is on this file */
@@ -129,7 +138,7 @@ int ps_xlock_open(ps_shared *sh, const char *dir)
             munmap(x, XLOCK_BYTES);
         return rc == EDQUOT ? ENOSPC : rc;
     }
-    sh->xlock = x;
+    __atomic_store_n(&sh->xlock, x, __ATOMIC_RELEASE);
     return PS_OK;
 }
 
