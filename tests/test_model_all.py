@@ -51,7 +51,8 @@ KIND = st.sampled_from(KINDS)
 IDS = ["a", "a/1", "ab", "b"]
 ID = st.sampled_from(IDS)
 PREFIX = st.sampled_from(["", "a", "a/", "b", "x"])
-STREAM = st.sampled_from(["e1", "e2"])
+STREAM = st.sampled_from(["e1", "V"])  # a stream named as a kind stays apart from it
+STREAMS = ["e1", "V"]
 KEEP_CHANGES = 12
 BIG = 200_000  # a few of these outgrow the 64 KiB map the store opens with
 
@@ -371,7 +372,7 @@ class ModelMachine(RuleBasedStateMachine):
                 assert t.get_record_at(*key, rev).data == data
             if key in m.live:
                 assert t.get_record(*key).revision == m.live[key][0]
-        for stream in ("e1", "e2"):
+        for stream in STREAMS:
             assert [(e.seq, e.data) for e in t.read_events(stream)] == sorted(
                 m.events.get(stream, {}).items())
             assert t.last_seq(stream) == m.last_seq(stream)
@@ -479,8 +480,12 @@ class ModelMachine(RuleBasedStateMachine):
                 assert [r.id for r in s.iter_resources(kind, after=ids[0], limit=2)] == ids[1:3]
         assert s.kinds() == sorted({k for k, _ in m.live})
         assert s.stats().revision == m.rev
-        assert {k: v.count for k, v in s.stats().kinds.items()} == {
+        kinds = s.stats().kinds
+        assert {k: v.count for k, v in kinds.items()} == {
             k: sum(1 for k2, _ in m.live if k2 == k) for k in {k for k, _ in m.live}}
+        # every kind with records has its schema recorded (a rolled-back or
+        # refused first write of a kind must not leave it "known" unrecorded)
+        assert {v.type_name for v in kinds.values()} <= {Agent.DESCRIPTOR.full_name}
         for key in [(k, i) for k in KINDS for i in IDS]:
             want = m.versions(key)
             assert [(r.revision, r.data) for r in s.history(*key)] == want, key
@@ -503,8 +508,9 @@ class ModelMachine(RuleBasedStateMachine):
         assert got(after, kinds=["V"]) == [e for e in want if e[2] == "V"]
         assert got(after, streams=["e1"]) == [e for e in want if e[4] == "e1"]
         assert got(after, limit=2) == want[:2]
-        assert got(after, kinds=["W"], streams=["e2"]) == [
-            e for e in want if e[2] == "W" or e[4] == "e2"]
+        assert got(after, kinds=["W"], streams=["V"]) == [
+            e for e in want if e[2] == "W" or e[4] == "V"]
+        assert got(after, streams=["V"]) == [e for e in want if e[4] == "V"]
         assert got(m.rev) == []
         if m.rev % 4 == 0:  # watch(after=...) replays the same, then ends when idle
             assert [(c.revision, c.op, c.kind, c.id, c.stream, c.seq)
@@ -568,7 +574,7 @@ class ModelMachine(RuleBasedStateMachine):
     def events(self, view: Any = None) -> None:
         s, m = view or self.store, self.m
         assert s.streams() == m.streams()
-        for stream in ("e1", "e2"):
+        for stream in STREAMS:
             evs = m.events.get(stream, {})
             got = s.read_events(stream)
             assert [(e.seq, e.data) for e in got] == sorted(evs.items())
@@ -609,7 +615,7 @@ class ModelMachine(RuleBasedStateMachine):
             assert [(i.kind, i.name, i.entries) for i in snap.indexes()] == [
                 (k, n, frozen.entries(k, n)) for (k, n) in sorted(frozen.indexes)]
             assert snap.history_keep("V") == frozen.keep.get("V", 0)
-            for stream in ("e1", "e2"):
+            for stream in STREAMS:
                 assert [(e.seq, e.data) for e in snap.read_events(stream)] == sorted(
                     frozen.events.get(stream, {}).items())
                 assert snap.last_seq(stream) == frozen.last_seq(stream)
