@@ -113,6 +113,26 @@ def _check(path: Path, lines: list[dict[str, Any]]) -> None:
         s.close()
 
 
+def _snapshots_while(path: Path, procs: list[subprocess.Popen[bytes]]) -> int:
+    """While the writers run: each snapshot is one whole state of the log's
+    history (its records are the log replayed up to its revision, its indexes
+    equal a scan of its records), whatever the writers commit meanwhile."""
+    views = 0
+    s = Store(path, sync=False)
+    try:
+        while any(p.poll() is None for p in procs):
+            with s.snapshot() as snap:
+                recs = {(k, r.id): r.revision for k in ("V", "W") for r in snap.iter_resources(k)}
+                assert snap._run(False, check_indexes) == []
+                log = [c for c in s.changes(0) if c.revision <= snap.revision]
+                assert snap.revision == (log[-1].revision if log else 0)
+                assert recs == _replay(log)[0]
+                views += 1
+    finally:
+        s.close()
+    return views
+
+
 @pytest.mark.parametrize("mode", ["writemap", "pwrite"])
 def test_three_processes_leave_the_store_its_change_log_describes(
         tmp_path: Path, mode: str) -> None:
@@ -134,8 +154,10 @@ def test_three_processes_leave_the_store_its_change_log_describes(
     procs = [subprocess.Popen([sys.executable, str(HERE / "model_workers.py"), str(path),
                                str(i + 1), "2.5", str(out)], env=env)
              for i, out in enumerate(outs)]
+    views = _snapshots_while(path, procs)
     for p in procs:
         assert p.wait(timeout=120) == 0
+    assert views >= 3, views
     lines = [json.loads(x) for out in outs for x in out.read_text().splitlines()]
     assert len(lines) > 100
     _check(path, lines)
