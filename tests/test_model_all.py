@@ -630,9 +630,9 @@ class AsyncMachine(ModelMachine):
 
 
 _EXAMPLES = int(os.environ.get("PYSTORE_MODEL_EXAMPLES", "0"))
-for _machine in (ModelMachine, PwriteMachine, AsyncMachine):
+for _machine, _default in ((ModelMachine, 20), (PwriteMachine, 20), (AsyncMachine, 8)):
     _machine.TestCase.settings = settings(
-        max_examples=_EXAMPLES or 12,
+        max_examples=_EXAMPLES or _default,
         stateful_step_count=60 if _EXAMPLES else 25,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
