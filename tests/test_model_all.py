@@ -27,6 +27,7 @@ import shutil
 import tempfile
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -471,6 +472,18 @@ class ModelMachine(RuleBasedStateMachine):
             for kind in KINDS:
                 got = {r.id: (r.revision, r.data) for r in h.iter_resources(kind)}
                 assert got == {i: v for (k, i), v in m.live.items() if k == kind}
+                # the one-call reads of each handle (per-thread read contexts)
+                want = [m.live[kind, i][1] for i in id_order(i for (k, i) in m.live if k == kind)]
+                assert h.list_resources(kind) == want
+                assert [a.SerializeToString() for a in h.list_resources(kind, Agent)] == want
+                for i in IDS:
+                    if (kind, i) in m.live:
+                        assert h.get_bytes(kind, i) == m.live[kind, i][1]
+                        assert h.get_resource(kind, i, Agent).SerializeToString() == (
+                            m.live[kind, i][1])
+                    else:
+                        with pytest.raises(NotFoundError):
+                            h.get_bytes(kind, i)
         for kind in KINDS:
             ids = id_order(i for (k, i) in m.live if k == kind)
             assert s.list_ids(kind) == ids
