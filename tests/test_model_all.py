@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import io
 import os
 import shutil
 import tempfile
@@ -45,6 +46,7 @@ from pystore import (
 )
 from pystore._lmdb.indexcheck import check_indexes
 from pystore.aio import AsyncStore
+from pystore.cli import dump as dump_mod
 from pystore.samples.agent_pb2 import Agent
 
 KINDS = ["V", "W"]
@@ -447,6 +449,50 @@ class ModelMachine(RuleBasedStateMachine):
                 pass
         finally:
             bk.close()
+            shutil.rmtree(dest)
+
+    @rule(pwrite=st.booleans())
+    def dump_and_load(self, pwrite: bool) -> None:
+        """`pystore dump` of the store, loaded into a new store with a 64 KiB
+        map: its own revisions, but the records, kept versions (oldest
+        first), keep counts, indexes and event streams of the model."""
+        out = io.StringIO()
+        dump_mod.dump(self.store, out, progress=False)
+        m = self.m
+        dest = self.dir + "-load"
+        if pwrite:
+            os.environ["PYSTORE_WRITEMAP"] = "0"
+        try:
+            c = Store(dest, sync=False, map_size=1 << 16)
+        finally:
+            os.environ.pop("PYSTORE_WRITEMAP", None)
+        try:
+            dump_mod.load(c, io.StringIO(out.getvalue()))
+            for kind in KINDS:
+                assert {r.id: r.data for r in c.iter_resources(kind)} == {
+                    i: d for (k, i), (_, d) in m.live.items() if k == kind}
+                assert c.history_keep(kind) == m.keep.get(kind, 0)
+            for key in [(k, i) for k in KINDS for i in IDS]:
+                hist = c.history(*key)
+                assert [r.data for r in hist] == [d for _, d in m.versions(key)], key
+                revs = [r.revision for r in hist]
+                assert revs == sorted(revs, reverse=True) and len(set(revs)) == len(revs)
+            assert [(i.kind, i.name, i.field, i.unique, i.entries) for i in c.indexes()] == [
+                (k, n, f, u, m.entries(k, n)) for (k, n), (f, u) in sorted(m.indexes.items())]
+            for (kind, name) in m.indexes:
+                for q in QUERIES[name]:
+                    assert c.find_ids(kind, name, q) == m.find_ids(kind, name, q)
+            for stream in STREAMS:
+                assert [(e.seq, e.data) for e in c.read_events(stream)] == sorted(
+                    m.events.get(stream, {}).items())
+                assert c.last_seq(stream) == m.last_seq(stream)
+            t = c._begin(False)
+            try:
+                assert check_indexes(t) == []
+            finally:
+                t.abort()
+        finally:
+            c.close()
             shutil.rmtree(dest)
 
     @rule(map_size=st.sampled_from([None, 1 << 16]), sync=st.booleans())
