@@ -77,8 +77,10 @@ typedef struct ps_shared {
      * second lock by the same thread returns EDEADLK. */
     pthread_mutex_t write_mu;
     /* The writers' queue of all processes, taken after write_mu and before
-     * LMDB's writer mutex (ps_xlock.c); NULL in an env opened read-only. */
+     * LMDB's writer mutex (ps_xlock.c); NULL in an env opened read-only.
+     * xlock_fd: write.lock, open while it is mapped, with a shared flock. */
     struct ps_xlock *xlock;
+    int xlock_fd;
     /* Write commits since the last sweep of dead readers' slots (under
      * write_mu). */
     unsigned commits;

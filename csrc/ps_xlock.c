@@ -20,9 +20,11 @@
  * gets EOWNERDEAD and marks it consistent; what the dead writer was doing
  * is LMDB's to undo, as before.  The file is one page, written (so its
  * block is allocated: a full disk is an error at open, never SIGBUS in the
- * map) and initialised under an flock() by the first opener; `magic` is
- * written last, so a file without it was never in use and is initialised
- * again. */
+ * map).  Every process that maps it holds a shared flock() on it; the
+ * opener that finds none is alone and initialises the mutex afresh (see
+ * xlock_join: the page on disk may say "held" by a thread of a machine
+ * that stopped, or of the store a copy was taken from); `magic` is written
+ * last, so a file without it was never ready. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -68,11 +70,11 @@ static int xlock_init(struct ps_xlock *x)
     return rc;
 }
 
-/* Write the page of a new (or never initialised) file: allocated blocks. */
-static int xlock_fill(int fd)
+/* Write the page of a new (or never initialised) file from byte `done` on:
+ * allocated blocks. */
+static int xlock_fill(int fd, size_t done)
 {
     static const char zero[XLOCK_BYTES];
-    size_t done = 0;
     while (done < XLOCK_BYTES) {
         ssize_t n = pwrite(fd, zero + done, XLOCK_BYTES - done, (off_t)done);
         if (n < 0 && errno == EINTR)
@@ -82,6 +84,70 @@ static int xlock_fill(int fd)
         done += (size_t)n;
     }
     return PS_OK;
+}
+
+static int flock_retry(int fd, int op)
+{
+    while (flock(fd, op) != 0)
+        if (errno != EINTR)
+            return errno;
+    return PS_OK;
+}
+
+/* Map the page and join its users: a shared flock() held for as long as it
+ * is mapped.  An opener that gets the flock exclusively is alone, so no
+ * process uses the mutex and whatever it says is stale -- "held" by a thread
+ * of a machine that stopped (the page was written back while a writer held
+ * it) or of a live store it was copied from -- and it is initialised
+ * afresh, as LMDB does with lock.mdb.  Another opener waits in LOCK_SH for
+ * an initialising one (which converts its LOCK_EX to LOCK_SH when done) and
+ * then finds the marker; without it (its initialiser died), it tries again. */
+static int xlock_join(int fd, struct ps_xlock **out)
+{
+    for (int tries = 0;; tries++) {
+        int rc = flock_retry(fd, LOCK_EX | LOCK_NB);
+        int alone = rc == PS_OK;
+        if (rc == EWOULDBLOCK)
+            rc = flock_retry(fd, LOCK_SH);
+        if (rc)
+            return rc;
+        struct stat st;
+        rc = fstat(fd, &st) != 0 ? errno : PS_OK;
+        int whole = !rc && st.st_size >= (off_t)XLOCK_BYTES;
+        if (!rc && !whole && (alone || tries >= 100)) {
+            /* new (its block allocated before use), or cut short under
+             * its users (the rest of the page, theirs kept) */
+            rc = xlock_fill(fd, alone ? 0 : (size_t)st.st_size);
+            whole = !rc;
+        }
+        struct ps_xlock *x = NULL;
+        if (!rc && whole) {
+            void *p = mmap(NULL, XLOCK_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            if (p == MAP_FAILED)
+                rc = errno;
+            else
+                x = p;
+        }
+        int ready = x && __atomic_load_n(&x->magic, __ATOMIC_ACQUIRE) == XLOCK_MAGIC;
+        if (!rc && x && (alone || (!ready && tries >= 100))) {
+            /* (the last: a file damaged under its users; theirs is no
+             * better, and LMDB's mutex still decides who writes) */
+            rc = xlock_init(x);
+            ready = !rc;
+        }
+        if (!rc && alone)
+            rc = flock_retry(fd, LOCK_SH); /* not atomic: see above */
+        if (!rc && ready) {
+            *out = x;
+            return PS_OK;
+        }
+        if (x)
+            munmap(x, XLOCK_BYTES);
+        (void)flock(fd, LOCK_UN);
+        if (rc)
+            return rc;
+        usleep(1000); /* its initialiser died: no longer exclusive soon */
+    }
 }
 
 int ps_xlock_open(ps_shared *sh, const char *dir)
@@ -99,44 +165,24 @@ int ps_xlock_open(ps_shared *sh, const char *dir)
         rc = PS_ERR_UNSAFE_FILE;
     if (!rc && st.st_uid == geteuid())
         (void)fchmod(fd, 0600);
-    while (!rc && flock(fd, LOCK_EX) != 0)
-        if (errno != EINTR)
-            rc = errno;
-    int locked = !rc;
-    if (!rc && fstat(fd, &st) != 0)
-        rc = errno;
-    int fresh = !rc && st.st_size < (off_t)XLOCK_BYTES;
-    if (fresh)
-        rc = xlock_fill(fd);
     struct ps_xlock *x = NULL;
-    if (!rc) {
-        void *p = mmap(NULL, XLOCK_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        if (p == MAP_FAILED)
-            rc = errno;
-        else
-            x = p;
-    }
-    if (!rc && __atomic_load_n(&x->magic, __ATOMIC_ACQUIRE) != XLOCK_MAGIC) {
-        /* new, or its first opener died before it was ready: in nobody's
-         * use (writers use it only once `magic` is written) */
-        rc = xlock_init(x);
-    }
-    if (locked)
-        (void)flock(fd, LOCK_UN);
-    close(fd); /* the map stays; no lock of LMDB's is on this file */
+    if (!rc)
+        rc = xlock_join(fd, &x);
     if (rc) {
-        if (x)
-            munmap(x, XLOCK_BYTES);
+        close(fd);
         return rc == EDQUOT ? ENOSPC : rc;
     }
     sh->xlock = x;
+    sh->xlock_fd = fd; /* its shared flock: "in use" (xlock_join) */
     return PS_OK;
 }
 
 void ps_xlock_close(ps_shared *sh)
 {
-    if (sh->xlock)
+    if (sh->xlock) {
         munmap(sh->xlock, XLOCK_BYTES);
+        close(sh->xlock_fd); /* and with it the shared flock */
+    }
     sh->xlock = NULL;
 }
 
