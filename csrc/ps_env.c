@@ -367,14 +367,8 @@ static int shared_open(ps_shared *sh, const char *path, unsigned flags,
         mdb_filehandle_t fd;
         sh->cow_fs = mdb_env_get_fd(sh->mdb, &fd) == 0 && ps_fs_cow(fd);
     }
-    if (!rc && !mdb_ro) {
-        /* the writers' queue (ps_xlock.c); a read-only handle reads
-         * without it, and this process's writers then queue in LMDB's
-         * mutex alone, as a store of an older pystore did */
-        int xrc = ps_xlock_open(sh, path);
-        if (xrc && !readonly)
-            rc = xrc;
-    }
+    if (!rc && !readonly)
+        rc = ps_xlock_open(sh, path); /* the writers' queue (ps_xlock.c) */
     if (rc) {
         rc = ps_space_errno(NULL, path, rc); /* a new store on a full disk */
         if (sh->mdb)
@@ -445,6 +439,16 @@ static int open_handle(ps_env *e, const char *path, uint64_t map_size,
             sh = NULL; /* freed by ps_shared_opened */
     } else if (!rc && !e->readonly && sh->mdb_readonly) {
         rc = PS_ERR_SHARED_READONLY;
+    } else if (!rc && !e->readonly && __atomic_load_n(&sh->xlock, __ATOMIC_ACQUIRE) == NULL) {
+        /* the env's first handle was read-only, which never opens the
+         * writers' queue: the first writable one does (or fails as it
+         * would alone).  Under write_mu, which every user of sh->xlock
+         * holds; no writer of this process can hold it long (none has
+         * been opened). */
+        pthread_mutex_lock(&sh->write_mu);
+        if (sh->xlock == NULL)
+            rc = ps_xlock_open(sh, path);
+        pthread_mutex_unlock(&sh->write_mu);
     }
     if (!rc) {
         e->sh = sh;

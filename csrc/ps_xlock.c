@@ -172,8 +172,8 @@ int ps_xlock_open(ps_shared *sh, const char *dir)
         close(fd);
         return rc == EDQUOT ? ENOSPC : rc;
     }
-    sh->xlock = x;
     sh->xlock_fd = fd; /* its shared flock: "in use" (xlock_join) */
+    __atomic_store_n(&sh->xlock, x, __ATOMIC_RELEASE); /* (open_handle) */
     return PS_OK;
 }
 

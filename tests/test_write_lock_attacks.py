@@ -131,3 +131,137 @@ def test_a_write_lock_in_use_is_not_initialised_again_by_the_next_opener(
         _end(holder)
     with Store(path, readonly=True) as s:
         assert s.count("A") == 0
+
+
+# ---- read-only and writable opens of one store in one process -------------
+
+
+def test_a_read_only_open_never_makes_the_write_lock(tmp_path: Path) -> None:
+    """durability.md / format.md: "a read-only open never makes or opens it"
+    -- also where this user could write the store (the env is then opened
+    writable, to be shared with a writable Store of the process later)."""
+    path = tmp_path / "s"
+    with Store(path) as s:
+        s.save_resource("A", "1", Agent())
+    (path / "write.lock").unlink()
+    with Store(path, readonly=True) as s:
+        assert s.list_ids("A") == ["1"]
+        assert not (path / "write.lock").exists()
+        # a writable Store of the same process (one shared env) makes it
+        # and queues: a wait for another process's transaction ends on Ctrl-C
+        with Store(path) as w:
+            assert (path / "write.lock").stat().st_size == 4096
+            w.save_resource("A", "2", Agent())
+    assert not (path / "lock.mdb").is_symlink()
+
+
+def test_a_writable_store_opened_after_a_read_only_one_queues(tmp_path: Path) -> None:
+    """A process that opened the store read-only first, then writable: its
+    writer waits for another process's transaction in the queue, so Ctrl-C
+    ends the wait (not in LMDB's mutex, where it would wait for the holder)."""
+    path = tmp_path / "s"
+    Store(path).close()
+    (path / "write.lock").unlink()
+    holder = _hold(path)
+    code = (f"from pystore import Store\nfrom pystore.samples.agent_pb2 import Agent\n"
+            f"r = Store({str(path)!r}, readonly=True)\n"
+            f"with Store({str(path)!r}, sync=False) as s:\n"
+            f"    print('open', flush=True)\n"
+            f"    try:\n"
+            f"        s.save_resource('A', 'x', Agent())\n"
+            f"    except KeyboardInterrupt:\n"
+            f"        print('interrupted', flush=True)\n")
+    w = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert w.stdout is not None and w.stdout.readline() == "open\n"
+        time.sleep(0.3)
+        assert w.poll() is None
+        w.send_signal(signal.SIGINT)
+        try:
+            w.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pytest.fail("Ctrl-C did not end the wait: the writable Store did not queue")
+        assert w.stdout.read() == "interrupted\n"
+    finally:
+        _end(w)  # type: ignore[arg-type]
+        _end(holder)
+
+
+@pytest.fixture
+def full_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A store on a small tmpfs that is then filled, its write.lock gone (a
+    store made before write.lock existed, or restored without it)."""
+    mnt = tmp_path / "mnt"
+    mount_fs(["-t", "tmpfs", "-o", "size=4m", "tmpfs"], mnt)
+    try:
+        path = mnt / "s"
+        with Store(path, sync=False) as s:
+            s.save_resource("A", "kept", Agent(model="m"))
+        (path / "write.lock").unlink()
+        fill_fs(mnt)
+        yield path
+    finally:
+        umount_fs(mnt)
+
+
+def test_a_full_disk_fails_a_writable_open_and_a_reader_still_reads(full_tmpfs: Path) -> None:
+    path = full_tmpfs
+    with pytest.raises(StorageFullError):
+        Store(path)
+    assert not (path / "write.lock").exists() or (path / "write.lock").stat().st_size in (0, 4096)
+    with Store(path, readonly=True) as s:
+        assert s.get_resource("A", "kept", Agent).model == "m"
+        # the same open, writable, in the same process: the same error
+        with pytest.raises(StorageFullError):
+            Store(path)
+        assert s.get_resource("A", "kept", Agent).model == "m"
+    (path.parent / "filler").unlink()
+    with Store(path) as s:  # space again: the queue is made
+        s.save_resource("A", "new", Agent())
+    assert (path / "write.lock").stat().st_size == 4096
+
+
+# ---- a write.lock this user may not open ----------------------------------
+
+
+def _unprivileged() -> list[str]:
+    """argv prefix: root without the capabilities that override file modes."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("root without setpriv(1): cannot run as an unprivileged user")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
+
+
+def test_a_write_lock_the_writer_may_not_open_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "s"
+    with Store(path) as s:
+        s.save_resource("A", "1", Agent())
+    wl = path / "write.lock"
+    os.chown(wl, 65534, 65534)
+    os.chmod(wl, 0)
+    code = textwrap.dedent(f"""
+        import errno
+        from pystore import Store, StoreOSError
+        from pystore.samples.agent_pb2 import Agent
+        path = {str(path)!r}
+        for first_read_only in (False, True):
+            r = Store(path, readonly=True) if first_read_only else None
+            try:
+                Store(path)
+            except StoreOSError as e:
+                assert e.errno == errno.EACCES, e
+                assert "write.lock" in str(e) or "ermission" in str(e), str(e)
+                print("refused", flush=True)
+            else:
+                print("opened", flush=True)
+            if r is not None:
+                assert r.list_ids("A") == ["1"]
+                r.close()
+        with Store(path, readonly=True) as s:
+            print(s.list_ids("A"), flush=True)
+    """)
+    p = subprocess.run([*_unprivileged(), sys.executable, "-c", code], capture_output=True,
+                       text=True, timeout=60, cwd=HERE)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "refused\nrefused\n['1']\n"
