@@ -265,3 +265,277 @@ def test_a_write_lock_the_writer_may_not_open_is_a_clear_error(tmp_path: Path) -
                        text=True, timeout=60, cwd=HERE)
     assert p.returncode == 0, p.stderr
     assert p.stdout == "refused\nrefused\n['1']\n"
+
+
+# ---- threads and processes that end or fork holding the queue -------------
+
+
+def _run(code: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=timeout, cwd=HERE)
+
+
+def test_a_thread_that_ends_inside_its_transaction_does_not_stop_other_processes(
+    tmp_path: Path,
+) -> None:
+    """A thread that returns with its Transaction open (never exited): both
+    robust mutexes -- write.lock's and LMDB's -- are its dead thread's, so
+    another process takes both over and writes; the dead thread's write is
+    never committed.  In its own process the store's write lock stays with
+    the dead thread (as before write.lock): a write there waits, in slices,
+    and Ctrl-C ends that wait."""
+    path = tmp_path / "s"
+    Store(path).close()
+    code = f"""
+        import signal, subprocess, sys, threading, time
+        from pystore import Store
+        from pystore.samples.agent_pb2 import Agent
+        s = Store({str(path)!r}, sync=False)
+        kept = []
+        def leave_it_open():
+            t = s.transaction().__enter__()
+            t.save_resource("A", "never", Agent())
+            kept.append(t)  # the thread ends holding it
+        th = threading.Thread(target=leave_it_open)
+        th.start()
+        th.join()
+        other = ("from pystore import Store\\nfrom pystore.samples.agent_pb2 import Agent\\n"
+                 "with Store({str(path)!r}, sync=False) as s:\\n"
+                 "    s.save_resource('A', 'other', Agent())\\n"
+                 "    print(s.list_ids('A'))\\n")
+        p = subprocess.run([sys.executable, "-c", other], capture_output=True, text=True,
+                           timeout=15)
+        print(p.returncode, p.stdout.strip(), flush=True)
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        signal.signal(signal.SIGALRM, lambda *a: signal.raise_signal(signal.SIGINT))
+        t0 = time.monotonic()
+        try:
+            s.save_resource("A", "mine", Agent())
+            print("wrote", flush=True)
+        except KeyboardInterrupt:
+            print("interrupted", time.monotonic() - t0 < 10, flush=True)
+        import os
+        os._exit(0)
+    """
+    p = _run(code)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["0 ['other']", "interrupted True"]
+    with Store(path) as s:  # and a later writer, in a new process
+        s.save_resource("A", "later", Agent())
+        assert s.list_ids("A") == ["later", "other"]
+
+
+def test_fork_while_another_thread_holds_the_write_lock(tmp_path: Path) -> None:
+    """The child of a fork() made while a thread of the parent holds the
+    store's write transaction: the inherited Store refuses (ForkedError); a
+    Store the child opens queues behind the parent's transaction (Ctrl-C
+    ends that wait), then writes once the parent commits."""
+    path = tmp_path / "s"
+    Store(path).close()
+    code = f"""
+        import os, signal, threading, time
+        from pystore import ForkedError, Store
+        from pystore.samples.agent_pb2 import Agent
+        path = {str(path)!r}
+        s = Store(path, sync=False)
+        held, release = threading.Event(), threading.Event()
+        def hold():
+            with s.transaction() as t:
+                t.save_resource("A", "parent", Agent())
+                held.set()
+                release.wait(30)
+        th = threading.Thread(target=hold)
+        th.start()
+        held.wait(10)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                try:
+                    s.save_resource("A", "inherited", Agent())
+                    code |= 1
+                except ForkedError:
+                    pass
+                with Store(path, sync=False) as c:
+                    signal.setitimer(signal.ITIMER_REAL, 0.3)
+                    signal.signal(signal.SIGALRM,
+                                  lambda *a: signal.raise_signal(signal.SIGINT))
+                    try:
+                        c.save_resource("A", "child", Agent())
+                        code |= 2  # written while the parent held the lock
+                    except KeyboardInterrupt:
+                        pass
+                    os.write(w, b"x")  # now let the parent commit
+                    c.save_resource("A", "child", Agent())
+                    if "parent" not in c.list_ids("A"):
+                        code |= 4
+            except BaseException as e:
+                print("child:", repr(e), flush=True)
+                code |= 8
+            os._exit(code)
+        os.read(r, 1)
+        release.set()
+        th.join()
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status), sorted(s.list_ids("A")), flush=True)
+        s.close()
+    """
+    p = _run(code)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().splitlines()[-1] == "0 ['child', 'parent']", p.stdout
+
+
+def test_multiprocessing_fork_children_write_through_the_queue(tmp_path: Path) -> None:
+    """multiprocessing with the fork start method, the parent's Store open:
+    each child opens its own Store; every increment lands exactly once."""
+    path = tmp_path / "s"
+    with Store(path) as s:
+        s.save_resource("C", "n", Agent(model="0"))
+    code = f"""
+        import multiprocessing as mp
+        from pystore import Store
+        from pystore.samples.agent_pb2 import Agent
+        path = {str(path)!r}
+        def work(_):
+            with Store(path, sync=False) as c:
+                for _ in range(40):
+                    with c.transaction() as t:
+                        n = int(t.get_resource("C", "n", Agent).model)
+                        t.save_resource("C", "n", Agent(model=str(n + 1)))
+            return 0
+        if __name__ == "__main__":
+            s = Store(path, sync=False)
+            with s.transaction() as t:  # the parent writes too, before and after
+                t.save_resource("P", "1", Agent())
+            with mp.get_context("fork").Pool(3) as pool:
+                assert pool.map(work, range(3)) == [0, 0, 0]
+            work(0)
+            print(s.get_resource("C", "n", Agent).model)
+            s.close()
+    """
+    p = _run(code, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == str(4 * 40)
+
+
+def test_ctrl_c_storm_on_a_waiting_writer_loses_and_leaks_nothing(tmp_path: Path) -> None:
+    """Two processes x 2 threads increment a counter in transactions while a
+    third process's writer is sent SIGINT every few ms: every increment
+    lands once, every write the victim saw acknowledged is there, nobody
+    hangs (an interrupt that leaked the queue would stop every writer), and
+    the store verifies."""
+    path = tmp_path / "s"
+    with Store(path) as s:
+        s.save_resource("C", "n", Agent(model="0"))
+    stop = tmp_path / "stop"
+    worker = textwrap.dedent(f"""
+        import threading
+        from pystore import Store
+        from pystore.samples.agent_pb2 import Agent
+        with Store({str(path)!r}, sync=False) as s:
+            def work():
+                for _ in range(120):
+                    with s.transaction() as t:
+                        n = int(t.get_resource("C", "n", Agent).model)
+                        t.save_resource("C", "n", Agent(model=str(n + 1)))
+            ts = [threading.Thread(target=work) for _ in range(2)]
+            [t.start() for t in ts]
+            [t.join() for t in ts]
+    """)
+    victim = textwrap.dedent(f"""
+        import json, os, sys
+        from pystore import Store
+        from pystore.samples.agent_pb2 import Agent
+        acked, hits = [], 0
+        s = Store({str(path)!r}, sync=False)
+        print("ready", flush=True)
+        i = 0
+        def step():
+            global i
+            i += 1
+            if i % 2:
+                s.save_resource("V", str(i), Agent(model=str(i)))
+            else:
+                with s.transaction() as t:
+                    t.save_resource("V", str(i), Agent(model=str(i)))
+            acked.append(i)
+        def loop():
+            global hits
+            while not os.path.exists({str(stop)!r}):
+                try:
+                    step()
+                except KeyboardInterrupt:
+                    hits += 1
+        while True:  # (an interrupt may land anywhere, also in a handler)
+            try:
+                loop()
+                break
+            except KeyboardInterrupt:
+                hits += 1
+        import signal
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        s.close()
+        print(json.dumps([acked, hits, i]), flush=True)
+    """)
+    v = subprocess.Popen([sys.executable, "-c", victim], stdout=subprocess.PIPE, text=True)
+    assert v.stdout is not None and v.stdout.readline() == "ready\n"
+    workers = [subprocess.Popen([sys.executable, "-c", worker]) for _ in range(2)]
+    try:
+        import random
+        rnd = random.Random(12)
+        deadline = time.monotonic() + 60
+        while any(w.poll() is None for w in workers):
+            assert time.monotonic() < deadline, "the writers hung"
+            v.send_signal(signal.SIGINT)
+            time.sleep(rnd.uniform(0.002, 0.03))
+        assert [w.returncode for w in workers] == [0, 0]
+        stop.touch()
+        out, _ = v.communicate(timeout=30)
+        assert v.returncode == 0
+        acked, hits, tried = __import__("json").loads(out.strip().splitlines()[-1])
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+            w.wait(timeout=30)
+        if v.poll() is None:
+            v.kill()
+            v.wait(timeout=30)
+    assert hits > 0  # the storm reached it
+    with Store(path, readonly=True) as s:
+        assert s.get_resource("C", "n", Agent).model == str(2 * 2 * 120)
+        got = {int(i) for i in s.list_ids("V")}
+        assert set(acked) <= got <= set(range(1, tried + 1))
+    pystore = Path(sys.executable).parent / "pystore"
+    r = subprocess.run([str(pystore), "verify", str(path)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_backup_and_load_while_another_process_holds_the_write_lock(tmp_path: Path) -> None:
+    """A backup reads (it never queues for the writers' lock), its copy has no
+    write.lock and opens writable; `pystore load` makes a new store's own."""
+    path = tmp_path / "s"
+    with Store(path) as s:
+        s.save_resource("A", "1", Agent(model="m"))
+    holder = _hold(path)
+    try:
+        with Store(path, sync=False) as s:
+            s.backup(tmp_path / "bk")
+        pystore = str(Path(sys.executable).parent / "pystore")
+        dump = subprocess.run([pystore, "dump", str(path), "-o", str(tmp_path / "d.jsonl")],
+                              capture_output=True, text=True, timeout=30)
+        assert dump.returncode == 0, dump.stderr
+        load = subprocess.run([pystore, "load", str(tmp_path / "loaded"),
+                               str(tmp_path / "d.jsonl")], capture_output=True, text=True,
+                              timeout=30)
+        assert load.returncode == 0, load.stderr
+    finally:
+        _end(holder)
+    assert not (tmp_path / "bk" / "write.lock").exists()
+    for copy in (tmp_path / "bk", tmp_path / "loaded"):
+        with Store(copy) as c:
+            assert c.get_resource("A", "1", Agent).model == "m" and c.count("Held") == 0
+            c.save_resource("A", "2", Agent())
+        assert (copy / "write.lock").stat().st_size == 4096
