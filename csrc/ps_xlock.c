@@ -150,6 +150,20 @@ static int xlock_join(int fd, struct ps_xlock **out)
     }
 }
 
+/* Root opening another user's store makes write.lock root's (or finds it
+ * root's, made so before): it goes to data.mdb's owner, or that user could
+ * never write the store again (data.mdb and lock.mdb keep their owner). */
+static void xlock_own(int fd, const struct stat *st, const char *dir)
+{
+    char data[4096];
+    struct stat ds;
+    if (geteuid() != 0 || st->st_uid != 0 ||
+        ps_path_join(data, sizeof data, dir, "data.mdb") != PS_OK ||
+        lstat(data, &ds) != 0 || !S_ISREG(ds.st_mode) || ds.st_uid == 0)
+        return;
+    (void)fchown(fd, ds.st_uid, ds.st_gid);
+}
+
 int ps_xlock_open(ps_shared *sh, const char *dir)
 {
     char path[4096];
@@ -161,10 +175,12 @@ int ps_xlock_open(ps_shared *sh, const char *dir)
         return errno == ELOOP ? PS_ERR_UNSAFE_FILE : errno;
     struct stat st;
     rc = fstat(fd, &st) != 0 ? errno : PS_OK;
-    if (!rc && !S_ISREG(st.st_mode))
-        rc = PS_ERR_UNSAFE_FILE;
+    if (!rc && (!S_ISREG(st.st_mode) || st.st_nlink > 1))
+        rc = PS_ERR_UNSAFE_FILE; /* a hard link: we would write another file */
     if (!rc && st.st_uid == geteuid())
         (void)fchmod(fd, 0600);
+    if (!rc)
+        xlock_own(fd, &st, dir);
     struct ps_xlock *x = NULL;
     if (!rc)
         rc = xlock_join(fd, &x);

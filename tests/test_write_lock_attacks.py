@@ -539,3 +539,75 @@ def test_backup_and_load_while_another_process_holds_the_write_lock(tmp_path: Pa
             assert c.get_resource("A", "1", Agent).model == "m" and c.count("Held") == 0
             c.save_resource("A", "2", Agent())
         assert (copy / "write.lock").stat().st_size == 4096
+
+
+def _as_user(uid: int) -> list[str]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run as another user")
+    if shutil.which("setpriv") is None:
+        pytest.skip("root without setpriv(1): cannot run as another user")
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+
+
+@pytest.fixture
+def users_store() -> Iterator[Path]:
+    """A store of user 65534 made before write.lock existed (it has none),
+    in a directory that user can reach."""
+    import tempfile
+    top = Path(tempfile.mkdtemp(prefix="pystore-xlock-", dir="/tmp"))
+    try:
+        top.chmod(0o755)
+        path = top / "s"
+        path.mkdir(mode=0o700)
+        os.chown(path, 65534, 65534)
+        code = (f"from pystore import Store\nfrom pystore.samples.agent_pb2 import Agent\n"
+                f"with Store({str(path)!r}) as s: s.save_resource('A', 'u', Agent())\n")
+        p = subprocess.run([*_as_user(65534), sys.executable, "-c", code], capture_output=True,
+                           text=True, timeout=60, cwd=HERE)
+        if p.returncode != 0:
+            pytest.skip(f"cannot run as user 65534: {p.stderr.strip()[-300:]}")
+        (path / "write.lock").unlink()
+        yield path
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def test_root_writing_a_users_store_leaves_it_writable_by_its_owner(users_store: Path) -> None:
+    """An administrator (root) writes a user's store -- e.g. `sudo pystore
+    load` -- made before write.lock existed: the write.lock it makes must not
+    be root's 0600 file, or the store's own user could never write again
+    (data.mdb and lock.mdb keep their owner, as they always did)."""
+    path = users_store
+    with Store(path) as s:
+        s.save_resource("A", "root", Agent())
+    st = (path / "write.lock").stat()
+    data = (path / "data.mdb").stat()
+    assert (st.st_uid, st.st_gid) == (data.st_uid, data.st_gid) == (65534, 65534)
+    assert st.st_mode & 0o777 == 0o600
+    code = (f"from pystore import Store\nfrom pystore.samples.agent_pb2 import Agent\n"
+            f"with Store({str(path)!r}) as s:\n"
+            f"    s.save_resource('A', 'u2', Agent())\n"
+            f"    print(s.list_ids('A'))\n")
+    p = subprocess.run([*_as_user(65534), sys.executable, "-c", code], capture_output=True,
+                       text=True, timeout=60, cwd=HERE)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.strip() == "['root', 'u', 'u2']"
+
+
+def test_a_hard_link_as_write_lock_is_refused(tmp_path: Path) -> None:
+    """write.lock is written (its page, its mutex) and chmod-ed by whoever
+    opens the store: a hard link planted in its place must not make an
+    opener write another file of its own."""
+    path = tmp_path / "s"
+    Store(path).close()
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious\n")
+    victim.chmod(0o644)
+    (path / "write.lock").unlink()
+    os.link(victim, path / "write.lock")
+    from pystore import UnsafePathError
+    with pytest.raises(UnsafePathError):
+        Store(path)
+    assert victim.read_bytes() == b"precious\n" and victim.stat().st_mode & 0o777 == 0o644
+    with Store(path, readonly=True) as s:  # a reader never opens it
+        assert s.count("A") == 0
