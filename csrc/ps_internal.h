@@ -256,7 +256,8 @@ void ps_txn_log_unstripped(ps_txn *txn, const char *raw, size_t raw_len,
 pid_t ps_getpid(void);
 
 /* ps_xlock.c: the writers' queue in `write.lock` (see there).  open maps
- * it into sh (a writable env), close unmaps it (no txn live); take waits
+ * it into sh (a writable env), close unmaps it (with sh's memory: no handle
+ * is left, so no writer of a closed handle still waits in it); take waits
  * until `until` (CLOCK_REALTIME; NULL: for as long as it takes) and gives
  * PS_ERR_WAIT_AGAIN when that passes; give releases it (the taking thread). */
 struct timespec;

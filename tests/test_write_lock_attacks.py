@@ -100,6 +100,42 @@ def test_a_store_copied_while_a_writer_held_it_is_writable(tmp_path: Path) -> No
         assert s.list_ids("A") == ["before", "in-copy"]
 
 
+def test_openers_racing_on_a_stale_write_lock_all_write(tmp_path: Path) -> None:
+    """Six processes open (and close) the store over and over at once, its
+    write.lock left "held" on disk: whoever finds itself alone initialises
+    it, the rest wait for that and use it; each increment lands once."""
+    path = tmp_path / "s"
+    with Store(path) as s:
+        s.save_resource("C", "n", Agent(model="0"))
+    holder = _hold(path)
+    try:
+        on_disk = (path / "write.lock").read_bytes()
+    finally:
+        _end(holder)
+    with open(path / "write.lock", "r+b") as f:
+        f.write(on_disk)
+    code = textwrap.dedent(f"""
+        from pystore import Store
+        from pystore.samples.agent_pb2 import Agent
+        for _ in range(8):
+            with Store({str(path)!r}, sync=False) as s:
+                with s.transaction() as t:
+                    n = int(t.get_resource("C", "n", Agent).model)
+                    t.save_resource("C", "n", Agent(model=str(n + 1)))
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(6)]
+    try:
+        for p in procs:
+            assert p.wait(timeout=60) == 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    with Store(path, readonly=True) as s:
+        assert s.get_resource("C", "n", Agent).model == str(6 * 8)
+
+
 def test_a_write_lock_in_use_is_not_initialised_again_by_the_next_opener(
     tmp_path: Path,
 ) -> None:
@@ -611,3 +647,49 @@ def test_a_hard_link_as_write_lock_is_refused(tmp_path: Path) -> None:
     assert victim.read_bytes() == b"precious\n" and victim.stat().st_mode & 0o777 == 0o644
     with Store(path, readonly=True) as s:  # a reader never opens it
         assert s.count("A") == 0
+
+
+def test_closing_a_store_while_its_writer_waits_for_another_process(tmp_path: Path) -> None:
+    """Store.close() from one thread while another thread's write waits in
+    the queue for another process's transaction: the write ends with
+    StoreClosedError within a slice, and when the other process lets go
+    nothing touches write.lock's unmapped page (this was a SIGSEGV), the
+    queue is not left held, and the thread's other stores still write."""
+    path = tmp_path / "s"
+    Store(path).close()
+    holder = _hold(path)
+    code = f"""
+        import os, signal, threading, time
+        from pystore import Store
+        from pystore.samples.agent_pb2 import Agent
+        s = Store({str(path)!r}, sync=False)
+        got = []
+        def write():
+            try:
+                s.save_resource("A", "w", Agent())
+                got.append("wrote")
+            except Exception as e:
+                got.append(type(e).__name__)
+            with Store({str(tmp_path / "other")!r}) as o:  # robust mutexes of LMDB's
+                o.save_resource("B", "1", Agent())
+            got.append("other")
+        th = threading.Thread(target=write)
+        th.start()
+        time.sleep(0.3)
+        s.close()
+        os.kill({holder.pid}, signal.SIGKILL)  # within the writer's slice: it wakes
+        th.join(5)
+        print(got, flush=True)
+        time.sleep(0.3)
+        with Store({str(tmp_path / "other")!r}) as o:
+            o.save_resource("B", "2", Agent())
+        print("alive", flush=True)
+    """
+    try:
+        p = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                           text=True, cwd=HERE, timeout=60)
+    finally:
+        _end(holder)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout == "['StoreClosedError', 'other']\nalive\n"
+    _write_in_another_process(path, "after")  # the queue was given back
