@@ -693,3 +693,32 @@ def test_closing_a_store_while_its_writer_waits_for_another_process(tmp_path: Pa
     assert p.returncode == 0, p.stderr[-3000:]
     assert p.stdout == "['StoreClosedError', 'other']\nalive\n"
     _write_in_another_process(path, "after")  # the queue was given back
+
+
+def test_truncating_write_lock_under_a_live_store_is_no_worse_than_lock_mdb(
+    tmp_path: Path,
+) -> None:
+    """format.md: both files are mapped shared memory, so cutting either to
+    0 bytes under a process that has the store open crashes its next write
+    with SIGBUS (only the store's owner or root can: the directory is 0700);
+    write.lock adds no new way to crash a process."""
+    code = textwrap.dedent("""
+        import os, sys
+        from pystore import Store
+        from pystore.samples.agent_pb2 import Agent
+        which, path = sys.argv[1], sys.argv[2]
+        s = Store(path, sync=False)
+        s.save_resource("A", "1", Agent())
+        os.truncate(os.path.join(path, which), 0)
+        s.save_resource("A", "2", Agent())
+    """)
+    rcs = {}
+    for which in ("lock.mdb", "write.lock"):
+        p = subprocess.run([sys.executable, "-c", code, which, str(tmp_path / which)],
+                           capture_output=True, text=True, timeout=60, cwd=HERE)
+        rcs[which] = p.returncode
+    assert rcs["write.lock"] == rcs["lock.mdb"] == -signal.SIGBUS
+    for which in ("lock.mdb", "write.lock"):  # and the next opener mends it
+        with Store(tmp_path / which) as s:
+            s.save_resource("A", "3", Agent())
+            assert s.list_ids("A") == ["1", "3"]
