@@ -207,8 +207,7 @@ void ps_shared_release(ps_shared *sh)
     if (sh->mdb)
         mdb_env_close(sh->mdb);
     sh->mdb = NULL;
-    /* (write.lock stays mapped until the memory goes: a writer of a closed
-     * handle may still wait in its mutex, and gives it back) */
+    ps_xlock_close(sh); /* (unmapped by its last user if one is inside) */
     int gone = sh->handles == 0;
     pthread_mutex_unlock(&reg_mu);
     if (gone)

@@ -193,30 +193,63 @@ int ps_xlock_open(ps_shared *sh, const char *dir)
     return PS_OK;
 }
 
-void ps_xlock_close(ps_shared *sh)
+/* The page is unmapped (and the flock dropped) once the env is closed and
+ * no thread is inside take..give: a writer of a closed handle may still
+ * wait in the mutex (it waits before it enters the gate) or hold it after
+ * leaving the gate.  `users` counts those threads; close sets `closing`
+ * and unmaps only with no user left, else the last user does.  (Both sides
+ * write their variable, then read the other's, sequentially consistent:
+ * either close sees the user, or the user sees `closing` and keeps off
+ * the page -- no transaction can begin in a closed env anyway.) */
+static void xlock_unmap(ps_shared *sh)
 {
-    if (sh->xlock) {
-        munmap(sh->xlock, XLOCK_BYTES);
+    struct ps_xlock *x = __atomic_exchange_n(&sh->xlock, NULL, __ATOMIC_SEQ_CST);
+    if (x) {
+        munmap(x, XLOCK_BYTES);
         close(sh->xlock_fd); /* and with it the shared flock */
     }
-    sh->xlock = NULL;
 }
 
+static void xlock_leave(ps_shared *sh)
+{
+    if (__atomic_sub_fetch(&sh->xlock_users, 1, __ATOMIC_SEQ_CST) == 0 &&
+        __atomic_load_n(&sh->xlock_closing, __ATOMIC_SEQ_CST))
+        xlock_unmap(sh);
+}
+
+void ps_xlock_close(ps_shared *sh)
+{
+    __atomic_store_n(&sh->xlock_closing, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&sh->xlock_users, __ATOMIC_SEQ_CST) == 0)
+        xlock_unmap(sh);
+}
+
+/* Under write_mu (lock_writer); `xlock_held` (also under it) tells give. */
 int ps_xlock_take(ps_shared *sh, const struct timespec *until)
 {
-    struct ps_xlock *x = sh->xlock;
-    if (x == NULL)
-        return PS_OK; /* an env opened without it: LMDB's mutex alone */
+    __atomic_add_fetch(&sh->xlock_users, 1, __ATOMIC_SEQ_CST);
+    struct ps_xlock *x = __atomic_load_n(&sh->xlock, __ATOMIC_SEQ_CST);
+    if (x == NULL || __atomic_load_n(&sh->xlock_closing, __ATOMIC_SEQ_CST)) {
+        /* an env opened without it (LMDB's mutex alone), or closed */
+        xlock_leave(sh);
+        return PS_OK;
+    }
     int rc = until ? pthread_mutex_timedlock(&x->mu, until) : pthread_mutex_lock(&x->mu);
     if (rc == EOWNERDEAD)
         rc = pthread_mutex_consistent(&x->mu); /* its owner died: ours now */
-    if (rc == ETIMEDOUT)
-        return PS_ERR_WAIT_AGAIN;
-    return rc;
+    if (rc) {
+        xlock_leave(sh);
+        return rc == ETIMEDOUT ? PS_ERR_WAIT_AGAIN : rc;
+    }
+    sh->xlock_held = 1;
+    return PS_OK;
 }
 
 void ps_xlock_give(ps_shared *sh)
 {
-    if (sh->xlock)
-        pthread_mutex_unlock(&sh->xlock->mu);
+    if (!sh->xlock_held)
+        return;
+    sh->xlock_held = 0;
+    pthread_mutex_unlock(&sh->xlock->mu); /* mapped: we are a user */
+    xlock_leave(sh);
 }

@@ -6,22 +6,25 @@ and writable in one process.  Real processes, real files, real signals."""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import random
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from pystore import StorageFullError, Store, StoreOSError
-from pystore.samples.agent_pb2 import Agent
 from support import fill_fs, mount_fs, umount_fs
+
+from pystore import StorageFullError, Store, UnsafePathError
+from pystore.samples.agent_pb2 import Agent
 
 HERE = Path(__file__).parent
 
@@ -518,7 +521,6 @@ def test_ctrl_c_storm_on_a_waiting_writer_loses_and_leaks_nothing(tmp_path: Path
     assert v.stdout is not None and v.stdout.readline() == "ready\n"
     workers = [subprocess.Popen([sys.executable, "-c", worker]) for _ in range(2)]
     try:
-        import random
         rnd = random.Random(12)
         deadline = time.monotonic() + 60
         while any(w.poll() is None for w in workers):
@@ -529,7 +531,7 @@ def test_ctrl_c_storm_on_a_waiting_writer_loses_and_leaks_nothing(tmp_path: Path
         stop.touch()
         out, _ = v.communicate(timeout=30)
         assert v.returncode == 0
-        acked, hits, tried = __import__("json").loads(out.strip().splitlines()[-1])
+        acked, hits, tried = json.loads(out.strip().splitlines()[-1])
     finally:
         for w in workers:
             if w.poll() is None:
@@ -589,7 +591,6 @@ def _as_user(uid: int) -> list[str]:
 def users_store() -> Iterator[Path]:
     """A store of user 65534 made before write.lock existed (it has none),
     in a directory that user can reach."""
-    import tempfile
     top = Path(tempfile.mkdtemp(prefix="pystore-xlock-", dir="/tmp"))
     try:
         top.chmod(0o755)
@@ -641,7 +642,6 @@ def test_a_hard_link_as_write_lock_is_refused(tmp_path: Path) -> None:
     victim.chmod(0o644)
     (path / "write.lock").unlink()
     os.link(victim, path / "write.lock")
-    from pystore import UnsafePathError
     with pytest.raises(UnsafePathError):
         Store(path)
     assert victim.read_bytes() == b"precious\n" and victim.stat().st_mode & 0o777 == 0o644
@@ -722,3 +722,25 @@ def test_truncating_write_lock_under_a_live_store_is_no_worse_than_lock_mdb(
         with Store(tmp_path / which) as s:
             s.save_resource("A", "3", Agent())
             assert s.list_ids("A") == ["1", "3"]
+
+
+def test_a_closed_store_keeps_no_hold_on_write_lock(tmp_path: Path) -> None:
+    """close() lets go of write.lock at once -- its descriptor (so the
+    filesystem can be unmounted) and its shared flock (so a later opener
+    alone can mend a stale lock) -- even while the Store object lives on."""
+    path = tmp_path / "s"
+    s = Store(path)
+    s.save_resource("A", "1", Agent())
+    wl = os.path.realpath(path / "write.lock")
+
+    def held() -> bool:
+        fds = Path("/proc/self/fd")
+        return any(os.path.realpath(fds / fd) == wl for fd in os.listdir(fds)
+                   if (fds / fd).is_symlink())
+
+    assert held()
+    s.close()
+    assert not held()
+    with open(wl, "rb") as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody else holds it
+    del s
