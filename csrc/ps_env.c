@@ -384,6 +384,24 @@ static int shared_open(ps_shared *sh, const char *path, unsigned flags,
 static int open_handle(ps_env *e, const char *path, uint64_t map_size,
                        unsigned flags, ps_shared **shp);
 
+/* The first writable handle on an env a read-only handle opened: the
+ * writers' queue now (a reader never makes write.lock: made by another
+ * user, e.g. root, it would lock the owner's writers out).  Under write_mu,
+ * which every reader of sh->xlock holds; no write txn can be live yet, as
+ * every writable handle maps the queue at its open. */
+static int xlock_late(ps_shared *sh, const char *path)
+{
+    if (__atomic_load_n(&sh->xlock, __ATOMIC_ACQUIRE) != NULL)
+        return PS_OK;
+    int rc = pthread_mutex_lock(&sh->write_mu);
+    if (rc)
+        return rc;
+    if (sh->xlock == NULL)
+        rc = ps_xlock_open(sh, path);
+    pthread_mutex_unlock(&sh->write_mu);
+    return rc;
+}
+
 int ps_env_open(const char *path, uint64_t map_size, unsigned flags,
                 ps_env **out)
 {
@@ -439,16 +457,8 @@ static int open_handle(ps_env *e, const char *path, uint64_t map_size,
             sh = NULL; /* freed by ps_shared_opened */
     } else if (!rc && !e->readonly && sh->mdb_readonly) {
         rc = PS_ERR_SHARED_READONLY;
-    } else if (!rc && !e->readonly && __atomic_load_n(&sh->xlock, __ATOMIC_ACQUIRE) == NULL) {
-        /* the env's first handle was read-only, which never opens the
-         * writers' queue: the first writable one does (or fails as it
-         * would alone).  Under write_mu, which every user of sh->xlock
-         * holds; no writer of this process can hold it long (none has
-         * been opened). */
-        pthread_mutex_lock(&sh->write_mu);
-        if (sh->xlock == NULL)
-            rc = ps_xlock_open(sh, path);
-        pthread_mutex_unlock(&sh->write_mu);
+    } else if (!rc && !e->readonly) {
+        rc = xlock_late(sh, path);
     }
     if (!rc) {
         e->sh = sh;

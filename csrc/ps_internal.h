@@ -77,7 +77,8 @@ typedef struct ps_shared {
      * second lock by the same thread returns EDEADLK. */
     pthread_mutex_t write_mu;
     /* The writers' queue of all processes, taken after write_mu and before
-     * LMDB's writer mutex (ps_xlock.c); NULL in an env opened read-only.
+     * LMDB's writer mutex (ps_xlock.c); mapped by the env's first writable
+     * handle (under write_mu once the env is open), NULL until then.
      * xlock_fd: write.lock, open while it is mapped, with a shared flock.
      * xlock_users/xlock_closing: when it may be unmapped (ps_xlock.c);
      * xlock_held: this env's writer holds it (under write_mu). */

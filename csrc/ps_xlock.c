@@ -114,9 +114,11 @@ static int xlock_join(int fd, struct ps_xlock **out)
         struct stat st;
         rc = fstat(fd, &st) != 0 ? errno : PS_OK;
         int whole = !rc && st.st_size >= (off_t)XLOCK_BYTES;
-        if (!rc && !whole && (alone || tries >= 100)) {
-            /* new (its block allocated before use), or cut short under
-             * its users (the rest of the page, theirs kept) */
+        if (!rc && (alone || (!whole && tries >= 100))) {
+            /* alone: written whole before it is mapped, so every block of
+             * its page is allocated (a sparse file of the right size too;
+             * a full disk fails the open, never a store into the map);
+             * else cut short under its users: the rest of the page */
             rc = xlock_fill(fd, alone ? 0 : (size_t)st.st_size);
             whole = !rc;
         }

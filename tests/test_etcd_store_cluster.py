@@ -10,7 +10,7 @@ import sys
 import textwrap
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -291,3 +291,35 @@ def test_changes_from_a_member_that_stops_answering_is_a_typed_error(
         monkeypatch.undo()
         assert waited < 2.0 + 3.0, f"not within the timeout: {waited:.1f} s"
         assert [(c.op, c.id) for c in s.changes(after=start)] == [("put", "a")]
+
+
+def test_only_unconditional_writes_are_sent_again_after_an_ambiguous_failure(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/etcd.md, "Retries": the client may send a Txn again on
+    UNAVAILABLE only when it holds no compare (a save, a delete); one that
+    compares what the call read (append_event's marks, a conditional
+    write, a create; the backend's own compares of its configuration do
+    not count) is sent once, so an ambiguous failure is reported
+    ("outcome unknown") instead of appending or writing twice."""
+    with Store(url) as s:
+        client = s._client  # type: ignore[attr-defined]
+        sent: list[bool] = []
+        real = client.txn
+
+        def spy(compare: Any = (), success: Any = (), failure: Any = (),
+                **kw: Any) -> Any:
+            if any(op.HasField("request_put") or op.HasField("request_delete_range")
+                   for op in success):  # a write (not the backend's own reads)
+                sent.append(bool(kw.get("retry")))
+            return real(compare, success, failure, **kw)
+
+        monkeypatch.setattr(client, "txn", spy)
+        s.save_resource("R", "a", Agent())
+        s.delete_resource("R", "a")
+        assert sent == [True, True]  # no compare of the caller's: may be sent again
+        sent.clear()
+        s.append_event("st", Agent())
+        rev = s.create_resource("R", "b", Agent())
+        s.save_resource("R", "b", Agent(), if_revision=rev)
+        assert sent == [False, False, False]  # compares what was read: sent once

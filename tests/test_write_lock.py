@@ -150,18 +150,55 @@ def test_the_write_lock_made_by_one_process_is_kept_by_the_next(tmp_path: Path) 
 
 
 def test_a_reader_never_creates_the_write_lock(tmp_path: Path) -> None:
+    """A reader, even one that may write the directory (root may), never
+    makes write.lock: made by another user it would lock the owner out."""
     path = tmp_path / "s"
     with Store(path) as s:
         s.save_resource("A", "1", Agent())
     (path / "write.lock").unlink()
-    os.chmod(path, 0o500)  # a directory the reader may not write
+    with Store(path, readonly=True) as s:
+        assert s.list_ids("A") == ["1"]
+    assert not (path / "write.lock").exists()
+
+
+def test_a_writer_opened_after_a_reader_in_one_process_queues(tmp_path: Path) -> None:
+    """The env a read-only Store opened first gets the queue with the first
+    writable Store on it: that writer's wait for another process ends on
+    Ctrl-C too."""
+    path = tmp_path / "s"
+    Store(path).close()
+    (path / "write.lock").unlink()
+    holder = _hold(path)
+    code = (
+        "from pystore import Store\n"
+        "from pystore.samples.agent_pb2 import Agent\n"
+        f"r = Store({str(path)!r}, readonly=True)\n"
+        f"with Store({str(path)!r}, sync=False) as s:\n"
+        "    print('waiting', flush=True)\n"
+        "    try:\n"
+        "        s.save_resource('A', 'x', Agent())\n"
+        "    except KeyboardInterrupt:\n"
+        "        print('interrupted', flush=True)\n"
+        "r.close()\n"
+    )
+    waiter = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
-        with Store(path, readonly=True) as s:
-            assert s.list_ids("A") == ["1"]
+        assert waiter.stdout is not None and waiter.stdout.readline() == "waiting\n"
+        time.sleep(0.3)
+        waiter.send_signal(signal.SIGINT)
+        assert waiter.wait(timeout=5) == 0
+        assert waiter.stdout.read() == "interrupted\n"
     finally:
-        os.chmod(path, 0o700)
-    if os.geteuid() != 0:  # (root writes anyway; then the file may be made)
-        assert not (path / "write.lock").exists()
+        holder.kill()
+        holder.wait()
+        assert holder.stdout is not None
+        holder.stdout.close()
+        if waiter.poll() is None:
+            waiter.kill()
+        waiter.wait(timeout=20)
+        if waiter.stdout is not None:
+            waiter.stdout.close()
+    assert (path / "write.lock").stat().st_size == 4096
 
 
 def test_a_fifo_as_write_lock_is_refused(tmp_path: Path) -> None:

@@ -194,38 +194,6 @@ def test_a_read_only_open_never_makes_the_write_lock(tmp_path: Path) -> None:
     assert not (path / "lock.mdb").is_symlink()
 
 
-def test_a_writable_store_opened_after_a_read_only_one_queues(tmp_path: Path) -> None:
-    """A process that opened the store read-only first, then writable: its
-    writer waits for another process's transaction in the queue, so Ctrl-C
-    ends the wait (not in LMDB's mutex, where it would wait for the holder)."""
-    path = tmp_path / "s"
-    Store(path).close()
-    (path / "write.lock").unlink()
-    holder = _hold(path)
-    code = (f"from pystore import Store\nfrom pystore.samples.agent_pb2 import Agent\n"
-            f"r = Store({str(path)!r}, readonly=True)\n"
-            f"with Store({str(path)!r}, sync=False) as s:\n"
-            f"    print('open', flush=True)\n"
-            f"    try:\n"
-            f"        s.save_resource('A', 'x', Agent())\n"
-            f"    except KeyboardInterrupt:\n"
-            f"        print('interrupted', flush=True)\n")
-    w = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    try:
-        assert w.stdout is not None and w.stdout.readline() == "open\n"
-        time.sleep(0.3)
-        assert w.poll() is None
-        w.send_signal(signal.SIGINT)
-        try:
-            w.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pytest.fail("Ctrl-C did not end the wait: the writable Store did not queue")
-        assert w.stdout.read() == "interrupted\n"
-    finally:
-        _end(w)  # type: ignore[arg-type]
-        _end(holder)
-
-
 @pytest.fixture
 def full_tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A store on a small tmpfs that is then filled, its write.lock gone (a

@@ -7,8 +7,8 @@ checks, encoding, tenancy stripping, schema notes, parsing) runs unchanged
 over an :class:`~.txn.EtcdTxn` instead of the C core's ``CTxn``; this class
 overrides only what must talk to etcd directly: one-key reads, deletes,
 kind deletes, ``update_resource``'s retry loop, revisions, snapshots, the
-change feed, stats and the life cycle.  See docs/architecture.md, "The
-backend seam", and the README's table of differences.
+change feed, stats and the life cycle.  See docs/etcd.md, "The backend
+seam", and the README's table of differences.
 """
 
 from __future__ import annotations
