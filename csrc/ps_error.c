@@ -48,7 +48,7 @@ const char *ps_strerror(int code)
     case PS_ERR_COMPACTED: return "changes from that revision are no longer kept (compacted)";
     case PS_ERR_RACED: return "another process committed while this write transaction grew the map; nothing was applied";
     case PS_ERR_NEEDS_UPGRADE: return "store was written by format 1 and must be upgraded before it can be read";
-    case PS_ERR_UNSAFE_FILE: return "data.mdb, lock.mdb or write.lock is a symlink or not a regular file";
+    case PS_ERR_UNSAFE_FILE: return "data.mdb, lock.mdb or write.lock is a symlink or not a regular file (or write.lock a hard link)";
     case PS_ERR_UNSAFE_DIR: return "store directory is writable by other users and not owned by this user (or sticky)";
     case PS_ERR_VALUE_BOUNDS: return "stored record's size runs outside its pages (damaged file)";
     case PS_ERR_SHARED_READONLY: return "store is open in this process on files it cannot write";

@@ -78,8 +78,15 @@ typedef struct ps_shared {
     pthread_mutex_t write_mu;
     /* The writers' queue of all processes, taken after write_mu and before
      * LMDB's writer mutex (ps_xlock.c); mapped by the env's first writable
-     * handle (under write_mu once the env is open), NULL until then. */
+     * handle (under write_mu once the env is open), NULL until then.
+     * xlock_fd: write.lock, open while it is mapped, with a shared flock.
+     * xlock_users/xlock_closing: when it may be unmapped (ps_xlock.c);
+     * xlock_held: this env's writer holds it (under write_mu). */
     struct ps_xlock *xlock;
+    int xlock_fd;
+    unsigned xlock_users;
+    int xlock_closing;
+    int xlock_held;
     /* Write commits since the last sweep of dead readers' slots (under
      * write_mu). */
     unsigned commits;
@@ -255,7 +262,8 @@ void ps_txn_log_unstripped(ps_txn *txn, const char *raw, size_t raw_len,
 pid_t ps_getpid(void);
 
 /* ps_xlock.c: the writers' queue in `write.lock` (see there).  open maps
- * it into sh (a writable env), close unmaps it (no txn live); take waits
+ * it into sh (a writable env), close unmaps it once no thread is inside
+ * take..give (a writer of a closed handle may still wait in it); take waits
  * until `until` (CLOCK_REALTIME; NULL: for as long as it takes) and gives
  * PS_ERR_WAIT_AGAIN when that passes; give releases it (the taking thread). */
 struct timespec;

@@ -116,6 +116,7 @@ static ps_shared *shared_alloc(void)
 
 static void shared_free(ps_shared *sh)
 {
+    ps_xlock_close(sh);
     pthread_mutex_destroy(&sh->write_mu);
     pthread_mutex_destroy(&sh->gate_mu);
     pthread_cond_destroy(&sh->gate_cv);
@@ -206,7 +207,7 @@ void ps_shared_release(ps_shared *sh)
     if (sh->mdb)
         mdb_env_close(sh->mdb);
     sh->mdb = NULL;
-    ps_xlock_close(sh);
+    ps_xlock_close(sh); /* (unmapped by its last user if one is inside) */
     int gone = sh->handles == 0;
     pthread_mutex_unlock(&reg_mu);
     if (gone)

@@ -47,7 +47,7 @@
 #define PS_ERR_RACED           -31043 /* another process committed while this write txn
                                          grew the map: nothing applied, retry */
 /* Hardening codes (issue 8), their own sub-range. */
-#define PS_ERR_UNSAFE_FILE     -31050 /* data.mdb/lock.mdb/write.lock is a symlink or not a regular file */
+#define PS_ERR_UNSAFE_FILE     -31050 /* data.mdb/lock.mdb/write.lock is a symlink or not a regular file (write.lock: or a hard link) */
 #define PS_ERR_UNSAFE_DIR      -31051 /* directory writable by others, not ours to tighten */
 #define PS_ERR_VALUE_BOUNDS    -31052 /* a stored value's size points outside its pages */
 #define PS_ERR_SHARED_READONLY -31053 /* open in this process on files it cannot write */

@@ -16,7 +16,7 @@ from ._lmdb.admin import AdminOps
 from ._lmdb.core import CTxn, check_key_held, finish
 from ._lmdb.fast import env_get
 from ._lmdb.fastwrite import FastWriter
-from ._lmdb.files import make_dirs
+from ._lmdb.files import denied_file, make_dirs
 from ._lmdb.group import GroupCommit, Op
 from ._lmdb.hygiene import Stripper
 from ._lmdb.index import find_first_env
@@ -173,7 +173,8 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, FastReads, ResourceOps):
             0 if self.sync else lib.PS_OPEN_NOSYNC
         )
         out = ffi.new("ps_env **")
-        check(lib.ps_env_open(os.fsencode(fspath), map_size or 0, flags, out), f"open {fspath!r}")
+        rc = lib.ps_env_open(os.fsencode(fspath), map_size or 0, flags, out)
+        check(rc, f"open {fspath!r}{denied_file(fspath, self.readonly, rc)}")
         self._env = ffi.gc(out[0], lib.ps_env_free)
         check(lib.ps_env_set_keep_changes(self._env, keep_changes), "keep_changes")
         self.keep_changes = keep_changes
