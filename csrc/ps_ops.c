@@ -212,6 +212,12 @@ int ps_apply_meta_put(ps_txn *t, const char *key, size_t key_len,
      * this handle reads the generation again (ps_idx_ready) */
     if (key_len >= 5 && memcmp(key, "index", 5) == 0)
         t->idx_touched = 1;
+    /* "history/<kind>": the keep counts this txn cached are stale (a
+     * replay rewrites the count after the puts logged before it, which
+     * cached the old one) */
+    if (key_len >= sizeof PS_META_HISTORY - 1 &&
+        memcmp(key, PS_META_HISTORY, sizeof PS_META_HISTORY - 1) == 0)
+        t->hist_n = 0;
     return mdb_put(t->mdb, t->env->meta_dbi, &k, &v, 0);
 }
 

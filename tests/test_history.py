@@ -197,3 +197,27 @@ def test_a_trim_in_a_transaction_survives_the_replay_of_a_map_growth(tmp_path: P
         assert os.path.getsize(os.path.join(path, "data.mdb")) > size
         assert [m for _, m in models(s, "V", "a")] == ["3", "2"]
         assert s.count("Big") == 1000
+
+
+@pytest.mark.parametrize("mode", ["pwrite", "writemap"])
+def test_a_keep_count_set_in_a_transaction_holds_after_its_map_growth_replay(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    """A write of the kind before set_history in the same transaction, then a
+    map growth: the replay wrote that record (reading the old keep count)
+    before it wrote the new count, and the rest of the transaction used the
+    old one: a version it superseded afterwards was not kept."""
+    if mode == "pwrite":
+        monkeypatch.setenv("PYSTORE_WRITEMAP", "0")
+    with Store(tmp_path / "s", sync=False, map_size=1 << 16) as s:
+        monkeypatch.delenv("PYSTORE_WRITEMAP", raising=False)
+        assert s.stats().write_mode == mode
+        map0 = s.stats().map_size
+        first = s.save_resource("V", "a", Agent(model="v1"))
+        with s.transaction() as t:
+            t.save_resource("V", "b", Agent())  # reads V's keep count (0)
+            t.set_history("V", 1)
+            t.save_resource("Big", "x", Agent(instructions="L" * 3_000_000))  # grows the map
+            assert t.history_keep("V") == 1
+            t.save_resource("V", "a", Agent(model="v2"))  # supersedes v1: kept
+        assert s.stats().map_size > map0
+        assert models(s, "V", "a") == [(first + 1, "v2"), (first, "v1")]
