@@ -13,12 +13,12 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from lockprocs import counter_code, end, hold
 
 from pystore import Store, UnsafePathError
 from pystore.samples.agent_pb2 import Agent
@@ -34,22 +34,11 @@ CALLS = {
 }
 
 
-def _hold(path: Path) -> subprocess.Popen[str]:
-    """Another process holding a write transaction until killed."""
-    p = subprocess.Popen(
-        [sys.executable, str(HERE / "race_workers.py"), "hold", str(path), "k", "0"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
-    )
-    assert p.stdout is not None and p.stdout.readline() == "ready\n"
-    assert p.stdout.readline() == "holding\n"
-    return p
-
-
 def _interrupt_waiting_writer(path: Path, call: str, sync: bool) -> None:
     """A second process's write waits for the holder; SIGINT ends it at once."""
     with Store(path, readonly=True) as s:
         had = s.count("A")
-    holder = _hold(path)
+    holder = hold(path)
     code = (
         "from pystore import Store\n"
         "from pystore.samples.agent_pb2 import Agent\n"
@@ -78,15 +67,7 @@ def _interrupt_waiting_writer(path: Path, call: str, sync: bool) -> None:
         assert waiter.stdout.read() == "interrupted\n"
         assert waiter.returncode == 0
     finally:
-        holder.kill()
-        holder.wait()
-        assert holder.stdout is not None
-        holder.stdout.close()
-        if waiter.poll() is None:
-            waiter.kill()
-        waiter.wait(timeout=20)
-        if waiter.stdout is not None:
-            waiter.stdout.close()
+        end(holder, waiter)
     # the holder's transaction was never committed, the waiter wrote nothing
     with Store(path, readonly=True) as s:
         assert s.count("Held") == 0 and s.count("A") == had
@@ -168,7 +149,7 @@ def test_a_writer_opened_after_a_reader_in_one_process_queues(tmp_path: Path) ->
     path = tmp_path / "s"
     Store(path).close()
     (path / "write.lock").unlink()
-    holder = _hold(path)
+    holder = hold(path)
     code = (
         "from pystore import Store\n"
         "from pystore.samples.agent_pb2 import Agent\n"
@@ -189,15 +170,7 @@ def test_a_writer_opened_after_a_reader_in_one_process_queues(tmp_path: Path) ->
         assert waiter.wait(timeout=5) == 0
         assert waiter.stdout.read() == "interrupted\n"
     finally:
-        holder.kill()
-        holder.wait()
-        assert holder.stdout is not None
-        holder.stdout.close()
-        if waiter.poll() is None:
-            waiter.kill()
-        waiter.wait(timeout=20)
-        if waiter.stdout is not None:
-            waiter.stdout.close()
+        end(holder, waiter)
     assert (path / "write.lock").stat().st_size == 4096
 
 
@@ -217,20 +190,7 @@ def test_threads_of_two_processes_take_turns(tmp_path: Path) -> None:
     path = tmp_path / "s"
     with Store(path) as s:
         s.save_resource("C", "n", Agent(model="0"))
-    code = textwrap.dedent(f"""
-        import threading
-        from pystore import Store
-        from pystore.samples.agent_pb2 import Agent
-        with Store({str(path)!r}, sync=False) as s:
-            def work():
-                for _ in range(150):
-                    with s.transaction() as t:
-                        n = int(t.get_resource("C", "n", Agent).model)
-                        t.save_resource("C", "n", Agent(model=str(n + 1)))
-            ts = [threading.Thread(target=work) for _ in range(3)]
-            [t.start() for t in ts]
-            [t.join() for t in ts]
-    """)
+    code = counter_code(path, 150, 3)
     procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(2)]
     for p in procs:
         assert p.wait(timeout=120) == 0
@@ -241,7 +201,7 @@ def test_threads_of_two_processes_take_turns(tmp_path: Path) -> None:
 def test_a_thread_waiting_for_another_process_writes_once_it_is_done(tmp_path: Path) -> None:
     path = tmp_path / "s"
     Store(path).close()
-    holder = _hold(path)
+    holder = hold(path)
     try:
         with Store(path, sync=False) as s:
             done = threading.Event()

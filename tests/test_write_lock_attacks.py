@@ -21,31 +21,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from lockprocs import counter_code, end, hold
 from support import fill_fs, mount_fs, umount_fs
 
 from pystore import StorageFullError, Store, UnsafePathError
 from pystore.samples.agent_pb2 import Agent
 
 HERE = Path(__file__).parent
-
-
-def _hold(path: Path) -> subprocess.Popen[str]:
-    """Another process holding a write transaction until killed."""
-    p = subprocess.Popen(
-        [sys.executable, str(HERE / "race_workers.py"), "hold", str(path), "k", "0"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
-    )
-    assert p.stdout is not None and p.stdout.readline() == "ready\n"
-    assert p.stdout.readline() == "holding\n"
-    return p
-
-
-def _end(p: subprocess.Popen[str]) -> None:
-    if p.poll() is None:
-        p.kill()
-    p.wait(timeout=30)
-    if p.stdout is not None:
-        p.stdout.close()
 
 
 def _write_in_another_process(path: Path, rid: str, timeout: float = 10) -> None:
@@ -73,11 +55,11 @@ def test_a_write_lock_left_held_by_a_machine_that_stopped_does_not_block_writers
     path = tmp_path / "s"
     with Store(path) as s:
         s.save_resource("A", "before", Agent())
-    holder = _hold(path)
+    holder = hold(path)
     try:
         on_disk = (path / "write.lock").read_bytes()  # as written back while held
     finally:
-        _end(holder)
+        end(holder)
     with open(path / "write.lock", "r+b") as f:  # the disk's page after the reboot
         f.write(on_disk)
     _write_in_another_process(path, "after")
@@ -93,12 +75,12 @@ def test_a_store_copied_while_a_writer_held_it_is_writable(tmp_path: Path) -> No
     path = tmp_path / "s"
     with Store(path) as s:
         s.save_resource("A", "before", Agent())
-    holder = _hold(path)
+    holder = hold(path)
     try:
         shutil.copytree(path, tmp_path / "copy")
         _write_in_another_process(tmp_path / "copy", "in-copy")
     finally:
-        _end(holder)
+        end(holder)
     with Store(tmp_path / "copy", readonly=True) as s:
         assert s.list_ids("A") == ["before", "in-copy"]
 
@@ -110,11 +92,11 @@ def test_openers_racing_on_a_stale_write_lock_all_write(tmp_path: Path) -> None:
     path = tmp_path / "s"
     with Store(path) as s:
         s.save_resource("C", "n", Agent(model="0"))
-    holder = _hold(path)
+    holder = hold(path)
     try:
         on_disk = (path / "write.lock").read_bytes()
     finally:
-        _end(holder)
+        end(holder)
     with open(path / "write.lock", "r+b") as f:
         f.write(on_disk)
     code = textwrap.dedent(f"""
@@ -147,7 +129,7 @@ def test_a_write_lock_in_use_is_not_initialised_again_by_the_next_opener(
     holder's mutex is live, and LMDB's mutex alone would not let Ctrl-C in)."""
     path = tmp_path / "s"
     Store(path).close()
-    holder = _hold(path)
+    holder = hold(path)
     try:
         code = (f"from pystore import Store\nfrom pystore.samples.agent_pb2 import Agent\n"
                 f"with Store({str(path)!r}, sync=False) as s:\n"
@@ -165,9 +147,9 @@ def test_a_write_lock_in_use_is_not_initialised_again_by_the_next_opener(
             assert w.wait(timeout=10) == 0
             assert w.stdout.read() == "interrupted\n"
         finally:
-            _end(w)  # type: ignore[arg-type]
+            end(w)  # type: ignore[arg-type]
     finally:
-        _end(holder)
+        end(holder)
     with Store(path, readonly=True) as s:
         assert s.count("A") == 0
 
@@ -436,20 +418,7 @@ def test_ctrl_c_storm_on_a_waiting_writer_loses_and_leaks_nothing(tmp_path: Path
     with Store(path) as s:
         s.save_resource("C", "n", Agent(model="0"))
     stop = tmp_path / "stop"
-    worker = textwrap.dedent(f"""
-        import threading
-        from pystore import Store
-        from pystore.samples.agent_pb2 import Agent
-        with Store({str(path)!r}, sync=False) as s:
-            def work():
-                for _ in range(120):
-                    with s.transaction() as t:
-                        n = int(t.get_resource("C", "n", Agent).model)
-                        t.save_resource("C", "n", Agent(model=str(n + 1)))
-            ts = [threading.Thread(target=work) for _ in range(2)]
-            [t.start() for t in ts]
-            [t.join() for t in ts]
-    """)
+    worker = counter_code(path, 120, 2)
     victim = textwrap.dedent(f"""
         import json, os, sys
         from pystore import Store
@@ -525,7 +494,7 @@ def test_backup_and_load_while_another_process_holds_the_write_lock(tmp_path: Pa
     path = tmp_path / "s"
     with Store(path) as s:
         s.save_resource("A", "1", Agent(model="m"))
-    holder = _hold(path)
+    holder = hold(path)
     try:
         with Store(path, sync=False) as s:
             s.backup(tmp_path / "bk")
@@ -538,7 +507,7 @@ def test_backup_and_load_while_another_process_holds_the_write_lock(tmp_path: Pa
                               timeout=30)
         assert load.returncode == 0, load.stderr
     finally:
-        _end(holder)
+        end(holder)
     assert not (tmp_path / "bk" / "write.lock").exists()
     for copy in (tmp_path / "bk", tmp_path / "loaded"):
         with Store(copy) as c:
@@ -625,7 +594,7 @@ def test_closing_a_store_while_its_writer_waits_for_another_process(tmp_path: Pa
     queue is not left held, and the thread's other stores still write."""
     path = tmp_path / "s"
     Store(path).close()
-    holder = _hold(path)
+    holder = hold(path)
     code = f"""
         import os, signal, threading, time
         from pystore import Store
@@ -657,7 +626,7 @@ def test_closing_a_store_while_its_writer_waits_for_another_process(tmp_path: Pa
         p = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
                            text=True, cwd=HERE, timeout=60)
     finally:
-        _end(holder)
+        end(holder)
     assert p.returncode == 0, p.stderr[-3000:]
     assert p.stdout == "['StoreClosedError', 'other']\nalive\n"
     _write_in_another_process(path, "after")  # the queue was given back
