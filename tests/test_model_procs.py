@@ -5,7 +5,8 @@ what its own change log says, and what each process was told:
 
 * revisions 1..revision() each carry changes, none twice across processes;
 * replaying the change log gives every record's revision, every absent
-  record, and the kept versions of the versioned kind exactly;
+  record, and the kept versions of the versioned kind (exactly, or their
+  newest where a prefix delete may have dropped them without a change);
 * each version's data is the write that a process was acknowledged for at
   that revision, under that key;
 * event seqs are never given twice; every index equals a scan and no unique
@@ -29,6 +30,7 @@ from pystore.samples.agent_pb2 import Agent
 
 HERE = Path(__file__).parent
 KEEP = 1000  # the versioned kind "V" keeps every version (until a prefix delete)
+PREFIXES = ("a", "b")  # what model_workers' prefix deletes cover (ids a, a/1, ab, b; not c)
 
 
 def _replay(log: list[Any]) -> tuple[dict[Any, int], dict[Any, list[int]]]:
@@ -86,7 +88,18 @@ def _check(path: Path, lines: list[dict[str, Any]]) -> None:
         for key in {k for k in {*live, *kept} if k[0] == "V"}:
             hist = s.history(*key)
             want = ([live[key]] if key in live else []) + list(reversed(kept.get(key, [])))
-            assert [r.revision for r in hist] == want, key
+            got = [r.revision for r in hist]
+            if key[1].startswith(PREFIXES):
+                # A prefix delete that finds no live record under its prefix
+                # still drops the kept versions there (docs/format.md,
+                # "Version history") with no change in the log, as
+                # delete_history makes none: the log cannot tell, so the
+                # versions are the newest of what it says, the live one
+                # always among them.
+                assert got == want[: len(got)], (key, got, want)
+                assert len(got) >= (key in live), (key, got, want)
+            else:
+                assert got == want, key
             for r in hist:  # each version: the acknowledged write under this key
                 kind, id_, rev = token_at[Agent.FromString(r.data).model]
                 assert (kind, id_) == key
