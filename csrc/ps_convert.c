@@ -48,11 +48,9 @@ static int alloc_map(int dfd, uint64_t *old)
     if (fstat(dfd, &st) != 0)
         return errno;
     *old = (uint64_t)st.st_size;
-    int r;
-    while ((r = flock(dfd, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR)
-        ;
+    int r = ps_flock(dfd, LOCK_EX | LOCK_NB);
     if (r != 0)
-        return errno == EWOULDBLOCK ? PS_ERR_IN_USE : errno;
+        return r == EWOULDBLOCK ? PS_ERR_IN_USE : r;
     uint64_t size;
     int err = ps_wm_prealloc(dfd, *old + PS_WM_INITIAL, &size);
     ps_wm_unlock(dfd);

@@ -318,6 +318,8 @@ int ps_space_guard(ps_shared *sh);
 /* ps_prealloc.c: the writemap mode's file (see its header comment).
  * ps_wm_fs_ok: fd's filesystem reserves space for overwrites (ext4, xfs,
  * tmpfs); ps_wm_wanted: that, unless PYSTORE_WRITEMAP=0.
+ * ps_flock: flock(fd, op) again after EINTR; 0 or errno (EWOULDBLOCK for
+ * a LOCK_NB that would wait).
  * ps_wm_lock/unlock: exclusive flock of data.mdb around size changes.
  * ps_wm_prealloc: (lock held) allocate data.mdb up to max(want rounded
  * to MiB, its size), *out the size; on failure the size it had.
@@ -328,6 +330,7 @@ int ps_wm_fs_ok(int fd);
  * overwrite in place may need a new block (see ps_space_guard). */
 int ps_fs_cow(int fd);
 int ps_wm_wanted(int fd);
+int ps_flock(int fd, int op);
 int ps_wm_lock(int fd);
 void ps_wm_unlock(int fd);
 int ps_wm_prealloc(int fd, uint64_t want, uint64_t *out);

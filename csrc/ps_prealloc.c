@@ -69,13 +69,18 @@ int ps_wm_wanted(int fd)
     return ps_wm_fs_ok(fd);
 }
 
-int ps_wm_lock(int fd)
+int ps_flock(int fd, int op)
 {
-    while (flock(fd, LOCK_EX) != 0) {
+    while (flock(fd, op) != 0) {
         if (errno != EINTR)
             return errno;
     }
     return PS_OK;
+}
+
+int ps_wm_lock(int fd)
+{
+    return ps_flock(fd, LOCK_EX);
 }
 
 void ps_wm_unlock(int fd)

@@ -86,14 +86,6 @@ static int xlock_fill(int fd, size_t done)
     return PS_OK;
 }
 
-static int flock_retry(int fd, int op)
-{
-    while (flock(fd, op) != 0)
-        if (errno != EINTR)
-            return errno;
-    return PS_OK;
-}
-
 /* Map the page and join its users: a shared flock() held for as long as it
  * is mapped.  An opener that gets the flock exclusively is alone, so no
  * process uses the mutex and whatever it says is stale -- "held" by a thread
@@ -105,10 +97,10 @@ static int flock_retry(int fd, int op)
 static int xlock_join(int fd, struct ps_xlock **out)
 {
     for (int tries = 0;; tries++) {
-        int rc = flock_retry(fd, LOCK_EX | LOCK_NB);
+        int rc = ps_flock(fd, LOCK_EX | LOCK_NB);
         int alone = rc == PS_OK;
         if (rc == EWOULDBLOCK)
-            rc = flock_retry(fd, LOCK_SH);
+            rc = ps_flock(fd, LOCK_SH);
         if (rc)
             return rc;
         struct stat st;
@@ -138,7 +130,7 @@ static int xlock_join(int fd, struct ps_xlock **out)
             ready = !rc;
         }
         if (!rc && alone)
-            rc = flock_retry(fd, LOCK_SH); /* not atomic: see above */
+            rc = ps_flock(fd, LOCK_SH); /* not atomic: see above */
         if (!rc && ready) {
             *out = x;
             return PS_OK;
