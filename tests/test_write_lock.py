@@ -34,14 +34,16 @@ CALLS = {
 }
 
 
-def _interrupt_waiting_writer(path: Path, call: str, sync: bool) -> None:
-    """A second process's write waits for the holder; SIGINT ends it at once."""
+def _interrupt_waiting_writer(path: Path, call: str, sync: bool, first: str = "") -> None:
+    """A second process's write waits for the holder; SIGINT ends it at once.
+    ``first``: a line that process runs before it opens its writable Store."""
     with Store(path, readonly=True) as s:
         had = s.count("A")
     holder = hold(path)
     code = (
         "from pystore import Store\n"
         "from pystore.samples.agent_pb2 import Agent\n"
+        f"{first}\n"
         "def call(s):\n"
         f"    {call}\n"
         f"with Store({str(path)!r}, sync={sync!r}) as s:\n"
@@ -130,47 +132,16 @@ def test_the_write_lock_made_by_one_process_is_kept_by_the_next(tmp_path: Path) 
     assert (path / "write.lock").read_bytes()[:8] == content[:8]  # its marker, not remade
 
 
-def test_a_reader_never_creates_the_write_lock(tmp_path: Path) -> None:
-    """A reader, even one that may write the directory (root may), never
-    makes write.lock: made by another user it would lock the owner out."""
-    path = tmp_path / "s"
-    with Store(path) as s:
-        s.save_resource("A", "1", Agent())
-    (path / "write.lock").unlink()
-    with Store(path, readonly=True) as s:
-        assert s.list_ids("A") == ["1"]
-    assert not (path / "write.lock").exists()
-
-
 def test_a_writer_opened_after_a_reader_in_one_process_queues(tmp_path: Path) -> None:
     """The env a read-only Store opened first gets the queue with the first
     writable Store on it: that writer's wait for another process ends on
-    Ctrl-C too."""
+    Ctrl-C too.  (That a reader never makes write.lock:
+    test_write_lock_attacks.py::test_a_read_only_open_never_makes_the_write_lock.)"""
     path = tmp_path / "s"
     Store(path).close()
     (path / "write.lock").unlink()
-    holder = hold(path)
-    code = (
-        "from pystore import Store\n"
-        "from pystore.samples.agent_pb2 import Agent\n"
-        f"r = Store({str(path)!r}, readonly=True)\n"
-        f"with Store({str(path)!r}, sync=False) as s:\n"
-        "    print('waiting', flush=True)\n"
-        "    try:\n"
-        "        s.save_resource('A', 'x', Agent())\n"
-        "    except KeyboardInterrupt:\n"
-        "        print('interrupted', flush=True)\n"
-        "r.close()\n"
-    )
-    waiter = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    try:
-        assert waiter.stdout is not None and waiter.stdout.readline() == "waiting\n"
-        time.sleep(0.3)
-        waiter.send_signal(signal.SIGINT)
-        assert waiter.wait(timeout=5) == 0
-        assert waiter.stdout.read() == "interrupted\n"
-    finally:
-        end(holder, waiter)
+    _interrupt_waiting_writer(path, CALLS["save"], sync=False,
+                              first=f"r = Store({str(path)!r}, readonly=True)")
     assert (path / "write.lock").stat().st_size == 4096
 
 
