@@ -261,15 +261,20 @@ void ps_txn_log_unstripped(ps_txn *txn, const char *raw, size_t raw_len,
 /* ps_pid.c: getpid() without a system call (refreshed after fork) */
 pid_t ps_getpid(void);
 
+/* ps_txn.c: the end of a write's wait slice (CLOCK_REALTIME, now +
+ * PS_TXN_SLICE_MS), computed the first time a lock is found busy: *until
+ * starts zeroed, so an uncontended write reads no clock. */
+struct timespec;
+const struct timespec *ps_slice_end(struct timespec *until);
+
 /* ps_xlock.c: the writers' queue in `write.lock` (see there).  open maps
  * it into sh (a writable env), close unmaps it once no thread is inside
  * take..give (a writer of a closed handle may still wait in it); take waits
- * until `until` (CLOCK_REALTIME; NULL: for as long as it takes) and gives
+ * until ps_slice_end(slice) (NULL: for as long as it takes) and gives
  * PS_ERR_WAIT_AGAIN when that passes; give releases it (the taking thread). */
-struct timespec;
 int ps_xlock_open(ps_shared *sh, const char *dir);
 void ps_xlock_close(ps_shared *sh);
-int ps_xlock_take(ps_shared *sh, const struct timespec *until);
+int ps_xlock_take(ps_shared *sh, struct timespec *slice);
 void ps_xlock_give(ps_shared *sh);
 
 /* ps_registry.c: the shared environments and their gate. */

@@ -89,29 +89,37 @@ int ps_begin_mdb(ps_env *e, int write, MDB_txn **out)
     return rc;
 }
 
+const struct timespec *ps_slice_end(struct timespec *until)
+{
+    if (until->tv_sec == 0 && until->tv_nsec == 0) {
+        clock_gettime(CLOCK_REALTIME, until);
+        until->tv_nsec += PS_TXN_SLICE_MS * 1000000L;
+        if (until->tv_nsec >= 1000000000L) {
+            until->tv_sec++;
+            until->tv_nsec -= 1000000000L;
+        }
+    }
+    return until;
+}
+
 /* The write lock: this process's write_mu, then the writers' queue of all
  * processes (ps_xlock.c), then -- in mdb_txn_begin -- LMDB's own mutex.
  * With PS_TXN_WAIT_SLICE the first two are waited for until one slice has
- * passed (PS_ERR_WAIT_AGAIN, nothing held), else for as long as it takes. */
+ * passed (PS_ERR_WAIT_AGAIN, nothing held), else for as long as it takes.
+ * Each is tried first: the slice's end (a clock read) is computed only
+ * when one is busy. */
 static int lock_writer(ps_shared *sh, unsigned flags)
 {
-    struct timespec until, *by = NULL;
-    int rc;
-    if (flags & PS_TXN_WAIT_SLICE) {
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += PS_TXN_SLICE_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        by = &until;
-        rc = pthread_mutex_timedlock(&sh->write_mu, by);
-    } else {
-        rc = pthread_mutex_lock(&sh->write_mu);
-    }
+    struct timespec until = {0, 0}, *slice = (flags & PS_TXN_WAIT_SLICE) ? &until : NULL;
+    /* (write_mu checks errors: a trylock by its owner is EBUSY too, and the
+     * wait below then reports EDEADLK) */
+    int rc = pthread_mutex_trylock(&sh->write_mu);
+    if (rc == EBUSY)
+        rc = slice ? pthread_mutex_timedlock(&sh->write_mu, ps_slice_end(slice))
+                   : pthread_mutex_lock(&sh->write_mu);
     if (rc)
         return rc == ETIMEDOUT ? PS_ERR_WAIT_AGAIN : rc;
-    rc = ps_xlock_take(sh, by);
+    rc = ps_xlock_take(sh, slice);
     if (rc)
         pthread_mutex_unlock(&sh->write_mu);
     return rc;

@@ -219,7 +219,7 @@ void ps_xlock_close(ps_shared *sh)
 }
 
 /* Under write_mu (lock_writer); `xlock_held` (also under it) tells give. */
-int ps_xlock_take(ps_shared *sh, const struct timespec *until)
+int ps_xlock_take(ps_shared *sh, struct timespec *slice)
 {
     __atomic_add_fetch(&sh->xlock_users, 1, __ATOMIC_SEQ_CST);
     struct ps_xlock *x = __atomic_load_n(&sh->xlock, __ATOMIC_SEQ_CST);
@@ -228,7 +228,10 @@ int ps_xlock_take(ps_shared *sh, const struct timespec *until)
         xlock_leave(sh);
         return PS_OK;
     }
-    int rc = until ? pthread_mutex_timedlock(&x->mu, until) : pthread_mutex_lock(&x->mu);
+    int rc = pthread_mutex_trylock(&x->mu); /* the usual case: free */
+    if (rc == EBUSY)
+        rc = slice ? pthread_mutex_timedlock(&x->mu, ps_slice_end(slice))
+                   : pthread_mutex_lock(&x->mu);
     if (rc == EOWNERDEAD)
         rc = pthread_mutex_consistent(&x->mu); /* its owner died: ours now */
     if (rc) {
