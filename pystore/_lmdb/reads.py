@@ -372,13 +372,16 @@ class FastReads(_General):
         if rd.busy:  # in the middle of another get of this thread (see Reader)
             return super().get_resource(kind, id, msg_or_type)
         msg: Any = msg_or_type
+        parse: Any  # the class's ParseFromString, called as parse(msg, data)
         n = -1
         rd.busy = True
         try:
             if "\0" not in id:
                 if rd.okc.get(kind) is msg:  # a class checked as below: one lookup
+                    # The class's parse method, called as parse(msg, data): no
+                    # bound method made per get (~0.1 us of a ~4 us get).
+                    parse = msg_or_type.ParseFromString  # (msg is that class)
                     msg = msg()  # type: ignore[misc]  # (before the read: see below)
-                    parse = msg.ParseFromString
                     n = _rget1(rd.kp[kind] + id.encode())
                 elif msg.__class__ is _META:  # a generated message class
                     # A type this store checked against the kind's schema.
@@ -389,14 +392,14 @@ class FastReads(_General):
                         rd.okc[kind] = msg
                         if rd.ok.get(kind) is not msg.DESCRIPTOR:
                             rd.okc.pop(kind, None)
-                        # The message and its bound parse method are made
-                        # before the read: allocations may run the garbage
-                        # collector, whose finalizers may read into the buffer.
-                        msg = msg()
+                        # The message is made before the read: allocations
+                        # may run the garbage collector, whose finalizers
+                        # may read into the buffer.
                         parse = msg.ParseFromString
+                        msg = msg()
                         n = _rget1(rd.kp[kind] + id.encode())
                 elif isinstance(msg, Message) and rd.ok.get(kind) is msg.DESCRIPTOR:
-                    parse = msg.ParseFromString
+                    parse = msg.__class__.ParseFromString
                     n = _rget1(rd.kp[kind] + id.encode())
             if n >= 0:
                 data = rd.view[:n]
@@ -408,7 +411,7 @@ class FastReads(_General):
             rd.busy = False
         if n >= 0:
             try:
-                parse(data)  # bytes: upb parses them as they are
+                parse(msg, data)  # bytes: upb parses them as they are
             except DecodeError as exc:
                 raise decode_error(f"{kind}/{id}", msg, exc) from None
             return msg  # type: ignore[no-any-return]
@@ -464,8 +467,8 @@ class FastReads(_General):
         if self._schemas.read_ok.get(kind) is not msg_type.DESCRIPTOR:
             return super().find_one(kind, index, value, msg_type)  # checks the type
         mlen = 0 if mkey is _NULL else len(mkey)
-        msg = msg_type()  # before the read, as its parse method: they may run the
-        parse = msg.ParseFromString  # collector (see get_resource)
+        msg = msg_type()  # before the read: it may run the collector (see get_resource)
+        parse = msg_type.ParseFromString  # called as parse(msg, data): no bound method
         if rd.busy:  # in the middle of another get of this thread (see Reader)
             return super().find_one(kind, index, value, msg_type)
         rd.busy = True
@@ -480,7 +483,7 @@ class FastReads(_General):
         if n < 0:  # an error (raised there), or a record past the buffer (_BIG)
             return super().find_one(kind, index, value, msg_type)
         try:
-            parse(data)
+            parse(msg, data)
         except DecodeError as exc:
             raise decode_error(f"{kind} by {index}", msg, exc) from None
         return msg
