@@ -64,6 +64,7 @@ def main() -> None:
         "double lf_get_loop(int named, const char **keys, const size_t *klens, int n);"
         "double lf_loop(int mode, const char **keys, const size_t *klens,"
         " const char **vals, const size_t *vlens, int n);"
+        "int lf_one(int mode, const char *key, size_t kl, const char *val, size_t vl);"
         "double lf_loop_ps(void *fn, void *ps_env, const void *plan, const char **ids,"
         " const size_t *idlens, const char **vals, const size_t *vlens, int n);"
     )
@@ -185,6 +186,20 @@ def main() -> None:
 
             return run
 
+        def c_calls(mode: int) -> Callable[[list[int]], None]:
+            """one cffi call per write from this Python loop (the C floor's
+            write as pystore's callers would reach it: no Python layer)"""
+
+            def run(sel: list[int]) -> None:
+                one = lf.lf_one
+                for i in sel:
+                    k = keys[i]
+                    d = datas[i]
+                    if one(mode, k, len(k), d, len(d)):
+                        raise SystemExit("lf_one failed")
+
+            return run
+
         ex_save, ex_del = saving(expert.save_one), per_id(expert.delete_one)
         ps_save, ps_del = saving(store.save_resource), per_id(store.delete_resource)
         ex_get, ps_get = per_id(expert.get_raw), per_id(store.get_bytes)
@@ -202,6 +217,8 @@ def main() -> None:
             "C put": (lambda s: c_loop(PUT, s), None),
             "C put + log": (lambda s: c_loop(PUT_LOG, s), None),
             "C put + main-db log": (lambda s: c_loop(PUT_TAIL, s), None),
+            "C put, a call per write": (lambda s: timed(c_calls(PUT), s), None),
+            "C put + log, a call per write": (lambda s: timed(c_calls(PUT_LOG), s), None),
             "pystore C call": (lambda s: timed(ps_call, s), None),
             "pystore C loop": (c_ps, None),
             "pystore save": (lambda s: timed(ps_save, s), None),
@@ -210,6 +227,8 @@ def main() -> None:
             "C del": (lambda s: c_loop(DEL, s), None),
             "C del + log": (lambda s: c_loop(DEL_LOG, s), None),
             "C del + main-db log": (lambda s: c_loop(DEL_TAIL, s), None),
+            "C del, a call per write": (lambda s: timed(c_calls(DEL), s), c_calls(PUT)),
+            "C del + log, a call per write": (lambda s: timed(c_calls(DEL_LOG), s), c_calls(PUT)),
             "pystore C del call": (lambda s: timed(ps_call_del, s), ps_save),
             "pystore delete": (lambda s: timed(ps_del, s), ps_save),
             "expert get": (lambda s: timed(ex_get, s), None),
@@ -258,6 +277,8 @@ def main() -> None:
         "C put",
         "C put + log",
         "C put + main-db log",
+        "C put, a call per write",
+        "C put + log, a call per write",
         "pystore C loop",
         "pystore C call",
         "pystore C call, no strip",
@@ -272,6 +293,8 @@ def main() -> None:
         "C del",
         "C del + log",
         "C del + main-db log",
+        "C del, a call per write",
+        "C del + log, a call per write",
         "pystore C del call",
         "pystore delete",
     ):

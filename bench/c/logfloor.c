@@ -183,22 +183,39 @@ static int write1(const char *key, size_t kl, const char *val, size_t vl, int mo
     return mdb_txn_commit(t);
 }
 
+/* Before a write of `mode`: the main database's pending log entries are
+ * moved into changes unless mode puts its entry there too (the other modes'
+ * entries come after the pending ones).  0 or an LMDB code. */
+static int settle_tail(int mode)
+{
+    if (!tail_n || mode == LF_PUT_TAIL || mode == LF_DEL_TAIL)
+        return 0;
+    MDB_txn *t;
+    int rc = mdb_txn_begin(env, NULL, 0, &t);
+    if (!rc && (rc = flush_tail(t)))
+        mdb_txn_abort(t);
+    else if (!rc)
+        rc = mdb_txn_commit(t);
+    return rc;
+}
+
+/* One write as write1, for a caller that makes one call per write (a
+ * Python loop through cffi, as pystore's callers do): 0 or the LMDB code.
+ * (settle_tail moves nothing after the first write of a run.) */
+int lf_one(int mode, const char *key, size_t kl, const char *val, size_t vl)
+{
+    int rc = settle_tail(mode);
+    return rc ? rc : write1(key, kl, val, vl, mode);
+}
+
 /* n writes: keys[i] (klens[i] bytes) with vals[i] (vlens[i] bytes; unused
  * by deletes).  µs of CPU per write, or err()'s negative code. */
 double lf_loop(int mode, const char **keys, const size_t *klens, const char **vals,
                const size_t *vlens, int n)
 {
-    if (tail_n && mode != LF_PUT_TAIL && mode != LF_DEL_TAIL) {
-        /* the other modes' log entries come after the pending ones (untimed) */
-        MDB_txn *t;
-        int rc = mdb_txn_begin(env, NULL, 0, &t);
-        if (!rc && (rc = flush_tail(t)))
-            mdb_txn_abort(t);
-        else if (!rc)
-            rc = mdb_txn_commit(t);
-        if (rc)
-            return err(rc);
-    }
+    int rc = settle_tail(mode);
+    if (rc)
+        return err(rc);
     double t0 = now();
     for (int i = 0; i < n; i++) {
         int rc = write1(keys[i], klens[i], vals[i], vlens[i], mode);
