@@ -553,6 +553,21 @@ static int upkeep(ps_txn *t, const char *key, size_t key_len,
     return rc;
 }
 
+int ps_idx_kind_indexed(ps_txn *t, const char *key, size_t key_len, int *yes)
+{
+    *yes = 0;
+    if (!t->env->has_aux)
+        return PS_OK; /* no index database: no index */
+    int rc = ps_idx_ready(t);
+    if (rc)
+        return rc;
+    ps_idxset *s = t->idx;
+    size_t kl = kind_of(key, key_len);
+    for (size_t i = 0; i < s->n && !*yes; i++)
+        *yes = def_is_kind(&s->defs[i], key, kl);
+    return PS_OK;
+}
+
 int ps_idx_on_put(ps_txn *t, const char *key, size_t key_len,
                   const char *payload, size_t payload_len, const MDB_val *old)
 {

@@ -487,6 +487,8 @@ int ps_upgrade_v1(ps_env *env, MDB_txn *txn);
  * no write since (mv_data NULL: absent), or NULL: looked up here. */
 int ps_idx_on_put(ps_txn *txn, const char *key, size_t key_len,
                   const char *payload, size_t payload_len, const MDB_val *old);
+/* *yes: whether key's kind has an index (its writes need the upkeep). */
+int ps_idx_kind_indexed(ps_txn *txn, const char *key, size_t key_len, int *yes);
 int ps_idx_on_create(ps_txn *txn, const char *key, size_t key_len,
                      const char *payload, size_t payload_len, const MDB_val *old);
 int ps_idx_on_del(ps_txn *txn, const char *key, size_t key_len,

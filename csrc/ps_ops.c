@@ -5,6 +5,20 @@
 
 /* ---- raw operations (also replayed by ps_txn_recover) ---------------- */
 
+/* The txn's cursor of the resources db (opened at its first use). */
+static int res_cursor(ps_txn *t, MDB_cursor **cur)
+{
+    if (t->res_cur == NULL) {
+        int rc = mdb_cursor_open(t->mdb, t->env->res_dbi, &t->res_cur);
+        if (rc) {
+            t->res_cur = NULL;
+            return rc;
+        }
+    }
+    *cur = t->res_cur;
+    return PS_OK;
+}
+
 /* The stored record of a key about to be written or deleted, read through
  * the txn's cursor of the resources db, which the write then uses
  * (positioned on the record: no second descent).  *old is the stored
@@ -19,16 +33,11 @@ static int old_record(ps_txn *t, const char *key, size_t key_len,
 {
     old->mv_size = 0;
     old->mv_data = NULL;
-    if (t->res_cur == NULL) {
-        int rc = mdb_cursor_open(t->mdb, t->env->res_dbi, &t->res_cur);
-        if (rc) {
-            t->res_cur = NULL;
-            return rc;
-        }
-    }
-    *cur = t->res_cur;
+    int rc = res_cursor(t, cur);
+    if (rc)
+        return rc;
     MDB_val k = {key_len, (void *)key};
-    int rc = mdb_cursor_get(*cur, &k, old, MDB_SET_KEY);
+    rc = mdb_cursor_get(*cur, &k, old, MDB_SET_KEY);
     if (rc == MDB_NOTFOUND) {
         old->mv_size = 0;
         old->mv_data = NULL;
@@ -77,48 +86,92 @@ static size_t key_kind_len(const char *key, size_t key_len)
     return slash ? (size_t)(slash - key) : key_len;
 }
 
+/* A put that needs nothing of the stored record (unconditional, the kind
+ * neither versioned nor indexed): LMDB's put looks the key up itself, and
+ * a stored record it finds comes back (MDB_KEYEXIST) with the cursor on
+ * it, checked as old_record checks it, then replaced where it stands
+ * (MDB_CURRENT: no second search).  Reading it first would descend twice
+ * for a new key that goes after the last of its page (a run of new ids):
+ * the read's cursor ends on the next page, so the put searches again.
+ * *v: the reserved space. */
+static int put_blind(ps_txn *t, const char *key, size_t key_len, size_t size,
+                     unsigned flags, MDB_val *v)
+{
+    MDB_cursor *cur;
+    int rc = res_cursor(t, &cur);
+    if (rc)
+        return rc;
+    MDB_val k = {key_len, (void *)key};
+    v->mv_size = size;
+    v->mv_data = NULL;
+    rc = mdb_cursor_put(cur, &k, v, MDB_RESERVE | MDB_NOOVERWRITE);
+    if (rc != MDB_KEYEXIST)
+        return rc;
+    rc = ps_value_check(t->env->sh, v); /* *v: the stored value */
+    if (rc)
+        return rc;
+    if (flags & PS_PUT_NOOVERWRITE)
+        return MDB_KEYEXIST;
+    v->mv_size = size;
+    v->mv_data = NULL;
+    /* (LMDB 0.9 takes MDB_CURRENT alone as "no search"; with MDB_RESERVE
+     * it checks the cursor's own node first and finds it there) */
+    return mdb_cursor_put(cur, &k, v, MDB_RESERVE | MDB_CURRENT);
+}
+
 int ps_apply_put(ps_txn *t, const char *key, size_t key_len,
                  const char *payload, size_t payload_len, int64_t updated_ns,
                  unsigned flags, uint64_t expected)
 {
     size_t kind_len = key_kind_len(key, key_len);
     uint64_t keep = 0, rev;
-    MDB_cursor *cur = NULL;
-    MDB_val stored;
-    int rc = old_record(t, key, key_len, &cur, &stored);
-    if (!rc && !(flags & PS_PUT_NOOVERWRITE))
+    int rc = PS_OK, indexed = 0;
+    if (!(flags & PS_PUT_NOOVERWRITE))
         rc = ps_hist_keep_of(t, key, kind_len, &keep);
-    const char *old = NULL;
-    size_t old_len = 0;
     if (!rc)
-        rc = prior_version(t, &stored, flags, expected, keep > 0, &old, &old_len);
-    /* index entries: checks first, a violation writes nothing; the stored
-     * record goes along (read above, nothing written since) */
-    if (!rc && t->env->has_aux)
-        rc = (flags & PS_PUT_NOOVERWRITE)
-                 ? ps_idx_on_create(t, key, key_len, payload, payload_len, &stored)
-                 : ps_idx_on_put(t, key, key_len, payload, payload_len, &stored);
-    if (!rc)
-        rc = ps_rev_take(t, &rev);
-    if (!rc && old && keep)
-        rc = ps_hist_push(t, key, key_len, old, old_len, keep);
-    if (!rc) {
-        MDB_val k = {key_len, (void *)key};
-        MDB_val v = {PS_HEADER_SIZE + payload_len, NULL};
-        unsigned mf = MDB_RESERVE;
-        if (flags & PS_PUT_NOOVERWRITE)
-            mf |= MDB_NOOVERWRITE;
-        /* on the record already: LMDB finds it on the cursor's page */
-        rc = mdb_cursor_put(cur, &k, &v, mf);
-        if (!rc) { /* (on MDB_KEYEXIST v holds the old value: not ours) */
-            char *p = v.mv_data;
-            ps_header_write(p, updated_ns, rev);
-            if (payload_len)
-                memcpy(p + PS_HEADER_SIZE, payload, payload_len);
-        }
-    }
+        rc = ps_idx_kind_indexed(t, key, key_len, &indexed);
     if (rc)
         return rc;
+    MDB_val v;
+    if (!keep && !indexed && !(flags & PS_PUT_IF_REVISION)) {
+        rc = ps_rev_take(t, &rev);
+        if (!rc)
+            rc = put_blind(t, key, key_len, PS_HEADER_SIZE + payload_len, flags, &v);
+    } else {
+        MDB_cursor *cur = NULL;
+        MDB_val stored;
+        rc = old_record(t, key, key_len, &cur, &stored);
+        const char *old = NULL;
+        size_t old_len = 0;
+        if (!rc)
+            rc = prior_version(t, &stored, flags, expected, keep > 0, &old, &old_len);
+        /* index entries: checks first, a violation writes nothing; the
+         * stored record goes along (read above, nothing written since) */
+        if (!rc && indexed)
+            rc = (flags & PS_PUT_NOOVERWRITE)
+                     ? ps_idx_on_create(t, key, key_len, payload, payload_len, &stored)
+                     : ps_idx_on_put(t, key, key_len, payload, payload_len, &stored);
+        if (!rc)
+            rc = ps_rev_take(t, &rev);
+        if (!rc && old && keep)
+            rc = ps_hist_push(t, key, key_len, old, old_len, keep);
+        if (!rc) {
+            MDB_val k = {key_len, (void *)key};
+            v.mv_size = PS_HEADER_SIZE + payload_len;
+            v.mv_data = NULL;
+            unsigned mf = MDB_RESERVE;
+            if (flags & PS_PUT_NOOVERWRITE)
+                mf |= MDB_NOOVERWRITE;
+            /* on the record already: LMDB finds it on the cursor's page */
+            rc = mdb_cursor_put(cur, &k, &v, mf);
+        }
+    }
+    if (rc) /* (on MDB_KEYEXIST v holds the old value: not ours) */
+        return rc;
+    char *p = v.mv_data;
+    ps_header_write(p, updated_ns, rev);
+    if (payload_len)
+        memcpy(p + PS_HEADER_SIZE, payload, payload_len);
     return ps_change_add(t, PS_CHANGE_PUT, key, key_len, kind_len, updated_ns);
 }
 
