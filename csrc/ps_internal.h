@@ -160,6 +160,7 @@ enum ps_op_type {
 };
 
 #define PS_OP0_ROOM 96   /* key (and copied value) bytes of ps_txn.op0 */
+#define PS_OP_CHUNK ((size_t)64 << 10) /* the ops after the first, by chunk */
 
 /* One logged write, replayed if the map must grow mid-transaction. */
 typedef struct ps_op {
@@ -176,6 +177,15 @@ typedef struct ps_op {
     const ps_fw_plan *plan;
     char bytes[];         /* key, then the value when copied */
 } ps_op;
+
+/* Memory for a txn's logged ops: bump-allocated from chunks of
+ * PS_OP_CHUNK (an op larger than a quarter of one gets a chunk of its own),
+ * all freed with the txn (no malloc and free per logged write). */
+typedef struct ps_chunk {
+    struct ps_chunk *next;
+    size_t used, cap;
+    _Alignas(ps_op) char data[];
+} ps_chunk;
 
 struct ps_txn {
     ps_env *env;
@@ -194,6 +204,7 @@ struct ps_txn {
     ps_op *log_tail;
     /* Room for the first logged op of a small key (not malloc'd). */
     _Alignas(ps_op) char op0[sizeof(ps_op) + PS_OP0_ROOM];
+    ps_chunk *chunks;     /* the later ops' memory, the one in use first */
     /* Index definitions this txn writes by (ps_index.c): env's set, or a
      * set of its own after create/drop (installed in env at commit). */
     ps_idxset *idx;

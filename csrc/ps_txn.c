@@ -191,13 +191,12 @@ static void txn_release(ps_txn *t)
     ps_idx_txn_reset(t);
     free(t->viol);
     t->viol = NULL;
-    ps_op *op = t->log_head;
-    while (op) {
-        ps_op *next = op->next;
-        if ((char *)op != t->op0)
-            free(op);
-        op = next;
+    while (t->chunks) {
+        ps_chunk *next = t->chunks->next;
+        free(t->chunks);
+        t->chunks = next;
     }
+    t->log_head = t->log_tail = NULL;
     if (ps_getpid() == e->pid) {
         ps_txn_unpark_to_end(t);
         if (t->mdb && !t->write)
@@ -359,6 +358,38 @@ int ps_txn_log(ps_txn *t, int type, const char *key, size_t key_len,
                           flags, 0);
 }
 
+/* n bytes for an op, from the txn's chunks (see ps_chunk); NULL: no memory. */
+static ps_op *op_alloc(ps_txn *t, size_t n)
+{
+    const size_t align = _Alignof(ps_op);
+    if (n > SIZE_MAX - align)
+        return NULL;
+    n = (n + align - 1) & ~(align - 1);
+    ps_chunk *c = t->chunks;
+    if (c && c->cap - c->used >= n) {
+        ps_op *op = (ps_op *)(void *)(c->data + c->used);
+        c->used += n;
+        return op;
+    }
+    int own = n > PS_OP_CHUNK / 4; /* a big op: a chunk of its own */
+    size_t cap = own ? n : PS_OP_CHUNK;
+    if (cap > SIZE_MAX - sizeof(ps_chunk))
+        return NULL;
+    ps_chunk *nc = malloc(sizeof(ps_chunk) + cap);
+    if (nc == NULL)
+        return NULL;
+    nc->cap = cap;
+    nc->used = n;
+    if (own && c) { /* behind the chunk in use, whose room stays usable */
+        nc->next = c->next;
+        c->next = nc;
+    } else {
+        nc->next = c;
+        t->chunks = nc;
+    }
+    return (ps_op *)(void *)nc->data;
+}
+
 int ps_txn_log_arg(ps_txn *t, int type, const char *key, size_t key_len,
                    const char *val, size_t val_len, int64_t updated_ns,
                    unsigned flags, uint64_t arg)
@@ -369,7 +400,7 @@ int ps_txn_log_arg(ps_txn *t, int type, const char *key, size_t key_len,
         return PS_ERR_NOMEM;
     ps_op *op = t->log_head == NULL && extra <= PS_OP0_ROOM
                     ? (ps_op *)(void *)t->op0 /* the first op: no malloc */
-                    : malloc(sizeof(ps_op) + extra);
+                    : op_alloc(t, sizeof(ps_op) + extra);
     if (op == NULL)
         return PS_ERR_NOMEM;
     op->next = NULL;
