@@ -45,11 +45,13 @@ int ps_put_many_plan(ps_txn *t, const char *kind, size_t kind_len,
     /* Every record checked before the first is written: all or nothing
      * even inside a transaction that goes on after an error. */
     size_t off = 0;
+    int kind_ok = ps_kind_check(kind, kind_len) == PS_OK; /* once, not per record */
     for (size_t i = 0; i < n; i++) {
         size_t id_len = lens[2 * i], payload_len = lens[2 * i + 1];
         int rc = PS_ERR_INVALID_ARG;
         if (id_len <= data_len - off && payload_len <= data_len - off - id_len)
-            rc = ps_check_key(kind, kind_len, data + off, id_len);
+            rc = kind_ok ? ps_id_check(kind_len, data + off, id_len)
+                         : ps_check_key(kind, kind_len, data + off, id_len);
         if (!rc && payload_len > PS_MAX_PAYLOAD && plan == NULL)
             rc = PS_ERR_VALUE_TOO_LARGE; /* stripped ones: checked when stripped */
         if (rc) {

@@ -235,6 +235,9 @@ struct ps_txn {
 int ps_key_build(const char *kind, size_t kind_len, const char *id,
                  size_t id_len, char *out, size_t *out_len);
 int ps_kind_check(const char *kind, size_t kind_len);
+/* The id half of ps_check_key, for a kind of kind_len bytes that passed
+ * ps_kind_check (a batch checks its kind once). */
+int ps_id_check(size_t kind_len, const char *id, size_t id_len);
 
 /* ps_buf.c */
 int ps_buf_reserve(ps_buf *buf, size_t extra);

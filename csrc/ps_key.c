@@ -16,6 +16,17 @@ int ps_kind_check(const char *kind, size_t kind_len)
     return PS_OK;
 }
 
+int ps_id_check(size_t kind_len, const char *id, size_t id_len)
+{
+    if (id == NULL || id_len == 0)
+        return PS_ERR_ID_EMPTY;
+    if (id_len > PS_MAX_KEY - kind_len - 1)
+        return PS_ERR_KEY_TOO_LONG;
+    if (memchr(id, '\0', id_len) != NULL)
+        return PS_ERR_ID_NUL;
+    return PS_OK;
+}
+
 int ps_check_key(const char *kind, size_t kind_len, const char *id,
                  size_t id_len)
 {
@@ -24,13 +35,7 @@ int ps_check_key(const char *kind, size_t kind_len, const char *id,
         id_len > PS_MAX_KEY - kind_len - 1)
         return PS_ERR_KEY_TOO_LONG;
     int rc = ps_kind_check(kind, kind_len);
-    if (rc != PS_OK)
-        return rc;
-    if (id == NULL || id_len == 0)
-        return PS_ERR_ID_EMPTY;
-    if (memchr(id, '\0', id_len) != NULL)
-        return PS_ERR_ID_NUL;
-    return PS_OK;
+    return rc != PS_OK ? rc : ps_id_check(kind_len, id, id_len);
 }
 
 /* out must hold PS_MAX_KEY bytes. */
