@@ -7,24 +7,30 @@
  * page (a value stored in a leaf page) or inside its overflow pages (a
  * large value: the page header holds their count), and inside the file.
  *
- * LMDB does not say where it mapped data.mdb, so the map is found once in
- * /proc/self/maps (the mapping of data.mdb's inode at offset 0 whose length
- * is the map size), and again after every map resize.  Without /proc the
- * page check still bounds values in pages of a write transaction, and
- * values in the map by their page kind only. */
+ * LMDB does not say where it mapped data.mdb, so the map is found at open
+ * and again after every map resize: from one of its pages (base_from_page:
+ * a page's header holds its page number), or else in /proc/self/maps (the
+ * mapping of data.mdb's inode at offset 0 whose length is the map size;
+ * reading it costs ~0.3 ms in a Python process).  Without either the page
+ * check still bounds values in pages of a write transaction, and values in
+ * the map by their page kind only. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "ps_internal.h"
 
 #define PAGE_HDR 16      /* MDB_page header: pgno, pad, flags, lower/upper */
 #define P_OVERFLOW 0x04
+#define P_META 0x08
+#define META_MAGIC 0xBEEFC0DEu /* MDB_meta.mm_magic, after the page header */
 
 static uint16_t get_u16(const char *p)
 {
@@ -70,6 +76,62 @@ static const char *find_map(dev_t dev, ino_t ino, size_t len)
     return matches == 1 ? found : NULL;
 }
 
+static uint64_t get_u64(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* The map's base, found from one of its pages: the first key of the main
+ * database, read in a read txn, lies in a page of the map whose header
+ * holds its page number, so the map starts pgno pages below that page.
+ * The address is used only if it is mapped (mincore: no fault on a bad
+ * page number) and holds two meta pages of this page size.  NULL: not
+ * found so (an empty main database, another page size than the OS's). */
+static const char *base_from_page(MDB_env *env, size_t psize, size_t map_len)
+{
+    long os = sysconf(_SC_PAGESIZE);
+    if (os <= 0 || psize == 0 || psize % (size_t)os || map_len < 2 * psize)
+        return NULL;
+    MDB_txn *txn;
+    if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
+        return NULL;
+    const char *base = NULL;
+    MDB_cursor *cur;
+    MDB_dbi main_db;
+    if (mdb_dbi_open(txn, NULL, 0, &main_db) == 0 && /* (no table change) */
+        mdb_cursor_open(txn, main_db, &cur) == 0) {
+        MDB_val k, v;
+        if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 && k.mv_size) {
+            uintptr_t page = (uintptr_t)k.mv_data & ~(uintptr_t)(psize - 1);
+            uint64_t pgno = get_u64((const char *)page);
+            unsigned char vec[2];
+            if (pgno < map_len / psize) {
+                const char *b = (const char *)(page - (uintptr_t)(pgno * psize));
+                if (mincore((void *)(uintptr_t)b, 2 * psize, vec) == 0 &&
+                    (get_u16(b + 10) & P_META) && get_u32(b + PAGE_HDR) == META_MAGIC &&
+                    (get_u16(b + psize + 10) & P_META) &&
+                    get_u32(b + psize + PAGE_HDR) == META_MAGIC)
+                    base = b;
+            }
+        }
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    return base;
+}
+
+const char *ps_bounds_proc_base(ps_shared *sh)
+{
+    MDB_envinfo info;
+    mdb_filehandle_t fd;
+    struct stat sb;
+    if (mdb_env_info(sh->mdb, &info) || mdb_env_get_fd(sh->mdb, &fd) || fstat(fd, &sb))
+        return NULL;
+    return find_map(sb.st_dev, sb.st_ino, info.me_mapsize);
+}
+
 int ps_bounds_refresh(ps_shared *sh)
 {
     MDB_envinfo info;
@@ -87,7 +149,9 @@ int ps_bounds_refresh(ps_shared *sh)
         return errno;
     sh->psize = st.ms_psize;
     sh->map_len = info.me_mapsize;
-    sh->map_base = find_map(sb.st_dev, sb.st_ino, info.me_mapsize);
+    sh->map_base = base_from_page(sh->mdb, st.ms_psize, info.me_mapsize);
+    if (sh->map_base == NULL)
+        sh->map_base = find_map(sb.st_dev, sb.st_ino, info.me_mapsize);
     __atomic_store_n(&sh->file_bytes, (uint64_t)sb.st_size, __ATOMIC_RELAXED);
     return PS_OK;
 }

@@ -368,6 +368,9 @@ int ps_paths_check(const char *dir, int writable);
 /* ps_bounds.c: a value must lie inside data.mdb and its own pages */
 int ps_bounds_refresh(ps_shared *sh);
 int ps_value_check(ps_shared *sh, const MDB_val *v);
+/* The map's base as /proc/self/maps shows it (NULL: not found there): what
+ * ps_bounds_refresh finds from a page must be the same (test_bounds.c). */
+const char *ps_bounds_proc_base(ps_shared *sh);
 
 /* ps_reader.c: parked read txns (callers hold a gate entry) */
 /* ps_reader.c: a read of the process's own: enter the gate and renew a

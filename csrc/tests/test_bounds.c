@@ -1,0 +1,100 @@
+/* test_bounds.c -- where the core finds data.mdb's map (ps_bounds.c).
+ * The base taken from a page header (read in a read txn) must be the
+ * mapping /proc/self/maps shows: at open, after the map grows, in both
+ * write modes, with two stores open in one process (two maps whose meta
+ * pages look alike), and for a read-only handle.
+ * usage: test_bounds SCRATCH_DIR */
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int failures;
+
+#include "check.h"
+#include "ps_internal.h"
+
+/* The base the core found is the mapping /proc shows, and it was found. */
+static void check_base(ps_env *e, const char *when)
+{
+    const char *proc = ps_bounds_proc_base(e->sh);
+    if (proc == NULL || e->sh->map_base != proc) {
+        fprintf(stderr, "%s: map_base %p, /proc/self/maps %p\n", when,
+                (const void *)e->sh->map_base, (const void *)proc);
+        failures++;
+    }
+}
+
+/* n records of ~2 KB in one txn (the map grows on the way). */
+static void fill(ps_env *e, const char *kind, int n)
+{
+    static char val[2000];
+    memset(val, 'v', sizeof val - 1);
+    ps_txn *t;
+    CHECK_RC(ps_txn_begin(e, PS_TXN_WRITE, &t), PS_OK);
+    for (int i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "id-%06d", i);
+        CHECK_RC(ps_put(t, S(kind), S(id), S(val), 1, 0), PS_OK);
+    }
+    CHECK_RC(ps_txn_commit(t), PS_OK);
+}
+
+static void one_mode(const char *root, const char *name, const char *writemap)
+{
+    char a[4096], b[4096];
+    snprintf(a, sizeof a, "%s/%s-a", root, name);
+    snprintf(b, sizeof b, "%s/%s-b", root, name);
+    mkdir(a, 0700);
+    mkdir(b, 0700);
+    setenv("PYSTORE_WRITEMAP", writemap, 1);
+    ps_env *ea = NULL, *eb = NULL;
+    CHECK_RC(ps_env_open(a, 0, PS_OPEN_NOSYNC, &ea), PS_OK);
+    CHECK_RC(ps_env_open(b, 0, PS_OPEN_NOSYNC, &eb), PS_OK);
+    if (!ea || !eb)
+        return;
+    fill(ea, "Agent", 10);
+    fill(eb, "Agent", 10);
+    check_base(ea, "a at open");
+    check_base(eb, "b at open");
+    size_t before = ea->sh->map_len;
+    fill(ea, "Agent", 5000); /* ~10 MB: a writemap map (1 MiB at first) grows */
+    CHECK(ea->sh->map_len > before || !ea->sh->writemap);
+    check_base(ea, "a after growth");
+    check_base(eb, "b beside it");
+    ps_env_close(ea);
+    ps_env_close(eb);
+    /* reopened (an existing store: its main database is not empty) */
+    CHECK_RC(ps_env_open(a, 0, PS_OPEN_NOSYNC, &ea), PS_OK);
+    if (ea) {
+        check_base(ea, "a reopened");
+        ps_env_close(ea);
+    }
+    CHECK_RC(ps_env_open(a, 0, PS_OPEN_READONLY, &ea), PS_OK);
+    if (ea) {
+        check_base(ea, "a read-only");
+        ps_env_close(ea);
+    }
+    unsetenv("PYSTORE_WRITEMAP");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_bounds SCRATCH_DIR\n");
+        return 2;
+    }
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", argv[1], argv[1]);
+    if (system(cmd) != 0)
+        return 2;
+    one_mode(argv[1], "wm", "1");
+    one_mode(argv[1], "pw", "0");
+    if (failures)
+        fprintf(stderr, "test_bounds: %d failure(s)\n", failures);
+    else
+        printf("test_bounds: ok\n");
+    return failures != 0;
+}
