@@ -65,17 +65,21 @@ static void one_mode(const char *root, const char *name, const char *writemap)
     check_base(ea, "a after growth");
     check_base(eb, "b beside it");
     ps_env_close(ea);
+    ps_env_free(ea);
     ps_env_close(eb);
+    ps_env_free(eb);
     /* reopened (an existing store: its main database is not empty) */
     CHECK_RC(ps_env_open(a, 0, PS_OPEN_NOSYNC, &ea), PS_OK);
     if (ea) {
         check_base(ea, "a reopened");
         ps_env_close(ea);
+        ps_env_free(ea);
     }
     CHECK_RC(ps_env_open(a, 0, PS_OPEN_READONLY, &ea), PS_OK);
     if (ea) {
         check_base(ea, "a read-only");
         ps_env_close(ea);
+        ps_env_free(ea);
     }
     unsetenv("PYSTORE_WRITEMAP");
 }
