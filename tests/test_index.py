@@ -32,11 +32,8 @@ def sess(agent: str = "", execs: tuple[str, ...] = (), ctx: dict[str, str] | Non
 
 
 def consistent(store: Store) -> list[str]:
-    t = store._begin(False)
-    try:
-        return check_indexes(t)
-    finally:
-        t.abort()
+    problems: list[str] = store._run(False, check_indexes)
+    return problems
 
 
 @pytest.fixture

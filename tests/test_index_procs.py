@@ -17,11 +17,8 @@ from pystore.samples.session_pb2 import Session
 
 
 def _problems(store: Store) -> list[str]:
-    t = store._begin(False)
-    try:
-        return check_indexes(t)
-    finally:
-        t.abort()
+    problems: list[str] = store._run(False, check_indexes)
+    return problems
 
 
 def _scan_answer(store: Store, agent: str) -> list[str]:

@@ -173,11 +173,7 @@ class IndexMachine(RuleBasedStateMachine):
         entries = {i.name: i.entries for i in self.store.indexes(KIND)}
         for name, (_, _, values) in INDEXES.items():
             assert entries[name] == sum(len(values(m)) for m in self.model.values()), name
-        t = self.store._begin(False)
-        try:
-            assert check_indexes(t) == []
-        finally:
-            t.abort()
+        assert self.store._run(False, check_indexes) == []
 
 
 IndexMachine.TestCase.settings = settings(

@@ -486,11 +486,7 @@ class ModelMachine(RuleBasedStateMachine):
                 assert [(e.seq, e.data) for e in c.read_events(stream)] == sorted(
                     m.events.get(stream, {}).items())
                 assert c.last_seq(stream) == m.last_seq(stream)
-            t = c._begin(False)
-            try:
-                assert check_indexes(t) == []
-            finally:
-                t.abort()
+            assert c._run(False, check_indexes) == []
         finally:
             c.close()
             shutil.rmtree(dest)

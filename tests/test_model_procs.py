@@ -117,11 +117,7 @@ def _check(path: Path, lines: list[dict[str, Any]]) -> None:
             assert seqs == sorted(seqs) and {(stream, q) for q in seqs} <= set(appends)
             assert s.last_seq(stream) >= max([q for st_, q in appends if st_ == stream],
                                              default=0)
-        t = s._begin(False)
-        try:
-            assert check_indexes(t) == []
-        finally:
-            t.abort()
+        assert s._run(False, check_indexes) == []
     finally:
         s.close()
 
