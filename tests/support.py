@@ -84,3 +84,16 @@ def make_agent(i: int, *, org: str = "org-1", project: str = "proj-1") -> agent_
         common_pb2.ResourceRef(kind="Environment", id="env-1", org_id=org, project_id=project)
     )
     return agent
+
+
+def unprivileged_argv(*, fowner: bool = False) -> list[str]:
+    """argv prefix that runs a command as a user whom file modes bind: none
+    for a non-root user; for root, setpriv(1) with CAP_DAC_OVERRIDE and
+    CAP_DAC_READ_SEARCH (and with ``fowner``, CAP_FOWNER: no chmod of
+    another's file) dropped.  Skips the test when root has no setpriv."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("root without setpriv(1): cannot run as an unprivileged user")
+    caps = "-dac_override,-dac_read_search" + (",-fowner" if fowner else "")
+    return ["setpriv", f"--bounding-set={caps}"]

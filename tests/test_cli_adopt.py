@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import unprivileged_argv
 
 import pystore
 from pystore.samples.agent_pb2 import Agent
@@ -124,14 +124,6 @@ def test_closed_pipe_ends_quietly_with_status_0(filled: Path, cmd: list[str]) ->
 # other user; the store is made unreadable with chmod.
 
 
-def _as_unprivileged() -> list[str]:
-    if os.geteuid() != 0:
-        return []
-    if shutil.which("setpriv") is None:
-        pytest.skip("root without setpriv(1): cannot run as an unprivileged user")
-    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
-
-
 @pytest.fixture
 def private_store(tmp_path: Path) -> Iterator[Path]:
     with pystore.Store(tmp_path / "s", sync=False) as s:
@@ -145,7 +137,7 @@ def private_store(tmp_path: Path) -> Iterator[Path]:
 @pytest.mark.parametrize("cmd", [["stats"], ["kinds"], ["list", "Agent"], ["get", "Agent", "a"],
                                  ["delete", "Agent", "a"], ["dump"], ["verify"]])
 def test_permission_problem_says_so(private_store: Path, mode: str, cmd: list[str]) -> None:
-    prefix = _as_unprivileged()
+    prefix = unprivileged_argv()
     target = {"dir": private_store, "data": private_store / "data.mdb",
               "lock": private_store / "lock.mdb"}[mode]
     target.chmod(0)
@@ -165,7 +157,7 @@ def test_load_into_a_store_it_may_not_open_says_permission_denied(
 ) -> None:
     # docs/cli.md, "Permissions": `pystore: permission denied: cannot open
     # the store at PATH ...`, also for load (it said "error: open ...")
-    prefix = _as_unprivileged()
+    prefix = unprivileged_argv()
     dump = tmp_path / "d.jsonl"
     assert subprocess.run([PYSTORE, "dump", str(private_store), "-o", str(dump)],
                           capture_output=True, timeout=120).returncode == 0

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from lockprocs import counter_code, end, hold
-from support import fill_fs, mount_fs, umount_fs
+from support import fill_fs, mount_fs, umount_fs, unprivileged_argv
 
 from pystore import StorageFullError, Store, UnsafePathError
 from pystore.samples.agent_pb2 import Agent
@@ -213,15 +213,6 @@ def test_a_full_disk_fails_a_writable_open_and_a_reader_still_reads(full_tmpfs: 
 # ---- a write.lock this user may not open ----------------------------------
 
 
-def _unprivileged() -> list[str]:
-    """argv prefix: root without the capabilities that override file modes."""
-    if os.geteuid() != 0:
-        return []
-    if shutil.which("setpriv") is None:
-        pytest.skip("root without setpriv(1): cannot run as an unprivileged user")
-    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
-
-
 def test_a_write_lock_the_writer_may_not_open_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "s"
     with Store(path) as s:
@@ -250,8 +241,8 @@ def test_a_write_lock_the_writer_may_not_open_is_a_clear_error(tmp_path: Path) -
         with Store(path, readonly=True) as s:
             print(s.list_ids("A"), flush=True)
     """)
-    p = subprocess.run([*_unprivileged(), sys.executable, "-c", code], capture_output=True,
-                       text=True, timeout=60, cwd=HERE)
+    p = subprocess.run([*unprivileged_argv(fowner=True), sys.executable, "-c", code],
+                       capture_output=True, text=True, timeout=60, cwd=HERE)
     assert p.returncode == 0, p.stderr
     assert p.stdout == "refused\nrefused\n['1']\n"
 
