@@ -313,20 +313,13 @@ def test_fork_while_another_thread_holds_the_write_lock(tmp_path: Path) -> None:
     path = tmp_path / "s"
     Store(path).close()
     code = f"""
-        import os, signal, threading, time
+        import os, signal
         from pystore import ForkedError, Store
         from pystore.samples.agent_pb2 import Agent
+        from workers import hold_in_thread
         path = {str(path)!r}
         s = Store(path, sync=False)
-        held, release = threading.Event(), threading.Event()
-        def hold():
-            with s.transaction() as t:
-                t.save_resource("A", "parent", Agent())
-                held.set()
-                release.wait(30)
-        th = threading.Thread(target=hold)
-        th.start()
-        held.wait(10)
+        th, release = hold_in_thread(s, "A", "parent", Agent())
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:

@@ -10,6 +10,7 @@ can check any record without knowing what else happened.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 from pystore import Store
@@ -111,29 +112,38 @@ def run_hold_writer(path: str) -> None:
     ack("committed")
 
 
-def run_fork(path: str) -> None:
-    """Fork with an open store while another thread holds a write transaction
-    (its locks are copied held into the child); the child reports what
-    touching the store did, and must not hang on those locks."""
-    import os
-    import threading
-
-    from pystore import ForkedError
-    from pystore._lmdb._native import ffi, lib
-
-    store = Store(path)
-    store.save_resource("Fork", "before", payload("Fork", "before"))
+def hold_in_thread(store: Store, kind: str, id: str, msg: Agent) -> tuple[
+    threading.Thread, threading.Event
+]:
+    """A thread that saves kind/id in a ``transaction()`` of ``store`` and
+    keeps it open -- the store's write lock held -- until the returned
+    event is set; returned once the thread holds it (or 30 s passed)."""
     holding, release = threading.Event(), threading.Event()
 
     def hold() -> None:
         with store.transaction() as t:
-            t.save_resource("Fork", "held", payload("Fork", "held"))
+            t.save_resource(kind, id, msg)
             holding.set()
             release.wait(30)
 
     holder = threading.Thread(target=hold)
     holder.start()
     holding.wait(30)
+    return holder, release
+
+
+def run_fork(path: str) -> None:
+    """Fork with an open store while another thread holds a write transaction
+    (its locks are copied held into the child); the child reports what
+    touching the store did, and must not hang on those locks."""
+    import os
+
+    from pystore import ForkedError
+    from pystore._lmdb._native import ffi, lib
+
+    store = Store(path)
+    store.save_resource("Fork", "before", payload("Fork", "before"))
+    holder, release = hold_in_thread(store, "Fork", "held", payload("Fork", "held"))
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
