@@ -275,16 +275,18 @@ void ps_txn_log_unstripped(ps_txn *txn, const char *raw, size_t raw_len,
 /* ps_pid.c: getpid() without a system call (refreshed after fork) */
 pid_t ps_getpid(void);
 
-/* ps_txn.c: the end of a write's wait slice (CLOCK_REALTIME, now +
- * PS_TXN_SLICE_MS), computed the first time a lock is found busy: *until
- * starts zeroed, so an uncontended write reads no clock. */
+/* ps_txn.c: take a writer's lock: tried first, then waited for until the
+ * end of the wait slice (*slice starts zeroed and is set to now +
+ * PS_TXN_SLICE_MS the first time a lock is busy, so an uncontended write
+ * reads no clock; ETIMEDOUT when it passes), or for as long as it takes
+ * (slice NULL).  pthread's result (EOWNERDEAD, EDEADLK...) as it is. */
 struct timespec;
-const struct timespec *ps_slice_end(struct timespec *until);
+int ps_mutex_take(pthread_mutex_t *mu, struct timespec *slice);
 
 /* ps_xlock.c: the writers' queue in `write.lock` (see there).  open maps
  * it into sh (a writable env), close unmaps it once no thread is inside
  * take..give (a writer of a closed handle may still wait in it); take waits
- * until ps_slice_end(slice) (NULL: for as long as it takes) and gives
+ * as ps_mutex_take (the same slice as write_mu's) and gives
  * PS_ERR_WAIT_AGAIN when that passes; give releases it (the taking thread). */
 int ps_xlock_open(ps_shared *sh, const char *dir);
 void ps_xlock_close(ps_shared *sh);

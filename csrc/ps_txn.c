@@ -89,7 +89,9 @@ int ps_begin_mdb(ps_env *e, int write, MDB_txn **out)
     return rc;
 }
 
-const struct timespec *ps_slice_end(struct timespec *until)
+/* The end of a write's wait slice (CLOCK_REALTIME, now + PS_TXN_SLICE_MS),
+ * computed the first time it is needed: *until starts zeroed. */
+static const struct timespec *slice_end(struct timespec *until)
 {
     if (until->tv_sec == 0 && until->tv_nsec == 0) {
         clock_gettime(CLOCK_REALTIME, until);
@@ -100,6 +102,14 @@ const struct timespec *ps_slice_end(struct timespec *until)
         }
     }
     return until;
+}
+
+int ps_mutex_take(pthread_mutex_t *mu, struct timespec *slice)
+{
+    int rc = pthread_mutex_trylock(mu); /* the usual case: free, no clock read */
+    if (rc == EBUSY)
+        rc = slice ? pthread_mutex_timedlock(mu, slice_end(slice)) : pthread_mutex_lock(mu);
+    return rc;
 }
 
 /* The write lock: this process's write_mu, then the writers' queue of all
@@ -113,10 +123,7 @@ static int lock_writer(ps_shared *sh, unsigned flags)
     struct timespec until = {0, 0}, *slice = (flags & PS_TXN_WAIT_SLICE) ? &until : NULL;
     /* (write_mu checks errors: a trylock by its owner is EBUSY too, and the
      * wait below then reports EDEADLK) */
-    int rc = pthread_mutex_trylock(&sh->write_mu);
-    if (rc == EBUSY)
-        rc = slice ? pthread_mutex_timedlock(&sh->write_mu, ps_slice_end(slice))
-                   : pthread_mutex_lock(&sh->write_mu);
+    int rc = ps_mutex_take(&sh->write_mu, slice);
     if (rc)
         return rc == ETIMEDOUT ? PS_ERR_WAIT_AGAIN : rc;
     rc = ps_xlock_take(sh, slice);

@@ -228,10 +228,7 @@ int ps_xlock_take(ps_shared *sh, struct timespec *slice)
         xlock_leave(sh);
         return PS_OK;
     }
-    int rc = pthread_mutex_trylock(&x->mu); /* the usual case: free */
-    if (rc == EBUSY)
-        rc = slice ? pthread_mutex_timedlock(&x->mu, ps_slice_end(slice))
-                   : pthread_mutex_lock(&x->mu);
+    int rc = ps_mutex_take(&x->mu, slice);
     if (rc == EOWNERDEAD)
         rc = pthread_mutex_consistent(&x->mu); /* its owner died: ours now */
     if (rc) {
