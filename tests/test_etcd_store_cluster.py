@@ -23,6 +23,8 @@ from pystore import (
     TransactionError,
     ValueTooLargeError,
 )
+from pystore._etcd import _common as c
+from pystore._etcd import etcd_api_pb2 as pb
 from pystore.samples.agent_pb2 import Agent
 
 if TYPE_CHECKING:
@@ -70,6 +72,7 @@ def test_kill_the_leader_during_8_writers(etcd_cluster: EtcdCluster, url: str) -
             errors.append(exc)
 
     with Store(url, timeout=10.0) as s:
+        start = s.revision()
         threads = [threading.Thread(target=writer, args=(w, s)) for w in range(8)]
         for t in threads:
             t.start()
@@ -94,6 +97,12 @@ def test_kill_the_leader_during_8_writers(etcd_cluster: EtcdCluster, url: str) -
             assert id in set().union(*acked, *unknown)
             m = Agent.FromString(r.data)
             assert m.model == id and m.instructions == id * 50
+        puts: dict[str | None, int] = {}
+        for ch in s.changes(after=start):
+            puts[ch.id] = puts.get(ch.id, 0) + 1
+        twice = {id: n for id, n in puts.items() if n != 1}
+        assert not twice, f"writes applied more than once (once.py): {twice}"
+        assert set(puts) == set(stored)
 
 
 @pytest.mark.slow
@@ -293,33 +302,42 @@ def test_changes_from_a_member_that_stops_answering_is_a_typed_error(
         assert [(c.op, c.id) for c in s.changes(after=start)] == [("put", "a")]
 
 
-def test_only_unconditional_writes_are_sent_again_after_an_ambiguous_failure(
-    url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """docs/etcd.md, "Retries": the client may send a Txn again on
-    UNAVAILABLE only when it holds no compare (a save, a delete); one that
-    compares what the call read (append_event's marks, a conditional
-    write, a create; the backend's own compares of its configuration do
-    not count) is sent once, so an ambiguous failure is reported
-    ("outcome unknown") instead of appending or writing twice."""
+def test_every_write_txn_is_sent_guarded_by_a_slot(url: str) -> None:
+    """docs/etcd.md, "Retries": every write Txn a store sends -- a save, a
+    delete, a kind delete, a create, a conditional save, an event append,
+    a transaction -- is wrapped in the guard of once.py (compare the
+    writer's slot key with the call's token, else run the write and put
+    the token), so each may be sent again after an ambiguous failure
+    (test_etcd_once.py shows it applies once).  Reads are sent as they
+    are.  A read-only store sends no guard (it has no slots)."""
     with Store(url) as s:
         client = s._client  # type: ignore[attr-defined]
-        sent: list[bool] = []
-        real = client.txn
+        slots = s._layout.root + b"w/"  # type: ignore[attr-defined]
+        seen: list[pb.TxnRequest] = []
+        real = client._txn
 
-        def spy(compare: Any = (), success: Any = (), failure: Any = (),
-                **kw: Any) -> Any:
-            if any(op.HasField("request_put") or op.HasField("request_delete_range")
-                   for op in success):  # a write (not the backend's own reads)
-                sent.append(bool(kw.get("retry")))
-            return real(compare, success, failure, **kw)
+        def spy(req: pb.TxnRequest, timeout: float) -> Any:
+            seen.append(req)
+            return real(req, timeout=timeout)
 
-        monkeypatch.setattr(client, "txn", spy)
+        client._txn = spy
         s.save_resource("R", "a", Agent())
         s.delete_resource("R", "a")
-        assert sent == [True, True]  # no compare of the caller's: may be sent again
-        sent.clear()
         s.append_event("st", Agent())
         rev = s.create_resource("R", "b", Agent())
         s.save_resource("R", "b", Agent(), if_revision=rev)
-        assert sent == [False, False, False]  # compares what was read: sent once
+        s.delete_resources_by_kind("R")
+        with s.transaction() as t:
+            t.save_resource("R", "c", Agent())
+        writes = [r for r in seen if not c.txn_is_read_only(r)]
+        assert len(writes) == 7
+        for r in writes:
+            (cmp,) = r.compare
+            assert cmp.target == pb.Compare.VALUE and cmp.key.startswith(slots)
+            (inner,) = r.failure
+            put = inner.request_txn.success[-1].request_put
+            assert put.key == cmp.key and put.value == cmp.value and len(put.value) == 16
+        assert len({r.compare[0].value for r in writes}) == 7  # a token per call
+        assert s.get_resource("R", "c", Agent) == Agent()
+    with Store(url, readonly=True) as ro:
+        assert ro._client._slots is None  # type: ignore[attr-defined]

@@ -3,8 +3,9 @@
 One gRPC channel over every member (``round_robin``), no receive-size cap.
 Every call has a deadline of ``timeout`` seconds; within it, a call that is
 safe to repeat (ranges, puts, deletes, read-only transactions, compaction,
-status) is retried with backoff on ``UNAVAILABLE`` (member down, no leader,
-leader changed).  A deadline passed, or retries exhausted, raise
+status; every write Txn once ``use_write_slots`` guards it, see once.py) is
+retried with backoff on ``UNAVAILABLE`` (member down, no leader, leader
+changed).  A deadline passed, or retries exhausted, raise
 :class:`~pystore.errors.StoreUnavailableError`; etcd's own refusals are
 mapped to pystore's exceptions (see ``_common.map_error``).  The client is
 thread-safe; ``close()`` is idempotent; a client made before ``fork()``
@@ -13,11 +14,13 @@ raises :class:`~pystore.errors.ForkedError` in the child.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -27,11 +30,13 @@ import grpc
 from ..errors import ForkedError, StoreClosedError, StoreError
 from . import _common as c
 from . import etcd_api_pb2 as pb
+from .once import WriteSlots, guard, replay, unwrap
 from .url import EtcdURL, parse_url
 
 __all__ = ["EtcdClient", "Watch", "credentials_for"]
 
 _Req = TypeVar("_Req")
+_SLOTS_DROP = 0.5  # seconds close() gives the delete of the write slots
 _Resp = TypeVar("_Resp")
 
 
@@ -106,6 +111,7 @@ class EtcdClient:
         self._closed = False
         self._member_channels: dict[str, grpc.Channel] = {}
         self._watches: weakref.WeakSet[Watch] = weakref.WeakSet()
+        self._slots: WriteSlots | None = None
         self._channel = self._open_channel(c.channel_target(self._endpoints))
         ch = self._channel
         self._range = _unary(ch, c.RANGE, pb.RangeResponse)
@@ -165,7 +171,7 @@ class EtcdClient:
 
     def _call(
         self,
-        stub: grpc.UnaryUnaryMultiCallable[_Req, _Resp],
+        stub: Callable[..., _Resp],
         request: _Req,
         *,
         retry: bool,
@@ -310,9 +316,43 @@ class EtcdClient:
         member-locally: its compares may see a lagging member.  Include a
         (linearizable) ``op_range`` to compare against the latest state."""
         req = c.txn_request(compare, success, failure)
+        read_only = c.txn_is_read_only(req)
+        if self._slots is not None and not read_only:
+            return self._txn_once(req, timeout)
         c.check_limits(req, self.max_txn_ops, self.max_request_bytes)
-        again = c.txn_is_read_only(req) if retry is None else retry
+        again = read_only if retry is None else retry
         return self._call(self._txn, req, retry=again, timeout=timeout)
+
+    def use_write_slots(self, slots: WriteSlots) -> None:
+        """Send every write Txn from now on guarded by a slot of ``slots``
+        (``once.py``): safe to send again, so always retried, ``retry``
+        notwithstanding.  ``close()`` deletes the slots' keys."""
+        self._slots = slots
+
+    def _txn_once(self, req: pb.TxnRequest, timeout: float | None) -> pb.TxnResponse:
+        slots = self._slots
+        assert slots is not None
+        slot = slots.take()
+        outer, inner = guard(req, slot, os.urandom(16))
+        c.check_limits(inner, self.max_txn_ops, self.max_request_bytes)
+        c.check_limits(outer, None, self.max_request_bytes)
+        sent = 0
+
+        def send(r: pb.TxnRequest, timeout: float) -> pb.TxnResponse:
+            nonlocal sent
+            sent += 1
+            return self._txn(r, timeout=timeout)
+
+        answered = False
+        try:
+            resp = self._call(send, outer, retry=True, timeout=timeout)
+            answered = True
+        finally:
+            slots.give(slot, reuse=answered and sent == 1)
+        if not resp.succeeded:
+            return unwrap(resp)
+        # an earlier attempt of this call applied the write (its answer was lost)
+        return replay(req, resp, self.range)
 
     def compact(
         self, revision: int, *, physical: bool = False, timeout: float | None = None
@@ -402,7 +442,10 @@ class EtcdClient:
 
     def close(self) -> None:
         """Close every watch and channel; idempotent.  Calls in flight in other
-        threads end with StoreClosedError."""
+        threads end with StoreClosedError.  The write slots' keys go first
+        (one DeleteRange of at most ``_SLOTS_DROP`` seconds, its failure
+        ignored: they are not data)."""
+        self._drop_slots()
         with self._lock:
             if self._closed:
                 return
@@ -415,6 +458,17 @@ class EtcdClient:
         if self._generation == c.fork_generation():  # never touch gRPC in a forked child
             for ch in channels:
                 ch.close()
+
+    def _drop_slots(self) -> None:
+        slots = self._slots
+        if slots is None or not slots.used or self._closed:
+            return
+        if self._generation != c.fork_generation():
+            return
+        self._slots = None
+        req = c.txn_request((), [c.op_delete(slots.prefix, c.prefix_end(slots.prefix))], ())
+        with contextlib.suppress(StoreError):
+            self._call(self._txn, req, retry=False, timeout=_SLOTS_DROP)
 
     def __enter__(self) -> EtcdClient:
         return self

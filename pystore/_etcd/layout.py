@@ -13,6 +13,9 @@ Let ``R`` be the key root of the URL (``/pystore/prod/``):
   its own Txn, so watchers see one ``delete_kind`` change instead of N
   deletes.  The value is the 8-byte little-endian ``updated_ns``.
 
+* ``R w/<writer>/<n>``: the write slots of one open store (once.py): the
+  16-byte token of the last write Txn sent through each; not data.
+
 ``Kind`` never holds ``/``, so ``R r/<Kind>/`` is an exact prefix.
 """
 

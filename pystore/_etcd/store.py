@@ -50,6 +50,7 @@ from . import feed
 from .client import EtcdClient, credentials_for
 from .history import KindConfig
 from .layout import Layout, decode_record, encode_ns
+from .once import WriteSlots
 from .txn import EtcdTxn, ReadConflict
 from .url import parse_url
 
@@ -122,6 +123,8 @@ class EtcdStore(Store):
             raise IncompatibleStoreError(
                 f"etcd store {path!r}: format {fmt.value!r}, this pystore reads format 2"
             )
+        if not self.readonly:  # every write Txn applies at most once (once.py)
+            self._client.use_write_slots(WriteSlots.under(self._layout.root))
         self._closed = False
 
     # -- lifecycle --------------------------------------------------------

@@ -555,8 +555,9 @@ class EtcdTxn:
             # since its pinned revision (every changing Txn puts c/last)
             compares.append(c.cmp_mod(lay.last, "<", self.pin + 1))
             failure.append(c.op_range(lay.last, keys_only=True))
-        user = bool(self.conds)  # a conditional write is never sent twice
-        resp = self.client.txn(compares, success, failure, retry=not user)
+        # a store's client guards every write Txn (once.py) and retries it;
+        # retry= is for an unguarded client: never re-send a user condition
+        resp = self.client.txn(compares, success, failure, retry=not self.conds)
         self.response = resp
         if resp.succeeded:
             return int(resp.header.revision)

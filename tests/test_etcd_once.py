@@ -1,0 +1,215 @@
+"""Writes on etcd apply at most once when their answer is lost
+(pystore/_etcd/once.py, docs/etcd.md "Retries").
+
+The fault is made at the gRPC boundary of the real client: the Txn reaches
+the real cluster and commits, then the caller gets ``UNAVAILABLE`` as if
+the reply had been lost (or the request is held back and sent after the
+retry: a proposal that commits late).  Everything else is the real
+3-member cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import pytest
+
+from pystore import ConflictError, Store, StoreUnavailableError
+from pystore._etcd import _common as c
+from pystore._etcd import etcd_api_pb2 as pb
+from pystore.samples.agent_pb2 import Agent
+
+if TYPE_CHECKING:
+    from etcd_cluster import EtcdCluster
+
+
+class _Lost(grpc.RpcError):
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self) -> str:
+        return "etcdserver: request timed out (injected: the reply was lost)"
+
+
+@pytest.fixture
+def url(etcd_cluster: EtcdCluster, etcd_root: bytes) -> str:
+    etcd_cluster.ensure_running()
+    return etcd_cluster.url(etcd_root.decode())
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[Store]:
+    with Store(url, timeout=10.0) as s:
+        yield s
+
+
+class Faults:
+    """Wraps the client's Txn stub: the next ``lose`` write Txns are sent
+    and their replies lost (``late``: held back, raised as lost, and sent
+    after the following attempt returned)."""
+
+    def __init__(self, s: Store) -> None:
+        self.client = s._client  # type: ignore[attr-defined]
+        self.real = self.client._txn
+        self.lose = 0
+        self.late = False
+        self.held: list[pb.TxnRequest] = []
+        self.sent: list[pb.TxnRequest] = []
+        self.late_answers: list[pb.TxnResponse] = []
+        self.before_raise: Callable[[], None] | None = None
+        self.client._txn = self
+
+    def __call__(self, req: pb.TxnRequest, timeout: float) -> pb.TxnResponse:
+        write = not c.txn_is_read_only(req)
+        if write:
+            self.sent.append(req)
+        if write and self.lose > 0:
+            self.lose -= 1
+            if self.late:
+                self.held.append(req)
+            else:
+                self.real(req, timeout=timeout)
+                if self.before_raise is not None:
+                    self.before_raise()
+            raise _Lost()
+        resp = self.real(req, timeout=timeout)
+        while write and self.held:  # the late proposal commits now
+            self.late_answers.append(self.real(self.held.pop(), timeout=timeout))
+        return resp
+
+
+def changes_since(s: Store, rev: int) -> list[tuple[str, str | None]]:
+    return [(ch.op, ch.id) for ch in s.changes(after=rev)]
+
+
+def test_a_save_whose_reply_is_lost_applies_once(store: Store) -> None:
+    f = Faults(store)
+    start = store.revision()
+    f.lose = 1
+    rev = store.save_resource("A", "x", Agent(description="one"))
+    assert len(f.sent) == 2  # sent again after the lost reply
+    assert store.get_record("A", "x").revision == rev
+    assert changes_since(store, start) == [("put", "x")]
+    assert store.revision() == rev
+
+
+def test_a_delete_whose_reply_is_lost_still_says_it_existed(store: Store) -> None:
+    store.save_resource("A", "x", Agent())
+    f = Faults(store)
+    start = store.revision()
+    f.lose = 1
+    assert store.delete_resource("A", "x") is True
+    assert changes_since(store, start) == [("delete", "x")]
+    f.lose = 1
+    assert store.delete_resource("A", "x") is False  # and a missing one says so
+
+
+def test_a_kind_delete_whose_reply_is_lost_counts_what_it_deleted(store: Store) -> None:
+    store.save_resources("K", [(str(i), Agent()) for i in range(7)])
+    store.save_resource("L", "other", Agent())
+    f = Faults(store)
+    start = store.revision()
+    f.lose = 1
+    assert store.delete_resources_by_kind("K") == 7
+    assert changes_since(store, start) == [("delete_kind", None)]
+    assert store.count("K") == 0 and store.count("L") == 1
+
+
+def test_conditional_writes_are_sent_again_and_decided_once(store: Store) -> None:
+    """A create, a conditional save and an event append lose their reply:
+    each is sent again (no "outcome unknown") and applies once; the retry
+    does not judge the write against its own result (no AlreadyExistsError
+    for the create, no ConflictError for the conditional save)."""
+    f = Faults(store)
+    start = store.revision()
+    f.lose = 1
+    rev = store.create_resource("A", "c", Agent())
+    f.lose = 1
+    rev2 = store.save_resource("A", "c", Agent(description="2"), if_revision=rev)
+    assert rev2 > rev and store.get_record("A", "c").revision == rev2
+    f.lose = 1
+    seq = store.append_event("st", Agent(description="e"))
+    assert [e.seq for e in store.read_events("st")] == [seq]
+    assert changes_since(store, start) == [("put", "c"), ("put", "c"), ("append", None)]
+
+
+def test_a_condition_lost_meanwhile_is_still_reported(store: Store) -> None:
+    """The first attempt fails its compare (another writer moved the
+    record) and its reply is lost: the retry decides again, and the caller
+    gets the ConflictError, not a success and not "outcome unknown"."""
+    rev = store.save_resource("A", "x", Agent())
+    store.save_resource("A", "x", Agent(description="moved"))
+    f = Faults(store)
+    f.lose = 1
+    with pytest.raises(ConflictError):
+        store.save_resource("A", "x", Agent(description="mine"), if_revision=rev)
+    assert store.get_resource("A", "x", Agent).description == "moved"
+
+
+def test_a_proposal_that_commits_late_changes_nothing(store: Store) -> None:
+    """The first attempt is held back and sent only after the retry
+    applied: it finds its slot holding its token and writes nothing."""
+    f = Faults(store)
+    f.late = True
+    start = store.revision()
+    f.lose = 1
+    rev = store.save_resource("A", "x", Agent(description="v1"))
+    assert len(f.late_answers) == 1 and f.late_answers[0].succeeded  # the guard's branch
+    assert changes_since(store, start) == [("put", "x")]
+    assert store.revision() == rev
+
+
+def test_a_transaction_whose_reply_is_lost_commits_once(store: Store) -> None:
+    f = Faults(store)
+    start = store.revision()
+    f.lose = 1
+    with store.transaction() as t:
+        t.save_resource("A", "1", Agent())
+        t.save_resource("A", "2", Agent())
+        t.delete_resource("A", "nothing")
+    got = changes_since(store, start)
+    assert sorted(got) == [("put", "1"), ("put", "2")]
+    assert len({ch.revision for ch in store.changes(after=start)}) == 1
+
+
+def test_a_delete_count_compacted_meanwhile_is_an_honest_error(store: Store) -> None:
+    store.save_resource("A", "x", Agent())
+    f = Faults(store)
+    client = f.client
+
+    def compact() -> None:
+        client.compact(client.range(b"/", keys_only=True, limit=1).header.revision)
+
+    f.before_raise = compact
+    f.lose = 1
+    with pytest.raises(StoreUnavailableError, match="compacted"):
+        store.delete_resource("A", "x")
+    assert not store.exists("A", "x")  # applied, once
+
+
+def slot_keys(s: Store) -> list[bytes]:
+    client: Any = s._client  # type: ignore[attr-defined]
+    root = s._layout.root + b"w/"  # type: ignore[attr-defined]
+    return [kv.key for kv in client.range(root, c.prefix_end(root), keys_only=True).kvs]
+
+
+def test_slots_are_reused_retired_after_a_retry_and_dropped_at_close(url: str) -> None:
+    s = Store(url, timeout=10.0)
+    try:
+        for i in range(5):
+            s.save_resource("A", str(i), Agent())
+        assert len(slot_keys(s)) == 1  # one call at a time: one slot
+        f = Faults(s)
+        f.lose = 1
+        s.save_resource("A", "r", Agent())
+        f.client._txn = f.real
+        s.save_resource("A", "s", Agent())
+        assert len(slot_keys(s)) == 2  # the retried call's slot is not reused
+        with Store(url, readonly=True) as ro:
+            assert ro.count("A") == 7
+    finally:
+        s.close()
+    with Store(url) as other:
+        assert slot_keys(other) == []  # close() deleted them
+        assert other.count("A") == 7
