@@ -292,7 +292,12 @@ def txn_request(
 def txn_is_read_only(req: pb.TxnRequest) -> bool:
     """True when every operation of both branches is a Range: only then is a
     retry after an ambiguous failure safe without knowing the outcome."""
-    ops = [*req.success, *req.failure]
+    return ops_read_only(req.success, req.failure)
+
+
+def ops_read_only(success: Sequence[pb.RequestOp], failure: Sequence[pb.RequestOp]) -> bool:
+    """``txn_is_read_only`` of a Txn's two branches, before it is built."""
+    ops = [*success, *failure]
     while ops:
         op = ops.pop()
         kind = op.WhichOneof("request")

@@ -315,10 +315,10 @@ class EtcdClient:
         etcd serves a Txn with no ops, or only serializable ranges,
         member-locally: its compares may see a lagging member.  Include a
         (linearizable) ``op_range`` to compare against the latest state."""
-        req = c.txn_request(compare, success, failure)
-        read_only = c.txn_is_read_only(req)
+        read_only = c.ops_read_only(success, failure)
         if self._slots is not None and not read_only:
-            return self._txn_once(req, timeout)
+            return self._txn_once(compare, success, failure, timeout)
+        req = c.txn_request(compare, success, failure)
         c.check_limits(req, self.max_txn_ops, self.max_request_bytes)
         again = read_only if retry is None else retry
         return self._call(self._txn, req, retry=again, timeout=timeout)
@@ -329,11 +329,17 @@ class EtcdClient:
         notwithstanding.  ``close()`` deletes the slots' keys."""
         self._slots = slots
 
-    def _txn_once(self, req: pb.TxnRequest, timeout: float | None) -> pb.TxnResponse:
+    def _txn_once(
+        self,
+        compare: Sequence[pb.Compare],
+        success: Sequence[pb.RequestOp],
+        failure: Sequence[pb.RequestOp],
+        timeout: float | None,
+    ) -> pb.TxnResponse:
         slots = self._slots
         assert slots is not None
         slot = slots.take()
-        outer, inner = guard(req, slot, os.urandom(16))
+        outer, inner = guard(compare, success, failure, slot, os.urandom(16))
         c.check_limits(inner, self.max_txn_ops, self.max_request_bytes)
         c.check_limits(outer, None, self.max_request_bytes)
         sent = 0
@@ -352,7 +358,7 @@ class EtcdClient:
         if not resp.succeeded:
             return unwrap(resp)
         # an earlier attempt of this call applied the write (its answer was lost)
-        return replay(req, resp, self.range)
+        return replay(success, resp, self.range)
 
     def compact(
         self, revision: int, *, physical: bool = False, timeout: float | None = None

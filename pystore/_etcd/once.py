@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ..errors import StoreUnavailableError
 from . import _common as c
@@ -79,19 +79,31 @@ class WriteSlots:
                 self._free.append(slot)
 
 
-def guard(req: pb.TxnRequest, slot: bytes, token: bytes) -> tuple[pb.TxnRequest, pb.TxnRequest]:
+def guard(
+    compare: Sequence[pb.Compare],
+    success: Sequence[pb.RequestOp],
+    failure: Sequence[pb.RequestOp],
+    slot: bytes,
+    token: bytes,
+) -> tuple[pb.TxnRequest, pb.TxnRequest]:
     """(the guarded request to send, the inner Txn it runs unless an
-    attempt already applied)."""
-    inner = pb.TxnRequest(
-        compare=req.compare,
-        success=[*req.success, c.op_put(slot, token)],
-        failure=req.failure,
-    )
-    outer = pb.TxnRequest(
-        compare=[c.cmp_value(slot, "==", token)],
-        success=[c.op_range(slot, keys_only=True)],
-        failure=[pb.RequestOp(request_txn=inner)],
-    )
+    attempt already applied), built in place: each op is copied once."""
+    outer = pb.TxnRequest()
+    cmp = outer.compare.add()
+    cmp.key = slot
+    cmp.target = pb.Compare.VALUE
+    cmp.result = pb.Compare.EQUAL
+    cmp.value = token
+    look = outer.success.add().request_range
+    look.key = slot
+    look.keys_only = True
+    inner = outer.failure.add().request_txn
+    inner.compare.extend(compare)
+    inner.success.extend(success)
+    put = inner.success.add().request_put
+    put.key = slot
+    put.value = token
+    inner.failure.extend(failure)
     return outer, inner
 
 
@@ -109,17 +121,19 @@ def unwrap(resp: pb.TxnResponse) -> pb.TxnResponse:
 RangeFn = Callable[..., pb.RangeResponse]
 
 
-def replay(req: pb.TxnRequest, resp: pb.TxnResponse, range_fn: RangeFn) -> pb.TxnResponse:
-    """The answer of the write ``req`` that an earlier attempt applied,
-    rebuilt from the guard's ``resp`` and etcd's history (``range_fn``: the
-    client's ``range``)."""
+def replay(
+    success: Sequence[pb.RequestOp], resp: pb.TxnResponse, range_fn: RangeFn
+) -> pb.TxnResponse:
+    """The answer of a write (its success ops ``success``) that an earlier
+    attempt applied, rebuilt from the guard's ``resp`` and etcd's history
+    (``range_fn``: the client's ``range``)."""
     kvs = resp.responses[0].response_range.kvs
     rev = kvs[0].mod_revision
     out = pb.TxnResponse(succeeded=True)
     out.header.CopyFrom(resp.header)
     out.header.revision = rev
     gone: set[bytes] = set()  # keys an earlier delete of the Txn took
-    for op in req.success:
+    for op in success:
         which = op.WhichOneof("request")
         if which == "request_put":
             out.responses.add().response_put.header.CopyFrom(out.header)
