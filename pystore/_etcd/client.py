@@ -316,8 +316,9 @@ class EtcdClient:
         member-locally: its compares may see a lagging member.  Include a
         (linearizable) ``op_range`` to compare against the latest state."""
         read_only = c.ops_read_only(success, failure)
-        if self._slots is not None and not read_only:
-            return self._txn_once(compare, success, failure, timeout)
+        slots = self._slots
+        if slots is not None and not read_only:
+            return self._txn_once(slots, compare, success, failure, timeout)
         req = c.txn_request(compare, success, failure)
         c.check_limits(req, self.max_txn_ops, self.max_request_bytes)
         again = read_only if retry is None else retry
@@ -326,23 +327,26 @@ class EtcdClient:
     def use_write_slots(self, slots: WriteSlots) -> None:
         """Send every write Txn from now on guarded by a slot of ``slots``
         (``once.py``): safe to send again, so always retried, ``retry``
-        notwithstanding.  ``close()`` deletes the slots' keys."""
+        notwithstanding.  ``close()`` deletes the free slots' keys."""
         self._slots = slots
 
     def _txn_once(
         self,
+        slots: WriteSlots,
         compare: Sequence[pb.Compare],
         success: Sequence[pb.RequestOp],
         failure: Sequence[pb.RequestOp],
         timeout: float | None,
     ) -> pb.TxnResponse:
-        slots = self._slots
-        assert slots is not None
         slot = slots.take()
-        outer, inner = guard(compare, success, failure, slot, os.urandom(16))
-        c.check_limits(inner, self.max_txn_ops, self.max_request_bytes)
-        c.check_limits(outer, None, self.max_request_bytes)
         sent = 0
+        try:
+            outer, inner = guard(compare, success, failure, slot, os.urandom(16))
+            c.check_limits(inner, self.max_txn_ops, self.max_request_bytes)
+            c.check_limits(outer, None, self.max_request_bytes)
+        except BaseException:
+            slots.give(slot, reuse=True)  # nothing was sent through it
+            raise
 
         def send(r: pb.TxnRequest, timeout: float) -> pb.TxnResponse:
             nonlocal sent
@@ -354,7 +358,7 @@ class EtcdClient:
             resp = self._call(send, outer, retry=True, timeout=timeout)
             answered = True
         finally:
-            slots.give(slot, reuse=answered and sent == 1)
+            slots.give(slot, reuse=sent == 0 or (answered and sent == 1))
         if not resp.succeeded:
             return unwrap(resp)
         # an earlier attempt of this call applied the write (its answer was lost)
@@ -448,9 +452,10 @@ class EtcdClient:
 
     def close(self) -> None:
         """Close every watch and channel; idempotent.  Calls in flight in other
-        threads end with StoreClosedError.  The write slots' keys go first
-        (one DeleteRange of at most ``_SLOTS_DROP`` seconds, its failure
-        ignored: they are not data)."""
+        threads end with StoreClosedError.  The free write slots' keys go
+        first (one Txn of at most ``_SLOTS_DROP`` seconds, its failure
+        ignored: they are not data); from then on a write Txn raises
+        StoreClosedError (never goes unguarded)."""
         self._drop_slots()
         with self._lock:
             if self._closed:
@@ -466,13 +471,19 @@ class EtcdClient:
                 ch.close()
 
     def _drop_slots(self) -> None:
+        """Delete the free slots (once.py: a retired slot, or one in use,
+        keeps its token for an attempt that may still commit)."""
         slots = self._slots
-        if slots is None or not slots.used or self._closed:
+        if slots is None or self._closed or self._generation != c.fork_generation():
             return
-        if self._generation != c.fork_generation():
+        keys = slots.close()
+        if keys is None:
+            ops = [c.op_delete(slots.prefix, c.prefix_end(slots.prefix))]
+        else:
+            ops = [c.op_delete(k) for k in keys[: self.max_txn_ops or len(keys)]]
+        if not ops:
             return
-        self._slots = None
-        req = c.txn_request((), [c.op_delete(slots.prefix, c.prefix_end(slots.prefix))], ())
+        req = c.txn_request((), ops, ())
         with contextlib.suppress(StoreError):
             self._call(self._txn, req, retry=False, timeout=_SLOTS_DROP)
 

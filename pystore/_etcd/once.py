@@ -22,8 +22,11 @@ applies.
 
 A slot is given back for the next write only when its call sent one attempt
 and had its answer; after a retry or a failure it is retired (an attempt may
-still be in flight).  ``close()`` deletes the writer's slots.  A process that
-dies leaves its slots (a few ~60-byte keys); they are not data.
+still be in flight).  ``close()`` stops handing out slots and deletes the
+free ones only: a retired slot must keep its token, or an attempt that
+commits after the close would find it gone and apply again; a slot still in
+use by a call of another thread stays too.  Those, and the slots of a
+process that dies, are left (a few ~60-byte keys); they are not data.
 
 When the guard finds an earlier attempt applied, the write's answer is
 rebuilt (``replay``): its revision is the slot's ``mod_revision``; a delete's
@@ -39,7 +42,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 
-from ..errors import StoreUnavailableError
+from ..errors import StoreClosedError, StoreUnavailableError
 from . import _common as c
 from . import etcd_api_pb2 as pb
 
@@ -53,6 +56,7 @@ class WriteSlots:
         self.prefix = prefix
         self._free: list[bytes] = []
         self._next = 0
+        self._closed = False
         self._lock = threading.Lock()
 
     @classmethod
@@ -60,13 +64,11 @@ class WriteSlots:
         """A new writer's slots under a store root (``R w/<16 hex>/``)."""
         return cls(root + b"w/" + os.urandom(8).hex().encode() + b"/")
 
-    @property
-    def used(self) -> bool:
-        """True once a slot was taken (there may be keys to delete)."""
-        return self._next > 0
-
     def take(self) -> bytes:
+        """A slot for one call; StoreClosedError once ``close`` ran."""
         with self._lock:
+            if self._closed:
+                raise StoreClosedError("etcd client is closed")
             if self._free:
                 return self._free.pop()
             self._next += 1
@@ -76,7 +78,18 @@ class WriteSlots:
         """Return ``slot``; ``reuse`` False retires it (see the module doc)."""
         if reuse:
             with self._lock:
-                self._free.append(slot)
+                if not self._closed:  # else its key stays, as a retired one
+                    self._free.append(slot)
+
+    def close(self) -> list[bytes] | None:
+        """Hand out no more slots; the keys that may be deleted now: the
+        free slots (None: every slot made is free, delete the prefix)."""
+        with self._lock:
+            if self._closed:
+                return []
+            self._closed = True
+            free, self._free = self._free, []
+            return None if len(free) == self._next and free else free
 
 
 def guard(
