@@ -306,11 +306,15 @@ class EtcdClient:
         *,
         retry: bool | None = None,
         timeout: float | None = None,
+        counts: bool = False,
     ) -> pb.TxnResponse:
         """If every ``compare`` holds, run ``success``, else ``failure``, as
         one atomic revision.  ``retry``: repeat on UNAVAILABLE; by default
         only a read-only transaction is (a write that did commit before the
         failure could otherwise be judged again against its own result).
+        ``counts``: the caller reads the ``deleted`` counts of the success
+        branch's deletes (a guarded write's answer rebuilt after a lost
+        reply carries them only then, see once.py's ``replay``).
 
         etcd serves a Txn with no ops, or only serializable ranges,
         member-locally: its compares may see a lagging member.  Include a
@@ -318,7 +322,7 @@ class EtcdClient:
         read_only = c.ops_read_only(success, failure)
         slots = self._slots
         if slots is not None and not read_only:
-            return self._txn_once(slots, compare, success, failure, timeout)
+            return self._txn_once(slots, compare, success, failure, timeout, counts)
         req = c.txn_request(compare, success, failure)
         c.check_limits(req, self.max_txn_ops, self.max_request_bytes)
         again = read_only if retry is None else retry
@@ -337,6 +341,7 @@ class EtcdClient:
         success: Sequence[pb.RequestOp],
         failure: Sequence[pb.RequestOp],
         timeout: float | None,
+        counts: bool,
     ) -> pb.TxnResponse:
         slot = slots.take()
         sent = 0
@@ -362,7 +367,7 @@ class EtcdClient:
         if not resp.succeeded:
             return unwrap(resp)
         # an earlier attempt of this call applied the write (its answer was lost)
-        return replay(success, resp, self.range)
+        return replay(success, resp, self.range, counts)
 
     def compact(
         self, revision: int, *, physical: bool = False, timeout: float | None = None

@@ -30,10 +30,13 @@ process that dies, are left (a few ~60-byte keys); they are not data.
 
 When the guard finds an earlier attempt applied, the write's answer is
 rebuilt (``replay``): its revision is the slot's ``mod_revision``; a delete's
-count is that of the keys its range held at the revision before (etcd's
-history), an error if that revision was compacted meanwhile; a range of
-the success branch is read at the write's revision; a nested Txn's answer
-is not rebuilt (empty: none of the store's callers reads it).
+count, when the caller reads it (``counts``), is that of the keys its range
+held at the revision before (etcd's history), an error if that revision was
+compacted meanwhile (else 0: a write that only needs its revision, a save
+whose Txn also drops index entries or kept versions, never fails on the
+history it does not need); a range of the success branch is read at the
+write's revision; a nested Txn's answer is not rebuilt (empty: none of the
+store's callers reads it).
 """
 
 from __future__ import annotations
@@ -135,11 +138,13 @@ RangeFn = Callable[..., pb.RangeResponse]
 
 
 def replay(
-    success: Sequence[pb.RequestOp], resp: pb.TxnResponse, range_fn: RangeFn
+    success: Sequence[pb.RequestOp], resp: pb.TxnResponse, range_fn: RangeFn,
+    counts: bool = False,
 ) -> pb.TxnResponse:
     """The answer of a write (its success ops ``success``) that an earlier
     attempt applied, rebuilt from the guard's ``resp`` and etcd's history
-    (``range_fn``: the client's ``range``)."""
+    (``range_fn``: the client's ``range``); the deletes' counts only with
+    ``counts`` (0 otherwise)."""
     kvs = resp.responses[0].response_range.kvs
     rev = kvs[0].mod_revision
     out = pb.TxnResponse(succeeded=True)
@@ -150,6 +155,8 @@ def replay(
         which = op.WhichOneof("request")
         if which == "request_put":
             out.responses.add().response_put.header.CopyFrom(out.header)
+        elif which == "request_delete_range" and not counts:
+            out.responses.add().response_delete_range.header.CopyFrom(out.header)
         elif which == "request_delete_range":
             d = op.request_delete_range
             try:
