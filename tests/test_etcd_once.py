@@ -21,6 +21,7 @@ from pystore import (
     Store,
     StoreClosedError,
     StoreUnavailableError,
+    TransactionError,
     ValueTooLargeError,
 )
 from pystore._etcd import _common as c
@@ -334,3 +335,37 @@ def test_a_write_refused_by_the_limits_gives_its_slot_back(url: str) -> None:
                 s.save_resource("A", "big", Agent(description="x" * 2_000_000))
         s.save_resource("A", "y", Agent())
         assert slot_keys(s) == before  # the same one slot, no new ones
+
+
+def test_a_transaction_at_the_ops_limit_is_refused_before_sending(url: str) -> None:
+    """The guard nests the write's Txn (etcd then lets it hold one op less)
+    and adds one put to its success branch: a transaction of 127 ops of its
+    own is refused before sending, saying why; 126 fit.  With the client's
+    check off, the cluster's own refusal is the same TransactionError."""
+    with Store(url, timeout=10.0) as s:
+        s.save_resource("A", "warm", Agent())  # the kind's schema note is written
+        refused = r"of 127 operations: a write of a store takes at most 126 \(--max-txn-ops 128"
+        with pytest.raises(TransactionError, match=refused), s.transaction() as t:
+            for i in range(126):  # + the change mark: 127 of its own
+                t.save_resource("A", str(i), Agent())
+        assert s.count("A") == 1
+        with s.transaction() as t:
+            for i in range(125):
+                t.save_resource("A", str(i), Agent())
+        assert s.count("A") == 126
+    with Store(url + "?max_txn_ops=0", timeout=10.0) as s:
+        with pytest.raises(TransactionError, match="too many operations"), s.transaction() as t:
+            for i in range(126):
+                t.save_resource("A", f"n{i}", Agent())
+        assert s.count("A") == 126
+
+
+def test_an_index_build_fills_txns_to_the_guarded_limit(url: str) -> None:
+    """A multi-valued field gives a chunk of 100 records 200 entries: the
+    build packs them into Txns as big as a guarded write may be (etcd
+    refused the first one, one op too many, and create_index failed)."""
+    with Store(url, timeout=20.0) as s:
+        s.save_resources("R", [(f"{i:03d}", Agent(tools=[{"name": f"a{i}"}, {"name": f"b{i}"}]))
+                               for i in range(100)])
+        assert s.create_index("R", "t", field="tools.name", msg_type=Agent) == 200
+        assert s.find_ids("R", "t", "b7") == ["007"]

@@ -347,7 +347,9 @@ class EtcdClient:
         sent = 0
         try:
             outer, inner = guard(compare, success, failure, slot, os.urandom(16))
-            c.check_limits(inner, self.max_txn_ops, self.max_request_bytes)
+            # etcd lets a Txn nested in another hold that one's op count less
+            room = None if self.max_txn_ops is None else self.max_txn_ops - 1
+            c.check_limits(inner, room, self.max_request_bytes, guarded=True)
             c.check_limits(outer, None, self.max_request_bytes)
         except BaseException:
             slots.give(slot, reuse=True)  # nothing was sent through it
