@@ -9,15 +9,24 @@ retry: a proposal that commits late).  Everything else is the real
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
 
-from pystore import ConflictError, Store, StoreUnavailableError
+from pystore import (
+    ConflictError,
+    Store,
+    StoreClosedError,
+    StoreUnavailableError,
+    TransactionError,
+    ValueTooLargeError,
+)
 from pystore._etcd import _common as c
 from pystore._etcd import etcd_api_pb2 as pb
+from pystore._etcd.client import EtcdClient
 from pystore.samples.agent_pb2 import Agent
 
 if TYPE_CHECKING:
@@ -204,6 +213,7 @@ def test_slots_are_reused_retired_after_a_retry_and_dropped_at_close(url: str) -
         f.lose = 1
         s.save_resource("A", "r", Agent())
         f.client._txn = f.real
+        retired = slot_keys(s)
         s.save_resource("A", "s", Agent())
         assert len(slot_keys(s)) == 2  # the retried call's slot is not reused
         with Store(url, readonly=True) as ro:
@@ -211,5 +221,151 @@ def test_slots_are_reused_retired_after_a_retry_and_dropped_at_close(url: str) -
     finally:
         s.close()
     with Store(url) as other:
-        assert slot_keys(other) == []  # close() deleted them
+        # close() deleted the free slot; the retired one keeps its token (a
+        # late attempt of its call must still find it)
+        assert slot_keys(other) == retired
         assert other.count("A") == 7
+
+
+def test_close_drops_every_slot_when_none_was_retired(url: str) -> None:
+    s = Store(url, timeout=10.0)
+    barrier = threading.Barrier(4)
+
+    def writer(i: int) -> None:
+        barrier.wait()
+        for n in range(10):
+            s.save_resource("A", f"{i}-{n}", Agent())
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert 1 <= len(slot_keys(s)) <= 4  # a slot per concurrent call, reused
+    s.close()
+    with Store(url) as other:
+        assert slot_keys(other) == []
+        assert other.count("A") == 40
+
+
+def test_an_attempt_committing_after_close_still_applies_once(url: str) -> None:
+    """The first attempt is held back past the retry AND the store's
+    close(), then commits (sent by another client: a proposal already in
+    the cluster does not need ours).  close() must not have deleted the
+    retired slot: the late attempt finds its token and writes nothing."""
+    s = Store(url, timeout=10.0)
+    f = Faults(s)
+    f.late = True
+    real = f.real
+
+    def hold(req: pb.TxnRequest, timeout: float) -> pb.TxnResponse:
+        if f.lose and not c.txn_is_read_only(req):
+            f.lose -= 1
+            f.held.append(req)
+            raise _Lost()
+        return real(req, timeout=timeout)
+
+    f.client._txn = hold
+    start = s.revision()
+    f.lose = 1
+    rev = s.save_resource("A", "x", Agent(description="v1"))
+    s.close()
+    late = EtcdClient.from_url(url)
+    try:
+        (req,) = f.held
+        late.txn(req.compare, req.success, req.failure)
+    finally:
+        late.close()
+    with Store(url) as other:
+        assert changes_since(other, start) == [("put", "x")]
+        assert other.get_record("A", "x").revision == rev
+
+
+def test_a_write_racing_close_never_goes_unguarded(url: str) -> None:
+    """A save already under way in another thread reaches its Txn while
+    close() deletes the slots: it must raise StoreClosedError (or apply
+    once), never be sent without its guard and applied twice on a retry."""
+    s = Store(url, timeout=10.0)
+    s.save_resource("A", "warm", Agent())  # a slot exists: close() has one to drop
+    real = s._client._txn  # type: ignore[attr-defined]
+    writer_waits, close_runs = threading.Event(), threading.Event()
+    lose = [0]
+    outcome: list[object] = []
+
+    def stub(req: pb.TxnRequest, timeout: float) -> pb.TxnResponse:
+        if c.txn_is_read_only(req) and threading.current_thread().name == "racer":
+            writer_waits.set()
+            close_runs.wait(10)  # the racer's reads end once close() began
+        elif not c.txn_is_read_only(req) and threading.current_thread().name != "racer":
+            close_runs.set()  # close()'s own delete of the slots
+            racer.join(10)
+        if lose[0] and not c.txn_is_read_only(req):
+            lose[0] -= 1
+            real(req, timeout=timeout)
+            raise _Lost()
+        return real(req, timeout=timeout)
+
+    def race() -> None:
+        lose[0] = 1
+        try:
+            outcome.append(s.save_resource("Fresh", "x", Agent()))
+        except BaseException as exc:  # the outcome is checked below
+            outcome.append(exc)
+
+    s._client._txn = stub  # type: ignore[attr-defined]
+    start = s.revision()
+    racer = threading.Thread(target=race, name="racer")
+    racer.start()
+    assert writer_waits.wait(10)
+    s.close()
+    racer.join(10)
+    (got,) = outcome
+    assert isinstance(got, (int, StoreClosedError)), got
+    with Store(url) as other:
+        puts = [ch for ch in changes_since(other, start) if ch == ("put", "x")]
+        assert len(puts) == (1 if isinstance(got, int) else 0)
+
+
+def test_a_write_refused_by_the_limits_gives_its_slot_back(url: str) -> None:
+    with Store(url, timeout=10.0) as s:
+        s.save_resource("A", "x", Agent())
+        before = slot_keys(s)
+        for _ in range(3):
+            with pytest.raises(ValueTooLargeError):
+                s.save_resource("A", "big", Agent(description="x" * 2_000_000))
+        s.save_resource("A", "y", Agent())
+        assert slot_keys(s) == before  # the same one slot, no new ones
+
+
+def test_a_transaction_at_the_ops_limit_is_refused_before_sending(url: str) -> None:
+    """The guard nests the write's Txn (etcd then lets it hold one op less)
+    and adds one put to its success branch: a transaction of 127 ops of its
+    own is refused before sending, saying why; 126 fit.  With the client's
+    check off, the cluster's own refusal is the same TransactionError."""
+    with Store(url, timeout=10.0) as s:
+        s.save_resource("A", "warm", Agent())  # the kind's schema note is written
+        refused = r"of 127 operations: a write of a store takes at most 126 \(--max-txn-ops 128"
+        with pytest.raises(TransactionError, match=refused), s.transaction() as t:
+            for i in range(126):  # + the change mark: 127 of its own
+                t.save_resource("A", str(i), Agent())
+        assert s.count("A") == 1
+        with s.transaction() as t:
+            for i in range(125):
+                t.save_resource("A", str(i), Agent())
+        assert s.count("A") == 126
+    with Store(url + "?max_txn_ops=0", timeout=10.0) as s:
+        with pytest.raises(TransactionError, match="too many operations"), s.transaction() as t:
+            for i in range(126):
+                t.save_resource("A", f"n{i}", Agent())
+        assert s.count("A") == 126
+
+
+def test_an_index_build_fills_txns_to_the_guarded_limit(url: str) -> None:
+    """A multi-valued field gives a chunk of 100 records 200 entries: the
+    build packs them into Txns as big as a guarded write may be (etcd
+    refused the first one, one op too many, and create_index failed)."""
+    with Store(url, timeout=20.0) as s:
+        s.save_resources("R", [(f"{i:03d}", Agent(tools=[{"name": f"a{i}"}, {"name": f"b{i}"}]))
+                               for i in range(100)])
+        assert s.create_index("R", "t", field="tools.name", msg_type=Agent) == 200
+        assert s.find_ids("R", "t", "b7") == ["007"]

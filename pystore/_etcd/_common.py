@@ -312,11 +312,22 @@ def check_limits(
     req: pb.TxnRequest | pb.PutRequest,
     max_txn_ops: int | None,
     max_request_bytes: int | None,
+    guarded: bool = False,
 ) -> None:
     """Refuse, before sending, a request that etcd would refuse for its size
-    (``None`` disables a check)."""
+    (``None`` disables a check).  ``guarded``: ``req`` is the Txn of a write
+    that its once-guard (once.py) nests, with ``max_txn_ops`` one less than
+    the server's, and whose success branch ends with the guard's put."""
     if max_txn_ops is not None and isinstance(req, pb.TxnRequest):
         n = max(len(req.compare), len(req.success), len(req.failure))
+        if n > max_txn_ops and guarded:
+            put = n == len(req.success)  # the guard's put is one of them
+            raise TransactionError(
+                f"etcd transaction of {n - put} operations: a write of a store takes at "
+                f"most {max_txn_ops - put} (--max-txn-ops {max_txn_ops + 1}, less one for "
+                "the write guard's nesting" + (" and one for its put" if put else "")
+                + ', docs/etcd.md "Retries"); split it or raise the server limit'
+            )
         if n > max_txn_ops:
             raise TransactionError(
                 f"etcd transaction of {n} operations: the cluster takes at most "

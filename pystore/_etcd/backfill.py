@@ -73,7 +73,9 @@ class Build:
     ) -> None:
         self.client, self.lay, self.d, self.kind, self.p = client, lay, d, kind, p
         self.def_key, self.def_mod, self.cleanup = def_key, def_mod, cleanup
-        self.budget = (client.max_txn_ops or 128) - 1  # one compare is the definition's
+        # one compare is the definition's; the write guard (once.py) adds a
+        # put and nests the Txn, which etcd lets hold one op less
+        self.budget = (client.max_txn_ops or 128) - 2
 
     # -- keys -----------------------------------------------------------------
 

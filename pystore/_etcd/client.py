@@ -306,18 +306,23 @@ class EtcdClient:
         *,
         retry: bool | None = None,
         timeout: float | None = None,
+        counts: bool = False,
     ) -> pb.TxnResponse:
         """If every ``compare`` holds, run ``success``, else ``failure``, as
         one atomic revision.  ``retry``: repeat on UNAVAILABLE; by default
         only a read-only transaction is (a write that did commit before the
         failure could otherwise be judged again against its own result).
+        ``counts``: the caller reads the ``deleted`` counts of the success
+        branch's deletes (a guarded write's answer rebuilt after a lost
+        reply carries them only then, see once.py's ``replay``).
 
         etcd serves a Txn with no ops, or only serializable ranges,
         member-locally: its compares may see a lagging member.  Include a
         (linearizable) ``op_range`` to compare against the latest state."""
         read_only = c.ops_read_only(success, failure)
-        if self._slots is not None and not read_only:
-            return self._txn_once(compare, success, failure, timeout)
+        slots = self._slots
+        if slots is not None and not read_only:
+            return self._txn_once(slots, compare, success, failure, timeout, counts)
         req = c.txn_request(compare, success, failure)
         c.check_limits(req, self.max_txn_ops, self.max_request_bytes)
         again = read_only if retry is None else retry
@@ -326,23 +331,29 @@ class EtcdClient:
     def use_write_slots(self, slots: WriteSlots) -> None:
         """Send every write Txn from now on guarded by a slot of ``slots``
         (``once.py``): safe to send again, so always retried, ``retry``
-        notwithstanding.  ``close()`` deletes the slots' keys."""
+        notwithstanding.  ``close()`` deletes the free slots' keys."""
         self._slots = slots
 
     def _txn_once(
         self,
+        slots: WriteSlots,
         compare: Sequence[pb.Compare],
         success: Sequence[pb.RequestOp],
         failure: Sequence[pb.RequestOp],
         timeout: float | None,
+        counts: bool,
     ) -> pb.TxnResponse:
-        slots = self._slots
-        assert slots is not None
         slot = slots.take()
-        outer, inner = guard(compare, success, failure, slot, os.urandom(16))
-        c.check_limits(inner, self.max_txn_ops, self.max_request_bytes)
-        c.check_limits(outer, None, self.max_request_bytes)
         sent = 0
+        try:
+            outer, inner = guard(compare, success, failure, slot, os.urandom(16))
+            # etcd lets a Txn nested in another hold that one's op count less
+            room = None if self.max_txn_ops is None else self.max_txn_ops - 1
+            c.check_limits(inner, room, self.max_request_bytes, guarded=True)
+            c.check_limits(outer, None, self.max_request_bytes)
+        except BaseException:
+            slots.give(slot, reuse=True)  # nothing was sent through it
+            raise
 
         def send(r: pb.TxnRequest, timeout: float) -> pb.TxnResponse:
             nonlocal sent
@@ -354,11 +365,11 @@ class EtcdClient:
             resp = self._call(send, outer, retry=True, timeout=timeout)
             answered = True
         finally:
-            slots.give(slot, reuse=answered and sent == 1)
+            slots.give(slot, reuse=sent == 0 or (answered and sent == 1))
         if not resp.succeeded:
             return unwrap(resp)
         # an earlier attempt of this call applied the write (its answer was lost)
-        return replay(success, resp, self.range)
+        return replay(success, resp, self.range, counts)
 
     def compact(
         self, revision: int, *, physical: bool = False, timeout: float | None = None
@@ -448,9 +459,10 @@ class EtcdClient:
 
     def close(self) -> None:
         """Close every watch and channel; idempotent.  Calls in flight in other
-        threads end with StoreClosedError.  The write slots' keys go first
-        (one DeleteRange of at most ``_SLOTS_DROP`` seconds, its failure
-        ignored: they are not data)."""
+        threads end with StoreClosedError.  The free write slots' keys go
+        first (one Txn of at most ``_SLOTS_DROP`` seconds, its failure
+        ignored: they are not data); from then on a write Txn raises
+        StoreClosedError (never goes unguarded)."""
         self._drop_slots()
         with self._lock:
             if self._closed:
@@ -466,13 +478,19 @@ class EtcdClient:
                 ch.close()
 
     def _drop_slots(self) -> None:
+        """Delete the free slots (once.py: a retired slot, or one in use,
+        keeps its token for an attempt that may still commit)."""
         slots = self._slots
-        if slots is None or not slots.used or self._closed:
+        if slots is None or self._closed or self._generation != c.fork_generation():
             return
-        if self._generation != c.fork_generation():
+        keys = slots.close()
+        if keys is None:
+            ops = [c.op_delete(slots.prefix, c.prefix_end(slots.prefix))]
+        else:
+            ops = [c.op_delete(k) for k in keys[: self.max_txn_ops or len(keys)]]
+        if not ops:
             return
-        self._slots = None
-        req = c.txn_request((), [c.op_delete(slots.prefix, c.prefix_end(slots.prefix))], ())
+        req = c.txn_request((), ops, ())
         with contextlib.suppress(StoreError):
             self._call(self._txn, req, retry=False, timeout=_SLOTS_DROP)
 

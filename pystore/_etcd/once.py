@@ -22,15 +22,21 @@ applies.
 
 A slot is given back for the next write only when its call sent one attempt
 and had its answer; after a retry or a failure it is retired (an attempt may
-still be in flight).  ``close()`` deletes the writer's slots.  A process that
-dies leaves its slots (a few ~60-byte keys); they are not data.
+still be in flight).  ``close()`` stops handing out slots and deletes the
+free ones only: a retired slot must keep its token, or an attempt that
+commits after the close would find it gone and apply again; a slot still in
+use by a call of another thread stays too.  Those, and the slots of a
+process that dies, are left (a few ~60-byte keys); they are not data.
 
 When the guard finds an earlier attempt applied, the write's answer is
 rebuilt (``replay``): its revision is the slot's ``mod_revision``; a delete's
-count is that of the keys its range held at the revision before (etcd's
-history), an error if that revision was compacted meanwhile; a range of
-the success branch is read at the write's revision; a nested Txn's answer
-is not rebuilt (empty: none of the store's callers reads it).
+count, when the caller reads it (``counts``), is that of the keys its range
+held at the revision before (etcd's history), an error if that revision was
+compacted meanwhile (else 0: a write that only needs its revision, a save
+whose Txn also drops index entries or kept versions, never fails on the
+history it does not need); a range of the success branch is read at the
+write's revision; a nested Txn's answer is not rebuilt (empty: none of the
+store's callers reads it).
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 
-from ..errors import StoreUnavailableError
+from ..errors import StoreClosedError, StoreUnavailableError
 from . import _common as c
 from . import etcd_api_pb2 as pb
 
@@ -53,6 +59,7 @@ class WriteSlots:
         self.prefix = prefix
         self._free: list[bytes] = []
         self._next = 0
+        self._closed = False
         self._lock = threading.Lock()
 
     @classmethod
@@ -60,13 +67,11 @@ class WriteSlots:
         """A new writer's slots under a store root (``R w/<16 hex>/``)."""
         return cls(root + b"w/" + os.urandom(8).hex().encode() + b"/")
 
-    @property
-    def used(self) -> bool:
-        """True once a slot was taken (there may be keys to delete)."""
-        return self._next > 0
-
     def take(self) -> bytes:
+        """A slot for one call; StoreClosedError once ``close`` ran."""
         with self._lock:
+            if self._closed:
+                raise StoreClosedError("etcd client is closed")
             if self._free:
                 return self._free.pop()
             self._next += 1
@@ -76,7 +81,18 @@ class WriteSlots:
         """Return ``slot``; ``reuse`` False retires it (see the module doc)."""
         if reuse:
             with self._lock:
-                self._free.append(slot)
+                if not self._closed:  # else its key stays, as a retired one
+                    self._free.append(slot)
+
+    def close(self) -> list[bytes] | None:
+        """Hand out no more slots; the keys that may be deleted now: the
+        free slots (None: every slot made is free, delete the prefix)."""
+        with self._lock:
+            if self._closed:
+                return []
+            self._closed = True
+            free, self._free = self._free, []
+            return None if len(free) == self._next and free else free
 
 
 def guard(
@@ -122,11 +138,13 @@ RangeFn = Callable[..., pb.RangeResponse]
 
 
 def replay(
-    success: Sequence[pb.RequestOp], resp: pb.TxnResponse, range_fn: RangeFn
+    success: Sequence[pb.RequestOp], resp: pb.TxnResponse, range_fn: RangeFn,
+    counts: bool = False,
 ) -> pb.TxnResponse:
     """The answer of a write (its success ops ``success``) that an earlier
     attempt applied, rebuilt from the guard's ``resp`` and etcd's history
-    (``range_fn``: the client's ``range``)."""
+    (``range_fn``: the client's ``range``); the deletes' counts only with
+    ``counts`` (0 otherwise)."""
     kvs = resp.responses[0].response_range.kvs
     rev = kvs[0].mod_revision
     out = pb.TxnResponse(succeeded=True)
@@ -137,6 +155,8 @@ def replay(
         which = op.WhichOneof("request")
         if which == "request_put":
             out.responses.add().response_put.header.CopyFrom(out.header)
+        elif which == "request_delete_range" and not counts:
+            out.responses.add().response_delete_range.header.CopyFrom(out.header)
         elif which == "request_delete_range":
             d = op.request_delete_range
             try:

@@ -230,6 +230,7 @@ class EtcdStore(Store):
         if expected is not None:
             t.conds[key] = (expected, "if", kb, ib)
         t.writes[key] = None
+        t.counts = True
         t.commit()
         resp = t.response
         assert resp is not None
@@ -266,6 +267,7 @@ class EtcdStore(Store):
             # an empty kind: its kept versions go all the same (as on LMDB)
             [c.op_delete(hp, c.prefix_end(hp))],
             retry=True,
+            counts=True,
         )
         if not resp.succeeded:
             return 0

@@ -120,6 +120,7 @@ class EtcdTxn:
         self.history_ids_cache: dict[bytes, builtins.list[bytes]] = {}  # history.py
         self.listed: bytes | None = None  # the first range a transaction() read
         self.response: pb.TxnResponse | None = None
+        self.counts = False  # the commit's caller reads its deletes' counts
         self.ptr = True  # "live", as CTxn's (tests look at nothing else)
         # The finishing shape of ResourceOps (see CTxn): ``finish`` ends
         # this txn unless ``slot`` is None (a transaction()'s, ended at its
@@ -557,7 +558,8 @@ class EtcdTxn:
             failure.append(c.op_range(lay.last, keys_only=True))
         # a store's client guards every write Txn (once.py) and retries it;
         # retry= is for an unguarded client: never re-send a user condition
-        resp = self.client.txn(compares, success, failure, retry=not self.conds)
+        resp = self.client.txn(compares, success, failure, retry=not self.conds,
+                               counts=self.counts)
         self.response = resp
         if resp.succeeded:
             return int(resp.header.revision)
