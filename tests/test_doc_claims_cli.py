@@ -341,15 +341,14 @@ def test_no_command_creates_a_missing_store(tmp_path: Path) -> None:
 
 
 def test_clean_takes_yes_and_asks_the_documented_question(store_path: Path) -> None:
-    # cli.md: "clean asks `delete N resource(s) of kind K from PATH? [y/N]` on
-    # stderr ... anything but y/yes (or end of input) deletes nothing and exits 1"
+    # cli.md: "clean asks `delete N resource(s) of kind 'K' from PATH? [y/N]`
+    # on stderr ... anything but y/yes (or end of input) deletes nothing and exits 1"
     with pystore.Store(store_path, sync=False) as s:
         s.save_resources("Agent", [(str(i), Agent()) for i in range(3)])
         s.save_resources("Other", [(str(i), Agent()) for i in range(2)])
     no = run("clean", store_path, "--kind", "Agent", input="ja\n")
     assert no.returncode == 1
-    assert "delete 3 resource(s) of kind" in no.stderr and "Agent" in no.stderr
-    assert f"from {store_path}? [y/N]" in no.stderr
+    assert f"delete 3 resource(s) of kind 'Agent' from {store_path}? [y/N]" in no.stderr
     yes = run("clean", store_path, "--kind", "Agent", input="yes\n")
     assert yes.returncode == 0 and "deleted 3" in yes.stdout, yes.stderr
     upper = run("clean", store_path, "--kind", "Other", input="Y\n")
@@ -380,3 +379,20 @@ def test_json_errors_stay_one_line_of_text(typed: Path) -> None:
         err = one_line_error(p)
         with pytest.raises(json.JSONDecodeError):
             json.loads(err.removeprefix("pystore: "))
+
+
+def test_ctrl_c_is_exit_130_in_one_line(tmp_path: Path) -> None:
+    # cli.md, exit codes: "130 interrupted (Ctrl-C)"; "load creates the store
+    # ... once the input's first line has been read as JSON"
+    target = tmp_path / "new"
+    p = subprocess.Popen([PYSTORE, "load", str(target), "-"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdin is not None
+    p.stdin.write(json.dumps({"pystore_dump": 1, "format_version": 2}) + "\n")
+    p.stdin.flush()
+    deadline = time.monotonic() + 30
+    while not (target / "data.mdb").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    p.send_signal(signal.SIGINT)  # waiting for the next line
+    out, err = p.communicate(timeout=30)
+    assert (p.returncode, out, err) == (130, "", "pystore: interrupted\n")

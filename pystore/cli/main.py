@@ -4,7 +4,7 @@ Read commands (stats, kinds, list, get, dump, backup, verify, watch) open the
 store read-only: they work while another process writes it and never create a
 store.  Exit codes: 0 success (also when the reader of the output went
 away: ``pystore list ... | head``), 1 not found / permission denied /
-failed / verification failed, 2 usage error.  Errors are one line on
+failed / verification failed, 2 usage error, 130 interrupted.  Errors are one line on
 stderr, never a traceback.  ``--json`` (before the command) makes every
 command print JSON: one document, or JSON Lines for ``list`` and ``dump``.
 """
