@@ -7,7 +7,7 @@ BUILD  ?= build
 VPY    := $(VENV)/bin/python
 PIP    := $(VPY) -m pip
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-SOURCES := pyproject.toml CMakeLists.txt $(wildcard csrc/*.c csrc/*.h csrc/*.py pystore/*.py pystore/*/*.py protos/*/*/*.proto)
+SOURCES := pyproject.toml CMakeLists.txt $(wildcard csrc/*.c csrc/*.h csrc/*.py pystore/*.py pystore/*/*.py launcher/*.py protos/*/*/*.proto)
 
 .PHONY: all demo test pytest ctest sysdeps install bench bench-rev bench-etcd lint wheel wheel-check \
 	wheel-matrix protobuf-floor lmdb-src sanitize clean bench-core
@@ -98,7 +98,7 @@ lint: install
 	$(PIP) install -q $$($(VPY) -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["lint"]))')
 	$(VPY) -m grpc_tools.protoc -Iprotos --pyi_out=. protos/pystore/_etcd/etcd_api.proto
 	$(VENV)/bin/mypy --strict pystore
-	$(VENV)/bin/mypy --strict examples/tour.py
+	$(VENV)/bin/mypy --strict examples/tour.py launcher/_pystore_cli.py
 	$(VENV)/bin/ruff check
 
 # LMDB's sources (Debian's source package of the liblmdb the system has),

@@ -74,6 +74,10 @@ def test_wheel_holds_module_licences_samples_and_stubs() -> None:
     text = zipfile.ZipFile(WHEEL).read("pystore/_lmdb/LMDB-OpenLDAP.txt").decode()
     assert "The OpenLDAP Public License" in text and "Version 2.8" in text
     assert "pystore/py.typed" in names
+    # the console script's entry, beside the package (launcher/_pystore_cli.py)
+    assert "_pystore_cli.py" in names
+    ep = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    assert "pystore = _pystore_cli:main" in zipfile.ZipFile(WHEEL).read(ep).decode()
     pb2 = {n for n in names if n.startswith("pystore/samples/") and n.endswith("_pb2.py")}
     assert pb2 and {n + "i" for n in pb2} <= set(names)
     meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
