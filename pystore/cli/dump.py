@@ -535,7 +535,7 @@ def load(
 ) -> tuple[int, int]:
     """Load a dump into ``store``: (records, schemas) written.
 
-    One write transaction per chunk of up to 1000 records or 8 MiB, so a
+    One write transaction per chunk of up to 1000 lines or 8 MiB, so a
     failure keeps every earlier chunk; loading is idempotent (upserts).
     Raises ValueError naming the file and line of bad input.
     """
