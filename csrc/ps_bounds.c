@@ -88,11 +88,14 @@ static uint64_t get_u64(const char *p)
  * holds its page number, so the map starts pgno pages below that page.
  * The address is used only if it is mapped (mincore: no fault on a bad
  * page number) and holds two meta pages of this page size.  NULL: not
- * found so (an empty main database, another page size than the OS's). */
+ * found so (an empty main database, another page size than the OS's).
+ * LMDB's page size must be the OS's: a store made on a machine of larger
+ * pages keeps them, and its map (aligned to the OS's pages only) gives
+ * no page start by masking an address, nor fits mincore's vector below. */
 static const char *base_from_page(MDB_env *env, size_t psize, size_t map_len)
 {
     long os = sysconf(_SC_PAGESIZE);
-    if (os <= 0 || psize == 0 || psize % (size_t)os || map_len < 2 * psize)
+    if (os <= 0 || psize != (size_t)os || map_len < 2 * psize)
         return NULL;
     MDB_txn *txn;
     if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
@@ -106,7 +109,7 @@ static const char *base_from_page(MDB_env *env, size_t psize, size_t map_len)
         if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 && k.mv_size) {
             uintptr_t page = (uintptr_t)k.mv_data & ~(uintptr_t)(psize - 1);
             uint64_t pgno = get_u64((const char *)page);
-            unsigned char vec[2];
+            unsigned char vec[2]; /* one byte per OS page: two pages */
             if (pgno < map_len / psize) {
                 const char *b = (const char *)(page - (uintptr_t)(pgno * psize));
                 if (mincore((void *)(uintptr_t)b, 2 * psize, vec) == 0 &&
