@@ -31,6 +31,10 @@
 #define P_OVERFLOW 0x04
 #define P_META 0x08
 #define META_MAGIC 0xBEEFC0DEu /* MDB_meta.mm_magic, after the page header */
+/* MDB_meta.mm_last_pg and mm_txnid: after the header, magic, version,
+ * address, mapsize and the two MDB_db (48 bytes each) */
+#define META_LAST_PG (PAGE_HDR + 4 + 4 + 8 + 8 + 2 * 48)
+#define META_TXNID (META_LAST_PG + 8)
 
 static uint16_t get_u16(const char *p)
 {
@@ -87,11 +91,25 @@ static uint64_t get_u64(const char *p)
  * database, read in a read txn, lies in a page of the map whose header
  * holds its page number, so the map starts pgno pages below that page.
  * The address is used only if it is mapped (mincore: no fault on a bad
- * page number) and holds two meta pages of this page size.  NULL: not
+ * page number) and holds two meta pages of this page size, one of them
+ * this env's newest (its txnid and last page, from mdb_env_info: a damaged
+ * page number pointing at another store's map or at meta-like bytes of a
+ * record is not believed).  NULL: not
  * found so (an empty main database, another page size than the OS's).
  * LMDB's page size must be the OS's: a store made on a machine of larger
  * pages keeps them, and its map (aligned to the OS's pages only) gives
  * no page start by masking an address, nor fits mincore's vector below. */
+/* 1 when the meta page at `m` is the newest one `info` describes (its
+ * txnid and last page): a map of another store, or meta-like bytes in a
+ * record, that a damaged page number points to is not taken for this one's
+ * (a commit between mdb_env_info and this read moves the metas on: then
+ * neither matches and /proc decides). */
+static int is_this_meta(const char *m, const MDB_envinfo *info)
+{
+    return get_u64(m + META_LAST_PG) == (uint64_t)info->me_last_pgno &&
+           get_u64(m + META_TXNID) == (uint64_t)info->me_last_txnid;
+}
+
 static const char *base_from_page(MDB_env *env, size_t psize, size_t map_len)
 {
     long os = sysconf(_SC_PAGESIZE);
@@ -110,11 +128,13 @@ static const char *base_from_page(MDB_env *env, size_t psize, size_t map_len)
             uintptr_t page = (uintptr_t)k.mv_data & ~(uintptr_t)(psize - 1);
             uint64_t pgno = get_u64((const char *)page);
             unsigned char vec[2]; /* one byte per OS page: two pages */
-            if (pgno < map_len / psize) {
+            MDB_envinfo info;
+            if (pgno < map_len / psize && mdb_env_info(env, &info) == 0) {
                 const char *b = (const char *)(page - (uintptr_t)(pgno * psize));
                 if (mincore((void *)(uintptr_t)b, 2 * psize, vec) == 0 &&
-                    (get_u16(b + 10) & P_META) && get_u32(b + PAGE_HDR) == META_MAGIC &&
-                    (get_u16(b + psize + 10) & P_META) &&
+                    is_this_meta(b, &info) + is_this_meta(b + psize, &info) > 0 &&
+                    (get_u16(b + 10) & P_META) && (get_u16(b + psize + 10) & P_META) &&
+                    get_u32(b + PAGE_HDR) == META_MAGIC &&
                     get_u32(b + psize + PAGE_HDR) == META_MAGIC)
                     base = b;
             }

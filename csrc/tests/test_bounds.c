@@ -2,9 +2,11 @@
  * The base taken from a page header (read in a read txn) must be the
  * mapping /proc/self/maps shows: at open, after the map grows, in both
  * write modes, with two stores open in one process (two maps whose meta
- * pages look alike), and for a read-only handle.
+ * pages look alike), and for a read-only handle; a damaged page number
+ * pointing at meta-like bytes elsewhere is not believed.
  * usage: test_bounds SCRATCH_DIR */
 #define _GNU_SOURCE
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +86,75 @@ static void one_mode(const char *root, const char *name, const char *writemap)
     unsetenv("PYSTORE_WRITEMAP");
 }
 
+/* The page of the main database's first key of `e`'s map. */
+static char *first_key_page(ps_env *e)
+{
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    char *page = NULL;
+    if (mdb_txn_begin(e->sh->mdb, NULL, MDB_RDONLY, &txn) != 0)
+        return NULL;
+    if (mdb_dbi_open(txn, NULL, 0, &dbi) == 0 && mdb_cursor_open(txn, dbi, &cur) == 0) {
+        if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0)
+            page = (char *)((uintptr_t)k.mv_data & ~(uintptr_t)(e->sh->psize - 1));
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    return page;
+}
+
+/* A damaged page number must not make meta-like bytes elsewhere the map's
+ * start: two pages below the first key's page are given the flags and
+ * magic of meta pages (what a record's bytes, or another store's map,
+ * could hold), and the first key's page the page number that points there.
+ * The core must still find the base /proc shows.  Writemap, so the test
+ * writes the pages in place; everything is put back before the next txn
+ * (the core's own read txn reads only the first key's page). */
+static void forged_meta(const char *root)
+{
+    char a[4096];
+    snprintf(a, sizeof a, "%s/forged", root);
+    mkdir(a, 0700);
+    setenv("PYSTORE_WRITEMAP", "1", 1);
+    ps_env *e = NULL;
+    CHECK_RC(ps_env_open(a, 0, PS_OPEN_NOSYNC, &e), PS_OK);
+    unsetenv("PYSTORE_WRITEMAP");
+    if (!e)
+        return;
+    for (int i = 0; i < 4; i++)
+        fill(e, "Agent", 10);
+    size_t psize = e->sh->psize;
+    char *page = first_key_page(e), *base = (char *)ps_bounds_proc_base(e->sh);
+    CHECK(e->sh->writemap);
+    CHECK(page != NULL && base != NULL);
+    uint64_t pgno = page && base ? (uint64_t)(page - base) / psize : 0;
+    if (pgno < 4 || !e->sh->writemap) {
+        printf("test_bounds: forged meta: first key on page %" PRIu64 ", skipped\n", pgno);
+    } else {
+        char *fake = page - 2 * psize, saved[2][64];
+        uint64_t saved_pgno, points = 2; /* page - 2 pages: "the map's start" */
+        uint16_t meta_flags = 0x08;
+        uint32_t magic = 0xBEEFC0DEu;
+        for (int i = 0; i < 2; i++) {
+            memcpy(saved[i], fake + i * psize, 64);
+            memcpy(fake + i * psize + 10, &meta_flags, 2);
+            memcpy(fake + i * psize + 16, &magic, 4);
+        }
+        memcpy(&saved_pgno, page, 8);
+        memcpy(page, &points, 8);
+        CHECK_RC(ps_bounds_refresh(e->sh), PS_OK);
+        memcpy(page, &saved_pgno, 8);
+        for (int i = 0; i < 2; i++)
+            memcpy(fake + i * psize, saved[i], 64);
+        CHECK(e->sh->map_base != fake);
+        check_base(e, "a page number pointing at forged meta pages");
+    }
+    ps_env_close(e);
+    ps_env_free(e);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -96,6 +167,7 @@ int main(int argc, char **argv)
         return 2;
     one_mode(argv[1], "wm", "1");
     one_mode(argv[1], "pw", "0");
+    forged_meta(argv[1]);
     if (failures)
         fprintf(stderr, "test_bounds: %d failure(s)\n", failures);
     else
