@@ -13,10 +13,14 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-import grpc
 import pytest
+from etcd_cluster import need_etcd_extra
 
-from pystore import (
+need_etcd_extra()
+
+import grpc  # noqa: E402
+
+from pystore import (  # noqa: E402
     ConflictError,
     Store,
     StoreClosedError,
@@ -24,10 +28,10 @@ from pystore import (
     TransactionError,
     ValueTooLargeError,
 )
-from pystore._etcd import _common as c
-from pystore._etcd import etcd_api_pb2 as pb
-from pystore._etcd.client import EtcdClient
-from pystore.samples.agent_pb2 import Agent
+from pystore._etcd import _common as c  # noqa: E402
+from pystore._etcd import etcd_api_pb2 as pb  # noqa: E402
+from pystore._etcd.client import EtcdClient  # noqa: E402
+from pystore.samples.agent_pb2 import Agent  # noqa: E402
 
 if TYPE_CHECKING:
     from etcd_cluster import EtcdCluster

@@ -14,13 +14,17 @@ import io
 from typing import TYPE_CHECKING
 
 import pytest
-from test_etcd_once import Faults, changes_since, store, url
+from etcd_cluster import need_etcd_extra
 
-from pystore import Store, StoreUnavailableError
-from pystore._etcd import _common as c
-from pystore._etcd import etcd_api_pb2 as pb
-from pystore.cli import dump as dumps
-from pystore.samples.agent_pb2 import Agent
+need_etcd_extra()
+
+from test_etcd_once import Faults, changes_since, store, url  # noqa: E402
+
+from pystore import Store, StoreUnavailableError  # noqa: E402
+from pystore._etcd import _common as c  # noqa: E402
+from pystore._etcd import etcd_api_pb2 as pb  # noqa: E402
+from pystore.cli import dump as dumps  # noqa: E402
+from pystore.samples.agent_pb2 import Agent  # noqa: E402
 
 if TYPE_CHECKING:
     from etcd_cluster import EtcdCluster

@@ -13,8 +13,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from etcd_cluster import need_etcd_extra
 
-from pystore import (
+need_etcd_extra()
+
+
+from pystore import (  # noqa: E402
     AlreadyExistsError,
     CompactedError,
     ConflictError,
@@ -23,9 +27,9 @@ from pystore import (
     TransactionError,
     ValueTooLargeError,
 )
-from pystore._etcd import _common as c
-from pystore._etcd import etcd_api_pb2 as pb
-from pystore.samples.agent_pb2 import Agent
+from pystore._etcd import _common as c  # noqa: E402
+from pystore._etcd import etcd_api_pb2 as pb  # noqa: E402
+from pystore.samples.agent_pb2 import Agent  # noqa: E402
 
 if TYPE_CHECKING:
     from etcd_cluster import EtcdCluster
