@@ -49,15 +49,18 @@ M = TypeVar("M", bound=Message)
 T = TypeVar("T")
 
 
-# The AsyncStores (by id) whose transaction() the current task -- or the
-# task that started it -- is inside: their close() would wait for itself.
-_IN_TXN: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar(
+# The transaction()s the current task -- or the task that started it -- is
+# inside: their store's close() would wait for itself.  A task started in
+# the block inherits the tuple for good, so each is asked whether it is
+# still open (a mark by the store alone refused such a task's close() after
+# the transaction had ended).
+_IN_TXN: contextvars.ContextVar[tuple[AsyncTransaction, ...]] = contextvars.ContextVar(
     "pystore_async_txn", default=())
 
 
 def in_transaction(owner: object) -> bool:
     """Whether this task runs inside ``owner``'s open ``transaction()`` block."""
-    return id(owner) in _IN_TXN.get()
+    return any(t._owner is owner and t._txn is not None for t in _IN_TXN.get())
 
 
 async def _run_in(executor: Executor | None, fn: Callable[..., T], *args: Any,
@@ -81,7 +84,7 @@ class AsyncTransaction(AsyncWrites, AsyncReads):
         self._owner = owner
         self._txn: Transaction | None = None
         self._done = False
-        self._mark: contextvars.Token[tuple[int, ...]] | None = None
+        self._mark: contextvars.Token[tuple[AsyncTransaction, ...]] | None = None
 
     def _sync(self) -> Transaction:
         if self._txn is None:
@@ -117,7 +120,7 @@ class AsyncTransaction(AsyncWrites, AsyncReads):
             owner._gate.release()
             raise
         self._txn = txn
-        self._mark = _IN_TXN.set((*_IN_TXN.get(), id(owner)))
+        self._mark = _IN_TXN.set((*_IN_TXN.get(), self))
         owner._txn_task = asyncio.current_task()
         return self
 
