@@ -184,30 +184,66 @@ class AsyncStore(AsyncStoreViews):
         """
         if in_transaction(self):  # also from a task started inside its block
             raise TransactionError("close() inside this task's open transaction()")
-        self._closed = True
         if self._fork_gen != _fork_gen:
             # A child of fork(): the writer thread stayed in the parent, so
             # work given to it would wait for ever.  Closing the Store here
             # only forgets the parent's handle (it never touches its LMDB
             # state), as Store.close() does in a child.
+            self._closed = True
             self.store.close()
             return
+        loop = asyncio.get_running_loop()
+        home = self._home_loop()
+        if home is not None and home is not loop and not home.is_closed():
+            # Called from another thread's loop while this store's work is
+            # in flight on its own: its tasks, futures and gate belong to
+            # that loop (awaiting them here raised RuntimeError and left the
+            # store half closed), so the closing runs there.
+            if not home.is_running():
+                raise StoreError(
+                    "close(): this store's writes wait on another event loop, which is "
+                    "stopped: close it from that loop"
+                )
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.close(), home))
+            return
+        self._closed = True
         task = self._closing
-        if task is None or (task.done() and not self.store.closed):
+        if (task is None or (task.done() and not self.store.closed)
+                or task.get_loop().is_closed()):
             task = self._closing = asyncio.ensure_future(self._close())
         await asyncio.shield(task)
 
+    def _home_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop of this store's work in flight (its group commit,
+        closing or a holder of the gate); None when there is none."""
+        for task in (self._flusher, self._closing):
+            if task is not None and not task.done():
+                return task.get_loop()
+        return self._gate_loop if self._gate.locked() else None
+
     def _adopt(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Forget a flusher left pending on a closed event loop: it never
-        runs again, and the gate it may hold is never released.  The writes
-        it had not taken go with it (their callers are gone with their loop)."""
+        """Reclaim what an event loop closed mid-work left behind, before
+        ``loop`` uses the store: a flusher left pending there never runs
+        again (the writes it had not taken go with it: their callers are
+        gone with their loop); a transaction() left open there is rolled
+        back on the writer thread (it held LMDB's write lock, so every
+        writer of the path waited for ever); and the gate either may hold,
+        bound to that loop, is replaced."""
+        stale = False
         old = self._flusher
-        if old is None or old.get_loop() is loop or not old.get_loop().is_closed():
-            return
-        self._flusher = None
-        self._flush_gen += 1  # its finally, run when it is collected, leaves the state alone
-        self._gate = asyncio.Lock()
-        self._pending = [(op, fut) for op, fut in self._pending if fut.get_loop() is loop]
+        if old is not None and old.get_loop() is not loop and old.get_loop().is_closed():
+            self._flusher = None
+            self._flush_gen += 1  # its finally, run when it is collected, leaves the state alone
+            self._pending = [(op, fut) for op, fut in self._pending if fut.get_loop() is loop]
+            stale = True
+        t = self._txn_open
+        if t is not None and t._loop is not loop and t._loop is not None and t._loop.is_closed():
+            t._abandon()
+            stale = True
+        home = self._gate_loop
+        if stale or (home is not None and home is not loop and home.is_closed()):
+            self._gate = asyncio.Lock()
+            self._gate_loop = None
 
     async def _close(self) -> None:
         self._adopt(asyncio.get_running_loop())
@@ -215,6 +251,7 @@ class AsyncStore(AsyncStoreViews):
             await asyncio.shield(self._flusher)
         loop = asyncio.get_running_loop()
         async with self._gate:  # an open transaction() ends first
+            self._gate_loop = loop
             await loop.run_in_executor(self._writer, self.store.close)
         self._writer.shutdown(wait=True)
 
@@ -231,7 +268,8 @@ class AsyncStore(AsyncStoreViews):
                 None, _apply_one, self.store, op)
         check_key(op.kb, op.ib)  # a bad key must fail alone, not its whole batch
         loop = asyncio.get_running_loop()
-        if self._flusher is not None and self._flusher.get_loop() is not loop:
+        if ((self._flusher is not None and self._flusher.get_loop() is not loop)
+                or (self._gate_loop is not None and self._gate_loop is not loop)):
             self._adopt(loop)  # its first loop was closed mid-commit
         fut: asyncio.Future[Any] = loop.create_future()
         self._pending.append((op, fut))
@@ -248,6 +286,7 @@ class AsyncStore(AsyncStoreViews):
                 batch, self._pending = self._pending, []
                 ops = [op for op, _ in batch]
                 async with self._gate:  # not while a transaction() holds the writer
+                    self._gate_loop = loop
                     with contextlib.suppress(Exception):  # outcomes are recorded in the ops
                         await loop.run_in_executor(self._writer, commit_ops, self.store, ops)
                 for op, fut in batch:

@@ -41,6 +41,11 @@ class AsyncOwner(Protocol):
         self, kind: str, id: str, *, if_revision: int | None = None
     ) -> bool: ...
 
+    async def update_resource(
+        self, kind: str, id: str, msg_type: type[M], fn: Callable[[M], object], *,
+        create: bool = False,
+    ) -> M: ...
+
 
 class AsyncCollection(Generic[M]):
     """One kind, read and written as messages of one type, with coroutine methods."""
@@ -123,7 +128,11 @@ class AsyncCollection(Generic[M]):
         from ._ops import check_update_fn
 
         check_update_fn(fn)  # at the call, in the caller's task
-        return await self._owner._call(self._sync.update, id, fn, create=create)
+        # The owner's write path (a store's writer thread behind its gate,
+        # or the transaction's): run as a plain call in a worker thread it
+        # waited there for the LMDB write lock of an open transaction().
+        return await self._owner.update_resource(self.kind, id, self.msg_type, fn,
+                                                 create=create)
 
     async def delete(self, id: str, *, if_revision: int | None = None) -> bool:
         """Delete ``id``; True if it existed."""

@@ -26,6 +26,7 @@ import contextlib
 import contextvars
 import functools
 import os
+import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from types import TracebackType
@@ -49,15 +50,18 @@ M = TypeVar("M", bound=Message)
 T = TypeVar("T")
 
 
-# The AsyncStores (by id) whose transaction() the current task -- or the
-# task that started it -- is inside: their close() would wait for itself.
-_IN_TXN: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar(
+# The transaction()s the current task -- or the task that started it -- is
+# inside: their store's close() would wait for itself.  A task started in
+# the block inherits the tuple for good, so each is asked whether it is
+# still open (a mark by the store alone refused such a task's close() after
+# the transaction had ended).
+_IN_TXN: contextvars.ContextVar[tuple[AsyncTransaction, ...]] = contextvars.ContextVar(
     "pystore_async_txn", default=())
 
 
 def in_transaction(owner: object) -> bool:
     """Whether this task runs inside ``owner``'s open ``transaction()`` block."""
-    return id(owner) in _IN_TXN.get()
+    return any(t._owner is owner and t._txn is not None for t in _IN_TXN.get())
 
 
 async def _run_in(executor: Executor | None, fn: Callable[..., T], *args: Any,
@@ -81,7 +85,11 @@ class AsyncTransaction(AsyncWrites, AsyncReads):
         self._owner = owner
         self._txn: Transaction | None = None
         self._done = False
-        self._mark: contextvars.Token[tuple[int, ...]] | None = None
+        self._gate: asyncio.Lock | None = None  # the gate it holds while open
+        self._loop: asyncio.AbstractEventLoop | None = None  # where it was entered
+        # its task, weakly: a task left on a closed loop must stay collectable
+        self._task: weakref.ref[asyncio.Task[Any]] | None = None
+        self._mark: contextvars.Token[tuple[AsyncTransaction, ...]] | None = None
 
     def _sync(self) -> Transaction:
         if self._txn is None:
@@ -103,7 +111,11 @@ class AsyncTransaction(AsyncWrites, AsyncReads):
         owner = self._owner
         owner._check_open()
         owner._check_not_in_txn()  # nested in this task's own: it would wait for itself
-        await owner._gate.acquire()
+        loop = asyncio.get_running_loop()
+        owner._adopt(loop)  # a transaction left open on a closed loop is rolled back
+        gate = owner._gate
+        await gate.acquire()
+        owner._gate_loop = loop
         txn = owner.store.transaction()
         try:
             await _run_in(owner._writer, txn.__enter__)
@@ -114,12 +126,31 @@ class AsyncTransaction(AsyncWrites, AsyncReads):
             # thread, queued behind the begin (a no-op if it never began).
             with contextlib.suppress(RuntimeError):  # the executor is shut down
                 owner._writer.submit(txn.__exit__, type(exc), exc, None)
-            owner._gate.release()
+            gate.release()
             raise
-        self._txn = txn
-        self._mark = _IN_TXN.set((*_IN_TXN.get(), id(owner)))
-        owner._txn_task = asyncio.current_task()
+        self._txn, self._gate, self._loop = txn, gate, loop
+        task = asyncio.current_task()
+        self._task = None if task is None else weakref.ref(task)
+        self._mark = _IN_TXN.set((*_IN_TXN.get(), self))
+        owner._txn_open = self
         return self
+
+    def _holder(self) -> asyncio.Task[Any] | None:
+        return None if self._task is None else self._task()
+
+    def _abandon(self) -> None:
+        """End it without awaiting anything: its rollback is queued on the
+        writer thread (which holds it).  For a transaction whose event loop
+        is gone: its coroutine is being closed (collected), or the store is
+        used from a new loop."""
+        txn, self._txn, self._done = self._txn, None, True
+        owner = self._owner
+        if owner._txn_open is self:
+            owner._txn_open = None
+        if txn is not None:
+            err = TransactionError("transaction abandoned: its event loop was closed")
+            with contextlib.suppress(RuntimeError):  # the executor is shut down
+                owner._writer.submit(txn.__exit__, TransactionError, err, None)
 
     async def __aexit__(
         self,
@@ -127,19 +158,32 @@ class AsyncTransaction(AsyncWrites, AsyncReads):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        txn, self._txn, self._done = self._txn, None, True
-        if txn is None:
+        if self._txn is None:
             return
+        gate = self._gate
+        assert gate is not None
+        if exc_type is GeneratorExit:
+            # Its coroutine is closed without running on (a task collected
+            # after its event loop was closed): nothing can be awaited, and
+            # the open LMDB transaction held the write lock of every writer
+            # of the path for good.  Roll back on the writer thread, unwaited.
+            self._abandon()
+            with contextlib.suppress(RuntimeError):  # a waiter's loop is closed
+                gate.release()
+            return
+        txn, self._txn, self._done = self._txn, None, True
+        owner = self._owner
         try:
             # Commit (or roll back) on the thread that holds the transaction;
             # shielded: a cancellation here must not leave it open.
-            await asyncio.shield(_run_in(self._owner._writer, txn.__exit__, exc_type, exc, tb))
+            await asyncio.shield(_run_in(owner._writer, txn.__exit__, exc_type, exc, tb))
         finally:
-            self._owner._txn_task = None
+            if owner._txn_open is self:
+                owner._txn_open = None
             if self._mark is not None:
                 with contextlib.suppress(ValueError):  # exited in another context
                     _IN_TXN.reset(self._mark)
-            self._owner._gate.release()
+            gate.release()
             self.revision = txn.revision
 
     async def save_resource(
@@ -287,13 +331,19 @@ class AsyncStoreViews(AsyncWrites, AsyncReads):
     store: Store
     _writer: Executor
     _gate: asyncio.Lock
-    _txn_task: asyncio.Task[Any] | None = None  # the task inside an open transaction()
+    _gate_loop: asyncio.AbstractEventLoop | None = None  # where the gate was last taken
+    _txn_open: AsyncTransaction | None = None  # the open transaction()
+
+    def _adopt(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Reclaim what an event loop closed mid-work left holding the gate
+        (AsyncStore's; here nothing)."""
 
     def _check_not_in_txn(self) -> None:
         """TransactionError for a write through the store by the task holding
         its transaction(): it would wait for that transaction, i.e. itself
         (as Store raises for the thread holding one).  Other tasks wait."""
-        if self._txn_task is not None and self._txn_task is asyncio.current_task():
+        t = self._txn_open
+        if t is not None and (task := t._holder()) is not None and task is asyncio.current_task():
             raise TransactionError(
                 "this task holds an open transaction(): use the transaction's "
                 "methods, or finish it first"
@@ -324,7 +374,10 @@ class AsyncStoreViews(AsyncWrites, AsyncReads):
         """On the writer thread, once no transaction() holds it."""
         self._check_open()
         self._check_not_in_txn()
+        loop = asyncio.get_running_loop()
+        self._adopt(loop)
         async with self._gate:
+            self._gate_loop = loop
             return await _run_in(self._writer, fn, *args, **kwargs)
 
     def transaction(self) -> AsyncTransaction:
