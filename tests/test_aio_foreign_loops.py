@@ -97,6 +97,22 @@ def test_close_from_another_threads_loop_while_writes_are_in_flight(store_path: 
             assert s.get_record("Agent", key).revision == rev
 
 
+async def _stuck_in_transaction(astore: AsyncStore, writes: Any) -> asyncio.Task[None]:
+    """A task inside ``astore.transaction()`` that made ``writes(t)`` and
+    then waits there (for its loop to be closed under it)."""
+    inside = asyncio.Event()
+
+    async def txn() -> None:
+        async with astore.transaction() as t:
+            await writes(t)
+            inside.set()
+            await asyncio.sleep(3600)
+
+    task = asyncio.ensure_future(txn())
+    await inside.wait()
+    return task
+
+
 def test_a_transaction_whose_loop_closed_is_rolled_back_and_frees_the_writer(
     store_path: Path,
 ) -> None:
@@ -105,21 +121,11 @@ def test_a_transaction_whose_loop_closed_is_rolled_back_and_frees_the_writer(
     first = asyncio.new_event_loop()
     astore = first.run_until_complete(AsyncStore.open(store_path, sync=False))
 
-    async def enter() -> asyncio.Task[None]:
-        inside = asyncio.Event()
+    async def writes(t: Any) -> None:
+        await t.save_resource("Agent", "abandoned", Agent())
+        await t.delete_resource("Agent", "before")
 
-        async def txn() -> None:
-            async with astore.transaction() as t:
-                await t.save_resource("Agent", "abandoned", Agent())
-                await t.delete_resource("Agent", "before")
-                inside.set()
-                await asyncio.sleep(3600)
-
-        task = asyncio.ensure_future(txn())
-        await inside.wait()
-        return task
-
-    task = first.run_until_complete(enter())
+    task = first.run_until_complete(_stuck_in_transaction(astore, writes))
     first.close()  # the task never runs again, still inside its transaction
     assert not task.done()
     del task
@@ -157,20 +163,10 @@ def test_a_transaction_whose_loop_closed_is_rolled_back_by_the_next_use(
     first = asyncio.new_event_loop()
     astore = first.run_until_complete(AsyncStore.open(store_path, sync=False))
 
-    async def enter() -> asyncio.Task[None]:
-        inside = asyncio.Event()
+    async def writes(t: Any) -> None:
+        await t.save_resource("Agent", "abandoned", Agent())
 
-        async def txn() -> None:
-            async with astore.transaction() as t:
-                await t.save_resource("Agent", "abandoned", Agent())
-                inside.set()
-                await asyncio.sleep(3600)
-
-        task = asyncio.ensure_future(txn())
-        await inside.wait()
-        return task
-
-    kept = first.run_until_complete(enter())
+    kept = first.run_until_complete(_stuck_in_transaction(astore, writes))
     first.close()
 
     async def later() -> list[str]:
