@@ -15,12 +15,15 @@ loop was closed while it was open.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import threading
 from pathlib import Path
 from typing import Any
 
-from pystore import Store, StoreClosedError
+import pytest
+
+from pystore import Store, StoreClosedError, StoreError
 from pystore.aio import AsyncStore
 from pystore.samples.agent_pb2 import Agent
 
@@ -181,3 +184,32 @@ def test_a_transaction_whose_loop_closed_is_rolled_back_by_the_next_use(
 
     assert asyncio.run(asyncio.wait_for(later(), 30)) == ["s", "t", "u"]
     assert not kept.done()
+
+
+def test_close_from_another_loop_while_the_stores_loop_is_stopped_is_a_store_error(
+    store_path: Path,
+) -> None:
+    """docs/durability.md: the store's work waits on a loop that is stopped
+    (not closed): close() from another loop cannot run there, so it says so
+    (StoreError) instead of waiting for ever; that loop then closes it."""
+    first = asyncio.new_event_loop()
+    astore = first.run_until_complete(AsyncStore.open(store_path, sync=False))
+
+    async def writes(t: Any) -> None:
+        await t.save_resource("Agent", "held", Agent())
+
+    task = first.run_until_complete(_stuck_in_transaction(astore, writes))
+
+    async def close_here() -> None:
+        await asyncio.wait_for(astore.close(), 10)
+
+    with pytest.raises(StoreError, match="stopped"):
+        asyncio.run(close_here())
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        first.run_until_complete(task)
+    first.run_until_complete(asyncio.wait_for(astore.close(), 10))
+    first.close()
+    assert astore.store.closed
+    with Store(store_path, readonly=True) as s:  # the cancelled transaction: rolled back
+        assert s.list_ids("Agent") == []
