@@ -174,9 +174,14 @@ class AsyncTransaction(AsyncWrites, AsyncReads):
         txn, self._txn, self._done = self._txn, None, True
         owner = self._owner
         try:
-            # Commit (or roll back) on the thread that holds the transaction;
-            # shielded: a cancellation here must not leave it open.
-            await asyncio.shield(_run_in(owner._writer, txn.__exit__, exc_type, exc, tb))
+            # Commit (or roll back) on the thread that holds the transaction,
+            # queued there now, before anything can cancel this: a coroutine
+            # or task doing it could be cancelled before it ran (asyncio.run
+            # ending cancels every task), leaving the transaction open on the
+            # writer thread, where the store's close() then ran inside it.
+            # Awaited through a shield: the queued exit is never cancelled.
+            done = owner._writer.submit(txn.__exit__, exc_type, exc, tb)
+            await asyncio.shield(asyncio.wrap_future(done))
         finally:
             if owner._txn_open is self:
                 owner._txn_open = None
