@@ -63,12 +63,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: test_batch_keys SCRATCH_DIR\n");
         return 2;
     }
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", argv[1], argv[1]);
-    if (system(cmd) != 0)
-        return 2;
-    ps_env *e = NULL;
-    CHECK_RC(ps_env_open(argv[1], 0, PS_OPEN_NOSYNC, &e), PS_OK);
+    ps_env *e = fresh_store(argv[1], "batch", 0);
     if (e == NULL)
         return 1;
     const size_t M = PS_MAX_KEY;
