@@ -63,6 +63,13 @@ def etcd_root(request: pytest.FixtureRequest) -> bytes:
 
 
 @pytest.fixture
+def url(etcd_cluster: EtcdCluster, etcd_root: bytes) -> str:
+    """An etcd:// URL of the test cluster, under a key root of this test's own."""
+    etcd_cluster.ensure_running()
+    return etcd_cluster.url(etcd_root.decode())
+
+
+@pytest.fixture
 def etcd_client(etcd_cluster: EtcdCluster) -> Iterator[EtcdClient]:
     from pystore._etcd.client import EtcdClient
 

@@ -14,13 +14,7 @@ from pystore.cli.main import main
 from pystore.samples.agent_pb2 import Agent
 
 if TYPE_CHECKING:
-    from etcd_cluster import EtcdCluster
-
-
-@pytest.fixture
-def url(etcd_cluster: EtcdCluster, etcd_root: bytes) -> str:
-    etcd_cluster.ensure_running()
-    return etcd_cluster.url(etcd_root.decode())
+    pass
 
 
 def _fill(s: Store) -> None:

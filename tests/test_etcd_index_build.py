@@ -30,17 +30,10 @@ from pystore.samples.agent_pb2 import Agent  # noqa: E402
 from pystore.samples.session_pb2 import Session  # noqa: E402
 
 if TYPE_CHECKING:
-    from etcd_cluster import EtcdCluster
 
     from pystore._etcd.client import EtcdClient
 
 HERE = Path(__file__).parent
-
-
-@pytest.fixture
-def url(etcd_cluster: EtcdCluster, etcd_root: bytes) -> str:
-    etcd_cluster.ensure_running()
-    return etcd_cluster.url(etcd_root.decode())
 
 
 @pytest.fixture

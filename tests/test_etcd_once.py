@@ -34,7 +34,7 @@ from pystore._etcd.client import EtcdClient  # noqa: E402
 from pystore.samples.agent_pb2 import Agent  # noqa: E402
 
 if TYPE_CHECKING:
-    from etcd_cluster import EtcdCluster
+    pass
 
 
 class _Lost(grpc.RpcError):
@@ -43,12 +43,6 @@ class _Lost(grpc.RpcError):
 
     def details(self) -> str:
         return "etcdserver: request timed out (injected: the reply was lost)"
-
-
-@pytest.fixture
-def url(etcd_cluster: EtcdCluster, etcd_root: bytes) -> str:
-    etcd_cluster.ensure_running()
-    return etcd_cluster.url(etcd_root.decode())
 
 
 @pytest.fixture

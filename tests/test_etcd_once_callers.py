@@ -18,7 +18,7 @@ from etcd_cluster import need_etcd_extra
 
 need_etcd_extra()
 
-from test_etcd_once import Faults, changes_since, store, url  # noqa: E402
+from test_etcd_once import Faults, changes_since, store  # noqa: E402
 
 from pystore import Store, StoreUnavailableError  # noqa: E402
 from pystore._etcd import _common as c  # noqa: E402
@@ -29,7 +29,7 @@ from pystore.samples.agent_pb2 import Agent  # noqa: E402
 if TYPE_CHECKING:
     from etcd_cluster import EtcdCluster
 
-__all__ = ["store", "url"]  # the fixtures, shared with test_etcd_once.py
+__all__ = ["store"]  # the fixture, shared with test_etcd_once.py
 
 
 class LoseNth(Faults):

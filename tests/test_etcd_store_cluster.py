@@ -35,12 +35,6 @@ if TYPE_CHECKING:
     from etcd_cluster import EtcdCluster
 
 
-@pytest.fixture
-def url(etcd_cluster: EtcdCluster, etcd_root: bytes) -> str:
-    etcd_cluster.ensure_running()
-    return etcd_cluster.url(etcd_root.decode())
-
-
 def test_limits_are_typed_errors_before_sending(url: str) -> None:
     with Store(url) as s:
         with pytest.raises(ValueTooLargeError):
