@@ -102,16 +102,17 @@ static uint64_t get_u64(const char *p)
 /* 1 when the meta page at `m` is the newest one `info` describes (its
  * txnid and last page): a map of another store, or meta-like bytes in a
  * record, that a damaged page number points to is not taken for this one's
- * (a commit between mdb_env_info and this read moves the metas on: then
- * neither matches and /proc decides). */
+ * (two commits between ps_bounds_refresh's mdb_env_info and this read
+ * move both metas on: then neither matches and /proc decides). */
 static int is_this_meta(const char *m, const MDB_envinfo *info)
 {
     return get_u64(m + META_LAST_PG) == (uint64_t)info->me_last_pgno &&
            get_u64(m + META_TXNID) == (uint64_t)info->me_last_txnid;
 }
 
-static const char *base_from_page(MDB_env *env, size_t psize, size_t map_len)
+static const char *base_from_page(MDB_env *env, size_t psize, const MDB_envinfo *info)
 {
+    size_t map_len = info->me_mapsize;
     long os = sysconf(_SC_PAGESIZE);
     if (os <= 0 || psize != (size_t)os || map_len < 2 * psize)
         return NULL;
@@ -128,11 +129,10 @@ static const char *base_from_page(MDB_env *env, size_t psize, size_t map_len)
             uintptr_t page = (uintptr_t)k.mv_data & ~(uintptr_t)(psize - 1);
             uint64_t pgno = get_u64((const char *)page);
             unsigned char vec[2]; /* one byte per OS page: two pages */
-            MDB_envinfo info;
-            if (pgno < map_len / psize && mdb_env_info(env, &info) == 0) {
+            if (pgno < map_len / psize) {
                 const char *b = (const char *)(page - (uintptr_t)(pgno * psize));
                 if (mincore((void *)(uintptr_t)b, 2 * psize, vec) == 0 &&
-                    is_this_meta(b, &info) + is_this_meta(b + psize, &info) > 0 &&
+                    is_this_meta(b, info) + is_this_meta(b + psize, info) > 0 &&
                     (get_u16(b + 10) & P_META) && (get_u16(b + psize + 10) & P_META) &&
                     get_u32(b + PAGE_HDR) == META_MAGIC &&
                     get_u32(b + psize + PAGE_HDR) == META_MAGIC)
@@ -172,7 +172,7 @@ int ps_bounds_refresh(ps_shared *sh)
         return errno;
     sh->psize = st.ms_psize;
     sh->map_len = info.me_mapsize;
-    sh->map_base = base_from_page(sh->mdb, st.ms_psize, info.me_mapsize);
+    sh->map_base = base_from_page(sh->mdb, st.ms_psize, &info);
     if (sh->map_base == NULL)
         sh->map_base = find_map(sb.st_dev, sb.st_ino, info.me_mapsize);
     __atomic_store_n(&sh->file_bytes, (uint64_t)sb.st_size, __ATOMIC_RELAXED);

@@ -36,8 +36,8 @@ from .url import EtcdURL, parse_url
 __all__ = ["EtcdClient", "Watch", "credentials_for"]
 
 _Req = TypeVar("_Req")
-_SLOTS_DROP = 0.5  # seconds close() gives the delete of the write slots
 _Resp = TypeVar("_Resp")
+_SLOTS_DROP = 0.5  # seconds close() gives the delete of the write slots
 
 
 def credentials_for(url: EtcdURL) -> grpc.ChannelCredentials | None:
