@@ -15,7 +15,9 @@ order (REPS repetitions, default 15), medians per save:
   in steady state);
 * ``steady20`` and ``burst100``: the other two combinations, to tell the
   thread start-up from the round's length;
-* T1 / T8: one ``save_resources`` commit of 1 / 8 records.
+* T1 / T8: one ``save_resources`` commit of 1 / 8 of the records the
+  forms save (T8: one in each writer's key range); and T8 of 8 adjacent
+  new keys, as measured until round 10.
 
 Prints T1, T8, the ceiling 8 x T1 / T8 and, per form, the gain G over one
 thread and G / ceiling (the row's ratio; target >= 0.7).  DIR (default: a
@@ -66,9 +68,14 @@ def main() -> None:
         with pystore.Store(d) as store:
             steady = Writers(store, msgs)
             try:
-                g1 = [[(f"c1-{c}", msgs[c])] for c in range(10)]
-                g8 = [[(f"c8-{c}-{j}", msgs[(c * 8 + j) % len(msgs)]) for j in range(8)]
+                # the records the timed forms save (as measure.durable_ops): T1
+                # one of the one-thread form's, T8 writer j's c-th of steady100
+                # for j = 0..7; t8adj: 8 adjacent new keys (T8 until round 10)
+                g1 = [[(f"one-{c}", msgs[c])] for c in range(10)]
+                g8 = [[(f"t{j}-{c}", msgs[(j * 100 + c) % len(msgs)]) for j in range(THREADS)]
                       for c in range(10)]
+                g8adj = [[(f"c8-{c}-{j}", msgs[(c * 8 + j) % len(msgs)]) for j in range(8)]
+                         for c in range(10)]
 
                 def commits(groups: list[list[tuple[str, Any]]]) -> Callable[[], None]:
                     def go() -> None:
@@ -82,6 +89,7 @@ def main() -> None:
 
                 ops: dict[str, tuple[Callable[[], None], int]] = {
                     "one": (one, 40), "t1": (commits(g1), 10), "t8": (commits(g8), 10),
+                    "t8adj": (commits(g8adj), 10),
                     "burst20": (_burst(store, msgs, 20), 160),
                     "burst100": (_burst(store, msgs, 100), 800),
                     "steady20": (lambda: steady.round(20), 160),
@@ -106,6 +114,8 @@ def main() -> None:
     ceiling = THREADS * m["t1"] / m["t8"]
     print(f"T1 {m['t1'] * 1e6:.0f} µs, T8 {m['t8'] * 1e6:.0f} µs, ceiling 8 x T1 / T8 "
           f"{ceiling:.2f}x; one thread {m['one'] * 1e6:.0f} µs per save ({reps} repetitions)")
+    print(f"(T8 of 8 adjacent new keys, the form before round 10: {m['t8adj'] * 1e6:.0f} µs, "
+          f"ceiling {THREADS * m['t1'] / m['t8adj']:.2f}x)")
     for k in ("burst20", "steady20", "burst100", "steady100"):
         gain = m["one"] / m[k]
         print(f"{k:10s} {m[k] * 1e6:6.1f} µs per save  G {gain:.2f}x  "
