@@ -513,6 +513,11 @@ void ps_env_free(ps_env *e)
     if (ps_getpid() == e->pid) {
         ps_idxset_free(e->idx_set);
         free(e->spare); /* no write txn of e is live: closed */
+        while (e->log_spare) {
+            struct ps_chunk *next = e->log_spare->next;
+            free(e->log_spare);
+            e->log_spare = next;
+        }
     }
     free(e);
 }

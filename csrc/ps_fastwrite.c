@@ -458,22 +458,17 @@ int64_t ps_fw_txn_save(ps_txn **slot, const char *kind, size_t kind_len,
     if (r)
         return r;
     if ((data == NULL && len) ||
-        (flags & ~(unsigned)(PS_PUT_NOOVERWRITE | PS_PUT_IF_REVISION | PS_FW_KEEP)))
+        (flags & ~(unsigned)(PS_PUT_NOOVERWRITE | PS_PUT_IF_REVISION)))
         return in_txn(t, fail(PS_FW_STAGE_ARGS, PS_ERR_INVALID_ARG));
-    unsigned keep = flags & PS_FW_KEEP;
-    flags &= ~(unsigned)PS_FW_KEEP;
     char *owned;
     const char *payload;
     size_t plen;
     if ((r = payload_one(plan, data, len, &owned, &payload, &plen)))
         return in_txn(t, r);
-    /* Without PS_FW_KEEP the log keeps a copy (`owned` and the thread's
-     * strip buffer die here).  With it the log borrows: `data` itself, or
-     * the stripped copy until the put returns, then `data` and the plan. */
+    /* The log keeps a copy (`owned` and the thread's strip buffer die
+     * here), in chunks the handle keeps between transactions (ps_txn.c). */
     int rc = ps_put_if(t, kind, kind_len, id, id_len, payload, plen, ps_now_ns(),
-                       keep ? flags | PS_PUT_BORROW : flags, expected, &cur.actual);
-    if (!rc && keep && payload != data)
-        ps_txn_log_unstripped(t, data, len, plan);
+                       flags, expected, &cur.actual);
     free(owned);
     return rc ? in_txn(t, fail(PS_FW_STAGE_WRITE, rc)) : pending(t);
 }

@@ -143,6 +143,13 @@ struct ps_env {
     /* A write txn's memory kept for this handle's next write txn (taken
      * and given back under write_mu; freed by ps_env_free). */
     struct ps_txn *spare;
+    /* Op-log chunks (PS_OP_CHUNK each) kept from this handle's last write
+     * txns for its next ones, up to PS_LOG_KEEP bytes: a big transaction
+     * then logs into memory already mapped instead of faulting in fresh
+     * pages every time (taken and given back under write_mu; freed by
+     * ps_env_free). */
+    struct ps_chunk *log_spare;
+    size_t log_spare_bytes;
     int closed;
     int closing;              /* close() started: new transactions fail */
     unsigned live;            /* this handle's live transactions (gate_mu) */
@@ -161,6 +168,7 @@ enum ps_op_type {
 
 #define PS_OP0_ROOM 96   /* key (and copied value) bytes of ps_txn.op0 */
 #define PS_OP_CHUNK ((size_t)64 << 10) /* the ops after the first, by chunk */
+#define PS_LOG_KEEP ((size_t)32 << 20) /* op-log chunks a handle keeps (ps_env.log_spare) */
 
 /* One logged write, replayed if the map must grow mid-transaction. */
 typedef struct ps_op {

@@ -198,13 +198,23 @@ static void txn_release(ps_txn *t)
     ps_idx_txn_reset(t);
     free(t->viol);
     t->viol = NULL;
+    int own = ps_getpid() == e->pid;
     while (t->chunks) {
-        ps_chunk *next = t->chunks->next;
-        free(t->chunks);
-        t->chunks = next;
+        ps_chunk *c = t->chunks;
+        t->chunks = c->next;
+        /* a write txn's standard chunks are kept for the handle's next
+         * write txns (write_mu still held), up to PS_LOG_KEEP */
+        if (own && t->write && c->cap == PS_OP_CHUNK &&
+            e->log_spare_bytes <= PS_LOG_KEEP - PS_OP_CHUNK) {
+            c->next = e->log_spare;
+            e->log_spare = c;
+            e->log_spare_bytes += PS_OP_CHUNK;
+        } else {
+            free(c);
+        }
     }
     t->log_head = t->log_tail = NULL;
-    if (ps_getpid() == e->pid) {
+    if (own) {
         ps_txn_unpark_to_end(t);
         if (t->mdb && !t->write)
             ps_pool_give(e->sh, t->mdb); /* reset and parked for reuse */
@@ -382,7 +392,15 @@ static ps_op *op_alloc(ps_txn *t, size_t n)
     size_t cap = own ? n : PS_OP_CHUNK;
     if (cap > SIZE_MAX - sizeof(ps_chunk))
         return NULL;
-    ps_chunk *nc = malloc(sizeof(ps_chunk) + cap);
+    ps_env *e = t->env;
+    ps_chunk *nc;
+    if (!own && t->write && e->log_spare) { /* one kept by the handle (write_mu held) */
+        nc = e->log_spare;
+        e->log_spare = nc->next;
+        e->log_spare_bytes -= PS_OP_CHUNK;
+    } else {
+        nc = malloc(sizeof(ps_chunk) + cap);
+    }
     if (nc == NULL)
         return NULL;
     nc->cap = cap;

@@ -80,17 +80,16 @@ void ps_fw_last(ps_fw_info *out);
  * then as ps_fw_save / ps_fw_save_many (strip, size, key(s), write with
  * every hook, time stamp now), in the caller's txn, which stays open.  The
  * payloads are copied into the txn's log (nothing borrowed from the
- * caller), except with PS_FW_KEEP in ps_fw_txn_save's flags: the caller
- * then keeps `data` (and the plan) valid until the txn ends, and the log
- * borrows `data` -- a replay after map growth strips it again -- instead
- * of copying each payload.  A failed write leaves the txn as ps_put_if / ps_del_if /
+ * caller; the log's chunks are kept by the handle between write txns, up
+ * to 32 MiB, so a big transaction copies into memory already mapped).
+ * ps_fw_txn_save's flags: PS_PUT_NOOVERWRITE or PS_PUT_IF_REVISION.  A
+ * failed write leaves the txn as ps_put_if / ps_del_if /
  * ps_put_many leave it.  Results: ps_fw_txn_save the revision the txn will
  * commit at, ps_fw_txn_del 1 if kind/id existed else 0, ps_fw_txn_save_many
  * n; -ticket on failure with the details in ps_fw_last (as above), and
  * in the txn too: ps_fw_txn_last reads them while only a write in the same
  * txn replaced them (a failed write may have spoiled the txn, so a caller
  * that lost the thread's details cannot simply write again). */
-#define PS_FW_KEEP 256 /* ps_fw_txn_save: data outlives the txn (see above) */
 int64_t ps_fw_txn_save(ps_txn **slot, const char *kind, size_t kind_len,
                        const char *id, size_t id_len, const char *data,
                        size_t len, const ps_fw_plan *plan, unsigned flags,

@@ -25,7 +25,6 @@ __all__ = ["Transaction"]
 
 _CREATE: int = lib.PS_PUT_NOOVERWRITE
 _IF_REV: int = lib.PS_PUT_IF_REVISION
-_KEEP: int = lib.PS_FW_KEEP
 
 
 class Transaction(IndexAdminOps, ResourceOps):
@@ -41,7 +40,6 @@ class Transaction(IndexAdminOps, ResourceOps):
     # The live txn's slot (``CTxn.pp``) while entered on LMDB: the one-call
     # writes of _lmdb/txnwrite.py; None: every call takes the general path.
     _slot: Any = None
-    _keep: Callable[[bytes], None]
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -74,7 +72,6 @@ class Transaction(IndexAdminOps, ResourceOps):
         tls = self._store._tls
         self._thread = threading.get_ident()
         self._txn = txn
-        self._keep = txn._keep.append  # payloads the txn's log borrows (PS_FW_KEEP)
         self._slot = txn.pp  # empty until begun, and again once finished
         tls.txn_id = self._id
         tls.fast = None  # the fast gets leave this thread's reads to the txn
@@ -147,10 +144,8 @@ class Transaction(IndexAdminOps, ResourceOps):
                 except (UnicodeEncodeError, EncodeError):
                     pass
                 else:
-                    # kept by the txn (its log borrows data: no copy per save)
-                    self._keep(data)
                     r: int = txn_save(slot, kb, len(kb), ib, len(ib), data, len(data),
-                                      entry[1], _KEEP, 0)
+                                      entry[1], 0, 0)
                     if r >= 0:
                         return r
                     save_failed(r, slot, kb, ib, None)
@@ -188,9 +183,8 @@ class Transaction(IndexAdminOps, ResourceOps):
             data = msg.SerializeToString()  # type: ignore[attr-defined]
         except (UnicodeEncodeError, EncodeError):
             return None
-        self._keep(data)
         rev: int = txn_save(slot, kb, len(kb), ib, len(ib), data, len(data), entry[1],
-                            flags | _KEEP, expected or 0)
+                            flags, expected or 0)
         if rev >= 0:
             return rev
         save_failed(rev, slot, kb, ib, expected)

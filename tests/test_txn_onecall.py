@@ -449,7 +449,7 @@ def test_a_compiled_plan_stays_owned_when_two_threads_compile_it(
 ) -> None:
     """Two threads meeting a message type for the first time at once each
     compile its strip plan.  The plan each one then hands to the core (and a
-    transaction's log keeps until the txn ends, PS_FW_KEEP) must be the one
+    one-call batch's log keeps until the txn ends) must be the one
     the Stripper's cache holds: a second compile replacing the cached one
     left the first thread's plan owned by nothing (its table freed while
     the log still pointed at it)."""
@@ -478,11 +478,12 @@ def test_a_compiled_plan_stays_owned_when_two_threads_compile_it(
     s.close()
 
 
-def test_borrowing_saves_mixed_with_every_other_write_survive_replays(tmp_path: Path) -> None:
-    """One transaction of a 1 MiB map mixes the borrowing one-call saves
-    (PS_FW_KEEP) with writes of every other route -- batches (copied),
-    general-path saves (a kind whose schema is new), update_resource,
-    deletes, events, prefix deletes -- over indexed, history-keeping kinds;
+def test_one_call_saves_mixed_with_every_other_write_survive_replays(tmp_path: Path) -> None:
+    """One transaction of a 1 MiB map mixes the one-call saves (their
+    payloads copied into the log's kept chunks) with writes of every other
+    route -- batches (copied), general-path saves (a kind whose schema is
+    new), update_resource, deletes, events, prefix deletes -- over indexed,
+    history-keeping kinds;
     the map grows (the log is replayed mid-transaction and at the commit),
     the serialized messages are dropped by the caller and collected.  The
     result must be what a model says, every record stripped."""

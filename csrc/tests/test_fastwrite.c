@@ -186,6 +186,81 @@ static void test_growth(const char *dir)
     ps_env_free(env);
 }
 
+/* n saves of `fill` payloads (ids prefix%05d) in one write txn of env, on
+ * a map small enough to grow mid-txn: the log, copied into chunks the
+ * handle keeps, is replayed.  Returns the commit's result. */
+static int big_txn(ps_env *env, const char *prefix, int n, char fill)
+{
+    char payload[3000], id[32];
+    memset(payload, fill, sizeof payload);
+    ps_txn *t = NULL;
+    int rc = ps_txn_begin(env, PS_TXN_WRITE, &t);
+    if (rc)
+        return rc;
+    for (int i = 0; i < n; i++) {
+        snprintf(id, sizeof id, "%s%05d", prefix, i);
+        if (ps_fw_txn_save(&t, S("Log"), id, strlen(id), payload, sizeof payload, NULL, 0,
+                           0) <= 0) {
+            ps_txn_abort(t);
+            return last().rc ? last().rc : PS_ERR_TXN_FAILED;
+        }
+    }
+    return ps_txn_commit(t);
+}
+
+static int all_filled(ps_env *env, const char *prefix, int n, char fill)
+{
+    char buf[4000], id[32];
+    for (int i = 0; i < n; i++) {
+        size_t len = 0;
+        int64_t ns = 0;
+        snprintf(id, sizeof id, "%s%05d", prefix, i);
+        if (ps_get_into(env, S("Log"), id, strlen(id), buf, sizeof buf, &len, &ns) != PS_OK ||
+            len != 3000 || buf[0] != fill || buf[2999] != fill)
+            return 0;
+    }
+    return 1;
+}
+
+/* The op log's chunks are kept by the handle between write txns, up to
+ * PS_LOG_KEEP bytes, and reused: a txn logging into reused chunks replays
+ * its own ops after a map growth, never a former txn's. */
+static void test_log_chunks(const char *dir)
+{
+    char path[4200];
+    fresh_path(dir, "chunks", path, sizeof path);
+    ps_env *env = NULL;
+    CHECK_RC(ps_env_open(path, 1 << 20, PS_OPEN_NOSYNC, &env), PS_OK);
+    if (env == NULL)
+        return;
+    MDB_envinfo before, after;
+    CHECK(env->log_spare == NULL && env->log_spare_bytes == 0);
+    CHECK_RC(big_txn(env, "a", 3000, 'a'), PS_OK); /* ~9 MB logged */
+    size_t kept = env->log_spare_bytes;
+    CHECK(kept >= ((size_t)8 << 20) && kept <= PS_LOG_KEEP && kept % PS_OP_CHUNK == 0);
+    CHECK(all_filled(env, "a", 3000, 'a'));
+    /* the next txn takes the kept chunks, and grows the map mid-way */
+    CHECK_RC(mdb_env_info(env->mdb, &before), PS_OK);
+    CHECK_RC(big_txn(env, "b", 3000, 'b'), PS_OK);
+    CHECK_RC(mdb_env_info(env->mdb, &after), PS_OK);
+    CHECK(after.me_mapsize > before.me_mapsize);
+    CHECK(env->log_spare_bytes == kept); /* the same chunks, given back */
+    CHECK(all_filled(env, "b", 3000, 'b') && all_filled(env, "a", 3000, 'a'));
+    /* an aborted txn gives its chunks back too; a bigger one keeps at most PS_LOG_KEEP */
+    ps_txn *t = NULL;
+    CHECK_RC(ps_txn_begin(env, PS_TXN_WRITE, &t), PS_OK);
+    char payload[3000];
+    memset(payload, 'x', sizeof payload);
+    CHECK(ps_fw_txn_save(&t, S("Log"), S("x"), payload, sizeof payload, NULL, 0, 0) > 0);
+    ps_txn_abort(t);
+    CHECK(env->log_spare_bytes == kept);
+    CHECK_RC(big_txn(env, "c", 12000, 'c'), PS_OK); /* ~36 MB logged */
+    CHECK(env->log_spare_bytes == PS_LOG_KEEP);
+    CHECK(all_filled(env, "c", 12000, 'c') && all_filled(env, "a", 3000, 'a'));
+    ps_env_close(env);
+    ps_env_free(env); /* frees the kept chunks (ASan: no leak) */
+}
+
 /* LMDB 0.9.24 ignores MDB_NOSYNC as a txn flag: the core sets it on the env
  * for each commit, from the handle whose txn commits. */
 static void test_nosync_per_txn(const char *dir)
@@ -227,6 +302,7 @@ int main(int argc, char **argv)
         ps_env_free(env);
     }
     test_growth(dir);
+    test_log_chunks(dir);
     test_nosync_per_txn(dir);
     if (failures) {
         fprintf(stderr, "test_fastwrite: %d failure(s)\n", failures);
