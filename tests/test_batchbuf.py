@@ -160,3 +160,50 @@ def test_batches_in_one_transaction_survive_a_replay_after_map_growth(tmp_path: 
     _check(s, "A", second)
     assert s.count("A") == 2301
     s.close()
+
+
+def _required_class() -> type[Any]:
+    """A proto2 message with a required field: SerializeToString raises
+    EncodeError while it is unset."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    F = descriptor_pb2.FieldDescriptorProto
+    fdp = descriptor_pb2.FileDescriptorProto(name="bbreq.proto", package="bbreq", syntax="proto2")
+    rec = fdp.message_type.add(name="Rec")
+    rec.field.add(name="name", number=1, type=F.TYPE_STRING, label=F.LABEL_REQUIRED)
+    rec.field.add(name="note", number=2, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fdp)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("bbreq.Rec"))
+
+
+@pytest.mark.parametrize("in_txn", [False, True])
+def test_a_message_that_does_not_serialize_mid_batch_fails_it_whole(
+    tmp_path: Path, in_txn: bool
+) -> None:
+    """Messages are serialized as the batch is joined: one that cannot be
+    (a required field unset) raises InvalidMessageError as the general path
+    words it, nothing of the batch is written, and the thread keeps its
+    buffer for the next batch."""
+    from pystore import InvalidMessageError
+
+    Rec = _required_class()
+    with Store(tmp_path / "s", sync=False) as s:
+        s.save_resource("R", "seed", Rec(name="seed"))
+        s.save_resources("R", [("warm", Rec(name="warm"))])
+        kept = batchbuf._kept.bio
+        assert kept is not None
+        items = [(f"r{i}", Rec(name=f"r{i}", note="n" * 200)) for i in range(50)]
+        items[30] = ("bad", Rec(note="no name"))
+        with pytest.raises(InvalidMessageError, match="cannot serialize"):
+            if in_txn:
+                with s.transaction() as t:
+                    t.save_resources("R", items)
+            else:
+                s.save_resources("R", items)
+        assert batchbuf._kept.bio is kept
+        assert s.count("R") == 2
+        good = [(f"g{i}", Rec(name=f"g{i}")) for i in range(40)]
+        assert s.save_resources("R", good) == 40
+        assert batchbuf._kept.bio is kept
+        assert s.get_resource("R", "g39", Rec) == Rec(name="g39")

@@ -19,8 +19,8 @@ with the same types and messages as the general path's.
 
 from __future__ import annotations
 
-from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf.descriptor import Descriptor
@@ -103,11 +103,12 @@ def key_context(kind: bytes, id: bytes | None) -> str:
 def pack_pairs(
     stripper: Stripper, kind: object, items: object,
     schema_ok: Callable[[str, Descriptor], bool],
-) -> tuple[bytes, list[bytes], list[bytes], array[int], Any] | None:
+) -> tuple[bytes, list[bytes], Iterator[bytes], Any] | None:
     """A ``save_resources`` batch for one ps_fw_*save_many call: (kind,
-    ids, ids and payloads in turn (to join: ``batchbuf.Joined``), their
-    lengths, the strip plan); None when the general path must take it
-    (nothing consumed).
+    ids, an iterator of ids and serialized payloads in turn (to join:
+    ``batchbuf.Joined``, which may raise the ``EncodeError`` of a message
+    that does not serialize), the strip plan); None when the general path
+    must take it (nothing consumed).
 
     Only a list or tuple of 2-tuples (str id, message of one class whose
     descriptor ``schema_ok(kind, descriptor)`` accepts) is taken: any other iterable goes to
@@ -133,13 +134,11 @@ def pack_pairs(
     try:
         kb = kind.encode()
         ibs = list(map(str.encode, ids))
-        datas = list(map(cls.SerializeToString, msgs))
-    except (UnicodeEncodeError, EncodeError):
+    except UnicodeEncodeError:
         return None
-    parts: list[bytes] = [b""] * (2 * len(ibs))
-    parts[::2] = ibs
-    parts[1::2] = datas
-    return kb, ibs, parts, array("I", map(len, parts)), entry[1]
+    # each message serialized as it is joined (see batchbuf)
+    parts = chain.from_iterable(zip(ibs, map(cls.SerializeToString, msgs), strict=True))
+    return kb, ibs, parts, entry[1]
 
 
 def _general_error(store: Store, info: Any, where: str) -> StoreError:
@@ -269,12 +268,15 @@ class FastWriter:
         packed = pack_pairs(self._stripper, kind, items, lambda k, d: known.get(k) is d)
         if packed is None:
             return _GENERAL, items
-        kb, ibs, parts, lens, plan = packed
+        kb, ibs, parts, plan = packed
         n = len(ibs)
-        joined = Joined(parts)
+        try:
+            joined = Joined(parts)
+        except EncodeError:
+            return _GENERAL, items  # the general path raises the error
         try:
             r: int = _save_many(self._env, kb, len(kb), joined.data, joined.size,
-                                ffi.from_buffer("uint32_t[]", lens), n, plan)
+                                ffi.from_buffer("uint32_t[]", joined.lens), n, plan)
         finally:
             joined.close()
         if r >= 0:

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.protobuf.message import EncodeError
+
 from ..errors import AlreadyExistsError, ConflictError, StoreError, error_for
 from ._native import ffi, lib
 from .batchbuf import Joined
@@ -110,12 +112,15 @@ def save_many_in(
     )
     if packed is None:
         return None
-    kb, ibs, parts, lens, plan = packed
+    kb, ibs, parts, plan = packed
     n = len(ibs)
-    joined = Joined(parts)
+    try:
+        joined = Joined(parts)
+    except EncodeError:
+        return None  # the general path raises the error
     try:  # (the txn's log copies what it keeps: the buffer is free after the call)
         r: int = _save_many(slot, kb, len(kb), joined.data, joined.size,
-                            ffi.from_buffer("uint32_t[]", lens), n, plan)
+                            ffi.from_buffer("uint32_t[]", joined.lens), n, plan)
     finally:
         joined.close()
     if r >= 0:
