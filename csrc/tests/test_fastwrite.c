@@ -157,10 +157,7 @@ static void test_strip_and_batch(ps_env *env)
 /* Saves and a kind delete on a small map: each grows it (log replay). */
 static void test_growth(const char *dir)
 {
-    char path[4200];
-    fresh_path(dir, "grow", path, sizeof path);
-    ps_env *env = NULL;
-    CHECK_RC(ps_env_open(path, 1 << 20, PS_OPEN_NOSYNC, &env), PS_OK);
+    ps_env *env = fresh_store(dir, "grow", 1 << 20);
     if (env == NULL)
         return;
     char payload[3000], id[32];
@@ -227,10 +224,7 @@ static int all_filled(ps_env *env, const char *prefix, int n, char fill)
  * its own ops after a map growth, never a former txn's. */
 static void test_log_chunks(const char *dir)
 {
-    char path[4200];
-    fresh_path(dir, "chunks", path, sizeof path);
-    ps_env *env = NULL;
-    CHECK_RC(ps_env_open(path, 1 << 20, PS_OPEN_NOSYNC, &env), PS_OK);
+    ps_env *env = fresh_store(dir, "chunks", 1 << 20);
     if (env == NULL)
         return;
     MDB_envinfo before, after;
