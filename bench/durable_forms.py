@@ -38,7 +38,7 @@ from collections.abc import Callable
 from typing import Any
 
 import workload as wl
-from measure import THREADS, Writers
+from measure import THREADS, Writers, commit_groups
 
 import pystore
 
@@ -68,14 +68,8 @@ def main() -> None:
         with pystore.Store(d) as store:
             steady = Writers(store, msgs)
             try:
-                # the records the timed forms save (as measure.durable_ops): T1
-                # one of the one-thread form's, T8 writer j's c-th of steady100
-                # for j = 0..7; t8adj: 8 adjacent new keys (T8 until round 10)
-                g1 = [[(f"one-{c}", msgs[c])] for c in range(10)]
-                g8 = [[(f"t{j}-{c}", msgs[(j * 100 + c) % len(msgs)]) for j in range(THREADS)]
-                      for c in range(10)]
-                g8adj = [[(f"c8-{c}-{j}", msgs[(c * 8 + j) % len(msgs)]) for j in range(8)]
-                         for c in range(10)]
+                # the records the timed forms save, as make bench's (T8: of steady100)
+                g1, g8, g8adj = commit_groups(msgs, 100, 10)
 
                 def commits(groups: list[list[tuple[str, Any]]]) -> Callable[[], None]:
                     def go() -> None:

@@ -327,6 +327,26 @@ class Writers:
             th.join(timeout=10)
 
 
+Groups = list[list[tuple[str, Any]]]
+
+
+def commit_groups(msgs: list[Any], per: int, count: int) -> tuple[Groups, Groups, Groups]:
+    """``count`` commits each of T1, T8 and T8 the old way, as (id, message)
+    groups for ``save_resources``.  T1 and T8 commit the records the timed
+    rows save: T1 one record of the one-thread row (``one-N``), T8 the 8
+    records one commit of the writers holds (writer j's n-th save of a round
+    of ``per``: one in each writer's key range, 8 leaf pages).  Until round
+    10 T8 committed 8 adjacent new keys (one leaf page, a cheaper commit
+    than the writers' on this disk); that form is the third, measured as
+    commit_8_adjacent and reported beside the row."""
+    groups1 = [[(f"one-{c}", msgs[c])] for c in range(count)]
+    groups8 = [[(f"t{j}-{c}", msgs[(j * per + c) % len(msgs)]) for j in range(THREADS)]
+               for c in range(count)]
+    adjacent8 = [[(f"c8-{c}-{j}", msgs[(c * 8 + j) % len(msgs)]) for j in range(8)]
+                 for c in range(count)]
+    return groups1, groups8, adjacent8
+
+
 def durable_ops(w: wl.Workload, store: pystore.Store) -> tuple[list[Op], Writers]:
     """8 durable writer threads against one, and the disk's commit times T1
     and T8; the writers' pool, to close before the store."""
@@ -340,17 +360,7 @@ def durable_ops(w: wl.Workload, store: pystore.Store) -> tuple[list[Op], Writers
             store.save_resource("Agent", f"one-{n}", msgs[n])
 
     writers = Writers(store, msgs)
-    # T1 and T8 commit the records the timed rows save: T1 one record of the
-    # one-thread row, T8 the 8 records one commit of the writers holds (writer
-    # j's n-th save, one in each writer's key range: 8 leaf pages).  Until
-    # round 10 T8 committed 8 new adjacent keys (one leaf page, a cheaper
-    # commit than the writers' on this disk); it is still measured, as
-    # commit_8_adjacent, and reported beside the row.
-    groups1 = [[(f"one-{c}", msgs[c])] for c in range(COMMITS)]
-    groups8 = [[(f"t{j}-{c}", msgs[(j * PER_THREAD + c) % len(msgs)]) for j in range(THREADS)]
-               for c in range(COMMITS)]
-    adjacent8 = [[(f"c8-{c}-{j}", msgs[(c * 8 + j) % len(msgs)]) for j in range(8)]
-                 for c in range(COMMITS)]
+    groups1, groups8, adjacent8 = commit_groups(msgs, PER_THREAD, COMMITS)
 
     def commits(groups: list[list[tuple[str, Any]]]) -> Callable[[], None]:
         def go() -> None:
