@@ -210,10 +210,17 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
         if the stored record's revision is N (0: only if absent), else
         ConflictError and nothing changes.
         """
-        # (no call for the usual None: ~30 ns of a ~5 us save)
-        expected = None if if_revision is None else _check_revision(if_revision)
         fw = self._fw
-        if fw is not None:  # one C call (see _lmdb/fastwrite.py), None: not taken
+        if if_revision is None:
+            if fw is not None:  # one C call (see _lmdb/fastwrite.py), None: not taken
+                rev = fw.save_one(kind, id, msg)
+                if rev is not None:
+                    if rev >= 0:
+                        return rev
+                    fw.save_failed(self, rev, kind, id, None)  # type: ignore[arg-type]
+            return self._put(kind, id, msg, False, None)
+        expected = _check_revision(if_revision)
+        if fw is not None:
             rev = fw.save(self, kind, id, msg, False, expected)  # type: ignore[arg-type]
             if rev is not None:
                 return rev
@@ -339,10 +346,18 @@ class ResourceOps(KindOps, QueryOps, HistoryOps):
     def delete_resource(self, kind: str, id: str, *, if_revision: int | None = None) -> bool:
         """Delete ``kind/id``; True if it existed.  ``if_revision=N`` deletes only
         if the stored record's revision is N, else ConflictError."""
-        if self._fw is not None:
-            found = self._fw.delete(self, kind, id, if_revision)  # type: ignore[arg-type]
-            if found is not None:
-                return found
+        fw = self._fw
+        if fw is not None:
+            if if_revision is None:
+                r = fw.delete_one(kind, id)
+                if r is not None:
+                    if r >= 0:
+                        return r > 0
+                    fw.delete_failed(self, r, kind, id, None)  # type: ignore[arg-type]
+            else:
+                found = fw.delete(self, kind, id, if_revision)  # type: ignore[arg-type]
+                if found is not None:
+                    return found
         kb, ib = encode_kind(kind), encode_id(id)
         expected = _check_revision(if_revision)
         if self._group is not None:

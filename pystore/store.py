@@ -186,7 +186,9 @@ class Store(AdminOps, IndexAdminOps, ChangeFeed, FastReads, ResourceOps):
         if self.sync and not self.readonly:
             self._group = GroupCommit(self)  # concurrent durable writes share commits
         elif not self.readonly:
-            self._fw = FastWriter(self._env, self._stripper)  # one C call per write
+            self._fw = FastWriter(  # one C call per write
+                self._env, self._stripper, self._schemas.known, self._signal
+            )
 
     # -- lifecycle --------------------------------------------------------
 

@@ -43,44 +43,62 @@ _PAGE = 1024  # changes read per read transaction
 
 
 class Signal:
-    """Wakes this process's watchers of one store path after each commit."""
+    """Wakes this process's watchers of one store path after each commit.
+
+    A writer, after its commit: ``generation += 1``, then ``wake()`` only if
+    ``waiting`` (the one-call writes inline that; ``notify`` does both).  No
+    lock unless someone waits (a commit pays ~0.05 us): a waiter counts
+    itself in ``waiting`` before it compares the generation, so either it
+    sees the increment or the writer sees it waiting.
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self.generation = 0
-        self._waiting = 0
+        # threads in wait() plus asyncio waiters; changed under _cond only
+        self.waiting = 0
+        self._threads = 0
         # asyncio watchers (AsyncStore.watch): (loop, event) set at each commit
         self._loops: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
 
     def notify(self) -> None:
-        # No lock unless someone waits (a commit pays ~0.1 us): a waiter
-        # counts itself before it compares the generation, so either it sees
-        # this increment or this sees it waiting.
         self.generation += 1
-        if self._waiting:
+        if self.waiting:
+            self.wake()
+
+    def wake(self) -> None:
+        """Wake every waiter now (after ``generation`` moved)."""
+        if self._threads:
             with self._cond:
                 self._cond.notify_all()
-        if self._loops:
-            for loop, event in list(self._loops):
-                with contextlib.suppress(RuntimeError):  # its loop is closed
-                    loop.call_soon_threadsafe(event.set)
+        for loop, event in list(self._loops):
+            with contextlib.suppress(RuntimeError):  # its loop is closed
+                loop.call_soon_threadsafe(event.set)
 
     def add_async(self, waiter: tuple[asyncio.AbstractEventLoop, asyncio.Event]) -> None:
         """Set ``waiter``'s event (in its loop) after every commit, until discarded."""
-        self._loops.add(waiter)
+        with self._cond:
+            if waiter not in self._loops:
+                self._loops.add(waiter)
+                self.waiting += 1
 
     def discard_async(self, waiter: tuple[asyncio.AbstractEventLoop, asyncio.Event]) -> None:
-        self._loops.discard(waiter)
+        with self._cond:
+            if waiter in self._loops:
+                self._loops.discard(waiter)
+                self.waiting -= 1
 
     def wait(self, generation: int, timeout: float) -> None:
         """Wait up to ``timeout`` unless a commit came after ``generation``."""
         with self._cond:
-            self._waiting += 1
+            self._threads += 1
+            self.waiting += 1
             try:
                 if self.generation == generation:
                     self._cond.wait(timeout)
             finally:
-                self._waiting -= 1
+                self._threads -= 1
+                self.waiting -= 1
 
 
 _signals: dict[str, Signal] = {}

@@ -250,6 +250,32 @@ def test_inside_transaction_and_update_callback(tmp_path: Path) -> None:
         assert s.save_resource("Agent", "a", agent("after")) > 0
 
 
+def test_a_second_handle_inside_the_first_ones_transaction(tmp_path: Path) -> None:
+    """Two Store handles of one path share the write lock: inside one's
+    transaction() the other's writes (one call each) are refused with
+    TransactionError at once (the C begin finds the lock held by this
+    thread), never wait, and the transaction goes on."""
+    with Store(tmp_path / "s", sync=False) as s1, Store(tmp_path / "s", sync=False) as s2:
+        s1.save_resource("Agent", "a", agent("m"))
+        with s1.transaction() as t:
+            t.save_resource("Agent", "t", agent("t"))
+            for call in (
+                lambda: s2.save_resource("Agent", "a", agent("x")),
+                lambda: s2.create_resource("Agent", "n", agent("x")),
+                lambda: s2.save_resource("Agent", "a", agent("x"), if_revision=1),
+                lambda: s2.delete_resource("Agent", "a"),
+                lambda: s2.delete_resource("Agent", "a", if_revision=1),
+                lambda: s2.delete_resources_by_kind("Agent"),
+                lambda: s2.save_resources("Agent", [("b", agent("x"))]),
+            ):
+                with pytest.raises(pystore.TransactionError, match="already holds"):
+                    call()
+            t.save_resource("Agent", "u", agent("u"))
+        assert sorted(s2.list_ids("Agent")) == ["a", "t", "u"]
+        assert s2.get_resource("Agent", "a", Agent).model == "m"
+        assert s2.save_resource("Agent", "a", agent("after")) > 0
+
+
 def test_a_transaction_collected_without_its_exit_leaves_the_one_call_writes_on(
     tmp_path: Path,
 ) -> None:

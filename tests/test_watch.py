@@ -111,6 +111,65 @@ def test_same_process_change_arrives_promptly(store: Store) -> None:
     th.join(5)
 
 
+def test_one_call_writes_wake_a_waiting_thread_at_once(store_path: Path) -> None:
+    """The one-call save and delete (a non-durable Store) move the signal's
+    generation and wake a thread waiting on it, not only its poll: the wait
+    below would last 30 s without the wake."""
+    with Store(store_path, sync=False) as s:
+        sig = s._signal
+        s.save_resource("A", "x", Agent())
+        for write in (
+            lambda: s.save_resource("A", "x", Agent(model="m")),
+            lambda: s.delete_resource("A", "x"),
+            lambda: s.save_resource("A", "x", Agent(model="n")),
+        ):
+            gen = sig.generation
+            done = threading.Event()
+
+            def wait(g: int = gen, d: threading.Event = done) -> None:
+                sig.wait(g, 30)
+                d.set()
+
+            th = threading.Thread(target=wait, daemon=True)
+            th.start()
+            deadline = time.monotonic() + 10
+            while sig.waiting == 0 and time.monotonic() < deadline:
+                time.sleep(0.001)
+            assert sig.waiting == 1
+            t0 = time.monotonic()
+            write()
+            assert done.wait(10) and time.monotonic() - t0 < 10
+            assert sig.generation == gen + 1
+            th.join(10)
+        assert sig.waiting == 0
+        s.delete_resource("A", "gone")  # nothing deleted: nothing committed
+        assert sig.generation == gen + 1
+
+
+def test_signal_counts_each_async_waiter_once() -> None:
+    from pystore.watch import Signal
+
+    sig = Signal()
+    loop = asyncio.new_event_loop()
+    try:
+        ev = asyncio.Event()
+        waiter = (loop, ev)
+        sig.add_async(waiter)
+        sig.add_async(waiter)
+        assert sig.waiting == 1
+        sig.notify()
+        loop.run_until_complete(asyncio.wait_for(ev.wait(), 5))
+        sig.discard_async(waiter)
+        sig.discard_async(waiter)
+        assert sig.waiting == 0
+        ev.clear()
+        sig.notify()  # nobody waits: nothing scheduled
+        loop.run_until_complete(asyncio.sleep(0.01))
+        assert not ev.is_set() and sig.generation == 2
+    finally:
+        loop.close()
+
+
 def test_snapshot_then_watch_is_gapless_under_8_writer_threads(store: Store) -> None:
     for i in range(20):
         store.save_resource("K", f"pre{i}", Agent())

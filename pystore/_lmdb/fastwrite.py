@@ -19,6 +19,7 @@ with the same types and messages as the general path's.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from typing import TYPE_CHECKING, Any
@@ -35,11 +36,12 @@ from ..errors import (
 )
 from ._native import ffi, lib
 from .batchbuf import Joined
-from .core import MAX_PAYLOAD, holds_txn
+from .core import MAX_PAYLOAD
 from .hygiene import Stripper
 
 if TYPE_CHECKING:
     from ..store import Store
+    from ..watch import Signal
 
 __all__ = ["FastWriter", "check_revision", "key_context", "last_info", "pack_pairs"]
 
@@ -59,6 +61,9 @@ _KEYEXIST: int = lib.PS_LMDB_KEYEXIST
 _CONFLICT: int = lib.PS_ERR_CONFLICT
 _STORE_STATE = (lib.PS_ERR_CLOSED, lib.PS_ERR_FORKED)
 _WAIT_AGAIN: int = lib.PS_ERR_WAIT_AGAIN  # another writer's txn: the general path waits
+# this thread holds the store's write lock (its transaction() or an update
+# callback): the general path raises its TransactionError
+_HELD: int = errno.EDEADLK
 _GENERAL = None  # a result meaning: take the general path
 
 
@@ -90,9 +95,10 @@ def _failure(result: int) -> Any | None:
     or None: take the general path, because they are gone (``last_info``)
     or because another thread or process held the write txn for a whole wait slice
     (PS_ERR_WAIT_AGAIN: the general path waits in slices, a signal's
-    handler running between them)."""
+    handler running between them), or because this thread holds the
+    store's write lock (EDEADLK: the general path raises TransactionError)."""
     info = last_info(result)
-    return None if info is None or info.rc == _WAIT_AGAIN else info
+    return None if info is None or info.rc == _WAIT_AGAIN or info.rc == _HELD else info
 
 
 def key_context(kind: bytes, id: bytes | None) -> str:
@@ -154,16 +160,71 @@ def _general_error(store: Store, info: Any, where: str) -> StoreError:
 
 
 class FastWriter:
-    """The one-call write paths of one Store (see the module docstring)."""
+    """The one-call write paths of one Store (see the module docstring).
 
-    __slots__ = ("_env", "_plans", "_stripper")
+    ``save_one`` and ``delete_one`` are the unconditional upsert and delete
+    of ``Store.save_resource`` / ``delete_resource``: closures over the
+    store's constants, with no frame of their own beyond the call and no
+    attribute chains (in the bench's regime, caches cold between writes,
+    each object and attribute a write path touches costs; measured in
+    docs/performance.md, round 11).  Either returns the C result, or None:
+    take the general path; a negative result is a failure, which
+    ``save_failed`` / ``delete_failed`` raise or send to the general path.
+    They hold no reference to the Store (no cycle keeps a dropped one open).
 
-    def __init__(self, env: Any, stripper: Stripper) -> None:
+    "This thread holds a transaction()" (or runs update_resource()'s
+    callback) is not checked here: such a thread holds the store's write
+    lock, an error-checking mutex, so the C call's begin reports EDEADLK at
+    once, and the general path then raises its TransactionError.
+    """
+
+    __slots__ = ("_env", "_plans", "_stripper", "delete_one", "save_one")
+
+    def __init__(self, env: Any, stripper: Stripper, known: dict[str, Descriptor],
+                 signal: Signal) -> None:
         self._env = env
         self._stripper = stripper
         # message class -> (its descriptor, its ps_fw_plan or NULL): the
         # stripper's cache, read first on the hot path
-        self._plans = stripper.fw_plans
+        self._plans = plans = stripper.fw_plans
+        fw_entry = stripper.fw_entry
+
+        def save_one(kind: object, id: object, msg: object) -> int | None:
+            try:
+                entry = plans.get(type(msg)) or fw_entry(type(msg))
+                # the kind's schema recorded for this class (the first save
+                # records it: the general path); a non-str kind: the general
+                # path's TypeError (str.encode, the only encode taken)
+                if known.get(kind) is not entry[0]:  # type: ignore[call-overload, index]
+                    return _GENERAL
+                kb = str.encode(kind)  # type: ignore[arg-type]
+                ib = str.encode(id)  # type: ignore[arg-type]
+                data = msg.SerializeToString()  # type: ignore[attr-defined]
+            except (TypeError, UnicodeEncodeError, EncodeError):
+                return _GENERAL  # the general path raises the error
+            rev: int = _save(env, kb, len(kb), ib, len(ib), data, len(data),
+                             entry[1], 0, 0)  # type: ignore[index]
+            if rev >= 0:
+                signal.generation += 1  # Signal.notify, inlined
+                if signal.waiting:
+                    signal.wake()
+            return rev
+
+        def delete_one(kind: object, id: object) -> int | None:
+            try:
+                kb = str.encode(kind)  # type: ignore[arg-type]
+                ib = str.encode(id)  # type: ignore[arg-type]
+            except (TypeError, UnicodeEncodeError):
+                return _GENERAL
+            r: int = _del(env, kb, len(kb), ib, len(ib), 0, 0)
+            if r > 0:
+                signal.generation += 1
+                if signal.waiting:
+                    signal.wake()
+            return r
+
+        self.save_one = save_one
+        self.delete_one = delete_one
 
     # -- one record ---------------------------------------------------------
 
@@ -171,13 +232,13 @@ class FastWriter:
         self, store: Store, kind: object, id: object, msg: object, create: bool,
         if_revision: int | None,
     ) -> int | None:
-        """The revision committed, or None: take the general path."""
+        """A conditional save (``create`` or ``if_revision``): the revision
+        committed, or None: take the general path."""
         entry = self._plans.get(type(msg)) or self._stripper.fw_entry(type(msg))
         if (
             entry is None
             or type(kind) is not str
             or type(id) is not str
-            or (store._tls.txn is not None and holds_txn(store._tls))
             or store._schemas.known.get(kind) is not entry[0]
         ):
             return _GENERAL
@@ -196,27 +257,33 @@ class FastWriter:
         if rev >= 0:
             store._signal.notify()  # this process's watchers wake at once
             return rev
+        self.save_failed(store, rev, kind, id, if_revision)
+        return _GENERAL
+
+    def save_failed(self, store: Store, rev: int, kind: str, id: str,
+                    if_revision: int | None) -> None:
+        """Raise the error of a failed ``ps_fw_save`` (result ``rev`` < 0),
+        or return: take the general path."""
         info = _failure(rev)
         if info is None:
-            return _GENERAL
+            return
         rc = info.rc
         if info.stage == _STRIP or rc == _UNIQUE:
-            return _GENERAL  # strips the slow way / names the unique value's holder
+            return  # strips the slow way / names the unique value's holder
         if rc == _TOO_LARGE:
             raise ValueTooLargeError(
                 f"serialized message is {info.len} bytes; a record holds at most {MAX_PAYLOAD}"
             )
         if rc == _KEYEXIST:
-            raise AlreadyExistsError(f"resource already exists: {key_context(kb, ib)}")
+            raise AlreadyExistsError(f"resource already exists: {kind}/{id}")
         if rc == _CONFLICT and if_revision is not None:
             raise ConflictError(kind, id, if_revision, int(info.actual))
-        raise _general_error(store, info, key_context(kb, ib))
+        raise _general_error(store, info, f"{kind}/{id}")
 
     def delete(self, store: Store, kind: object, id: object, if_revision: object) -> bool | None:
-        """Whether kind/id existed, or None: take the general path."""
-        if type(kind) is not str or type(id) is not str or (
-            store._tls.txn is not None and holds_txn(store._tls)
-        ):
+        """A conditional delete: whether kind/id existed, or None: take the
+        general path."""
+        if type(kind) is not str or type(id) is not str:
             return _GENERAL
         try:
             kb = kind.encode()
@@ -232,18 +299,25 @@ class FastWriter:
             return True
         if r == 0:
             return False
+        self.delete_failed(store, r, kind, id, expected)
+        return _GENERAL
+
+    def delete_failed(self, store: Store, r: int, kind: str, id: str,
+                      expected: int | None) -> None:
+        """Raise the error of a failed ``ps_fw_del``, or return: take the
+        general path."""
         info = _failure(r)
         if info is None:
-            return _GENERAL
+            return
         if info.rc == _CONFLICT and expected is not None:
             raise ConflictError(kind, id, expected, int(info.actual))
-        raise _general_error(store, info, key_context(kb, ib))
+        raise _general_error(store, info, f"{kind}/{id}")
 
     # -- a kind -------------------------------------------------------------
 
     def delete_kind(self, store: Store, kind: object) -> int | None:
         """The number of records deleted, or None: take the general path."""
-        if type(kind) is not str or (store._tls.txn is not None and holds_txn(store._tls)):
+        if type(kind) is not str:
             return _GENERAL
         try:
             kb = kind.encode()
@@ -262,8 +336,6 @@ class FastWriter:
     def save_many(self, store: Store, kind: object, items: Iterable[Any]) -> tuple[int | None, Any]:
         """(the number saved, items) or (None, items): take the general path
         (see ``pack_pairs`` for what is taken here)."""
-        if store._tls.txn is not None and holds_txn(store._tls):
-            return _GENERAL, items
         known = store._schemas.known
         packed = pack_pairs(self._stripper, kind, items, lambda k, d: known.get(k) is d)
         if packed is None:
