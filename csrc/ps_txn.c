@@ -37,17 +37,20 @@ static int resize_map(ps_shared *sh, void *grow)
     return rc;
 }
 
-/* Writemap: is the map's untouched tail shorter than a growth step (a
- * quarter of the map for small maps)?
- * Then a write txn grows it before it begins, so most growths replay
- * nothing (a growth after MDB_MAP_FULL replays the whole txn). */
+/* Writemap: is the map's untouched tail shorter than what a txn like the
+ * last one needs, or than a quarter of a growth step (a quarter of the map
+ * for small maps)?  Then a write txn grows it (by a step) before it
+ * begins, so most growths replay nothing (a growth after MDB_MAP_FULL
+ * replays the whole txn).  A quarter step, not a whole one: the file then
+ * stays within used + need + 1.25 steps (~1.2x the pages in use), where a
+ * whole step let it reach ~1.28x. */
 static int room_low(ps_shared *sh, uint64_t need)
 {
     MDB_envinfo info;
     if (sh->psize == 0 || mdb_env_info(sh->mdb, &info) != 0)
         return 0;
     uint64_t used = ((uint64_t)info.me_last_pgno + 1) * sh->psize;
-    uint64_t map = info.me_mapsize, low = ps_wm_step(map);
+    uint64_t map = info.me_mapsize, low = ps_wm_step(map) / 4;
     if (low > map / 4)
         low = map / 4; /* a small store stays small */
     if (low < need)
