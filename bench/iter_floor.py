@@ -19,6 +19,12 @@ workload kind, in both stores; thread CPU time; median per record):
   cost exactly what py-lmdb's iteration costs;
 * ``objects alone``: only the Resource + datetime part, from prebuilt
   lists (no store at all): the API's own cost per record;
+* ``payloads and ids alone``: the ``bytes`` payload and ``str`` id of each
+  record made from one prebuilt buffer each (slices, one decode and split),
+  with no B-tree walk at all: what any iteration must make besides the
+  objects.  ``objects + payloads and ids (no walk)`` adds it to ``objects
+  alone`` round by round: the least an iteration yielding the API's
+  objects costs, before it reads anything;
 * ``pystore scan only``: pystore's page scan (``reads._scan_records``, the
   ids, payloads, stamps and revisions of each page of 500 as columns), no
   Resource: what pystore's reading costs;
@@ -33,6 +39,7 @@ requires.
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import shutil
@@ -125,6 +132,26 @@ def _expert_resources(env: Any, kind: str, stamps_of: dict[str, tuple[int, int]]
     return go
 
 
+def _payloads_and_ids(datas: list[bytes], ids: list[str]) -> Callable[[], int]:
+    """The bytes and str per record that any iteration yielding the API's
+    objects must make, from one prebuilt buffer each and no B-tree walk: the
+    payloads sliced out as pystore's scan slices them from the map, the ids
+    made by one decode and split of a NUL-joined buffer."""
+    blob = b"".join(datas)
+    ends = list(itertools.accumulate(map(len, datas)))
+    starts = [0, *ends[:-1]]
+    id_blob = "\0".join(ids).encode()
+
+    def go() -> int:
+        payloads = list(map(blob.__getitem__, map(slice, starts, ends)))
+        names = id_blob.decode().split("\0")
+        if len(names) != len(payloads):
+            raise AssertionError("payloads and ids differ in number")
+        return len(payloads)
+
+    return go
+
+
 def _stamp_lookup_cost(ids: list[str], stamps_of: dict[str, tuple[int, int]]
                        ) -> Callable[[], int]:
     """The dict lookup ``expert + Resource`` adds (subtracted from it)."""
@@ -196,6 +223,7 @@ def main() -> None:
             "(its stamp lookup)": _stamp_lookup_cost(ids, stamps_of),
             "objects alone": _objects(wl.LIST_KIND, ids, [r.data for r in got],
                                       [r.updated_ns for r in got], [r.revision for r in got]),
+            "payloads and ids alone": _payloads_and_ids([r.data for r in got], ids),
             "pystore scan only": _scan_only(ps.store, wl.LIST_KIND),
             "pystore": lambda: ps.iter_records(wl.LIST_KIND),
         }
@@ -216,7 +244,13 @@ def main() -> None:
     # expert + Resource minus its dict lookup (pystore gets stamps from the scan)
     floor = [a - b for a, b in zip(times["expert + Resource"], times["(its stamp lookup)"],
                                    strict=True)]
-    rows = [(c, times[c]) for c in cases] + [("expert + Resource - lookup", floor)]
+    # the least an iteration yielding the API's objects does, with no walk
+    least = [a + b for a, b in zip(times["objects alone"], times["payloads and ids alone"],
+                                   strict=True)]
+    rows = [(c, times[c]) for c in cases] + [
+        ("expert + Resource - lookup", floor),
+        ("objects + payloads and ids (no walk)", least),
+    ]
     print(f"iter_resources floor: {n} records, {rounds} rounds, thread CPU, µs per record")
     print("| case | µs/record | / expert |")
     print("|---|---|---|")
