@@ -217,17 +217,18 @@ def main() -> None:
         n = len(got)
         stamps_of = {r.id: (r.updated_ns, r.revision) for r in got}
         ids = [r.id for r in got]
+        datas = [r.data for r in got]
         cases: dict[str, Callable[[], int]] = {
             "expert": lambda: ex.iter_records(wl.LIST_KIND),
             "expert + Resource": _expert_resources(ex.env, wl.LIST_KIND, stamps_of),
             "(its stamp lookup)": _stamp_lookup_cost(ids, stamps_of),
-            "objects alone": _objects(wl.LIST_KIND, ids, [r.data for r in got],
+            "objects alone": _objects(wl.LIST_KIND, ids, datas,
                                       [r.updated_ns for r in got], [r.revision for r in got]),
-            "payloads and ids alone": _payloads_and_ids([r.data for r in got], ids),
+            "payloads and ids alone": _payloads_and_ids(datas, ids),
             "pystore scan only": _scan_only(ps.store, wl.LIST_KIND),
             "pystore": lambda: ps.iter_records(wl.LIST_KIND),
         }
-        del got
+        del got, datas
         times: dict[str, list[float]] = {c: [] for c in cases}
         for fn in cases.values():  # warm
             _cpu(fn, n)

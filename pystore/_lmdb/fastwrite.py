@@ -178,12 +178,14 @@ class FastWriter:
     once, and the general path then raises its TransactionError.
     """
 
-    __slots__ = ("_env", "_plans", "_stripper", "delete_one", "save_one")
+    __slots__ = ("_env", "_known", "_plans", "_signal", "_stripper", "delete_one", "save_one")
 
     def __init__(self, env: Any, stripper: Stripper, known: dict[str, Descriptor],
                  signal: Signal) -> None:
         self._env = env
         self._stripper = stripper
+        self._known = known  # kind -> the descriptor whose schema is recorded
+        self._signal = signal  # this path's watchers (Signal.notify after a commit)
         # message class -> (its descriptor, its ps_fw_plan or NULL): the
         # stripper's cache, read first on the hot path
         self._plans = plans = stripper.fw_plans
@@ -239,7 +241,7 @@ class FastWriter:
             entry is None
             or type(kind) is not str
             or type(id) is not str
-            or store._schemas.known.get(kind) is not entry[0]
+            or self._known.get(kind) is not entry[0]
         ):
             return _GENERAL
         try:
@@ -255,7 +257,7 @@ class FastWriter:
         rev: int = _save(self._env, kb, len(kb), ib, len(ib), data, len(data), entry[1],
                          flags, expected)
         if rev >= 0:
-            store._signal.notify()  # this process's watchers wake at once
+            self._signal.notify()  # this process's watchers wake at once
             return rev
         self.save_failed(store, rev, kind, id, if_revision)
         return _GENERAL
@@ -295,7 +297,7 @@ class FastWriter:
         r: int = _del(self._env, kb, len(kb), ib, len(ib), 0 if expected is None else _IF_REV,
                       expected or 0)
         if r > 0:
-            store._signal.notify()
+            self._signal.notify()
             return True
         if r == 0:
             return False
@@ -330,13 +332,13 @@ class FastWriter:
                 return _GENERAL
             raise _general_error(store, info, key_context(kb, None))
         if n:  # deleted something: a revision was committed
-            store._signal.notify()
+            self._signal.notify()
         return n
 
     def save_many(self, store: Store, kind: object, items: Iterable[Any]) -> tuple[int | None, Any]:
         """(the number saved, items) or (None, items): take the general path
         (see ``pack_pairs`` for what is taken here)."""
-        known = store._schemas.known
+        known = self._known
         packed = pack_pairs(self._stripper, kind, items, lambda k, d: known.get(k) is d)
         if packed is None:
             return _GENERAL, items
@@ -353,7 +355,7 @@ class FastWriter:
             joined.close()
         if r >= 0:
             if r:  # saved something: a revision was committed
-                store._signal.notify()
+                self._signal.notify()
             return r, items
         info = _failure(r)
         if info is None:
